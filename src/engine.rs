@@ -1,0 +1,321 @@
+//! The compute stage: owns every symbol's market state and turns events into decisions and records.
+//!
+//! [`Engine::on_event`] is the single entry point, called on the pinned compute thread for every event in ring
+//! order. It reads time only from events (exchange time), never from the wall clock, so a recording replayed
+//! through it gives the same bars, counts and decisions every time. Per-symbol state is created on the
+//! `SymbolDef` event that announces the symbol (bounded by `max_symbols`), after which nothing allocates.
+
+use crate::bars::{Bar, BarRange, RangeBars};
+use crate::book::{Book, BookConfig, BookOutcome};
+use crate::decimal::Scale;
+use crate::event::{EventKind, MarketEvent, SymbolId};
+use crate::symbols::SymbolName;
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Book limits.
+    pub book: BookConfig,
+    /// Bar range for symbols without a fixed range.
+    pub bar_range: BarRange,
+    /// Fixed bar ranges in price units (e.g. BTCUSDT = "50"), converted to ticks when the tick is known.
+    pub fixed_ranges: Vec<(SymbolName, String)>,
+    /// Most symbols.
+    pub max_symbols: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            book: BookConfig::default(),
+            bar_range: BarRange::Pct(0.05),
+            fixed_ranges: Vec::new(),
+            max_symbols: 64,
+        }
+    }
+}
+
+/// What the compute thread sends to the persistence thread.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Record {
+    /// A symbol and its scales (sent before any other record of the symbol).
+    Symbol {
+        /// Id.
+        id: SymbolId,
+        /// Name.
+        name: SymbolName,
+        /// Price scale.
+        price: Scale,
+        /// Quantity scale.
+        qty: Scale,
+    },
+    /// A closed range bar.
+    Bar {
+        /// Symbol.
+        symbol: SymbolId,
+        /// The bar.
+        bar: Bar,
+    },
+}
+
+/// Book tickers waiting for the depth update with the same `u` (the bookTicker stream usually runs ahead of the
+/// depth stream, so the book reaches a ticker's `u` only after the ticker arrived). Fixed capacity; the oldest
+/// entry is overwritten.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuditQueue {
+    items: [(u64, i64, i64, i64, i64); AUDIT_PENDING],
+    len: usize,
+}
+
+/// Book tickers kept waiting per symbol.
+pub const AUDIT_PENDING: usize = 32;
+
+impl AuditQueue {
+    fn push(&mut self, t: (u64, i64, i64, i64, i64)) {
+        if self.len == AUDIT_PENDING {
+            self.items.copy_within(1.., 0);
+            self.len -= 1;
+        }
+        self.items[self.len] = t;
+        self.len += 1;
+    }
+
+    /// Compares the waiting tickers with `u == last_u` against the book and drops those the book has passed.
+    /// Returns (compared, matched).
+    fn settle(&mut self, book: &Book) -> (u64, u64) {
+        let last_u = book.last_update_id();
+        let (mut compared, mut matched) = (0, 0);
+        let mut keep = 0;
+        for i in 0..self.len {
+            let t = self.items[i];
+            if t.0 == last_u {
+                compared += 1;
+                matched += ticker_matches(book, t) as u64;
+            } else if t.0 > last_u {
+                self.items[keep] = t;
+                keep += 1;
+            }
+        }
+        self.len = keep;
+        (compared, matched)
+    }
+}
+
+fn ticker_matches(book: &Book, (_, bp, bq, ap, aq): (u64, i64, i64, i64, i64)) -> bool {
+    matches!(book.top(), (Some(b), Some(a)) if b.px == bp && b.qty == bq && a.px == ap && a.qty == aq)
+}
+
+/// Per-symbol counters and state.
+#[derive(Debug, Clone)]
+pub struct SymbolState {
+    /// Name.
+    pub name: SymbolName,
+    /// Price scale (ticks).
+    pub price: Option<Scale>,
+    /// Quantity scale (steps).
+    pub qty: Option<Scale>,
+    /// Local order book.
+    pub book: Book,
+    /// Range bars.
+    pub bars: RangeBars,
+    /// Market trades.
+    pub trades: u64,
+    /// Market traded quantity in steps.
+    pub trade_qty: i64,
+    /// Non-market prints (never in volume or bars).
+    pub non_market_trades: u64,
+    /// bookTicker messages.
+    pub book_tickers: u64,
+    /// bookTicker messages compared with the book when the book's last applied depth `u` equalled theirs
+    /// (at arrival, or later when the depth update with that `u` was applied).
+    pub audit_compared: u64,
+    /// Tickers waiting for their depth update.
+    pub audit_queue: AuditQueue,
+    /// … of which the book's best bid and ask (price and quantity) agreed.
+    pub audit_matched: u64,
+    /// Mark price (1e-8) of the last markPriceUpdate.
+    pub mark_price_e8: i64,
+    /// markPriceUpdate messages.
+    pub mark_prices: u64,
+    /// Frames of this symbol lost upstream (ring full).
+    pub dropped_frames: u64,
+    /// Exchange time of the last event.
+    pub last_exch_ns: i64,
+}
+
+/// Engine-wide counters.
+#[derive(Debug, Clone, Default)]
+pub struct EngineStats {
+    /// Events processed.
+    pub events: u64,
+    /// Records that could not be handed to the persistence ring even after buffering (must stay 0).
+    pub records_lost: u64,
+    /// Events for a symbol id never announced (must stay 0).
+    pub orphan_events: u64,
+    /// SymbolDef events beyond `max_symbols`.
+    pub symbols_over_limit: u64,
+}
+
+/// The compute stage (see the module doc).
+pub struct Engine {
+    cfg: EngineConfig,
+    /// Symbols by id.
+    pub symbols: Vec<SymbolState>,
+    /// Counters.
+    pub stats: EngineStats,
+}
+
+/// The verdict for one event (what the caller times as "decision").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing to decide.
+    None,
+    /// The event changed the book.
+    Book(BookOutcome),
+    /// The event closed a bar.
+    BarClosed,
+}
+
+impl Engine {
+    /// An engine with room for `cfg.max_symbols` symbols.
+    pub fn new(cfg: EngineConfig) -> Self {
+        let symbols = Vec::with_capacity(cfg.max_symbols);
+        Engine {
+            cfg,
+            symbols,
+            stats: EngineStats::default(),
+        }
+    }
+
+    fn range_for(&self, name: &SymbolName, price: Option<Scale>) -> BarRange {
+        if let Some(scale) = price
+            && let Some((_, v)) = self.cfg.fixed_ranges.iter().find(|(n, _)| n == name)
+            && let Ok(t) = scale.parse(v.as_bytes())
+        {
+            return BarRange::Ticks(t.max(1));
+        }
+        self.cfg.bar_range
+    }
+
+    fn on_symbol_def(&mut self, e: &MarketEvent, out: &mut impl FnMut(Record)) {
+        let id = e.symbol as usize;
+        let name = e.symbol_name();
+        let price = Scale::unpack(e.p[2]);
+        let qty = Scale::unpack(e.p[3]);
+        if id == self.symbols.len() {
+            if id >= self.cfg.max_symbols {
+                self.stats.symbols_over_limit += 1;
+                return;
+            }
+            let range = self.range_for(&name, price);
+            self.symbols.push(SymbolState {
+                name,
+                price,
+                qty,
+                book: Book::new(self.cfg.book),
+                bars: RangeBars::new(range),
+                trades: 0,
+                trade_qty: 0,
+                non_market_trades: 0,
+                book_tickers: 0,
+                audit_compared: 0,
+                audit_matched: 0,
+                audit_queue: AuditQueue::default(),
+                mark_price_e8: 0,
+                mark_prices: 0,
+                dropped_frames: 0,
+                last_exch_ns: 0,
+            });
+        } else if id < self.symbols.len() {
+            let range = self.range_for(&name, price);
+            let s = &mut self.symbols[id];
+            if s.price != price && s.bars.current().is_none() {
+                s.bars = RangeBars::new(range);
+            }
+            s.price = price;
+            s.qty = qty;
+        } else {
+            self.stats.orphan_events += 1;
+            return;
+        }
+        if let (Some(price), Some(qty)) = (price, qty) {
+            out(Record::Symbol {
+                id: e.symbol,
+                name,
+                price,
+                qty,
+            });
+        }
+    }
+
+    /// Processes one event; records for the persistence thread go to `out`.
+    #[inline]
+    pub fn on_event(&mut self, e: &MarketEvent, out: &mut impl FnMut(Record)) -> Verdict {
+        self.stats.events += 1;
+        if e.kind == EventKind::SymbolDef {
+            self.on_symbol_def(e, out);
+            return Verdict::None;
+        }
+        let Some(s) = self.symbols.get_mut(e.symbol as usize) else {
+            self.stats.orphan_events += 1;
+            return Verdict::None;
+        };
+        if e.exch_ts_ns > s.last_exch_ns {
+            s.last_exch_ns = e.exch_ts_ns;
+        }
+        match e.kind {
+            EventKind::Trade => {
+                let (px, qty, id, maker) = e.trade();
+                s.trades += 1;
+                s.trade_qty += qty;
+                if let Some(bar) = s.bars.on_trade(px, qty, maker, e.exch_ts_ns, id) {
+                    out(Record::Bar {
+                        symbol: e.symbol,
+                        bar,
+                    });
+                    return Verdict::BarClosed;
+                }
+                Verdict::None
+            }
+            EventKind::NonMarketTrade => {
+                s.non_market_trades += 1;
+                Verdict::None
+            }
+            EventKind::Depth | EventKind::Snapshot | EventKind::Levels => {
+                let o = s.book.on_event(e);
+                if matches!(o, BookOutcome::Applied | BookOutcome::Synced) && s.audit_queue.len > 0
+                {
+                    let (c, m) = s.audit_queue.settle(&s.book);
+                    s.audit_compared += c;
+                    s.audit_matched += m;
+                }
+                Verdict::Book(o)
+            }
+            EventKind::BookTicker => {
+                s.book_tickers += 1;
+                let (bp, bq, ap, aq, u) = e.book_ticker();
+                if s.book.is_synced() {
+                    let last_u = s.book.last_update_id();
+                    if u == last_u {
+                        s.audit_compared += 1;
+                        s.audit_matched += ticker_matches(&s.book, (u, bp, bq, ap, aq)) as u64;
+                    } else if u > last_u {
+                        s.audit_queue.push((u, bp, bq, ap, aq));
+                    }
+                }
+                Verdict::None
+            }
+            EventKind::MarkPrice => {
+                s.mark_prices += 1;
+                s.mark_price_e8 = e.p[0];
+                Verdict::None
+            }
+            EventKind::Dropped => {
+                s.dropped_frames += e.p[0] as u64;
+                s.book.invalidate();
+                Verdict::Book(BookOutcome::LostSync)
+            }
+            EventKind::SymbolDef | EventKind::None => Verdict::None,
+        }
+    }
+}

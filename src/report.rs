@@ -1,0 +1,160 @@
+//! Replay summaries: the `--json` object and the human-readable summary with the latency table.
+
+use serde_json::{Map, Value, json};
+
+use crate::latency;
+use crate::parse::ParseError;
+use crate::pipeline::ReplayReport;
+
+/// The `--json` object.
+pub fn to_json(r: &ReplayReport) -> Value {
+    let p = &r.parse;
+    let f = &r.feed;
+    let frames = p.frames;
+    let secs = r.elapsed.as_secs_f64();
+    let mut symbols = Map::new();
+    for s in &r.engine.symbols {
+        let (bid, ask) = s.book.top();
+        let fmt_px = |px: Option<i64>| -> Value {
+            match (px, s.price) {
+                (Some(px), Some(sc)) => Value::String(sc.to_string(px)),
+                _ => Value::Null,
+            }
+        };
+        let bs = &s.book.stats;
+        symbols.insert(
+            s.name.as_str().to_string(),
+            json!({
+                "trades": s.trades,
+                "trade_qty": s.qty.map(|q| q.to_string(s.trade_qty)).unwrap_or_else(|| s.trade_qty.to_string()),
+                "non_market_trades": s.non_market_trades,
+                "depth_applied": bs.depth_applied,
+                "gaps": bs.gaps,
+                "resyncs": bs.resyncs,
+                "snapshots_applied": bs.snapshots_applied,
+                "stale_snapshots": bs.stale_snapshots,
+                "crossed": bs.crossed,
+                "synced": s.book.is_synced(),
+                "best_bid": fmt_px(bid.map(|l| l.px)),
+                "best_ask": fmt_px(ask.map(|l| l.px)),
+                "bars": s.bars.closed,
+                "book_audit": {"compared": s.audit_compared, "matched": s.audit_matched},
+            }),
+        );
+    }
+    let mut lat = Map::new();
+    for (name, m) in &r.latency {
+        lat.insert(
+            name.to_string(),
+            json!({"count": m.count, "p50": m.p50, "p90": m.p90, "p99": m.p99, "p999": m.p999, "max": m.max}),
+        );
+    }
+    let mut malformed_kinds = Map::new();
+    for (i, n) in p.malformed.iter().enumerate() {
+        if *n > 0 {
+            malformed_kinds.insert(ParseError::kind_name(i).to_string(), json!(n));
+        }
+    }
+    if f.bad_lines > 0 {
+        malformed_kinds.insert("bad_line".into(), json!(f.bad_lines));
+    }
+    if f.oversize_lines > 0 {
+        malformed_kinds.insert("oversize_line".into(), json!(f.oversize_lines));
+    }
+    json!({
+        "frames": frames,
+        "events": {
+            "trade": p.trade,
+            "non_market_trade": p.non_market_trade,
+            "depth": p.depth,
+            "book_ticker": p.book_ticker,
+            "mark_price": p.mark_price,
+            "snapshot": p.snapshot,
+            "other": p.unknown_event + p.control + p.exchange_info,
+        },
+        "unknown_event": p.unknown_event,
+        "malformed": p.malformed_total() + f.malformed_lines(),
+        "malformed_kinds": malformed_kinds,
+        "ring_full": f.ring_full,
+        "frames_dropped": f.frames_dropped,
+        "records_lost": r.engine.stats.records_lost,
+        "bars_written": r.persist.bars_written,
+        "elapsed_s": secs,
+        "frames_per_s": if secs > 0.0 { frames as f64 / secs } else { 0.0 },
+        "symbols": symbols,
+        "latency_ns": lat,
+    })
+}
+
+/// The human-readable summary.
+pub fn to_text(r: &ReplayReport) -> String {
+    let p = &r.parse;
+    let f = &r.feed;
+    let secs = r.elapsed.as_secs_f64();
+    let mut s = String::new();
+    s.push_str(&format!(
+        "replayed {} frames in {:.3} s ({:.0} frames/s): trade {}, non-market {}, depth {}, bookTicker {}, markPrice {}, snapshot {}, other {}\n",
+        p.frames,
+        secs,
+        if secs > 0.0 { p.frames as f64 / secs } else { 0.0 },
+        p.trade,
+        p.non_market_trade,
+        p.depth,
+        p.book_ticker,
+        p.mark_price,
+        p.snapshot,
+        p.unknown_event + p.control + p.exchange_info
+    ));
+    s.push_str(&format!(
+        "malformed {} (lines {}), unknown events {}, ring full {}, frames dropped {}, records lost {}\n\n",
+        p.malformed_total() + f.malformed_lines(),
+        f.malformed_lines(),
+        p.unknown_event,
+        f.ring_full,
+        f.frames_dropped,
+        r.engine.stats.records_lost
+    ));
+    s.push_str(&format!(
+        "{:<12} {:>8} {:>14} {:>8} {:>5} {:>7} {:>7} {:>14} {:>14} {:>6} {:>15}\n",
+        "symbol",
+        "trades",
+        "trade_qty",
+        "depth",
+        "gaps",
+        "resyncs",
+        "synced",
+        "best_bid",
+        "best_ask",
+        "bars",
+        "audit"
+    ));
+    for sym in &r.engine.symbols {
+        let (bid, ask) = sym.book.top();
+        let px = |l: Option<crate::event::Level>| match (l, sym.price) {
+            (Some(l), Some(sc)) => sc.to_string(l.px),
+            _ => "-".into(),
+        };
+        s.push_str(&format!(
+            "{:<12} {:>8} {:>14} {:>8} {:>5} {:>7} {:>7} {:>14} {:>14} {:>6} {:>15}\n",
+            sym.name.as_str(),
+            sym.trades,
+            sym.qty
+                .map(|q| q.to_string(sym.trade_qty))
+                .unwrap_or_default(),
+            sym.book.stats.depth_applied,
+            sym.book.stats.gaps,
+            sym.book.stats.resyncs,
+            if sym.book.is_synced() { "yes" } else { "no" },
+            px(bid),
+            px(ask),
+            sym.bars.closed,
+            format!("{}/{}", sym.audit_matched, sym.audit_compared)
+        ));
+    }
+    s.push('\n');
+    s.push_str("latency per stage (monotonic clock; replay --speed asap includes queueing in ring_wait):\n");
+    s.push_str(&latency::table(
+        &r.latency.iter().map(|(n, m)| (*n, *m)).collect::<Vec<_>>(),
+    ));
+    s
+}
