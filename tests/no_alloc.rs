@@ -1,0 +1,125 @@
+//! The hot path (parse → ring → compute decision) allocates nothing after warm-up.
+//!
+//! A counting global allocator counts allocations made on this test's thread while counting is on. The real
+//! BTCUSDT sample is loaded into memory first; the first part warms up (symbol creation, buffers reaching their
+//! working size), then every remaining frame goes through `Parser::parse_frame`, the SPSC ring and
+//! `Engine::on_event` with counting on, and the count must be zero.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rusto::engine::{Engine, EngineConfig, Record};
+use rusto::event::MarketEvent;
+use rusto::feed::{Line, classify};
+use rusto::parse::{FrameMeta, MAX_EVENTS_PER_FRAME, Parser};
+use rusto::symbols::{SymbolName, SymbolTable};
+
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn counting() -> bool {
+    COUNTING.try_with(|c| c.get()).unwrap_or(false)
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; we only count.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if counting() {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as our caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if counting() {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as our caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if counting() {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn load_lines() -> Vec<(i64, Vec<u8>)> {
+    let mut out = Vec::new();
+    for f in [
+        "data/sample/btcusdt_20230404.dat.gz",
+        "data/sample/btcusdt_20230405.dat.gz",
+    ] {
+        let raw = std::fs::read(f).unwrap();
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&raw[..]), &mut text)
+            .unwrap();
+        for line in text.split(|&c| c == b'\n') {
+            if let Line::Frame { ts_ns, json, .. } = classify(line) {
+                out.push((ts_ns, json.to_vec()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn hot_path_allocates_nothing_after_warm_up() {
+    let lines = load_lines();
+    assert!(lines.len() > 70_000);
+    let mut parser = Parser::new(SymbolTable::new(64, vec![]), 1 << 20);
+    let mut engine = Engine::new(EngineConfig::default());
+    let (mut tx, mut rx) = rusto::ring::ring::<MarketEvent>(1 << 16);
+    let mut staging: Vec<MarketEvent> = Vec::with_capacity(MAX_EVENTS_PER_FRAME);
+    let mut records: Vec<Record> = Vec::with_capacity(1 << 16);
+    let hint = SymbolName::new(b"BTCUSDT");
+    let warm = lines.len() / 5;
+    let mut events = 0u64;
+    for (k, (ts, frame)) in lines.iter().enumerate() {
+        if k == warm {
+            COUNTING.with(|c| c.set(true));
+        }
+        let meta = FrameMeta {
+            local_ts_ns: *ts,
+            stamp_ns: rusto::clock::now_ns(),
+            snapshot_symbol: hint,
+        };
+        staging.clear();
+        let _ = parser.parse_frame(frame, &meta, &mut staging);
+        tx.push_slice(&staging).unwrap();
+        rx.pop_batch(usize::MAX, |e| {
+            let _ = engine.on_event(&e, &mut |r| {
+                if records.len() < records.capacity() {
+                    records.push(r)
+                }
+            });
+            events += 1;
+        });
+    }
+    COUNTING.with(|c| c.set(false));
+    let allocs = ALLOCS.load(Ordering::Relaxed);
+    let s = &engine.symbols[0];
+    assert!(
+        s.book.is_synced() && s.audit_compared > 0 && s.trades > 10_000,
+        "the real pipeline ran"
+    );
+    assert!(events > 200_000);
+    assert_eq!(
+        allocs, 0,
+        "{allocs} heap allocations on the hot path after warm-up"
+    );
+}

@@ -1,0 +1,229 @@
+//! Replays of real recordings through the full threaded pipeline, checked against independent counts.
+
+use std::path::{Path, PathBuf};
+
+use rusto::config::Config;
+use rusto::pipeline::{ReplayOptions, ReplayReport, Speed, run_replay};
+
+fn replay_with(files: &[PathBuf], bars_csv: Option<PathBuf>) -> ReplayReport {
+    let opts = ReplayOptions {
+        files: files.to_vec(),
+        speed: Speed::Asap,
+        bars_csv,
+        exchange_info: None,
+    };
+    run_replay(&Config::default(), &opts).unwrap()
+}
+
+fn read_text(p: &Path) -> String {
+    let raw = std::fs::read(p).unwrap();
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(&raw[..]), &mut s)
+            .unwrap();
+        s
+    } else {
+        String::from_utf8(raw).unwrap()
+    }
+}
+
+/// Independent count of market trades and their total quantity per symbol, with serde_json.
+fn expected_trades(files: &[PathBuf]) -> std::collections::BTreeMap<String, (u64, f64, u64)> {
+    let mut m = std::collections::BTreeMap::new();
+    for f in files {
+        for line in read_text(f).lines() {
+            let Some(i) = line.find('{') else { continue };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line[i..]) else {
+                continue;
+            };
+            let d = v.get("data").unwrap_or(&v);
+            let e = d.get("e").and_then(|e| e.as_str()).unwrap_or("");
+            let sym = d
+                .get("s")
+                .and_then(|s| s.as_str())
+                .unwrap_or("")
+                .to_string();
+            let entry = m.entry(sym).or_insert((0u64, 0f64, 0u64));
+            match e {
+                "aggTrade" => {
+                    entry.0 += 1;
+                    entry.1 += d["q"].as_str().unwrap().parse::<f64>().unwrap();
+                }
+                "trade" if d["X"] == "MARKET" => {
+                    entry.0 += 1;
+                    entry.1 += d["q"].as_str().unwrap().parse::<f64>().unwrap();
+                }
+                "trade" => entry.2 += 1,
+                _ => {}
+            }
+        }
+    }
+    m.retain(|_, v| v.0 + v.2 > 0);
+    m
+}
+
+fn check_real(files: &[PathBuf]) -> ReplayReport {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let k = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let csv = std::env::temp_dir().join(format!("rusto-bars-{}-{k}.csv", std::process::id()));
+    let r = replay_with(files, Some(csv.clone()));
+    assert_eq!(
+        r.parse.malformed_total() + r.feed.malformed_lines(),
+        0,
+        "real data has no malformed frame"
+    );
+    assert_eq!(r.feed.frames_dropped, 0);
+    assert_eq!(r.engine.stats.records_lost, 0);
+    let expected = expected_trades(files);
+    for s in &r.engine.symbols {
+        let name = s.name.as_str();
+        let bs = &s.book.stats;
+        assert_eq!(bs.gaps, 0, "{name}: the real recordings have no pu gap");
+        assert_eq!(bs.crossed, 0, "{name}: the book is never crossed");
+        assert!(s.book.is_synced(), "{name}: synced at the end");
+        assert_eq!(bs.resyncs, 1, "{name}");
+        assert!(
+            s.audit_compared > 0,
+            "{name}: the book audit compared tickers"
+        );
+        assert_eq!(
+            s.audit_compared, s.audit_matched,
+            "{name}: every compared bookTicker matches the book"
+        );
+        let (n, qty, non_market) = expected[name];
+        assert_eq!(s.trades, n, "{name}: every market trade counted once");
+        assert_eq!(s.non_market_trades, non_market, "{name}");
+        let q = s.qty.unwrap().to_f64(s.trade_qty);
+        assert!(
+            (q - qty).abs() < 1e-6 * qty.max(1.0),
+            "{name}: traded quantity {q} vs {qty}"
+        );
+        // Bar volumes plus the open bar add up to the traded quantity exactly.
+        let open = s.bars.current().map_or(0, |b| b.volume);
+        let text = std::fs::read_to_string(&csv).unwrap();
+        let mut closed_units = 0i64;
+        let mut bars = 0u64;
+        for line in text
+            .lines()
+            .skip(1)
+            .filter(|l| l.starts_with(&format!("{name},")))
+        {
+            let cols: Vec<&str> = line.split(',').collect();
+            closed_units += s.qty.unwrap().parse(cols[7].as_bytes()).unwrap();
+            let (hi, lo) = (
+                s.price.unwrap().parse(cols[4].as_bytes()).unwrap(),
+                s.price.unwrap().parse(cols[5].as_bytes()).unwrap(),
+            );
+            let range: i64 = cols[11].parse().unwrap();
+            assert!(hi - lo <= range, "{name}: bar wider than its range: {line}");
+            let (buy, sell) = (
+                s.qty.unwrap().parse(cols[8].as_bytes()).unwrap(),
+                s.qty.unwrap().parse(cols[9].as_bytes()).unwrap(),
+            );
+            assert_eq!(
+                buy + sell,
+                s.qty.unwrap().parse(cols[7].as_bytes()).unwrap()
+            );
+            bars += 1;
+        }
+        assert_eq!(bars, s.bars.closed, "{name}");
+        assert_eq!(
+            closed_units + open,
+            s.trade_qty,
+            "{name}: bar volumes sum to the traded volume"
+        );
+    }
+    assert_eq!(r.engine.symbols.len(), expected.len());
+    let _ = std::fs::remove_file(csv);
+    r
+}
+
+fn sample() -> Vec<PathBuf> {
+    vec![
+        "data/sample/btcusdt_20230404.dat.gz".into(),
+        "data/sample/btcusdt_20230405.dat.gz".into(),
+    ]
+}
+
+#[test]
+fn bundled_btcusdt_sample() {
+    let r = check_real(&sample());
+    assert_eq!(r.parse.frames, 13_384 + 60_381);
+    assert_eq!(r.parse.snapshot, 1);
+    assert_eq!(
+        (r.parse.depth, r.parse.book_ticker, r.parse.mark_price),
+        (4_322 + 11_788, 6_765 + 37_440, 99 + 415)
+    );
+    let s = &r.engine.symbols[0];
+    assert_eq!(s.name.as_str(), "BTCUSDT");
+    // Pinned on this recording so a change in behaviour is noticed.
+    assert_eq!(s.trades, 12_934);
+    assert_eq!(s.qty.unwrap().to_string(s.trade_qty), "1189.085");
+    assert_eq!(s.non_market_trades, 1, "the INSURANCE_FUND print");
+    assert_eq!(
+        s.book.stats.depth_applied, 16_110,
+        "the first diff after the snapshot bridges it: every diff applied"
+    );
+    let (b, a) = s.book.top();
+    assert_eq!(s.price.unwrap().to_string(b.unwrap().px), "28140.10");
+    assert_eq!(s.price.unwrap().to_string(a.unwrap().px), "28140.20");
+    assert_eq!(s.audit_compared, 1565);
+}
+
+#[test]
+fn cryptofeed_ws_with_separate_http_snapshots() {
+    let r = check_real(&[
+        "tests/data/BINANCE_FUTURES.ws.1.0.txt".into(),
+        "tests/data/BINANCE_FUTURES.http.0.0.txt".into(),
+    ]);
+    assert_eq!(r.engine.symbols.len(), 4);
+    assert_eq!(r.parse.snapshot, 4);
+}
+
+#[test]
+fn every_recording_in_shared_data() {
+    let d = Path::new("../shared/data");
+    if !d.exists() {
+        eprintln!("../shared/data not present: skipped");
+        return;
+    }
+    let c = d.join("cryptofeed-binance-futures-raw");
+    check_real(&[
+        c.join("BINANCE_FUTURES.ws.5.0.txt"),
+        c.join("BINANCE_FUTURES.http.4.0.txt"),
+    ]);
+    check_real(&[c.join("BINANCE_FUTURES-1125a2.0.txt")]);
+    let h = d.join("hftbacktest-usdm-raw");
+    check_real(&[
+        h.join("btcusdt_20230404.dat.gz"),
+        h.join("btcusdt_20230405.dat.gz"),
+    ]);
+}
+
+fn strip_timing(mut v: serde_json::Value) -> serde_json::Value {
+    let o = v.as_object_mut().unwrap();
+    for k in ["latency_ns", "elapsed_s", "frames_per_s", "ring_full"] {
+        o.remove(k);
+    }
+    v
+}
+
+#[test]
+fn same_input_same_output() {
+    let files = sample();
+    let dir = std::env::temp_dir();
+    let (c1, c2) = (
+        dir.join(format!("rusto-det1-{}.csv", std::process::id())),
+        dir.join(format!("rusto-det2-{}.csv", std::process::id())),
+    );
+    let r1 = replay_with(&files, Some(c1.clone()));
+    let r2 = replay_with(&files, Some(c2.clone()));
+    assert_eq!(
+        strip_timing(rusto::report::to_json(&r1)),
+        strip_timing(rusto::report::to_json(&r2))
+    );
+    let (b1, b2) = (std::fs::read(&c1).unwrap(), std::fs::read(&c2).unwrap());
+    assert!(b1.len() > 100);
+    assert_eq!(b1, b2, "bars identical run after run");
+    let _ = (std::fs::remove_file(c1), std::fs::remove_file(c2));
+}
