@@ -14,6 +14,7 @@ pub mod config;
 pub mod decimal;
 pub mod engine;
 pub mod event;
+pub mod fastpath;
 pub mod feed;
 pub mod latency;
 pub mod parse;

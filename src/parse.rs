@@ -140,6 +140,8 @@ pub struct ParseStats {
     pub malformed: [u64; ParseError::KINDS],
     /// Symbols whose scales were inferred from decimals (no exchangeInfo entry).
     pub inferred_scales: u64,
+    /// Frames taken by the hand-written fast path (the rest went through simd-json).
+    pub fast_path: u64,
 }
 
 impl ParseStats {
@@ -160,10 +162,10 @@ pub struct FrameMeta {
     pub snapshot_symbol: Option<SymbolName>,
 }
 
-// Field slots collected in one pass over an object.
-#[derive(Clone, Copy)]
-#[allow(clippy::enum_variant_names)]
-enum F {
+/// Field slots collected in one pass over an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names, missing_docs)]
+pub(crate) enum F {
     LowerE,
     UpperE,
     UpperT,
@@ -194,11 +196,11 @@ enum F {
     Id,
     Symbols,
 }
-const NF: usize = 29;
+pub(crate) const NF: usize = 29;
 
 #[inline]
-fn field_of(key: &str) -> Option<F> {
-    Some(match key.as_bytes() {
+pub(crate) fn field_of(key: &[u8]) -> Option<F> {
+    Some(match key {
         b"e" => F::LowerE,
         b"E" => F::UpperE,
         b"T" => F::UpperT,
@@ -241,13 +243,47 @@ fn skip(nodes: &[Node<'_>], i: usize) -> usize {
     }
 }
 
-struct Fields {
+/// A field value as the handlers see it, from either the simd-json tape or the fast scanner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Val<'i> {
+    /// Not present.
+    Missing,
+    /// A string without escapes.
+    Str(&'i str),
+    /// An integer.
+    Int(i64),
+    /// A boolean.
+    Bool(bool),
+    /// An array: a handle for [`Msg::for_levels`] and its length.
+    Arr(u32, u32),
+    /// An object: a handle for [`Msg::object`].
+    Obj(u32),
+    /// Anything else (null, float, …).
+    Other,
+}
+
+/// One JSON object's fields, from either parser.
+pub(crate) trait Msg<'i> {
+    /// The value of field `f`.
+    fn val(&self, f: F) -> Val<'i>;
+    /// Calls `f(price, qty)` for each `[price, qty]` pair of the array with `handle`, in order.
+    fn for_levels(
+        &self,
+        handle: u32,
+        len: u32,
+        f: impl FnMut(&'i str, &'i str) -> Result<(), ParseError>,
+    ) -> Result<(), ParseError>;
+}
+
+/// Field values of one tape object.
+struct TapeMsg<'t, 'i> {
+    nodes: &'t [Node<'i>],
     at: [u32; NF],
 }
 
-impl Fields {
+impl<'t, 'i> TapeMsg<'t, 'i> {
     #[inline]
-    fn collect(nodes: &[Node<'_>], obj: usize) -> Result<Self, ParseError> {
+    fn collect(nodes: &'t [Node<'i>], obj: usize) -> Result<Self, ParseError> {
         let Node::Object { len, .. } = nodes[obj] else {
             return Err(ParseError::Shape);
         };
@@ -258,46 +294,110 @@ impl Fields {
                 return Err(ParseError::Shape);
             };
             let v = i + 1;
-            if let Some(f) = field_of(k) {
+            if let Some(f) = field_of(k.as_bytes()) {
                 at[f as usize] = v as u32;
             }
             i = skip(nodes, v);
         }
-        Ok(Fields { at })
+        Ok(TapeMsg { nodes, at })
     }
+}
+
+impl<'i> Msg<'i> for TapeMsg<'_, 'i> {
     #[inline]
-    fn get(&self, f: F) -> Option<usize> {
-        let v = self.at[f as usize];
-        if v == 0 { None } else { Some(v as usize) }
+    fn val(&self, f: F) -> Val<'i> {
+        let i = self.at[f as usize] as usize;
+        if i == 0 {
+            return Val::Missing;
+        }
+        match self.nodes[i] {
+            Node::String(s) => Val::Str(s),
+            Node::Static(StaticNode::I64(v)) => Val::Int(v),
+            Node::Static(StaticNode::U64(v)) if v <= i64::MAX as u64 => Val::Int(v as i64),
+            Node::Static(StaticNode::Bool(b)) => Val::Bool(b),
+            Node::Array { len, .. } => Val::Arr(i as u32, len as u32),
+            Node::Object { .. } => Val::Obj(i as u32),
+            _ => Val::Other,
+        }
+    }
+
+    #[inline]
+    fn for_levels(
+        &self,
+        handle: u32,
+        len: u32,
+        mut f: impl FnMut(&'i str, &'i str) -> Result<(), ParseError>,
+    ) -> Result<(), ParseError> {
+        let mut i = handle as usize + 1;
+        for _ in 0..len {
+            match (self.nodes[i], self.nodes.get(i + 1), self.nodes.get(i + 2)) {
+                (Node::Array { len: 2, .. }, Some(Node::String(p)), Some(Node::String(q))) => {
+                    f(p, q)?
+                }
+                (Node::Array { len: 2, .. }, _, _) => return Err(ParseError::WrongType("level")),
+                _ => return Err(ParseError::Shape),
+            }
+            i += 3;
+        }
+        Ok(())
     }
 }
 
 #[inline]
-fn need(fs: &Fields, f: F, name: &'static str) -> Result<usize, ParseError> {
-    fs.get(f).ok_or(ParseError::MissingField(name))
-}
-
-#[inline]
-fn str_at<'i>(nodes: &[Node<'i>], i: usize, name: &'static str) -> Result<&'i str, ParseError> {
-    match nodes[i] {
-        Node::String(s) => Ok(s),
+fn need_str<'i>(m: &impl Msg<'i>, f: F, name: &'static str) -> Result<&'i str, ParseError> {
+    match m.val(f) {
+        Val::Str(s) => Ok(s),
+        Val::Missing => Err(ParseError::MissingField(name)),
         _ => Err(ParseError::WrongType(name)),
     }
 }
 
 #[inline]
-fn int_at(nodes: &[Node<'_>], i: usize, name: &'static str) -> Result<i64, ParseError> {
-    match nodes[i] {
-        Node::Static(StaticNode::I64(v)) => Ok(v),
-        Node::Static(StaticNode::U64(v)) if v <= i64::MAX as u64 => Ok(v as i64),
+fn need_int<'i>(m: &impl Msg<'i>, f: F, name: &'static str) -> Result<i64, ParseError> {
+    match m.val(f) {
+        Val::Int(v) => Ok(v),
+        Val::Missing => Err(ParseError::MissingField(name)),
         _ => Err(ParseError::WrongType(name)),
     }
 }
 
 #[inline]
-fn bool_at(nodes: &[Node<'_>], i: usize, name: &'static str) -> Result<bool, ParseError> {
-    match nodes[i] {
-        Node::Static(StaticNode::Bool(b)) => Ok(b),
+fn opt_int<'i>(m: &impl Msg<'i>, f: F, name: &'static str) -> Result<Option<i64>, ParseError> {
+    match m.val(f) {
+        Val::Missing => Ok(None),
+        _ => need_int(m, f, name).map(Some),
+    }
+}
+
+#[inline]
+fn opt_str<'i>(m: &impl Msg<'i>, f: F, name: &'static str) -> Result<Option<&'i str>, ParseError> {
+    match m.val(f) {
+        Val::Missing => Ok(None),
+        _ => need_str(m, f, name).map(Some),
+    }
+}
+
+#[inline]
+fn need_bool<'i>(m: &impl Msg<'i>, f: F, name: &'static str) -> Result<bool, ParseError> {
+    match m.val(f) {
+        Val::Bool(b) => Ok(b),
+        Val::Missing => Err(ParseError::MissingField(name)),
+        _ => Err(ParseError::WrongType(name)),
+    }
+}
+
+/// A depth side: (handle, length).
+#[inline]
+fn need_side<'i>(m: &impl Msg<'i>, f: F, name: &'static str) -> Result<(u32, u32), ParseError> {
+    match m.val(f) {
+        Val::Arr(h, len) => {
+            if len as usize > MAX_LEVELS_PER_SIDE {
+                Err(ParseError::TooManyLevels)
+            } else {
+                Ok((h, len))
+            }
+        }
+        Val::Missing => Err(ParseError::MissingField(name)),
         _ => Err(ParseError::WrongType(name)),
     }
 }
@@ -314,18 +414,12 @@ fn dec(scale: Scale, s: &str, name: &'static str) -> Result<i64, ParseError> {
         .map_err(|e| ParseError::Decimal(name, e))
 }
 
-/// A depth side: the array node index and its length.
+/// Exchange time: `T` when present, else `E`, in ns.
 #[inline]
-fn side(nodes: &[Node<'_>], i: usize, name: &'static str) -> Result<(usize, usize), ParseError> {
-    match nodes[i] {
-        Node::Array { len, .. } => {
-            if len > MAX_LEVELS_PER_SIDE {
-                Err(ParseError::TooManyLevels)
-            } else {
-                Ok((i, len))
-            }
-        }
-        _ => Err(ParseError::WrongType(name)),
+fn exch_time<'i>(m: &impl Msg<'i>) -> Result<i64, ParseError> {
+    match opt_int(m, F::UpperT, "T")? {
+        Some(t) => Ok(ms_to_ns(t)),
+        None => need_int(m, F::UpperE, "E").map(ms_to_ns),
     }
 }
 
@@ -336,6 +430,7 @@ pub struct Parser {
     buffers: simd_json::Buffers,
     tape: Option<Tape<'static>>,
     max_frame_bytes: usize,
+    fast_path: bool,
     /// Counters.
     pub stats: ParseStats,
     logged: [bool; ParseError::KINDS],
@@ -356,12 +451,24 @@ impl Parser {
             buffers: simd_json::Buffers::new(warm),
             tape: Some(tape),
             max_frame_bytes,
+            fast_path: true,
             stats: ParseStats::default(),
             logged: [false; ParseError::KINDS],
             logged_unknown: false,
             pending_def: [0; 4],
             n_pending_def: 0,
         }
+    }
+
+    /// Turns the hand-written fast path on or off (on by default). Off, every frame goes through simd-json; the
+    /// tests compare both on every real recording.
+    pub fn set_fast_path(&mut self, on: bool) {
+        self.fast_path = on;
+    }
+
+    /// Frames the fast path handled (the rest went through simd-json).
+    pub fn fast_frames(&self) -> u64 {
+        self.stats.fast_path
     }
 
     /// The symbol table.
@@ -522,6 +629,23 @@ impl Parser {
         if frame.len() > self.max_frame_bytes {
             return Err(ParseError::TooLarge(frame.len()));
         }
+        if self.fast_path {
+            if let Some((root, inner, partial)) = crate::fastpath::scan(frame) {
+                let r = match &inner {
+                    Some(inner) => self.event(inner, partial, meta, out),
+                    None => self.dispatch_object(&root, meta, out),
+                };
+                if let Ok(k) = r
+                    && k != FrameKind::Unknown
+                {
+                    self.stats.fast_path += 1;
+                    return Ok(k);
+                }
+            }
+            // Anything the fast path does not take (or rejects) goes through simd-json, which gives the canonical
+            // result and error.
+            out.truncate(start);
+        }
         self.buf.clear();
         self.buf.extend_from_slice(frame);
         let len = self.buf.len();
@@ -533,7 +657,7 @@ impl Parser {
             .unwrap_or_else(|| Tape::null().reset())
             .reset();
         let r = match simd_json::fill_tape_padded(&mut buf, len, &mut self.buffers, &mut tape) {
-            Ok(()) => self.dispatch(&tape.0, meta, out, start),
+            Ok(()) => self.dispatch(&tape.0, meta, out),
             Err(_) => Err(ParseError::Json),
         };
         self.tape = Some(tape.reset());
@@ -546,91 +670,94 @@ impl Parser {
         nodes: &[Node<'_>],
         meta: &FrameMeta,
         out: &mut Vec<MarketEvent>,
-        start: usize,
     ) -> Result<FrameKind, ParseError> {
         if nodes.is_empty() {
             return Err(ParseError::Json);
         }
-        let fs = Fields::collect(nodes, 0)?;
-        if let Some(d) = fs.get(F::Data) {
+        let root = TapeMsg::collect(nodes, 0)?;
+        if let Val::Obj(d) = root.val(F::Data) {
             // Combined-stream wrapper.
-            let partial = match fs.get(F::Stream) {
-                Some(si) => is_partial_depth_stream(str_at(nodes, si, "stream")?),
+            let partial = match opt_str(&root, F::Stream, "stream")? {
+                Some(s) => is_partial_depth_stream(s),
                 None => false,
             };
-            let inner = Fields::collect(nodes, d)?;
-            return self.event(nodes, &inner, partial, meta, out, start);
+            let inner = TapeMsg::collect(nodes, d as usize)?;
+            return self.event(&inner, partial, meta, out);
         }
-        if fs.get(F::LowerE).is_some() {
-            return self.event(nodes, &fs, false, meta, out, start);
+        if let Val::Arr(si, _) = root.val(F::Symbols) {
+            let specs = specs_from_tape(nodes, si as usize)?;
+            for id in self.symbols.set_specs(specs) {
+                self.announce(id);
+            }
+            return Ok(FrameKind::ExchangeInfo);
         }
-        if fs.get(F::LastUpdateId).is_some() {
-            return self.snapshot(nodes, &fs, meta, out);
+        self.dispatch_object(&root, meta, out)
+    }
+
+    /// A frame that is not a combined-stream wrapper: a raw event, a REST snapshot, or a control reply.
+    fn dispatch_object<'i>(
+        &mut self,
+        root: &impl Msg<'i>,
+        meta: &FrameMeta,
+        out: &mut Vec<MarketEvent>,
+    ) -> Result<FrameKind, ParseError> {
+        if root.val(F::LowerE) != Val::Missing {
+            return self.event(root, false, meta, out);
         }
-        if let Some(si) = fs.get(F::Symbols) {
-            return self.exchange_info(nodes, si, meta, out);
+        if root.val(F::LastUpdateId) != Val::Missing {
+            return self.snapshot(root, meta, out);
         }
-        if fs.get(F::Id).is_some() && fs.get(F::Result).is_some() {
+        if root.val(F::Id) != Val::Missing && root.val(F::Result) != Val::Missing {
             return Ok(FrameKind::Control);
         }
         Ok(FrameKind::Unknown)
     }
 
-    fn event(
+    fn event<'i>(
         &mut self,
-        nodes: &[Node<'_>],
-        fs: &Fields,
+        m: &impl Msg<'i>,
         partial: bool,
         meta: &FrameMeta,
         out: &mut Vec<MarketEvent>,
-        _start: usize,
     ) -> Result<FrameKind, ParseError> {
-        let e = str_at(nodes, need(fs, F::LowerE, "e")?, "e")?;
-        match e {
-            "aggTrade" | "trade" => self.trade(nodes, fs, e == "aggTrade", meta, out),
-            "depthUpdate" => self.depth(nodes, fs, partial, meta, out),
-            "bookTicker" => self.book_ticker(nodes, fs, meta, out),
-            "markPriceUpdate" => self.mark_price(nodes, fs, meta, out),
+        match need_str(m, F::LowerE, "e")? {
+            "aggTrade" => self.trade(m, true, meta, out),
+            "trade" => self.trade(m, false, meta, out),
+            "depthUpdate" => self.depth(m, partial, meta, out),
+            "bookTicker" => self.book_ticker(m, meta, out),
+            "markPriceUpdate" => self.mark_price(m, meta, out),
             _ => Ok(FrameKind::Unknown),
         }
     }
 
-    fn exch_time(nodes: &[Node<'_>], fs: &Fields) -> Result<i64, ParseError> {
-        if let Some(t) = fs.get(F::UpperT) {
-            return int_at(nodes, t, "T").map(ms_to_ns);
-        }
-        int_at(nodes, need(fs, F::UpperE, "E")?, "E").map(ms_to_ns)
-    }
-
-    fn trade(
+    fn trade<'i>(
         &mut self,
-        nodes: &[Node<'_>],
-        fs: &Fields,
+        m: &impl Msg<'i>,
         agg: bool,
         meta: &FrameMeta,
         out: &mut Vec<MarketEvent>,
     ) -> Result<FrameKind, ParseError> {
-        let sym = str_at(nodes, need(fs, F::LowerS, "s")?, "s")?;
-        let px = str_at(nodes, need(fs, F::LowerP, "p")?, "p")?;
-        let qty = str_at(nodes, need(fs, F::LowerQ, "q")?, "q")?;
-        let maker = bool_at(nodes, need(fs, F::LowerM, "m")?, "m")?;
-        let ts = Self::exch_time(nodes, fs)?;
+        let sym = need_str(m, F::LowerS, "s")?;
+        let px = need_str(m, F::LowerP, "p")?;
+        let qty = need_str(m, F::LowerQ, "q")?;
+        let maker = need_bool(m, F::LowerM, "m")?;
+        let ts = exch_time(m)?;
         let (id, n) = if agg {
-            let a = int_at(nodes, need(fs, F::LowerA, "a")?, "a")?;
-            let n = match (fs.get(F::LowerF), fs.get(F::LowerL)) {
-                (Some(f), Some(l)) => (int_at(nodes, l, "l")? - int_at(nodes, f, "f")? + 1).max(1),
+            let a = need_int(m, F::LowerA, "a")?;
+            let n = match (opt_int(m, F::LowerF, "f")?, opt_int(m, F::LowerL, "l")?) {
+                (Some(f), Some(l)) => l.saturating_sub(f).saturating_add(1).max(1),
                 _ => 1,
             };
             (a, n)
         } else {
-            (int_at(nodes, need(fs, F::LowerT, "t")?, "t")?, 1)
+            (need_int(m, F::LowerT, "t")?, 1)
         };
         let mut fl = if maker { flags::BUYER_MAKER } else { 0 };
         let mut kind = EventKind::Trade;
         if agg {
             fl |= flags::AGG;
         } else {
-            let x = str_at(nodes, need(fs, F::UpperX, "X")?, "X")?;
+            let x = need_str(m, F::UpperX, "X")?;
             if x != "MARKET" {
                 kind = EventKind::NonMarketTrade;
                 fl |= match x {
@@ -655,41 +782,34 @@ impl Parser {
         Ok(FrameKind::Market)
     }
 
-    /// The first (price, qty) strings of a level array, for scale inference, preferring a nonzero quantity.
-    fn first_level<'i>(nodes: &[Node<'i>], arr: usize, len: usize) -> Option<(&'i str, &'i str)> {
-        let mut i = arr + 1;
+    /// The first (price, qty) strings of a side, for scale inference, preferring a nonzero quantity.
+    fn probe_level<'i>(m: &impl Msg<'i>, side: (u32, u32)) -> Option<(&'i str, &'i str)> {
         let mut first = None;
-        for _ in 0..len {
-            if let (Node::Array { len: 2, .. }, Node::String(p), Node::String(q)) = (
-                nodes[i],
-                nodes.get(i + 1).copied()?,
-                nodes.get(i + 2).copied()?,
-            ) {
-                if first.is_none() {
-                    first = Some((p, q));
-                }
-                if q.bytes().any(|c| (b'1'..=b'9').contains(&c)) {
-                    return Some((p, q));
-                }
+        let mut nonzero = None;
+        let _ = m.for_levels(side.0, side.1, |p, q| {
+            if first.is_none() {
+                first = Some((p, q));
             }
-            i = skip(nodes, i);
-        }
-        first
+            if q.bytes().any(|c| (b'1'..=b'9').contains(&c)) {
+                nonzero = Some((p, q));
+                return Err(ParseError::Shape); // stop early
+            }
+            Ok(())
+        });
+        nonzero.or(first)
     }
 
     /// Appends continuation events for one side.
     #[allow(clippy::too_many_arguments)]
-    fn levels(
-        nodes: &[Node<'_>],
-        arr: usize,
-        len: usize,
+    fn levels<'i>(
+        m: &impl Msg<'i>,
+        side: (u32, u32),
         ps: Scale,
         qs: Scale,
         head: &MarketEvent,
         side_flags: u8,
         out: &mut Vec<MarketEvent>,
     ) -> Result<(), ParseError> {
-        let mut i = arr + 1;
         let mut k = 0;
         let mut ev = MarketEvent::new(
             EventKind::Levels,
@@ -699,12 +819,9 @@ impl Parser {
             head.stamp_ns,
         );
         ev.flags = side_flags;
-        for _ in 0..len {
-            let Node::Array { len: 2, .. } = nodes[i] else {
-                return Err(ParseError::Shape);
-            };
-            let px = dec(ps, str_at(nodes, i + 1, "price")?, "price")?;
-            let qty = dec(qs, str_at(nodes, i + 2, "qty")?, "qty")?;
+        m.for_levels(side.0, side.1, |p, q| {
+            let px = dec(ps, p, "price")?;
+            let qty = dec(qs, q, "qty")?;
             if px < 0 || qty < 0 {
                 return Err(ParseError::PriceRange);
             }
@@ -718,8 +835,8 @@ impl Parser {
                 ev.flags = side_flags;
                 k = 0;
             }
-            i += 3;
-        }
+            Ok(())
+        })?;
         if k > 0 {
             out.push(ev);
         }
@@ -727,60 +844,48 @@ impl Parser {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn depth_body(
+    fn depth_body<'i>(
         &mut self,
-        nodes: &[Node<'_>],
+        m: &impl Msg<'i>,
         sid: SymbolId,
-        bids: (usize, usize),
-        asks: (usize, usize),
+        bids: (u32, u32),
+        asks: (u32, u32),
         mut head: MarketEvent,
         level_flags: u8,
         out: &mut Vec<MarketEvent>,
     ) -> Result<(), ParseError> {
         let known = self.symbols.get(sid);
         let (mut ps, mut qs) = (known.price, known.qty);
-        if ps.is_none() || qs.is_none() {
-            let probe = Self::first_level(nodes, bids.0, bids.1)
-                .or_else(|| Self::first_level(nodes, asks.0, asks.1));
-            if let Some((p, q)) = probe {
-                ps = Some(self.price_scale(sid, p, "price")?);
-                qs = Some(self.qty_scale(sid, q, "qty")?);
-            }
+        if (ps.is_none() || qs.is_none())
+            && let Some((p, q)) = Self::probe_level(m, bids).or_else(|| Self::probe_level(m, asks))
+        {
+            ps = Some(self.price_scale(sid, p, "price")?);
+            qs = Some(self.qty_scale(sid, q, "qty")?);
         }
         // With no levels at all there is nothing to scale.
         let ps = ps.unwrap_or(Scale::decimals(0));
         let qs = qs.unwrap_or(Scale::decimals(0));
-        head.set_level_counts(bids.1 as u32, asks.1 as u32);
+        head.set_level_counts(bids.1, asks.1);
         out.push(head);
-        Self::levels(nodes, bids.0, bids.1, ps, qs, &head, level_flags, out)?;
-        Self::levels(
-            nodes,
-            asks.0,
-            asks.1,
-            ps,
-            qs,
-            &head,
-            level_flags | flags::ASK,
-            out,
-        )?;
+        Self::levels(m, bids, ps, qs, &head, level_flags, out)?;
+        Self::levels(m, asks, ps, qs, &head, level_flags | flags::ASK, out)?;
         Ok(())
     }
 
-    fn depth(
+    fn depth<'i>(
         &mut self,
-        nodes: &[Node<'_>],
-        fs: &Fields,
+        m: &impl Msg<'i>,
         partial: bool,
         meta: &FrameMeta,
         out: &mut Vec<MarketEvent>,
     ) -> Result<FrameKind, ParseError> {
-        let sym = str_at(nodes, need(fs, F::LowerS, "s")?, "s")?;
-        let ts = Self::exch_time(nodes, fs)?;
-        let first = int_at(nodes, need(fs, F::UpperU, "U")?, "U")?;
-        let last = int_at(nodes, need(fs, F::LowerU, "u")?, "u")?;
-        let prev = int_at(nodes, need(fs, F::Pu, "pu")?, "pu")?;
-        let bids = side(nodes, need(fs, F::LowerB, "b")?, "b")?;
-        let asks = side(nodes, need(fs, F::LowerA, "a")?, "a")?;
+        let sym = need_str(m, F::LowerS, "s")?;
+        let ts = exch_time(m)?;
+        let first = need_int(m, F::UpperU, "U")?;
+        let last = need_int(m, F::LowerU, "u")?;
+        let prev = need_int(m, F::Pu, "pu")?;
+        let bids = need_side(m, F::LowerB, "b")?;
+        let asks = need_side(m, F::LowerA, "a")?;
         let sid = self.intern(sym)?;
         let mut head = MarketEvent::new(EventKind::Depth, sid, ts, meta.local_ts_ns, meta.stamp_ns);
         head.p[0] = first;
@@ -789,26 +894,21 @@ impl Parser {
         if partial {
             head.flags = flags::PARTIAL;
         }
-        self.depth_body(nodes, sid, bids, asks, head, 0, out)?;
+        self.depth_body(m, sid, bids, asks, head, 0, out)?;
         self.stats.depth += 1;
         Ok(FrameKind::Market)
     }
 
-    fn snapshot(
+    fn snapshot<'i>(
         &mut self,
-        nodes: &[Node<'_>],
-        fs: &Fields,
+        m: &impl Msg<'i>,
         meta: &FrameMeta,
         out: &mut Vec<MarketEvent>,
     ) -> Result<FrameKind, ParseError> {
-        let lid = int_at(
-            nodes,
-            need(fs, F::LastUpdateId, "lastUpdateId")?,
-            "lastUpdateId",
-        )?;
-        let bids = side(nodes, need(fs, F::Bids, "bids")?, "bids")?;
-        let asks = side(nodes, need(fs, F::Asks, "asks")?, "asks")?;
-        let ts = match Self::exch_time(nodes, fs) {
+        let lid = need_int(m, F::LastUpdateId, "lastUpdateId")?;
+        let bids = need_side(m, F::Bids, "bids")?;
+        let asks = need_side(m, F::Asks, "asks")?;
+        let ts = match exch_time(m) {
             Ok(t) => t,
             Err(ParseError::MissingField(_)) => meta.local_ts_ns,
             Err(e) => return Err(e),
@@ -825,24 +925,23 @@ impl Parser {
             meta.stamp_ns,
         );
         head.p[0] = lid;
-        self.depth_body(nodes, sid, bids, asks, head, flags::SNAPSHOT, out)?;
+        self.depth_body(m, sid, bids, asks, head, flags::SNAPSHOT, out)?;
         Ok(FrameKind::Snapshot)
     }
 
-    fn book_ticker(
+    fn book_ticker<'i>(
         &mut self,
-        nodes: &[Node<'_>],
-        fs: &Fields,
+        m: &impl Msg<'i>,
         meta: &FrameMeta,
         out: &mut Vec<MarketEvent>,
     ) -> Result<FrameKind, ParseError> {
-        let sym = str_at(nodes, need(fs, F::LowerS, "s")?, "s")?;
-        let u = int_at(nodes, need(fs, F::LowerU, "u")?, "u")?;
-        let b = str_at(nodes, need(fs, F::LowerB, "b")?, "b")?;
-        let bq = str_at(nodes, need(fs, F::UpperB, "B")?, "B")?;
-        let a = str_at(nodes, need(fs, F::LowerA, "a")?, "a")?;
-        let aq = str_at(nodes, need(fs, F::UpperA, "A")?, "A")?;
-        let ts = Self::exch_time(nodes, fs)?;
+        let sym = need_str(m, F::LowerS, "s")?;
+        let u = need_int(m, F::LowerU, "u")?;
+        let b = need_str(m, F::LowerB, "b")?;
+        let bq = need_str(m, F::UpperB, "B")?;
+        let a = need_str(m, F::LowerA, "a")?;
+        let aq = need_str(m, F::UpperA, "A")?;
+        let ts = exch_time(m)?;
         let sid = self.intern(sym)?;
         let ps = self.price_scale(sid, b, "b")?;
         let qs = self.qty_scale(sid, bq, "B")?;
@@ -863,31 +962,25 @@ impl Parser {
         Ok(FrameKind::Market)
     }
 
-    fn mark_price(
+    fn mark_price<'i>(
         &mut self,
-        nodes: &[Node<'_>],
-        fs: &Fields,
+        m: &impl Msg<'i>,
         meta: &FrameMeta,
         out: &mut Vec<MarketEvent>,
     ) -> Result<FrameKind, ParseError> {
-        let sym = str_at(nodes, need(fs, F::LowerS, "s")?, "s")?;
-        let p = str_at(nodes, need(fs, F::LowerP, "p")?, "p")?;
-        let e_ms = int_at(nodes, need(fs, F::UpperE, "E")?, "E")?;
-        let mark = parse_e8(p.as_bytes()).map_err(|e| ParseError::Decimal("p", e))?;
-        let index = match fs.get(F::LowerI) {
-            Some(i) => parse_e8(str_at(nodes, i, "i")?.as_bytes())
-                .map_err(|e| ParseError::Decimal("i", e))?,
-            None => 0,
+        let sym = need_str(m, F::LowerS, "s")?;
+        let p = need_str(m, F::LowerP, "p")?;
+        let e_ms = need_int(m, F::UpperE, "E")?;
+        let e8 = |s: Option<&str>, name: &'static str| -> Result<i64, ParseError> {
+            match s {
+                Some(s) => parse_e8(s.as_bytes()).map_err(|e| ParseError::Decimal(name, e)),
+                None => Ok(0),
+            }
         };
-        let rate = match fs.get(F::LowerR) {
-            Some(i) => parse_e8(str_at(nodes, i, "r")?.as_bytes())
-                .map_err(|e| ParseError::Decimal("r", e))?,
-            None => 0,
-        };
-        let next = match fs.get(F::UpperT) {
-            Some(i) => int_at(nodes, i, "T")?,
-            None => 0,
-        };
+        let mark = e8(Some(p), "p")?;
+        let index = e8(opt_str(m, F::LowerI, "i")?, "i")?;
+        let rate = e8(opt_str(m, F::LowerR, "r")?, "r")?;
+        let next = opt_int(m, F::UpperT, "T")?.unwrap_or(0);
         let sid = self.intern(sym)?;
         let mut ev = MarketEvent::new(
             EventKind::MarkPrice,
@@ -901,30 +994,31 @@ impl Parser {
         self.stats.mark_price += 1;
         Ok(FrameKind::Market)
     }
-
-    fn exchange_info(
-        &mut self,
-        nodes: &[Node<'_>],
-        si: usize,
-        _meta: &FrameMeta,
-        _out: &mut Vec<MarketEvent>,
-    ) -> Result<FrameKind, ParseError> {
-        let specs = specs_from_tape(nodes, si)?;
-        for id in self.symbols.set_specs(specs) {
-            self.announce(id);
-        }
-        Ok(FrameKind::ExchangeInfo)
-    }
 }
 
 /// True for a partial book depth stream name (`btcusdt@depth5`, `btcusdt@depth20@100ms`).
-fn is_partial_depth_stream(stream: &str) -> bool {
+pub(crate) fn is_partial_depth_stream(stream: &str) -> bool {
     match stream.find("@depth") {
         Some(i) => stream
             .as_bytes()
             .get(i + 6)
             .is_some_and(|c| c.is_ascii_digit()),
         None => false,
+    }
+}
+
+fn str_at<'i>(nodes: &[Node<'i>], i: usize, name: &'static str) -> Result<&'i str, ParseError> {
+    match nodes[i] {
+        Node::String(s) => Ok(s),
+        _ => Err(ParseError::WrongType(name)),
+    }
+}
+
+fn int_at(nodes: &[Node<'_>], i: usize, name: &'static str) -> Result<i64, ParseError> {
+    match nodes[i] {
+        Node::Static(StaticNode::I64(v)) => Ok(v),
+        Node::Static(StaticNode::U64(v)) if v <= i64::MAX as u64 => Ok(v as i64),
+        _ => Err(ParseError::WrongType(name)),
     }
 }
 
@@ -1006,11 +1100,12 @@ fn specs_from_tape(nodes: &[Node<'_>], si: usize) -> Result<Vec<SymbolSpec>, Par
 pub fn parse_exchange_info(body: &[u8]) -> Result<Vec<SymbolSpec>, ParseError> {
     let mut buf = body.to_vec();
     let tape = simd_json::to_tape(&mut buf).map_err(|_| ParseError::Json)?;
-    let fs = Fields::collect(&tape.0, 0)?;
-    let si = fs
-        .get(F::Symbols)
-        .ok_or(ParseError::MissingField("symbols"))?;
-    specs_from_tape(&tape.0, si)
+    let root = TapeMsg::collect(&tape.0, 0)?;
+    match root.val(F::Symbols) {
+        Val::Arr(si, _) => specs_from_tape(&tape.0, si as usize),
+        Val::Missing => Err(ParseError::MissingField("symbols")),
+        _ => Err(ParseError::WrongType("symbols")),
+    }
 }
 
 /// A short printable sample of a frame for logs.
