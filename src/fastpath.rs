@@ -78,18 +78,28 @@ impl<'i> Sc<'i> {
         }
     }
 
-    /// A string without escapes; printable ASCII only.
+    /// A string without escapes; printable ASCII only. One pass finds the closing quote and checks the bytes
+    /// (the strings here are short, so a plain loop beats a vectorised search).
     #[inline]
     fn string(&mut self) -> Option<&'i str> {
         self.eat(b'"')?;
         let start = self.i;
-        let n = memchr::memchr(b'"', &self.b[start..])?;
-        let s = &self.b[start..start + n];
-        if !s.iter().all(|&c| (0x20..0x7f).contains(&c) && c != b'\\') {
-            return None;
+        let rest = &self.b[start..];
+        let mut n = 0;
+        loop {
+            let c = *rest.get(n)?;
+            if c == b'"' {
+                break;
+            }
+            if !(0x20..0x7f).contains(&c) || c == b'\\' {
+                return None;
+            }
+            n += 1;
         }
         self.i = start + n + 1;
-        std::str::from_utf8(s).ok()
+        // SAFETY: every byte of rest[..n] was checked above to be printable ASCII (0x20..0x7f), which is valid
+        // UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(&rest[..n]) })
     }
 
     #[inline]

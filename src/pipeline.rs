@@ -148,6 +148,7 @@ impl Publisher {
             return true;
         }
         let mut counted = false;
+        let mut spins = 0u32;
         loop {
             if self.flush_drops() {
                 match self.tx.push_slice(events) {
@@ -171,7 +172,15 @@ impl Publisher {
                 return false;
             }
             match self.policy {
-                FullPolicy::Spin => std::hint::spin_loop(),
+                FullPolicy::Spin => {
+                    // Spin briefly, then give the core away: on a 2-core box the consumer may need it.
+                    spins += 1;
+                    if spins < 64 {
+                        std::hint::spin_loop();
+                    } else {
+                        std::thread::yield_now();
+                    }
+                }
                 FullPolicy::DropAndResync => {
                     self.drop_frame(events);
                     return true;
@@ -299,8 +308,23 @@ fn run_compute(
             }
             overflow.drain(..k);
         }
-        let n = rx.pop_batch(256, |e| {
-            let t0 = clock::now_ns();
+        if rx.available() == 0 {
+            if rx.is_abandoned() && rx.available() == 0 {
+                break;
+            }
+            idle += 1;
+            if idle < idle_spins {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+            continue;
+        }
+        idle = 0;
+        // One clock read per event: the end of one event is the start of the next within a batch.
+        let mut t_prev = clock::now_ns();
+        rx.pop_batch(256, |e| {
+            let t0 = t_prev;
             let mut sink = |r: Record| {
                 if !overflow.is_empty() || tx.push(r).is_err() {
                     if overflow.len() < overflow_cap {
@@ -312,6 +336,7 @@ fn run_compute(
             };
             let v = engine.on_event(&e, &mut sink);
             let t1 = clock::now_ns();
+            t_prev = t1;
             let enq = e.stamp_ns + e.parse_ns as u64;
             st.ring_wait.record(t0.saturating_sub(enq));
             let d = t1.saturating_sub(t0);
@@ -325,19 +350,6 @@ fn run_compute(
                 st.tick_to_decision.record(t1.saturating_sub(e.stamp_ns));
             }
         });
-        if n == 0 {
-            if rx.is_abandoned() && rx.available() == 0 {
-                break;
-            }
-            idle += 1;
-            if idle < idle_spins {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        } else {
-            idle = 0;
-        }
     }
     engine.stats.records_lost += lost;
     // Final hand-over: the persistence thread drains until we drop the producer.

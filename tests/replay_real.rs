@@ -227,3 +227,24 @@ fn same_input_same_output() {
     assert_eq!(b1, b2, "bars identical run after run");
     let _ = (std::fs::remove_file(c1), std::fs::remove_file(c2));
 }
+
+#[test]
+fn speed_factor_paces_by_local_timestamps() {
+    // tests/data/BINANCE_FUTURES.ws.1.0.txt spans ≈ 30 s of local time; at 100× it must take at least ≈ 0.3 s.
+    let files: Vec<PathBuf> = vec![
+        "tests/data/BINANCE_FUTURES.ws.1.0.txt".into(),
+        "tests/data/BINANCE_FUTURES.http.0.0.txt".into(),
+    ];
+    let opts = ReplayOptions {
+        files,
+        speed: Speed::Factor(100.0),
+        bars_csv: None,
+        exchange_info: None,
+    };
+    let r = run_replay(&Config::default(), &opts).unwrap();
+    assert!(r.elapsed.as_secs_f64() >= 0.28, "{:?}", r.elapsed);
+    assert_eq!(r.engine.symbols.len(), 4);
+    assert!("asap".parse::<Speed>().unwrap() == Speed::Asap);
+    assert!("realtime".parse::<Speed>().unwrap() == Speed::Factor(1.0));
+    assert!("0".parse::<Speed>().is_err() && "fast".parse::<Speed>().is_err());
+}
