@@ -73,12 +73,7 @@ pub struct RangeBars {
 impl RangeBars {
     /// A builder with the given range.
     pub fn new(range: BarRange) -> Self {
-        RangeBars {
-            range,
-            cur: Bar::default(),
-            open: false,
-            closed: 0,
-        }
+        RangeBars { range, cur: Bar::default(), open: false, closed: 0 }
     }
 
     /// The bar being built, if any.
@@ -88,14 +83,7 @@ impl RangeBars {
 
     /// Adds a market trade; returns the bar it closed, if any.
     #[inline]
-    pub fn on_trade(
-        &mut self,
-        px: i64,
-        qty: i64,
-        buyer_maker: bool,
-        ts_ns: i64,
-        id: i64,
-    ) -> Option<Bar> {
+    pub fn on_trade(&mut self, px: i64, qty: i64, buyer_maker: bool, ts_ns: i64, id: i64) -> Option<Bar> {
         let mut closed = None;
         if self.open {
             let hi = self.cur.high.max(px);
@@ -149,14 +137,7 @@ mod tests {
     #[test]
     fn closing_trade_opens_the_next_bar_and_volume_is_conserved() {
         let mut rb = RangeBars::new(BarRange::Ticks(3));
-        let tape = [
-            (100, 1, false),
-            (102, 2, true),
-            (103, 3, false),
-            (104, 4, true),
-            (101, 5, false),
-            (100, 6, true),
-        ];
+        let tape = [(100, 1, false), (102, 2, true), (103, 3, false), (104, 4, true), (101, 5, false), (100, 6, true)];
         let mut bars = vec![];
         for (i, &(px, q, m)) in tape.iter().enumerate() {
             if let Some(b) = rb.on_trade(px, q, m, i as i64, i as i64) {
@@ -165,24 +146,10 @@ mod tests {
         }
         // 100,102,103 fit (range 3); 104 would make 4 > 3: bar closes at 103 without 104.
         assert_eq!(bars.len(), 2);
-        assert_eq!(
-            (bars[0].open, bars[0].high, bars[0].low, bars[0].close),
-            (100, 103, 100, 103)
-        );
-        assert_eq!(
-            (
-                bars[0].volume,
-                bars[0].buy_volume,
-                bars[0].sell_volume,
-                bars[0].trades
-            ),
-            (6, 4, 2, 3)
-        );
+        assert_eq!((bars[0].open, bars[0].high, bars[0].low, bars[0].close), (100, 103, 100, 103));
+        assert_eq!((bars[0].volume, bars[0].buy_volume, bars[0].sell_volume, bars[0].trades), (6, 4, 2, 3));
         // 104, 101 fit (range 3); 100 would make 4: closes.
-        assert_eq!(
-            (bars[1].open, bars[1].high, bars[1].low, bars[1].close),
-            (104, 104, 101, 101)
-        );
+        assert_eq!((bars[1].open, bars[1].high, bars[1].low, bars[1].close), (104, 104, 101, 101));
         assert_eq!(bars[1].volume, 9);
         let open = rb.current().unwrap();
         assert_eq!((open.open, open.volume), (100, 6));

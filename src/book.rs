@@ -34,10 +34,7 @@ pub struct BookConfig {
 
 impl Default for BookConfig {
     fn default() -> Self {
-        BookConfig {
-            max_levels: 5000,
-            buffer_events: 16384,
-        }
+        BookConfig { max_levels: 5000, buffer_events: 16384 }
     }
 }
 
@@ -51,11 +48,7 @@ pub struct Side {
 
 impl Side {
     fn new(ask: bool, cap: usize) -> Self {
-        Side {
-            levels: Vec::with_capacity(cap + 1),
-            ask,
-            cap,
-        }
+        Side { levels: Vec::with_capacity(cap + 1), ask, cap }
     }
 
     #[inline]
@@ -68,9 +61,7 @@ impl Side {
     pub fn set(&mut self, px: i64, qty: i64) -> bool {
         let k = self.key(px);
         let ask = self.ask;
-        let pos = self
-            .levels
-            .binary_search_by(|l| (if ask { -l.px } else { l.px }).cmp(&k));
+        let pos = self.levels.binary_search_by(|l| (if ask { -l.px } else { l.px }).cmp(&k));
         match pos {
             Ok(i) => {
                 if qty == 0 {
@@ -357,9 +348,7 @@ impl Book {
     fn on_snapshot_header(&mut self, e: &MarketEvent) -> BookOutcome {
         let (nb, na) = e.level_counts();
         self.cur_remaining = nb.div_ceil(2) + na.div_ceil(2);
-        if self.state == SyncState::Synced
-            || self.state == SyncState::AwaitingBridge && !self.wants_snapshot
-        {
+        if self.state == SyncState::Synced || self.state == SyncState::AwaitingBridge && !self.wants_snapshot {
             self.stats.snapshots_ignored += 1;
             self.cur_mode = Mode::Skip;
             return BookOutcome::Pending;
@@ -400,11 +389,7 @@ impl Book {
     #[inline]
     fn apply_levels(&mut self, e: &MarketEvent) {
         let (lv, n) = e.levels();
-        let side = if e.flags & flags::ASK != 0 {
-            &mut self.asks
-        } else {
-            &mut self.bids
-        };
+        let side = if e.flags & flags::ASK != 0 { &mut self.asks } else { &mut self.bids };
         for l in &lv[..n] {
             if side.set(l.px, l.qty) {
                 self.stats.evicted += 1;
@@ -484,13 +469,7 @@ mod tests {
     use crate::event::{EventKind, MarketEvent, flags};
 
     /// A depth message as events: header + level continuations.
-    fn diff(
-        first: u64,
-        last: u64,
-        prev: u64,
-        bids: &[(i64, i64)],
-        asks: &[(i64, i64)],
-    ) -> Vec<MarketEvent> {
+    fn diff(first: u64, last: u64, prev: u64, bids: &[(i64, i64)], asks: &[(i64, i64)]) -> Vec<MarketEvent> {
         let mut h = MarketEvent::new(EventKind::Depth, 0, last as i64, 0, 0);
         h.p[0] = first as i64;
         h.p[1] = last as i64;
@@ -504,20 +483,13 @@ mod tests {
         msg(h, bids, asks, flags::SNAPSHOT)
     }
 
-    fn msg(
-        mut h: MarketEvent,
-        bids: &[(i64, i64)],
-        asks: &[(i64, i64)],
-        f: u8,
-    ) -> Vec<MarketEvent> {
+    fn msg(mut h: MarketEvent, bids: &[(i64, i64)], asks: &[(i64, i64)], f: u8) -> Vec<MarketEvent> {
         h.set_level_counts(bids.len() as u32, asks.len() as u32);
         let mut v = vec![h];
         for (side, ask) in [(bids, false), (asks, true)] {
             for ch in side.chunks(2) {
                 let mut e = MarketEvent::new(EventKind::Levels, 0, h.exch_ts_ns, 0, 0);
-                e.flags = f
-                    | if ask { flags::ASK } else { 0 }
-                    | if ch.len() == 2 { flags::TWO_LEVELS } else { 0 };
+                e.flags = f | if ask { flags::ASK } else { 0 } | if ch.len() == 2 { flags::TWO_LEVELS } else { 0 };
                 e.p[0] = ch[0].0;
                 e.p[1] = ch[0].1;
                 if ch.len() == 2 {
@@ -546,24 +518,12 @@ mod tests {
 
     #[test]
     fn documented_sync_procedure() {
-        let mut b = Book::new(BookConfig {
-            max_levels: 100,
-            buffer_events: 1024,
-        });
+        let mut b = Book::new(BookConfig { max_levels: 100, buffer_events: 1024 });
         // Buffered before the snapshot: one too old (u < lastUpdateId), one bridging (U <= 105 <= u).
-        assert_eq!(
-            feed(&mut b, &diff(90, 100, 89, &[(99, 1)], &[])),
-            BookOutcome::Pending
-        );
-        assert_eq!(
-            feed(&mut b, &diff(101, 110, 100, &[(100, 5)], &[(103, 0)])),
-            BookOutcome::Pending
-        );
+        assert_eq!(feed(&mut b, &diff(90, 100, 89, &[(99, 1)], &[])), BookOutcome::Pending);
+        assert_eq!(feed(&mut b, &diff(101, 110, 100, &[(100, 5)], &[(103, 0)])), BookOutcome::Pending);
         assert!(!b.is_synced());
-        let o = feed(
-            &mut b,
-            &snapshot(105, &[(100, 2), (99, 3)], &[(102, 4), (103, 6)]),
-        );
+        let o = feed(&mut b, &snapshot(105, &[(100, 2), (99, 3)], &[(102, 4), (103, 6)]));
         assert_eq!(o, BookOutcome::Synced);
         assert!(b.is_synced());
         assert_eq!(b.stats.depth_dropped_old, 1);
@@ -573,37 +533,22 @@ mod tests {
         assert_eq!(b.asks.len(), 1);
         assert_eq!(b.bids.len(), 2);
         // Next event chains on pu.
-        assert_eq!(
-            feed(&mut b, &diff(111, 112, 110, &[(101, 1)], &[])),
-            BookOutcome::Applied
-        );
+        assert_eq!(feed(&mut b, &diff(111, 112, 110, &[(101, 1)], &[])), BookOutcome::Applied);
         assert_eq!(top(&b).0, 101);
         // Deleting a level that is not there is normal.
-        assert_eq!(
-            feed(&mut b, &diff(113, 113, 112, &[(50, 0)], &[])),
-            BookOutcome::Applied
-        );
+        assert_eq!(feed(&mut b, &diff(113, 113, 112, &[(50, 0)], &[])), BookOutcome::Applied);
         assert_eq!(b.stats.resyncs, 1);
         assert_eq!(b.stats.crossed, 0);
     }
 
     #[test]
     fn gap_unsyncs_and_the_next_snapshot_resyncs() {
-        let mut b = Book::new(BookConfig {
-            max_levels: 100,
-            buffer_events: 1024,
-        });
+        let mut b = Book::new(BookConfig { max_levels: 100, buffer_events: 1024 });
         feed(&mut b, &snapshot(10, &[(100, 1)], &[(101, 1)]));
         assert_eq!(b.state(), SyncState::AwaitingBridge);
-        assert_eq!(
-            feed(&mut b, &diff(9, 12, 8, &[(100, 2)], &[])),
-            BookOutcome::Synced
-        );
+        assert_eq!(feed(&mut b, &diff(9, 12, 8, &[(100, 2)], &[])), BookOutcome::Synced);
         // pu 13 != 12: gap.
-        assert_eq!(
-            feed(&mut b, &diff(14, 15, 13, &[(100, 3)], &[])),
-            BookOutcome::LostSync
-        );
+        assert_eq!(feed(&mut b, &diff(14, 15, 13, &[(100, 3)], &[])), BookOutcome::LostSync);
         assert!(!b.is_synced());
         assert!(b.wants_snapshot);
         assert_eq!(b.stats.gaps, 1);
@@ -611,10 +556,7 @@ mod tests {
         // More diffs are buffered; the new snapshot plus the buffer resync.
         feed(&mut b, &diff(16, 18, 15, &[(100, 4)], &[]));
         feed(&mut b, &diff(19, 20, 18, &[], &[(101, 7)]));
-        assert_eq!(
-            feed(&mut b, &snapshot(17, &[(100, 9)], &[(101, 1)])),
-            BookOutcome::Synced
-        );
+        assert_eq!(feed(&mut b, &snapshot(17, &[(100, 9)], &[(101, 1)])), BookOutcome::Synced);
         assert_eq!(b.last_update_id(), 20);
         assert_eq!(top(&b), (100, 4, 101, 7));
         assert_eq!(b.stats.resyncs, 2);
@@ -622,34 +564,22 @@ mod tests {
 
     #[test]
     fn snapshot_older_than_every_buffered_event_is_refused() {
-        let mut b = Book::new(BookConfig {
-            max_levels: 100,
-            buffer_events: 1024,
-        });
+        let mut b = Book::new(BookConfig { max_levels: 100, buffer_events: 1024 });
         feed(&mut b, &diff(50, 60, 49, &[(100, 1)], &[(101, 1)]));
         feed(&mut b, &diff(61, 70, 60, &[(100, 2)], &[]));
         // lastUpdateId 40 < U of the first buffered event: cannot bridge.
-        assert_eq!(
-            feed(&mut b, &snapshot(40, &[(100, 5)], &[(101, 5)])),
-            BookOutcome::Pending
-        );
+        assert_eq!(feed(&mut b, &snapshot(40, &[(100, 5)], &[(101, 5)])), BookOutcome::Pending);
         assert!(!b.is_synced());
         assert_eq!(b.stats.stale_snapshots, 1);
         assert!(b.wants_snapshot);
         // The buffered events were kept; a fresh snapshot syncs with them.
-        assert_eq!(
-            feed(&mut b, &snapshot(65, &[(100, 5)], &[(101, 5)])),
-            BookOutcome::Synced
-        );
+        assert_eq!(feed(&mut b, &snapshot(65, &[(100, 5)], &[(101, 5)])), BookOutcome::Synced);
         assert_eq!(top(&b), (100, 2, 101, 5));
     }
 
     #[test]
     fn snapshot_while_synced_is_ignored() {
-        let mut b = Book::new(BookConfig {
-            max_levels: 100,
-            buffer_events: 1024,
-        });
+        let mut b = Book::new(BookConfig { max_levels: 100, buffer_events: 1024 });
         feed(&mut b, &snapshot(10, &[(100, 1)], &[(101, 1)]));
         feed(&mut b, &diff(10, 11, 9, &[], &[]));
         assert!(b.is_synced());
@@ -661,44 +591,19 @@ mod tests {
 
     #[test]
     fn crossed_book_is_counted_and_resynced() {
-        let mut b = Book::new(BookConfig {
-            max_levels: 100,
-            buffer_events: 1024,
-        });
+        let mut b = Book::new(BookConfig { max_levels: 100, buffer_events: 1024 });
         feed(&mut b, &snapshot(10, &[(100, 1)], &[(101, 1)]));
         feed(&mut b, &diff(10, 11, 9, &[], &[]));
-        assert_eq!(
-            feed(&mut b, &diff(12, 12, 11, &[(102, 1)], &[])),
-            BookOutcome::LostSync
-        );
+        assert_eq!(feed(&mut b, &diff(12, 12, 11, &[(102, 1)], &[])), BookOutcome::LostSync);
         assert_eq!(b.stats.crossed, 1);
         assert!(!b.is_synced());
     }
 
     #[test]
     fn full_side_evicts_the_farthest_level() {
-        let mut b = Book::new(BookConfig {
-            max_levels: 3,
-            buffer_events: 1024,
-        });
-        feed(
-            &mut b,
-            &snapshot(
-                1,
-                &[(100, 1), (99, 1), (98, 1)],
-                &[(101, 1), (102, 1), (103, 1)],
-            ),
-        );
-        feed(
-            &mut b,
-            &diff(
-                1,
-                2,
-                0,
-                &[(97, 1), (100, 2)],
-                &[(100, 0), (101, 0), (104, 1), (105, 1)],
-            ),
-        );
+        let mut b = Book::new(BookConfig { max_levels: 3, buffer_events: 1024 });
+        feed(&mut b, &snapshot(1, &[(100, 1), (99, 1), (98, 1)], &[(101, 1), (102, 1), (103, 1)]));
+        feed(&mut b, &diff(1, 2, 0, &[(97, 1), (100, 2)], &[(100, 0), (101, 0), (104, 1), (105, 1)]));
         // 97 is worse than every kept bid: not kept; ask 101 deleted, 104 added, 105 evicts nothing (room).
         let bids: Vec<i64> = b.bids.iter_from_best().map(|l| l.px).collect();
         let asks: Vec<i64> = b.asks.iter_from_best().map(|l| l.px).collect();
@@ -713,10 +618,7 @@ mod tests {
 
     #[test]
     fn partial_depth_is_not_applied() {
-        let mut b = Book::new(BookConfig {
-            max_levels: 100,
-            buffer_events: 1024,
-        });
+        let mut b = Book::new(BookConfig { max_levels: 100, buffer_events: 1024 });
         let mut p = diff(1, 2, 0, &[(100, 1)], &[(101, 1)]);
         p[0].flags = flags::PARTIAL;
         feed(&mut b, &p);

@@ -98,10 +98,7 @@ pub struct ParserConfig {
 
 impl Default for ParserConfig {
     fn default() -> Self {
-        ParserConfig {
-            max_frame_bytes: crate::parse::DEFAULT_MAX_FRAME_BYTES,
-            max_symbols: 64,
-        }
+        ParserConfig { max_frame_bytes: crate::parse::DEFAULT_MAX_FRAME_BYTES, max_symbols: 64 }
     }
 }
 
@@ -118,10 +115,7 @@ pub struct BookSection {
 impl Default for BookSection {
     fn default() -> Self {
         let d = BookConfig::default();
-        BookSection {
-            max_levels: d.max_levels,
-            buffer_events: d.buffer_events,
-        }
+        BookSection { max_levels: d.max_levels, buffer_events: d.buffer_events }
     }
 }
 
@@ -139,11 +133,7 @@ pub struct BarsConfig {
 
 impl Default for BarsConfig {
     fn default() -> Self {
-        BarsConfig {
-            range_pct: 0.05,
-            range_ticks: 0,
-            fixed: Default::default(),
-        }
+        BarsConfig { range_pct: 0.05, range_ticks: 0, fixed: Default::default() }
     }
 }
 
@@ -159,6 +149,16 @@ pub struct Config {
     pub book: BookSection,
     /// `[bars]`.
     pub bars: BarsConfig,
+    /// `[flow]`: order flow.
+    pub flow: crate::flow::FlowConfig,
+    /// `[profile]`: volume profile.
+    pub profile: crate::profile::ProfileConfig,
+    /// `[regime]`: regime classifier.
+    pub regime: crate::regime::RegimeConfig,
+    /// `[strategy]`: AdvancedOrderFlow thresholds and the regime table.
+    pub strategy: crate::strategy::StrategyConfig,
+    /// `[tune]`: burst auto-tuning.
+    pub tune: crate::tune::TuneConfig,
 }
 
 fn range<T: PartialOrd + std::fmt::Display>(
@@ -168,61 +168,30 @@ fn range<T: PartialOrd + std::fmt::Display>(
     hi: T,
     allowed: &'static str,
 ) -> Result<(), ConfigError> {
-    if v < lo || v > hi {
-        Err(ConfigError::Range {
-            key,
-            value: v.to_string(),
-            allowed,
-        })
-    } else {
-        Ok(())
-    }
+    if v < lo || v > hi { Err(ConfigError::Range { key, value: v.to_string(), allowed }) } else { Ok(()) }
 }
 
 impl Config {
     /// Parses and validates TOML text (`path` is only for messages).
     pub fn from_toml(text: &str, path: &str) -> Result<Self, ConfigError> {
-        let c: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            path: path.into(),
-            msg: e.to_string(),
-        })?;
+        let c: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Syntax { path: path.into(), msg: e.to_string() })?;
         c.validate()?;
         Ok(c)
     }
 
     /// Reads and validates a file.
     pub fn load(path: &str) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.into(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
         Self::from_toml(&text, path)
     }
 
     /// Checks every value.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let p = &self.pipeline;
-        range(
-            "pipeline.event_ring",
-            p.event_ring,
-            1 << 12,
-            1 << 24,
-            "between 4096 and 16777216 slots",
-        )?;
-        range(
-            "pipeline.record_ring",
-            p.record_ring,
-            1 << 8,
-            1 << 22,
-            "between 256 and 4194304 slots",
-        )?;
-        range(
-            "pipeline.idle_spins",
-            p.idle_spins,
-            0,
-            100_000_000,
-            "between 0 and 100000000",
-        )?;
+        range("pipeline.event_ring", p.event_ring, 1 << 12, 1 << 24, "between 4096 and 16777216 slots")?;
+        range("pipeline.record_ring", p.record_ring, 1 << 8, 1 << 22, "between 256 and 4194304 slots")?;
+        range("pipeline.idle_spins", p.idle_spins, 0, 100_000_000, "between 0 and 100000000")?;
         for (key, core) in [
             ("pipeline.compute_core", p.compute_core),
             ("pipeline.net_core", p.net_core),
@@ -239,27 +208,9 @@ impl Config {
             64 << 20,
             "between 4096 and 67108864 bytes",
         )?;
-        range(
-            "parser.max_symbols",
-            self.parser.max_symbols,
-            1,
-            1024,
-            "between 1 and 1024",
-        )?;
-        range(
-            "book.max_levels",
-            self.book.max_levels,
-            20,
-            100_000,
-            "between 20 and 100000 levels per side",
-        )?;
-        range(
-            "book.buffer_events",
-            self.book.buffer_events,
-            256,
-            1 << 22,
-            "between 256 and 4194304 events",
-        )?;
+        range("parser.max_symbols", self.parser.max_symbols, 1, 1024, "between 1 and 1024")?;
+        range("book.max_levels", self.book.max_levels, 20, 100_000, "between 20 and 100000 levels per side")?;
+        range("book.buffer_events", self.book.buffer_events, 256, 1 << 22, "between 256 and 4194304 events")?;
         if !(self.bars.range_pct > 0.0 && self.bars.range_pct <= 10.0) {
             return Err(ConfigError::Range {
                 key: "bars.range_pct",
@@ -267,20 +218,96 @@ impl Config {
                 allowed: "greater than 0 and at most 10 (%)",
             });
         }
+        let f = &self.flow;
+        range("flow.session_hours", f.session_hours, 1, 24, "1 to 24 hours, dividing 24")?;
+        if 24 % f.session_hours != 0 {
+            return Err(ConfigError::Range {
+                key: "flow.session_hours",
+                value: f.session_hours.to_string(),
+                allowed: "a divisor of 24",
+            });
+        }
+        range("flow.cvd_window_secs", f.cvd_window_secs, 1, 200, "1 to 200 seconds")?;
+        range("flow.imbalance_bars", f.imbalance_bars, 1, 512, "1 to 512 bars")?;
+        range("flow.imbalance_cap", f.imbalance_cap, 1.0, 1e6, "1 to 1000000")?;
+        range("flow.burst_baseline_bars", f.burst_baseline_bars, 1, crate::flow::BAR_HISTORY, "1 to 512 bars")?;
+        range("flow.absorption_delta_ratio", f.absorption_delta_ratio, 0.0, 1e6, "0 to 1000000")?;
+        range("flow.large_volume_multiplier", f.large_volume_multiplier, 0.0, 1e6, "0 to 1000000")?;
+        range("flow.max_price_delta_ticks", f.max_price_delta_ticks, 0, 1_000_000, "0 to 1000000 ticks")?;
+        range("flow.absorption_lookback_bars", f.absorption_lookback_bars, 1, 64, "1 to 64 bars")?;
+        let p = &self.profile;
+        range("profile.bin_ticks", p.bin_ticks, 1, 1_000_000, "1 to 1000000 ticks")?;
+        range("profile.max_bins", p.max_bins, 16, 1 << 20, "16 to 1048576 bins")?;
+        range("profile.window_hours", p.window_hours, 1, 168, "1 to 168 hours")?;
+        if p.session && 24 % p.window_hours != 0 {
+            return Err(ConfigError::Range {
+                key: "profile.window_hours",
+                value: p.window_hours.to_string(),
+                allowed: "a divisor of 24 when session = true",
+            });
+        }
+        range("profile.value_area_pct", p.value_area_pct, 1.0, 100.0, "1 to 100 (%)")?;
+        range("profile.vwap_band_sigmas", p.vwap_band_sigmas, 0.0, 10.0, "0 to 10")?;
+        range("profile.smooth_bins", p.smooth_bins, 1, 101, "1 to 101 bins")?;
+        range("profile.node_prominence_pct", p.node_prominence_pct, 0.0, 100.0, "0 to 100 (%)")?;
+        let r = &self.regime;
+        range("regime.window_bars", r.window_bars, 2, crate::regime::WINDOW_MAX, "2 to 512 bars")?;
+        range("regime.trend_enter_pct", r.trend_enter_pct, 0.0, 100.0, "0 to 100 (%)")?;
+        range("regime.trend_exit_pct", r.trend_exit_pct, 0.0, r.trend_enter_pct, "0 to trend_enter_pct")?;
+        range("regime.high_vol_enter_pctile", r.high_vol_enter_pctile, 0.0, 100.0, "0 to 100")?;
         range(
-            "bars.range_ticks",
-            self.bars.range_ticks,
-            0,
-            1_000_000_000,
-            "0 (use range_pct) or a tick count",
+            "regime.high_vol_exit_pctile",
+            r.high_vol_exit_pctile,
+            0.0,
+            r.high_vol_enter_pctile,
+            "0 to high_vol_enter_pctile",
         )?;
+        range("regime.min_history", r.min_history, 2, crate::regime::SPEED_HISTORY, "2 to 512")?;
+        range("regime.confirm_bars", r.confirm_bars, 1, 1000, "1 to 1000 bars")?;
+        let st = &self.strategy;
+        range("strategy.zone_bins", st.zone_bins, 0.0, 1000.0, "0 to 1000 bins")?;
+        for (key, row) in [
+            ("strategy.base", &st.base),
+            ("strategy.trend_high", &st.trend_high),
+            ("strategy.trend_low", &st.trend_low),
+            ("strategy.range_high", &st.range_high),
+            ("strategy.range_low", &st.range_low),
+        ] {
+            let ok = row.min_imbalance >= 0.0
+                && row.min_cvd_change >= 0.0
+                && row.min_bar_range_pct >= 0.0
+                && row.min_burst_ratio > 0.0
+                && row.cooldown_bars <= 100_000;
+            if !ok {
+                return Err(ConfigError::Range {
+                    key,
+                    value: format!("{row:?}"),
+                    allowed: "non-negative thresholds, min_burst_ratio > 0, cooldown_bars <= 100000",
+                });
+            }
+        }
+        let t = &self.tune;
+        range("tune.every_bars", t.every_bars, 1, 100_000, "1 to 100000 bars")?;
+        range("tune.lookback_bars", t.lookback_bars, 2, crate::tune::MAX_WINDOW / 2, "2 to 512 bars")?;
+        range("tune.lookahead_bars", t.lookahead_bars, 1, crate::tune::MAX_WINDOW / 2, "1 to 512 bars")?;
+        range("tune.stop_pct", t.stop_pct, 0.0, 100.0, "0 to 100 (%)")?;
+        range("tune.target_pct", t.target_pct, 0.0, 100.0, "0 to 100 (%)")?;
+        range("tune.fee_pct", t.fee_pct, 0.0, 10.0, "0 to 10 (%)")?;
+        range("tune.min_trades", t.min_trades, 1, 100_000, "1 to 100000")?;
+        if t.candidates.is_empty()
+            || t.candidates.len() > crate::tune::MAX_CANDIDATES
+            || t.candidates.iter().any(|c| !(*c > 0.0 && c.is_finite()))
+        {
+            return Err(ConfigError::Range {
+                key: "tune.candidates",
+                value: format!("{:?}", t.candidates),
+                allowed: "1 to 16 positive ratios",
+            });
+        }
+        range("bars.range_ticks", self.bars.range_ticks, 0, 1_000_000_000, "0 (use range_pct) or a tick count")?;
         for (sym, v) in &self.bars.fixed {
             if SymbolName::new(sym.as_bytes()).is_none() {
-                return Err(ConfigError::Range {
-                    key: "bars.fixed",
-                    value: sym.clone(),
-                    allowed: "a symbol name",
-                });
+                return Err(ConfigError::Range { key: "bars.fixed", value: sym.clone(), allowed: "a symbol name" });
             }
             match crate::decimal::parse_decimal(v.as_bytes()) {
                 Ok(d) if d.mantissa > 0 => {}
@@ -299,10 +326,7 @@ impl Config {
     /// The compute stage's settings.
     pub fn engine(&self) -> EngineConfig {
         EngineConfig {
-            book: BookConfig {
-                max_levels: self.book.max_levels,
-                buffer_events: self.book.buffer_events,
-            },
+            book: BookConfig { max_levels: self.book.max_levels, buffer_events: self.book.buffer_events },
             bar_range: if self.bars.range_ticks > 0 {
                 BarRange::Ticks(self.bars.range_ticks)
             } else {
@@ -315,6 +339,11 @@ impl Config {
                 .filter_map(|(k, v)| SymbolName::new(k.as_bytes()).map(|n| (n, v.clone())))
                 .collect(),
             max_symbols: self.parser.max_symbols,
+            flow: self.flow.clone(),
+            profile: self.profile.clone(),
+            regime: self.regime.clone(),
+            strategy: self.strategy.clone(),
+            tune: self.tune.clone(),
         }
     }
 }
@@ -332,25 +361,15 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_key() {
-        let e = Config::from_toml("[book]\nmax_levels = 5\n", "x")
-            .unwrap_err()
-            .to_string();
+        let e = Config::from_toml("[book]\nmax_levels = 5\n", "x").unwrap_err().to_string();
         assert!(e.contains("book.max_levels"), "{e}");
-        let e = Config::from_toml("[bars]\nrange_pct = -1.0\n", "x")
-            .unwrap_err()
-            .to_string();
+        let e = Config::from_toml("[bars]\nrange_pct = -1.0\n", "x").unwrap_err().to_string();
         assert!(e.contains("bars.range_pct"), "{e}");
-        let e = Config::from_toml("[bars]\nrange_pcx = 1.0\n", "x")
-            .unwrap_err()
-            .to_string();
+        let e = Config::from_toml("[bars]\nrange_pcx = 1.0\n", "x").unwrap_err().to_string();
         assert!(e.contains("range_pcx"), "{e}");
-        let e = Config::from_toml("[bars.fixed]\nBTCUSDT = \"abc\"\n", "x")
-            .unwrap_err()
-            .to_string();
+        let e = Config::from_toml("[bars.fixed]\nBTCUSDT = \"abc\"\n", "x").unwrap_err().to_string();
         assert!(e.contains("bars.fixed"), "{e}");
-        let e = Config::from_toml("[pipeline]\nfull_policy = \"maybe\"\n", "x")
-            .unwrap_err()
-            .to_string();
+        let e = Config::from_toml("[pipeline]\nfull_policy = \"maybe\"\n", "x").unwrap_err().to_string();
         assert!(e.contains("full_policy") || e.contains("maybe"), "{e}");
     }
 }

@@ -105,10 +105,7 @@ pub fn parse_decimal(s: &[u8]) -> Result<Decimal, DecimalError> {
     if int_digits == 0 || (seen_point && dec == 0) {
         return Err(DecimalError::Syntax);
     }
-    Ok(Decimal {
-        mantissa: if neg { -mantissa } else { mantissa },
-        dec,
-    })
+    Ok(Decimal { mantissa: if neg { -mantissa } else { mantissa }, dec })
 }
 
 impl Scale {
@@ -124,19 +121,14 @@ impl Scale {
             return None;
         }
         // Normalise "0.00100" to dec 5, unit 100: keep the decimals as written, they give the display precision.
-        Some(Scale {
-            dec: d.dec,
-            unit: d.mantissa,
-        })
+        Some(Scale { dec: d.dec, unit: d.mantissa })
     }
 
     /// Converts a parsed decimal to units of this scale, exactly.
     #[inline]
     pub fn units_of(&self, d: Decimal) -> Result<i64, DecimalError> {
         let atoms = if d.dec <= self.dec {
-            d.mantissa
-                .checked_mul(POW10[(self.dec - d.dec) as usize])
-                .ok_or(DecimalError::Overflow)?
+            d.mantissa.checked_mul(POW10[(self.dec - d.dec) as usize]).ok_or(DecimalError::Overflow)?
         } else {
             let p = POW10[(d.dec - self.dec) as usize];
             if d.mantissa % p != 0 {
@@ -169,14 +161,7 @@ impl Scale {
         let _ = if self.dec == 0 {
             write!(out, "{}{}", if neg { "-" } else { "" }, a)
         } else {
-            write!(
-                out,
-                "{}{}.{:0w$}",
-                if neg { "-" } else { "" },
-                a / p,
-                a % p,
-                w = self.dec as usize
-            )
+            write!(out, "{}{}.{:0w$}", if neg { "-" } else { "" }, a / p, a % p, w = self.dec as usize)
         };
     }
 
@@ -202,14 +187,7 @@ impl Scale {
     /// Unpacks [`Scale::pack`]; `None` for 0 (unknown).
     #[inline]
     pub fn unpack(v: i64) -> Option<Self> {
-        if v == 0 {
-            None
-        } else {
-            Some(Scale {
-                dec: (v & 0xff) as u8,
-                unit: v >> 8,
-            })
-        }
+        if v == 0 { None } else { Some(Scale { dec: (v & 0xff) as u8, unit: v >> 8 }) }
     }
 }
 
@@ -219,9 +197,7 @@ impl Scale {
 pub fn parse_e8(s: &[u8]) -> Result<i64, DecimalError> {
     let d = parse_decimal(s)?;
     if d.dec <= 8 {
-        d.mantissa
-            .checked_mul(POW10[(8 - d.dec) as usize])
-            .ok_or(DecimalError::Overflow)
+        d.mantissa.checked_mul(POW10[(8 - d.dec) as usize]).ok_or(DecimalError::Overflow)
     } else {
         Ok(d.mantissa / POW10[(d.dec - 8) as usize])
     }
@@ -255,54 +231,19 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in [
-            &b""[..],
-            b"-",
-            b".",
-            b"1.",
-            b".5",
-            b"1.2.3",
-            b"1e5",
-            b"abc",
-            b" 1",
-            b"1,0",
-            b"+1",
-        ] {
-            assert_eq!(
-                parse_decimal(bad),
-                Err(DecimalError::Syntax),
-                "{:?}",
-                std::str::from_utf8(bad)
-            );
+        for bad in [&b""[..], b"-", b".", b"1.", b".5", b"1.2.3", b"1e5", b"abc", b" 1", b"1,0", b"+1"] {
+            assert_eq!(parse_decimal(bad), Err(DecimalError::Syntax), "{:?}", std::str::from_utf8(bad));
         }
-        assert_eq!(
-            parse_decimal(b"1234567890123456789"),
-            Err(DecimalError::Overflow)
-        );
-        assert_eq!(
-            parse_decimal(b"0.0000000000001"),
-            Err(DecimalError::Overflow)
-        );
+        assert_eq!(parse_decimal(b"1234567890123456789"), Err(DecimalError::Overflow));
+        assert_eq!(parse_decimal(b"0.0000000000001"), Err(DecimalError::Overflow));
         assert!(Scale::from_size("0").is_none());
         assert!(Scale::from_size("-1").is_none());
     }
 
     #[test]
     fn leading_zeros_do_not_count_as_digits() {
-        assert_eq!(
-            parse_decimal(b"0.00000001"),
-            Ok(Decimal {
-                mantissa: 1,
-                dec: 8
-            })
-        );
-        assert_eq!(
-            parse_decimal(b"-0.5"),
-            Ok(Decimal {
-                mantissa: -5,
-                dec: 1
-            })
-        );
+        assert_eq!(parse_decimal(b"0.00000001"), Ok(Decimal { mantissa: 1, dec: 8 }));
+        assert_eq!(parse_decimal(b"-0.5"), Ok(Decimal { mantissa: -5, dec: 1 }));
     }
 
     #[test]

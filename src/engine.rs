@@ -7,9 +7,16 @@
 
 use crate::bars::{Bar, BarRange, RangeBars};
 use crate::book::{Book, BookConfig, BookOutcome};
+use crate::clock;
 use crate::decimal::Scale;
 use crate::event::{EventKind, MarketEvent, SymbolId};
+use crate::flow::{FlowConfig, OrderFlow};
+use crate::latency::Stage;
+use crate::profile::{Levels, Profile, ProfileConfig};
+use crate::regime::{RegimeClassifier, RegimeConfig};
+use crate::strategy::{Side, Signal, Strategy, StrategyConfig};
 use crate::symbols::SymbolName;
+use crate::tune::{TuneConfig, Tuner, TuningLog};
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -22,6 +29,16 @@ pub struct EngineConfig {
     pub fixed_ranges: Vec<(SymbolName, String)>,
     /// Most symbols.
     pub max_symbols: usize,
+    /// Order flow.
+    pub flow: FlowConfig,
+    /// Volume profile.
+    pub profile: ProfileConfig,
+    /// Regime classifier.
+    pub regime: RegimeConfig,
+    /// Strategy.
+    pub strategy: StrategyConfig,
+    /// Burst tuning.
+    pub tune: TuneConfig,
 }
 
 impl Default for EngineConfig {
@@ -31,6 +48,11 @@ impl Default for EngineConfig {
             bar_range: BarRange::Pct(0.05),
             fixed_ranges: Vec::new(),
             max_symbols: 64,
+            flow: FlowConfig::default(),
+            profile: ProfileConfig::default(),
+            regime: RegimeConfig::default(),
+            strategy: StrategyConfig::default(),
+            tune: TuneConfig::default(),
         }
     }
 }
@@ -55,6 +77,20 @@ pub enum Record {
         symbol: SymbolId,
         /// The bar.
         bar: Bar,
+    },
+    /// An entry signal with its features.
+    Signal {
+        /// Symbol.
+        symbol: SymbolId,
+        /// The signal.
+        signal: Signal,
+    },
+    /// A burst tuning run (`volume_burst_tuning_logs`).
+    Tuning {
+        /// Symbol.
+        symbol: SymbolId,
+        /// The run.
+        log: TuningLog,
     },
 }
 
@@ -141,6 +177,24 @@ pub struct SymbolState {
     pub dropped_frames: u64,
     /// Exchange time of the last event.
     pub last_exch_ns: i64,
+    /// Order flow.
+    pub flow: OrderFlow,
+    /// Volume profile.
+    pub profile: Profile,
+    /// Regime classifier.
+    pub regime: RegimeClassifier,
+    /// Strategy state (cooldown, tuned burst threshold).
+    pub strategy: Strategy,
+    /// Burst tuner.
+    pub tuner: Tuner,
+    /// Profile levels at the last bar close.
+    pub levels: Option<Levels>,
+    /// Signals by side (long, short).
+    pub signals: [u64; 2],
+    /// Signals by regime (in [`Regime::ALL`] order).
+    pub signals_by_regime: [u64; 4],
+    /// Tuning runs that changed the threshold.
+    pub tuning_changes: u64,
 }
 
 /// Engine-wide counters.
@@ -163,6 +217,10 @@ pub struct Engine {
     pub symbols: Vec<SymbolState>,
     /// Counters.
     pub stats: EngineStats,
+    /// Latency of signal evaluation at bar close (flow, regime, profile levels, strategy).
+    pub signal_stage: Stage,
+    /// Latency of one tuning slice.
+    pub tuning_stage: Stage,
 }
 
 /// The verdict for one event (what the caller times as "decision").
@@ -174,6 +232,8 @@ pub enum Verdict {
     Book(BookOutcome),
     /// The event closed a bar.
     BarClosed,
+    /// The event closed a bar that produced an entry signal.
+    Signal(Side),
 }
 
 impl Engine {
@@ -184,6 +244,8 @@ impl Engine {
             cfg,
             symbols,
             stats: EngineStats::default(),
+            signal_stage: Stage::new("signal"),
+            tuning_stage: Stage::new("tuning"),
         }
     }
 
@@ -225,6 +287,15 @@ impl Engine {
                 mark_prices: 0,
                 dropped_frames: 0,
                 last_exch_ns: 0,
+                flow: OrderFlow::new(self.cfg.flow.clone()),
+                profile: Profile::new(self.cfg.profile.clone()),
+                regime: RegimeClassifier::new(self.cfg.regime.clone()),
+                strategy: Strategy::new(&self.cfg.strategy),
+                tuner: Tuner::new(self.cfg.tune.clone()),
+                levels: None,
+                signals: [0; 2],
+                signals_by_regime: [0; 4],
+                tuning_changes: 0,
             });
         } else if id < self.symbols.len() {
             let range = self.range_for(&name, price);
@@ -239,12 +310,7 @@ impl Engine {
             return;
         }
         if let (Some(price), Some(qty)) = (price, qty) {
-            out(Record::Symbol {
-                id: e.symbol,
-                name,
-                price,
-                qty,
-            });
+            out(Record::Symbol { id: e.symbol, name, price, qty });
         }
     }
 
@@ -268,14 +334,49 @@ impl Engine {
                 let (px, qty, id, maker) = e.trade();
                 s.trades += 1;
                 s.trade_qty += qty;
+                let mut verdict = Verdict::None;
                 if let Some(bar) = s.bars.on_trade(px, qty, maker, e.exch_ts_ns, id) {
-                    out(Record::Bar {
-                        symbol: e.symbol,
-                        bar,
-                    });
-                    return Verdict::BarClosed;
+                    // The closed bar is evaluated with the flow and profile as of its last trade; the trade that
+                    // closed it belongs to the next bar and is added after.
+                    out(Record::Bar { symbol: e.symbol, bar });
+                    verdict = Verdict::BarClosed;
+                    let t0 = clock::now_ns();
+                    let snap = s.flow.on_bar(&bar);
+                    let regime = s.regime.on_bar(bar.open, bar.close, bar.last_ts_ns);
+                    s.levels = s.profile.levels();
+                    let qty_per_step = s.qty.map_or(1.0, |q| q.to_f64(1));
+                    let (ev, sig) = s.strategy.on_bar(
+                        &self.cfg.strategy,
+                        &bar,
+                        &snap,
+                        s.levels.as_ref(),
+                        regime,
+                        qty_per_step,
+                        s.profile.bin_ticks(),
+                    );
+                    s.tuner.on_bar(ev);
+                    if let Some(signal) = sig {
+                        s.signals[(signal.side == Side::Short) as usize] += 1;
+                        s.signals_by_regime[regime.index()] += 1;
+                        out(Record::Signal { symbol: e.symbol, signal });
+                        verdict = Verdict::Signal(signal.side);
+                    }
+                    self.signal_stage.record(clock::now_ns().saturating_sub(t0));
                 }
-                Verdict::None
+                s.flow.on_trade(qty, maker, e.exch_ts_ns);
+                s.profile.on_trade(px, qty, e.exch_ts_ns);
+                if s.tuner.running() {
+                    let t0 = clock::now_ns();
+                    if let Some(log) = s.tuner.step(s.strategy.burst_ratio, e.exch_ts_ns) {
+                        if log.changed {
+                            s.tuning_changes += 1;
+                        }
+                        s.strategy.burst_ratio = log.tuned_ratio;
+                        out(Record::Tuning { symbol: e.symbol, log });
+                    }
+                    self.tuning_stage.record(clock::now_ns().saturating_sub(t0));
+                }
+                verdict
             }
             EventKind::NonMarketTrade => {
                 s.non_market_trades += 1;
@@ -283,8 +384,7 @@ impl Engine {
             }
             EventKind::Depth | EventKind::Snapshot | EventKind::Levels => {
                 let o = s.book.on_event(e);
-                if matches!(o, BookOutcome::Applied | BookOutcome::Synced) && s.audit_queue.len > 0
-                {
+                if matches!(o, BookOutcome::Applied | BookOutcome::Synced) && s.audit_queue.len > 0 {
                     let (c, m) = s.audit_queue.settle(&s.book);
                     s.audit_compared += c;
                     s.audit_matched += m;

@@ -114,46 +114,20 @@ pub struct Level {
 impl MarketEvent {
     /// An event of `kind` for `symbol` with the given times and an empty payload.
     #[inline]
-    pub fn new(
-        kind: EventKind,
-        symbol: SymbolId,
-        exch_ts_ns: i64,
-        local_ts_ns: i64,
-        stamp_ns: u64,
-    ) -> Self {
-        MarketEvent {
-            exch_ts_ns,
-            local_ts_ns,
-            stamp_ns,
-            parse_ns: 0,
-            symbol,
-            kind,
-            flags: 0,
-            p: [0; 4],
-        }
+    pub fn new(kind: EventKind, symbol: SymbolId, exch_ts_ns: i64, local_ts_ns: i64, stamp_ns: u64) -> Self {
+        MarketEvent { exch_ts_ns, local_ts_ns, stamp_ns, parse_ns: 0, symbol, kind, flags: 0, p: [0; 4] }
     }
 
     /// Trade fields: (price ticks, qty steps, trade id, buyer is maker).
     #[inline]
     pub fn trade(&self) -> (i64, i64, i64, bool) {
-        (
-            self.p[0],
-            self.p[1],
-            self.p[2],
-            self.flags & flags::BUYER_MAKER != 0,
-        )
+        (self.p[0], self.p[1], self.p[2], self.flags & flags::BUYER_MAKER != 0)
     }
 
     /// Depth header fields: (`U`, `u`, `pu`, bid count, ask count).
     #[inline]
     pub fn depth_ids(&self) -> (u64, u64, u64, u32, u32) {
-        (
-            self.p[0] as u64,
-            self.p[1] as u64,
-            self.p[2] as u64,
-            self.p[3] as u32,
-            (self.p[3] >> 32) as u32,
-        )
+        (self.p[0] as u64, self.p[1] as u64, self.p[2] as u64, self.p[3] as u32, (self.p[3] >> 32) as u32)
     }
 
     /// Level counts of a depth or snapshot header: (bids, asks).
@@ -171,24 +145,8 @@ impl MarketEvent {
     /// The levels of a [`EventKind::Levels`] event (one or two).
     #[inline]
     pub fn levels(&self) -> ([Level; LEVELS_PER_EVENT], usize) {
-        let n = if self.flags & flags::TWO_LEVELS != 0 {
-            2
-        } else {
-            1
-        };
-        (
-            [
-                Level {
-                    px: self.p[0],
-                    qty: self.p[1],
-                },
-                Level {
-                    px: self.p[2],
-                    qty: self.p[3],
-                },
-            ],
-            n,
-        )
+        let n = if self.flags & flags::TWO_LEVELS != 0 { 2 } else { 1 };
+        ([Level { px: self.p[0], qty: self.p[1] }, Level { px: self.p[2], qty: self.p[3] }], n)
     }
 
     /// Book ticker fields: (bid px, bid qty, ask px, ask qty, update id).

@@ -29,10 +29,7 @@ impl<'i> Msg<'i> for FastMsg<'i> {
         len: u32,
         mut f: impl FnMut(&'i str, &'i str) -> Result<(), ParseError>,
     ) -> Result<(), ParseError> {
-        let mut s = Sc {
-            b: self.b,
-            i: handle as usize + 1,
-        };
+        let mut s = Sc { b: self.b, i: handle as usize + 1 };
         for k in 0..len {
             if k > 0 {
                 s.ws();
@@ -167,11 +164,7 @@ impl<'i> Sc<'i> {
     }
 
     /// An object into `vals`; `inner` receives the nested `"data"` object when allowed.
-    fn object(
-        &mut self,
-        vals: &mut [Val<'i>; NF],
-        mut inner: Option<&mut [Val<'i>; NF]>,
-    ) -> Option<()> {
+    fn object(&mut self, vals: &mut [Val<'i>; NF], mut inner: Option<&mut [Val<'i>; NF]>) -> Option<()> {
         self.ws();
         self.eat(b'{')?;
         self.ws();
@@ -246,19 +239,9 @@ pub(crate) fn scan(frame: &[u8]) -> Option<(FastMsg<'_>, Option<FastMsg<'_>>, bo
         Val::Missing => false,
         _ => return None,
     };
-    let root_msg = FastMsg {
-        b: frame,
-        vals: root,
-    };
+    let root_msg = FastMsg { b: frame, vals: root };
     if wrapped {
-        Some((
-            root_msg,
-            Some(FastMsg {
-                b: frame,
-                vals: inner,
-            }),
-            partial,
-        ))
+        Some((root_msg, Some(FastMsg { b: frame, vals: inner }), partial))
     } else {
         Some((root_msg, None, false))
     }

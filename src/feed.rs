@@ -147,11 +147,7 @@ pub fn classify(line: &[u8]) -> Line<'_> {
         // `<int ts> <frame>`
         if rest.first() == Some(&b' ') {
             return match int_ts_to_ns(&line[..n]) {
-                Some(ts_ns) => Line::Frame {
-                    ts_ns,
-                    json: &rest[1..],
-                    url_symbol: None,
-                },
+                Some(ts_ns) => Line::Frame { ts_ns, json: &rest[1..], url_symbol: None },
                 None => Line::Bad,
             };
         }
@@ -160,11 +156,7 @@ pub fn classify(line: &[u8]) -> Line<'_> {
             && line.get(colon + 1) == Some(&b' ')
             && let Some(ts_ns) = secs_to_ns(&line[..colon])
         {
-            return Line::Frame {
-                ts_ns,
-                json: &line[colon + 2..],
-                url_symbol: None,
-            };
+            return Line::Frame { ts_ns, json: &line[colon + 2..], url_symbol: None };
         }
         return Line::Bad;
     }
@@ -176,18 +168,12 @@ pub fn classify(line: &[u8]) -> Line<'_> {
                 && after.get(colon + 1) == Some(&b' ')
                 && let Some(ts_ns) = secs_to_ns(&after[..colon])
             {
-                return Line::Frame {
-                    ts_ns,
-                    json: &after[colon + 2..],
-                    url_symbol: url_symbol(&line[..arrow]),
-                };
+                return Line::Frame { ts_ns, json: &after[colon + 2..], url_symbol: url_symbol(&line[..arrow]) };
             }
         }
         return Line::Bad;
     }
-    if (line.starts_with(b"wss://") || line.starts_with(b"ws://"))
-        && memchr::memmem::find(line, b" <-> ").is_some()
-    {
+    if (line.starts_with(b"wss://") || line.starts_with(b"ws://")) && memchr::memmem::find(line, b" <-> ").is_some() {
         return Line::Skip;
     }
     if line.starts_with(b"configuration: ") {
@@ -220,36 +206,20 @@ pub struct LineReader {
 }
 
 fn open_reader(path: &Path) -> Result<Box<dyn Read + Send>, FeedError> {
-    let mut f = File::open(path).map_err(|source| FeedError::Open {
-        path: path.to_owned(),
-        source,
-    })?;
+    let mut f = File::open(path).map_err(|source| FeedError::Open { path: path.to_owned(), source })?;
     let mut magic = [0u8; 2];
-    let n = f.read(&mut magic).map_err(|e| FeedError::Read {
-        path: path.to_owned(),
-        msg: e.to_string(),
-    })?;
+    let n = f.read(&mut magic).map_err(|e| FeedError::Read { path: path.to_owned(), msg: e.to_string() })?;
     drop(f);
-    let f = File::open(path).map_err(|source| FeedError::Open {
-        path: path.to_owned(),
-        source,
-    })?;
+    let f = File::open(path).map_err(|source| FeedError::Open { path: path.to_owned(), source })?;
     let r = BufReader::with_capacity(1 << 18, f);
-    if n == 2 && magic == [0x1f, 0x8b] {
-        Ok(Box::new(flate2::read::MultiGzDecoder::new(r)))
-    } else {
-        Ok(Box::new(r))
-    }
+    if n == 2 && magic == [0x1f, 0x8b] { Ok(Box::new(flate2::read::MultiGzDecoder::new(r))) } else { Ok(Box::new(r)) }
 }
 
 impl LineReader {
     /// Opens `path` and starts its reader thread.
     pub fn open(path: &Path, max_line: usize) -> Result<Self, FeedError> {
         if path.is_dir() {
-            return Err(FeedError::Read {
-                path: path.to_owned(),
-                msg: "is a directory".into(),
-            });
+            return Err(FeedError::Read { path: path.to_owned(), msg: "is a directory".into() });
         }
         let mut src = open_reader(path)?;
         let (tx, rx) = sync_channel::<Chunk>(CHUNKS_IN_FLIGHT);
@@ -257,19 +227,12 @@ impl LineReader {
         for _ in 0..CHUNKS_IN_FLIGHT + 1 {
             let _ = back.try_send(Vec::with_capacity(CHUNK_BYTES));
         }
-        let name = format!(
-            "read-{}",
-            path.file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default()
-        );
+        let name = format!("read-{}", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
         let thread = std::thread::Builder::new()
             .name(name.chars().take(15).collect())
             .spawn(move || {
                 loop {
-                    let mut buf = free
-                        .recv()
-                        .unwrap_or_else(|_| Vec::with_capacity(CHUNK_BYTES));
+                    let mut buf = free.recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK_BYTES));
                     buf.clear();
                     buf.resize(CHUNK_BYTES, 0);
                     let mut filled = 0;
@@ -308,10 +271,7 @@ impl LineReader {
                     return;
                 }
             })
-            .map_err(|e| FeedError::Read {
-                path: path.to_owned(),
-                msg: e.to_string(),
-            })?;
+            .map_err(|e| FeedError::Read { path: path.to_owned(), msg: e.to_string() })?;
         Ok(LineReader {
             path: path.to_owned(),
             rx,
@@ -349,10 +309,7 @@ impl LineReader {
             }
             Ok(Chunk::Err(msg)) => {
                 self.done = true;
-                Err(FeedError::Read {
-                    path: self.path.clone(),
-                    msg,
-                })
+                Err(FeedError::Read { path: self.path.clone(), msg })
             }
         }
     }
@@ -432,14 +389,8 @@ impl Drop for LineReader {
 /// A symbol name guessed from a file name such as `btcusdt_20230404.dat.gz` (for bare snapshots).
 pub fn symbol_from_file_name(path: &Path) -> Option<SymbolName> {
     let name = path.file_name()?.to_str()?;
-    let stem: String = name
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric())
-        .collect();
-    if stem.len() >= 5
-        && stem.chars().any(|c| c.is_ascii_alphabetic())
-        && stem.to_ascii_uppercase().ends_with("USDT")
-    {
+    let stem: String = name.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+    if stem.len() >= 5 && stem.chars().any(|c| c.is_ascii_alphabetic()) && stem.to_ascii_uppercase().ends_with("USDT") {
         SymbolName::new(stem.as_bytes())
     } else {
         None
@@ -453,11 +404,7 @@ mod tests {
     #[test]
     fn classifies_every_known_line_shape() {
         match classify(b"1680652700423575 {\"e\":1}") {
-            Line::Frame {
-                ts_ns,
-                json,
-                url_symbol: None,
-            } => {
+            Line::Frame { ts_ns, json, url_symbol: None } => {
                 assert_eq!(ts_ns, 1_680_652_700_423_575_000);
                 assert_eq!(json, b"{\"e\":1}");
             }
@@ -481,10 +428,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(
-            classify(b"wss://fstream.binance.com/stream?streams=a@b <-> 1626992740.179554"),
-            Line::Skip
-        );
+        assert_eq!(classify(b"wss://fstream.binance.com/stream?streams=a@b <-> 1626992740.179554"), Line::Skip);
         assert_eq!(classify(b"configuration: {\"x\":1}"), Line::Skip);
         assert_eq!(classify(b""), Line::Skip);
         assert_eq!(classify(b"hello world"), Line::Bad);
@@ -494,12 +438,7 @@ mod tests {
 
     #[test]
     fn symbol_from_file_names() {
-        assert_eq!(
-            symbol_from_file_name(Path::new("x/btcusdt_20230404.dat.gz"))
-                .unwrap()
-                .as_str(),
-            "BTCUSDT"
-        );
+        assert_eq!(symbol_from_file_name(Path::new("x/btcusdt_20230404.dat.gz")).unwrap().as_str(), "BTCUSDT");
         assert!(symbol_from_file_name(Path::new("BINANCE_FUTURES.ws.1.0.txt")).is_none());
     }
 }

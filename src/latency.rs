@@ -20,8 +20,7 @@ impl Stage {
     /// A new empty stage.
     pub fn new(name: &'static str) -> Self {
         // Bounds are constants within the histogram's limits, so construction cannot fail.
-        let hist = Histogram::new_with_bounds(1, MAX_TRACKED_NS, 3)
-            .unwrap_or_else(|_| Histogram::new(3).unwrap());
+        let hist = Histogram::new_with_bounds(1, MAX_TRACKED_NS, 3).unwrap_or_else(|_| Histogram::new(3).unwrap());
         Stage { name, hist }
     }
 

@@ -10,17 +10,10 @@ use rusto::config::Config;
 use rusto::pipeline::{ReplayOptions, Speed, run_replay};
 
 /// The recording replayed when `rusto replay` is given no file (bundled in the repository).
-const BUNDLED_SAMPLE: &[&str] = &[
-    "data/sample/btcusdt_20230404.dat.gz",
-    "data/sample/btcusdt_20230405.dat.gz",
-];
+const BUNDLED_SAMPLE: &[&str] = &["data/sample/btcusdt_20230404.dat.gz", "data/sample/btcusdt_20230405.dat.gz"];
 
 #[derive(Parser)]
-#[command(
-    name = "rusto",
-    version,
-    about = "Low-latency order-flow trading engine for Binance USD-M futures"
-)]
+#[command(name = "rusto", version, about = "Low-latency order-flow trading engine for Binance USD-M futures")]
 struct Cli {
     /// Configuration file (TOML); built-in defaults when absent.
     #[arg(long, global = true)]
@@ -45,6 +38,9 @@ enum Cmd {
         /// An exchangeInfo body (raw JSON or a recording line) with tick and step sizes.
         #[arg(long)]
         exchange_info: Option<PathBuf>,
+        /// Write every entry signal with its features to this CSV.
+        #[arg(long)]
+        signals_csv: Option<PathBuf>,
         /// Print one JSON object on stdout instead of the text summary.
         #[arg(long)]
         json: bool,
@@ -68,20 +64,14 @@ enum ConfigCmd {
 }
 
 fn bundled_sample() -> anyhow::Result<Vec<PathBuf>> {
-    let roots = [
-        PathBuf::from("."),
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")),
-    ];
+    let roots = [PathBuf::from("."), PathBuf::from(env!("CARGO_MANIFEST_DIR"))];
     for root in roots {
         let files: Vec<PathBuf> = BUNDLED_SAMPLE.iter().map(|f| root.join(f)).collect();
         if files.iter().all(|f| f.exists()) {
             return Ok(files);
         }
     }
-    anyhow::bail!(
-        "no recording given and the bundled sample ({}) was not found",
-        BUNDLED_SAMPLE.join(", ")
-    )
+    anyhow::bail!("no recording given and the bundled sample ({}) was not found", BUNDLED_SAMPLE.join(", "))
 }
 
 fn run() -> anyhow::Result<()> {
@@ -91,24 +81,9 @@ fn run() -> anyhow::Result<()> {
         None => Config::default(),
     };
     match cli.cmd {
-        Cmd::Replay {
-            files,
-            speed,
-            bars_csv,
-            exchange_info,
-            json,
-        } => {
-            let files = if files.is_empty() {
-                bundled_sample()?
-            } else {
-                files
-            };
-            let opts = ReplayOptions {
-                files,
-                speed,
-                bars_csv,
-                exchange_info,
-            };
+        Cmd::Replay { files, speed, bars_csv, exchange_info, signals_csv, json } => {
+            let files = if files.is_empty() { bundled_sample()? } else { files };
+            let opts = ReplayOptions { files, speed, bars_csv, exchange_info, signals_csv };
             let report = run_replay(&cfg, &opts).context("replay failed")?;
             if json {
                 println!("{}", rusto::report::to_json(&report));
@@ -116,15 +91,11 @@ fn run() -> anyhow::Result<()> {
                 print!("{}", rusto::report::to_text(&report));
             }
         }
-        Cmd::Config {
-            cmd: ConfigCmd::Check { file },
-        } => {
+        Cmd::Config { cmd: ConfigCmd::Check { file } } => {
             Config::load(&file.to_string_lossy())?;
             println!("{}: ok", file.display());
         }
-        Cmd::Config {
-            cmd: ConfigCmd::Default,
-        } => {
+        Cmd::Config { cmd: ConfigCmd::Default } => {
             print!("{}", include_str!("../config/default.toml"));
         }
     }

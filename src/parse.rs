@@ -23,8 +23,7 @@ use crate::symbols::{InternError, SymbolName, SymbolSpec, SymbolTable};
 /// Most levels accepted on one side of one depth message or snapshot (Binance's REST maximum is 1000).
 pub const MAX_LEVELS_PER_SIDE: usize = 5000;
 /// Most events one frame can become.
-pub const MAX_EVENTS_PER_FRAME: usize =
-    depth_event_count(MAX_LEVELS_PER_SIDE, MAX_LEVELS_PER_SIDE) + 1;
+pub const MAX_EVENTS_PER_FRAME: usize = depth_event_count(MAX_LEVELS_PER_SIDE, MAX_LEVELS_PER_SIDE) + 1;
 /// Default largest frame accepted, in bytes (a 1000-level snapshot is ≈ 45 KB; exchangeInfo ≈ 1 MB today).
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 4 << 20;
 
@@ -331,9 +330,7 @@ impl<'i> Msg<'i> for TapeMsg<'_, 'i> {
         let mut i = handle as usize + 1;
         for _ in 0..len {
             match (self.nodes[i], self.nodes.get(i + 1), self.nodes.get(i + 2)) {
-                (Node::Array { len: 2, .. }, Some(Node::String(p)), Some(Node::String(q))) => {
-                    f(p, q)?
-                }
+                (Node::Array { len: 2, .. }, Some(Node::String(p)), Some(Node::String(q))) => f(p, q)?,
                 (Node::Array { len: 2, .. }, _, _) => return Err(ParseError::WrongType("level")),
                 _ => return Err(ParseError::Shape),
             }
@@ -409,9 +406,7 @@ fn ms_to_ns(ms: i64) -> i64 {
 
 #[inline]
 fn dec(scale: Scale, s: &str, name: &'static str) -> Result<i64, ParseError> {
-    scale
-        .parse(s.as_bytes())
-        .map_err(|e| ParseError::Decimal(name, e))
+    scale.parse(s.as_bytes()).map_err(|e| ParseError::Decimal(name, e))
 }
 
 /// Exchange time: `T` when present, else `E`, in ns.
@@ -495,10 +490,7 @@ impl Parser {
                         self.stats.unknown_event += 1;
                         if !self.logged_unknown {
                             self.logged_unknown = true;
-                            eprintln!(
-                                "warn: unknown event type (counted, logged once): {}",
-                                sample(frame)
-                            );
+                            eprintln!("warn: unknown event type (counted, logged once): {}", sample(frame));
                         }
                     }
                     FrameKind::Control => self.stats.control += 1,
@@ -517,10 +509,7 @@ impl Parser {
                 self.stats.malformed[k] += 1;
                 if !self.logged[k] {
                     self.logged[k] = true;
-                    eprintln!(
-                        "warn: malformed frame ({e}; counted, logged once per kind): {}",
-                        sample(frame)
-                    );
+                    eprintln!("warn: malformed frame ({e}; counted, logged once per kind): {}", sample(frame));
                 }
                 Err(e)
             }
@@ -559,10 +548,7 @@ impl Parser {
     }
 
     fn intern(&mut self, raw: &str) -> Result<SymbolId, ParseError> {
-        let (id, new) = self
-            .symbols
-            .intern(raw.as_bytes())
-            .map_err(ParseError::Symbol)?;
+        let (id, new) = self.symbols.intern(raw.as_bytes()).map_err(ParseError::Symbol)?;
         if new {
             self.announce(id);
         }
@@ -570,12 +556,7 @@ impl Parser {
     }
 
     /// Makes sure `id` has a price scale (inferring it from `px` when unknown) and returns it.
-    fn price_scale(
-        &mut self,
-        id: SymbolId,
-        px: &str,
-        name: &'static str,
-    ) -> Result<Scale, ParseError> {
+    fn price_scale(&mut self, id: SymbolId, px: &str, name: &'static str) -> Result<Scale, ParseError> {
         if let Some(s) = self.symbols.get(id).price {
             return Ok(s);
         }
@@ -594,12 +575,7 @@ impl Parser {
     }
 
     /// Same as [`Parser::price_scale`] for quantities; a zero quantity never fixes the scale.
-    fn qty_scale(
-        &mut self,
-        id: SymbolId,
-        qty: &str,
-        name: &'static str,
-    ) -> Result<Scale, ParseError> {
+    fn qty_scale(&mut self, id: SymbolId, qty: &str, name: &'static str) -> Result<Scale, ParseError> {
         if let Some(s) = self.symbols.get(id).qty {
             return Ok(s);
         }
@@ -651,11 +627,7 @@ impl Parser {
         let len = self.buf.len();
         self.buf.resize(len + simd_json::INPUT_PADDING, 0);
         let mut buf = std::mem::take(&mut self.buf);
-        let mut tape: Tape<'_> = self
-            .tape
-            .take()
-            .unwrap_or_else(|| Tape::null().reset())
-            .reset();
+        let mut tape: Tape<'_> = self.tape.take().unwrap_or_else(|| Tape::null().reset()).reset();
         let r = match simd_json::fill_tape_padded(&mut buf, len, &mut self.buffers, &mut tape) {
             Ok(()) => self.dispatch(&tape.0, meta, out),
             Err(_) => Err(ParseError::Json),
@@ -811,13 +783,7 @@ impl Parser {
         out: &mut Vec<MarketEvent>,
     ) -> Result<(), ParseError> {
         let mut k = 0;
-        let mut ev = MarketEvent::new(
-            EventKind::Levels,
-            head.symbol,
-            head.exch_ts_ns,
-            head.local_ts_ns,
-            head.stamp_ns,
-        );
+        let mut ev = MarketEvent::new(EventKind::Levels, head.symbol, head.exch_ts_ns, head.local_ts_ns, head.stamp_ns);
         ev.flags = side_flags;
         m.for_levels(side.0, side.1, |p, q| {
             let px = dec(ps, p, "price")?;
@@ -913,17 +879,9 @@ impl Parser {
             Err(ParseError::MissingField(_)) => meta.local_ts_ns,
             Err(e) => return Err(e),
         };
-        let name = meta
-            .snapshot_symbol
-            .ok_or(ParseError::SnapshotWithoutSymbol)?;
+        let name = meta.snapshot_symbol.ok_or(ParseError::SnapshotWithoutSymbol)?;
         let sid = self.intern(name.as_str())?;
-        let mut head = MarketEvent::new(
-            EventKind::Snapshot,
-            sid,
-            ts,
-            meta.local_ts_ns,
-            meta.stamp_ns,
-        );
+        let mut head = MarketEvent::new(EventKind::Snapshot, sid, ts, meta.local_ts_ns, meta.stamp_ns);
         head.p[0] = lid;
         self.depth_body(m, sid, bids, asks, head, flags::SNAPSHOT, out)?;
         Ok(FrameKind::Snapshot)
@@ -945,15 +903,8 @@ impl Parser {
         let sid = self.intern(sym)?;
         let ps = self.price_scale(sid, b, "b")?;
         let qs = self.qty_scale(sid, bq, "B")?;
-        let mut ev = MarketEvent::new(
-            EventKind::BookTicker,
-            sid,
-            ts,
-            meta.local_ts_ns,
-            meta.stamp_ns,
-        );
-        ev.p[0] = MarketEvent::pack_prices(dec(ps, b, "b")?, dec(ps, a, "a")?)
-            .ok_or(ParseError::PriceRange)?;
+        let mut ev = MarketEvent::new(EventKind::BookTicker, sid, ts, meta.local_ts_ns, meta.stamp_ns);
+        ev.p[0] = MarketEvent::pack_prices(dec(ps, b, "b")?, dec(ps, a, "a")?).ok_or(ParseError::PriceRange)?;
         ev.p[1] = dec(qs, bq, "B")?;
         ev.p[2] = dec(qs, aq, "A")?;
         ev.p[3] = u;
@@ -982,13 +933,7 @@ impl Parser {
         let rate = e8(opt_str(m, F::LowerR, "r")?, "r")?;
         let next = opt_int(m, F::UpperT, "T")?.unwrap_or(0);
         let sid = self.intern(sym)?;
-        let mut ev = MarketEvent::new(
-            EventKind::MarkPrice,
-            sid,
-            ms_to_ns(e_ms),
-            meta.local_ts_ns,
-            meta.stamp_ns,
-        );
+        let mut ev = MarketEvent::new(EventKind::MarkPrice, sid, ms_to_ns(e_ms), meta.local_ts_ns, meta.stamp_ns);
         ev.p = [mark, index, rate, next];
         out.push(ev);
         self.stats.mark_price += 1;
@@ -999,10 +944,7 @@ impl Parser {
 /// True for a partial book depth stream name (`btcusdt@depth5`, `btcusdt@depth20@100ms`).
 pub(crate) fn is_partial_depth_stream(stream: &str) -> bool {
     match stream.find("@depth") {
-        Some(i) => stream
-            .as_bytes()
-            .get(i + 6)
-            .is_some_and(|c| c.is_ascii_digit()),
+        Some(i) => stream.as_bytes().get(i + 6).is_some_and(|c| c.is_ascii_digit()),
         None => false,
     }
 }
@@ -1044,9 +986,7 @@ fn specs_from_tape(nodes: &[Node<'_>], si: usize) -> Result<Vec<SymbolSpec>, Par
             match key {
                 "symbol" => name = SymbolName::new(str_at(nodes, v, "symbol")?.as_bytes()),
                 "pricePrecision" => pp = int_at(nodes, v, "pricePrecision")?.clamp(0, 18) as u8,
-                "quantityPrecision" => {
-                    qp = int_at(nodes, v, "quantityPrecision")?.clamp(0, 18) as u8
-                }
+                "quantityPrecision" => qp = int_at(nodes, v, "quantityPrecision")?.clamp(0, 18) as u8,
                 "filters" => {
                     if let Node::Array { len: nf, .. } = nodes[v] {
                         let mut f = v + 1;
@@ -1059,9 +999,7 @@ fn specs_from_tape(nodes: &[Node<'_>], si: usize) -> Result<Vec<SymbolSpec>, Par
                             let (mut ty, mut ts, mut ss) = ("", None, None);
                             let mut q = fo + 1;
                             for _ in 0..fl {
-                                if let (Node::String(fk), Node::String(fv)) =
-                                    (nodes[q], nodes[q + 1])
-                                {
+                                if let (Node::String(fk), Node::String(fv)) = (nodes[q], nodes[q + 1]) {
                                     match fk {
                                         "filterType" => ty = fv,
                                         "tickSize" => ts = Scale::from_size(fv),
@@ -1084,13 +1022,7 @@ fn specs_from_tape(nodes: &[Node<'_>], si: usize) -> Result<Vec<SymbolSpec>, Par
             k = skip(nodes, v);
         }
         if let (Some(name), Some(tick), Some(step)) = (name, tick, step) {
-            specs.push(SymbolSpec {
-                name,
-                tick,
-                step,
-                price_precision: pp,
-                qty_precision: qp,
-            });
+            specs.push(SymbolSpec { name, tick, step, price_precision: pp, qty_precision: qp });
         }
     }
     Ok(specs)

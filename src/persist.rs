@@ -15,6 +15,14 @@ use crate::symbols::SymbolName;
 /// Errors of the persistence stage.
 #[derive(Debug, thiserror::Error)]
 pub enum PersistError {
+    /// Creating or writing the signals CSV failed.
+    #[error("signals csv {path}: {source}")]
+    SignalsCsv {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
     /// Creating or writing the bars CSV failed.
     #[error("bars csv {path}: {source}")]
     BarsCsv {
@@ -34,15 +42,23 @@ pub struct PersistStats {
     pub bars: u64,
     /// Bars written to the CSV.
     pub bars_written: u64,
+    /// Signals received.
+    pub signals: u64,
+    /// Tuning runs received.
+    pub tuning_runs: u64,
 }
 
 /// The CSV header of `--bars-csv`.
 pub const BARS_CSV_HEADER: &str = "symbol,first_ts_ms,last_ts_ms,open,high,low,close,volume,buy_volume,sell_volume,trades,range_ticks,first_trade_id,last_trade_id";
 
+/// The CSV header of `--signals-csv` (prices in quote units; zone level at its bin centre).
+pub const SIGNALS_CSV_HEADER: &str = "symbol,ts_ms,side,price,level,burst_threshold,imbalance_ratio,cvd_1min_change,volume_burst_ratio,bar_range_pct,zone_distance_pct,near_val,near_vah,near_hvn,regime,confidence";
+
 /// Persistence stage state.
 pub struct Persist {
     names: Vec<(SymbolName, Scale, Scale)>,
     csv: Option<(PathBuf, std::io::BufWriter<std::fs::File>)>,
+    signals_csv: Option<(PathBuf, std::io::BufWriter<std::fs::File>)>,
     line: String,
     /// Counters.
     pub stats: PersistStats,
@@ -50,18 +66,25 @@ pub struct Persist {
 
 impl Persist {
     /// Opens the outputs (before any trading starts, so a bad path is an error up front).
-    pub fn open(bars_csv: Option<PathBuf>) -> Result<Self, PersistError> {
+    pub fn open(bars_csv: Option<PathBuf>, signals_csv: Option<PathBuf>) -> Result<Self, PersistError> {
+        let signals_csv = match signals_csv {
+            Some(path) => {
+                let f = std::fs::File::create(&path)
+                    .map_err(|source| PersistError::SignalsCsv { path: path.clone(), source })?;
+                let mut w = std::io::BufWriter::with_capacity(1 << 16, f);
+                writeln!(w, "{SIGNALS_CSV_HEADER}")
+                    .map_err(|source| PersistError::SignalsCsv { path: path.clone(), source })?;
+                Some((path, w))
+            }
+            None => None,
+        };
         let csv = match bars_csv {
             Some(path) => {
-                let f = std::fs::File::create(&path).map_err(|source| PersistError::BarsCsv {
-                    path: path.clone(),
-                    source,
-                })?;
+                let f = std::fs::File::create(&path)
+                    .map_err(|source| PersistError::BarsCsv { path: path.clone(), source })?;
                 let mut w = std::io::BufWriter::with_capacity(1 << 16, f);
-                writeln!(w, "{BARS_CSV_HEADER}").map_err(|source| PersistError::BarsCsv {
-                    path: path.clone(),
-                    source,
-                })?;
+                writeln!(w, "{BARS_CSV_HEADER}")
+                    .map_err(|source| PersistError::BarsCsv { path: path.clone(), source })?;
                 Some((path, w))
             }
             None => None,
@@ -69,6 +92,7 @@ impl Persist {
         Ok(Persist {
             names: Vec::new(),
             csv,
+            signals_csv,
             line: String::with_capacity(256),
             stats: PersistStats::default(),
         })
@@ -78,24 +102,49 @@ impl Persist {
     pub fn on_record(&mut self, r: &Record) -> Result<(), PersistError> {
         self.stats.records += 1;
         match *r {
-            Record::Symbol {
-                id,
-                name,
-                price,
-                qty,
-            } => {
+            Record::Symbol { id, name, price, qty } => {
                 let i = id as usize;
                 if self.names.len() <= i {
-                    self.names.resize(
-                        i + 1,
-                        (
-                            SymbolName::default(),
-                            Scale::decimals(0),
-                            Scale::decimals(0),
-                        ),
-                    );
+                    self.names.resize(i + 1, (SymbolName::default(), Scale::decimals(0), Scale::decimals(0)));
                 }
                 self.names[i] = (name, price, qty);
+            }
+            Record::Signal { symbol, signal } => {
+                self.stats.signals += 1;
+                if let Some((path, w)) = &mut self.signals_csv {
+                    let (name, ps, _) = self.names.get(symbol as usize).copied().unwrap_or((
+                        SymbolName::default(),
+                        Scale::decimals(0),
+                        Scale::decimals(0),
+                    ));
+                    use std::fmt::Write as _;
+                    let l = &mut self.line;
+                    l.clear();
+                    let f = &signal.features;
+                    let _ = write!(l, "{},{},{},", name, signal.ts_ns / 1_000_000, signal.side.name());
+                    ps.format(signal.price, l);
+                    let _ = writeln!(
+                        l,
+                        ",{:.6},{:.4},{:.6},{:.6},{:.4},{:.6},{:.6},{},{},{},{},{:.4}",
+                        ps.to_f64(1) * signal.level,
+                        signal.burst_threshold,
+                        f.imbalance_ratio,
+                        f.cvd_1min_change,
+                        f.volume_burst_ratio,
+                        f.bar_range_pct,
+                        f.zone_distance_pct,
+                        f.near_val as u8,
+                        f.near_vah as u8,
+                        f.near_hvn as u8,
+                        f.regime.name(),
+                        f.confidence
+                    );
+                    w.write_all(l.as_bytes())
+                        .map_err(|source| PersistError::SignalsCsv { path: path.clone(), source })?;
+                }
+            }
+            Record::Tuning { .. } => {
+                self.stats.tuning_runs += 1;
             }
             Record::Bar { symbol, bar } => {
                 self.stats.bars += 1;
@@ -108,13 +157,7 @@ impl Persist {
                     use std::fmt::Write as _;
                     let l = &mut self.line;
                     l.clear();
-                    let _ = write!(
-                        l,
-                        "{},{},{},",
-                        name,
-                        bar.first_ts_ns / 1_000_000,
-                        bar.last_ts_ns / 1_000_000
-                    );
+                    let _ = write!(l, "{},{},{},", name, bar.first_ts_ns / 1_000_000, bar.last_ts_ns / 1_000_000);
                     for px in [bar.open, bar.high, bar.low, bar.close] {
                         ps.format(px, l);
                         l.push(',');
@@ -123,16 +166,9 @@ impl Persist {
                         qs.format(q, l);
                         l.push(',');
                     }
-                    let _ = writeln!(
-                        l,
-                        "{},{},{},{}",
-                        bar.trades, bar.range_ticks, bar.first_trade_id, bar.last_trade_id
-                    );
-                    w.write_all(l.as_bytes())
-                        .map_err(|source| PersistError::BarsCsv {
-                            path: path.clone(),
-                            source,
-                        })?;
+                    let _ =
+                        writeln!(l, "{},{},{},{}", bar.trades, bar.range_ticks, bar.first_trade_id, bar.last_trade_id);
+                    w.write_all(l.as_bytes()).map_err(|source| PersistError::BarsCsv { path: path.clone(), source })?;
                     self.stats.bars_written += 1;
                 }
             }
@@ -143,10 +179,7 @@ impl Persist {
     /// Flushes buffered output.
     pub fn flush(&mut self) -> Result<(), PersistError> {
         if let Some((path, w)) = &mut self.csv {
-            w.flush().map_err(|source| PersistError::BarsCsv {
-                path: path.clone(),
-                source,
-            })?;
+            w.flush().map_err(|source| PersistError::BarsCsv { path: path.clone(), source })?;
         }
         Ok(())
     }

@@ -41,9 +41,7 @@ impl std::str::FromStr for Speed {
             "realtime" => Ok(Speed::Factor(1.0)),
             _ => match s.parse::<f64>() {
                 Ok(f) if f > 0.0 && f.is_finite() => Ok(Speed::Factor(f)),
-                _ => Err(format!(
-                    "invalid speed {s:?}: use asap, realtime or a positive factor such as 10"
-                )),
+                _ => Err(format!("invalid speed {s:?}: use asap, realtime or a positive factor such as 10")),
             },
         }
     }
@@ -113,13 +111,7 @@ pub struct Publisher {
 impl Publisher {
     /// A publisher over `tx` for up to `max_symbols` symbols.
     pub fn new(tx: Producer<MarketEvent>, policy: FullPolicy, max_symbols: usize) -> Self {
-        Publisher {
-            tx,
-            policy,
-            pending_drops: vec![0; max_symbols],
-            any_pending: false,
-            stats: FeedStats::default(),
-        }
+        Publisher { tx, policy, pending_drops: vec![0; max_symbols], any_pending: false, stats: FeedStats::default() }
     }
 
     fn flush_drops(&mut self) -> bool {
@@ -217,6 +209,8 @@ pub struct ReplayReport {
     pub latency: Vec<(&'static str, Summary)>,
     /// Wall time of the whole run.
     pub elapsed: Duration,
+    /// VWAP band width (σ) for reports.
+    pub vwap_band_sigmas: f64,
 }
 
 /// Options of `rusto replay`.
@@ -230,14 +224,13 @@ pub struct ReplayOptions {
     pub bars_csv: Option<PathBuf>,
     /// An exchangeInfo body (raw JSON or a recording line) giving tick and step sizes.
     pub exchange_info: Option<PathBuf>,
+    /// Every signal with its features to this CSV.
+    pub signals_csv: Option<PathBuf>,
 }
 
 /// Loads symbol specs from a file holding an exchangeInfo body (bare JSON or a recording line).
 pub fn load_exchange_info(path: &std::path::Path) -> Result<Vec<SymbolSpec>, ReplayError> {
-    let err = |msg: String| ReplayError::ExchangeInfo {
-        path: path.to_owned(),
-        msg,
-    };
+    let err = |msg: String| ReplayError::ExchangeInfo { path: path.to_owned(), msg };
     let text = std::fs::read(path).map_err(|e| err(e.to_string()))?;
     for line in text.split(|&c| c == b'\n') {
         let json = match classify(line) {
@@ -264,10 +257,7 @@ fn pin(core: Option<usize>, what: &str) {
                 eprintln!("warn: could not pin the {what} thread to core {want}");
             }
         }
-        None => eprintln!(
-            "warn: {what} thread: core {want} does not exist here ({} cores); not pinned",
-            ids.len()
-        ),
+        None => eprintln!("warn: {what} thread: core {want} does not exist here ({} cores); not pinned", ids.len()),
     }
 }
 
@@ -390,11 +380,7 @@ impl Source {
             let got = self.reader.next_line(|line| {
                 let c = classify(line);
                 match c {
-                    Line::Frame {
-                        ts_ns,
-                        json,
-                        url_symbol,
-                    } => {
+                    Line::Frame { ts_ns, json, url_symbol } => {
                         head.clear();
                         head.extend_from_slice(json);
                         ts_out = ts_ns;
@@ -431,10 +417,7 @@ impl Source {
                     self.looked += 1;
                     feed.bad_lines += 1;
                     if self.looked == 1 {
-                        eprintln!(
-                            "warn: {}: unrecognised line (counted)",
-                            self.reader.path().display()
-                        );
+                        eprintln!("warn: {}: unrecognised line (counted)", self.reader.path().display());
                     }
                     if self.recognised == 0 && self.looked >= crate::feed::SNIFF_LINES {
                         return Err(FeedError::UnknownFormat {
@@ -566,11 +549,8 @@ pub fn run_replay(cfg: &Config, opts: &ReplayOptions) -> Result<ReplayReport, Re
         Some(p) => load_exchange_info(p)?,
         None => Vec::new(),
     };
-    let persist = Persist::open(opts.bars_csv.clone())?;
-    let parser = Parser::new(
-        SymbolTable::new(cfg.parser.max_symbols, specs),
-        cfg.parser.max_frame_bytes,
-    );
+    let persist = Persist::open(opts.bars_csv.clone(), opts.signals_csv.clone())?;
+    let parser = Parser::new(SymbolTable::new(cfg.parser.max_symbols, specs), cfg.parser.max_frame_bytes);
     let event_ring = cfg.pipeline.event_ring.max(MAX_EVENTS_PER_FRAME * 2);
     let (ev_tx, ev_rx) = ring::<MarketEvent>(event_ring);
     let (rec_tx, rec_rx) = ring::<Record>(cfg.pipeline.record_ring);
@@ -607,15 +587,10 @@ pub fn run_replay(cfg: &Config, opts: &ReplayOptions) -> Result<ReplayReport, Re
         })
         .map_err(|e| ReplayError::Thread("net", e.to_string()))?;
 
-    let (parser, feed, parse_stage, feed_result) = net_h
-        .join()
-        .map_err(|_| ReplayError::Thread("net", "panicked".into()))?;
-    let (engine, st) = compute_h
-        .join()
-        .map_err(|_| ReplayError::Thread("compute", "panicked".into()))?;
-    let (persist, persist_result) = persist_h
-        .join()
-        .map_err(|_| ReplayError::Thread("persist", "panicked".into()))?;
+    let (parser, feed, parse_stage, feed_result) =
+        net_h.join().map_err(|_| ReplayError::Thread("net", "panicked".into()))?;
+    let (engine, st) = compute_h.join().map_err(|_| ReplayError::Thread("compute", "panicked".into()))?;
+    let (persist, persist_result) = persist_h.join().map_err(|_| ReplayError::Thread("persist", "panicked".into()))?;
     let elapsed = started.elapsed();
     feed_result?;
     persist_result?;
@@ -625,6 +600,8 @@ pub fn run_replay(cfg: &Config, opts: &ReplayOptions) -> Result<ReplayReport, Re
         ("book", Summary::of(&st.book.hist)),
         ("bars", Summary::of(&st.bars.hist)),
         ("other", Summary::of(&st.other.hist)),
+        ("signal", Summary::of(&engine.signal_stage.hist)),
+        ("tuning", Summary::of(&engine.tuning_stage.hist)),
         ("compute", Summary::of(&st.compute.hist)),
         ("tick_to_decision", Summary::of(&st.tick_to_decision.hist)),
     ];
@@ -635,5 +612,6 @@ pub fn run_replay(cfg: &Config, opts: &ReplayOptions) -> Result<ReplayReport, Re
         persist: persist.stats,
         latency,
         elapsed,
+        vwap_band_sigmas: cfg.profile.vwap_band_sigmas,
     })
 }

@@ -22,6 +22,30 @@ pub fn to_json(r: &ReplayReport) -> Value {
             }
         };
         let bs = &s.book.stats;
+        let px_f = |t: f64| -> Value {
+            match s.price {
+                Some(sc) => json!(format!("{:.*}", sc.dec as usize, t * sc.to_f64(1))),
+                None => Value::Null,
+            }
+        };
+        let profile = match &s.levels {
+            Some(l) => json!({
+                "poc": fmt_px(Some(l.poc)),
+                "val": fmt_px(Some(l.val)),
+                "vah": fmt_px(Some(l.vah)),
+                "vwap": px_f(l.vwap),
+                "vwap_upper": px_f(l.vwap + l.sigma * r.vwap_band_sigmas),
+                "vwap_lower": px_f(l.vwap - l.sigma * r.vwap_band_sigmas),
+                "value_area_share": l.va_share,
+                "hvn": l.hvn[..l.n_hvn].iter().map(|&h| fmt_px(Some(h))).collect::<Vec<_>>(),
+                "lvn": l.lvn[..l.n_lvn].iter().map(|&h| fmt_px(Some(h))).collect::<Vec<_>>(),
+            }),
+            None => Value::Null,
+        };
+        let mut by_regime = Map::new();
+        for reg in crate::regime::Regime::ALL {
+            by_regime.insert(reg.name().into(), json!(s.signals_by_regime[reg.index()]));
+        }
         symbols.insert(
             s.name.as_str().to_string(),
             json!({
@@ -39,6 +63,15 @@ pub fn to_json(r: &ReplayReport) -> Value {
                 "best_ask": fmt_px(ask.map(|l| l.px)),
                 "bars": s.bars.closed,
                 "book_audit": {"compared": s.audit_compared, "matched": s.audit_matched},
+                "signals": {"long": s.signals[0], "short": s.signals[1]},
+                "signals_by_regime": by_regime,
+                "regime": s.regime.regime.name(),
+                "regime_switches": s.regime.switches,
+                "burst_threshold": s.strategy.burst_ratio,
+                "tuning_runs": s.tuner.runs,
+                "tuning_changes": s.tuning_changes,
+                "cvd": s.qty.map(|q| q.to_string(s.flow.cvd)),
+                "profile": profile,
             }),
         );
     }
@@ -79,6 +112,8 @@ pub fn to_json(r: &ReplayReport) -> Value {
         "frames_dropped": f.frames_dropped,
         "records_lost": r.engine.stats.records_lost,
         "bars_written": r.persist.bars_written,
+        "signals": r.persist.signals,
+        "tuning_runs": r.persist.tuning_runs,
         "elapsed_s": secs,
         "frames_per_s": if secs > 0.0 { frames as f64 / secs } else { 0.0 },
         "symbols": symbols,
@@ -116,17 +151,7 @@ pub fn to_text(r: &ReplayReport) -> String {
     ));
     s.push_str(&format!(
         "{:<12} {:>8} {:>14} {:>8} {:>5} {:>7} {:>7} {:>14} {:>14} {:>6} {:>15}\n",
-        "symbol",
-        "trades",
-        "trade_qty",
-        "depth",
-        "gaps",
-        "resyncs",
-        "synced",
-        "best_bid",
-        "best_ask",
-        "bars",
-        "audit"
+        "symbol", "trades", "trade_qty", "depth", "gaps", "resyncs", "synced", "best_bid", "best_ask", "bars", "audit"
     ));
     for sym in &r.engine.symbols {
         let (bid, ask) = sym.book.top();
@@ -138,9 +163,7 @@ pub fn to_text(r: &ReplayReport) -> String {
             "{:<12} {:>8} {:>14} {:>8} {:>5} {:>7} {:>7} {:>14} {:>14} {:>6} {:>15}\n",
             sym.name.as_str(),
             sym.trades,
-            sym.qty
-                .map(|q| q.to_string(sym.trade_qty))
-                .unwrap_or_default(),
+            sym.qty.map(|q| q.to_string(sym.trade_qty)).unwrap_or_default(),
             sym.book.stats.depth_applied,
             sym.book.stats.gaps,
             sym.book.stats.resyncs,
@@ -152,9 +175,36 @@ pub fn to_text(r: &ReplayReport) -> String {
         ));
     }
     s.push('\n');
-    s.push_str("latency per stage (monotonic clock; replay --speed asap includes queueing in ring_wait):\n");
-    s.push_str(&latency::table(
-        &r.latency.iter().map(|(n, m)| (*n, *m)).collect::<Vec<_>>(),
+    s.push_str(&format!(
+        "{:<12} {:>6} {:>6} {:>11} {:>9} {:>6} {:>14} {:>14} {:>14} {:>14}\n",
+        "symbol", "long", "short", "regime", "burst_thr", "tuned", "POC", "VAL", "VAH", "VWAP"
     ));
+    for sym in &r.engine.symbols {
+        let (poc, val, vah, vwap) = match (&sym.levels, sym.price) {
+            (Some(l), Some(sc)) => (
+                sc.to_string(l.poc),
+                sc.to_string(l.val),
+                sc.to_string(l.vah),
+                format!("{:.*}", sc.dec as usize, l.vwap * sc.to_f64(1)),
+            ),
+            _ => ("-".into(), "-".into(), "-".into(), "-".into()),
+        };
+        s.push_str(&format!(
+            "{:<12} {:>6} {:>6} {:>11} {:>9.2} {:>6} {:>14} {:>14} {:>14} {:>14}\n",
+            sym.name.as_str(),
+            sym.signals[0],
+            sym.signals[1],
+            sym.regime.regime.name(),
+            sym.strategy.burst_ratio,
+            sym.tuner.runs,
+            poc,
+            val,
+            vah,
+            vwap
+        ));
+    }
+    s.push('\n');
+    s.push_str("latency per stage (monotonic clock; replay --speed asap includes queueing in ring_wait):\n");
+    s.push_str(&latency::table(&r.latency.iter().map(|(n, m)| (*n, *m)).collect::<Vec<_>>()));
     s
 }

@@ -68,27 +68,14 @@ pub enum PushSliceError {
 /// Creates a ring of at least `capacity` slots (rounded up to a power of two, minimum 2).
 pub fn ring<T: Copy + Send>(capacity: usize) -> (Producer<T>, Consumer<T>) {
     let cap = capacity.max(2).next_power_of_two();
-    let buf: Box<[UnsafeCell<MaybeUninit<T>>]> = (0..cap)
-        .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
-        .collect();
+    let buf: Box<[UnsafeCell<MaybeUninit<T>>]> = (0..cap).map(|_| UnsafeCell::new(MaybeUninit::uninit())).collect();
     let shared = Arc::new(Shared {
         head: CachePadded(AtomicUsize::new(0)),
         tail: CachePadded(AtomicUsize::new(0)),
         buf,
         mask: cap - 1,
     });
-    (
-        Producer {
-            shared: shared.clone(),
-            tail: 0,
-            head_cache: 0,
-        },
-        Consumer {
-            shared,
-            head: 0,
-            tail_cache: 0,
-        },
-    )
+    (Producer { shared: shared.clone(), tail: 0, head_cache: 0 }, Consumer { shared, head: 0, tail_cache: 0 })
 }
 
 impl<T: Copy + Send> Producer<T> {
@@ -242,10 +229,7 @@ mod tests {
     fn push_slice_is_all_or_nothing() {
         let (mut p, mut c) = ring::<u32>(8);
         p.push_slice(&[1, 2, 3, 4, 5]).unwrap();
-        assert_eq!(
-            p.push_slice(&[6, 7, 8, 9]),
-            Err(PushSliceError::Full { needed: 4, free: 3 })
-        );
+        assert_eq!(p.push_slice(&[6, 7, 8, 9]), Err(PushSliceError::Full { needed: 4, free: 3 }));
         assert_eq!(p.push_slice(&[0; 9]), Err(PushSliceError::TooLarge(9)));
         assert_eq!(c.pop(), Some(1));
         p.push_slice(&[6, 7, 8, 9]).unwrap();

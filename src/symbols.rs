@@ -43,11 +43,7 @@ impl SymbolName {
 
     /// The name as a string slice.
     pub fn as_str(&self) -> &str {
-        let n = self
-            .0
-            .iter()
-            .position(|&c| c == 0)
-            .unwrap_or(SYMBOL_NAME_MAX);
+        let n = self.0.iter().position(|&c| c == 0).unwrap_or(SYMBOL_NAME_MAX);
         // Only ASCII alphanumerics and '_' are ever stored.
         std::str::from_utf8(&self.0[..n]).unwrap_or("?")
     }
@@ -114,11 +110,7 @@ pub struct SymbolTable {
 impl SymbolTable {
     /// A table for at most `capacity` symbols, seeded with exchange specs (which are not yet interned).
     pub fn new(capacity: usize, specs: Vec<SymbolSpec>) -> Self {
-        SymbolTable {
-            entries: Vec::with_capacity(capacity),
-            specs,
-            capacity,
-        }
+        SymbolTable { entries: Vec::with_capacity(capacity), specs, capacity }
     }
 
     /// Replaces the exchange specs (a fresh exchangeInfo). Interned symbols keep their id; their scales are
@@ -142,10 +134,7 @@ impl SymbolTable {
     /// Looks a name up without interning it.
     #[inline]
     pub fn find(&self, name: &SymbolName) -> Option<SymbolId> {
-        self.entries
-            .iter()
-            .position(|e| e.name == *name)
-            .map(|i| i as SymbolId)
+        self.entries.iter().position(|e| e.name == *name).map(|i| i as SymbolId)
     }
 
     /// Returns the id of `name`, interning it if new. The bool is true when the symbol is new.
@@ -206,10 +195,7 @@ mod tests {
         assert!(SymbolName::new(b"").is_none());
         assert!(SymbolName::new(b"BTC/USDT").is_none());
         assert!(SymbolName::new(b"ABCDEFGHIJKLMNOPQ").is_none());
-        assert_eq!(
-            SymbolName::new(b"BTCUSDT_260327").unwrap().as_str(),
-            "BTCUSDT_260327"
-        );
+        assert_eq!(SymbolName::new(b"BTCUSDT_260327").unwrap().as_str(), "BTCUSDT_260327");
     }
 
     #[test]

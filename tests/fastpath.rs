@@ -12,8 +12,7 @@ fn read_text(p: &Path) -> Vec<u8> {
     let raw = std::fs::read(p).unwrap();
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut s = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&raw[..]), &mut s)
-            .unwrap();
+        std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&raw[..]), &mut s).unwrap();
         s
     } else {
         raw
@@ -27,10 +26,7 @@ fn recordings() -> Vec<PathBuf> {
         "tests/data/BINANCE_FUTURES.ws.1.0.txt".into(),
         "tests/data/BINANCE_FUTURES.http.0.0.txt".into(),
     ];
-    for dir in [
-        "../shared/data/cryptofeed-binance-futures-raw",
-        "../shared/data/hftbacktest-usdm-raw",
-    ] {
+    for dir in ["../shared/data/cryptofeed-binance-futures-raw", "../shared/data/hftbacktest-usdm-raw"] {
         if let Ok(rd) = std::fs::read_dir(dir) {
             let mut files: Vec<PathBuf> = rd.map(|e| e.unwrap().path()).collect();
             files.sort();
@@ -42,25 +38,16 @@ fn recordings() -> Vec<PathBuf> {
 
 #[test]
 fn fast_path_matches_simd_json_on_every_real_frame() {
-    let (mut fast, mut slow) = (
-        Parser::new(SymbolTable::new(256, vec![]), 4 << 20),
-        Parser::new(SymbolTable::new(256, vec![]), 4 << 20),
-    );
+    let (mut fast, mut slow) =
+        (Parser::new(SymbolTable::new(256, vec![]), 4 << 20), Parser::new(SymbolTable::new(256, vec![]), 4 << 20));
     slow.set_fast_path(false);
-    let (mut a, mut b) = (
-        Vec::with_capacity(MAX_EVENTS_PER_FRAME),
-        Vec::<MarketEvent>::with_capacity(MAX_EVENTS_PER_FRAME),
-    );
+    let (mut a, mut b) =
+        (Vec::with_capacity(MAX_EVENTS_PER_FRAME), Vec::<MarketEvent>::with_capacity(MAX_EVENTS_PER_FRAME));
     let mut frames = 0u64;
     for f in recordings() {
         let text = read_text(&f);
         for line in text.split(|&c| c == b'\n') {
-            let Line::Frame {
-                ts_ns,
-                json,
-                url_symbol,
-            } = classify(line)
-            else {
+            let Line::Frame { ts_ns, json, url_symbol } = classify(line) else {
                 continue;
             };
             let meta = FrameMeta {
@@ -72,20 +59,8 @@ fn fast_path_matches_simd_json_on_every_real_frame() {
             b.clear();
             let ra = fast.parse_frame(json, &meta, &mut a);
             let rb = slow.parse_frame(json, &meta, &mut b);
-            assert_eq!(
-                ra,
-                rb,
-                "{}: {}",
-                f.display(),
-                String::from_utf8_lossy(&json[..json.len().min(200)])
-            );
-            assert_eq!(
-                a,
-                b,
-                "{}: {}",
-                f.display(),
-                String::from_utf8_lossy(&json[..json.len().min(200)])
-            );
+            assert_eq!(ra, rb, "{}: {}", f.display(), String::from_utf8_lossy(&json[..json.len().min(200)]));
+            assert_eq!(a, b, "{}: {}", f.display(), String::from_utf8_lossy(&json[..json.len().min(200)]));
             frames += 1;
         }
     }
@@ -93,12 +68,7 @@ fn fast_path_matches_simd_json_on_every_real_frame() {
     let hot = fast.stats.trade + fast.stats.depth + fast.stats.book_ticker + fast.stats.mark_price;
     assert_eq!(slow.fast_frames(), 0);
     // Every hot frame of the real recordings is in the fast subset.
-    assert!(
-        fast.fast_frames() >= hot,
-        "fast path took {} of {} hot frames",
-        fast.fast_frames(),
-        hot
-    );
+    assert!(fast.fast_frames() >= hot, "fast path took {} of {} hot frames", fast.fast_frames(), hot);
 }
 
 #[test]
@@ -106,25 +76,19 @@ fn fast_path_falls_back_outside_its_subset() {
     let trade = r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1680652700455,"T":1680652700452,"s":"BTCUSDT","t":3535186032,"p":"28145.10","q":"0.002","X":"MARKET","m":true}}"#;
     let variants = [
         trade.replace("\"X\":\"MARKET\"", "\"X\":\"MARKET\",\"z\":1.5"), // float in an unknown field
-        trade.replace("\"X\":\"MARKET\"", "\"X\":\"MARK\\u0045T\""), // escape: same value once unescaped
+        trade.replace("\"X\":\"MARKET\"", "\"X\":\"MARK\\u0045T\""),     // escape: same value once unescaped
         trade.replace("\"X\":\"MARKET\"", "\"X\":\"MARKET\",\"o\":{\"k\":[1]}"), // nested object
-        format!("  {trade}\n"), // surrounding whitespace (still fast)
-        trade.replace("3535186032", "03535186032"), // leading zero: invalid JSON
-        format!("{trade}x"),    // trailing garbage
+        format!("  {trade}\n"),                                          // surrounding whitespace (still fast)
+        trade.replace("3535186032", "03535186032"),                      // leading zero: invalid JSON
+        format!("{trade}x"),                                             // trailing garbage
     ];
     for v in &variants {
-        let (mut fast, mut slow) = (
-            Parser::new(SymbolTable::new(8, vec![]), 1 << 20),
-            Parser::new(SymbolTable::new(8, vec![]), 1 << 20),
-        );
+        let (mut fast, mut slow) =
+            (Parser::new(SymbolTable::new(8, vec![]), 1 << 20), Parser::new(SymbolTable::new(8, vec![]), 1 << 20));
         slow.set_fast_path(false);
         let (mut a, mut b) = (Vec::new(), Vec::new());
         let meta = FrameMeta::default();
-        assert_eq!(
-            fast.parse_frame(v.as_bytes(), &meta, &mut a),
-            slow.parse_frame(v.as_bytes(), &meta, &mut b),
-            "{v}"
-        );
+        assert_eq!(fast.parse_frame(v.as_bytes(), &meta, &mut a), slow.parse_frame(v.as_bytes(), &meta, &mut b), "{v}");
         assert_eq!(a, b, "{v}");
     }
 }

@@ -60,14 +60,10 @@ static GLOBAL: Counting = Counting;
 
 fn load_lines() -> Vec<(i64, Vec<u8>)> {
     let mut out = Vec::new();
-    for f in [
-        "data/sample/btcusdt_20230404.dat.gz",
-        "data/sample/btcusdt_20230405.dat.gz",
-    ] {
+    for f in ["data/sample/btcusdt_20230404.dat.gz", "data/sample/btcusdt_20230405.dat.gz"] {
         let raw = std::fs::read(f).unwrap();
         let mut text = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&raw[..]), &mut text)
-            .unwrap();
+        std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&raw[..]), &mut text).unwrap();
         for line in text.split(|&c| c == b'\n') {
             if let Line::Frame { ts_ns, json, .. } = classify(line) {
                 out.push((ts_ns, json.to_vec()));
@@ -82,7 +78,16 @@ fn hot_path_allocates_nothing_after_warm_up() {
     let lines = load_lines();
     assert!(lines.len() > 70_000);
     let mut parser = Parser::new(SymbolTable::new(64, vec![]), 1 << 20);
-    let mut engine = Engine::new(EngineConfig::default());
+    // Small bars (1 USDT on BTCUSDT at 0.01 ticks) so bar closes, regime, profile levels, strategy and tuning runs
+    // all happen many times after warm-up.
+    let cfg = EngineConfig {
+        bar_range: rusto::bars::BarRange::Ticks(100),
+        flow: rusto::flow::FlowConfig { burst_baseline_bars: 10, ..Default::default() },
+        regime: rusto::regime::RegimeConfig { window_bars: 10, min_history: 5, ..Default::default() },
+        tune: rusto::tune::TuneConfig { every_bars: 5, lookback_bars: 20, lookahead_bars: 4, ..Default::default() },
+        ..EngineConfig::default()
+    };
+    let mut engine = Engine::new(cfg);
     let (mut tx, mut rx) = rusto::ring::ring::<MarketEvent>(1 << 16);
     let mut staging: Vec<MarketEvent> = Vec::with_capacity(MAX_EVENTS_PER_FRAME);
     let mut records: Vec<Record> = Vec::with_capacity(1 << 16);
@@ -93,11 +98,7 @@ fn hot_path_allocates_nothing_after_warm_up() {
         if k == warm {
             COUNTING.with(|c| c.set(true));
         }
-        let meta = FrameMeta {
-            local_ts_ns: *ts,
-            stamp_ns: rusto::clock::now_ns(),
-            snapshot_symbol: hint,
-        };
+        let meta = FrameMeta { local_ts_ns: *ts, stamp_ns: rusto::clock::now_ns(), snapshot_symbol: hint };
         staging.clear();
         let _ = parser.parse_frame(frame, &meta, &mut staging);
         tx.push_slice(&staging).unwrap();
@@ -113,13 +114,10 @@ fn hot_path_allocates_nothing_after_warm_up() {
     COUNTING.with(|c| c.set(false));
     let allocs = ALLOCS.load(Ordering::Relaxed);
     let s = &engine.symbols[0];
-    assert!(
-        s.book.is_synced() && s.audit_compared > 0 && s.trades > 10_000,
-        "the real pipeline ran"
-    );
+    assert!(s.book.is_synced() && s.audit_compared > 0 && s.trades > 10_000, "the real pipeline ran");
     assert!(events > 200_000);
-    assert_eq!(
-        allocs, 0,
-        "{allocs} heap allocations on the hot path after warm-up"
-    );
+    assert!(s.bars.closed > 100, "bars closed: {}", s.bars.closed);
+    assert!(s.tuner.runs > 10, "tuning runs: {}", s.tuner.runs);
+    assert!(s.levels.is_some());
+    assert_eq!(allocs, 0, "{allocs} heap allocations on the hot path after warm-up");
 }

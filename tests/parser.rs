@@ -11,11 +11,7 @@ fn parser() -> Parser {
 
 fn parse(p: &mut Parser, frame: &str) -> (Result<FrameKind, ParseError>, Vec<MarketEvent>) {
     let mut out = Vec::with_capacity(MAX_EVENTS_PER_FRAME);
-    let meta = FrameMeta {
-        local_ts_ns: 7,
-        stamp_ns: 0,
-        snapshot_symbol: SymbolName::new(b"BTCUSDT"),
-    };
+    let meta = FrameMeta { local_ts_ns: 7, stamp_ns: 0, snapshot_symbol: SymbolName::new(b"BTCUSDT") };
     let r = p.parse_frame(frame.as_bytes(), &meta, &mut out);
     (r, out)
 }
@@ -29,10 +25,7 @@ const MARK: &str = r#"{"stream":"btcusdt@markPrice@1s","data":{"e":"markPriceUpd
 const SNAP: &str = r#"{"lastUpdateId": 2710246765483, "E": 1680652700590, "T": 1680652700580, "bids": [["28145.10", "3.818"], ["28145.00", "0.413"], ["28144.70", "0.002"]], "asks": [["28145.20", "6.887"]]}"#;
 
 fn data(evs: &[MarketEvent]) -> Vec<MarketEvent> {
-    evs.iter()
-        .filter(|e| e.kind != EventKind::SymbolDef)
-        .copied()
-        .collect()
+    evs.iter().filter(|e| e.kind != EventKind::SymbolDef).copied().collect()
 }
 
 #[test]
@@ -79,16 +72,10 @@ fn depth_update_becomes_header_and_continuations() {
     let evs = data(&out);
     assert_eq!(evs.len(), 1 + 2 + 2);
     let (first, last, prev, nb, na) = evs[0].depth_ids();
-    assert_eq!(
-        (first, last, prev, nb, na),
-        (2710246765373, 2710246765597, 2710246765326, 4, 3)
-    );
+    assert_eq!((first, last, prev, nb, na), (2710246765373, 2710246765597, 2710246765326, 4, 3));
     let (lv, n) = evs[1].levels();
     assert_eq!(n, 2);
-    assert_eq!(
-        (lv[0].px, lv[0].qty, lv[1].px, lv[1].qty),
-        (500000, 14368, 2801890, 0)
-    );
+    assert_eq!((lv[0].px, lv[0].qty, lv[1].px, lv[1].qty), (500000, 14368, 2801890, 0));
     let (lv, n) = evs[4].levels();
     assert_eq!(n, 1);
     assert!(evs[4].flags & flags::ASK != 0);
@@ -108,17 +95,11 @@ fn book_ticker_and_mark_price() {
     let mut p = parser();
     let (_, out) = parse(&mut p, TICKER);
     let e = data(&out)[0];
-    assert_eq!(
-        e.book_ticker(),
-        (2814510, 3868, 2814520, 6887, 2710246762461)
-    );
+    assert_eq!(e.book_ticker(), (2814510, 3868, 2814520, 6887, 2710246762461));
     let (_, out) = parse(&mut p, MARK);
     let e = data(&out)[0];
     assert_eq!(e.kind, EventKind::MarkPrice);
-    assert_eq!(
-        e.p,
-        [2_814_727_373_413, 2_815_975_642_857, 2754, 1680652800000]
-    );
+    assert_eq!(e.p, [2_814_727_373_413, 2_815_975_642_857, 2754, 1680652800000]);
 }
 
 #[test]
@@ -163,10 +144,7 @@ fn exchange_info_sets_ticks_and_steps() {
 #[test]
 fn unknown_fields_are_ignored_and_unknown_events_counted() {
     let mut p = parser();
-    let extra = TRADE.replace(
-        "\"X\":\"MARKET\"",
-        "\"X\":\"MARKET\",\"zz\":{\"nested\":[1,2,{\"a\":null}]},\"yy\":1.5",
-    );
+    let extra = TRADE.replace("\"X\":\"MARKET\"", "\"X\":\"MARKET\",\"zz\":{\"nested\":[1,2,{\"a\":null}]},\"yy\":1.5");
     let (r, out) = parse(&mut p, &extra);
     assert_eq!(r, Ok(FrameKind::Market));
     assert_eq!(data(&out)[0].trade().0, 2814510);

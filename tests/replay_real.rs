@@ -6,12 +6,8 @@ use rusto::config::Config;
 use rusto::pipeline::{ReplayOptions, ReplayReport, Speed, run_replay};
 
 fn replay_with(files: &[PathBuf], bars_csv: Option<PathBuf>) -> ReplayReport {
-    let opts = ReplayOptions {
-        files: files.to_vec(),
-        speed: Speed::Asap,
-        bars_csv,
-        exchange_info: None,
-    };
+    let opts =
+        ReplayOptions { files: files.to_vec(), speed: Speed::Asap, bars_csv, exchange_info: None, signals_csv: None };
     run_replay(&Config::default(), &opts).unwrap()
 }
 
@@ -19,8 +15,7 @@ fn read_text(p: &Path) -> String {
     let raw = std::fs::read(p).unwrap();
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut s = String::new();
-        std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(&raw[..]), &mut s)
-            .unwrap();
+        std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(&raw[..]), &mut s).unwrap();
         s
     } else {
         String::from_utf8(raw).unwrap()
@@ -38,11 +33,7 @@ fn expected_trades(files: &[PathBuf]) -> std::collections::BTreeMap<String, (u64
             };
             let d = v.get("data").unwrap_or(&v);
             let e = d.get("e").and_then(|e| e.as_str()).unwrap_or("");
-            let sym = d
-                .get("s")
-                .and_then(|s| s.as_str())
-                .unwrap_or("")
-                .to_string();
+            let sym = d.get("s").and_then(|s| s.as_str()).unwrap_or("").to_string();
             let entry = m.entry(sym).or_insert((0u64, 0f64, 0u64));
             match e {
                 "aggTrade" => {
@@ -67,11 +58,7 @@ fn check_real(files: &[PathBuf]) -> ReplayReport {
     let k = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let csv = std::env::temp_dir().join(format!("rusto-bars-{}-{k}.csv", std::process::id()));
     let r = replay_with(files, Some(csv.clone()));
-    assert_eq!(
-        r.parse.malformed_total() + r.feed.malformed_lines(),
-        0,
-        "real data has no malformed frame"
-    );
+    assert_eq!(r.parse.malformed_total() + r.feed.malformed_lines(), 0, "real data has no malformed frame");
     assert_eq!(r.feed.frames_dropped, 0);
     assert_eq!(r.engine.stats.records_lost, 0);
     let expected = expected_trades(files);
@@ -82,32 +69,19 @@ fn check_real(files: &[PathBuf]) -> ReplayReport {
         assert_eq!(bs.crossed, 0, "{name}: the book is never crossed");
         assert!(s.book.is_synced(), "{name}: synced at the end");
         assert_eq!(bs.resyncs, 1, "{name}");
-        assert!(
-            s.audit_compared > 0,
-            "{name}: the book audit compared tickers"
-        );
-        assert_eq!(
-            s.audit_compared, s.audit_matched,
-            "{name}: every compared bookTicker matches the book"
-        );
+        assert!(s.audit_compared > 0, "{name}: the book audit compared tickers");
+        assert_eq!(s.audit_compared, s.audit_matched, "{name}: every compared bookTicker matches the book");
         let (n, qty, non_market) = expected[name];
         assert_eq!(s.trades, n, "{name}: every market trade counted once");
         assert_eq!(s.non_market_trades, non_market, "{name}");
         let q = s.qty.unwrap().to_f64(s.trade_qty);
-        assert!(
-            (q - qty).abs() < 1e-6 * qty.max(1.0),
-            "{name}: traded quantity {q} vs {qty}"
-        );
+        assert!((q - qty).abs() < 1e-6 * qty.max(1.0), "{name}: traded quantity {q} vs {qty}");
         // Bar volumes plus the open bar add up to the traded quantity exactly.
         let open = s.bars.current().map_or(0, |b| b.volume);
         let text = std::fs::read_to_string(&csv).unwrap();
         let mut closed_units = 0i64;
         let mut bars = 0u64;
-        for line in text
-            .lines()
-            .skip(1)
-            .filter(|l| l.starts_with(&format!("{name},")))
-        {
+        for line in text.lines().skip(1).filter(|l| l.starts_with(&format!("{name},"))) {
             let cols: Vec<&str> = line.split(',').collect();
             closed_units += s.qty.unwrap().parse(cols[7].as_bytes()).unwrap();
             let (hi, lo) = (
@@ -116,22 +90,13 @@ fn check_real(files: &[PathBuf]) -> ReplayReport {
             );
             let range: i64 = cols[11].parse().unwrap();
             assert!(hi - lo <= range, "{name}: bar wider than its range: {line}");
-            let (buy, sell) = (
-                s.qty.unwrap().parse(cols[8].as_bytes()).unwrap(),
-                s.qty.unwrap().parse(cols[9].as_bytes()).unwrap(),
-            );
-            assert_eq!(
-                buy + sell,
-                s.qty.unwrap().parse(cols[7].as_bytes()).unwrap()
-            );
+            let (buy, sell) =
+                (s.qty.unwrap().parse(cols[8].as_bytes()).unwrap(), s.qty.unwrap().parse(cols[9].as_bytes()).unwrap());
+            assert_eq!(buy + sell, s.qty.unwrap().parse(cols[7].as_bytes()).unwrap());
             bars += 1;
         }
         assert_eq!(bars, s.bars.closed, "{name}");
-        assert_eq!(
-            closed_units + open,
-            s.trade_qty,
-            "{name}: bar volumes sum to the traded volume"
-        );
+        assert_eq!(closed_units + open, s.trade_qty, "{name}: bar volumes sum to the traded volume");
     }
     assert_eq!(r.engine.symbols.len(), expected.len());
     let _ = std::fs::remove_file(csv);
@@ -139,10 +104,7 @@ fn check_real(files: &[PathBuf]) -> ReplayReport {
 }
 
 fn sample() -> Vec<PathBuf> {
-    vec![
-        "data/sample/btcusdt_20230404.dat.gz".into(),
-        "data/sample/btcusdt_20230405.dat.gz".into(),
-    ]
+    vec!["data/sample/btcusdt_20230404.dat.gz".into(), "data/sample/btcusdt_20230405.dat.gz".into()]
 }
 
 #[test]
@@ -150,20 +112,14 @@ fn bundled_btcusdt_sample() {
     let r = check_real(&sample());
     assert_eq!(r.parse.frames, 13_384 + 60_381);
     assert_eq!(r.parse.snapshot, 1);
-    assert_eq!(
-        (r.parse.depth, r.parse.book_ticker, r.parse.mark_price),
-        (4_322 + 11_788, 6_765 + 37_440, 99 + 415)
-    );
+    assert_eq!((r.parse.depth, r.parse.book_ticker, r.parse.mark_price), (4_322 + 11_788, 6_765 + 37_440, 99 + 415));
     let s = &r.engine.symbols[0];
     assert_eq!(s.name.as_str(), "BTCUSDT");
     // Pinned on this recording so a change in behaviour is noticed.
     assert_eq!(s.trades, 12_934);
     assert_eq!(s.qty.unwrap().to_string(s.trade_qty), "1189.085");
     assert_eq!(s.non_market_trades, 1, "the INSURANCE_FUND print");
-    assert_eq!(
-        s.book.stats.depth_applied, 16_110,
-        "the first diff after the snapshot bridges it: every diff applied"
-    );
+    assert_eq!(s.book.stats.depth_applied, 16_110, "the first diff after the snapshot bridges it: every diff applied");
     let (b, a) = s.book.top();
     assert_eq!(s.price.unwrap().to_string(b.unwrap().px), "28140.10");
     assert_eq!(s.price.unwrap().to_string(a.unwrap().px), "28140.20");
@@ -172,10 +128,8 @@ fn bundled_btcusdt_sample() {
 
 #[test]
 fn cryptofeed_ws_with_separate_http_snapshots() {
-    let r = check_real(&[
-        "tests/data/BINANCE_FUTURES.ws.1.0.txt".into(),
-        "tests/data/BINANCE_FUTURES.http.0.0.txt".into(),
-    ]);
+    let r =
+        check_real(&["tests/data/BINANCE_FUTURES.ws.1.0.txt".into(), "tests/data/BINANCE_FUTURES.http.0.0.txt".into()]);
     assert_eq!(r.engine.symbols.len(), 4);
     assert_eq!(r.parse.snapshot, 4);
 }
@@ -188,16 +142,10 @@ fn every_recording_in_shared_data() {
         return;
     }
     let c = d.join("cryptofeed-binance-futures-raw");
-    check_real(&[
-        c.join("BINANCE_FUTURES.ws.5.0.txt"),
-        c.join("BINANCE_FUTURES.http.4.0.txt"),
-    ]);
+    check_real(&[c.join("BINANCE_FUTURES.ws.5.0.txt"), c.join("BINANCE_FUTURES.http.4.0.txt")]);
     check_real(&[c.join("BINANCE_FUTURES-1125a2.0.txt")]);
     let h = d.join("hftbacktest-usdm-raw");
-    check_real(&[
-        h.join("btcusdt_20230404.dat.gz"),
-        h.join("btcusdt_20230405.dat.gz"),
-    ]);
+    check_real(&[h.join("btcusdt_20230404.dat.gz"), h.join("btcusdt_20230405.dat.gz")]);
 }
 
 fn strip_timing(mut v: serde_json::Value) -> serde_json::Value {
@@ -218,10 +166,7 @@ fn same_input_same_output() {
     );
     let r1 = replay_with(&files, Some(c1.clone()));
     let r2 = replay_with(&files, Some(c2.clone()));
-    assert_eq!(
-        strip_timing(rusto::report::to_json(&r1)),
-        strip_timing(rusto::report::to_json(&r2))
-    );
+    assert_eq!(strip_timing(rusto::report::to_json(&r1)), strip_timing(rusto::report::to_json(&r2)));
     let (b1, b2) = (std::fs::read(&c1).unwrap(), std::fs::read(&c2).unwrap());
     assert!(b1.len() > 100);
     assert_eq!(b1, b2, "bars identical run after run");
@@ -231,16 +176,10 @@ fn same_input_same_output() {
 #[test]
 fn speed_factor_paces_by_local_timestamps() {
     // tests/data/BINANCE_FUTURES.ws.1.0.txt spans ≈ 30 s of local time; at 100× it must take at least ≈ 0.3 s.
-    let files: Vec<PathBuf> = vec![
-        "tests/data/BINANCE_FUTURES.ws.1.0.txt".into(),
-        "tests/data/BINANCE_FUTURES.http.0.0.txt".into(),
-    ];
-    let opts = ReplayOptions {
-        files,
-        speed: Speed::Factor(100.0),
-        bars_csv: None,
-        exchange_info: None,
-    };
+    let files: Vec<PathBuf> =
+        vec!["tests/data/BINANCE_FUTURES.ws.1.0.txt".into(), "tests/data/BINANCE_FUTURES.http.0.0.txt".into()];
+    let opts =
+        ReplayOptions { files, speed: Speed::Factor(100.0), bars_csv: None, exchange_info: None, signals_csv: None };
     let r = run_replay(&Config::default(), &opts).unwrap();
     assert!(r.elapsed.as_secs_f64() >= 0.28, "{:?}", r.elapsed);
     assert_eq!(r.engine.symbols.len(), 4);

@@ -1,0 +1,71 @@
+//! Signals, profile levels, regime and tuning on the real bundled BTCUSDT recording, pinned so a change in behaviour
+//! is noticed (and must be explained in the commit that changes the pins).
+
+use std::path::PathBuf;
+
+use rusto::config::Config;
+use rusto::pipeline::{ReplayOptions, ReplayReport, Speed, run_replay};
+
+fn replay(cfg: &Config, signals_csv: Option<PathBuf>) -> ReplayReport {
+    let opts = ReplayOptions {
+        files: vec!["data/sample/btcusdt_20230404.dat.gz".into(), "data/sample/btcusdt_20230405.dat.gz".into()],
+        speed: Speed::Asap,
+        bars_csv: None,
+        exchange_info: None,
+        signals_csv,
+    };
+    run_replay(cfg, &opts).unwrap()
+}
+
+fn px(r: &ReplayReport, t: i64) -> String {
+    r.engine.symbols[0].price.unwrap().to_string(t)
+}
+
+#[test]
+fn default_config_profile_levels_and_no_signal() {
+    let r = replay(&Config::default(), None);
+    let s = &r.engine.symbols[0];
+    let l = s.levels.expect("profile levels at the last bar close");
+    assert_eq!(
+        (px(&r, l.poc), px(&r, l.val), px(&r, l.vah)),
+        ("28143.30".into(), "28141.30".into(), "28151.60".into())
+    );
+    assert!(l.val <= l.poc && l.poc < l.vah);
+    assert!(l.va_share >= 0.70);
+    assert_eq!(format!("{:.2}", l.vwap * 0.01), "28148.34");
+    // Three 0.05 % bars in 8.5 minutes: the reference thresholds produce no signal, and tuning has too little data.
+    assert_eq!(s.bars.closed, 3);
+    assert_eq!(s.signals, [0, 0]);
+    assert_eq!(s.tuner.runs, 0);
+}
+
+#[test]
+fn loose_config_signals_are_pinned_and_written() {
+    let cfg = Config::load("tests/config/loose-signals.toml").unwrap();
+    let csv = std::env::temp_dir().join(format!("rusto-signals-{}.csv", std::process::id()));
+    let r = replay(&cfg, Some(csv.clone()));
+    let s = &r.engine.symbols[0];
+    assert_eq!(s.bars.closed, 181);
+    assert_eq!(s.signals, [1, 1], "one long, one short");
+    assert_eq!(s.signals_by_regime, [0, 0, 0, 2], "both in range_low");
+    assert_eq!(s.tuner.runs, 12);
+    assert_eq!(s.regime.switches, 6);
+    assert_eq!(r.persist.signals, 2);
+    assert_eq!(r.persist.tuning_runs, 12);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0].starts_with("symbol,ts_ms,side,price"));
+    assert!(lines[1].starts_with("BTCUSDT,1680652790272,long,28153.20,"), "{}", lines[1]);
+    assert!(lines[2].starts_with("BTCUSDT,1680652929357,short,28143.20,"), "{}", lines[2]);
+    // Features are consistent with the rules: the long's imbalance and CVD change clear the thresholds.
+    let f: Vec<&str> = lines[1].split(',').collect();
+    assert!(f[6].parse::<f64>().unwrap() >= 1.2 && f[7].parse::<f64>().unwrap() >= 1.0);
+    let conf: f64 = f[15].parse().unwrap();
+    assert!((0.0..=1.0).contains(&conf));
+    let _ = std::fs::remove_file(csv);
+    // Same input, same signals.
+    let r2 = replay(&cfg, None);
+    assert_eq!(r2.engine.symbols[0].signals, s.signals);
+    assert_eq!(r2.engine.symbols[0].strategy.burst_ratio, s.strategy.burst_ratio);
+}
