@@ -159,6 +159,14 @@ pub struct Config {
     pub strategy: crate::strategy::StrategyConfig,
     /// `[tune]`: burst auto-tuning.
     pub tune: crate::tune::TuneConfig,
+    /// `[gate]`: execution gate.
+    pub gate: crate::gate::GateConfig,
+    /// `[risk]`: sizing and limits.
+    pub risk: crate::risk::RiskConfig,
+    /// `[position]`: exits.
+    pub position: crate::position::PositionConfig,
+    /// `[persist]`: database batching.
+    pub persist: crate::persist::BatchConfig,
 }
 
 fn range<T: PartialOrd + std::fmt::Display>(
@@ -178,6 +186,17 @@ impl Config {
             toml::from_str(text).map_err(|e| ConfigError::Syntax { path: path.into(), msg: e.to_string() })?;
         c.validate()?;
         Ok(c)
+    }
+
+    /// A stable hash of the effective configuration (FNV-1a over its canonical debug form), stored with each run.
+    pub fn hash(&self) -> String {
+        let text = format!("{self:?}");
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in text.bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{h:016x}")
     }
 
     /// Reads and validates a file.
@@ -304,6 +323,48 @@ impl Config {
                 allowed: "1 to 16 positive ratios",
             });
         }
+        let g = &self.gate;
+        range("gate.max_book_age_ms", g.max_book_age_ms, 1, 3_600_000, "1 to 3600000 ms")?;
+        range("gate.max_spread_bps", g.max_spread_bps, 0.0, 10_000.0, "0 to 10000 bps")?;
+        range("gate.depth_levels", g.depth_levels, 1, 1000, "1 to 1000 levels")?;
+        range("gate.min_depth_imbalance_ratio", g.min_depth_imbalance_ratio, 0.0, 1000.0, "0 to 1000")?;
+        range("gate.min_trades_per_hour", g.min_trades_per_hour, 1, crate::gate::HOUR_LOOKBACK_MAX, "1 to 1024")?;
+        range("gate.min_avg_pnl_pct", g.min_avg_pnl_pct, -100.0, 100.0, "-100 to 100 (%)")?;
+        range("gate.lookback_trades", g.lookback_trades, 1, crate::gate::HOUR_LOOKBACK_MAX, "1 to 1024")?;
+        range("gate.max_model_slippage_bps", g.max_model_slippage_bps, 0.0, 10_000.0, "0 to 10000 bps")?;
+        range("gate.impact_depth_levels", g.impact_depth_levels, 1, 1000, "1 to 1000 levels")?;
+        range("gate.impact_weight_bps", g.impact_weight_bps, 0.0, 10_000.0, "0 to 10000 bps")?;
+        let k = &self.risk;
+        range("risk.initial_balance", k.initial_balance, 1.0, 1e12, "1 to 1e12 USDT")?;
+        range("risk.max_risk_per_trade", k.max_risk_per_trade, 0.0, 1.0, "0 to 1 (fraction of balance)")?;
+        range("risk.stop_pct", k.stop_pct, 0.001, 50.0, "0.001 to 50 (%)")?;
+        range("risk.daily_loss_limit_pct", k.daily_loss_limit_pct, 0.0, 100.0, "0 to 100 (%)")?;
+        range("risk.max_concurrent_positions", k.max_concurrent_positions, 0, 1024, "0 to 1024")?;
+        range("risk.max_notional_per_position", k.max_notional_per_position, 0.0, 1e12, "0 to 1e12 USDT")?;
+        range("risk.max_total_notional", k.max_total_notional, 0.0, 1e12, "0 to 1e12 USDT")?;
+        range("risk.leverage", k.leverage, 1.0, 125.0, "1 to 125")?;
+        range("risk.consecutive_loss_limit", k.consecutive_loss_limit, 1, 1000, "1 to 1000")?;
+        range("risk.symbol_cooldown_minutes", k.symbol_cooldown_minutes, 0, 100_000, "0 to 100000 minutes")?;
+        range("risk.confidence_min_scale", k.confidence_min_scale, 0.0, 10.0, "0 to 10")?;
+        range(
+            "risk.confidence_max_scale",
+            k.confidence_max_scale,
+            k.confidence_min_scale,
+            10.0,
+            "confidence_min_scale to 10",
+        )?;
+        let q = &self.position;
+        range("position.tp1_rr", q.tp1_rr, 0.01, 100.0, "0.01 to 100")?;
+        range("position.tp1_fraction", q.tp1_fraction, 0.0, 1.0, "0 to 1")?;
+        range("position.tp2_rr", q.tp2_rr, q.tp1_rr, 100.0, "tp1_rr to 100")?;
+        range("position.soft_stop_drawdown_pct", q.soft_stop_drawdown_pct, 0.0, 100.0, "0 to 100 (%)")?;
+        range("position.break_even_trigger_rr", q.break_even_trigger_rr, 0.0, 100.0, "0 to 100")?;
+        range("position.profit_lock_ticks", q.profit_lock_ticks, 0, 1_000_000, "0 to 1000000 ticks")?;
+        range("position.taker_fee", q.taker_fee, 0.0, 0.01, "0 to 0.01")?;
+        range("position.maintenance_margin_rate", q.maintenance_margin_rate, 0.0, 0.5, "0 to 0.5")?;
+        range("persist.batch_rows", self.persist.batch_rows, 1, 1_000_000, "1 to 1000000 rows")?;
+        range("persist.batch_ms", self.persist.batch_ms, 1, 60_000, "1 to 60000 ms")?;
+        range("persist.max_pending_rows", self.persist.max_pending_rows, 1_000, 100_000_000, "1000 to 100000000 rows")?;
         range("bars.range_ticks", self.bars.range_ticks, 0, 1_000_000_000, "0 (use range_pct) or a tick count")?;
         for (sym, v) in &self.bars.fixed {
             if SymbolName::new(sym.as_bytes()).is_none() {
@@ -344,6 +405,9 @@ impl Config {
             regime: self.regime.clone(),
             strategy: self.strategy.clone(),
             tune: self.tune.clone(),
+            gate: self.gate.clone(),
+            risk: self.risk.clone(),
+            position: self.position.clone(),
         }
     }
 }

@@ -11,10 +11,13 @@ use crate::clock;
 use crate::decimal::Scale;
 use crate::event::{EventKind, MarketEvent, SymbolId};
 use crate::flow::{FlowConfig, OrderFlow};
+use crate::gate::{GateConfig, GatePass, GateReject, HourExpectancy};
 use crate::latency::Stage;
+use crate::position::{Entry, ExitFill, ExitReason, Position, PositionConfig};
 use crate::profile::{Levels, Profile, ProfileConfig};
 use crate::regime::{RegimeClassifier, RegimeConfig};
-use crate::strategy::{Side, Signal, Strategy, StrategyConfig};
+use crate::risk::{Risk, RiskConfig, RiskReject, SymbolRisk};
+use crate::strategy::{Features, Side, Signal, Strategy, StrategyConfig};
 use crate::symbols::SymbolName;
 use crate::tune::{TuneConfig, Tuner, TuningLog};
 
@@ -39,6 +42,12 @@ pub struct EngineConfig {
     pub strategy: StrategyConfig,
     /// Burst tuning.
     pub tune: TuneConfig,
+    /// Execution gate.
+    pub gate: GateConfig,
+    /// Risk.
+    pub risk: RiskConfig,
+    /// Position management.
+    pub position: PositionConfig,
 }
 
 impl Default for EngineConfig {
@@ -53,6 +62,9 @@ impl Default for EngineConfig {
             regime: RegimeConfig::default(),
             strategy: StrategyConfig::default(),
             tune: TuneConfig::default(),
+            gate: GateConfig::default(),
+            risk: RiskConfig::default(),
+            position: PositionConfig::default(),
         }
     }
 }
@@ -84,6 +96,54 @@ pub enum Record {
         symbol: SymbolId,
         /// The signal.
         signal: Signal,
+    },
+    /// A position was opened (with the signal's features for `entry_features`).
+    Opened {
+        /// Symbol.
+        symbol: SymbolId,
+        /// The position at entry.
+        pos: Position,
+        /// The signal's features.
+        features: Features,
+        /// What the gate measured.
+        gate: GatePass,
+    },
+    /// An entry or exit fill (`fills`).
+    Fill {
+        /// Symbol.
+        symbol: SymbolId,
+        /// Position sequence number.
+        seq: u64,
+        /// Exchange time.
+        ts_ns: i64,
+        /// None for the entry, else the exit reason.
+        reason: Option<ExitReason>,
+        /// True for a buy.
+        buy: bool,
+        /// Quantity (steps).
+        qty: i64,
+        /// Price (ticks, VWAP).
+        px: f64,
+        /// Fee, quote.
+        fee: f64,
+        /// Net PnL of the fill, quote (the entry's is minus its fee).
+        pnl: f64,
+    },
+    /// A position was closed.
+    Closed {
+        /// Symbol.
+        symbol: SymbolId,
+        /// The position at close.
+        pos: Position,
+    },
+    /// A closed trade's PnL % for the symbol + UTC hour expectancy state.
+    HourPnl {
+        /// Symbol.
+        symbol: SymbolId,
+        /// UTC hour of the entry.
+        hour: u8,
+        /// Net PnL, % of notional.
+        pnl_pct: f64,
     },
     /// A burst tuning run (`volume_burst_tuning_logs`).
     Tuning {
@@ -195,6 +255,26 @@ pub struct SymbolState {
     pub signals_by_regime: [u64; 4],
     /// Tuning runs that changed the threshold.
     pub tuning_changes: u64,
+    /// Risk state of the symbol.
+    pub risk: SymbolRisk,
+    /// Expectancy by UTC hour.
+    pub hours: HourExpectancy,
+    /// The open position.
+    pub position: Option<Position>,
+    /// Gate rejections by reason ([`GateReject::ALL`] order).
+    pub gate_rejects: [u64; 6],
+    /// Risk rejections by reason ([`RiskReject::ALL`] order).
+    pub risk_rejects: [u64; 6],
+    /// Positions opened.
+    pub opened: u64,
+    /// Positions closed, by final exit reason ([`ExitReason::ALL`] order).
+    pub closed_by_reason: [u64; 7],
+    /// Exit fills by reason (TP1 partials included).
+    pub exits_by_reason: [u64; 7],
+    /// Realised net PnL, quote.
+    pub pnl: f64,
+    /// Last market trade price (ticks).
+    pub last_px: i64,
 }
 
 /// Engine-wide counters.
@@ -221,6 +301,14 @@ pub struct Engine {
     pub signal_stage: Stage,
     /// Latency of one tuning slice.
     pub tuning_stage: Stage,
+    /// Latency of the gate + risk + entry on a signal.
+    pub entry_stage: Stage,
+    /// Latency of position management on a price update (when a position is open).
+    pub position_stage: Stage,
+    /// The paper account.
+    pub risk: Risk,
+    next_seq: u64,
+    preload: Vec<(SymbolName, u8, f64)>,
 }
 
 /// The verdict for one event (what the caller times as "decision").
@@ -241,11 +329,38 @@ impl Engine {
     pub fn new(cfg: EngineConfig) -> Self {
         let symbols = Vec::with_capacity(cfg.max_symbols);
         Engine {
-            cfg,
             symbols,
             stats: EngineStats::default(),
             signal_stage: Stage::new("signal"),
             tuning_stage: Stage::new("tuning"),
+            entry_stage: Stage::new("entry"),
+            position_stage: Stage::new("position"),
+            risk: Risk::new(cfg.risk.clone()),
+            next_seq: 0,
+            preload: Vec::new(),
+            cfg,
+        }
+    }
+
+    /// Seeds the symbol + UTC hour expectancy state (loaded from the database at start), oldest first.
+    pub fn preload_hour_expectancy(&mut self, rows: Vec<(SymbolName, u8, f64)>) {
+        self.preload = rows;
+    }
+
+    /// Closes every open position at the last price (end of a replay), reason `Shutdown`.
+    pub fn shutdown(&mut self, out: &mut impl FnMut(Record)) {
+        let ts = self.symbols.iter().map(|s| s.last_exch_ns).max().unwrap_or(0);
+        for i in 0..self.symbols.len() {
+            let s = &mut self.symbols[i];
+            let Some(mut pos) = s.position else { continue };
+            let last = s.last_px as f64;
+            let book = &s.book;
+            let buy = pos.side == Side::Short;
+            let mut fill = |q: i64| exit_price(book, buy, q, last);
+            if let Some(f) = pos.close_all(&self.cfg.position, ts, &mut fill) {
+                on_exit(&mut self.risk, s, i as SymbolId, &mut pos, f, ts, out);
+            }
+            s.position = None;
         }
     }
 
@@ -296,6 +411,24 @@ impl Engine {
                 signals: [0; 2],
                 signals_by_regime: [0; 4],
                 tuning_changes: 0,
+                risk: SymbolRisk::default(),
+                hours: {
+                    let mut h = HourExpectancy::new(self.cfg.gate.lookback_trades);
+                    for &(n, hour, pnl) in &self.preload {
+                        if n == name {
+                            h.push(hour as usize, pnl);
+                        }
+                    }
+                    h
+                },
+                position: None,
+                gate_rejects: [0; 6],
+                risk_rejects: [0; 6],
+                opened: 0,
+                closed_by_reason: [0; 7],
+                exits_by_reason: [0; 7],
+                pnl: 0.0,
+                last_px: 0,
             });
         } else if id < self.symbols.len() {
             let range = self.range_for(&name, price);
@@ -355,13 +488,22 @@ impl Engine {
                         s.profile.bin_ticks(),
                     );
                     s.tuner.on_bar(ev);
+                    let t1 = clock::now_ns();
+                    self.signal_stage.record(t1.saturating_sub(t0));
                     if let Some(signal) = sig {
                         s.signals[(signal.side == Side::Short) as usize] += 1;
                         s.signals_by_regime[regime.index()] += 1;
                         out(Record::Signal { symbol: e.symbol, signal });
                         verdict = Verdict::Signal(signal.side);
+                        try_enter(&self.cfg, &mut self.risk, &mut self.next_seq, s, e.symbol, &signal, out);
+                        self.entry_stage.record(clock::now_ns().saturating_sub(t1));
                     }
-                    self.signal_stage.record(clock::now_ns().saturating_sub(t0));
+                }
+                s.last_px = px;
+                if s.position.is_some() {
+                    let t0 = clock::now_ns();
+                    manage(&self.cfg, &mut self.risk, s, e.symbol, px as f64, e.exch_ts_ns, out);
+                    self.position_stage.record(clock::now_ns().saturating_sub(t0));
                 }
                 s.flow.on_trade(qty, maker, e.exch_ts_ns);
                 s.profile.on_trade(px, qty, e.exch_ts_ns);
@@ -384,10 +526,22 @@ impl Engine {
             }
             EventKind::Depth | EventKind::Snapshot | EventKind::Levels => {
                 let o = s.book.on_event(e);
-                if matches!(o, BookOutcome::Applied | BookOutcome::Synced) && s.audit_queue.len > 0 {
-                    let (c, m) = s.audit_queue.settle(&s.book);
-                    s.audit_compared += c;
-                    s.audit_matched += m;
+                if matches!(o, BookOutcome::Applied | BookOutcome::Synced) {
+                    if s.audit_queue.len > 0 {
+                        let (c, m) = s.audit_queue.settle(&s.book);
+                        s.audit_compared += c;
+                        s.audit_matched += m;
+                    }
+                    if let Some(p) = &s.position {
+                        // Exit-side touch: the bid for a long, the ask for a short.
+                        let (bid, ask) = s.book.top();
+                        let touch = if p.side == Side::Long { bid } else { ask };
+                        if let Some(l) = touch {
+                            let t0 = clock::now_ns();
+                            manage(&self.cfg, &mut self.risk, s, e.symbol, l.px as f64, e.exch_ts_ns, out);
+                            self.position_stage.record(clock::now_ns().saturating_sub(t0));
+                        }
+                    }
                 }
                 Verdict::Book(o)
             }
@@ -417,5 +571,157 @@ impl Engine {
             }
             EventKind::SymbolDef | EventKind::None => Verdict::None,
         }
+    }
+}
+
+/// Exit fill price: a taker walk of the book when it is synced and deep enough, else the observed price.
+fn exit_price(book: &Book, buy: bool, qty: i64, observed: f64) -> f64 {
+    if book.is_synced() {
+        let (px, filled) = crate::gate::walk(book, buy, qty);
+        if filled == qty && px > 0.0 {
+            return px;
+        }
+    }
+    observed
+}
+
+/// Sizing → gate → risk → entry fill → position (see the module docs of `gate`, `risk` and `position`).
+fn try_enter(
+    cfg: &EngineConfig,
+    risk: &mut Risk,
+    next_seq: &mut u64,
+    s: &mut SymbolState,
+    symbol: SymbolId,
+    signal: &Signal,
+    out: &mut impl FnMut(Record),
+) {
+    let (Some(ps), Some(qs)) = (s.price, s.qty) else {
+        s.gate_rejects[GateReject::BookMissing.index()] += 1;
+        return;
+    };
+    let (tick_value, step_value) = (ps.to_f64(1), qs.to_f64(1));
+    let price_quote = signal.price as f64 * tick_value;
+    let qty_base = risk.size(price_quote, signal.features.confidence);
+    let qty = (qty_base / step_value).floor() as i64;
+    if qty <= 0 {
+        s.risk_rejects[RiskReject::SizeTooSmall.index()] += 1;
+        return;
+    }
+    let gate = match crate::gate::check(&cfg.gate, &s.book, &s.hours, signal.side, qty, signal.ts_ns) {
+        Ok(g) => g,
+        Err(r) => {
+            s.gate_rejects[r.index()] += 1;
+            return;
+        }
+    };
+    let buy = signal.side == Side::Long;
+    let (vwap, filled) = crate::gate::walk(&s.book, buy, qty);
+    if filled < qty || vwap <= 0.0 {
+        s.gate_rejects[GateReject::Slippage.index()] += 1;
+        return;
+    }
+    let notional = vwap * tick_value * qty as f64 * step_value;
+    if let Err(r) = risk.check(&s.risk, notional, signal.ts_ns) {
+        s.risk_rejects[r.index()] += 1;
+        return;
+    }
+    let (bid, ask) = s.book.top();
+    let touch = if buy { ask } else { bid }.map_or(0.0, |l| l.px as f64);
+    *next_seq += 1;
+    let entry = Entry {
+        seq: *next_seq,
+        side: signal.side,
+        ts_ns: signal.ts_ns,
+        px: vwap,
+        qty,
+        touch,
+        expected_slippage_bps: gate.expected_slippage_bps,
+        regime: signal.features.regime,
+        confidence: signal.features.confidence,
+        tick_value,
+        step_value,
+    };
+    let pos = Position::open(&cfg.position, cfg.risk.stop_pct, cfg.risk.leverage, &entry);
+    risk.on_open(&mut s.risk, notional);
+    risk.on_pnl(-pos.fees, signal.ts_ns);
+    s.opened += 1;
+    s.pnl -= pos.fees;
+    out(Record::Opened { symbol, pos, features: signal.features, gate });
+    out(Record::Fill {
+        symbol,
+        seq: pos.seq,
+        ts_ns: signal.ts_ns,
+        reason: None,
+        buy,
+        qty,
+        px: vwap,
+        fee: pos.fees,
+        pnl: -pos.fees,
+    });
+    s.position = Some(pos);
+}
+
+/// Feeds an exit-side price to the open position and books its exits.
+fn manage(
+    cfg: &EngineConfig,
+    risk: &mut Risk,
+    s: &mut SymbolState,
+    symbol: SymbolId,
+    px: f64,
+    ts_ns: i64,
+    out: &mut impl FnMut(Record),
+) {
+    let Some(mut pos) = s.position else { return };
+    let tick = 1.0;
+    let buy = pos.side == Side::Short;
+    let mut fills: [Option<ExitFill>; 3] = [None; 3];
+    let mut n = 0;
+    {
+        let book = &s.book;
+        let mut fill = |q: i64| exit_price(book, buy, q, px);
+        pos.on_price(&cfg.position, px, tick, ts_ns, &mut fill, &mut |f| {
+            if n < fills.len() {
+                fills[n] = Some(f);
+                n += 1;
+            }
+        });
+    }
+    for f in fills.into_iter().take(n).flatten() {
+        on_exit(risk, s, symbol, &mut pos, f, ts_ns, out);
+    }
+    s.position = if pos.remaining > 0 { Some(pos) } else { None };
+}
+
+fn on_exit(
+    risk: &mut Risk,
+    s: &mut SymbolState,
+    symbol: SymbolId,
+    pos: &mut Position,
+    f: ExitFill,
+    ts_ns: i64,
+    out: &mut impl FnMut(Record),
+) {
+    risk.on_pnl(f.pnl, ts_ns);
+    s.pnl += f.pnl;
+    s.exits_by_reason[f.reason.index()] += 1;
+    out(Record::Fill {
+        symbol,
+        seq: pos.seq,
+        ts_ns,
+        reason: Some(f.reason),
+        buy: pos.side == Side::Short,
+        qty: f.qty,
+        px: f.px,
+        fee: f.fee,
+        pnl: f.pnl,
+    });
+    if f.closed {
+        risk.on_close(&mut s.risk, pos.pnl, ts_ns);
+        s.closed_by_reason[f.reason.index()] += 1;
+        let hour = HourExpectancy::hour_of(pos.entry_ts_ns);
+        let pct = pos.pnl_pct();
+        s.hours.push(hour, pct);
+        out(Record::HourPnl { symbol, hour: hour as u8, pnl_pct: pct });
+        out(Record::Closed { symbol, pos: *pos });
     }
 }

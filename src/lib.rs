@@ -11,6 +11,7 @@ pub mod bars;
 pub mod book;
 pub mod clock;
 pub mod config;
+pub mod db;
 pub mod decimal;
 pub mod engine;
 pub mod event;

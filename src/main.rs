@@ -38,6 +38,9 @@ enum Cmd {
         /// An exchangeInfo body (raw JSON or a recording line) with tick and step sizes.
         #[arg(long)]
         exchange_info: Option<PathBuf>,
+        /// SQLite database for positions, fills, entry features, tuning logs and the hour expectancy state.
+        #[arg(long)]
+        db: Option<PathBuf>,
         /// Write every entry signal with its features to this CSV.
         #[arg(long)]
         signals_csv: Option<PathBuf>,
@@ -81,9 +84,9 @@ fn run() -> anyhow::Result<()> {
         None => Config::default(),
     };
     match cli.cmd {
-        Cmd::Replay { files, speed, bars_csv, exchange_info, signals_csv, json } => {
+        Cmd::Replay { files, speed, bars_csv, exchange_info, signals_csv, db, json } => {
             let files = if files.is_empty() { bundled_sample()? } else { files };
-            let opts = ReplayOptions { files, speed, bars_csv, exchange_info, signals_csv };
+            let opts = ReplayOptions { files, speed, bars_csv, exchange_info, signals_csv, db };
             let report = run_replay(&cfg, &opts).context("replay failed")?;
             if json {
                 println!("{}", rusto::report::to_json(&report));

@@ -7,14 +7,19 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use crate::db::{Db, Names, is_db_record};
 use crate::decimal::Scale;
 use crate::engine::Record;
+use crate::latency::Stage;
 use crate::ring::Consumer;
 use crate::symbols::SymbolName;
 
 /// Errors of the persistence stage.
 #[derive(Debug, thiserror::Error)]
 pub enum PersistError {
+    /// The database could not be opened or written.
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
     /// Creating or writing the signals CSV failed.
     #[error("signals csv {path}: {source}")]
     SignalsCsv {
@@ -46,6 +51,20 @@ pub struct PersistStats {
     pub signals: u64,
     /// Tuning runs received.
     pub tuning_runs: u64,
+    /// Positions opened.
+    pub positions_opened: u64,
+    /// Positions closed.
+    pub positions_closed: u64,
+    /// Fills.
+    pub fills: u64,
+    /// Database rows committed.
+    pub db_rows: u64,
+    /// Database commits.
+    pub db_commits: u64,
+    /// Failed database writes (each retried).
+    pub db_write_errors: u64,
+    /// Rows dropped because the database refused writes for longer than the buffer holds (must stay 0).
+    pub db_rows_dropped: u64,
 }
 
 /// The CSV header of `--bars-csv`.
@@ -60,13 +79,42 @@ pub struct Persist {
     csv: Option<(PathBuf, std::io::BufWriter<std::fs::File>)>,
     signals_csv: Option<(PathBuf, std::io::BufWriter<std::fs::File>)>,
     line: String,
+    db: Option<Db>,
+    db_names: Names,
+    batch: Vec<Record>,
+    batch_cfg: BatchConfig,
+    /// Commit latency (ns).
+    pub commit_stage: Stage,
     /// Counters.
     pub stats: PersistStats,
 }
 
+/// When the persistence thread commits, and how much it holds on write failures.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    /// Commit after this many rows.
+    pub batch_rows: usize,
+    /// Commit at least this often while rows wait, ms.
+    pub batch_ms: u64,
+    /// Rows kept in memory while the database refuses writes; past it the oldest are dropped (counted, reported).
+    pub max_pending_rows: usize,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig { batch_rows: 1000, batch_ms: 50, max_pending_rows: 1_000_000 }
+    }
+}
+
 impl Persist {
     /// Opens the outputs (before any trading starts, so a bad path is an error up front).
-    pub fn open(bars_csv: Option<PathBuf>, signals_csv: Option<PathBuf>) -> Result<Self, PersistError> {
+    pub fn open(
+        bars_csv: Option<PathBuf>,
+        signals_csv: Option<PathBuf>,
+        db: Option<Db>,
+        batch_cfg: BatchConfig,
+    ) -> Result<Self, PersistError> {
         let signals_csv = match signals_csv {
             Some(path) => {
                 let f = std::fs::File::create(&path)
@@ -94,8 +142,18 @@ impl Persist {
             csv,
             signals_csv,
             line: String::with_capacity(256),
+            db,
+            db_names: Names::default(),
+            batch: Vec::with_capacity(batch_cfg.batch_rows.max(1) * 2),
+            batch_cfg,
+            commit_stage: Stage::new("persist_commit"),
             stats: PersistStats::default(),
         })
+    }
+
+    /// The database run id, when a database is attached.
+    pub fn run_id(&self) -> Option<i64> {
+        self.db.as_ref().map(|d| d.run_id)
     }
 
     /// Handles one record.
@@ -103,6 +161,7 @@ impl Persist {
         self.stats.records += 1;
         match *r {
             Record::Symbol { id, name, price, qty } => {
+                self.db_names.set(id, name, price, qty);
                 let i = id as usize;
                 if self.names.len() <= i {
                     self.names.resize(i + 1, (SymbolName::default(), Scale::decimals(0), Scale::decimals(0)));
@@ -146,6 +205,10 @@ impl Persist {
             Record::Tuning { .. } => {
                 self.stats.tuning_runs += 1;
             }
+            Record::Opened { .. } => self.stats.positions_opened += 1,
+            Record::Closed { .. } => self.stats.positions_closed += 1,
+            Record::Fill { .. } => self.stats.fills += 1,
+            Record::HourPnl { .. } => {}
             Record::Bar { symbol, bar } => {
                 self.stats.bars += 1;
                 if let Some((path, w)) = &mut self.csv {
@@ -185,9 +248,52 @@ impl Persist {
     }
 
     /// Runs the stage until the producer is gone and the ring is empty.
+    /// Commits the waiting rows in one transaction. On failure the rows stay (bounded) for the next attempt.
+    fn commit(&mut self) -> bool {
+        let Some(db) = &mut self.db else {
+            self.batch.clear();
+            return true;
+        };
+        if self.batch.is_empty() {
+            return true;
+        }
+        let t0 = crate::clock::now_ns();
+        match db.write_batch(&self.db_names, &self.batch) {
+            Ok(()) => {
+                self.commit_stage.record(crate::clock::now_ns().saturating_sub(t0));
+                self.stats.db_rows += self.batch.len() as u64;
+                self.stats.db_commits += 1;
+                self.batch.clear();
+                true
+            }
+            Err(e) => {
+                self.stats.db_write_errors += 1;
+                if self.stats.db_write_errors == 1 || self.stats.db_write_errors.is_power_of_two() {
+                    eprintln!(
+                        "error: database write failed ({e}); {} rows kept and retried (failure #{})",
+                        self.batch.len(),
+                        self.stats.db_write_errors
+                    );
+                }
+                let over = self.batch.len().saturating_sub(self.batch_cfg.max_pending_rows);
+                if over > 0 {
+                    self.batch.drain(..over);
+                    self.stats.db_rows_dropped += over as u64;
+                    eprintln!("error: database unwritable for too long: {over} oldest rows dropped (counted)");
+                }
+                false
+            }
+        }
+    }
+
+    /// Runs the stage until the producer is gone and the ring is empty; commits on drain, every `batch_rows`
+    /// rows or every `batch_ms`, whichever comes first.
     pub fn run(mut self, mut rx: Consumer<Record>) -> (Self, Result<(), PersistError>) {
         let mut idle = 0u32;
         let mut err = Ok(());
+        let mut oldest: Option<std::time::Instant> = None;
+        let mut backoff = std::time::Duration::from_millis(10);
+        let mut retry_at: Option<std::time::Instant> = None;
         loop {
             let mut n = 0;
             while let Some(r) = rx.pop() {
@@ -197,8 +303,27 @@ impl Persist {
                 {
                     err = Err(e);
                 }
-                if n >= 4096 {
+                if self.db.is_some() && is_db_record(&r) {
+                    self.batch.push(r);
+                    oldest.get_or_insert_with(std::time::Instant::now);
+                }
+                if n >= 4096 || self.batch.len() >= self.batch_cfg.batch_rows {
                     break;
+                }
+            }
+            let drained = rx.available() == 0;
+            let due = !self.batch.is_empty()
+                && (drained
+                    || self.batch.len() >= self.batch_cfg.batch_rows
+                    || oldest.is_some_and(|t| t.elapsed().as_millis() as u64 >= self.batch_cfg.batch_ms));
+            if due && retry_at.is_none_or(|t| std::time::Instant::now() >= t) {
+                if self.commit() {
+                    oldest = None;
+                    retry_at = None;
+                    backoff = std::time::Duration::from_millis(10);
+                } else {
+                    retry_at = Some(std::time::Instant::now() + backoff);
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
                 }
             }
             if n == 0 {
@@ -218,6 +343,26 @@ impl Persist {
                 }
             } else {
                 idle = 0;
+            }
+        }
+        // Final commit: a few retries, then report what could not be written.
+        for attempt in 0..5 {
+            if self.commit() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100 << attempt));
+        }
+        if !self.batch.is_empty() {
+            self.stats.db_rows_dropped += self.batch.len() as u64;
+            eprintln!("error: {} rows could not be written to the database at exit", self.batch.len());
+            self.batch.clear();
+        }
+        if let Some(db) = &mut self.db {
+            let status = if self.stats.db_rows_dropped == 0 { "finished" } else { "finished_with_lost_rows" };
+            if let Err(e) = db.end_run(status)
+                && err.is_ok()
+            {
+                err = Err(e.into());
             }
         }
         if err.is_ok() {

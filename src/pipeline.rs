@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::clock;
 use crate::config::{Config, FullPolicy};
+use crate::db::Db;
 use crate::engine::{Engine, Record, Verdict};
 use crate::event::{EventKind, MarketEvent, SymbolId};
 use crate::feed::{FeedError, Line, LineReader, classify, symbol_from_file_name};
@@ -59,6 +60,9 @@ pub enum ReplayError {
     /// An output could not be written.
     #[error(transparent)]
     Persist(#[from] PersistError),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
     /// The exchangeInfo file could not be used.
     #[error("exchange info {path}: {msg}")]
     ExchangeInfo {
@@ -205,6 +209,8 @@ pub struct ReplayReport {
     pub engine: Engine,
     /// Persistence counters.
     pub persist: PersistStats,
+    /// The database's run id (when a database was given).
+    pub run_id: Option<i64>,
     /// Latency per stage, in print order.
     pub latency: Vec<(&'static str, Summary)>,
     /// Wall time of the whole run.
@@ -226,6 +232,8 @@ pub struct ReplayOptions {
     pub exchange_info: Option<PathBuf>,
     /// Every signal with its features to this CSV.
     pub signals_csv: Option<PathBuf>,
+    /// SQLite database for positions, fills, features, tuning logs and the hour expectancy state.
+    pub db: Option<PathBuf>,
 }
 
 /// Loads symbol specs from a file holding an exchangeInfo body (bare JSON or a recording line).
@@ -341,6 +349,18 @@ fn run_compute(
             }
         });
     }
+    engine.stats.records_lost += lost;
+    // End of input: close open positions (reason Shutdown) so every position has a complete PnL.
+    let mut lost = 0u64;
+    engine.shutdown(&mut |r: Record| {
+        if !overflow.is_empty() || tx.push(r).is_err() {
+            if overflow.len() < overflow_cap {
+                overflow.push(r);
+            } else {
+                lost += 1;
+            }
+        }
+    });
     engine.stats.records_lost += lost;
     // Final hand-over: the persistence thread drains until we drop the producer.
     while !overflow.is_empty() {
@@ -549,12 +569,24 @@ pub fn run_replay(cfg: &Config, opts: &ReplayOptions) -> Result<ReplayReport, Re
         Some(p) => load_exchange_info(p)?,
         None => Vec::new(),
     };
-    let persist = Persist::open(opts.bars_csv.clone(), opts.signals_csv.clone())?;
+    // The database is opened (and its state loaded) before any thread starts: a locked, read-only or corrupt
+    // database is an error before any trading.
+    let mut engine = Engine::new(cfg.engine());
+    let db = match &opts.db {
+        Some(path) => {
+            let mut db = Db::open(path)?;
+            engine.preload_hour_expectancy(db.load_hour_expectancy(cfg.gate.lookback_trades)?);
+            let inputs: Vec<String> = opts.files.iter().map(|f| f.display().to_string()).collect();
+            db.begin_run(env!("CARGO_PKG_VERSION"), &cfg.hash(), "replay", &inputs.join(" "))?;
+            Some(db)
+        }
+        None => None,
+    };
+    let persist = Persist::open(opts.bars_csv.clone(), opts.signals_csv.clone(), db, cfg.persist.clone())?;
     let parser = Parser::new(SymbolTable::new(cfg.parser.max_symbols, specs), cfg.parser.max_frame_bytes);
     let event_ring = cfg.pipeline.event_ring.max(MAX_EVENTS_PER_FRAME * 2);
     let (ev_tx, ev_rx) = ring::<MarketEvent>(event_ring);
     let (rec_tx, rec_rx) = ring::<Record>(cfg.pipeline.record_ring);
-    let engine = Engine::new(cfg.engine());
     let publisher = Publisher::new(ev_tx, FullPolicy::Spin, cfg.parser.max_symbols);
     let max_line = cfg.parser.max_frame_bytes + 64;
     let started = Instant::now();
@@ -602,13 +634,17 @@ pub fn run_replay(cfg: &Config, opts: &ReplayOptions) -> Result<ReplayReport, Re
         ("other", Summary::of(&st.other.hist)),
         ("signal", Summary::of(&engine.signal_stage.hist)),
         ("tuning", Summary::of(&engine.tuning_stage.hist)),
+        ("entry", Summary::of(&engine.entry_stage.hist)),
+        ("position", Summary::of(&engine.position_stage.hist)),
         ("compute", Summary::of(&st.compute.hist)),
+        ("persist_commit", Summary::of(&persist.commit_stage.hist)),
         ("tick_to_decision", Summary::of(&st.tick_to_decision.hist)),
     ];
     Ok(ReplayReport {
         feed,
         parse: parser.stats.clone(),
         engine,
+        run_id: persist.run_id(),
         persist: persist.stats,
         latency,
         elapsed,

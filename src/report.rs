@@ -42,6 +42,20 @@ pub fn to_json(r: &ReplayReport) -> Value {
             }),
             None => Value::Null,
         };
+        let mut gate = Map::new();
+        for g in crate::gate::GateReject::ALL {
+            gate.insert(g.name().into(), json!(s.gate_rejects[g.index()]));
+        }
+        let mut risk = Map::new();
+        for k in crate::risk::RiskReject::ALL {
+            risk.insert(k.name().into(), json!(s.risk_rejects[k.index()]));
+        }
+        let mut closed = Map::new();
+        let mut exits = Map::new();
+        for x in crate::position::ExitReason::ALL {
+            closed.insert(x.name().into(), json!(s.closed_by_reason[x.index()]));
+            exits.insert(x.name().into(), json!(s.exits_by_reason[x.index()]));
+        }
         let mut by_regime = Map::new();
         for reg in crate::regime::Regime::ALL {
             by_regime.insert(reg.name().into(), json!(s.signals_by_regime[reg.index()]));
@@ -72,6 +86,15 @@ pub fn to_json(r: &ReplayReport) -> Value {
                 "tuning_changes": s.tuning_changes,
                 "cvd": s.qty.map(|q| q.to_string(s.flow.cvd)),
                 "profile": profile,
+                "gate_rejections": gate,
+                "risk_rejections": risk,
+                "positions": {
+                    "opened": s.opened,
+                    "closed": s.closed_by_reason.iter().sum::<u64>(),
+                    "closed_by_exit_reason": closed,
+                    "exit_fills_by_reason": exits,
+                },
+                "pnl": s.pnl,
             }),
         );
     }
@@ -113,6 +136,18 @@ pub fn to_json(r: &ReplayReport) -> Value {
         "records_lost": r.engine.stats.records_lost,
         "bars_written": r.persist.bars_written,
         "signals": r.persist.signals,
+        "account": {
+            "balance": r.engine.risk.balance,
+            "open_positions": r.engine.risk.open_positions,
+            "daily_limit_hits": r.engine.risk.daily_limit_hits,
+        },
+        "db": {
+            "run_id": r.run_id,
+            "rows": r.persist.db_rows,
+            "commits": r.persist.db_commits,
+            "write_errors": r.persist.db_write_errors,
+            "rows_dropped": r.persist.db_rows_dropped,
+        },
         "tuning_runs": r.persist.tuning_runs,
         "elapsed_s": secs,
         "frames_per_s": if secs > 0.0 { frames as f64 / secs } else { 0.0 },

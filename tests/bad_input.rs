@@ -71,7 +71,8 @@ fn tmp(name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 fn replay(files: Vec<PathBuf>) -> Result<rusto::pipeline::ReplayReport, ReplayError> {
-    let opts = ReplayOptions { files, speed: Speed::Asap, bars_csv: None, exchange_info: None, signals_csv: None };
+    let opts =
+        ReplayOptions { files, speed: Speed::Asap, bars_csv: None, exchange_info: None, signals_csv: None, db: None };
     run_replay(&Config::default(), &opts)
 }
 

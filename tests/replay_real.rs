@@ -6,8 +6,14 @@ use rusto::config::Config;
 use rusto::pipeline::{ReplayOptions, ReplayReport, Speed, run_replay};
 
 fn replay_with(files: &[PathBuf], bars_csv: Option<PathBuf>) -> ReplayReport {
-    let opts =
-        ReplayOptions { files: files.to_vec(), speed: Speed::Asap, bars_csv, exchange_info: None, signals_csv: None };
+    let opts = ReplayOptions {
+        files: files.to_vec(),
+        speed: Speed::Asap,
+        bars_csv,
+        exchange_info: None,
+        signals_csv: None,
+        db: None,
+    };
     run_replay(&Config::default(), &opts).unwrap()
 }
 
@@ -178,8 +184,14 @@ fn speed_factor_paces_by_local_timestamps() {
     // tests/data/BINANCE_FUTURES.ws.1.0.txt spans ≈ 30 s of local time; at 100× it must take at least ≈ 0.3 s.
     let files: Vec<PathBuf> =
         vec!["tests/data/BINANCE_FUTURES.ws.1.0.txt".into(), "tests/data/BINANCE_FUTURES.http.0.0.txt".into()];
-    let opts =
-        ReplayOptions { files, speed: Speed::Factor(100.0), bars_csv: None, exchange_info: None, signals_csv: None };
+    let opts = ReplayOptions {
+        files,
+        speed: Speed::Factor(100.0),
+        bars_csv: None,
+        exchange_info: None,
+        signals_csv: None,
+        db: None,
+    };
     let r = run_replay(&Config::default(), &opts).unwrap();
     assert!(r.elapsed.as_secs_f64() >= 0.28, "{:?}", r.elapsed);
     assert_eq!(r.engine.symbols.len(), 4);

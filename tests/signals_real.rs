@@ -13,6 +13,7 @@ fn replay(cfg: &Config, signals_csv: Option<PathBuf>) -> ReplayReport {
         bars_csv: None,
         exchange_info: None,
         signals_csv,
+        db: None,
     };
     run_replay(cfg, &opts).unwrap()
 }
