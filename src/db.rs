@@ -84,6 +84,8 @@ impl Names {
 pub struct Db {
     conn: Connection,
     path: PathBuf,
+    /// Position row ids by sequence number (filled on insert; a rolled-back batch re-inserts and overwrites).
+    pos_ids: std::collections::HashMap<u64, i64>,
     /// This run's id.
     pub run_id: i64,
 }
@@ -109,7 +111,7 @@ impl Db {
             return Err(DbError::Other(path.to_owned(), format!("could not enable WAL (journal_mode = {mode})")));
         }
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;").map_err(err)?;
-        let mut db = Db { conn, path: path.to_owned(), run_id: 0 };
+        let mut db = Db { conn, path: path.to_owned(), pos_ids: Default::default(), run_id: 0 };
         db.migrate()?;
         Ok(db)
     }
@@ -215,7 +217,7 @@ impl Db {
         let err = |e| classify(&path, e);
         let tx = self.conn.transaction().map_err(err)?;
         for r in batch {
-            write_one(&tx, run, names, r).map_err(err)?;
+            write_one(&tx, run, names, &mut self.pos_ids, r).map_err(err)?;
         }
         tx.commit().map_err(err)
     }
@@ -226,12 +228,26 @@ impl Db {
     }
 }
 
-fn pos_id(tx: &rusqlite::Transaction<'_>, run: i64, seq: u64) -> rusqlite::Result<i64> {
+fn pos_id(
+    tx: &rusqlite::Transaction<'_>,
+    run: i64,
+    ids: &std::collections::HashMap<u64, i64>,
+    seq: u64,
+) -> rusqlite::Result<i64> {
+    if let Some(&id) = ids.get(&seq) {
+        return Ok(id);
+    }
     tx.prepare_cached("SELECT id FROM positions WHERE run_id = ?1 AND seq = ?2")?
         .query_row(params![run, seq as i64], |r| r.get(0))
 }
 
-fn write_one(tx: &rusqlite::Transaction<'_>, run: i64, names: &Names, r: &Record) -> rusqlite::Result<()> {
+fn write_one(
+    tx: &rusqlite::Transaction<'_>,
+    run: i64,
+    names: &Names,
+    ids: &mut std::collections::HashMap<u64, i64>,
+    r: &Record,
+) -> rusqlite::Result<()> {
     match *r {
         Record::Opened { symbol, pos, features: f, gate } => {
             let (name, tv, sv) = names.get(symbol);
@@ -260,6 +276,7 @@ fn write_one(tx: &rusqlite::Transaction<'_>, run: i64, names: &Names, r: &Record
                 pos.liq * tv,
             ])?;
             let id = tx.last_insert_rowid();
+            ids.insert(pos.seq, id);
             tx.prepare_cached(
                 "INSERT INTO entry_features (position_id, imbalance_ratio, cvd_1min_change, volume_burst_ratio,
                    bar_range_pct, zone_distance_pct, near_val, near_vah, near_hvn, regime, confidence, spread_bps,
@@ -284,7 +301,7 @@ fn write_one(tx: &rusqlite::Transaction<'_>, run: i64, names: &Names, r: &Record
         }
         Record::Fill { symbol, seq, ts_ns, reason, buy, qty, px, fee, pnl } => {
             let (_, tv, sv) = names.get(symbol);
-            let id = pos_id(tx, run, seq)?;
+            let id = pos_id(tx, run, ids, seq)?;
             tx.prepare_cached(
                 "INSERT INTO fills (run_id, position_id, ts_ms, kind, side, quantity, price, fee, pnl)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -302,6 +319,7 @@ fn write_one(tx: &rusqlite::Transaction<'_>, run: i64, names: &Names, r: &Record
             ])?;
         }
         Record::Closed { symbol, pos } => {
+            ids.remove(&pos.seq);
             let (_, tv, _) = names.get(symbol);
             tx.prepare_cached(
                 "UPDATE positions SET status = 'closed', exit_ts_ms = ?1, exit_price = ?2, fees = ?3, pnl = ?4,
