@@ -167,6 +167,10 @@ fn default_toml_is_the_built_in_default() {
     assert_eq!(format!("{:?}", file.profile), format!("{:?}", d.profile));
     assert_eq!(format!("{:?}", file.regime), format!("{:?}", d.regime));
     assert_eq!(format!("{:?}", file.tune), format!("{:?}", d.tune));
+    assert_eq!(format!("{:?}", file.gate), format!("{:?}", d.gate));
+    assert_eq!(format!("{:?}", file.risk), format!("{:?}", d.risk));
+    assert_eq!(format!("{:?}", file.position), format!("{:?}", d.position));
+    assert_eq!(format!("{:?}", file.persist), format!("{:?}", d.persist));
     let (fs, ds) = (&file.strategy, &d.strategy);
     assert_eq!((fs.zone_bins, fs.require_reversal_bar, fs.base), (ds.zone_bins, ds.require_reversal_bar, ds.base));
     for (a, b) in [
