@@ -32,3 +32,4 @@ pub mod risk;
 pub mod strategy;
 pub mod symbols;
 pub mod tune;
+pub mod ws;

@@ -1,0 +1,499 @@
+//! A bounded, allocation-free websocket client codec (RFC 6455) over any non-blocking `Read + Write` stream.
+//!
+//! The HTTP upgrade uses tungstenite's key generation and accept-key derivation; after it, frames are decoded in
+//! place from one reused read buffer per connection, so a text frame reaches the parser as a slice of that buffer
+//! (fragmented messages are assembled in a second reused buffer). Server frames are unmasked; every frame we send
+//! (pong, close, SUBSCRIBE text) is masked, as the RFC requires of clients.
+//!
+//! Contracts:
+//! - [`WsConn::read`] reads until the stream says `WouldBlock` (or `max_reads` reads, to stay fair to the other
+//!   connection), then decodes every complete frame; it never blocks.
+//! - Pings are answered with a pong carrying the same payload, queued in the write buffer and flushed at once.
+//! - Limits: a frame or reassembled message larger than `max_frame` bytes is a [`WsError::FrameTooLarge`]; control
+//!   frames over 125 bytes, a masked server frame, an unknown opcode or a bad continuation are [`WsError::Protocol`].
+//!   The write buffer is bounded too ([`WsError::WriteBufferFull`]).
+
+use std::io::{ErrorKind, Read, Write};
+
+/// Websocket errors, one per kind of failure.
+#[derive(Debug, thiserror::Error)]
+pub enum WsError {
+    /// Transport error.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer closed the TCP connection.
+    #[error("connection closed by peer")]
+    Eof,
+    /// The upgrade response was not a valid 101.
+    #[error("websocket upgrade refused: {0}")]
+    Handshake(String),
+    /// A frame broke the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(&'static str),
+    /// A frame or message larger than the limit.
+    #[error("frame of {0} bytes exceeds the limit")]
+    FrameTooLarge(u64),
+    /// The peer sent a close frame.
+    #[error("closed by peer (code {0})")]
+    Closed(u16),
+    /// Too much queued output.
+    #[error("write buffer full")]
+    WriteBufferFull,
+}
+
+/// Where the connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WsState {
+    /// Upgrade request sent (or queued), waiting for the 101.
+    Upgrading,
+    /// Frames flow.
+    Open,
+    /// Closed.
+    Closed,
+}
+
+/// What one `read` call saw besides text messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadStats {
+    /// Text messages delivered.
+    pub texts: u32,
+    /// Pings answered.
+    pub pings: u32,
+    /// Bytes read from the stream.
+    pub bytes: usize,
+}
+
+/// Most bytes queued for writing.
+pub const WRITE_BUFFER_MAX: usize = 1 << 20;
+
+/// The client connection.
+pub struct WsConn<S> {
+    stream: S,
+    rbuf: Vec<u8>,
+    rlen: usize,
+    msg: Vec<u8>,
+    in_fragment: bool,
+    wbuf: Vec<u8>,
+    wpos: usize,
+    key: String,
+    state: WsState,
+    max_frame: usize,
+    seed: u32,
+}
+
+impl<S: Read + Write> WsConn<S> {
+    /// Wraps a connected (possibly still handshaking TLS) stream and queues the upgrade request for `path` on
+    /// `host`. Buffers are allocated here, once.
+    pub fn new(stream: S, host: &str, path: &str, max_frame: usize, seed: u32) -> Self {
+        let key = tungstenite::handshake::client::generate_key();
+        let mut wbuf = Vec::with_capacity(64 << 10);
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nUser-Agent: rusto/{}\r\n\r\n",
+            env!("CARGO_PKG_VERSION")
+        );
+        wbuf.extend_from_slice(req.as_bytes());
+        WsConn {
+            stream,
+            rbuf: vec![0; max_frame + 16 + (64 << 10)],
+            rlen: 0,
+            msg: Vec::with_capacity(max_frame),
+            in_fragment: false,
+            wbuf,
+            wpos: 0,
+            key,
+            state: WsState::Upgrading,
+            max_frame,
+            seed: seed | 1,
+        }
+    }
+
+    /// State.
+    pub fn state(&self) -> WsState {
+        self.state
+    }
+
+    /// The stream.
+    pub fn stream_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// True while output is queued.
+    pub fn wants_write(&self) -> bool {
+        self.wpos < self.wbuf.len()
+    }
+
+    /// Writes queued output until done or `WouldBlock`.
+    pub fn flush(&mut self) -> Result<(), WsError> {
+        while self.wpos < self.wbuf.len() {
+            match self.stream.write(&self.wbuf[self.wpos..]) {
+                Ok(0) => return Err(WsError::Eof),
+                Ok(n) => self.wpos += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if self.wpos == self.wbuf.len() {
+            self.wbuf.clear();
+            self.wpos = 0;
+        }
+        match self.stream.flush() {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn next_mask(&mut self) -> [u8; 4] {
+        // xorshift32: masking keys need not be cryptographic for a client talking to a known server.
+        let mut x = self.seed;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.seed = x;
+        x.to_le_bytes()
+    }
+
+    /// Queues a masked frame.
+    fn queue_frame(&mut self, opcode: u8, payload: &[u8]) -> Result<(), WsError> {
+        if self.wbuf.len() + payload.len() + 14 > WRITE_BUFFER_MAX {
+            return Err(WsError::WriteBufferFull);
+        }
+        if self.wpos > 0 && self.wpos == self.wbuf.len() {
+            self.wbuf.clear();
+            self.wpos = 0;
+        }
+        let mask = self.next_mask();
+        self.wbuf.push(0x80 | opcode);
+        let n = payload.len();
+        if n < 126 {
+            self.wbuf.push(0x80 | n as u8);
+        } else if n <= 0xffff {
+            self.wbuf.push(0x80 | 126);
+            self.wbuf.extend_from_slice(&(n as u16).to_be_bytes());
+        } else {
+            self.wbuf.push(0x80 | 127);
+            self.wbuf.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+        self.wbuf.extend_from_slice(&mask);
+        self.wbuf.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
+        Ok(())
+    }
+
+    /// Queues a text message (e.g. a SUBSCRIBE request) and tries to send it.
+    pub fn send_text(&mut self, text: &str) -> Result<(), WsError> {
+        self.queue_frame(0x1, text.as_bytes())?;
+        self.flush()
+    }
+
+    /// Queues a close frame.
+    pub fn close(&mut self, code: u16) -> Result<(), WsError> {
+        if self.state == WsState::Open {
+            self.queue_frame(0x8, &code.to_be_bytes())?;
+            let _ = self.flush();
+        }
+        self.state = WsState::Closed;
+        Ok(())
+    }
+
+    /// Reads what is available and delivers each complete text message to `on_text`.
+    pub fn read(&mut self, max_reads: usize, mut on_text: impl FnMut(&[u8])) -> Result<ReadStats, WsError> {
+        let mut st = ReadStats::default();
+        let mut eof = false;
+        for _ in 0..max_reads.max(1) {
+            if self.rlen == self.rbuf.len() {
+                break; // full: decode first
+            }
+            match self.stream.read(&mut self.rbuf[self.rlen..]) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    self.rlen += n;
+                    st.bytes += n;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if self.state == WsState::Upgrading {
+            self.finish_upgrade()?;
+        }
+        if self.state == WsState::Open {
+            self.decode(&mut st, &mut on_text)?;
+        }
+        if self.wants_write() {
+            self.flush()?;
+        }
+        if eof {
+            return Err(WsError::Eof);
+        }
+        Ok(st)
+    }
+
+    fn finish_upgrade(&mut self) -> Result<(), WsError> {
+        let Some(end) = self.rbuf[..self.rlen].windows(4).position(|w| w == b"\r\n\r\n") else {
+            if self.rlen > 16 << 10 {
+                return Err(WsError::Handshake("response headers too large".into()));
+            }
+            return Ok(());
+        };
+        let head =
+            std::str::from_utf8(&self.rbuf[..end]).map_err(|_| WsError::Handshake("non-UTF-8 headers".into()))?;
+        let mut lines = head.split("\r\n");
+        let status = lines.next().unwrap_or("");
+        if !status.starts_with("HTTP/1.1 101") {
+            return Err(WsError::Handshake(status.chars().take(80).collect()));
+        }
+        let want = tungstenite::handshake::derive_accept_key(self.key.as_bytes());
+        let ok = lines.any(|l| {
+            let mut kv = l.splitn(2, ':');
+            let k = kv.next().unwrap_or("").trim();
+            let v = kv.next().unwrap_or("").trim();
+            k.eq_ignore_ascii_case("sec-websocket-accept") && v == want
+        });
+        if !ok {
+            return Err(WsError::Handshake("missing or wrong Sec-WebSocket-Accept".into()));
+        }
+        let used = end + 4;
+        self.rbuf.copy_within(used..self.rlen, 0);
+        self.rlen -= used;
+        self.state = WsState::Open;
+        Ok(())
+    }
+
+    fn decode(&mut self, st: &mut ReadStats, on_text: &mut impl FnMut(&[u8])) -> Result<(), WsError> {
+        let mut pos = 0;
+        loop {
+            let avail = &self.rbuf[pos..self.rlen];
+            if avail.len() < 2 {
+                break;
+            }
+            let (b0, b1) = (avail[0], avail[1]);
+            let fin = b0 & 0x80 != 0;
+            if b0 & 0x70 != 0 {
+                return Err(WsError::Protocol("reserved bits set"));
+            }
+            let opcode = b0 & 0x0f;
+            if b1 & 0x80 != 0 {
+                return Err(WsError::Protocol("masked frame from server"));
+            }
+            let (len, hdr) = match b1 & 0x7f {
+                126 => {
+                    if avail.len() < 4 {
+                        break;
+                    }
+                    (u16::from_be_bytes([avail[2], avail[3]]) as u64, 4)
+                }
+                127 => {
+                    if avail.len() < 10 {
+                        break;
+                    }
+                    (u64::from_be_bytes(avail[2..10].try_into().unwrap_or([0xff; 8])), 10)
+                }
+                n => (n as u64, 2),
+            };
+            if len > self.max_frame as u64 {
+                return Err(WsError::FrameTooLarge(len));
+            }
+            let total = hdr + len as usize;
+            if avail.len() < total {
+                break;
+            }
+            let payload_at = pos + hdr;
+            let payload_end = payload_at + len as usize;
+            match opcode {
+                0x1 | 0x2 | 0x0 => {
+                    if opcode != 0 && self.in_fragment {
+                        return Err(WsError::Protocol("new message inside a fragmented one"));
+                    }
+                    if opcode == 0 && !self.in_fragment {
+                        return Err(WsError::Protocol("continuation without a start"));
+                    }
+                    if fin && !self.in_fragment {
+                        if opcode == 0x1 {
+                            st.texts += 1;
+                            on_text(&self.rbuf[payload_at..payload_end]);
+                        }
+                    } else {
+                        if opcode != 0 {
+                            self.msg.clear();
+                            self.in_fragment = true;
+                        }
+                        if self.msg.len() + len as usize > self.max_frame {
+                            return Err(WsError::FrameTooLarge((self.msg.len() + len as usize) as u64));
+                        }
+                        self.msg.extend_from_slice(&self.rbuf[payload_at..payload_end]);
+                        if fin {
+                            self.in_fragment = false;
+                            st.texts += 1;
+                            on_text(&self.msg);
+                        }
+                    }
+                }
+                0x8 => {
+                    let code = if len >= 2 {
+                        u16::from_be_bytes([self.rbuf[payload_at], self.rbuf[payload_at + 1]])
+                    } else {
+                        1005
+                    };
+                    let _ = self.queue_frame(0x8, &code.to_be_bytes());
+                    let _ = self.flush();
+                    self.state = WsState::Closed;
+                    return Err(WsError::Closed(code));
+                }
+                0x9 | 0xA => {
+                    if !fin || len > 125 {
+                        return Err(WsError::Protocol("bad control frame"));
+                    }
+                    if opcode == 0x9 {
+                        let mut p = [0u8; 125];
+                        let n = len as usize;
+                        p[..n].copy_from_slice(&self.rbuf[payload_at..payload_end]);
+                        self.queue_frame(0xA, &p[..n])?;
+                        st.pings += 1;
+                    }
+                }
+                _ => return Err(WsError::Protocol("unknown opcode")),
+            }
+            pos += total;
+        }
+        if pos > 0 {
+            self.rbuf.copy_within(pos..self.rlen, 0);
+            self.rlen -= pos;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    /// A scripted non-blocking stream: reads come from `input` in the given chunks, then WouldBlock.
+    struct Script {
+        input: VecDeque<Vec<u8>>,
+        written: Vec<u8>,
+    }
+
+    impl Read for Script {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match self.input.front_mut() {
+                None => Err(ErrorKind::WouldBlock.into()),
+                Some(chunk) if chunk.is_empty() => {
+                    self.input.pop_front();
+                    Ok(0)
+                }
+                Some(chunk) => {
+                    let n = chunk.len().min(buf.len());
+                    buf[..n].copy_from_slice(&chunk[..n]);
+                    chunk.drain(..n);
+                    if chunk.is_empty() {
+                        self.input.pop_front();
+                    }
+                    Ok(n)
+                }
+            }
+        }
+    }
+
+    impl Write for Script {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.written.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![if fin { 0x80 } else { 0 } | opcode];
+        if payload.len() < 126 {
+            v.push(payload.len() as u8);
+        } else {
+            v.push(126);
+            v.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        }
+        v.extend_from_slice(payload);
+        v
+    }
+
+    fn open(chunks: Vec<Vec<u8>>) -> WsConn<Script> {
+        let mut c = WsConn::new(
+            Script { input: VecDeque::new(), written: vec![] },
+            "localhost",
+            "/public/stream?streams=x",
+            1 << 16,
+            7,
+        );
+        let accept = tungstenite::handshake::derive_accept_key(c.key.as_bytes());
+        let resp = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        );
+        let mut first = resp.into_bytes();
+        let mut rest = chunks.into_iter();
+        if let Some(c0) = rest.next() {
+            first.extend(c0);
+        }
+        c.stream.input.push_back(first);
+        c.stream.input.extend(rest);
+        c
+    }
+
+    #[test]
+    fn upgrade_then_text_split_across_reads_and_fragments() {
+        let msg = br#"{"e":"trade"}"#;
+        let f = frame(1, true, msg);
+        let (a, b) = f.split_at(5);
+        let mut c =
+            open(vec![a.to_vec(), b.to_vec(), frame(1, false, b"ab"), frame(0, false, b"cd"), frame(0, true, b"ef")]);
+        let mut got: Vec<Vec<u8>> = vec![];
+        let st = c.read(16, |t| got.push(t.to_vec())).unwrap();
+        assert_eq!(c.state(), WsState::Open);
+        assert_eq!(got, vec![msg.to_vec(), b"abcdef".to_vec()]);
+        assert_eq!(st.texts, 2);
+        assert!(c.stream.written.starts_with(b"GET /public/stream?streams=x HTTP/1.1\r\n"));
+    }
+
+    #[test]
+    fn ping_is_answered_with_a_masked_pong() {
+        let mut c = open(vec![frame(9, true, b"hi")]);
+        c.flush().unwrap();
+        let before = c.stream.written.len();
+        let st = c.read(4, |_| {}).unwrap();
+        assert_eq!(st.pings, 1);
+        let w = &c.stream.written[before..];
+        assert_eq!(w[0], 0x8A);
+        assert_eq!(w[1], 0x80 | 2);
+        let mask = &w[2..6];
+        assert_eq!([w[6] ^ mask[0], w[7] ^ mask[1]], *b"hi");
+    }
+
+    #[test]
+    fn limits_and_protocol_errors() {
+        let mut c = open(vec![frame(1, true, &vec![b'x'; 200])]);
+        c.max_frame = 100;
+        assert!(matches!(c.read(4, |_| {}), Err(WsError::FrameTooLarge(200))));
+        let mut c = open(vec![vec![0x81, 0x85, 1, 2, 3, 4, 0, 0, 0, 0, 0]]);
+        assert!(matches!(c.read(4, |_| {}), Err(WsError::Protocol(_))));
+        let mut c = open(vec![frame(0, true, b"x")]);
+        assert!(matches!(c.read(4, |_| {}), Err(WsError::Protocol(_))));
+        let mut c = open(vec![frame(8, true, &1000u16.to_be_bytes())]);
+        assert!(matches!(c.read(4, |_| {}), Err(WsError::Closed(1000))));
+        let mut c = open(vec![frame(1, true, b"x"), vec![]]);
+        assert!(matches!(c.read(4, |_| {}), Err(WsError::Eof)));
+        let mut bad = WsConn::new(
+            Script { input: VecDeque::from(vec![b"HTTP/1.1 403 Forbidden\r\n\r\n".to_vec()]), written: vec![] },
+            "h",
+            "/",
+            1024,
+            1,
+        );
+        assert!(matches!(bad.read(4, |_| {}), Err(WsError::Handshake(_))));
+    }
+}
