@@ -156,6 +156,8 @@ pub struct BookStats {
     pub crossed: u64,
     /// Snapshot requests raised (gap, stale snapshot, crossed, dropped data).
     pub snapshot_requests: u64,
+    /// Diff messages already applied (overlapping connections), skipped.
+    pub duplicates: u64,
 }
 
 /// What a message did to the book (for the caller's stage accounting).
@@ -195,6 +197,7 @@ pub struct Book {
     pub stats: BookStats,
     /// True while a snapshot is wanted (cleared when one is applied).
     pub wants_snapshot: bool,
+    request_pending: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,6 +226,7 @@ impl Book {
             cur_u: 0,
             stats: BookStats::default(),
             wants_snapshot: true,
+            request_pending: true,
         }
     }
 
@@ -258,10 +262,15 @@ impl Book {
     }
 
     fn request_snapshot(&mut self) {
-        if !self.wants_snapshot {
-            self.wants_snapshot = true;
-            self.stats.snapshot_requests += 1;
-        }
+        self.wants_snapshot = true;
+        self.request_pending = true;
+        self.stats.snapshot_requests += 1;
+    }
+
+    /// True once per needed snapshot (at start, after a gap, a stale snapshot, a crossed book or lost data): the
+    /// caller asks the control thread for a REST snapshot.
+    pub fn take_snapshot_request(&mut self) -> bool {
+        std::mem::take(&mut self.request_pending)
     }
 
     fn buffer_push(&mut self, e: &MarketEvent) {
@@ -300,7 +309,7 @@ impl Book {
 
     fn on_depth_header(&mut self, e: &MarketEvent) -> BookOutcome {
         let (first, last, prev, nb, na) = e.depth_ids();
-        self.cur_remaining = nb.div_ceil(2) + na.div_ceil(2);
+        self.cur_remaining = nb.div_ceil(2).saturating_add(na.div_ceil(2));
         self.cur_u = last;
         if e.flags & flags::PARTIAL != 0 {
             self.stats.partial_depth += 1;
@@ -309,6 +318,11 @@ impl Book {
         }
         let mut outcome = BookOutcome::Pending;
         self.cur_mode = match self.state {
+            SyncState::Synced if last <= self.last_u => {
+                // Already applied (a duplicate from an overlapping connection): skip it.
+                self.stats.duplicates += 1;
+                Mode::Skip
+            }
             SyncState::Synced => {
                 if prev == self.last_u {
                     Mode::Apply
@@ -347,7 +361,7 @@ impl Book {
 
     fn on_snapshot_header(&mut self, e: &MarketEvent) -> BookOutcome {
         let (nb, na) = e.level_counts();
-        self.cur_remaining = nb.div_ceil(2) + na.div_ceil(2);
+        self.cur_remaining = nb.div_ceil(2).saturating_add(na.div_ceil(2));
         if self.state == SyncState::Synced || self.state == SyncState::AwaitingBridge && !self.wants_snapshot {
             self.stats.snapshots_ignored += 1;
             self.cur_mode = Mode::Skip;
@@ -431,6 +445,7 @@ impl Book {
         self.last_u = self.snapshot_id;
         self.state = SyncState::AwaitingBridge;
         self.wants_snapshot = false;
+        self.request_pending = false;
         // Replay the buffered diffs through the same state machine. The buffer and the preallocated scratch swap
         // roles, so events re-buffered during the replay (after a stale snapshot) need no allocation.
         std::mem::swap(&mut self.buffer, &mut self.scratch);

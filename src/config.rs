@@ -167,6 +167,8 @@ pub struct Config {
     pub position: crate::position::PositionConfig,
     /// `[persist]`: database batching.
     pub persist: crate::persist::BatchConfig,
+    /// `[live]`: endpoints, symbols, reconnects, health.
+    pub live: crate::live::LiveConfig,
 }
 
 fn range<T: PartialOrd + std::fmt::Display>(
@@ -365,6 +367,44 @@ impl Config {
         range("persist.batch_rows", self.persist.batch_rows, 1, 1_000_000, "1 to 1000000 rows")?;
         range("persist.batch_ms", self.persist.batch_ms, 1, 60_000, "1 to 60000 ms")?;
         range("persist.max_pending_rows", self.persist.max_pending_rows, 1_000, 100_000_000, "1000 to 100000000 rows")?;
+        let l = &self.live;
+        for (key, url, schemes) in
+            [("live.ws_url", &l.ws_url, ["wss://", "ws://"]), ("live.rest_url", &l.rest_url, ["https://", "http://"])]
+        {
+            if !schemes.iter().any(|p| url.starts_with(p)) {
+                return Err(ConfigError::Range {
+                    key,
+                    value: url.clone(),
+                    allowed: "a wss:// or ws:// (https:// or http:// for REST) URL",
+                });
+            }
+        }
+        for s in l.symbols.iter().chain(&l.exclude) {
+            if SymbolName::new(s.as_bytes()).is_none() {
+                return Err(ConfigError::Range {
+                    key: "live.symbols",
+                    value: s.clone(),
+                    allowed: "symbol names such as BTCUSDT",
+                });
+            }
+        }
+        range("live.top_n", l.top_n, 1, self.parser.max_symbols, "1 to parser.max_symbols")?;
+        range("live.reselect_hour_utc", l.reselect_hour_utc, 0, 23, "0 to 23")?;
+        range("live.snapshot_limit", l.snapshot_limit, 5, 1000, "5 to 1000 (Binance's limits)")?;
+        range("live.reconnect_min_ms", l.reconnect_min_ms, 10, 60_000, "10 to 60000 ms")?;
+        range(
+            "live.reconnect_max_ms",
+            l.reconnect_max_ms,
+            l.reconnect_min_ms,
+            600_000,
+            "reconnect_min_ms to 600000 ms",
+        )?;
+        range("live.max_reconnects", l.max_reconnects, 1, 10_000, "1 to 10000")?;
+        range("live.reconnect_window_secs", l.reconnect_window_secs, 1, 86_400, "1 to 86400 s")?;
+        range("live.rotate_after_secs", l.rotate_after_secs, 60, 86_000, "60 to 86000 s (under Binance's 24 h)")?;
+        range("live.control_msgs_per_sec", l.control_msgs_per_sec, 1, 10, "1 to 10 (Binance's limit)")?;
+        range("live.ping_samples", l.ping_samples, 1, 100, "1 to 100")?;
+        range("live.weight_budget", l.weight_budget, 1, 2400, "1 to 2400")?;
         range("bars.range_ticks", self.bars.range_ticks, 0, 1_000_000_000, "0 (use range_pct) or a tick count")?;
         for (sym, v) in &self.bars.fixed {
             if SymbolName::new(sym.as_bytes()).is_none() {

@@ -16,7 +16,33 @@ use crate::engine::Record;
 use crate::symbols::SymbolName;
 
 /// The migrations, in order: (version, name, SQL).
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "0001_init", include_str!("../migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "0001_init", include_str!("../migrations/0001_init.sql")),
+    (2, "0002_live", include_str!("../migrations/0002_live.sql")),
+];
+
+/// Records from the control thread (low rate; they reach the persistence thread through a bounded queue).
+#[derive(Debug, Clone)]
+pub enum SideRecord {
+    /// A symbol selection (at start or the daily reselection).
+    Selection {
+        /// Wall clock, ms.
+        ts_ms: i64,
+        /// "start" or "daily".
+        reason: &'static str,
+        /// Symbols and their 24 h quote volumes, ranked.
+        symbols: Vec<(SymbolName, f64)>,
+    },
+    /// A link health measurement.
+    Health {
+        /// Wall clock, ms.
+        ts_ms: i64,
+        /// Median REST round trip, ms.
+        rtt_ms: f64,
+        /// Exchange clock − local clock, ms.
+        offset_ms: f64,
+    },
+}
 
 /// Database errors, each with the file and a plain cause.
 #[derive(Debug, thiserror::Error)]
@@ -222,6 +248,40 @@ impl Db {
         tx.commit().map_err(err)
     }
 
+    /// Writes a control-thread record (its own small transaction).
+    pub fn write_side(&mut self, r: &SideRecord) -> Result<(), DbError> {
+        let path = self.path.clone();
+        let run = self.run_id;
+        let err = |e| classify(&path, e);
+        let tx = self.conn.transaction().map_err(err)?;
+        match r {
+            SideRecord::Selection { ts_ms, reason, symbols } => {
+                for (rank, (s, q)) in symbols.iter().enumerate() {
+                    tx.execute(
+                        "INSERT INTO symbol_selections (run_id, ts_ms, reason, rank, symbol, quote_volume)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![run, ts_ms, reason, rank as i64 + 1, s.as_str(), q],
+                    )
+                    .map_err(err)?;
+                }
+            }
+            SideRecord::Health { ts_ms, rtt_ms, offset_ms } => {
+                tx.execute(
+                    "INSERT INTO link_health (run_id, ts_ms, rtt_ms, clock_offset_ms) VALUES (?1, ?2, ?3, ?4)",
+                    params![run, ts_ms, rtt_ms, offset_ms],
+                )
+                .map_err(err)?;
+                tx.execute(
+                    "UPDATE runs SET rtt_ms = COALESCE(rtt_ms, ?1), clock_offset_ms = COALESCE(clock_offset_ms, ?2)
+                     WHERE id = ?3",
+                    params![rtt_ms, offset_ms, run],
+                )
+                .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
     /// The connection (tests and reports).
     pub fn conn(&self) -> &Connection {
         &self.conn
@@ -249,7 +309,7 @@ fn write_one(
     r: &Record,
 ) -> rusqlite::Result<()> {
     match *r {
-        Record::Opened { symbol, pos, features: f, gate } => {
+        Record::Opened { symbol, pos, features: f, gate, .. } => {
             let (name, tv, sv) = names.get(symbol);
             tx.prepare_cached(
                 "INSERT INTO positions (run_id, seq, symbol, side, status, entry_ts_ms, entry_price, quantity, fees,
@@ -318,7 +378,7 @@ fn write_one(
                 pnl
             ])?;
         }
-        Record::Closed { symbol, pos } => {
+        Record::Closed { symbol, pos, .. } => {
             ids.remove(&pos.seq);
             let (_, tv, _) = names.get(symbol);
             tx.prepare_cached(
@@ -374,12 +434,12 @@ fn write_one(
                 log.changed
             ])?;
         }
-        Record::Symbol { .. } | Record::Bar { .. } | Record::Signal { .. } => {}
+        Record::Symbol { .. } | Record::Bar { .. } | Record::Signal { .. } | Record::SnapshotRequest { .. } => {}
     }
     Ok(())
 }
 
 /// True when a record goes to the database.
 pub fn is_db_record(r: &Record) -> bool {
-    !matches!(r, Record::Symbol { .. } | Record::Bar { .. } | Record::Signal { .. })
+    !matches!(r, Record::Symbol { .. } | Record::Bar { .. } | Record::Signal { .. } | Record::SnapshotRequest { .. })
 }

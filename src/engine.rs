@@ -101,6 +101,8 @@ pub enum Record {
     Opened {
         /// Symbol.
         symbol: SymbolId,
+        /// Its name.
+        name: SymbolName,
         /// The position at entry.
         pos: Position,
         /// The signal's features.
@@ -133,6 +135,8 @@ pub enum Record {
     Closed {
         /// Symbol.
         symbol: SymbolId,
+        /// Its name.
+        name: SymbolName,
         /// The position at close.
         pos: Position,
     },
@@ -144,6 +148,14 @@ pub enum Record {
         hour: u8,
         /// Net PnL, % of notional.
         pnl_pct: f64,
+    },
+    /// The symbol's book needs a REST snapshot (live: to the control thread; replay: ignored, the recording has
+    /// them).
+    SnapshotRequest {
+        /// Symbol.
+        symbol: SymbolId,
+        /// Its name (what the REST request needs).
+        name: SymbolName,
     },
     /// A burst tuning run (`volume_burst_tuning_logs`).
     Tuning {
@@ -275,6 +287,10 @@ pub struct SymbolState {
     pub pnl: f64,
     /// Last market trade price (ticks).
     pub last_px: i64,
+    /// Highest market trade id seen (duplicates from overlapping connections are dropped).
+    pub last_trade_id: i64,
+    /// Duplicated trades dropped.
+    pub duplicate_trades: u64,
 }
 
 /// Engine-wide counters.
@@ -429,6 +445,8 @@ impl Engine {
                 exits_by_reason: [0; 7],
                 pnl: 0.0,
                 last_px: 0,
+                last_trade_id: i64::MIN,
+                duplicate_trades: 0,
             });
         } else if id < self.symbols.len() {
             let range = self.range_for(&name, price);
@@ -465,6 +483,11 @@ impl Engine {
         match e.kind {
             EventKind::Trade => {
                 let (px, qty, id, maker) = e.trade();
+                if id <= s.last_trade_id {
+                    s.duplicate_trades += 1;
+                    return Verdict::None;
+                }
+                s.last_trade_id = id;
                 s.trades += 1;
                 s.trade_qty += qty;
                 let mut verdict = Verdict::None;
@@ -526,6 +549,9 @@ impl Engine {
             }
             EventKind::Depth | EventKind::Snapshot | EventKind::Levels => {
                 let o = s.book.on_event(e);
+                if s.book.take_snapshot_request() {
+                    out(Record::SnapshotRequest { symbol: e.symbol, name: s.name });
+                }
                 if matches!(o, BookOutcome::Applied | BookOutcome::Synced) {
                     if s.audit_queue.len > 0 {
                         let (c, m) = s.audit_queue.settle(&s.book);
@@ -567,6 +593,9 @@ impl Engine {
             EventKind::Dropped => {
                 s.dropped_frames += e.p[0] as u64;
                 s.book.invalidate();
+                if s.book.take_snapshot_request() {
+                    out(Record::SnapshotRequest { symbol: e.symbol, name: s.name });
+                }
                 Verdict::Book(BookOutcome::LostSync)
             }
             EventKind::SymbolDef | EventKind::None => Verdict::None,
@@ -646,7 +675,7 @@ fn try_enter(
     risk.on_pnl(-pos.fees, signal.ts_ns);
     s.opened += 1;
     s.pnl -= pos.fees;
-    out(Record::Opened { symbol, pos, features: signal.features, gate });
+    out(Record::Opened { symbol, name: s.name, pos, features: signal.features, gate });
     out(Record::Fill {
         symbol,
         seq: pos.seq,
@@ -722,6 +751,6 @@ fn on_exit(
         let pct = pos.pnl_pct();
         s.hours.push(hour, pct);
         out(Record::HourPnl { symbol, hour: hour as u8, pnl_pct: pct });
-        out(Record::Closed { symbol, pos: *pos });
+        out(Record::Closed { symbol, name: s.name, pos: *pos });
     }
 }

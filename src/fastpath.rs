@@ -108,11 +108,12 @@ impl<'i> Sc<'i> {
             if !c.is_ascii_digit() {
                 break;
             }
-            v = v * 10 + (c - b'0') as i64;
-            self.i += 1;
-            if self.i - start > 18 {
+            // At most 18 digits: checked before the multiply, so the value always fits.
+            if self.i - start >= 18 {
                 return None;
             }
+            v = v * 10 + (c - b'0') as i64;
+            self.i += 1;
         }
         let n = self.i - start;
         if n == 0 || (n > 1 && self.b[start] == b'0') {

@@ -120,7 +120,7 @@ pub fn secs_to_ns(b: &[u8]) -> Option<i64> {
         }
         let mut scale = 100_000_000i64;
         for &c in frac.iter().take(9) {
-            ns += (c - b'0') as i64 * scale;
+            ns = ns.checked_add((c - b'0') as i64 * scale)?;
             scale /= 10;
         }
     }

@@ -3,6 +3,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
@@ -48,6 +52,35 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Paper trading on the live feed: the whole pipeline, until SIGINT/SIGTERM (or --duration-secs).
+    Live {
+        /// Symbols (comma separated); default: [live] symbols, or the top N by 24 h quote volume.
+        #[arg(long, value_delimiter = ',')]
+        symbols: Vec<String>,
+        /// SQLite database.
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        duration_secs: Option<u64>,
+        /// Print the final report as one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record the live feed (and REST snapshots) as `<local ns> <raw frame>` lines; gzip when FILE ends in .gz.
+    Record {
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Symbols (comma separated); default as for `live`.
+        #[arg(long, value_delimiter = ',')]
+        symbols: Vec<String>,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        duration_secs: Option<u64>,
+    },
+    /// Print the current top symbols by 24 h quote volume.
+    Symbols,
     /// Configuration helpers.
     Config {
         #[command(subcommand)]
@@ -92,6 +125,35 @@ fn run() -> anyhow::Result<()> {
                 println!("{}", rusto::report::to_json(&report));
             } else {
                 print!("{}", rusto::report::to_text(&report));
+            }
+        }
+        Cmd::Live { symbols, db, duration_secs, json } => {
+            let stop = Arc::new(AtomicBool::new(false));
+            rusto::live::stop_on_signals(&stop)?;
+            let opts = rusto::live::LiveOptions { symbols, duration: duration_secs.map(Duration::from_secs), db };
+            let r = rusto::live::run_live(&cfg, &opts, stop).context("live run failed")?;
+            if json {
+                println!("{}", rusto::report::live_json(&r));
+            } else {
+                print!("{}", rusto::report::live_text(&r));
+            }
+        }
+        Cmd::Record { out, symbols, duration_secs } => {
+            let stop = Arc::new(AtomicBool::new(false));
+            rusto::live::stop_on_signals(&stop)?;
+            let st = rusto::live::run_record(&cfg, &symbols, &out, duration_secs.map(Duration::from_secs), stop)
+                .context("record failed")?;
+            eprintln!(
+                "recorded {} frames ({} bytes) and {} snapshots to {}",
+                st.frames,
+                st.bytes,
+                st.snapshots,
+                out.display()
+            );
+        }
+        Cmd::Symbols => {
+            for (i, (s, q)) in rusto::live::print_symbols(&cfg)?.iter().enumerate() {
+                println!("{:>2} {:<16} {:>20.0}", i + 1, s.as_str(), q);
             }
         }
         Cmd::Config { cmd: ConfigCmd::Check { file } } => {

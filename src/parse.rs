@@ -11,7 +11,9 @@
 //! - Unknown fields are ignored; an unknown event type is counted ([`ParseStats::unknown_event`]).
 //! - A malformed frame returns a [`ParseError`] and is counted by kind in [`ParseStats::malformed`]; the first
 //!   frame of each kind is logged to stderr once with a short sample. Nothing panics; the caller goes on.
-//! - The events of one frame are appended to `out` as a unit; on error `out` is restored to its length on entry.
+//! - The events of one frame are appended to `out` as a unit; on error `out` is restored to its length on entry,
+//!   except for the `SymbolDef` events announcing a symbol or a scale the failed frame taught the table (so the
+//!   compute thread's copy of the table never falls behind the parser's).
 //! - Limits: a frame is at most `max_frame_bytes`; a depth side has at most [`MAX_LEVELS_PER_SIDE`] levels.
 
 use simd_json::{Node, StaticNode, Tape};

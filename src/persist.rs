@@ -80,6 +80,7 @@ pub struct Persist {
     signals_csv: Option<(PathBuf, std::io::BufWriter<std::fs::File>)>,
     line: String,
     db: Option<Db>,
+    side: Option<std::sync::Arc<crossbeam_queue::ArrayQueue<crate::db::SideRecord>>>,
     db_names: Names,
     batch: Vec<Record>,
     batch_cfg: BatchConfig,
@@ -143,12 +144,29 @@ impl Persist {
             signals_csv,
             line: String::with_capacity(256),
             db,
+            side: None,
             db_names: Names::default(),
             batch: Vec::with_capacity(batch_cfg.batch_rows.max(1) * 2),
             batch_cfg,
             commit_stage: Stage::new("persist_commit"),
             stats: PersistStats::default(),
         })
+    }
+
+    /// Attaches the control thread's queue of side records.
+    pub fn with_side_queue(mut self, q: std::sync::Arc<crossbeam_queue::ArrayQueue<crate::db::SideRecord>>) -> Self {
+        self.side = Some(q);
+        self
+    }
+
+    fn drain_side(&mut self) {
+        let (Some(q), Some(db)) = (&self.side, &mut self.db) else { return };
+        while let Some(r) = q.pop() {
+            if let Err(e) = db.write_side(&r) {
+                self.stats.db_write_errors += 1;
+                eprintln!("error: database: {e} (selection/health record not stored)");
+            }
+        }
     }
 
     /// The database run id, when a database is attached.
@@ -208,7 +226,7 @@ impl Persist {
             Record::Opened { .. } => self.stats.positions_opened += 1,
             Record::Closed { .. } => self.stats.positions_closed += 1,
             Record::Fill { .. } => self.stats.fills += 1,
-            Record::HourPnl { .. } => {}
+            Record::HourPnl { .. } | Record::SnapshotRequest { .. } => {}
             Record::Bar { symbol, bar } => {
                 self.stats.bars += 1;
                 if let Some((path, w)) = &mut self.csv {
@@ -327,6 +345,7 @@ impl Persist {
                 }
             }
             if n == 0 {
+                self.drain_side();
                 if rx.is_abandoned() && rx.available() == 0 {
                     break;
                 }
@@ -345,6 +364,7 @@ impl Persist {
                 idle = 0;
             }
         }
+        self.drain_side();
         // Final commit: a few retries, then report what could not be written.
         for attempt in 0..5 {
             if self.commit() {

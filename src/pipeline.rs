@@ -11,7 +11,10 @@
 //! - Latency stamps use the monotonic clock; trading logic never sees them.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crossbeam_queue::ArrayQueue;
 
 use crate::clock;
 use crate::config::{Config, FullPolicy};
@@ -141,6 +144,8 @@ impl Publisher {
     #[inline]
     pub fn publish(&mut self, events: &[MarketEvent]) -> bool {
         if events.is_empty() {
+            // Nothing to push, but pending drop notices go out as soon as there is room.
+            let _ = self.flush_drops();
             return true;
         }
         let mut counted = false;
@@ -182,6 +187,15 @@ impl Publisher {
                     return true;
                 }
             }
+        }
+    }
+
+    /// Marks a symbol's data as lost (e.g. its connection dropped): a `Dropped` event reaches the compute thread
+    /// before the symbol's next frame, so its book resyncs from a fresh snapshot.
+    pub fn mark_lost(&mut self, symbol: SymbolId) {
+        if let Some(n) = self.pending_drops.get_mut(symbol as usize) {
+            *n += 1;
+            self.any_pending = true;
         }
     }
 
@@ -269,8 +283,30 @@ fn pin(core: Option<usize>, what: &str) {
     }
 }
 
+/// Live hooks of the compute thread (all optional; replay uses none).
+#[derive(Default, Clone)]
+pub struct ComputeHooks {
+    /// Where snapshot requests go (the control thread).
+    pub snapshot_requests: Option<Arc<ArrayQueue<SymbolName>>>,
+    /// Periodic latency reports (to the main thread) and their interval.
+    pub reports: Option<(Arc<ArrayQueue<IntervalReport>>, Duration)>,
+    /// Positions opened (true) and closed (false) by symbol, for the control thread's reselection.
+    pub position_events: Option<Arc<ArrayQueue<(SymbolName, bool)>>>,
+}
+
+/// A latency and activity snapshot published by the compute thread at intervals.
+#[derive(Debug, Clone)]
+pub struct IntervalReport {
+    /// Per-stage percentiles since start.
+    pub latency: Vec<(&'static str, Summary)>,
+    /// Events processed.
+    pub events: u64,
+    /// Per symbol: (name, trades, synced, open position).
+    pub symbols: Vec<(SymbolName, u64, bool, bool)>,
+}
+
 /// Per-stage histograms of the compute thread.
-struct ComputeStages {
+pub struct ComputeStages {
     ring_wait: Stage,
     book: Stage,
     bars: Stage,
@@ -279,12 +315,15 @@ struct ComputeStages {
     tick_to_decision: Stage,
 }
 
-fn run_compute(
+/// The compute thread's loop: drains the event ring through the engine until the producer is gone, then closes
+/// open positions (`Shutdown`) and hands every record to the persistence ring.
+pub fn run_compute(
     mut engine: Engine,
     mut rx: Consumer<MarketEvent>,
     mut tx: Producer<Record>,
     idle_spins: u32,
     overflow_cap: usize,
+    hooks: ComputeHooks,
 ) -> (Engine, ComputeStages) {
     let mut st = ComputeStages {
         ring_wait: Stage::new("ring_wait"),
@@ -297,7 +336,14 @@ fn run_compute(
     let mut overflow: Vec<Record> = Vec::with_capacity(overflow_cap);
     let mut idle = 0u32;
     let mut lost = 0u64;
+    let mut next_report = Instant::now() + hooks.reports.as_ref().map_or(Duration::from_secs(3600), |r| r.1);
     loop {
+        if let Some((q, every)) = &hooks.reports
+            && Instant::now() >= next_report
+        {
+            next_report = Instant::now() + *every;
+            let _ = q.push(interval_report(&engine, &st));
+        }
         // Hand over records that waited for room.
         if !overflow.is_empty() {
             let mut k = 0;
@@ -332,7 +378,22 @@ fn run_compute(
                     }
                 }
             };
-            let v = engine.on_event(&e, &mut sink);
+            let v = engine.on_event(&e, &mut |r: Record| {
+                if let Record::SnapshotRequest { name, .. } = r
+                    && let Some(q) = &hooks.snapshot_requests
+                {
+                    if q.push(name).is_err() {
+                        // The control thread is behind; the book keeps asking on its next need.
+                    }
+                    return;
+                }
+                if let Record::Opened { name, .. } | Record::Closed { name, .. } = r
+                    && let Some(q) = &hooks.position_events
+                {
+                    let _ = q.push((name, matches!(r, Record::Opened { .. })));
+                }
+                sink(r)
+            });
             let t1 = clock::now_ns();
             t_prev = t1;
             let enq = e.stamp_ns + e.parse_ns as u64;
@@ -605,7 +666,7 @@ pub fn run_replay(cfg: &Config, opts: &ReplayOptions) -> Result<ReplayReport, Re
         .name("rusto-compute".into())
         .spawn(move || {
             pin(p.compute_core, "compute");
-            run_compute(engine, ev_rx, rec_tx, p.idle_spins, overflow_cap)
+            run_compute(engine, ev_rx, rec_tx, p.idle_spins, overflow_cap, ComputeHooks::default())
         })
         .map_err(|e| ReplayError::Thread("compute", e.to_string()))?;
     let p = cfg.pipeline.clone();
@@ -650,4 +711,30 @@ pub fn run_replay(cfg: &Config, opts: &ReplayOptions) -> Result<ReplayReport, Re
         elapsed,
         vwap_band_sigmas: cfg.profile.vwap_band_sigmas,
     })
+}
+
+fn interval_report(engine: &Engine, st: &ComputeStages) -> IntervalReport {
+    IntervalReport {
+        latency: st.summaries(engine),
+        events: engine.stats.events,
+        symbols: engine.symbols.iter().map(|s| (s.name, s.trades, s.book.is_synced(), s.position.is_some())).collect(),
+    }
+}
+
+impl ComputeStages {
+    /// Percentiles of every compute-side stage, in print order.
+    pub fn summaries(&self, engine: &Engine) -> Vec<(&'static str, Summary)> {
+        vec![
+            ("ring_wait", Summary::of(&self.ring_wait.hist)),
+            ("book", Summary::of(&self.book.hist)),
+            ("bars", Summary::of(&self.bars.hist)),
+            ("other", Summary::of(&self.other.hist)),
+            ("signal", Summary::of(&engine.signal_stage.hist)),
+            ("tuning", Summary::of(&engine.tuning_stage.hist)),
+            ("entry", Summary::of(&engine.entry_stage.hist)),
+            ("position", Summary::of(&engine.position_stage.hist)),
+            ("compute", Summary::of(&self.compute.hist)),
+            ("tick_to_decision", Summary::of(&self.tick_to_decision.hist)),
+        ]
+    }
 }

@@ -243,3 +243,102 @@ pub fn to_text(r: &ReplayReport) -> String {
     s.push_str(&latency::table(&r.latency.iter().map(|(n, m)| (*n, *m)).collect::<Vec<_>>()));
     s
 }
+
+/// The `rusto live --json` object.
+pub fn live_json(r: &crate::live::LiveReport) -> Value {
+    let mut symbols = Map::new();
+    for s in &r.engine.symbols {
+        let (bid, ask) = s.book.top();
+        let px = |l: Option<crate::event::Level>| match (l, s.price) {
+            (Some(l), Some(sc)) => Value::String(sc.to_string(l.px)),
+            _ => Value::Null,
+        };
+        let bs = &s.book.stats;
+        symbols.insert(
+            s.name.as_str().to_string(),
+            json!({
+                "trades": s.trades,
+                "duplicate_trades": s.duplicate_trades,
+                "trade_qty": s.qty.map(|q| q.to_string(s.trade_qty)),
+                "depth_applied": bs.depth_applied,
+                "gaps": bs.gaps,
+                "resyncs": bs.resyncs,
+                "snapshots_applied": bs.snapshots_applied,
+                "crossed": bs.crossed,
+                "synced": s.book.is_synced(),
+                "dropped_frames": s.dropped_frames,
+                "best_bid": px(bid),
+                "best_ask": px(ask),
+                "book_audit": {"compared": s.audit_compared, "matched": s.audit_matched},
+                "bars": s.bars.closed,
+                "signals": {"long": s.signals[0], "short": s.signals[1]},
+                "positions_opened": s.opened,
+                "pnl": s.pnl,
+            }),
+        );
+    }
+    let mut lat = Map::new();
+    for (name, m) in &r.latency {
+        lat.insert(
+            name.to_string(),
+            json!({"count": m.count, "p50": m.p50, "p90": m.p90, "p99": m.p99, "p999": m.p999, "max": m.max}),
+        );
+    }
+    json!({
+        "elapsed_s": r.elapsed.as_secs_f64(),
+        "selected": r.symbols.iter().map(|s| s.as_str().to_string()).collect::<Vec<_>>(),
+        "selections": r.selections,
+        "net": {
+            "frames": r.net.frames, "bytes": r.net.bytes, "pings": r.net.pings, "connects": r.net.connects,
+            "disconnects": r.net.disconnects, "rotations": r.net.rotations, "snapshots": r.net.snapshots,
+            "control_sent": r.net.control_sent, "last_error": r.net.last_error,
+        },
+        "events": {
+            "trade": r.parse.trade, "depth": r.parse.depth, "book_ticker": r.parse.book_ticker,
+            "mark_price": r.parse.mark_price, "snapshot": r.parse.snapshot,
+            "other": r.parse.unknown_event + r.parse.control + r.parse.exchange_info,
+        },
+        "malformed": r.parse.malformed_total(),
+        "ring_full": r.feed.ring_full,
+        "frames_dropped": r.feed.frames_dropped,
+        "rest": {"requests": r.rest.requests, "rate_limited": r.rest.rate_limited, "used_weight": r.rest.used_weight},
+        "health": {"rtt_ms": r.health.rtt_ms, "clock_offset_ms": r.health.offset_ms},
+        "db": {"rows": r.persist.db_rows, "commits": r.persist.db_commits, "write_errors": r.persist.db_write_errors, "rows_dropped": r.persist.db_rows_dropped},
+        "symbols": symbols,
+        "latency_ns": lat,
+    })
+}
+
+/// The `rusto live` final text report.
+pub fn live_text(r: &crate::live::LiveReport) -> String {
+    let mut s = format!(
+        "live run of {:.1} s: {} frames, {} connects, {} disconnects, {} snapshots, malformed {}, ring full {}, dropped {}\n",
+        r.elapsed.as_secs_f64(),
+        r.net.frames,
+        r.net.connects,
+        r.net.disconnects,
+        r.net.snapshots,
+        r.parse.malformed_total(),
+        r.feed.ring_full,
+        r.feed.frames_dropped
+    );
+    for sym in &r.engine.symbols {
+        s.push_str(&format!(
+            "{:<12} trades {:>8} depth {:>8} gaps {:>3} resyncs {:>3} synced {:>5} audit {}/{} signals {}/{} pnl {:.2}\n",
+            sym.name.as_str(),
+            sym.trades,
+            sym.book.stats.depth_applied,
+            sym.book.stats.gaps,
+            sym.book.stats.resyncs,
+            sym.book.is_synced(),
+            sym.audit_matched,
+            sym.audit_compared,
+            sym.signals[0],
+            sym.signals[1],
+            sym.pnl
+        ));
+    }
+    s.push_str("latency per stage (tick-to-decision from the socket read):\n");
+    s.push_str(&latency::table(&r.latency.iter().map(|(n, m)| (*n, *m)).collect::<Vec<_>>()));
+    s
+}

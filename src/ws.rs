@@ -306,7 +306,7 @@ impl<S: Read + Write> WsConn<S> {
             let payload_at = pos + hdr;
             let payload_end = payload_at + len as usize;
             match opcode {
-                0x1 | 0x2 | 0x0 => {
+                0x0..=0x2 => {
                     if opcode != 0 && self.in_fragment {
                         return Err(WsError::Protocol("new message inside a fragmented one"));
                     }
@@ -476,7 +476,7 @@ mod tests {
 
     #[test]
     fn limits_and_protocol_errors() {
-        let mut c = open(vec![frame(1, true, &vec![b'x'; 200])]);
+        let mut c = open(vec![frame(1, true, &[b'x'; 200])]);
         c.max_frame = 100;
         assert!(matches!(c.read(4, |_| {}), Err(WsError::FrameTooLarge(200))));
         let mut c = open(vec![vec![0x81, 0x85, 1, 2, 3, 4, 0, 0, 0, 0, 0]]);

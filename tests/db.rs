@@ -80,7 +80,8 @@ fn schema_and_contents_after_a_real_replay() {
     assert_eq!(r.run_id, Some(1));
     let c = Connection::open(&db).unwrap();
     let one = |q: &str| -> i64 { c.query_row(q, [], |r| r.get(0)).unwrap() };
-    assert_eq!(one("SELECT MAX(version) FROM schema_version"), 1);
+    assert_eq!(one("SELECT MAX(version) FROM schema_version"), rusto::db::Db::known_version());
+    assert_eq!(one("SELECT count(*) FROM schema_version"), 2);
     let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
     assert_eq!(one("SELECT count(*) FROM runs WHERE status = 'finished' AND ended_at_ms >= started_at_ms"), 1);
