@@ -30,6 +30,7 @@ pub mod position;
 pub mod profile;
 pub mod regime;
 pub mod report;
+pub mod review;
 pub mod ring;
 pub mod risk;
 pub mod strategy;

@@ -81,6 +81,19 @@ enum Cmd {
     },
     /// Print the current top symbols by 24 h quote volume.
     Symbols,
+    /// The improvement-loop report from a database: expectancy by symbol, hour, regime and exit reason, negative
+    /// feature ranges, and the MFE/MAE fit of the exits.
+    Report {
+        /// The database.
+        #[arg(long)]
+        db: PathBuf,
+        /// Equal-count bins per feature.
+        #[arg(long, default_value_t = 5)]
+        bins: usize,
+        /// One JSON object instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// Configuration helpers.
     Config {
         #[command(subcommand)]
@@ -150,6 +163,22 @@ fn run() -> anyhow::Result<()> {
                 st.snapshots,
                 out.display()
             );
+        }
+        Cmd::Report { db, bins, json } => {
+            let trades = rusto::review::load(&db)?;
+            let d = rusto::review::Distances {
+                stop_pct: cfg.risk.stop_pct,
+                tp1_pct: cfg.risk.stop_pct * cfg.position.tp1_rr,
+                tp2_pct: cfg.risk.stop_pct * cfg.position.tp2_rr,
+                soft_stop_pct: cfg.position.soft_stop_drawdown_pct,
+                fees_pct: cfg.position.taker_fee * 200.0,
+            };
+            let r = rusto::review::build(&trades, d, bins);
+            if json {
+                println!("{r}");
+            } else {
+                print!("{}", rusto::review::text(&r));
+            }
         }
         Cmd::Symbols => {
             for (i, (s, q)) in rusto::live::print_symbols(&cfg)?.iter().enumerate() {
