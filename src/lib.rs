@@ -23,6 +23,7 @@ pub mod gate;
 pub mod latency;
 pub mod live;
 pub mod net;
+pub mod notify;
 pub mod parse;
 pub mod persist;
 pub mod pipeline;

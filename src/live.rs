@@ -329,6 +329,7 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
         None
     };
     let (mut net, waker) = Net::new(net_config(cfg)?, tls, market, public)?;
+    let progress = net.progress.clone();
     let parser = Parser::new(SymbolTable::new(cfg.parser.max_symbols, specs), cfg.parser.max_frame_bytes);
     let (ev_tx, ev_rx) = ring::<MarketEvent>(cfg.pipeline.event_ring.max(crate::parse::MAX_EVENTS_PER_FRAME * 2));
     let (rec_tx, rec_rx) = ring::<Record>(cfg.pipeline.record_ring);
@@ -383,7 +384,12 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
         })
         .map_err(|_| LiveError::Thread("net"))?;
 
-    // The control loop (this thread).
+    // The control loop (this thread). systemd: ready now; watchdog pings only while frames keep arriving.
+    let notifier = crate::notify::Notifier::from_env();
+    let _ = notifier.notify(&format!("READY=1\nSTATUS=paper trading {} symbols", current.len()));
+    let ping_every = notifier.watchdog.map(|w| w / 2);
+    let mut next_ping = Instant::now();
+    let mut last_progress = 0u64;
     let deadline = opts.duration.map(|d| started + d);
     let mut next_health = Instant::now() + Duration::from_secs(l.health_interval_secs.max(1));
     let mut selections = 1u64;
@@ -475,10 +481,24 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
             }
             pending_drop = keep;
         }
+        if let Some(every) = ping_every
+            && Instant::now() >= next_ping
+        {
+            next_ping = Instant::now() + every;
+            let p = progress.load(Ordering::Relaxed);
+            // Healthy: frames arrived since the last ping (a stalled feed or a dead net thread stops the pings).
+            if p > last_progress {
+                let _ = notifier.notify("WATCHDOG=1");
+            } else {
+                eprintln!("warn: no market data for {:?}: watchdog not fed", every);
+            }
+            last_progress = p;
+        }
         if !busy {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
+    let _ = notifier.notify("STOPPING=1");
     let _ = waker.wake();
     let (net_stats, parse_stage, parse_stats, feed, net_result) = net_h.join().map_err(|_| LiveError::Thread("net"))?;
     let (engine, st) = compute_h.join().map_err(|_| LiveError::Thread("compute"))?;

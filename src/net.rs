@@ -314,6 +314,8 @@ pub struct Net {
     pub stats: NetStats,
     /// Parse latency.
     pub parse_stage: Stage,
+    /// Frames received, readable from other threads (the watchdog's sign of life).
+    pub progress: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn jitter(seed: &mut u32, ms: u64) -> u64 {
@@ -346,6 +348,7 @@ impl Net {
             seed: (clock::wall_ns() as u32) | 1,
             stats: NetStats::default(),
             parse_stage: Stage::new("parse"),
+            progress: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         };
         for (route, streams) in [(Route::Market, market), (Route::Public, public)] {
             if !streams.is_empty() {
@@ -560,6 +563,7 @@ impl Net {
                 match res {
                     Ok(st) => {
                         self.stats.frames += frames;
+                        self.progress.store(self.stats.frames, Ordering::Relaxed);
                         self.stats.bytes += st.bytes as u64;
                         self.stats.pings += st.pings as u64;
                         let conn = &mut self.conns[i];
