@@ -20,6 +20,7 @@ pub mod fastpath;
 pub mod feed;
 pub mod flow;
 pub mod gate;
+pub mod import;
 pub mod latency;
 pub mod live;
 pub mod net;

@@ -81,6 +81,17 @@ enum Cmd {
     },
     /// Print the current top symbols by 24 h quote volume.
     Symbols,
+    /// Convert Binance's historical aggTrades / bookTicker CSVs (plain or gzip) into the replay format.
+    Import {
+        /// Input CSV files.
+        files: Vec<PathBuf>,
+        /// Output file (gzip when it ends in .gz).
+        #[arg(long)]
+        out: PathBuf,
+        /// Symbol (default: from the file name).
+        #[arg(long)]
+        symbol: Option<String>,
+    },
     /// The improvement-loop report from a database: expectancy by symbol, hour, regime and exit reason, negative
     /// feature ranges, and the MFE/MAE fit of the exits.
     Report {
@@ -179,6 +190,19 @@ fn run() -> anyhow::Result<()> {
             } else {
                 print!("{}", rusto::review::text(&r));
             }
+        }
+        Cmd::Import { files, out, symbol } => {
+            let t = std::time::Instant::now();
+            let st = rusto::import::import_files(&files, symbol.as_deref(), &out)?;
+            let secs = t.elapsed().as_secs_f64();
+            eprintln!(
+                "imported {} rows ({} malformed skipped) into {} in {:.2} s ({:.0} rows/s)",
+                st.rows,
+                st.malformed,
+                out.display(),
+                secs,
+                st.rows as f64 / secs.max(1e-9)
+            );
         }
         Cmd::Symbols => {
             for (i, (s, q)) in rusto::live::print_symbols(&cfg)?.iter().enumerate() {
