@@ -7,6 +7,7 @@
 //!   event_time` → `bookTicker` frames.
 //! - `bookDepth` CSVs hold depth aggregated by % distance from the price, not order book levels, so they cannot
 //!   rebuild a book; they are refused with that explanation.
+//!
 //! The kind is told by the header or, without one, by the column count; the symbol comes from `--symbol` or the
 //! file name (`BTCUSDT-aggTrades-2024-01-01.csv`). Input may be plain or gzip (unzip Binance's `.zip` first);
 //! output is gzip when its name ends in `.gz`. Malformed rows are counted and skipped (the first is shown).
