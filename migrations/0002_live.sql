@@ -9,7 +9,7 @@ CREATE TABLE symbol_selections (
     reason    TEXT    NOT NULL,               -- start | daily
     rank      INTEGER NOT NULL,
     symbol    TEXT    NOT NULL,
-    quote_volume REAL NOT NULL
+    quote_volume REAL                        -- NULL for manually chosen symbols
 );
 
 CREATE TABLE link_health (

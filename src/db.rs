@@ -260,7 +260,7 @@ impl Db {
                     tx.execute(
                         "INSERT INTO symbol_selections (run_id, ts_ms, reason, rank, symbol, quote_volume)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        params![run, ts_ms, reason, rank as i64 + 1, s.as_str(), q],
+                        params![run, ts_ms, reason, rank as i64 + 1, s.as_str(), q.is_finite().then_some(*q)],
                     )
                     .map_err(err)?;
                 }

@@ -258,6 +258,7 @@ pub fn live_json(r: &crate::live::LiveReport) -> Value {
             s.name.as_str().to_string(),
             json!({
                 "trades": s.trades,
+                "non_market_trades": s.non_market_trades,
                 "duplicate_trades": s.duplicate_trades,
                 "trade_qty": s.qty.map(|q| q.to_string(s.trade_qty)),
                 "depth_applied": bs.depth_applied,
