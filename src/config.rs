@@ -390,6 +390,7 @@ impl Config {
         }
         range("live.top_n", l.top_n, 1, self.parser.max_symbols, "1 to parser.max_symbols")?;
         range("live.reselect_hour_utc", l.reselect_hour_utc, 0, 23, "0 to 23")?;
+        range("live.reselect_every_secs", l.reselect_every_secs, 0, 7 * 86_400, "0 (daily) to 604800 s")?;
         range("live.snapshot_limit", l.snapshot_limit, 5, 1000, "5 to 1000 (Binance's limits)")?;
         range("live.reconnect_min_ms", l.reconnect_min_ms, 10, 60_000, "10 to 60000 ms")?;
         range(

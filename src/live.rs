@@ -88,6 +88,9 @@ pub struct LiveConfig {
     pub weight_budget: u64,
     /// UTC hour of the daily reselection (0 = 09:00 KST).
     pub reselect_hour_utc: u32,
+    /// Reselect every this many seconds instead of daily (0: daily at `reselect_hour_utc`; tests and operators
+    /// who want a faster rotation).
+    pub reselect_every_secs: u64,
 }
 
 impl Default for LiveConfig {
@@ -119,6 +122,7 @@ impl Default for LiveConfig {
             ping_samples: 10,
             weight_budget: 2000,
             reselect_hour_utc: 0,
+            reselect_every_secs: 0,
         }
     }
 }
@@ -393,7 +397,11 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
     let deadline = opts.duration.map(|d| started + d);
     let mut next_health = Instant::now() + Duration::from_secs(l.health_interval_secs.max(1));
     let mut selections = 1u64;
-    let mut last_reselect_day = clock::wall_ns().div_euclid(86_400_000_000_000);
+    let mut last_reselect_day = if l.reselect_every_secs > 0 {
+        clock::wall_ns().div_euclid(l.reselect_every_secs as i64 * 1_000_000_000)
+    } else {
+        (clock::wall_ns() - l.reselect_hour_utc as i64 * 3_600_000_000_000).div_euclid(86_400_000_000_000)
+    };
     let mut pending_drop: Vec<SymbolName> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -437,7 +445,11 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
         }
         // Daily reselection at reselect_hour_utc (auto mode only).
         let now_ns = clock::wall_ns();
-        let day = (now_ns - l.reselect_hour_utc as i64 * 3_600_000_000_000).div_euclid(86_400_000_000_000);
+        let day = if l.reselect_every_secs > 0 {
+            now_ns.div_euclid(l.reselect_every_secs as i64 * 1_000_000_000)
+        } else {
+            (now_ns - l.reselect_hour_utc as i64 * 3_600_000_000_000).div_euclid(86_400_000_000_000)
+        };
         if opts.symbols.is_empty() && l.symbols.is_empty() && day != last_reselect_day {
             last_reselect_day = day;
             match rest.quote_volumes() {

@@ -288,6 +288,7 @@ pub fn live_json(r: &crate::live::LiveReport) -> Value {
     json!({
         "elapsed_s": r.elapsed.as_secs_f64(),
         "selected": r.symbols.iter().map(|s| s.as_str().to_string()).collect::<Vec<_>>(),
+        "subscribed_streams": r.net.control_sent,
         "selections": r.selections,
         "net": {
             "frames": r.net.frames, "bytes": r.net.bytes, "pings": r.net.pings, "connects": r.net.connects,

@@ -159,3 +159,67 @@ fn depth_gap_unsyncs_and_resyncs_and_a_429_is_honoured() {
     assert!(r["malformed"].as_u64().unwrap() >= 1, "malformed frames are counted: {r}");
     assert_eq!(s["book_audit"]["compared"], s["book_audit"]["matched"]);
 }
+
+#[test]
+fn reselection_swaps_symbols_live_without_a_restart() {
+    // A synthetic 3-symbol market whose 24 h ranking changes while rusto runs.
+    let dir = workdir("reselect");
+    let vols = dir.join("volumes.json");
+    std::fs::write(&vols, r#"{"SYM0USDT": "900000000", "SYM1USDT": "100", "SYM2USDT": "50"}"#).unwrap();
+    let mut child = Command::new(exchange_bin())
+        .args(["--listen", "127.0.0.1:0", "--ca-out"])
+        .arg(dir.join("ca.pem"))
+        .args(["--synthetic", "3", "--seed", "7", "--duration-secs", "25", "--volumes"])
+        .arg(&vols)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let port: u16 = first.trim().rsplit(':').next().unwrap().parse().unwrap();
+    let ex = Exchange { child, port, dir: dir.clone() };
+    let swapper = {
+        let vols = vols.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(2500));
+            std::fs::write(&vols, r#"{"SYM0USDT": "10", "SYM1USDT": "900000000", "SYM2USDT": "50"}"#).unwrap();
+        })
+    };
+    // Auto mode (no symbols), top 1, reselect every 4 s; aggTrade is derived by the exchange for synthetic data.
+    let cfg = dir.join("rusto.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[live]\nws_url = \"wss://localhost:{p}\"\nrest_url = \"https://localhost:{p}\"\nca_file = \"{ca}\"\n\
+             top_n = 1\nreselect_every_secs = 4\nreport_interval_secs = 0\nmax_time_offset_ms = 1e9\n",
+            p = ex.port,
+            ca = dir.join("ca.pem").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rusto"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["live", "--json", "--duration-secs", "9", "--db"])
+        .arg(dir.join("live.db"))
+        .output()
+        .unwrap();
+    swapper.join().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["selected"], serde_json::json!(["SYM1USDT"]), "{r}");
+    assert!(r["selections"].as_u64().unwrap() >= 2);
+    assert!(r["subscribed_streams"].as_u64().unwrap() >= 2, "SUBSCRIBE and UNSUBSCRIBE sent: {r}");
+    assert!(r["symbols"]["SYM0USDT"]["trades"].as_u64().unwrap() > 0);
+    assert!(r["symbols"]["SYM1USDT"]["trades"].as_u64().unwrap() > 0, "the new symbol streams without a restart: {r}");
+    assert_eq!(r["net"]["disconnects"], 0, "no reconnect was needed");
+    let c = rusqlite::Connection::open(dir.join("live.db")).unwrap();
+    let daily: i64 = c
+        .query_row("SELECT count(*) FROM symbol_selections WHERE reason = 'daily' AND symbol = 'SYM1USDT'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(daily >= 1);
+    drop(ex);
+}

@@ -444,10 +444,8 @@ fn ws_session(
     ctx.stats.ws_open.fetch_add(1, Relaxed);
     // write_buffer_size 0: every frame goes to the socket inside `write`, so a frame counts as sent exactly when
     // the kernel has it (nothing is counted that a dropped connection could still hold in a user-space buffer).
-    let cfg = WebSocketConfig::default()
-        .write_buffer_size(0)
-        .max_message_size(Some(1 << 20))
-        .max_frame_size(Some(1 << 20));
+    let cfg =
+        WebSocketConfig::default().write_buffer_size(0).max_message_size(Some(1 << 20)).max_frame_size(Some(1 << 20));
     let mut ws = WebSocket::from_raw_socket(t, Role::Server, Some(cfg));
     let now = Instant::now();
     let mut s = Session { id, opened: now, last_pong: now, next_ping: now + ctx.cfg.ping_every, msgs: VecDeque::new() };
