@@ -169,6 +169,8 @@ pub struct Config {
     pub persist: crate::persist::BatchConfig,
     /// `[live]`: endpoints, symbols, reconnects, health.
     pub live: crate::live::LiveConfig,
+    /// `[alerts]`: Discord / Telegram messages (destinations from the environment).
+    pub alerts: crate::alert::AlertConfig,
 }
 
 fn range<T: PartialOrd + std::fmt::Display>(

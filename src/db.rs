@@ -434,12 +434,24 @@ fn write_one(
                 log.changed
             ])?;
         }
-        Record::Symbol { .. } | Record::Bar { .. } | Record::Signal { .. } | Record::SnapshotRequest { .. } => {}
+        Record::Symbol { .. }
+        | Record::Bar { .. }
+        | Record::Signal { .. }
+        | Record::SnapshotRequest { .. }
+        | Record::StopMoved { .. }
+        | Record::DailyLimitHit { .. } => {}
     }
     Ok(())
 }
 
 /// True when a record goes to the database.
 pub fn is_db_record(r: &Record) -> bool {
-    !matches!(r, Record::Symbol { .. } | Record::Bar { .. } | Record::Signal { .. } | Record::SnapshotRequest { .. })
+    matches!(
+        r,
+        Record::Opened { .. }
+            | Record::Fill { .. }
+            | Record::Closed { .. }
+            | Record::HourPnl { .. }
+            | Record::Tuning { .. }
+    )
 }

@@ -140,6 +140,22 @@ pub enum Record {
         /// The position at close.
         pos: Position,
     },
+    /// The stop of an open position moved to breakeven + alpha.
+    StopMoved {
+        /// Symbol.
+        symbol: SymbolId,
+        /// Its name.
+        name: SymbolName,
+        /// The new stop (ticks).
+        stop: f64,
+    },
+    /// The daily loss limit stopped new entries.
+    DailyLimitHit {
+        /// Exchange time.
+        ts_ns: i64,
+        /// Balance, USDT.
+        balance: f64,
+    },
     /// A closed trade's PnL % for the symbol + UTC hour expectancy state.
     HourPnl {
         /// Symbol.
@@ -702,6 +718,7 @@ fn manage(
 ) {
     let Some(mut pos) = s.position else { return };
     let tick = 1.0;
+    let (moved_before, limit_hits) = (pos.be_moved, risk.daily_limit_hits);
     let buy = pos.side == Side::Short;
     let mut fills: [Option<ExitFill>; 3] = [None; 3];
     let mut n = 0;
@@ -717,6 +734,12 @@ fn manage(
     }
     for f in fills.into_iter().take(n).flatten() {
         on_exit(risk, s, symbol, &mut pos, f, ts_ns, out);
+    }
+    if pos.be_moved && !moved_before && pos.remaining > 0 {
+        out(Record::StopMoved { symbol, name: s.name, stop: pos.stop });
+    }
+    if risk.daily_limit_hits > limit_hits {
+        out(Record::DailyLimitHit { ts_ns, balance: risk.balance });
     }
     s.position = if pos.remaining > 0 { Some(pos) } else { None };
 }

@@ -7,6 +7,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
+pub mod alert;
 pub mod bars;
 pub mod book;
 pub mod clock;

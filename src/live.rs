@@ -344,7 +344,21 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
     let reports = Arc::new(ArrayQueue::<IntervalReport>::new(4));
     let position_events = Arc::new(ArrayQueue::<(SymbolName, bool)>::new(4096));
     let mut open_now: Vec<SymbolName> = Vec::new();
+    let alerts = (cfg.alerts.enabled && crate::alert::Destinations::from_env().any())
+        .then(|| crate::alert::spawn(cfg.alerts.clone(), crate::alert::Destinations::from_env(), stop.clone()));
+    let say = |t: String| {
+        if let Some((a, _)) = &alerts {
+            a.send(crate::alert::Alert::Text(t));
+        }
+    };
+    say(format!(
+        "🚀 rusto started (paper): {} | clock offset {:+.1} ms, REST rtt {:.2} ms",
+        current.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+        health.offset_ms,
+        health.rtt_ms
+    ));
     let hooks = ComputeHooks {
+        alerts: alerts.as_ref().map(|(a, _)| a.queue()),
         snapshot_requests: Some(snap_q.clone()),
         reports: (l.report_interval_secs > 0).then(|| (reports.clone(), Duration::from_secs(l.report_interval_secs))),
         position_events: Some(position_events.clone()),
@@ -403,6 +417,10 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
         (clock::wall_ns() - l.reselect_hour_utc as i64 * 3_600_000_000_000).div_euclid(86_400_000_000_000)
     };
     let mut pending_drop: Vec<SymbolName> = Vec::new();
+    let mut unsynced_for = 0u64;
+    let mut feed_alerted = false;
+    let mut next_summary = Instant::now() + Duration::from_secs(3600);
+    let mut silent_since: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             stop.store(true, Ordering::Relaxed);
@@ -428,6 +446,29 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
         }
         while let Some(r) = reports.pop() {
             print_interval(&r);
+            let unsynced: Vec<String> = r.symbols.iter().filter(|s| !s.2).map(|s| s.0.to_string()).collect();
+            if !unsynced.is_empty() {
+                unsynced_for += l.report_interval_secs;
+                if unsynced_for >= cfg.alerts.feed_down_secs && !feed_alerted {
+                    feed_alerted = true;
+                    say(format!("⚠️ unsynced for {unsynced_for} s: {}", unsynced.join(", ")));
+                }
+            } else {
+                unsynced_for = 0;
+                feed_alerted = false;
+            }
+            if cfg.alerts.hourly_summary && Instant::now() >= next_summary {
+                next_summary = Instant::now() + Duration::from_secs(3600);
+                say(format!(
+                    "🕐 hourly: {} events; {}",
+                    r.events,
+                    r.symbols
+                        .iter()
+                        .map(|s| format!("{} {} trades{}", s.0, s.1, if s.3 { " (open)" } else { "" }))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
         }
         if Instant::now() >= next_health {
             next_health = Instant::now() + Duration::from_secs(l.health_interval_secs.max(1));
@@ -459,6 +500,7 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
                     let added: Vec<SymbolName> = next.iter().filter(|s| !current.contains(s)).copied().collect();
                     let dropped: Vec<SymbolName> = current.iter().filter(|s| !next.contains(s)).copied().collect();
                     eprintln!("reselection: +{added:?} -{dropped:?}");
+                    say(format!("🔁 reselection: +{added:?} -{dropped:?}"));
                     if !added.is_empty() {
                         let (m, p) = streams_for(&l, &added);
                         let _ = inbox.push(NetCmd::Subscribe(Route::Market, m));
@@ -501,7 +543,13 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
             // Healthy: frames arrived since the last ping (a stalled feed or a dead net thread stops the pings).
             if p > last_progress {
                 let _ = notifier.notify("WATCHDOG=1");
+                silent_since = None;
             } else {
+                let since = *silent_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= Duration::from_secs(cfg.alerts.feed_down_secs) && !feed_alerted {
+                    feed_alerted = true;
+                    say(format!("⚠️ feed down: no market data for {:?}", since.elapsed()));
+                }
                 eprintln!("warn: no market data for {:?}: watchdog not fed", every);
             }
             last_progress = p;
@@ -511,10 +559,14 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
         }
     }
     let _ = notifier.notify("STOPPING=1");
+    say("🛑 rusto stopping".into());
     let _ = waker.wake();
     let (net_stats, parse_stage, parse_stats, feed, net_result) = net_h.join().map_err(|_| LiveError::Thread("net"))?;
     let (engine, st) = compute_h.join().map_err(|_| LiveError::Thread("compute"))?;
     let (persist, persist_result) = persist_h.join().map_err(|_| LiveError::Thread("persist"))?;
+    if let Some((_, t)) = alerts {
+        let _ = t.join();
+    }
     net_result?;
     persist_result?;
     let mut latency = vec![("parse", Summary::of(&parse_stage.hist))];

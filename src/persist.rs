@@ -226,7 +226,10 @@ impl Persist {
             Record::Opened { .. } => self.stats.positions_opened += 1,
             Record::Closed { .. } => self.stats.positions_closed += 1,
             Record::Fill { .. } => self.stats.fills += 1,
-            Record::HourPnl { .. } | Record::SnapshotRequest { .. } => {}
+            Record::HourPnl { .. }
+            | Record::SnapshotRequest { .. }
+            | Record::StopMoved { .. }
+            | Record::DailyLimitHit { .. } => {}
             Record::Bar { symbol, bar } => {
                 self.stats.bars += 1;
                 if let Some((path, w)) = &mut self.csv {

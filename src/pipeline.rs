@@ -290,6 +290,8 @@ pub struct ComputeHooks {
     pub snapshot_requests: Option<Arc<ArrayQueue<SymbolName>>>,
     /// Periodic latency reports (to the main thread) and their interval.
     pub reports: Option<(Arc<ArrayQueue<IntervalReport>>, Duration)>,
+    /// Alerts: trading records worth a message go here (bounded; a full queue is counted by the alert side).
+    pub alerts: Option<Arc<ArrayQueue<crate::alert::Alert>>>,
     /// Positions opened (true) and closed (false) by symbol, for the control thread's reselection.
     pub position_events: Option<Arc<ArrayQueue<(SymbolName, bool)>>>,
 }
@@ -386,6 +388,18 @@ pub fn run_compute(
                         // The control thread is behind; the book keeps asking on its next need.
                     }
                     return;
+                }
+                if let Some(q) = &hooks.alerts
+                    && matches!(
+                        r,
+                        Record::Opened { .. }
+                            | Record::Closed { .. }
+                            | Record::StopMoved { .. }
+                            | Record::DailyLimitHit { .. }
+                            | Record::Fill { reason: Some(crate::position::ExitReason::TakeProfit), .. }
+                    )
+                {
+                    let _ = q.push(crate::alert::Alert::Trade(r));
                 }
                 if let Record::Opened { name, .. } | Record::Closed { name, .. } = r
                     && let Some(q) = &hooks.position_events

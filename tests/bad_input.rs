@@ -172,6 +172,7 @@ fn default_toml_is_the_built_in_default() {
     assert_eq!(format!("{:?}", file.position), format!("{:?}", d.position));
     assert_eq!(format!("{:?}", file.persist), format!("{:?}", d.persist));
     assert_eq!(format!("{:?}", file.live), format!("{:?}", d.live));
+    assert_eq!(format!("{:?}", file.alerts), format!("{:?}", d.alerts));
     let (fs, ds) = (&file.strategy, &d.strategy);
     assert_eq!((fs.zone_bins, fs.require_reversal_bar, fs.base), (ds.zone_bins, ds.require_reversal_bar, ds.base));
     for (a, b) in [

@@ -754,3 +754,71 @@ fn throughput() {
         st["loops"]
     );
 }
+
+/// Reads raw websocket frames from a client that never answers pings, until a close frame: (seconds, close code).
+fn silent_client_until_close(port: u16) -> (f64, u16) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    write!(
+        s,
+        "GET /public/ws/btcusdt@bookTicker HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 65536];
+    let mut upgraded = false;
+    while t0.elapsed() < Duration::from_secs(10) {
+        match s.read(&mut chunk) {
+            Ok(0) => panic!("EOF without a close frame"),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) => continue,
+        }
+        if !upgraded {
+            let Some(h) = buf.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+            assert!(buf.starts_with(b"HTTP/1.1 101"));
+            buf.drain(..h + 4);
+            upgraded = true;
+        }
+        // Server frames are unmasked: opcode, 7/16/64-bit length, payload.
+        while buf.len() >= 2 {
+            let (op, l7) = (buf[0] & 15, (buf[1] & 127) as usize);
+            let (len, off) = match l7 {
+                126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4),
+                127 if buf.len() >= 10 => (u64::from_be_bytes(buf[2..10].try_into().unwrap()) as usize, 10),
+                126 | 127 => break,
+                n => (n, 2),
+            };
+            if buf.len() < off + len {
+                break;
+            }
+            if op == 8 {
+                return (t0.elapsed().as_secs_f64(), u16::from_be_bytes([buf[off], buf[off + 1]]));
+            }
+            buf.drain(..off + len);
+        }
+    }
+    panic!("no close frame within 10 s");
+}
+
+#[test]
+fn pong_timeout_and_connection_lifetime() {
+    let mut ex = Exchange::start(
+        false,
+        &["--ping-secs", "0.5", "--pong-timeout-secs", "1.5", "--max-conn-secs", "3", "--speed", "2"],
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    // tungstenite answers every ping: this one lives until the 3 s lifetime.
+    let (h, polite) = collect(ex.ws("/public/stream?streams=btcusdt@bookTicker"), stop.clone());
+    let (secs, code) = silent_client_until_close(ex.port);
+    assert_eq!(code, 1008, "policy close for the missing pongs");
+    assert!((1.3..2.8).contains(&secs), "closed after the pong timeout: {secs}");
+    let _ = h.join();
+    let p = polite.lock().unwrap();
+    assert!(p.closed.as_deref().is_some_and(|c| c.contains("Normal")), "{:?}", p.closed);
+    assert!(p.pings >= 3);
+    let st = ex.stop();
+    assert_eq!(st["connections"]["ws_closed"]["pong_timeout"], 1, "{st}");
+    assert_eq!(st["connections"]["ws_closed"]["max_age"], 1, "{st}");
+}
