@@ -81,7 +81,7 @@ impl Default for PipelineConfig {
             compute_core: Some(1),
             net_core: Some(0),
             persist_core: Some(0),
-            idle_spins: 20_000,
+            idle_spins: 2_000,
         }
     }
 }

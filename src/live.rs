@@ -339,6 +339,7 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
     let (rec_tx, rec_rx) = ring::<Record>(cfg.pipeline.record_ring);
     let policy = cfg.pipeline.full_policy;
     let publisher = Publisher::new(ev_tx, policy, cfg.parser.max_symbols);
+    let waiter = publisher.waiter();
     let snap_q = Arc::new(ArrayQueue::<SymbolName>::new(1024));
     let inbox = Arc::new(ArrayQueue::<NetCmd>::new(1024));
     let reports = Arc::new(ArrayQueue::<IntervalReport>::new(4));
@@ -378,7 +379,7 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
         .name("rusto-compute".into())
         .spawn(move || {
             pin(p.compute_core);
-            run_compute(engine, ev_rx, rec_tx, p.idle_spins, overflow, hooks)
+            run_compute(engine, ev_rx, rec_tx, p.idle_spins, overflow, hooks, waiter)
         })
         .map_err(|_| LiveError::Thread("compute"))?;
     let p = cfg.pipeline.clone();

@@ -535,7 +535,6 @@ impl Net {
                 if i >= self.conns.len() || self.conns[i].ws.is_none() {
                     continue;
                 }
-                let stamp = clock::now_ns();
                 let local = clock::wall_ns();
                 let max_reads = self.cfg.max_reads_per_wake;
                 let conn = &mut self.conns[i];
@@ -543,7 +542,7 @@ impl Net {
                 let was_open = ws.state() == WsState::Open;
                 let mut frames = 0u64;
                 let parse_stage = &mut self.parse_stage;
-                let res = ws.read(max_reads, |text| {
+                let res = ws.read_stamped(max_reads, clock::now_ns, |text, stamp| {
                     frames += 1;
                     if let Some(rec) = record.as_mut() {
                         rec(local, text);

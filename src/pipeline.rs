@@ -105,8 +105,44 @@ impl FeedStats {
     }
 }
 
+/// How the compute thread waits for events without burning a core: it spins `idle_spins` empty polls, then
+/// announces that it sleeps and parks (at most 1 ms); the producer unparks it after a push when it announced so.
+/// The flag is re-checked after being set, so a wake-up is never lost (and the timeout bounds any surprise).
+#[derive(Default)]
+pub struct Waiter {
+    sleeping: std::sync::atomic::AtomicBool,
+    thread: std::sync::OnceLock<std::thread::Thread>,
+}
+
+impl Waiter {
+    /// Registers the consumer thread (call on that thread).
+    pub fn register(&self) {
+        let _ = self.thread.set(std::thread::current());
+    }
+
+    /// Producer side: wakes the consumer if it sleeps.
+    #[inline]
+    pub fn wake(&self) {
+        if self.sleeping.load(std::sync::atomic::Ordering::SeqCst)
+            && let Some(t) = self.thread.get()
+        {
+            t.unpark();
+        }
+    }
+
+    /// Consumer side: sleeps until woken or 1 ms passed, unless `ready()` says there is work.
+    pub fn sleep(&self, ready: impl FnOnce() -> bool) {
+        self.sleeping.store(true, std::sync::atomic::Ordering::SeqCst);
+        if !ready() {
+            std::thread::park_timeout(Duration::from_millis(1));
+        }
+        self.sleeping.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// Publishes parsed frames into the event ring under a [`FullPolicy`].
 pub struct Publisher {
+    waiter: Arc<Waiter>,
     tx: Producer<MarketEvent>,
     policy: FullPolicy,
     pending_drops: Vec<u32>,
@@ -118,7 +154,19 @@ pub struct Publisher {
 impl Publisher {
     /// A publisher over `tx` for up to `max_symbols` symbols.
     pub fn new(tx: Producer<MarketEvent>, policy: FullPolicy, max_symbols: usize) -> Self {
-        Publisher { tx, policy, pending_drops: vec![0; max_symbols], any_pending: false, stats: FeedStats::default() }
+        Publisher {
+            waiter: Arc::new(Waiter::default()),
+            tx,
+            policy,
+            pending_drops: vec![0; max_symbols],
+            any_pending: false,
+            stats: FeedStats::default(),
+        }
+    }
+
+    /// The waiter the consumer sleeps on.
+    pub fn waiter(&self) -> Arc<Waiter> {
+        self.waiter.clone()
     }
 
     fn flush_drops(&mut self) -> bool {
@@ -137,6 +185,7 @@ impl Publisher {
             *n = 0;
         }
         self.any_pending = false;
+        self.waiter.wake();
         true
     }
 
@@ -155,6 +204,7 @@ impl Publisher {
                 match self.tx.push_slice(events) {
                     Ok(()) => {
                         self.stats.events += events.len() as u64;
+                        self.waiter.wake();
                         return true;
                     }
                     Err(PushSliceError::TooLarge(_)) => {
@@ -326,7 +376,9 @@ pub fn run_compute(
     idle_spins: u32,
     overflow_cap: usize,
     hooks: ComputeHooks,
+    waiter: Arc<Waiter>,
 ) -> (Engine, ComputeStages) {
+    waiter.register();
     let mut st = ComputeStages {
         ring_wait: Stage::new("ring_wait"),
         book: Stage::new("book"),
@@ -362,7 +414,7 @@ pub fn run_compute(
             if idle < idle_spins {
                 std::hint::spin_loop();
             } else {
-                std::thread::yield_now();
+                waiter.sleep(|| rx.available() > 0 || rx.is_abandoned());
             }
             continue;
         }
@@ -663,6 +715,7 @@ pub fn run_replay(cfg: &Config, opts: &ReplayOptions) -> Result<ReplayReport, Re
     let (ev_tx, ev_rx) = ring::<MarketEvent>(event_ring);
     let (rec_tx, rec_rx) = ring::<Record>(cfg.pipeline.record_ring);
     let publisher = Publisher::new(ev_tx, FullPolicy::Spin, cfg.parser.max_symbols);
+    let waiter = publisher.waiter();
     let max_line = cfg.parser.max_frame_bytes + 64;
     let started = Instant::now();
     let p = cfg.pipeline.clone();
@@ -680,7 +733,7 @@ pub fn run_replay(cfg: &Config, opts: &ReplayOptions) -> Result<ReplayReport, Re
         .name("rusto-compute".into())
         .spawn(move || {
             pin(p.compute_core, "compute");
-            run_compute(engine, ev_rx, rec_tx, p.idle_spins, overflow_cap, ComputeHooks::default())
+            run_compute(engine, ev_rx, rec_tx, p.idle_spins, overflow_cap, ComputeHooks::default(), waiter)
         })
         .map_err(|e| ReplayError::Thread("compute", e.to_string()))?;
     let p = cfg.pipeline.clone();

@@ -61,6 +61,8 @@ pub struct ReadStats {
     pub pings: u32,
     /// Bytes read from the stream.
     pub bytes: usize,
+    /// `now()` right after the last read that returned data (0 when nothing was read).
+    pub read_done_ns: u64,
 }
 
 /// Most bytes queued for writing.
@@ -197,33 +199,53 @@ impl<S: Read + Write> WsConn<S> {
         Ok(())
     }
 
-    /// Reads what is available and delivers each complete text message to `on_text`.
+    /// Reads what is available and delivers each complete text message to `on_text`. `ReadStats::read_done_ns`
+    /// holds `now()` taken right after the last socket read that returned data (the frames' receive stamp).
     pub fn read(&mut self, max_reads: usize, mut on_text: impl FnMut(&[u8])) -> Result<ReadStats, WsError> {
+        self.read_stamped(max_reads, || 0, |t, _| on_text(t))
+    }
+
+    /// As [`WsConn::read`], passing each text with the monotonic stamp of the socket read that completed it.
+    pub fn read_stamped(
+        &mut self,
+        max_reads: usize,
+        now: impl Fn() -> u64,
+        mut on_text: impl FnMut(&[u8], u64),
+    ) -> Result<ReadStats, WsError> {
         let mut st = ReadStats::default();
         let mut eof = false;
+        // Decode after every read that brought data, so frames reach the parser before the next (possibly
+        // WouldBlock) read syscall; a full buffer is decoded before reading more.
         for _ in 0..max_reads.max(1) {
-            if self.rlen == self.rbuf.len() {
-                break; // full: decode first
-            }
-            match self.stream.read(&mut self.rbuf[self.rlen..]) {
-                Ok(0) => {
-                    eof = true;
-                    break;
+            let got = if self.rlen == self.rbuf.len() {
+                false
+            } else {
+                match self.stream.read(&mut self.rbuf[self.rlen..]) {
+                    Ok(0) => {
+                        eof = true;
+                        false
+                    }
+                    Ok(n) => {
+                        self.rlen += n;
+                        st.bytes += n;
+                        st.read_done_ns = now();
+                        true
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => false,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e.into()),
                 }
-                Ok(n) => {
-                    self.rlen += n;
-                    st.bytes += n;
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
+            };
+            if self.state == WsState::Upgrading {
+                self.finish_upgrade()?;
             }
-        }
-        if self.state == WsState::Upgrading {
-            self.finish_upgrade()?;
-        }
-        if self.state == WsState::Open {
-            self.decode(&mut st, &mut on_text)?;
+            if self.state == WsState::Open && self.rlen > 0 {
+                let stamp = st.read_done_ns;
+                self.decode(&mut st, &mut |t: &[u8]| on_text(t, stamp))?;
+            }
+            if !got {
+                break;
+            }
         }
         if self.wants_write() {
             self.flush()?;
