@@ -23,13 +23,13 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone, Default)]
 pub struct Trade {
     /// Symbol.
-    pub symbol: String,
+    pub symbol: std::rc::Rc<str>,
     /// UTC hour of entry.
     pub hour: u8,
     /// Regime.
-    pub regime: String,
+    pub regime: std::rc::Rc<str>,
     /// Exit reason.
-    pub exit_reason: String,
+    pub exit_reason: std::rc::Rc<str>,
     /// Net PnL, USDT.
     pub pnl: f64,
     /// Net PnL, % of notional.
@@ -106,23 +106,45 @@ pub fn load(path: &Path) -> Result<Vec<Trade>, ReviewError> {
              WHERE p.status = 'closed'",
         )
         .map_err(e)?;
-    let rows = st
-        .query_map([], |r| {
-            Ok(Trade {
-                symbol: r.get(0)?,
-                hour: r.get::<_, i64>(1)?.clamp(0, 23) as u8,
-                regime: r.get(2)?,
-                exit_reason: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
-                pnl: r.get::<_, Option<f64>>(4)?.unwrap_or(0.0),
-                pnl_pct: r.get::<_, Option<f64>>(5)?.unwrap_or(0.0),
-                mfe: r.get::<_, Option<f64>>(6)?.unwrap_or(0.0),
-                mae: r.get::<_, Option<f64>>(7)?.unwrap_or(0.0),
-                mfe_first: r.get::<_, Option<bool>>(8)?.unwrap_or(false),
-                features: [r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?, r.get(14)?],
+    // The few distinct symbols, regimes and exit reasons are shared, not allocated per row.
+    let mut names: Vec<std::rc::Rc<str>> = Vec::new();
+    let mut intern = |s: &str| -> std::rc::Rc<str> {
+        if let Some(n) = names.iter().find(|n| &***n == s) {
+            return n.clone();
+        }
+        let n: std::rc::Rc<str> = s.into();
+        names.push(n.clone());
+        n
+    };
+    let mut rows = st.query([]).map_err(e)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(e)? {
+        let text = |i: usize| -> rusqlite::Result<&str> {
+            Ok(match r.get_ref(i)? {
+                rusqlite::types::ValueRef::Text(t) => std::str::from_utf8(t).unwrap_or(""),
+                _ => "",
             })
-        })
-        .map_err(e)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(e)
+        };
+        let (sym, reg, exit) = (text(0).map_err(e)?, text(2).map_err(e)?, text(3).map_err(e)?);
+        out.push(
+            (|| -> rusqlite::Result<Trade> {
+                Ok(Trade {
+                    symbol: intern(sym),
+                    hour: r.get::<_, i64>(1)?.clamp(0, 23) as u8,
+                    regime: intern(reg),
+                    exit_reason: intern(exit),
+                    pnl: r.get::<_, Option<f64>>(4)?.unwrap_or(0.0),
+                    pnl_pct: r.get::<_, Option<f64>>(5)?.unwrap_or(0.0),
+                    mfe: r.get::<_, Option<f64>>(6)?.unwrap_or(0.0),
+                    mae: r.get::<_, Option<f64>>(7)?.unwrap_or(0.0),
+                    mfe_first: r.get::<_, Option<bool>>(8)?.unwrap_or(false),
+                    features: [r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?, r.get(14)?],
+                })
+            })()
+            .map_err(e)?,
+        );
+    }
+    Ok(out)
 }
 
 fn pct(v: &mut [f64], q: f64) -> f64 {
@@ -152,12 +174,22 @@ pub struct Distances {
 pub fn build(trades: &[Trade], d: Distances, feature_bins: usize) -> Value {
     let mut total = Agg::default();
     let mut by: [BTreeMap<String, Agg>; 4] = Default::default();
+    let mut hours = [Agg::default(); 24];
     for t in trades {
         total.add(t);
-        by[0].entry(t.symbol.clone()).or_default().add(t);
-        by[1].entry(format!("{:02}", t.hour)).or_default().add(t);
-        by[2].entry(t.regime.clone()).or_default().add(t);
-        by[3].entry(t.exit_reason.clone()).or_default().add(t);
+        // Few distinct keys: look the group up by reference before allocating a key.
+        for (m, k) in [(0, &*t.symbol), (2, &*t.regime), (3, &*t.exit_reason)] {
+            match by[m].get_mut(k) {
+                Some(a) => a.add(t),
+                None => by[m].entry(k.to_string()).or_default().add(t),
+            }
+        }
+        hours[t.hour as usize % 24].add(t);
+    }
+    for (h, a) in hours.iter().enumerate() {
+        if a.trades > 0 {
+            by[1].insert(format!("{h:02}"), *a);
+        }
     }
     let group = |m: &BTreeMap<String, Agg>| -> Value {
         m.iter().map(|(k, a)| (k.clone(), a.json())).collect::<serde_json::Map<_, _>>().into()
@@ -165,25 +197,38 @@ pub fn build(trades: &[Trade], d: Distances, feature_bins: usize) -> Value {
     // Feature bins with negative expectancy.
     let mut negative = Vec::new();
     let bins = feature_bins.max(1);
-    let mut idx: Vec<usize> = (0..trades.len()).collect();
+    let mut vals: Vec<f64> = Vec::with_capacity(trades.len());
     for (fi, name) in FEATURES.iter().enumerate() {
-        idx.sort_unstable_by(|&a, &b| trades[a].features[fi].total_cmp(&trades[b].features[fi]));
-        let n = idx.len();
+        // Quantile bins: boundaries by selection (O(n)), then one pass; a value equal to a boundary falls in the upper bin.
+        vals.clear();
+        vals.extend(trades.iter().map(|t| t.features[fi]));
+        let n = vals.len();
+        if n == 0 {
+            continue;
+        }
+        let mut bounds = Vec::with_capacity(bins);
+        for b in 1..bins {
+            let k = (b * n / bins).min(n - 1);
+            bounds.push(*vals.select_nth_unstable_by(k, f64::total_cmp).1);
+        }
+        let mut aggs = vec![Agg::default(); bins];
+        let mut lo = vec![f64::INFINITY; bins];
+        let mut hi = vec![f64::NEG_INFINITY; bins];
+        for t in trades {
+            let v = t.features[fi];
+            let b = bounds.partition_point(|x| *x <= v);
+            aggs[b].add(t);
+            lo[b] = lo[b].min(v);
+            hi[b] = hi[b].max(v);
+        }
         for b in 0..bins {
-            let (lo, hi) = (b * n / bins, (b + 1) * n / bins);
-            if lo >= hi {
-                continue;
-            }
-            let mut a = Agg::default();
-            for &i in &idx[lo..hi] {
-                a.add(&trades[i]);
-            }
-            if a.expectancy_pct() < 0.0 {
+            let a = aggs[b];
+            if a.trades > 0 && a.expectancy_pct() < 0.0 {
                 negative.push(json!({
                     "feature": name,
                     "bin": b + 1,
-                    "from": trades[idx[lo]].features[fi],
-                    "to": trades[idx[hi - 1]].features[fi],
+                    "from": lo[b],
+                    "to": hi[b],
                     "trades": a.trades,
                     "expectancy_pct": a.expectancy_pct(),
                     "win_rate_pct": a.win_rate_pct(),
@@ -211,21 +256,27 @@ pub fn build(trades: &[Trade], d: Distances, feature_bins: usize) -> Value {
     // Grid search of stop/target distances on the same trades.
     let grid = [0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.2, 1.5, 2.0];
     let mut best: Option<(f64, f64, f64)> = None;
+    // Compact columns for the grid (cache-friendly, branch-light).
+    let cols: Vec<(f32, f32, f32, bool)> =
+        trades.iter().map(|t| (t.mfe as f32, t.mae as f32, (t.pnl_pct + d.fees_pct) as f32, t.mfe_first)).collect();
     let sim = |stop: f64, target: f64| -> f64 {
-        let s: f64 = trades
+        let (s32, t32) = (stop as f32, target as f32);
+        let s: f64 = cols
             .iter()
-            .map(|t| {
-                let hit_t = t.mfe >= target;
-                let hit_s = t.mae >= stop;
-                match (hit_t, hit_s) {
-                    (true, true) => if t.mfe_first { target } else { -stop },
-                    (true, false) => target,
-                    (false, true) => -stop,
-                    (false, false) => t.pnl_pct + d.fees_pct,
-                }
-            } - d.fees_pct)
-            .sum();
-        if trades.is_empty() { 0.0 } else { s / trades.len() as f64 }
+            .map(|&(mfe, mae, base, first)| {
+                let hit_t = mfe >= t32;
+                let hit_s = mae >= s32;
+                (if hit_t && (!hit_s || first) {
+                    t32
+                } else if hit_s {
+                    -s32
+                } else {
+                    base
+                }) as f64
+            })
+            .sum::<f64>()
+            - d.fees_pct * cols.len() as f64;
+        if cols.is_empty() { 0.0 } else { s / cols.len() as f64 }
     };
     for &stop in &grid {
         for &target in &grid {
