@@ -29,6 +29,7 @@ pub mod notify;
 pub mod parse;
 pub mod persist;
 pub mod pipeline;
+pub mod plot;
 pub mod position;
 pub mod profile;
 pub mod regime;

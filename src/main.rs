@@ -104,6 +104,9 @@ enum Cmd {
         /// One JSON object instead of tables.
         #[arg(long)]
         json: bool,
+        /// Also write SVG charts (equity curve, PnL by UTC hour heatmap, MFE/MAE scatter) into this folder.
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
     /// Configuration helpers.
     Config {
@@ -175,7 +178,7 @@ fn run() -> anyhow::Result<()> {
                 out.display()
             );
         }
-        Cmd::Report { db, bins, json } => {
+        Cmd::Report { db, bins, json, plot } => {
             let trades = rusto::review::load(&db)?;
             let d = rusto::review::Distances {
                 stop_pct: cfg.risk.stop_pct,
@@ -185,6 +188,12 @@ fn run() -> anyhow::Result<()> {
                 fees_pct: cfg.position.taker_fee * 200.0,
             };
             let r = rusto::review::build(&trades, d, bins);
+            if let Some(dir) = plot {
+                let exits: Vec<i64> = trades.iter().map(|t| t.exit_ms).collect();
+                rusto::plot::write_all(&dir, &trades, &exits, d)
+                    .with_context(|| format!("plots in {}", dir.display()))?;
+                eprintln!("charts written to {}", dir.display());
+            }
             if json {
                 println!("{r}");
             } else {

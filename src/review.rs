@@ -42,6 +42,8 @@ pub struct Trade {
     pub mfe_first: bool,
     /// Entry features in [`FEATURES`] order.
     pub features: [f64; 6],
+    /// Exit time, ms.
+    pub exit_ms: i64,
 }
 
 /// The entry features binned by the report.
@@ -101,9 +103,9 @@ pub fn load(path: &Path) -> Result<Vec<Trade>, ReviewError> {
             "SELECT p.symbol, (p.entry_ts_ms / 3600000) % 24, p.regime, p.exit_reason, p.pnl, p.pnl_pct, p.mfe_pct,
                     p.mae_pct, p.time_to_mfe_secs <= p.time_to_mae_secs,
                     f.imbalance_ratio, f.cvd_1min_change, f.volume_burst_ratio, f.bar_range_pct,
-                    f.zone_distance_pct, f.confidence
+                    f.zone_distance_pct, f.confidence, COALESCE(p.exit_ts_ms, 0)
              FROM positions p JOIN entry_features f ON f.position_id = p.id
-             WHERE p.status = 'closed'",
+             WHERE p.status = 'closed' ORDER BY p.exit_ts_ms, p.id",
         )
         .map_err(e)?;
     // The few distinct symbols, regimes and exit reasons are shared, not allocated per row.
@@ -139,6 +141,7 @@ pub fn load(path: &Path) -> Result<Vec<Trade>, ReviewError> {
                     mae: r.get::<_, Option<f64>>(7)?.unwrap_or(0.0),
                     mfe_first: r.get::<_, Option<bool>>(8)?.unwrap_or(false),
                     features: [r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?, r.get(14)?],
+                    exit_ms: r.get(15)?,
                 })
             })()
             .map_err(e)?,
@@ -391,6 +394,7 @@ mod tests {
             mae,
             mfe_first: pnl_pct > 0.0,
             features: [f0, 0.0, 0.0, 0.0, 0.0, 0.5],
+            exit_ms: hour as i64 * 3_600_000,
         }
     }
 
@@ -420,5 +424,15 @@ mod tests {
         let sug = &m["suggested"];
         assert!(sug["expectancy_pct"].as_f64().unwrap() > m["configured_estimate_expectancy_pct"].as_f64().unwrap());
         assert!(!text(&r).is_empty());
+        let dir = std::env::temp_dir().join(format!("rusto-plot-{}", std::process::id()));
+        let exits: Vec<i64> = trades.iter().map(|t| t.exit_ms).collect();
+        crate::plot::write_all(&dir, &trades, &exits, d).unwrap();
+        for f in ["equity.svg", "pnl_by_hour.svg", "mfe_mae.svg"] {
+            let s = std::fs::read_to_string(dir.join(f)).unwrap();
+            assert!(s.starts_with("<svg") && s.ends_with("</svg>"), "{f}");
+        }
+        let heat = std::fs::read_to_string(dir.join("pnl_by_hour.svg")).unwrap();
+        assert!(heat.contains("01h") && heat.contains("n=2"));
+        assert_eq!(std::fs::read_to_string(dir.join("mfe_mae.svg")).unwrap().matches("<circle").count(), 4);
     }
 }
