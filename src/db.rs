@@ -242,8 +242,11 @@ impl Db {
         let run = self.run_id;
         let err = |e| classify(&path, e);
         let tx = self.conn.transaction().map_err(err)?;
-        for r in batch {
-            write_one(&tx, run, names, &mut self.pos_ids, r).map_err(err)?;
+        {
+            let mut fill = tx.prepare_cached(FILL_SQL).map_err(err)?;
+            for r in batch {
+                write_one(&tx, &mut fill, run, names, &mut self.pos_ids, r).map_err(err)?;
+            }
         }
         tx.commit().map_err(err)
     }
@@ -301,8 +304,13 @@ fn pos_id(
         .query_row(params![run, seq as i64], |r| r.get(0))
 }
 
+/// The fills insert (the most frequent row), prepared once per batch.
+const FILL_SQL: &str = "INSERT INTO fills (run_id, position_id, ts_ms, kind, side, quantity, price, fee, pnl)
+                        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
 fn write_one(
     tx: &rusqlite::Transaction<'_>,
+    fill: &mut rusqlite::CachedStatement<'_>,
     run: i64,
     names: &Names,
     ids: &mut std::collections::HashMap<u64, i64>,
@@ -362,11 +370,7 @@ fn write_one(
         Record::Fill { symbol, seq, ts_ns, reason, buy, qty, px, fee, pnl } => {
             let (_, tv, sv) = names.get(symbol);
             let id = pos_id(tx, run, ids, seq)?;
-            tx.prepare_cached(
-                "INSERT INTO fills (run_id, position_id, ts_ms, kind, side, quantity, price, fee, pnl)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?
-            .execute(params![
+            fill.execute(params![
                 run,
                 id,
                 ts_ns / 1_000_000,
