@@ -404,7 +404,7 @@ impl Config {
         )?;
         range("live.max_reconnects", l.max_reconnects, 1, 10_000, "1 to 10000")?;
         range("live.reconnect_window_secs", l.reconnect_window_secs, 1, 86_400, "1 to 86400 s")?;
-        range("live.rotate_after_secs", l.rotate_after_secs, 60, 86_000, "60 to 86000 s (under Binance's 24 h)")?;
+        range("live.rotate_after_secs", l.rotate_after_secs, 1, 86_000, "1 to 86000 s (under Binance's 24 h)")?;
         range("live.control_msgs_per_sec", l.control_msgs_per_sec, 1, 10, "1 to 10 (Binance's limit)")?;
         range("live.ping_samples", l.ping_samples, 1, 100, "1 to 100")?;
         range("live.weight_budget", l.weight_budget, 1, 2400, "1 to 2400")?;

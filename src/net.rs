@@ -300,6 +300,7 @@ struct Conn {
     sec_start: Instant,
     next_id: u64,
     closed_for_good: bool,
+    retire_at: Option<Instant>,
 }
 
 /// The network thread state.
@@ -380,6 +381,7 @@ impl Net {
             sec_start: Instant::now(),
             next_id: 1,
             closed_for_good: false,
+            retire_at: None,
         });
         i
     }
@@ -508,6 +510,17 @@ impl Net {
                 if c.closed_for_good {
                     continue;
                 }
+                // A predecessor keeps being read for a grace second after its successor delivered data (so nothing
+                // it already carried is lost; the copies are dropped by id), then it is closed.
+                if c.retire_at.is_some_and(|t| now >= t) {
+                    let c = &mut self.conns[i];
+                    if let Some(mut ws) = c.ws.take() {
+                        let _ = ws.close(1000);
+                        let _ = self.poll.registry().deregister(ws.stream_mut().tcp());
+                    }
+                    c.closed_for_good = true;
+                    continue;
+                }
                 if c.ws.is_none() && now >= c.next_attempt {
                     if let Err(e) = self.connect(i) {
                         self.fail(i, e, parser, publisher)?;
@@ -515,7 +528,8 @@ impl Net {
                     continue;
                 }
                 let rotate = Duration::from_secs(self.cfg.rotate_after_secs);
-                if c.opened_at.is_some_and(|t| now.duration_since(t) >= rotate)
+                if c.retire_at.is_none()
+                    && c.opened_at.is_some_and(|t| now.duration_since(t) >= rotate)
                     && !self.conns.iter().any(|o| o.successor_of == Some(i))
                 {
                     let (route, streams) = (c.route, c.streams.clone());
@@ -579,14 +593,11 @@ impl Net {
                             self.fail(i, e.to_string(), parser, publisher)?;
                             continue;
                         }
-                        // A successor that delivers data retires its predecessor.
+                        // A successor that delivers data retires its predecessor (after a grace second).
                         if frames > 0
                             && let Some(old) = self.conns[i].successor_of.take()
-                            && let Some(mut ws) = self.conns[old].ws.take()
                         {
-                            let _ = ws.close(1000);
-                            let _ = self.poll.registry().deregister(ws.stream_mut().tcp());
-                            self.conns[old].closed_for_good = true;
+                            self.conns[old].retire_at = Some(Instant::now() + Duration::from_secs(1));
                         }
                     }
                     Err(e) => {

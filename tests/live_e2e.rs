@@ -223,3 +223,22 @@ fn reselection_swaps_symbols_live_without_a_restart() {
     assert!(daily >= 1);
     drop(ex);
 }
+
+#[test]
+fn rotation_overlaps_connections_and_counts_every_trade_once() {
+    let ex = start_exchange("rotate", &[]);
+    let (r, _) = run_rusto(&ex, "rotate_after_secs = 3\n", 9);
+    let s = &r["symbols"]["BTCUSDT"];
+    assert!(r["net"]["rotations"].as_u64().unwrap() >= 2, "both routes rotated at least once: {r}");
+    assert_eq!(r["net"]["disconnects"], 0, "a rotation is not a disconnect");
+    assert_eq!(s["gaps"], 0, "the successor's overlap does not break the depth chain: {s}");
+    assert_eq!(s["synced"], true);
+    assert_eq!(s["resyncs"], 1, "no resync was needed");
+    assert_eq!(s["book_audit"]["compared"], s["book_audit"]["matched"]);
+    let st = exchange_stats(&ex);
+    // The exchange sent the overlapping trades on both connections; rusto counted each trade once and dropped the
+    // copies by trade id.
+    let got = s["trades"].as_u64().unwrap() + s["non_market_trades"].as_u64().unwrap();
+    let dup = s["duplicate_trades"].as_u64().unwrap();
+    assert_eq!(got + dup, st["trades"].as_u64().unwrap(), "{st}");
+}
