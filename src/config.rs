@@ -171,6 +171,8 @@ pub struct Config {
     pub live: crate::live::LiveConfig,
     /// `[alerts]`: Discord / Telegram messages (destinations from the environment).
     pub alerts: crate::alert::AlertConfig,
+    /// `[secrets]`: where API credentials live (never the credentials).
+    pub secrets: crate::secrets::SecretsConfig,
 }
 
 fn range<T: PartialOrd + std::fmt::Display>(

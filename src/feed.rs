@@ -203,15 +203,36 @@ pub struct LineReader {
     thread: Option<JoinHandle<()>>,
     /// Lines longer than the limit (skipped).
     pub oversize_lines: u64,
+    /// Bytes of the file read so far (compressed bytes for gzip), for progress bars.
+    pub file_read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Size of the file.
+    pub file_size: u64,
 }
 
-fn open_reader(path: &Path) -> Result<Box<dyn Read + Send>, FeedError> {
+/// Counts the bytes read from the file (for progress bars), shared with the parser side.
+struct Counting<R> {
+    inner: R,
+    n: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.n.fetch_add(k as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(k)
+    }
+}
+
+fn open_reader(
+    path: &Path,
+    counter: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> Result<Box<dyn Read + Send>, FeedError> {
     let mut f = File::open(path).map_err(|source| FeedError::Open { path: path.to_owned(), source })?;
     let mut magic = [0u8; 2];
     let n = f.read(&mut magic).map_err(|e| FeedError::Read { path: path.to_owned(), msg: e.to_string() })?;
     drop(f);
     let f = File::open(path).map_err(|source| FeedError::Open { path: path.to_owned(), source })?;
-    let r = BufReader::with_capacity(1 << 18, f);
+    let r = BufReader::with_capacity(1 << 18, Counting { inner: f, n: counter });
     if n == 2 && magic == [0x1f, 0x8b] { Ok(Box::new(flate2::read::MultiGzDecoder::new(r))) } else { Ok(Box::new(r)) }
 }
 
@@ -221,7 +242,9 @@ impl LineReader {
         if path.is_dir() {
             return Err(FeedError::Read { path: path.to_owned(), msg: "is a directory".into() });
         }
-        let mut src = open_reader(path)?;
+        let file_read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let file_size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let mut src = open_reader(path, file_read.clone())?;
         let (tx, rx) = sync_channel::<Chunk>(CHUNKS_IN_FLIGHT);
         let (back, free) = sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT + 2);
         for _ in 0..CHUNKS_IN_FLIGHT + 1 {
@@ -284,6 +307,8 @@ impl LineReader {
             max_line,
             thread: Some(thread),
             oversize_lines: 0,
+            file_read,
+            file_size,
         })
     }
 

@@ -225,12 +225,23 @@ pub fn import_files(
         Box::new(std::io::BufWriter::with_capacity(1 << 20, f))
     };
     let mut total = ImportStats::default();
+    let bar =
+        std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| indicatif::ProgressBar::new(inputs.len() as u64));
     for i in inputs {
+        if let Some(b) = &bar {
+            b.set_message(i.display().to_string());
+        }
         let st = import(i, symbol, &mut w)?;
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
         total.rows += st.rows;
         total.malformed += st.malformed;
         total.headers += st.headers;
     }
     w.flush().map_err(|e| ImportError::Io(o, e.to_string()))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
     Ok(total)
 }

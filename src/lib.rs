@@ -37,6 +37,7 @@ pub mod report;
 pub mod review;
 pub mod ring;
 pub mod risk;
+pub mod secrets;
 pub mod strategy;
 pub mod symbols;
 pub mod tune;

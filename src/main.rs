@@ -219,8 +219,12 @@ fn run() -> anyhow::Result<()> {
             }
         }
         Cmd::Config { cmd: ConfigCmd::Check { file } } => {
-            Config::load(&file.to_string_lossy())?;
-            println!("{}: ok", file.display());
+            let c = Config::load(&file.to_string_lossy())?;
+            let creds = match rusto::secrets::load(&c.secrets)? {
+                Some(_) => "API credentials found (not shown)",
+                None => "no API credentials (paper trading)",
+            };
+            println!("{}: ok; {creds}", file.display());
         }
         Cmd::Config { cmd: ConfigCmd::Default } => {
             print!("{}", include_str!("../config/default.toml"));

@@ -619,7 +619,27 @@ fn run_source(
         }
         let wall0 = Instant::now();
         let mut ts0: Option<i64> = None;
+        // A progress bar on a terminal only (quiet under systemd, in pipes and in tests).
+        let total: u64 = sources.iter().map(|s| s.reader.file_size).sum();
+        let bar = (std::io::IsTerminal::is_terminal(&std::io::stderr()) && total > 0).then(|| {
+            let b = indicatif::ProgressBar::new(total);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} replay [{bar:40}] {bytes}/{total_bytes} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b
+        });
+        let mut frames_seen = 0u64;
         loop {
+            frames_seen += 1;
+            if let Some(b) = &bar
+                && frames_seen.is_multiple_of(65_536)
+            {
+                b.set_position(
+                    sources.iter().map(|s| s.reader.file_read.load(std::sync::atomic::Ordering::Relaxed)).sum(),
+                );
+                b.set_message(format!("{frames_seen} frames"));
+            }
             // The source with the earliest head (ties: file order).
             let mut best: Option<usize> = None;
             for (i, s) in sources.iter().enumerate() {
@@ -666,6 +686,9 @@ fn run_source(
                 break;
             }
             s.advance(&mut feed)?;
+        }
+        if let Some(b) = bar {
+            b.finish_and_clear();
         }
         Ok(())
     })();
