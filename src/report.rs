@@ -6,6 +6,18 @@ use crate::latency;
 use crate::parse::ParseError;
 use crate::pipeline::ReplayReport;
 
+/// The latency block of the JSON reports: per stage count and p50/p90/p99/p99.9/max in ns.
+fn latency_json(stages: &[(&'static str, crate::latency::Summary)]) -> Value {
+    let mut lat = Map::new();
+    for (name, m) in stages {
+        lat.insert(
+            name.to_string(),
+            json!({"count": m.count, "p50": m.p50, "p90": m.p90, "p99": m.p99, "p999": m.p999, "max": m.max}),
+        );
+    }
+    Value::Object(lat)
+}
+
 /// The `--json` object.
 pub fn to_json(r: &ReplayReport) -> Value {
     let p = &r.parse;
@@ -98,13 +110,7 @@ pub fn to_json(r: &ReplayReport) -> Value {
             }),
         );
     }
-    let mut lat = Map::new();
-    for (name, m) in &r.latency {
-        lat.insert(
-            name.to_string(),
-            json!({"count": m.count, "p50": m.p50, "p90": m.p90, "p99": m.p99, "p999": m.p999, "max": m.max}),
-        );
-    }
+    let lat = latency_json(&r.latency);
     let mut malformed_kinds = Map::new();
     for (i, n) in p.malformed.iter().enumerate() {
         if *n > 0 {
@@ -278,13 +284,7 @@ pub fn live_json(r: &crate::live::LiveReport) -> Value {
             }),
         );
     }
-    let mut lat = Map::new();
-    for (name, m) in &r.latency {
-        lat.insert(
-            name.to_string(),
-            json!({"count": m.count, "p50": m.p50, "p90": m.p90, "p99": m.p99, "p999": m.p999, "max": m.max}),
-        );
-    }
+    let lat = latency_json(&r.latency);
     json!({
         "elapsed_s": r.elapsed.as_secs_f64(),
         "selected": r.symbols.iter().map(|s| s.as_str().to_string()).collect::<Vec<_>>(),

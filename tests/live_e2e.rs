@@ -39,18 +39,23 @@ fn workdir(name: &str) -> PathBuf {
     d
 }
 
+/// Starts the exchange replaying the bundled recording once at 100x (plus `extra` flags).
 fn start_exchange(name: &str, extra: &[&str]) -> Exchange {
-    let dir = workdir(name);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (a, b) = (root.join("data/sample/btcusdt_20230404.dat.gz"), root.join("data/sample/btcusdt_20230405.dat.gz"));
+    let mut args = vec!["--speed", "100", "--loops", "1", "--recording", a.to_str().unwrap(), b.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    spawn_exchange(workdir(name), &args)
+}
+
+/// Starts the exchange in `dir` on a free loopback port with TLS (CA in `dir/ca.pem`) and the given feed flags.
+fn spawn_exchange(dir: PathBuf, feed: &[&str]) -> Exchange {
     let mut child = Command::new(exchange_bin())
-        .args(["--listen", "127.0.0.1:0", "--ca-out"])
+        .args(["--listen", "127.0.0.1:0", "--duration-secs", "25", "--ca-out"])
         .arg(dir.join("ca.pem"))
         .arg("--stats-out")
         .arg(dir.join("stats.json"))
-        .args(["--speed", "100", "--loops", "1", "--duration-secs", "25", "--recording"])
-        .arg(root.join("data/sample/btcusdt_20230404.dat.gz"))
-        .arg(root.join("data/sample/btcusdt_20230405.dat.gz"))
-        .args(extra)
+        .args(feed)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -166,19 +171,7 @@ fn reselection_swaps_symbols_live_without_a_restart() {
     let dir = workdir("reselect");
     let vols = dir.join("volumes.json");
     std::fs::write(&vols, r#"{"SYM0USDT": "900000000", "SYM1USDT": "100", "SYM2USDT": "50"}"#).unwrap();
-    let mut child = Command::new(exchange_bin())
-        .args(["--listen", "127.0.0.1:0", "--ca-out"])
-        .arg(dir.join("ca.pem"))
-        .args(["--synthetic", "3", "--seed", "7", "--duration-secs", "25", "--volumes"])
-        .arg(&vols)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-    let port: u16 = first.trim().rsplit(':').next().unwrap().parse().unwrap();
-    let ex = Exchange { child, port, dir: dir.clone() };
+    let ex = spawn_exchange(dir.clone(), &["--synthetic", "3", "--seed", "7", "--volumes", vols.to_str().unwrap()]);
     let swapper = {
         let vols = vols.clone();
         std::thread::spawn(move || {
