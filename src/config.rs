@@ -173,6 +173,34 @@ pub struct Config {
     pub alerts: crate::alert::AlertConfig,
     /// `[secrets]`: where API credentials live (never the credentials).
     pub secrets: crate::secrets::SecretsConfig,
+    /// `[[variants]]`: A/B paper variants, each a name and overrides of `[strategy]`, `[gate]`, `[risk]` and
+    /// `[position]` keys, merged onto this configuration.
+    pub variants: Vec<VariantSpec>,
+    /// The variants resolved (merged and validated) by [`Config::from_toml`].
+    #[serde(skip)]
+    pub resolved_variants: Vec<crate::engine::Variant>,
+}
+
+/// One `[[variants]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantSpec {
+    /// Name stored with its positions (unique, not "base").
+    pub name: String,
+    /// Overrides, e.g. `[variants.overrides.position] tp1_rr = 1.0`.
+    #[serde(default)]
+    pub overrides: toml::Table,
+}
+
+fn merge(base: &mut toml::Table, over: &toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            _ => {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
 }
 
 fn range<T: PartialOrd + std::fmt::Display>(
@@ -188,10 +216,63 @@ fn range<T: PartialOrd + std::fmt::Display>(
 impl Config {
     /// Parses and validates TOML text (`path` is only for messages).
     pub fn from_toml(text: &str, path: &str) -> Result<Self, ConfigError> {
-        let c: Config =
-            toml::from_str(text).map_err(|e| ConfigError::Syntax { path: path.into(), msg: e.to_string() })?;
+        let syntax = |e: toml::de::Error| ConfigError::Syntax { path: path.into(), msg: e.to_string() };
+        let mut c: Config = toml::from_str(text).map_err(syntax)?;
         c.validate()?;
+        // Each variant: the base file with its overrides merged in, validated like the base.
+        let mut base: toml::Table = toml::from_str(text).map_err(syntax)?;
+        base.remove("variants");
+        let mut names: Vec<&str> = vec!["base"];
+        for v in &c.variants {
+            if v.name.is_empty() || names.contains(&v.name.as_str()) || v.name.len() > 32 {
+                return Err(ConfigError::Range {
+                    key: "variants.name",
+                    value: v.name.clone(),
+                    allowed: "a unique name of 1 to 32 characters, not \"base\"",
+                });
+            }
+            names.push(&v.name);
+            if let Some(k) =
+                v.overrides.keys().find(|k| !["strategy", "gate", "risk", "position"].contains(&k.as_str()))
+            {
+                return Err(ConfigError::Range {
+                    key: "variants.overrides",
+                    value: format!("{} [{}]", v.name, k),
+                    allowed: "overrides of [strategy], [gate], [risk] and [position] only",
+                });
+            }
+            if names.len() > 9 {
+                return Err(ConfigError::Range {
+                    key: "variants",
+                    value: names.len().to_string(),
+                    allowed: "at most 8 variants",
+                });
+            }
+        }
+        let mut resolved = Vec::new();
+        for v in &c.variants {
+            let mut t = base.clone();
+            merge(&mut t, &v.overrides);
+            let merged: Config = t.try_into().map_err(|e: toml::de::Error| ConfigError::Syntax {
+                path: format!("{path} [variant {}]", v.name),
+                msg: e.to_string(),
+            })?;
+            merged.validate()?;
+            resolved.push(crate::engine::Variant {
+                name: v.name.clone(),
+                strategy: merged.strategy,
+                gate: merged.gate,
+                risk: merged.risk,
+                position: merged.position,
+            });
+        }
+        c.resolved_variants = resolved;
         Ok(c)
+    }
+
+    /// Names of the A/B variants, in order.
+    pub fn variant_names(&self) -> Vec<String> {
+        self.resolved_variants.iter().map(|v| v.name.clone()).collect()
     }
 
     /// A stable hash of the effective configuration (FNV-1a over its canonical debug form), stored with each run.
@@ -453,6 +534,7 @@ impl Config {
             gate: self.gate.clone(),
             risk: self.risk.clone(),
             position: self.position.clone(),
+            variants: self.resolved_variants.clone(),
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::symbols::SymbolName;
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "0001_init", include_str!("../migrations/0001_init.sql")),
     (2, "0002_live", include_str!("../migrations/0002_live.sql")),
+    (3, "0003_variants", include_str!("../migrations/0003_variants.sql")),
 ];
 
 /// Records from the control thread (low rate; they reach the persistence thread through a bounded queue).
@@ -112,6 +113,8 @@ pub struct Db {
     path: PathBuf,
     /// Position row ids by sequence number (filled on insert; a rolled-back batch re-inserts and overwrites).
     pos_ids: std::collections::HashMap<u64, i64>,
+    /// Trader names by variant index (0 = "base").
+    variants: Vec<String>,
     /// This run's id.
     pub run_id: i64,
 }
@@ -137,7 +140,8 @@ impl Db {
             return Err(DbError::Other(path.to_owned(), format!("could not enable WAL (journal_mode = {mode})")));
         }
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;").map_err(err)?;
-        let mut db = Db { conn, path: path.to_owned(), pos_ids: Default::default(), run_id: 0 };
+        let mut db =
+            Db { conn, path: path.to_owned(), pos_ids: Default::default(), variants: vec!["base".into()], run_id: 0 };
         db.migrate()?;
         Ok(db)
     }
@@ -209,28 +213,35 @@ impl Db {
             .map_err(|e| self.e(e))
     }
 
-    /// The newest `lookback` closed-trade PnLs per symbol and UTC hour, oldest first.
-    pub fn load_hour_expectancy(&self, lookback: usize) -> Result<Vec<(SymbolName, u8, f64)>, DbError> {
+    /// Names the A/B variants (index k + 1 in records is `names[k]`).
+    pub fn set_variants(&mut self, names: &[String]) {
+        self.variants = std::iter::once("base".to_string()).chain(names.iter().cloned()).collect();
+    }
+
+    /// The newest `lookback` closed-trade PnLs per trader, symbol and UTC hour, oldest first:
+    /// (symbol, trader index as named by [`Db::set_variants`], hour, pnl %). Traders no longer configured are skipped.
+    pub fn load_hour_expectancy(&self, lookback: usize) -> Result<Vec<(SymbolName, u8, u8, f64)>, DbError> {
         let mut st = self
             .conn
             .prepare(
-                "SELECT symbol, hour, pnl_pct FROM (
-                   SELECT symbol, hour, pnl_pct, id,
-                          ROW_NUMBER() OVER (PARTITION BY symbol, hour ORDER BY id DESC) AS rn
+                "SELECT symbol, hour, pnl_pct, variant FROM (
+                   SELECT symbol, hour, pnl_pct, variant, id,
+                          ROW_NUMBER() OVER (PARTITION BY variant, symbol, hour ORDER BY id DESC) AS rn
                    FROM hour_expectancy)
-                 WHERE rn <= ?1 ORDER BY symbol, hour, id",
+                 WHERE rn <= ?1 ORDER BY variant, symbol, hour, id",
             )
             .map_err(|e| self.e(e))?;
         let rows = st
             .query_map(params![lookback as i64], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, f64>(2)?))
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, f64>(2)?, r.get::<_, String>(3)?))
             })
             .map_err(|e| self.e(e))?;
         let mut out = Vec::new();
         for row in rows {
-            let (s, h, p) = row.map_err(|e| self.e(e))?;
+            let (s, h, p, v) = row.map_err(|e| self.e(e))?;
+            let Some(vi) = self.variants.iter().position(|x| *x == v) else { continue };
             if let Some(n) = SymbolName::new(s.as_bytes()) {
-                out.push((n, h.clamp(0, 23) as u8, p));
+                out.push((n, vi as u8, h.clamp(0, 23) as u8, p));
             }
         }
         Ok(out)
@@ -245,7 +256,7 @@ impl Db {
         {
             let mut fill = tx.prepare_cached(FILL_SQL).map_err(err)?;
             for r in batch {
-                write_one(&tx, &mut fill, run, names, &mut self.pos_ids, r).map_err(err)?;
+                write_one(&tx, &mut fill, run, names, &self.variants, &mut self.pos_ids, r).map_err(err)?;
             }
         }
         tx.commit().map_err(err)
@@ -313,17 +324,19 @@ fn write_one(
     fill: &mut rusqlite::CachedStatement<'_>,
     run: i64,
     names: &Names,
+    variants: &[String],
     ids: &mut std::collections::HashMap<u64, i64>,
     r: &Record,
 ) -> rusqlite::Result<()> {
+    let vname = |v: u8| variants.get(v as usize).map_or("?", |s| s.as_str());
     match *r {
-        Record::Opened { symbol, pos, features: f, gate, .. } => {
+        Record::Opened { symbol, variant, pos, features: f, gate, .. } => {
             let (name, tv, sv) = names.get(symbol);
             tx.prepare_cached(
                 "INSERT INTO positions (run_id, seq, symbol, side, status, entry_ts_ms, entry_price, quantity, fees,
                    regime, confidence, expected_slippage_bps, realized_slippage_bps, stop_price, tp1_price, tp2_price,
-                   liquidation_price)
-                 VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                   liquidation_price, variant)
+                 VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             )?
             .execute(params![
                 run,
@@ -342,6 +355,7 @@ fn write_one(
                 pos.tp1 * tv,
                 pos.tp2 * tv,
                 pos.liq * tv,
+                vname(variant),
             ])?;
             let id = tx.last_insert_rowid();
             ids.insert(pos.seq, id);
@@ -367,7 +381,7 @@ fn write_one(
                 if gate.depth_ratio.is_finite() { gate.depth_ratio } else { 1e9 },
             ])?;
         }
-        Record::Fill { symbol, seq, ts_ns, reason, buy, qty, px, fee, pnl } => {
+        Record::Fill { symbol, seq, ts_ns, reason, buy, qty, px, fee, pnl, .. } => {
             let (_, tv, sv) = names.get(symbol);
             let id = pos_id(tx, run, ids, seq)?;
             fill.execute(params![
@@ -407,10 +421,12 @@ fn write_one(
                 pos.seq as i64
             ])?;
         }
-        Record::HourPnl { symbol, hour, pnl_pct } => {
+        Record::HourPnl { symbol, variant, hour, pnl_pct } => {
             let (name, _, _) = names.get(symbol);
-            tx.prepare_cached("INSERT INTO hour_expectancy (run_id, symbol, hour, pnl_pct) VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![run, name.as_str(), hour as i64, pnl_pct])?;
+            tx.prepare_cached(
+                "INSERT INTO hour_expectancy (run_id, symbol, hour, pnl_pct, variant) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![run, name.as_str(), hour as i64, pnl_pct, vname(variant)])?;
         }
         Record::Tuning { symbol, log } => {
             let (name, _, _) = names.get(symbol);

@@ -48,6 +48,8 @@ pub struct EngineConfig {
     pub risk: RiskConfig,
     /// Position management.
     pub position: PositionConfig,
+    /// A/B variants run as shadow paper traders on the same feed (see `[[variants]]` in the config).
+    pub variants: Vec<Variant>,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +67,7 @@ impl Default for EngineConfig {
             gate: GateConfig::default(),
             risk: RiskConfig::default(),
             position: PositionConfig::default(),
+            variants: Vec::new(),
         }
     }
 }
@@ -101,6 +104,8 @@ pub enum Record {
     Opened {
         /// Symbol.
         symbol: SymbolId,
+        /// Trader: 0 = base, k = the k-th A/B variant.
+        variant: u8,
         /// Its name.
         name: SymbolName,
         /// The position at entry.
@@ -114,6 +119,8 @@ pub enum Record {
     Fill {
         /// Symbol.
         symbol: SymbolId,
+        /// Trader: 0 = base, k = the k-th A/B variant.
+        variant: u8,
         /// Position sequence number.
         seq: u64,
         /// Exchange time.
@@ -135,6 +142,8 @@ pub enum Record {
     Closed {
         /// Symbol.
         symbol: SymbolId,
+        /// Trader: 0 = base, k = the k-th A/B variant.
+        variant: u8,
         /// Its name.
         name: SymbolName,
         /// The position at close.
@@ -144,6 +153,8 @@ pub enum Record {
     StopMoved {
         /// Symbol.
         symbol: SymbolId,
+        /// Trader: 0 = base, k = the k-th A/B variant.
+        variant: u8,
         /// Its name.
         name: SymbolName,
         /// The new stop (ticks).
@@ -160,6 +171,8 @@ pub enum Record {
     HourPnl {
         /// Symbol.
         symbol: SymbolId,
+        /// Trader: 0 = base, k = the k-th A/B variant.
+        variant: u8,
         /// UTC hour of the entry.
         hour: u8,
         /// Net PnL, % of notional.
@@ -229,6 +242,69 @@ fn ticker_matches(book: &Book, (_, bp, bq, ap, aq): (u64, i64, i64, i64, i64)) -
     matches!(book.top(), (Some(b), Some(a)) if b.px == bp && b.qty == bq && a.px == ap && a.qty == aq)
 }
 
+/// One paper trader's state for a symbol (the base strategy, or an A/B variant).
+#[derive(Debug, Clone)]
+pub struct Trader {
+    /// Risk state of the symbol.
+    pub risk: SymbolRisk,
+    /// Expectancy by UTC hour.
+    pub hours: HourExpectancy,
+    /// The open position.
+    pub position: Option<Position>,
+    /// Gate rejections by reason ([`GateReject::ALL`] order).
+    pub gate_rejects: [u64; 6],
+    /// Risk rejections by reason ([`RiskReject::ALL`] order).
+    pub risk_rejects: [u64; 6],
+    /// Positions opened.
+    pub opened: u64,
+    /// Positions closed, by final exit reason ([`ExitReason::ALL`] order).
+    pub closed_by_reason: [u64; 7],
+    /// Exit fills by reason (TP1 partials included).
+    pub exits_by_reason: [u64; 7],
+    /// Realised net PnL, quote.
+    pub pnl: f64,
+    /// Signals (long, short) of this trader's strategy.
+    pub signals: [u64; 2],
+}
+
+impl Trader {
+    fn new(lookback: usize, preload: &[(SymbolName, u8, u8, f64)], name: SymbolName, variant: u8) -> Self {
+        let mut hours = HourExpectancy::new(lookback);
+        for &(n, v, hour, pnl) in preload {
+            if n == name && v == variant {
+                hours.push(hour as usize, pnl);
+            }
+        }
+        Trader {
+            risk: SymbolRisk::default(),
+            hours,
+            position: None,
+            gate_rejects: [0; 6],
+            risk_rejects: [0; 6],
+            opened: 0,
+            closed_by_reason: [0; 7],
+            exits_by_reason: [0; 7],
+            pnl: 0.0,
+            signals: [0; 2],
+        }
+    }
+}
+
+/// The rules one trader follows.
+#[derive(Debug, Clone)]
+pub struct Variant {
+    /// Name ("base" for the main configuration).
+    pub name: String,
+    /// Strategy thresholds.
+    pub strategy: StrategyConfig,
+    /// Gate.
+    pub gate: GateConfig,
+    /// Risk.
+    pub risk: RiskConfig,
+    /// Exits.
+    pub position: PositionConfig,
+}
+
 /// Per-symbol counters and state.
 #[derive(Debug, Clone)]
 pub struct SymbolState {
@@ -283,24 +359,10 @@ pub struct SymbolState {
     pub signals_by_regime: [u64; 4],
     /// Tuning runs that changed the threshold.
     pub tuning_changes: u64,
-    /// Risk state of the symbol.
-    pub risk: SymbolRisk,
-    /// Expectancy by UTC hour.
-    pub hours: HourExpectancy,
-    /// The open position.
-    pub position: Option<Position>,
-    /// Gate rejections by reason ([`GateReject::ALL`] order).
-    pub gate_rejects: [u64; 6],
-    /// Risk rejections by reason ([`RiskReject::ALL`] order).
-    pub risk_rejects: [u64; 6],
-    /// Positions opened.
-    pub opened: u64,
-    /// Positions closed, by final exit reason ([`ExitReason::ALL`] order).
-    pub closed_by_reason: [u64; 7],
-    /// Exit fills by reason (TP1 partials included).
-    pub exits_by_reason: [u64; 7],
-    /// Realised net PnL, quote.
-    pub pnl: f64,
+    /// The base strategy's paper trading state (positions, risk, gate and exit counters).
+    pub trader: Trader,
+    /// A/B variants: each its own strategy state and paper trader on the same feed.
+    pub shadows: Vec<(Strategy, Trader)>,
     /// Last market trade price (ticks).
     pub last_px: i64,
     /// Highest market trade id seen (duplicates from overlapping connections are dropped).
@@ -340,7 +402,10 @@ pub struct Engine {
     /// The paper account.
     pub risk: Risk,
     next_seq: u64,
-    preload: Vec<(SymbolName, u8, f64)>,
+    preload: Vec<(SymbolName, u8, u8, f64)>,
+    base: Variant,
+    /// The A/B variants' paper accounts.
+    pub variant_risk: Vec<Risk>,
 }
 
 /// The verdict for one event (what the caller times as "decision").
@@ -370,12 +435,21 @@ impl Engine {
             risk: Risk::new(cfg.risk.clone()),
             next_seq: 0,
             preload: Vec::new(),
+            base: Variant {
+                name: "base".into(),
+                strategy: cfg.strategy.clone(),
+                gate: cfg.gate.clone(),
+                risk: cfg.risk.clone(),
+                position: cfg.position.clone(),
+            },
+            variant_risk: cfg.variants.iter().map(|v| Risk::new(v.risk.clone())).collect(),
             cfg,
         }
     }
 
-    /// Seeds the symbol + UTC hour expectancy state (loaded from the database at start), oldest first.
-    pub fn preload_hour_expectancy(&mut self, rows: Vec<(SymbolName, u8, f64)>) {
+    /// Seeds the symbol + UTC hour expectancy state (loaded from the database at start), oldest first:
+    /// (symbol, trader, hour, pnl %).
+    pub fn preload_hour_expectancy(&mut self, rows: Vec<(SymbolName, u8, u8, f64)>) {
         self.preload = rows;
     }
 
@@ -384,15 +458,25 @@ impl Engine {
         let ts = self.symbols.iter().map(|s| s.last_exch_ns).max().unwrap_or(0);
         for i in 0..self.symbols.len() {
             let s = &mut self.symbols[i];
-            let Some(mut pos) = s.position else { continue };
             let last = s.last_px as f64;
-            let book = &s.book;
-            let buy = pos.side == Side::Short;
-            let mut fill = |q: i64| exit_price(book, buy, q, last);
-            if let Some(f) = pos.close_all(&self.cfg.position, ts, &mut fill) {
-                on_exit(&mut self.risk, s, i as SymbolId, &mut pos, f, ts, out);
+            let ctx = Ctx { book: &s.book, price: s.price, qty: s.qty, name: s.name };
+            let traders = std::iter::once((0u8, &mut s.trader, &self.base, &mut self.risk)).chain(
+                s.shadows
+                    .iter_mut()
+                    .zip(self.cfg.variants.iter())
+                    .zip(self.variant_risk.iter_mut())
+                    .enumerate()
+                    .map(|(k, (((_, t), v), r))| (k as u8 + 1, t, v, r)),
+            );
+            for (variant, t, rules, risk) in traders {
+                let Some(mut pos) = t.position else { continue };
+                let buy = pos.side == Side::Short;
+                let mut fill = |q: i64| exit_price(ctx.book, buy, q, last);
+                if let Some(f) = pos.close_all(&rules.position, ts, &mut fill) {
+                    on_exit(risk, ctx.name, t, i as SymbolId, variant, &mut pos, f, ts, out);
+                }
+                t.position = None;
             }
-            s.position = None;
         }
     }
 
@@ -443,23 +527,19 @@ impl Engine {
                 signals: [0; 2],
                 signals_by_regime: [0; 4],
                 tuning_changes: 0,
-                risk: SymbolRisk::default(),
-                hours: {
-                    let mut h = HourExpectancy::new(self.cfg.gate.lookback_trades);
-                    for &(n, hour, pnl) in &self.preload {
-                        if n == name {
-                            h.push(hour as usize, pnl);
-                        }
-                    }
-                    h
-                },
-                position: None,
-                gate_rejects: [0; 6],
-                risk_rejects: [0; 6],
-                opened: 0,
-                closed_by_reason: [0; 7],
-                exits_by_reason: [0; 7],
-                pnl: 0.0,
+                trader: Trader::new(self.cfg.gate.lookback_trades, &self.preload, name, 0),
+                shadows: self
+                    .cfg
+                    .variants
+                    .iter()
+                    .enumerate()
+                    .map(|(k, v)| {
+                        (
+                            Strategy::new(&v.strategy),
+                            Trader::new(v.gate.lookback_trades, &self.preload, name, k as u8 + 1),
+                        )
+                    })
+                    .collect(),
                 last_px: 0,
                 last_trade_id: i64::MIN,
                 duplicate_trades: 0,
@@ -529,19 +609,49 @@ impl Engine {
                     s.tuner.on_bar(ev);
                     let t1 = clock::now_ns();
                     self.signal_stage.record(t1.saturating_sub(t0));
+                    let ctx = Ctx { book: &s.book, price: s.price, qty: s.qty, name: s.name };
                     if let Some(signal) = sig {
                         s.signals[(signal.side == Side::Short) as usize] += 1;
+                        s.trader.signals[(signal.side == Side::Short) as usize] += 1;
                         s.signals_by_regime[regime.index()] += 1;
                         out(Record::Signal { symbol: e.symbol, signal });
                         verdict = Verdict::Signal(signal.side);
-                        try_enter(&self.cfg, &mut self.risk, &mut self.next_seq, s, e.symbol, &signal, out);
+                        let (base, risk, seq) = (&self.base, &mut self.risk, &mut self.next_seq);
+                        try_enter(base, risk, seq, &ctx, &mut s.trader, e.symbol, 0, &signal, out);
                         self.entry_stage.record(clock::now_ns().saturating_sub(t1));
+                    }
+                    // A/B variants: the same bar and features through each variant's own rules and account.
+                    for (k, (((strategy, t), v), risk)) in
+                        s.shadows.iter_mut().zip(self.cfg.variants.iter()).zip(self.variant_risk.iter_mut()).enumerate()
+                    {
+                        let (_, vsig) = strategy.on_bar(
+                            &v.strategy,
+                            &bar,
+                            &snap,
+                            s.levels.as_ref(),
+                            regime,
+                            qty_per_step,
+                            s.profile.bin_ticks(),
+                        );
+                        if let Some(signal) = vsig {
+                            t.signals[(signal.side == Side::Short) as usize] += 1;
+                            try_enter(v, risk, &mut self.next_seq, &ctx, t, e.symbol, k as u8 + 1, &signal, out);
+                        }
                     }
                 }
                 s.last_px = px;
-                if s.position.is_some() {
+                if s.trader.position.is_some() || s.shadows.iter().any(|(_, t)| t.position.is_some()) {
                     let t0 = clock::now_ns();
-                    manage(&self.cfg, &mut self.risk, s, e.symbol, px as f64, e.exch_ts_ns, out);
+                    let ctx = Ctx { book: &s.book, price: s.price, qty: s.qty, name: s.name };
+                    let (base, risk) = (&self.base, &mut self.risk);
+                    manage(base, risk, &ctx, &mut s.trader, e.symbol, 0, px as f64, e.exch_ts_ns, out);
+                    for (k, (((_, t), v), risk)) in
+                        s.shadows.iter_mut().zip(self.cfg.variants.iter()).zip(self.variant_risk.iter_mut()).enumerate()
+                    {
+                        if t.position.is_some() {
+                            manage(v, risk, &ctx, t, e.symbol, k as u8 + 1, px as f64, e.exch_ts_ns, out);
+                        }
+                    }
                     self.position_stage.record(clock::now_ns().saturating_sub(t0));
                 }
                 s.flow.on_trade(qty, maker, e.exch_ts_ns);
@@ -574,15 +684,28 @@ impl Engine {
                         s.audit_compared += c;
                         s.audit_matched += m;
                     }
-                    if let Some(p) = &s.position {
+                    if s.trader.position.is_some() || s.shadows.iter().any(|(_, t)| t.position.is_some()) {
                         // Exit-side touch: the bid for a long, the ask for a short.
+                        let t0 = clock::now_ns();
                         let (bid, ask) = s.book.top();
-                        let touch = if p.side == Side::Long { bid } else { ask };
-                        if let Some(l) = touch {
-                            let t0 = clock::now_ns();
-                            manage(&self.cfg, &mut self.risk, s, e.symbol, l.px as f64, e.exch_ts_ns, out);
-                            self.position_stage.record(clock::now_ns().saturating_sub(t0));
+                        let ctx = Ctx { book: &s.book, price: s.price, qty: s.qty, name: s.name };
+                        let touch = |p: &Position| if p.side == Side::Long { bid } else { ask };
+                        if let Some(l) = s.trader.position.as_ref().and_then(touch) {
+                            let (base, risk) = (&self.base, &mut self.risk);
+                            manage(base, risk, &ctx, &mut s.trader, e.symbol, 0, l.px as f64, e.exch_ts_ns, out);
                         }
+                        for (k, (((_, t), v), risk)) in s
+                            .shadows
+                            .iter_mut()
+                            .zip(self.cfg.variants.iter())
+                            .zip(self.variant_risk.iter_mut())
+                            .enumerate()
+                        {
+                            if let Some(l) = t.position.as_ref().and_then(touch) {
+                                manage(v, risk, &ctx, t, e.symbol, k as u8 + 1, l.px as f64, e.exch_ts_ns, out);
+                            }
+                        }
+                        self.position_stage.record(clock::now_ns().saturating_sub(t0));
                     }
                 }
                 Verdict::Book(o)
@@ -630,18 +753,29 @@ fn exit_price(book: &Book, buy: bool, qty: i64, observed: f64) -> f64 {
     observed
 }
 
+/// What the trading functions read of a symbol.
+struct Ctx<'a> {
+    book: &'a Book,
+    price: Option<Scale>,
+    qty: Option<Scale>,
+    name: SymbolName,
+}
+
 /// Sizing → gate → risk → entry fill → position (see the module docs of `gate`, `risk` and `position`).
+#[allow(clippy::too_many_arguments)]
 fn try_enter(
-    cfg: &EngineConfig,
+    rules: &Variant,
     risk: &mut Risk,
     next_seq: &mut u64,
-    s: &mut SymbolState,
+    c: &Ctx<'_>,
+    t: &mut Trader,
     symbol: SymbolId,
+    variant: u8,
     signal: &Signal,
     out: &mut impl FnMut(Record),
 ) {
-    let (Some(ps), Some(qs)) = (s.price, s.qty) else {
-        s.gate_rejects[GateReject::BookMissing.index()] += 1;
+    let (Some(ps), Some(qs)) = (c.price, c.qty) else {
+        t.gate_rejects[GateReject::BookMissing.index()] += 1;
         return;
     };
     let (tick_value, step_value) = (ps.to_f64(1), qs.to_f64(1));
@@ -649,28 +783,28 @@ fn try_enter(
     let qty_base = risk.size(price_quote, signal.features.confidence);
     let qty = (qty_base / step_value).floor() as i64;
     if qty <= 0 {
-        s.risk_rejects[RiskReject::SizeTooSmall.index()] += 1;
+        t.risk_rejects[RiskReject::SizeTooSmall.index()] += 1;
         return;
     }
-    let gate = match crate::gate::check(&cfg.gate, &s.book, &s.hours, signal.side, qty, signal.ts_ns) {
+    let gate = match crate::gate::check(&rules.gate, c.book, &t.hours, signal.side, qty, signal.ts_ns) {
         Ok(g) => g,
         Err(r) => {
-            s.gate_rejects[r.index()] += 1;
+            t.gate_rejects[r.index()] += 1;
             return;
         }
     };
     let buy = signal.side == Side::Long;
-    let (vwap, filled) = crate::gate::walk(&s.book, buy, qty);
+    let (vwap, filled) = crate::gate::walk(c.book, buy, qty);
     if filled < qty || vwap <= 0.0 {
-        s.gate_rejects[GateReject::Slippage.index()] += 1;
+        t.gate_rejects[GateReject::Slippage.index()] += 1;
         return;
     }
     let notional = vwap * tick_value * qty as f64 * step_value;
-    if let Err(r) = risk.check(&s.risk, notional, signal.ts_ns) {
-        s.risk_rejects[r.index()] += 1;
+    if let Err(r) = risk.check(&t.risk, notional, signal.ts_ns) {
+        t.risk_rejects[r.index()] += 1;
         return;
     }
-    let (bid, ask) = s.book.top();
+    let (bid, ask) = c.book.top();
     let touch = if buy { ask } else { bid }.map_or(0.0, |l| l.px as f64);
     *next_seq += 1;
     let entry = Entry {
@@ -686,14 +820,15 @@ fn try_enter(
         tick_value,
         step_value,
     };
-    let pos = Position::open(&cfg.position, cfg.risk.stop_pct, cfg.risk.leverage, &entry);
-    risk.on_open(&mut s.risk, notional);
+    let pos = Position::open(&rules.position, rules.risk.stop_pct, rules.risk.leverage, &entry);
+    risk.on_open(&mut t.risk, notional);
     risk.on_pnl(-pos.fees, signal.ts_ns);
-    s.opened += 1;
-    s.pnl -= pos.fees;
-    out(Record::Opened { symbol, name: s.name, pos, features: signal.features, gate });
+    t.opened += 1;
+    t.pnl -= pos.fees;
+    out(Record::Opened { symbol, variant, name: c.name, pos, features: signal.features, gate });
     out(Record::Fill {
         symbol,
+        variant,
         seq: pos.seq,
         ts_ns: signal.ts_ns,
         reason: None,
@@ -703,29 +838,32 @@ fn try_enter(
         fee: pos.fees,
         pnl: -pos.fees,
     });
-    s.position = Some(pos);
+    t.position = Some(pos);
 }
 
-/// Feeds an exit-side price to the open position and books its exits.
+/// Feeds an exit-side price to the trader's open position and books its exits.
+#[allow(clippy::too_many_arguments)]
 fn manage(
-    cfg: &EngineConfig,
+    rules: &Variant,
     risk: &mut Risk,
-    s: &mut SymbolState,
+    c: &Ctx<'_>,
+    t: &mut Trader,
     symbol: SymbolId,
+    variant: u8,
     px: f64,
     ts_ns: i64,
     out: &mut impl FnMut(Record),
 ) {
-    let Some(mut pos) = s.position else { return };
+    let Some(mut pos) = t.position else { return };
     let tick = 1.0;
     let (moved_before, limit_hits) = (pos.be_moved, risk.daily_limit_hits);
     let buy = pos.side == Side::Short;
     let mut fills: [Option<ExitFill>; 3] = [None; 3];
     let mut n = 0;
     {
-        let book = &s.book;
+        let book = c.book;
         let mut fill = |q: i64| exit_price(book, buy, q, px);
-        pos.on_price(&cfg.position, px, tick, ts_ns, &mut fill, &mut |f| {
+        pos.on_price(&rules.position, px, tick, ts_ns, &mut fill, &mut |f| {
             if n < fills.len() {
                 fills[n] = Some(f);
                 n += 1;
@@ -733,31 +871,35 @@ fn manage(
         });
     }
     for f in fills.into_iter().take(n).flatten() {
-        on_exit(risk, s, symbol, &mut pos, f, ts_ns, out);
+        on_exit(risk, c.name, t, symbol, variant, &mut pos, f, ts_ns, out);
     }
     if pos.be_moved && !moved_before && pos.remaining > 0 {
-        out(Record::StopMoved { symbol, name: s.name, stop: pos.stop });
+        out(Record::StopMoved { symbol, variant, name: c.name, stop: pos.stop });
     }
     if risk.daily_limit_hits > limit_hits {
         out(Record::DailyLimitHit { ts_ns, balance: risk.balance });
     }
-    s.position = if pos.remaining > 0 { Some(pos) } else { None };
+    t.position = if pos.remaining > 0 { Some(pos) } else { None };
 }
 
+#[allow(clippy::too_many_arguments)]
 fn on_exit(
     risk: &mut Risk,
-    s: &mut SymbolState,
+    name: SymbolName,
+    t: &mut Trader,
     symbol: SymbolId,
+    variant: u8,
     pos: &mut Position,
     f: ExitFill,
     ts_ns: i64,
     out: &mut impl FnMut(Record),
 ) {
     risk.on_pnl(f.pnl, ts_ns);
-    s.pnl += f.pnl;
-    s.exits_by_reason[f.reason.index()] += 1;
+    t.pnl += f.pnl;
+    t.exits_by_reason[f.reason.index()] += 1;
     out(Record::Fill {
         symbol,
+        variant,
         seq: pos.seq,
         ts_ns,
         reason: Some(f.reason),
@@ -768,12 +910,12 @@ fn on_exit(
         pnl: f.pnl,
     });
     if f.closed {
-        risk.on_close(&mut s.risk, pos.pnl, ts_ns);
-        s.closed_by_reason[f.reason.index()] += 1;
+        risk.on_close(&mut t.risk, pos.pnl, ts_ns);
+        t.closed_by_reason[f.reason.index()] += 1;
         let hour = HourExpectancy::hour_of(pos.entry_ts_ns);
         let pct = pos.pnl_pct();
-        s.hours.push(hour, pct);
-        out(Record::HourPnl { symbol, hour: hour as u8, pnl_pct: pct });
-        out(Record::Closed { symbol, name: s.name, pos: *pos });
+        t.hours.push(hour, pct);
+        out(Record::HourPnl { symbol, variant, hour: hour as u8, pnl_pct: pct });
+        out(Record::Closed { symbol, variant, name, pos: *pos });
     }
 }

@@ -308,6 +308,7 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
     let db = match &opts.db {
         Some(path) => {
             let mut db = Db::open(path)?;
+            db.set_variants(&cfg.variant_names());
             engine.preload_hour_expectancy(db.load_hour_expectancy(cfg.gate.lookback_trades)?);
             db.begin_run(env!("CARGO_PKG_VERSION"), &cfg.hash(), "live-paper", &l.ws_url)?;
             Some(db)

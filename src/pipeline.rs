@@ -725,6 +725,7 @@ pub fn run_replay(cfg: &Config, opts: &ReplayOptions) -> Result<ReplayReport, Re
     let db = match &opts.db {
         Some(path) => {
             let mut db = Db::open(path)?;
+            db.set_variants(&cfg.variant_names());
             engine.preload_hour_expectancy(db.load_hour_expectancy(cfg.gate.lookback_trades)?);
             let inputs: Vec<String> = opts.files.iter().map(|f| f.display().to_string()).collect();
             db.begin_run(env!("CARGO_PKG_VERSION"), &cfg.hash(), "replay", &inputs.join(" "))?;
@@ -807,7 +808,11 @@ fn interval_report(engine: &Engine, st: &ComputeStages) -> IntervalReport {
     IntervalReport {
         latency: st.summaries(engine),
         events: engine.stats.events,
-        symbols: engine.symbols.iter().map(|s| (s.name, s.trades, s.book.is_synced(), s.position.is_some())).collect(),
+        symbols: engine
+            .symbols
+            .iter()
+            .map(|s| (s.name, s.trades, s.book.is_synced(), s.trader.position.is_some()))
+            .collect(),
     }
 }
 

@@ -56,17 +56,17 @@ pub fn to_json(r: &ReplayReport) -> Value {
         };
         let mut gate = Map::new();
         for g in crate::gate::GateReject::ALL {
-            gate.insert(g.name().into(), json!(s.gate_rejects[g.index()]));
+            gate.insert(g.name().into(), json!(s.trader.gate_rejects[g.index()]));
         }
         let mut risk = Map::new();
         for k in crate::risk::RiskReject::ALL {
-            risk.insert(k.name().into(), json!(s.risk_rejects[k.index()]));
+            risk.insert(k.name().into(), json!(s.trader.risk_rejects[k.index()]));
         }
         let mut closed = Map::new();
         let mut exits = Map::new();
         for x in crate::position::ExitReason::ALL {
-            closed.insert(x.name().into(), json!(s.closed_by_reason[x.index()]));
-            exits.insert(x.name().into(), json!(s.exits_by_reason[x.index()]));
+            closed.insert(x.name().into(), json!(s.trader.closed_by_reason[x.index()]));
+            exits.insert(x.name().into(), json!(s.trader.exits_by_reason[x.index()]));
         }
         let mut by_regime = Map::new();
         for reg in crate::regime::Regime::ALL {
@@ -101,12 +101,12 @@ pub fn to_json(r: &ReplayReport) -> Value {
                 "gate_rejections": gate,
                 "risk_rejections": risk,
                 "positions": {
-                    "opened": s.opened,
-                    "closed": s.closed_by_reason.iter().sum::<u64>(),
+                    "opened": s.trader.opened,
+                    "closed": s.trader.closed_by_reason.iter().sum::<u64>(),
                     "closed_by_exit_reason": closed,
                     "exit_fills_by_reason": exits,
                 },
-                "pnl": s.pnl,
+                "pnl": s.trader.pnl,
             }),
         );
     }
@@ -279,8 +279,8 @@ pub fn live_json(r: &crate::live::LiveReport) -> Value {
                 "book_audit": {"compared": s.audit_compared, "matched": s.audit_matched},
                 "bars": s.bars.closed,
                 "signals": {"long": s.signals[0], "short": s.signals[1]},
-                "positions_opened": s.opened,
-                "pnl": s.pnl,
+                "positions_opened": s.trader.opened,
+                "pnl": s.trader.pnl,
             }),
         );
     }
@@ -337,7 +337,7 @@ pub fn live_text(r: &crate::live::LiveReport) -> String {
             sym.audit_compared,
             sym.signals[0],
             sym.signals[1],
-            sym.pnl
+            sym.trader.pnl
         ));
     }
     s.push_str("latency per stage (tick-to-decision from the socket read):\n");
