@@ -28,6 +28,7 @@ fn fills() -> Vec<Record> {
     (0..ROWS)
         .map(|i| Record::Fill {
             symbol: 0,
+            variant: 0,
             seq: 1,
             ts_ns: 1_680_652_800_000_000_000 + i as i64 * 1_000_000,
             reason: if i % 2 == 0 { None } else { Some(ExitReason::TakeProfit) },
