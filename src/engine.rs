@@ -447,6 +447,11 @@ impl Engine {
         }
     }
 
+    /// The A/B variants' names, in order (trader k + 1).
+    pub fn variant_names(&self) -> Vec<&str> {
+        self.cfg.variants.iter().map(|v| v.name.as_str()).collect()
+    }
+
     /// Seeds the symbol + UTC hour expectancy state (loaded from the database at start), oldest first:
     /// (symbol, trader, hour, pnl %).
     pub fn preload_hour_expectancy(&mut self, rows: Vec<(SymbolName, u8, u8, f64)>) {

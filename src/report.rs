@@ -107,6 +107,14 @@ pub fn to_json(r: &ReplayReport) -> Value {
                     "exit_fills_by_reason": exits,
                 },
                 "pnl": s.trader.pnl,
+                "variants": r.engine.variant_names().iter().zip(&s.shadows).map(|(n, (_, t))| {
+                    (n.to_string(), json!({
+                        "signals": {"long": t.signals[0], "short": t.signals[1]},
+                        "opened": t.opened,
+                        "closed": t.closed_by_reason.iter().sum::<u64>(),
+                        "pnl": t.pnl,
+                    }))
+                }).collect::<Map<String, Value>>(),
             }),
         );
     }
@@ -142,6 +150,8 @@ pub fn to_json(r: &ReplayReport) -> Value {
         "records_lost": r.engine.stats.records_lost,
         "bars_written": r.persist.bars_written,
         "signals": r.persist.signals,
+        "variant_balances": r.engine.variant_names().iter().zip(&r.engine.variant_risk)
+            .map(|(n, k)| (n.to_string(), json!(k.balance))).collect::<Map<String, Value>>(),
         "account": {
             "balance": r.engine.risk.balance,
             "open_positions": r.engine.risk.open_positions,

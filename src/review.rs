@@ -44,6 +44,8 @@ pub struct Trade {
     pub features: [f64; 6],
     /// Exit time, ms.
     pub exit_ms: i64,
+    /// Trader: "base" or an A/B variant's name.
+    pub variant: std::rc::Rc<str>,
 }
 
 /// The entry features binned by the report.
@@ -103,7 +105,7 @@ pub fn load(path: &Path) -> Result<Vec<Trade>, ReviewError> {
             "SELECT p.symbol, (p.entry_ts_ms / 3600000) % 24, p.regime, p.exit_reason, p.pnl, p.pnl_pct, p.mfe_pct,
                     p.mae_pct, p.time_to_mfe_secs <= p.time_to_mae_secs,
                     f.imbalance_ratio, f.cvd_1min_change, f.volume_burst_ratio, f.bar_range_pct,
-                    f.zone_distance_pct, f.confidence, COALESCE(p.exit_ts_ms, 0)
+                    f.zone_distance_pct, f.confidence, COALESCE(p.exit_ts_ms, 0), p.variant
              FROM positions p JOIN entry_features f ON f.position_id = p.id
              WHERE p.status = 'closed' ORDER BY p.exit_ts_ms, p.id",
         )
@@ -128,6 +130,7 @@ pub fn load(path: &Path) -> Result<Vec<Trade>, ReviewError> {
             })
         };
         let (sym, reg, exit) = (text(0).map_err(e)?, text(2).map_err(e)?, text(3).map_err(e)?);
+        let var = intern(text(16).map_err(e)?);
         out.push(
             (|| -> rusqlite::Result<Trade> {
                 Ok(Trade {
@@ -142,6 +145,7 @@ pub fn load(path: &Path) -> Result<Vec<Trade>, ReviewError> {
                     mfe_first: r.get::<_, Option<bool>>(8)?.unwrap_or(false),
                     features: [r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?, r.get(14)?],
                     exit_ms: r.get(15)?,
+                    variant: var.clone(),
                 })
             })()
             .map_err(e)?,
@@ -175,6 +179,11 @@ pub struct Distances {
 
 /// Builds the report.
 pub fn build(trades: &[Trade], d: Distances, feature_bins: usize) -> Value {
+    // A/B: everything below describes the base trader; variants are compared with it.
+    let all = trades;
+    let base: Vec<Trade> = all.iter().filter(|t| &*t.variant == "base").cloned().collect();
+    let trades = &base[..];
+    let ab = variant_comparison(all);
     let mut total = Agg::default();
     let mut by: [BTreeMap<String, Agg>; 4] = Default::default();
     let mut hours = [Agg::default(); 24];
@@ -292,6 +301,7 @@ pub fn build(trades: &[Trade], d: Distances, feature_bins: usize) -> Value {
     let current = sim(d.stop_pct, d.tp2_pct);
     json!({
         "closed_positions": total.trades,
+        "variants": ab,
         "total": total.json(),
         "by_symbol": group(&by[0]),
         "by_utc_hour": group(&by[1]),
@@ -312,6 +322,46 @@ pub fn build(trades: &[Trade], d: Distances, feature_bins: usize) -> Value {
             "suggested": best.map(|(s, t, e)| json!({"stop_pct": s, "target_pct": t, "expectancy_pct": e})),
         },
     })
+}
+
+/// Per trader: trades, win rate, expectancy, PnL; for each variant the difference in expectancy (variant − base)
+/// with a 95 % confidence interval (Welch: ± 1.96 × √(s²ᵥ/nᵥ + s²ᵦ/nᵦ), normal approximation), and whether the
+/// interval excludes zero (a promotion is a decision, not a guess).
+pub fn variant_comparison(trades: &[Trade]) -> Value {
+    let mut groups: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut aggs: BTreeMap<String, Agg> = BTreeMap::new();
+    for t in trades {
+        groups.entry(t.variant.to_string()).or_default().push(t.pnl_pct);
+        aggs.entry(t.variant.to_string()).or_default().add(t);
+    }
+    let stats = |v: &[f64]| -> (f64, f64, f64) {
+        let n = v.len() as f64;
+        if n == 0.0 {
+            return (0.0, 0.0, 0.0);
+        }
+        let m = v.iter().sum::<f64>() / n;
+        let var = if n > 1.0 { v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+        (n, m, var)
+    };
+    let (nb, mb, vb) = groups.get("base").map_or((0.0, 0.0, 0.0), |v| stats(v));
+    let mut out = serde_json::Map::new();
+    for (name, a) in &aggs {
+        let mut o = a.json();
+        if name != "base" {
+            let (n, m, v) = stats(&groups[name]);
+            let diff = m - mb;
+            let se = if n > 0.0 && nb > 0.0 { (v / n + vb / nb).sqrt() } else { f64::NAN };
+            let (lo, hi) = (diff - 1.96 * se, diff + 1.96 * se);
+            o["vs_base"] = json!({
+                "expectancy_diff_pct": diff,
+                "ci95_pct": [lo, hi],
+                "significant": se.is_finite() && (lo > 0.0 || hi < 0.0),
+                "better": se.is_finite() && lo > 0.0,
+            });
+        }
+        out.insert(name.clone(), o);
+    }
+    Value::Object(out)
 }
 
 /// The report as plain tables.
@@ -361,6 +411,29 @@ pub fn text(r: &Value) -> String {
         }
         _ => s.push_str("  none\n"),
     }
+    if let Some(v) = r["variants"].as_object()
+        && v.len() > 1
+    {
+        s.push_str("\nA/B variants (95 % CI of the expectancy difference vs base):\n");
+        for (k, x) in v {
+            s.push_str(&row(k, x));
+            if let Some(c) = x.get("vs_base") {
+                s.push_str(&format!(
+                    "    diff {:+.4} %  CI [{:+.4}, {:+.4}]  {}\n",
+                    c["expectancy_diff_pct"].as_f64().unwrap_or(0.0),
+                    c["ci95_pct"][0].as_f64().unwrap_or(0.0),
+                    c["ci95_pct"][1].as_f64().unwrap_or(0.0),
+                    if c["better"] == true {
+                        "better"
+                    } else if c["significant"] == true {
+                        "worse"
+                    } else {
+                        "not significant"
+                    }
+                ));
+            }
+        }
+    }
     let m = &r["mfe_mae"];
     s.push_str(&format!(
         "\nMFE/MAE (p50) winners: MFE {} MAE {}; losers: MFE {} MAE {}\n",
@@ -395,6 +468,7 @@ mod tests {
             mfe_first: pnl_pct > 0.0,
             features: [f0, 0.0, 0.0, 0.0, 0.0, 0.5],
             exit_ms: hour as i64 * 3_600_000,
+            variant: "base".into(),
         }
     }
 
@@ -424,6 +498,30 @@ mod tests {
         let sug = &m["suggested"];
         assert!(sug["expectancy_pct"].as_f64().unwrap() > m["configured_estimate_expectancy_pct"].as_f64().unwrap());
         assert!(!text(&r).is_empty());
+        // A/B: a variant whose trades are all winners is better than base with a CI excluding zero.
+        let mut ab = trades.clone();
+        for k in 0..6 {
+            let mut t2 = t("BTCUSDT", 3, 1.0 + k as f64 * 0.01, 1.1, 0.1, 1.0);
+            t2.variant = "tight".into();
+            ab.push(t2);
+        }
+        let c = variant_comparison(&ab);
+        assert_eq!(c["tight"]["trades"], 6);
+        // Four noisy base trades: +0.625 % better on average, but the interval still holds zero.
+        assert_eq!(c["tight"]["vs_base"]["significant"], false, "{c}");
+        // Thirty steady losers against thirty steady winners: significant and better.
+        let mut ab2 = vec![];
+        for k in 0..30 {
+            ab2.push(t("BTCUSDT", 3, -0.4 - k as f64 * 0.001, 0.1, 0.4, 1.0));
+            let mut w = t("BTCUSDT", 3, 1.0 + k as f64 * 0.01, 1.1, 0.1, 1.0);
+            w.variant = "tight".into();
+            ab2.push(w);
+        }
+        let c = variant_comparison(&ab2);
+        assert_eq!(c["tight"]["vs_base"]["better"], true, "{c}");
+        let lo = c["tight"]["vs_base"]["ci95_pct"][0].as_f64().unwrap();
+        assert!(lo > 0.0 && lo < c["tight"]["vs_base"]["expectancy_diff_pct"].as_f64().unwrap());
+        assert_eq!(build(&ab, d, 2)["closed_positions"], 4, "the base report counts base trades only");
         let dir = std::env::temp_dir().join(format!("rusto-plot-{}", std::process::id()));
         let exits: Vec<i64> = trades.iter().map(|t| t.exit_ms).collect();
         crate::plot::write_all(&dir, &trades, &exits, d).unwrap();
