@@ -353,8 +353,6 @@ pub struct SymbolState {
     pub tuner: Tuner,
     /// Profile levels at the last bar close.
     pub levels: Option<Levels>,
-    /// Signals by side (long, short).
-    pub signals: [u64; 2],
     /// Signals by regime (in [`Regime::ALL`] order).
     pub signals_by_regime: [u64; 4],
     /// Tuning runs that changed the threshold.
@@ -529,7 +527,6 @@ impl Engine {
                 strategy: Strategy::new(&self.cfg.strategy),
                 tuner: Tuner::new(self.cfg.tune.clone()),
                 levels: None,
-                signals: [0; 2],
                 signals_by_regime: [0; 4],
                 tuning_changes: 0,
                 trader: Trader::new(self.cfg.gate.lookback_trades, &self.preload, name, 0),
@@ -616,7 +613,6 @@ impl Engine {
                     self.signal_stage.record(t1.saturating_sub(t0));
                     let ctx = Ctx { book: &s.book, price: s.price, qty: s.qty, name: s.name };
                     if let Some(signal) = sig {
-                        s.signals[(signal.side == Side::Short) as usize] += 1;
                         s.trader.signals[(signal.side == Side::Short) as usize] += 1;
                         s.signals_by_regime[regime.index()] += 1;
                         out(Record::Signal { symbol: e.symbol, signal });

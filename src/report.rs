@@ -89,7 +89,7 @@ pub fn to_json(r: &ReplayReport) -> Value {
                 "best_ask": fmt_px(ask.map(|l| l.px)),
                 "bars": s.bars.closed,
                 "book_audit": {"compared": s.audit_compared, "matched": s.audit_matched},
-                "signals": {"long": s.signals[0], "short": s.signals[1]},
+                "signals": {"long": s.trader.signals[0], "short": s.trader.signals[1]},
                 "signals_by_regime": by_regime,
                 "regime": s.regime.regime.name(),
                 "regime_switches": s.regime.switches,
@@ -243,8 +243,8 @@ pub fn to_text(r: &ReplayReport) -> String {
         s.push_str(&format!(
             "{:<12} {:>6} {:>6} {:>11} {:>9.2} {:>6} {:>14} {:>14} {:>14} {:>14}\n",
             sym.name.as_str(),
-            sym.signals[0],
-            sym.signals[1],
+            sym.trader.signals[0],
+            sym.trader.signals[1],
             sym.regime.regime.name(),
             sym.strategy.burst_ratio,
             sym.tuner.runs,
@@ -288,7 +288,7 @@ pub fn live_json(r: &crate::live::LiveReport) -> Value {
                 "best_ask": px(ask),
                 "book_audit": {"compared": s.audit_compared, "matched": s.audit_matched},
                 "bars": s.bars.closed,
-                "signals": {"long": s.signals[0], "short": s.signals[1]},
+                "signals": {"long": s.trader.signals[0], "short": s.trader.signals[1]},
                 "positions_opened": s.trader.opened,
                 "pnl": s.trader.pnl,
             }),
@@ -345,8 +345,8 @@ pub fn live_text(r: &crate::live::LiveReport) -> String {
             sym.book.is_synced(),
             sym.audit_matched,
             sym.audit_compared,
-            sym.signals[0],
-            sym.signals[1],
+            sym.trader.signals[0],
+            sym.trader.signals[1],
             sym.trader.pnl
         ));
     }
