@@ -5,7 +5,13 @@ use std::process::Command;
 #[test]
 fn service_file_verifies() {
     let Ok(out) = Command::new("systemd-analyze").arg("--version").output() else {
-        panic!("systemd-analyze is missing: .ci/run installs it (apt-get install systemd)");
+        // CI installs it (.ci/run); on a developer box without systemd the check cannot run.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "systemd-analyze is missing: .ci/run installs it (apt-get install systemd)"
+        );
+        eprintln!("systemd-analyze not installed: unit check skipped (apt-get install systemd)");
+        return;
     };
     assert!(out.status.success());
     let dir = std::env::temp_dir().join(format!("rusto-unit-{}", std::process::id()));
