@@ -641,18 +641,11 @@ impl Engine {
                     }
                 }
                 s.last_px = px;
-                if s.trader.position.is_some() || s.shadows.iter().any(|(_, t)| t.position.is_some()) {
+                if s.has_position() {
                     let t0 = clock::now_ns();
-                    let ctx = Ctx { book: &s.book, price: s.price, qty: s.qty, name: s.name };
-                    let (base, risk) = (&self.base, &mut self.risk);
-                    manage(base, risk, &ctx, &mut s.trader, e.symbol, 0, px as f64, e.exch_ts_ns, out);
-                    for (k, (((_, t), v), risk)) in
-                        s.shadows.iter_mut().zip(self.cfg.variants.iter()).zip(self.variant_risk.iter_mut()).enumerate()
-                    {
-                        if t.position.is_some() {
-                            manage(v, risk, &ctx, t, e.symbol, k as u8 + 1, px as f64, e.exch_ts_ns, out);
-                        }
-                    }
+                    let (base, variants) = (&self.base, &self.cfg.variants);
+                    let (risk, vrisk) = (&mut self.risk, &mut self.variant_risk);
+                    manage_all(base, variants, risk, vrisk, s, e.symbol, |_| Some(px as f64), e.exch_ts_ns, out);
                     self.position_stage.record(clock::now_ns().saturating_sub(t0));
                 }
                 s.flow.on_trade(qty, maker, e.exch_ts_ns);
@@ -685,27 +678,14 @@ impl Engine {
                         s.audit_compared += c;
                         s.audit_matched += m;
                     }
-                    if s.trader.position.is_some() || s.shadows.iter().any(|(_, t)| t.position.is_some()) {
+                    if s.has_position() {
                         // Exit-side touch: the bid for a long, the ask for a short.
                         let t0 = clock::now_ns();
                         let (bid, ask) = s.book.top();
-                        let ctx = Ctx { book: &s.book, price: s.price, qty: s.qty, name: s.name };
-                        let touch = |p: &Position| if p.side == Side::Long { bid } else { ask };
-                        if let Some(l) = s.trader.position.as_ref().and_then(touch) {
-                            let (base, risk) = (&self.base, &mut self.risk);
-                            manage(base, risk, &ctx, &mut s.trader, e.symbol, 0, l.px as f64, e.exch_ts_ns, out);
-                        }
-                        for (k, (((_, t), v), risk)) in s
-                            .shadows
-                            .iter_mut()
-                            .zip(self.cfg.variants.iter())
-                            .zip(self.variant_risk.iter_mut())
-                            .enumerate()
-                        {
-                            if let Some(l) = t.position.as_ref().and_then(touch) {
-                                manage(v, risk, &ctx, t, e.symbol, k as u8 + 1, l.px as f64, e.exch_ts_ns, out);
-                            }
-                        }
+                        let touch = |p: &Position| if p.side == Side::Long { bid } else { ask }.map(|l| l.px as f64);
+                        let (base, variants) = (&self.base, &self.cfg.variants);
+                        let (risk, vrisk) = (&mut self.risk, &mut self.variant_risk);
+                        manage_all(base, variants, risk, vrisk, s, e.symbol, touch, e.exch_ts_ns, out);
                         self.position_stage.record(clock::now_ns().saturating_sub(t0));
                     }
                 }
@@ -840,6 +820,38 @@ fn try_enter(
         pnl: -pos.fees,
     });
     t.position = Some(pos);
+}
+
+impl SymbolState {
+    /// True when the base trader or any variant holds a position.
+    fn has_position(&self) -> bool {
+        self.trader.position.is_some() || self.shadows.iter().any(|(_, t)| t.position.is_some())
+    }
+}
+
+/// Position management for every trader of a symbol (base first, then the variants in order); `price_of` gives
+/// the exit-side price a position is checked against (`None`: not checked now).
+#[allow(clippy::too_many_arguments)]
+fn manage_all(
+    base: &Variant,
+    variants: &[Variant],
+    risk: &mut Risk,
+    variant_risk: &mut [Risk],
+    s: &mut SymbolState,
+    symbol: SymbolId,
+    price_of: impl Fn(&Position) -> Option<f64>,
+    ts_ns: i64,
+    out: &mut impl FnMut(Record),
+) {
+    let ctx = Ctx { book: &s.book, price: s.price, qty: s.qty, name: s.name };
+    if let Some(px) = s.trader.position.as_ref().and_then(&price_of) {
+        manage(base, risk, &ctx, &mut s.trader, symbol, 0, px, ts_ns, out);
+    }
+    for (k, (((_, t), v), r)) in s.shadows.iter_mut().zip(variants).zip(variant_risk.iter_mut()).enumerate() {
+        if let Some(px) = t.position.as_ref().and_then(&price_of) {
+            manage(v, r, &ctx, t, symbol, k as u8 + 1, px, ts_ns, out);
+        }
+    }
 }
 
 /// Feeds an exit-side price to the trader's open position and books its exits.
