@@ -13,12 +13,12 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use rusto::bars::{BarRange, RangeBars};
-use rusto::engine::{Engine, EngineConfig};
-use rusto::event::{EventKind, MarketEvent};
-use rusto::feed::{Line, classify};
-use rusto::parse::{FrameMeta, MAX_EVENTS_PER_FRAME, Parser};
-use rusto::symbols::{SymbolName, SymbolTable};
+use rusto::compute::engine::{Engine, EngineConfig};
+use rusto::compute::market::bars::{BarRange, RangeBars};
+use rusto::ingest::parse::{FrameMeta, MAX_EVENTS_PER_FRAME, Parser};
+use rusto::recording::reader::{Line, classify};
+use rusto::types::event::{EventKind, MarketEvent};
+use rusto::types::symbols::{SymbolName, SymbolTable};
 
 fn events() -> Vec<MarketEvent> {
     let mut parser = Parser::new(SymbolTable::new(64, vec![]), 1 << 20);

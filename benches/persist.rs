@@ -1,4 +1,4 @@
-//! Persistence throughput: `fills`-sized rows written through `rusto::db::Db::write_batch` (the persistence
+//! Persistence throughput: `fills`-sized rows written through `rusto::persist::db::Db::write_batch` (the persistence
 //! thread's path: `Record::Fill` → cached prepared statement, one transaction per 1000-row batch, WAL,
 //! `synchronous = NORMAL`), against plain rusqlite inserting the same 10-column rows the same way, in one run.
 //! Run: `cargo bench --bench persist`.
@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rusqlite::{Connection, params};
-use rusto::db::{Db, Names};
-use rusto::decimal::Scale;
-use rusto::engine::Record;
-use rusto::position::ExitReason;
-use rusto::symbols::SymbolName;
+use rusto::compute::engine::Record;
+use rusto::compute::trading::position::ExitReason;
+use rusto::persist::db::{Db, Names};
+use rusto::types::decimal::Scale;
+use rusto::types::symbols::SymbolName;
 
 const BATCH: usize = 1000;
 const ROWS: usize = 200_000;

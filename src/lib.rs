@@ -7,38 +7,12 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
-pub mod alert;
-pub mod bars;
-pub mod book;
-pub mod clock;
-pub mod config;
-pub mod control;
-pub mod db;
-pub mod decimal;
-pub mod engine;
-pub mod event;
-pub mod fastpath;
-pub mod feed;
-pub mod flow;
-pub mod gate;
-pub mod import;
-pub mod latency;
-pub mod live;
-pub mod net;
-pub mod notify;
-pub mod parse;
+pub mod app;
+pub mod compute;
+pub mod handoff;
+pub mod ingest;
 pub mod persist;
 pub mod pipeline;
-pub mod plot;
-pub mod position;
-pub mod profile;
-pub mod regime;
+pub mod recording;
 pub mod report;
-pub mod review;
-pub mod ring;
-pub mod risk;
-pub mod secrets;
-pub mod strategy;
-pub mod symbols;
-pub mod tune;
-pub mod ws;
+pub mod types;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use rusto::config::Config;
+use rusto::app::config::Config;
 use rusto::pipeline::{ReplayOptions, Speed, run_replay};
 
 /// The recording replayed when `rusto replay` is given no file (bundled in the repository).
@@ -149,26 +149,26 @@ fn run() -> anyhow::Result<()> {
             let opts = ReplayOptions { files, speed, bars_csv, exchange_info, signals_csv, db };
             let report = run_replay(&cfg, &opts).context("replay failed")?;
             if json {
-                println!("{}", rusto::report::to_json(&report));
+                println!("{}", rusto::report::summary::to_json(&report));
             } else {
-                print!("{}", rusto::report::to_text(&report));
+                print!("{}", rusto::report::summary::to_text(&report));
             }
         }
         Cmd::Live { symbols, db, duration_secs, json } => {
             let stop = Arc::new(AtomicBool::new(false));
-            rusto::live::stop_on_signals(&stop)?;
-            let opts = rusto::live::LiveOptions { symbols, duration: duration_secs.map(Duration::from_secs), db };
-            let r = rusto::live::run_live(&cfg, &opts, stop).context("live run failed")?;
+            rusto::app::live::stop_on_signals(&stop)?;
+            let opts = rusto::app::live::LiveOptions { symbols, duration: duration_secs.map(Duration::from_secs), db };
+            let r = rusto::app::live::run_live(&cfg, &opts, stop).context("live run failed")?;
             if json {
-                println!("{}", rusto::report::live_json(&r));
+                println!("{}", rusto::report::summary::live_json(&r));
             } else {
-                print!("{}", rusto::report::live_text(&r));
+                print!("{}", rusto::report::summary::live_text(&r));
             }
         }
         Cmd::Record { out, symbols, duration_secs } => {
             let stop = Arc::new(AtomicBool::new(false));
-            rusto::live::stop_on_signals(&stop)?;
-            let st = rusto::live::run_record(&cfg, &symbols, &out, duration_secs.map(Duration::from_secs), stop)
+            rusto::app::live::stop_on_signals(&stop)?;
+            let st = rusto::app::live::run_record(&cfg, &symbols, &out, duration_secs.map(Duration::from_secs), stop)
                 .context("record failed")?;
             eprintln!(
                 "recorded {} frames ({} bytes) and {} snapshots to {}",
@@ -179,30 +179,30 @@ fn run() -> anyhow::Result<()> {
             );
         }
         Cmd::Report { db, bins, json, plot } => {
-            let trades = rusto::review::load(&db)?;
-            let d = rusto::review::Distances {
+            let trades = rusto::report::review::load(&db)?;
+            let d = rusto::report::review::Distances {
                 stop_pct: cfg.risk.stop_pct,
                 tp1_pct: cfg.risk.stop_pct * cfg.position.tp1_rr,
                 tp2_pct: cfg.risk.stop_pct * cfg.position.tp2_rr,
                 soft_stop_pct: cfg.position.soft_stop_drawdown_pct,
                 fees_pct: cfg.position.taker_fee * 200.0,
             };
-            let r = rusto::review::build(&trades, d, bins);
+            let r = rusto::report::review::build(&trades, d, bins);
             if let Some(dir) = plot {
                 let exits: Vec<i64> = trades.iter().map(|t| t.exit_ms).collect();
-                rusto::plot::write_all(&dir, &trades, &exits, d)
+                rusto::report::plot::write_all(&dir, &trades, &exits, d)
                     .with_context(|| format!("plots in {}", dir.display()))?;
                 eprintln!("charts written to {}", dir.display());
             }
             if json {
                 println!("{r}");
             } else {
-                print!("{}", rusto::review::text(&r));
+                print!("{}", rusto::report::review::text(&r));
             }
         }
         Cmd::Import { files, out, symbol } => {
             let t = std::time::Instant::now();
-            let st = rusto::import::import_files(&files, symbol.as_deref(), &out)?;
+            let st = rusto::recording::import::import_files(&files, symbol.as_deref(), &out)?;
             let secs = t.elapsed().as_secs_f64();
             eprintln!(
                 "imported {} rows ({} malformed skipped) into {} in {:.2} s ({:.0} rows/s)",
@@ -214,13 +214,13 @@ fn run() -> anyhow::Result<()> {
             );
         }
         Cmd::Symbols => {
-            for (i, (s, q)) in rusto::live::print_symbols(&cfg)?.iter().enumerate() {
+            for (i, (s, q)) in rusto::app::live::print_symbols(&cfg)?.iter().enumerate() {
                 println!("{:>2} {:<16} {:>20.0}", i + 1, s.as_str(), q);
             }
         }
         Cmd::Config { cmd: ConfigCmd::Check { file } } => {
             let c = Config::load(&file.to_string_lossy())?;
-            let creds = match rusto::secrets::load(&c.secrets)? {
+            let creds = match rusto::app::secrets::load(&c.secrets)? {
                 Some(_) => "API credentials found (not shown)",
                 None => "no API credentials (paper trading)",
             };

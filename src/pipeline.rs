@@ -16,17 +16,17 @@ use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
 
-use crate::clock;
-use crate::config::{Config, FullPolicy};
-use crate::db::Db;
-use crate::engine::{Engine, Record, Verdict};
-use crate::event::{EventKind, MarketEvent, SymbolId};
-use crate::feed::{FeedError, Line, LineReader, classify, symbol_from_file_name};
-use crate::latency::{Stage, Summary};
-use crate::parse::{FrameMeta, MAX_EVENTS_PER_FRAME, ParseStats, Parser};
-use crate::persist::{Persist, PersistError, PersistStats};
-use crate::ring::{Consumer, Producer, PushSliceError, ring};
-use crate::symbols::{SymbolName, SymbolSpec, SymbolTable};
+use crate::app::config::{Config, FullPolicy};
+use crate::compute::engine::{Engine, Record, Verdict};
+use crate::handoff::ring::{Consumer, Producer, PushSliceError, ring};
+use crate::ingest::parse::{FrameMeta, MAX_EVENTS_PER_FRAME, ParseStats, Parser};
+use crate::persist::db::Db;
+use crate::persist::writer::{Persist, PersistError, PersistStats};
+use crate::recording::reader::{FeedError, Line, LineReader, classify, symbol_from_file_name};
+use crate::types::clock;
+use crate::types::event::{EventKind, MarketEvent, SymbolId};
+use crate::types::latency::{Stage, Summary};
+use crate::types::symbols::{SymbolName, SymbolSpec, SymbolTable};
 
 /// Replay pacing.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -65,7 +65,7 @@ pub enum ReplayError {
     Persist(#[from] PersistError),
     /// The database could not be opened.
     #[error(transparent)]
-    Db(#[from] crate::db::DbError),
+    Db(#[from] crate::persist::db::DbError),
     /// The exchangeInfo file could not be used.
     #[error("exchange info {path}: {msg}")]
     ExchangeInfo {
@@ -311,7 +311,7 @@ pub fn load_exchange_info(path: &std::path::Path) -> Result<Vec<SymbolSpec>, Rep
             _ => continue,
         };
         if memchr::memmem::find(json, b"\"symbols\"").is_some() {
-            return crate::parse::parse_exchange_info(json).map_err(|e| err(e.to_string()));
+            return crate::ingest::parse::parse_exchange_info(json).map_err(|e| err(e.to_string()));
         }
     }
     Err(err("no exchangeInfo body found".into()))
@@ -341,7 +341,7 @@ pub struct ComputeHooks {
     /// Periodic latency reports (to the main thread) and their interval.
     pub reports: Option<(Arc<ArrayQueue<IntervalReport>>, Duration)>,
     /// Alerts: trading records worth a message go here (bounded; a full queue is counted by the alert side).
-    pub alerts: Option<Arc<ArrayQueue<crate::alert::Alert>>>,
+    pub alerts: Option<Arc<ArrayQueue<crate::app::alert::Alert>>>,
     /// Positions opened (true) and closed (false) by symbol, for the control thread's reselection.
     pub position_events: Option<Arc<ArrayQueue<(SymbolName, bool)>>>,
 }
@@ -448,10 +448,13 @@ pub fn run_compute(
                             | Record::Closed { .. }
                             | Record::StopMoved { .. }
                             | Record::DailyLimitHit { .. }
-                            | Record::Fill { reason: Some(crate::position::ExitReason::TakeProfit), .. }
+                            | Record::Fill {
+                                reason: Some(crate::compute::trading::position::ExitReason::TakeProfit),
+                                ..
+                            }
                     )
                 {
-                    let _ = q.push(crate::alert::Alert::Trade(r));
+                    let _ = q.push(crate::app::alert::Alert::Trade(r));
                 }
                 if let Record::Opened { name, .. } | Record::Closed { name, .. } = r
                     && let Some(q) = &hooks.position_events
@@ -566,7 +569,7 @@ impl Source {
                     if self.looked == 1 {
                         eprintln!("warn: {}: unrecognised line (counted)", self.reader.path().display());
                     }
-                    if self.recognised == 0 && self.looked >= crate::feed::SNIFF_LINES {
+                    if self.recognised == 0 && self.looked >= crate::recording::reader::SNIFF_LINES {
                         return Err(FeedError::UnknownFormat {
                             path: self.reader.path().to_owned(),
                             sample: String::from("no line in a known recording format"),
@@ -578,7 +581,7 @@ impl Source {
                     feed.skipped_lines += 1;
                 }
             }
-            if self.recognised == 0 && self.looked >= crate::feed::SNIFF_LINES {
+            if self.recognised == 0 && self.looked >= crate::recording::reader::SNIFF_LINES {
                 return Err(FeedError::UnknownFormat {
                     path: self.reader.path().to_owned(),
                     sample: String::from("no line in a known recording format"),

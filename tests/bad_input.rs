@@ -3,15 +3,15 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use rusto::config::Config;
-use rusto::event::MarketEvent;
-use rusto::parse::{FrameMeta, MAX_EVENTS_PER_FRAME, ParseError, Parser};
+use rusto::app::config::Config;
+use rusto::ingest::parse::{FrameMeta, MAX_EVENTS_PER_FRAME, ParseError, Parser};
 use rusto::pipeline::{ReplayError, ReplayOptions, Speed, run_replay};
-use rusto::symbols::{SymbolName, SymbolTable};
+use rusto::types::event::MarketEvent;
+use rusto::types::symbols::{SymbolName, SymbolTable};
 
 const TRADE: &str = r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1680652700455,"T":1680652700452,"s":"BTCUSDT","t":3535186032,"p":"28145.10","q":"0.002","X":"MARKET","m":true}}"#;
 
-fn parse(p: &mut Parser, frame: &[u8]) -> (Result<rusto::parse::FrameKind, ParseError>, usize) {
+fn parse(p: &mut Parser, frame: &[u8]) -> (Result<rusto::ingest::parse::FrameKind, ParseError>, usize) {
     let mut out: Vec<MarketEvent> = Vec::with_capacity(MAX_EVENTS_PER_FRAME);
     out.push(MarketEvent::default()); // a previous frame's event must survive an error
     let meta = FrameMeta { snapshot_symbol: SymbolName::new(b"BTCUSDT"), ..Default::default() };
@@ -33,9 +33,12 @@ fn malformed_frames_are_counted_by_kind_and_the_stream_goes_on() {
         (TRADE.replace("\"q\":\"0.002\",", "").into_bytes(), ParseError::MissingField("q")),
         (
             TRADE.replace("\"28145.10\"", "\"28,145.10\"").into_bytes(),
-            ParseError::Decimal("p", rusto::decimal::DecimalError::Syntax),
+            ParseError::Decimal("p", rusto::types::decimal::DecimalError::Syntax),
         ),
-        (TRADE.replace("BTCUSDT", "BTC/USDT").into_bytes(), ParseError::Symbol(rusto::symbols::InternError::Invalid)),
+        (
+            TRADE.replace("BTCUSDT", "BTC/USDT").into_bytes(),
+            ParseError::Symbol(rusto::types::symbols::InternError::Invalid),
+        ),
         (b"[1,2,3]".to_vec(), ParseError::Shape),
         (vec![b' '; 2 << 20], ParseError::TooLarge(2 << 20)),
         (vec![0xff, 0xfe, b'{'], ParseError::Json),
@@ -59,7 +62,7 @@ fn symbol_table_full_is_a_counted_error() {
     let mut p = Parser::new(SymbolTable::new(1, vec![]), 1 << 20);
     assert!(parse(&mut p, TRADE.as_bytes()).0.is_ok());
     let other = TRADE.replace("BTCUSDT", "ETHUSDT");
-    assert_eq!(parse(&mut p, other.as_bytes()).0, Err(ParseError::Symbol(rusto::symbols::InternError::Full(1))));
+    assert_eq!(parse(&mut p, other.as_bytes()).0, Err(ParseError::Symbol(rusto::types::symbols::InternError::Full(1))));
 }
 
 fn tmp(name: &str, bytes: &[u8]) -> PathBuf {

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rusto::config::Config;
+use rusto::app::config::Config;
 use rusto::pipeline::{ReplayOptions, ReplayReport, Speed, run_replay};
 
 fn replay_with(files: &[PathBuf], bars_csv: Option<PathBuf>) -> ReplayReport {
@@ -172,7 +172,7 @@ fn same_input_same_output() {
     );
     let r1 = replay_with(&files, Some(c1.clone()));
     let r2 = replay_with(&files, Some(c2.clone()));
-    assert_eq!(strip_timing(rusto::report::to_json(&r1)), strip_timing(rusto::report::to_json(&r2)));
+    assert_eq!(strip_timing(rusto::report::summary::to_json(&r1)), strip_timing(rusto::report::summary::to_json(&r2)));
     let (b1, b2) = (std::fs::read(&c1).unwrap(), std::fs::read(&c2).unwrap());
     assert!(b1.len() > 100);
     assert_eq!(b1, b2, "bars identical run after run");

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use rusto::config::Config;
+use rusto::app::config::Config;
 use rusto::pipeline::{ReplayOptions, ReplayReport, Speed, run_replay};
 
 fn replay(cfg: &Config, signals_csv: Option<PathBuf>) -> ReplayReport {

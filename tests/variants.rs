@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use rusto::config::Config;
+use rusto::app::config::Config;
 use rusto::pipeline::{ReplayOptions, Speed, run_replay};
 
 #[test]
@@ -45,8 +45,8 @@ fn variants_trade_on_the_same_feed_and_are_compared() {
     assert!((sum - s.shadows[1].1.pnl).abs() < 1e-9);
     assert!((r.engine.variant_risk[1].balance - (10_000.0 + s.shadows[1].1.pnl)).abs() < 1e-6);
     // The report compares each variant with base.
-    let trades = rusto::review::load(&db).unwrap();
-    let cmp = rusto::review::variant_comparison(&trades);
+    let trades = rusto::report::review::load(&db).unwrap();
+    let cmp = rusto::report::review::variant_comparison(&trades);
     assert!(cmp["quick_tp"]["vs_base"]["ci95_pct"].is_array(), "{cmp}");
     assert_eq!(cmp["base"]["trades"].as_u64().unwrap(), s.trader.opened);
     // A bad variant is a clear config error.

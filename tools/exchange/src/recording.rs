@@ -1,6 +1,6 @@
 //! Recordings → an in-memory event list that the replay loop serves again and again.
 //!
-//! Files are read with rusto's recording reader (`rusto::feed`: hftbacktest/recorder `<ts> <frame>` lines and
+//! Files are read with rusto's recording reader (`rusto::recording::reader`: hftbacktest/recorder `<ts> <frame>` lines and
 //! cryptofeed files, gzip or plain) and merged by local timestamp. Every frame becomes a [`Template`] (its text
 //! with the shiftable numbers marked) plus the facts the exchange needs (book levels, trade price and quantity).
 //! The first REST depth snapshot of a symbol gives the book the exchange starts from.
@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use rusto::decimal::parse_decimal;
-use rusto::feed::{Line, LineReader, classify, symbol_from_file_name};
+use rusto::recording::reader::{Line, LineReader, classify, symbol_from_file_name};
+use rusto::types::decimal::parse_decimal;
 use serde_json::Value;
 
 use crate::json::{NumKind, Template, field_text};
@@ -142,7 +142,7 @@ impl Grid {
             }
             base = base.saturating_mul(10);
         }
-        let scale = rusto::decimal::Scale { dec: self.dec, unit };
+        let scale = rusto::types::decimal::Scale { dec: self.dec, unit };
         (scale.to_string(1), self.dec)
     }
 }

@@ -1,0 +1,8 @@
+//! The application layer, the only one that sees the whole configuration: replay and live runs, the control loop, alerts, notifications, secrets.
+
+pub mod alert;
+pub mod config;
+pub mod control;
+pub mod live;
+pub mod notify;
+pub mod secrets;

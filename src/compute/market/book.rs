@@ -1,0 +1,643 @@
+//! Local order book per symbol, synced exactly as Binance documents for USDⓈ-M futures.
+//!
+//! Procedure (`binance-docs-examples/local_order_book_procedure.txt`):
+//! 1. Buffer diff events while no snapshot has been applied (bounded: [`BookConfig::buffer_events`] events per symbol;
+//!    on overflow the oldest half is discarded and counted, and a later snapshot must bridge the rest).
+//! 2. Apply the REST snapshot (`lastUpdateId`).
+//! 3. Drop every event with `u < lastUpdateId`.
+//! 4. The first applied event must satisfy `U <= lastUpdateId <= u`; if the first remaining one has
+//!    `U > lastUpdateId` the snapshot is older than the stream: it is counted (`stale_snapshots`), the book stays
+//!    unsynced and a new snapshot is requested.
+//! 5. After that every event must have `pu ==` the previous event's `u`; otherwise the symbol is marked unsynced
+//!    (`gaps`), nothing may trade on it, diffs are buffered again, and a new snapshot is requested (in replay the
+//!    next snapshot in the recording serves).
+//! 6. Quantities are absolute; quantity 0 deletes the level; deleting a missing level is normal.
+//!
+//! Invariant: a synced book is never crossed (best bid < best ask) after a whole message is applied. A crossed book
+//! would mean our sync is wrong, so it is counted (`crossed`), the symbol is unsynced and resynced; the tests
+//! assert the count stays 0 on every real recording.
+//!
+//! Each side is a sorted array with the best level last (bids ascending by price, asks descending), preallocated
+//! to [`BookConfig::max_levels`]: updates near the top touch the end of the array, nothing allocates after start.
+//! When a side is full, the level farthest from the top is evicted (counted).
+
+use crate::types::event::{EventKind, Level, MarketEvent, flags};
+
+/// Book limits.
+#[derive(Debug, Clone, Copy)]
+pub struct BookConfig {
+    /// Most levels kept per side.
+    pub max_levels: usize,
+    /// Most events (headers + continuations) buffered per symbol while unsynced.
+    pub buffer_events: usize,
+}
+
+impl Default for BookConfig {
+    fn default() -> Self {
+        BookConfig { max_levels: 5000, buffer_events: 16384 }
+    }
+}
+
+/// One side of the book.
+#[derive(Debug, Clone)]
+pub struct Side {
+    levels: Vec<Level>,
+    ask: bool,
+    cap: usize,
+}
+
+impl Side {
+    fn new(ask: bool, cap: usize) -> Self {
+        Side { levels: Vec::with_capacity(cap + 1), ask, cap }
+    }
+
+    #[inline]
+    fn key(&self, px: i64) -> i64 {
+        if self.ask { -px } else { px }
+    }
+
+    /// Sets the absolute quantity at `px` (0 deletes). Returns true when a level was evicted to make room.
+    #[inline]
+    pub fn set(&mut self, px: i64, qty: i64) -> bool {
+        let k = self.key(px);
+        let ask = self.ask;
+        let pos = self.levels.binary_search_by(|l| (if ask { -l.px } else { l.px }).cmp(&k));
+        match pos {
+            Ok(i) => {
+                if qty == 0 {
+                    self.levels.remove(i);
+                } else {
+                    self.levels[i].qty = qty;
+                }
+                false
+            }
+            Err(i) => {
+                if qty == 0 {
+                    return false;
+                }
+                if self.levels.len() < self.cap {
+                    self.levels.insert(i, Level { px, qty });
+                    false
+                } else if i == 0 {
+                    // Worse than every level we keep: not kept.
+                    true
+                } else {
+                    self.levels.remove(0);
+                    self.levels.insert(i - 1, Level { px, qty });
+                    true
+                }
+            }
+        }
+    }
+
+    /// Best level.
+    #[inline]
+    pub fn best(&self) -> Option<Level> {
+        self.levels.last().copied()
+    }
+
+    /// Levels from the best outward.
+    pub fn iter_from_best(&self) -> impl Iterator<Item = &Level> {
+        self.levels.iter().rev()
+    }
+
+    /// Number of levels.
+    pub fn len(&self) -> usize {
+        self.levels.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.levels.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.levels.clear();
+    }
+}
+
+/// Where the sync procedure stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncState {
+    /// No usable snapshot: diffs are buffered.
+    Unsynced,
+    /// Snapshot levels are arriving.
+    LoadingSnapshot,
+    /// Snapshot applied, waiting for the event that bridges `lastUpdateId`.
+    AwaitingBridge,
+    /// In sync: every diff is applied as it arrives.
+    Synced,
+}
+
+/// Counters of one book.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BookStats {
+    /// Diff messages applied to the book.
+    pub depth_applied: u64,
+    /// Diff messages dropped because `u < lastUpdateId`.
+    pub depth_dropped_old: u64,
+    /// Partial-depth messages seen (not applied: they are pictures of the top, not diffs).
+    pub partial_depth: u64,
+    /// `pu != previous u` while synced.
+    pub gaps: u64,
+    /// Times the book went from unsynced to synced.
+    pub resyncs: u64,
+    /// Snapshots applied.
+    pub snapshots_applied: u64,
+    /// Snapshots that arrived while synced (not needed).
+    pub snapshots_ignored: u64,
+    /// Snapshots older than the first remaining buffered event.
+    pub stale_snapshots: u64,
+    /// Buffered events discarded because the buffer was full.
+    pub buffer_overflow: u64,
+    /// Levels evicted because a side was full.
+    pub evicted: u64,
+    /// Times the book was found crossed after a message (must stay 0).
+    pub crossed: u64,
+    /// Snapshot requests raised (gap, stale snapshot, crossed, dropped data).
+    pub snapshot_requests: u64,
+    /// Diff messages already applied (overlapping connections), skipped.
+    pub duplicates: u64,
+}
+
+/// What a message did to the book (for the caller's stage accounting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BookOutcome {
+    /// Nothing visible yet (a header waiting for its levels, or a buffered event).
+    Pending,
+    /// A whole message was applied and the book is synced.
+    Applied,
+    /// The book lost sync on this message.
+    LostSync,
+    /// The book became synced on this message.
+    Synced,
+}
+
+/// A per-symbol local order book with its sync state machine. Feed it every `Depth`, `Snapshot` and `Levels` event
+/// of its symbol, in order, through [`Book::on_event`].
+#[derive(Debug, Clone)]
+pub struct Book {
+    /// Bids.
+    pub bids: Side,
+    /// Asks.
+    pub asks: Side,
+    state: SyncState,
+    last_u: u64,
+    snapshot_id: u64,
+    /// Exchange time of the last applied message (ns).
+    pub last_update_ns: i64,
+    buffer: Vec<MarketEvent>,
+    scratch: Vec<MarketEvent>,
+    buffer_cap: usize,
+    // The message whose continuation events are arriving.
+    cur_remaining: u32,
+    cur_mode: Mode,
+    cur_u: u64,
+    /// Counters.
+    pub stats: BookStats,
+    /// True while a snapshot is wanted (cleared when one is applied).
+    pub wants_snapshot: bool,
+    request_pending: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Apply,
+    Buffer,
+    Skip,
+    Snapshot,
+}
+
+impl Book {
+    /// An empty, unsynced book with preallocated sides and buffer.
+    pub fn new(cfg: BookConfig) -> Self {
+        Book {
+            bids: Side::new(false, cfg.max_levels),
+            asks: Side::new(true, cfg.max_levels),
+            state: SyncState::Unsynced,
+            last_u: 0,
+            snapshot_id: 0,
+            last_update_ns: 0,
+            buffer: Vec::with_capacity(cfg.buffer_events),
+            scratch: Vec::with_capacity(cfg.buffer_events),
+            buffer_cap: cfg.buffer_events,
+            cur_remaining: 0,
+            cur_mode: Mode::Skip,
+            cur_u: 0,
+            stats: BookStats::default(),
+            wants_snapshot: true,
+            request_pending: true,
+        }
+    }
+
+    /// Sync state.
+    pub fn state(&self) -> SyncState {
+        self.state
+    }
+
+    /// True when the book is synced (and so may be traded on).
+    #[inline]
+    pub fn is_synced(&self) -> bool {
+        self.state == SyncState::Synced
+    }
+
+    /// `u` of the last applied diff (or the snapshot's `lastUpdateId` right after a snapshot).
+    pub fn last_update_id(&self) -> u64 {
+        self.last_u
+    }
+
+    /// Best bid and ask.
+    #[inline]
+    pub fn top(&self) -> (Option<Level>, Option<Level>) {
+        (self.bids.best(), self.asks.best())
+    }
+
+    /// Marks the book unsynced because data was lost upstream (e.g. a frame dropped on a full ring).
+    pub fn invalidate(&mut self) {
+        if self.state != SyncState::Unsynced {
+            self.state = SyncState::Unsynced;
+            self.buffer.clear();
+            self.request_snapshot();
+        }
+    }
+
+    fn request_snapshot(&mut self) {
+        self.wants_snapshot = true;
+        self.request_pending = true;
+        self.stats.snapshot_requests += 1;
+    }
+
+    /// True once per needed snapshot (at start, after a gap, a stale snapshot, a crossed book or lost data): the
+    /// caller asks the control thread for a REST snapshot.
+    pub fn take_snapshot_request(&mut self) -> bool {
+        std::mem::take(&mut self.request_pending)
+    }
+
+    fn buffer_push(&mut self, e: &MarketEvent) {
+        if self.buffer.len() == self.buffer_cap {
+            // Keep the newest half; everything older than a later snapshot is dropped anyway.
+            let half = self.buffer_cap / 2;
+            // Cut at a message boundary so the buffer always starts with a header.
+            let mut cut = half;
+            while cut < self.buffer.len() && self.buffer[cut].kind != EventKind::Depth {
+                cut += 1;
+            }
+            self.stats.buffer_overflow += cut as u64;
+            self.buffer.drain(..cut);
+            if self.buffer.len() == self.buffer_cap {
+                self.buffer.clear();
+            }
+            if e.kind != EventKind::Depth && self.buffer.is_empty() {
+                // A continuation whose header was discarded: drop it too.
+                self.stats.buffer_overflow += 1;
+                return;
+            }
+        }
+        self.buffer.push(*e);
+    }
+
+    /// Feeds one event of this symbol. Non-book kinds are ignored.
+    #[inline]
+    pub fn on_event(&mut self, e: &MarketEvent) -> BookOutcome {
+        match e.kind {
+            EventKind::Depth => self.on_depth_header(e),
+            EventKind::Snapshot => self.on_snapshot_header(e),
+            EventKind::Levels => self.on_levels(e),
+            _ => BookOutcome::Pending,
+        }
+    }
+
+    fn on_depth_header(&mut self, e: &MarketEvent) -> BookOutcome {
+        let (first, last, prev, nb, na) = e.depth_ids();
+        self.cur_remaining = nb.div_ceil(2).saturating_add(na.div_ceil(2));
+        self.cur_u = last;
+        if e.flags & flags::PARTIAL != 0 {
+            self.stats.partial_depth += 1;
+            self.cur_mode = Mode::Skip;
+            return BookOutcome::Pending;
+        }
+        let mut outcome = BookOutcome::Pending;
+        self.cur_mode = match self.state {
+            SyncState::Synced if last <= self.last_u => {
+                // Already applied (a duplicate from an overlapping connection): skip it.
+                self.stats.duplicates += 1;
+                Mode::Skip
+            }
+            SyncState::Synced => {
+                if prev == self.last_u {
+                    Mode::Apply
+                } else {
+                    self.stats.gaps += 1;
+                    self.state = SyncState::Unsynced;
+                    self.buffer.clear();
+                    self.request_snapshot();
+                    outcome = BookOutcome::LostSync;
+                    Mode::Buffer
+                }
+            }
+            SyncState::AwaitingBridge => {
+                if last < self.snapshot_id {
+                    self.stats.depth_dropped_old += 1;
+                    Mode::Skip
+                } else if first <= self.snapshot_id {
+                    Mode::Apply
+                } else {
+                    self.stats.stale_snapshots += 1;
+                    self.state = SyncState::Unsynced;
+                    self.request_snapshot();
+                    Mode::Buffer
+                }
+            }
+            SyncState::Unsynced | SyncState::LoadingSnapshot => Mode::Buffer,
+        };
+        if self.cur_mode == Mode::Buffer {
+            self.buffer_push(e);
+        }
+        if self.cur_remaining == 0 {
+            return self.finish_message(e.exch_ts_ns).max_outcome(outcome);
+        }
+        outcome
+    }
+
+    fn on_snapshot_header(&mut self, e: &MarketEvent) -> BookOutcome {
+        let (nb, na) = e.level_counts();
+        self.cur_remaining = nb.div_ceil(2).saturating_add(na.div_ceil(2));
+        if self.state == SyncState::Synced || self.state == SyncState::AwaitingBridge && !self.wants_snapshot {
+            self.stats.snapshots_ignored += 1;
+            self.cur_mode = Mode::Skip;
+            return BookOutcome::Pending;
+        }
+        self.cur_mode = Mode::Snapshot;
+        self.state = SyncState::LoadingSnapshot;
+        self.snapshot_id = e.p[0] as u64;
+        self.bids.clear();
+        self.asks.clear();
+        self.last_update_ns = e.exch_ts_ns;
+        if self.cur_remaining == 0 {
+            return self.finish_snapshot();
+        }
+        BookOutcome::Pending
+    }
+
+    fn on_levels(&mut self, e: &MarketEvent) -> BookOutcome {
+        if self.cur_remaining == 0 {
+            // A continuation without a header (cannot happen with whole-frame pushes); ignore.
+            return BookOutcome::Pending;
+        }
+        self.cur_remaining -= 1;
+        match self.cur_mode {
+            Mode::Apply | Mode::Snapshot => self.apply_levels(e),
+            Mode::Buffer => self.buffer_push(e),
+            Mode::Skip => {}
+        }
+        if self.cur_remaining == 0 {
+            return match self.cur_mode {
+                Mode::Snapshot => self.finish_snapshot(),
+                Mode::Apply => self.finish_message(e.exch_ts_ns),
+                _ => BookOutcome::Pending,
+            };
+        }
+        BookOutcome::Pending
+    }
+
+    #[inline]
+    fn apply_levels(&mut self, e: &MarketEvent) {
+        let (lv, n) = e.levels();
+        let side = if e.flags & flags::ASK != 0 { &mut self.asks } else { &mut self.bids };
+        for l in &lv[..n] {
+            if side.set(l.px, l.qty) {
+                self.stats.evicted += 1;
+            }
+        }
+    }
+
+    fn finish_message(&mut self, ts: i64) -> BookOutcome {
+        if self.cur_mode != Mode::Apply {
+            return BookOutcome::Pending;
+        }
+        self.last_u = self.cur_u;
+        self.last_update_ns = ts;
+        self.stats.depth_applied += 1;
+        let became = self.state != SyncState::Synced;
+        self.state = SyncState::Synced;
+        if self.is_crossed() {
+            self.stats.crossed += 1;
+            self.state = SyncState::Unsynced;
+            self.buffer.clear();
+            self.request_snapshot();
+            return BookOutcome::LostSync;
+        }
+        if became {
+            self.stats.resyncs += 1;
+            self.wants_snapshot = false;
+            BookOutcome::Synced
+        } else {
+            BookOutcome::Applied
+        }
+    }
+
+    fn is_crossed(&self) -> bool {
+        matches!(self.top(), (Some(b), Some(a)) if b.px >= a.px)
+    }
+
+    fn finish_snapshot(&mut self) -> BookOutcome {
+        self.stats.snapshots_applied += 1;
+        self.last_u = self.snapshot_id;
+        self.state = SyncState::AwaitingBridge;
+        self.wants_snapshot = false;
+        self.request_pending = false;
+        // Replay the buffered diffs through the same state machine. The buffer and the preallocated scratch swap
+        // roles, so events re-buffered during the replay (after a stale snapshot) need no allocation.
+        std::mem::swap(&mut self.buffer, &mut self.scratch);
+        let mut outcome = BookOutcome::Pending;
+        for i in 0..self.scratch.len() {
+            let ev = self.scratch[i];
+            let o = match ev.kind {
+                EventKind::Depth => self.on_depth_header(&ev),
+                EventKind::Levels => self.on_levels(&ev),
+                _ => BookOutcome::Pending,
+            };
+            outcome = outcome.max_outcome(o);
+        }
+        self.scratch.clear();
+        outcome
+    }
+}
+
+impl BookOutcome {
+    fn rank(self) -> u8 {
+        match self {
+            BookOutcome::Pending => 0,
+            BookOutcome::Applied => 1,
+            BookOutcome::Synced => 2,
+            BookOutcome::LostSync => 3,
+        }
+    }
+    fn max_outcome(self, o: BookOutcome) -> BookOutcome {
+        if o.rank() > self.rank() { o } else { self }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::event::{EventKind, MarketEvent, flags};
+
+    /// A depth message as events: header + level continuations.
+    fn diff(first: u64, last: u64, prev: u64, bids: &[(i64, i64)], asks: &[(i64, i64)]) -> Vec<MarketEvent> {
+        let mut h = MarketEvent::new(EventKind::Depth, 0, last as i64, 0, 0);
+        h.p[0] = first as i64;
+        h.p[1] = last as i64;
+        h.p[2] = prev as i64;
+        msg(h, bids, asks, 0)
+    }
+
+    fn snapshot(lid: u64, bids: &[(i64, i64)], asks: &[(i64, i64)]) -> Vec<MarketEvent> {
+        let mut h = MarketEvent::new(EventKind::Snapshot, 0, 0, 0, 0);
+        h.p[0] = lid as i64;
+        msg(h, bids, asks, flags::SNAPSHOT)
+    }
+
+    fn msg(mut h: MarketEvent, bids: &[(i64, i64)], asks: &[(i64, i64)], f: u8) -> Vec<MarketEvent> {
+        h.set_level_counts(bids.len() as u32, asks.len() as u32);
+        let mut v = vec![h];
+        for (side, ask) in [(bids, false), (asks, true)] {
+            for ch in side.chunks(2) {
+                let mut e = MarketEvent::new(EventKind::Levels, 0, h.exch_ts_ns, 0, 0);
+                e.flags = f | if ask { flags::ASK } else { 0 } | if ch.len() == 2 { flags::TWO_LEVELS } else { 0 };
+                e.p[0] = ch[0].0;
+                e.p[1] = ch[0].1;
+                if ch.len() == 2 {
+                    e.p[2] = ch[1].0;
+                    e.p[3] = ch[1].1;
+                }
+                v.push(e);
+            }
+        }
+        v
+    }
+
+    fn feed(b: &mut Book, evs: &[MarketEvent]) -> BookOutcome {
+        let mut o = BookOutcome::Pending;
+        for e in evs {
+            o = o.max_outcome(b.on_event(e));
+        }
+        o
+    }
+
+    fn top(b: &Book) -> (i64, i64, i64, i64) {
+        let (bb, ba) = b.top();
+        let (bb, ba) = (bb.unwrap(), ba.unwrap());
+        (bb.px, bb.qty, ba.px, ba.qty)
+    }
+
+    #[test]
+    fn documented_sync_procedure() {
+        let mut b = Book::new(BookConfig { max_levels: 100, buffer_events: 1024 });
+        // Buffered before the snapshot: one too old (u < lastUpdateId), one bridging (U <= 105 <= u).
+        assert_eq!(feed(&mut b, &diff(90, 100, 89, &[(99, 1)], &[])), BookOutcome::Pending);
+        assert_eq!(feed(&mut b, &diff(101, 110, 100, &[(100, 5)], &[(103, 0)])), BookOutcome::Pending);
+        assert!(!b.is_synced());
+        let o = feed(&mut b, &snapshot(105, &[(100, 2), (99, 3)], &[(102, 4), (103, 6)]));
+        assert_eq!(o, BookOutcome::Synced);
+        assert!(b.is_synced());
+        assert_eq!(b.stats.depth_dropped_old, 1);
+        assert_eq!(b.last_update_id(), 110);
+        // 100 bid set to 5; ask 103 deleted; 99 from the snapshot kept (the old diff was dropped, not applied).
+        assert_eq!(top(&b), (100, 5, 102, 4));
+        assert_eq!(b.asks.len(), 1);
+        assert_eq!(b.bids.len(), 2);
+        // Next event chains on pu.
+        assert_eq!(feed(&mut b, &diff(111, 112, 110, &[(101, 1)], &[])), BookOutcome::Applied);
+        assert_eq!(top(&b).0, 101);
+        // Deleting a level that is not there is normal.
+        assert_eq!(feed(&mut b, &diff(113, 113, 112, &[(50, 0)], &[])), BookOutcome::Applied);
+        assert_eq!(b.stats.resyncs, 1);
+        assert_eq!(b.stats.crossed, 0);
+    }
+
+    #[test]
+    fn gap_unsyncs_and_the_next_snapshot_resyncs() {
+        let mut b = Book::new(BookConfig { max_levels: 100, buffer_events: 1024 });
+        feed(&mut b, &snapshot(10, &[(100, 1)], &[(101, 1)]));
+        assert_eq!(b.state(), SyncState::AwaitingBridge);
+        assert_eq!(feed(&mut b, &diff(9, 12, 8, &[(100, 2)], &[])), BookOutcome::Synced);
+        // pu 13 != 12: gap.
+        assert_eq!(feed(&mut b, &diff(14, 15, 13, &[(100, 3)], &[])), BookOutcome::LostSync);
+        assert!(!b.is_synced());
+        assert!(b.wants_snapshot);
+        assert_eq!(b.stats.gaps, 1);
+        assert_eq!(b.stats.snapshot_requests, 1);
+        // More diffs are buffered; the new snapshot plus the buffer resync.
+        feed(&mut b, &diff(16, 18, 15, &[(100, 4)], &[]));
+        feed(&mut b, &diff(19, 20, 18, &[], &[(101, 7)]));
+        assert_eq!(feed(&mut b, &snapshot(17, &[(100, 9)], &[(101, 1)])), BookOutcome::Synced);
+        assert_eq!(b.last_update_id(), 20);
+        assert_eq!(top(&b), (100, 4, 101, 7));
+        assert_eq!(b.stats.resyncs, 2);
+    }
+
+    #[test]
+    fn snapshot_older_than_every_buffered_event_is_refused() {
+        let mut b = Book::new(BookConfig { max_levels: 100, buffer_events: 1024 });
+        feed(&mut b, &diff(50, 60, 49, &[(100, 1)], &[(101, 1)]));
+        feed(&mut b, &diff(61, 70, 60, &[(100, 2)], &[]));
+        // lastUpdateId 40 < U of the first buffered event: cannot bridge.
+        assert_eq!(feed(&mut b, &snapshot(40, &[(100, 5)], &[(101, 5)])), BookOutcome::Pending);
+        assert!(!b.is_synced());
+        assert_eq!(b.stats.stale_snapshots, 1);
+        assert!(b.wants_snapshot);
+        // The buffered events were kept; a fresh snapshot syncs with them.
+        assert_eq!(feed(&mut b, &snapshot(65, &[(100, 5)], &[(101, 5)])), BookOutcome::Synced);
+        assert_eq!(top(&b), (100, 2, 101, 5));
+    }
+
+    #[test]
+    fn snapshot_while_synced_is_ignored() {
+        let mut b = Book::new(BookConfig { max_levels: 100, buffer_events: 1024 });
+        feed(&mut b, &snapshot(10, &[(100, 1)], &[(101, 1)]));
+        feed(&mut b, &diff(10, 11, 9, &[], &[]));
+        assert!(b.is_synced());
+        feed(&mut b, &snapshot(5, &[(1, 1)], &[(2, 1)]));
+        assert!(b.is_synced());
+        assert_eq!(b.stats.snapshots_ignored, 1);
+        assert_eq!(top(&b), (100, 1, 101, 1));
+    }
+
+    #[test]
+    fn crossed_book_is_counted_and_resynced() {
+        let mut b = Book::new(BookConfig { max_levels: 100, buffer_events: 1024 });
+        feed(&mut b, &snapshot(10, &[(100, 1)], &[(101, 1)]));
+        feed(&mut b, &diff(10, 11, 9, &[], &[]));
+        assert_eq!(feed(&mut b, &diff(12, 12, 11, &[(102, 1)], &[])), BookOutcome::LostSync);
+        assert_eq!(b.stats.crossed, 1);
+        assert!(!b.is_synced());
+    }
+
+    #[test]
+    fn full_side_evicts_the_farthest_level() {
+        let mut b = Book::new(BookConfig { max_levels: 3, buffer_events: 1024 });
+        feed(&mut b, &snapshot(1, &[(100, 1), (99, 1), (98, 1)], &[(101, 1), (102, 1), (103, 1)]));
+        feed(&mut b, &diff(1, 2, 0, &[(97, 1), (100, 2)], &[(100, 0), (101, 0), (104, 1), (105, 1)]));
+        // 97 is worse than every kept bid: not kept; ask 101 deleted, 104 added, 105 evicts nothing (room).
+        let bids: Vec<i64> = b.bids.iter_from_best().map(|l| l.px).collect();
+        let asks: Vec<i64> = b.asks.iter_from_best().map(|l| l.px).collect();
+        assert_eq!(bids, vec![100, 99, 98]);
+        assert_eq!(asks, vec![102, 103, 104]);
+        assert_eq!(b.stats.evicted, 2);
+        // A better bid evicts the worst one.
+        feed(&mut b, &diff(3, 3, 2, &[(101, 1)], &[]));
+        let bids: Vec<i64> = b.bids.iter_from_best().map(|l| l.px).collect();
+        assert_eq!(bids, vec![101, 100, 99]);
+    }
+
+    #[test]
+    fn partial_depth_is_not_applied() {
+        let mut b = Book::new(BookConfig { max_levels: 100, buffer_events: 1024 });
+        let mut p = diff(1, 2, 0, &[(100, 1)], &[(101, 1)]);
+        p[0].flags = flags::PARTIAL;
+        feed(&mut b, &p);
+        assert_eq!(b.stats.partial_depth, 1);
+        assert!(b.bids.is_empty());
+    }
+}

@@ -1,0 +1,6 @@
+//! The pinned compute thread: per-symbol market state, signals and paper trading, driven by one event at a time.
+
+pub mod engine;
+pub mod market;
+pub mod signal;
+pub mod trading;

@@ -1,0 +1,5 @@
+//! Execution gate, risk, and paper positions.
+
+pub mod gate;
+pub mod position;
+pub mod risk;

@@ -1,0 +1,512 @@
+//! Paper positions: entry, every exit, MFE/MAE. Exchange time only; checked on every trade and book update.
+//!
+//! Levels for a long (a short mirrors every sign), from the entry VWAP `E` and the stop distance `s` % (risk):
+//! - **Stop** at `E × (1 − s/100)`; **TP1** at `E × (1 + tp1_rr × s/100)` closes `tp1_fraction` (50 %) of the
+//!   quantity; **TP2** at `E × (1 + tp2_rr × s/100)` closes the rest.
+//! - **Breakeven + alpha**: after TP1, once the position is at least `break_even_min_hold_secs` old and the price
+//!   is at least `break_even_trigger_rr` × risk in profit, the stop moves to `E + profit_lock_ticks` ticks (never
+//!   backwards). A stop hit after that move exits as `Breakeven`.
+//! - **SoftStop**: at least `soft_stop_seconds` after entry, a price `soft_stop_drawdown_pct` % or more against
+//!   the entry closes everything.
+//! - **Liquidation** (isolated margin, one position, leverage `L`, maintenance margin rate `m`): the equity
+//!   `E·q/L + q·(P − E)` meets the maintenance margin `m·q·P` at `P_long = E × (1 − 1/L) / (1 − m)` and
+//!   `P_short = E × (1 + 1/L) / (1 + m)`. With L = 50 and m = 0.004 a long is liquidated 1.606 % below entry.
+//! - Order of checks on each price: liquidation, stop, SoftStop, TP1, TP2, then the breakeven move.
+//! - Fills are taker fills (the engine walks the book; without a synced book, the observed price), each paying
+//!   `taker_fee` on its notional. PnL = (exit − entry) × quantity − fees.
+//! - **MFE / MAE**: the largest favourable and adverse excursion of the exit-side price from the entry, in % of the
+//!   entry (both ≥ 0), with the seconds from entry to each.
+//! - On shutdown (end of a replay) open positions are closed at the last price with reason `Shutdown`, so every
+//!   position in the database has a complete PnL.
+
+use crate::compute::market::regime::Regime;
+use crate::compute::signal::strategy::Side;
+
+/// Position management parameters.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PositionConfig {
+    /// TP1 distance in multiples of the stop distance.
+    pub tp1_rr: f64,
+    /// Share of the quantity closed at TP1.
+    pub tp1_fraction: f64,
+    /// TP2 distance in multiples of the stop distance.
+    pub tp2_rr: f64,
+    /// SoftStop: minimum age, seconds.
+    pub soft_stop_seconds: u32,
+    /// SoftStop: adverse move, %.
+    pub soft_stop_drawdown_pct: f64,
+    /// Breakeven move: minimum age, seconds.
+    pub break_even_min_hold_secs: u32,
+    /// Breakeven move: profit in multiples of the stop distance.
+    pub break_even_trigger_rr: f64,
+    /// Breakeven "+ alpha", ticks.
+    pub profit_lock_ticks: i64,
+    /// Taker fee rate.
+    pub taker_fee: f64,
+    /// Maintenance margin rate for the liquidation price.
+    pub maintenance_margin_rate: f64,
+}
+
+impl Default for PositionConfig {
+    fn default() -> Self {
+        PositionConfig {
+            tp1_rr: 1.5,
+            tp1_fraction: 0.5,
+            tp2_rr: 3.0,
+            soft_stop_seconds: 45,
+            soft_stop_drawdown_pct: 0.15,
+            break_even_min_hold_secs: 45,
+            break_even_trigger_rr: 1.2,
+            profit_lock_ticks: 1,
+            taker_fee: 0.0004,
+            maintenance_margin_rate: 0.004,
+        }
+    }
+}
+
+/// Why (part of) a position was closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExitReason {
+    /// The initial stop.
+    StopLoss,
+    /// TP1 (partial).
+    TakeProfit,
+    /// TP2 (the rest).
+    Tp2,
+    /// SoftStop.
+    SoftStop,
+    /// Liquidation price reached.
+    Liquidation,
+    /// The stop after the breakeven move.
+    Breakeven,
+    /// Closed at shutdown (end of replay).
+    Shutdown,
+}
+
+impl ExitReason {
+    /// All reasons.
+    pub const ALL: [ExitReason; 7] = [
+        ExitReason::StopLoss,
+        ExitReason::TakeProfit,
+        ExitReason::Tp2,
+        ExitReason::SoftStop,
+        ExitReason::Liquidation,
+        ExitReason::Breakeven,
+        ExitReason::Shutdown,
+    ];
+    /// Name as stored.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ExitReason::StopLoss => "StopLoss",
+            ExitReason::TakeProfit => "TakeProfit",
+            ExitReason::Tp2 => "TP2",
+            ExitReason::SoftStop => "SoftStop",
+            ExitReason::Liquidation => "Liquidation",
+            ExitReason::Breakeven => "Breakeven",
+            ExitReason::Shutdown => "Shutdown",
+        }
+    }
+    /// Index in [`ExitReason::ALL`].
+    pub fn index(&self) -> usize {
+        *self as usize
+    }
+}
+
+/// Liquidation price (ticks) for an isolated position (see the module doc).
+pub fn liquidation_price(side: Side, entry: f64, leverage: f64, mmr: f64) -> f64 {
+    match side {
+        Side::Long => entry * (1.0 - 1.0 / leverage) / (1.0 - mmr),
+        Side::Short => entry * (1.0 + 1.0 / leverage) / (1.0 + mmr),
+    }
+}
+
+/// One exit fill.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExitFill {
+    /// Reason.
+    pub reason: ExitReason,
+    /// Quantity (steps).
+    pub qty: i64,
+    /// Fill price (ticks, VWAP).
+    pub px: f64,
+    /// Fee, quote.
+    pub fee: f64,
+    /// Net PnL of this fill, quote.
+    pub pnl: f64,
+    /// The position is now closed.
+    pub closed: bool,
+}
+
+/// An open paper position.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Position {
+    /// Sequence number in the run (deterministic).
+    pub seq: u64,
+    /// Direction.
+    pub side: Side,
+    /// Entry exchange time.
+    pub entry_ts_ns: i64,
+    /// Entry VWAP (ticks).
+    pub entry_px: f64,
+    /// Entry quantity (steps).
+    pub qty: i64,
+    /// Open quantity (steps).
+    pub remaining: i64,
+    /// Stop (ticks).
+    pub stop: f64,
+    /// TP1 (ticks).
+    pub tp1: f64,
+    /// TP2 (ticks).
+    pub tp2: f64,
+    /// Liquidation price (ticks).
+    pub liq: f64,
+    /// Initial stop distance (ticks): one R.
+    pub risk: f64,
+    /// TP1 filled.
+    pub tp1_done: bool,
+    /// Stop moved to breakeven + alpha.
+    pub be_moved: bool,
+    /// Fees paid, quote.
+    pub fees: f64,
+    /// Realised net PnL, quote.
+    pub pnl: f64,
+    /// MFE, %.
+    pub mfe_pct: f64,
+    /// MAE, % (≥ 0).
+    pub mae_pct: f64,
+    /// Exchange time of the MFE.
+    pub mfe_ts_ns: i64,
+    /// Exchange time of the MAE.
+    pub mae_ts_ns: i64,
+    /// Expected slippage (model), bps.
+    pub expected_slippage_bps: f64,
+    /// Realised slippage of the entry walk vs the touch, bps.
+    pub realized_slippage_bps: f64,
+    /// Regime at entry.
+    pub regime: Regime,
+    /// Signal confidence.
+    pub confidence: f64,
+    /// Quote value of one tick.
+    pub tick_value: f64,
+    /// Base units per step.
+    pub step_value: f64,
+    /// Last exit reason (when closed).
+    pub exit_reason: Option<ExitReason>,
+    /// Exit exchange time (when closed).
+    pub exit_ts_ns: i64,
+    /// Quantity-weighted exit price (ticks).
+    pub exit_px: f64,
+}
+
+/// Everything needed to open a position.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    /// Sequence number.
+    pub seq: u64,
+    /// Direction.
+    pub side: Side,
+    /// Exchange time.
+    pub ts_ns: i64,
+    /// Fill VWAP (ticks).
+    pub px: f64,
+    /// Quantity (steps).
+    pub qty: i64,
+    /// Touch price at entry (ask for a long), ticks, for realised slippage.
+    pub touch: f64,
+    /// Expected slippage, bps.
+    pub expected_slippage_bps: f64,
+    /// Regime.
+    pub regime: Regime,
+    /// Confidence.
+    pub confidence: f64,
+    /// Quote value of one tick.
+    pub tick_value: f64,
+    /// Base units per step.
+    pub step_value: f64,
+}
+
+impl Position {
+    /// Opens a position (the entry fee is charged here).
+    pub fn open(cfg: &PositionConfig, stop_pct: f64, leverage: f64, e: &Entry) -> Self {
+        let sgn = if e.side == Side::Long { 1.0 } else { -1.0 };
+        let r = e.px * stop_pct / 100.0;
+        let notional = e.px * e.tick_value * e.qty as f64 * e.step_value;
+        let fee = notional * cfg.taker_fee;
+        Position {
+            seq: e.seq,
+            side: e.side,
+            entry_ts_ns: e.ts_ns,
+            entry_px: e.px,
+            qty: e.qty,
+            remaining: e.qty,
+            stop: e.px - sgn * r,
+            tp1: e.px + sgn * r * cfg.tp1_rr,
+            tp2: e.px + sgn * r * cfg.tp2_rr,
+            liq: liquidation_price(e.side, e.px, leverage, cfg.maintenance_margin_rate),
+            risk: r,
+            tp1_done: false,
+            be_moved: false,
+            fees: fee,
+            pnl: -fee,
+            mfe_pct: 0.0,
+            mae_pct: 0.0,
+            mfe_ts_ns: e.ts_ns,
+            mae_ts_ns: e.ts_ns,
+            expected_slippage_bps: e.expected_slippage_bps,
+            realized_slippage_bps: if e.touch > 0.0 { sgn * (e.px - e.touch) / e.touch * 1e4 } else { 0.0 },
+            regime: e.regime,
+            confidence: e.confidence,
+            tick_value: e.tick_value,
+            step_value: e.step_value,
+            exit_reason: None,
+            exit_ts_ns: 0,
+            exit_px: 0.0,
+        }
+    }
+
+    /// Entry notional, quote.
+    pub fn notional(&self) -> f64 {
+        self.entry_px * self.tick_value * self.qty as f64 * self.step_value
+    }
+
+    /// Net PnL as % of the entry notional.
+    pub fn pnl_pct(&self) -> f64 {
+        let n = self.notional();
+        if n > 0.0 { self.pnl / n * 100.0 } else { 0.0 }
+    }
+
+    fn sgn(&self) -> f64 {
+        if self.side == Side::Long { 1.0 } else { -1.0 }
+    }
+
+    /// Closes `qty` at a fill price from `fill(qty)`.
+    fn exit(
+        &mut self,
+        cfg: &PositionConfig,
+        reason: ExitReason,
+        qty: i64,
+        ts_ns: i64,
+        fill: &mut impl FnMut(i64) -> f64,
+    ) -> ExitFill {
+        let qty = qty.clamp(0, self.remaining);
+        let px = fill(qty);
+        let base = qty as f64 * self.step_value;
+        let fee = px * self.tick_value * base * cfg.taker_fee;
+        let gross = self.sgn() * (px - self.entry_px) * self.tick_value * base;
+        let pnl = gross - fee;
+        let done = self.qty - self.remaining;
+        self.exit_px =
+            if done + qty > 0 { (self.exit_px * done as f64 + px * qty as f64) / (done + qty) as f64 } else { px };
+        self.remaining -= qty;
+        self.fees += fee;
+        self.pnl += pnl;
+        let closed = self.remaining == 0;
+        if closed {
+            self.exit_reason = Some(reason);
+            self.exit_ts_ns = ts_ns;
+        }
+        ExitFill { reason, qty, px, fee, pnl, closed }
+    }
+
+    /// Feeds an observed exit-side price (ticks) at exchange time `ts_ns`. Exit fills go to `out`; `fill(qty)`
+    /// gives the fill price for a taker exit of `qty`.
+    pub fn on_price(
+        &mut self,
+        cfg: &PositionConfig,
+        px: f64,
+        tick: f64,
+        ts_ns: i64,
+        fill: &mut impl FnMut(i64) -> f64,
+        out: &mut impl FnMut(ExitFill),
+    ) {
+        if self.remaining <= 0 || px <= 0.0 {
+            return;
+        }
+        let s = self.sgn();
+        let exc = s * (px - self.entry_px) / self.entry_px * 100.0;
+        if exc > self.mfe_pct {
+            self.mfe_pct = exc;
+            self.mfe_ts_ns = ts_ns;
+        }
+        if -exc > self.mae_pct {
+            self.mae_pct = -exc;
+            self.mae_ts_ns = ts_ns;
+        }
+        let beyond = |level: f64| s * (px - level) <= 0.0; // at or past a level against us
+        let reached = |level: f64| s * (px - level) >= 0.0; // at or past a level in our favour
+        let age_s = (ts_ns - self.entry_ts_ns) as f64 / 1e9;
+        if beyond(self.liq) {
+            let liq = self.liq;
+            let f = self.exit(cfg, ExitReason::Liquidation, self.remaining, ts_ns, &mut |_| liq);
+            out(f);
+            return;
+        }
+        if beyond(self.stop) {
+            let reason = if self.be_moved { ExitReason::Breakeven } else { ExitReason::StopLoss };
+            out(self.exit(cfg, reason, self.remaining, ts_ns, fill));
+            return;
+        }
+        if age_s >= cfg.soft_stop_seconds as f64 && -exc >= cfg.soft_stop_drawdown_pct {
+            out(self.exit(cfg, ExitReason::SoftStop, self.remaining, ts_ns, fill));
+            return;
+        }
+        if !self.tp1_done && reached(self.tp1) {
+            self.tp1_done = true;
+            let q = ((self.qty as f64 * cfg.tp1_fraction).round() as i64).clamp(1, self.remaining);
+            let f = self.exit(cfg, ExitReason::TakeProfit, q, ts_ns, fill);
+            out(f);
+            if f.closed {
+                return;
+            }
+        }
+        if self.tp1_done && reached(self.tp2) {
+            out(self.exit(cfg, ExitReason::Tp2, self.remaining, ts_ns, fill));
+            return;
+        }
+        if self.tp1_done && !self.be_moved && age_s >= cfg.break_even_min_hold_secs as f64 {
+            let rr = if self.risk > 0.0 { s * (px - self.entry_px) / self.risk } else { 0.0 };
+            if rr >= cfg.break_even_trigger_rr {
+                let be = self.entry_px + s * cfg.profit_lock_ticks as f64 * tick;
+                if s * (be - self.stop) > 0.0 {
+                    self.stop = be;
+                }
+                self.be_moved = true;
+            }
+        }
+    }
+
+    /// Closes whatever is open (shutdown).
+    pub fn close_all(
+        &mut self,
+        cfg: &PositionConfig,
+        ts_ns: i64,
+        fill: &mut impl FnMut(i64) -> f64,
+    ) -> Option<ExitFill> {
+        if self.remaining <= 0 {
+            return None;
+        }
+        Some(self.exit(cfg, ExitReason::Shutdown, self.remaining, ts_ns, fill))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: i64 = 1_680_652_800_000_000_000;
+    const S: i64 = 1_000_000_000;
+
+    fn entry(side: Side) -> Entry {
+        // 100.00 in 0.01 ticks = 10000 ticks; 1 step = 1 base unit; 10 units.
+        Entry {
+            seq: 1,
+            side,
+            ts_ns: T,
+            px: 10_000.0,
+            qty: 10,
+            touch: 10_000.0,
+            expected_slippage_bps: 1.0,
+            regime: Regime::RangeLow,
+            confidence: 0.5,
+            tick_value: 0.01,
+            step_value: 1.0,
+        }
+    }
+
+    fn cfg() -> PositionConfig {
+        PositionConfig::default()
+    }
+
+    /// Feeds prices at given seconds after entry; returns the fills.
+    fn run(p: &mut Position, tape: &[(i64, f64)]) -> Vec<ExitFill> {
+        let mut fills = vec![];
+        for &(sec, px) in tape {
+            p.on_price(&cfg(), px, 1.0, T + sec * S, &mut |_| px, &mut |f| fills.push(f));
+        }
+        fills
+    }
+
+    #[test]
+    fn liquidation_price_worked_examples() {
+        // Long 50x, mmr 0.4 %: E (1 - 0.02) / 0.996.
+        let l = liquidation_price(Side::Long, 10_000.0, 50.0, 0.004);
+        assert!((l - 9_839.357_429_718_875).abs() < 1e-6, "{l}");
+        let s = liquidation_price(Side::Short, 10_000.0, 50.0, 0.004);
+        assert!((s - 10_159.362_549_800_797).abs() < 1e-6, "{s}");
+        // At the liquidation price the equity equals the maintenance margin (per unit).
+        let e = 10_000.0;
+        assert!(((e / 50.0 + (l - e)) - 0.004 * l).abs() < 1e-6);
+        // 10x: a long is liquidated ~9.64 % below entry.
+        assert!((liquidation_price(Side::Long, 100.0, 10.0, 0.004) - 90.361_445_783_132_53).abs() < 1e-9);
+    }
+
+    #[test]
+    fn stop_loss() {
+        let mut p = Position::open(&cfg(), 0.4, 50.0, &entry(Side::Long));
+        assert_eq!(p.stop, 9_960.0);
+        let f = run(&mut p, &[(1, 9_990.0), (2, 9_960.0)]);
+        assert_eq!(f.len(), 1);
+        assert_eq!((f[0].reason, f[0].qty, f[0].closed), (ExitReason::StopLoss, 10, true));
+        // (99.60 - 100) x 10 - fees (0.04 % of 1000 in, 0.04 % of 996 out).
+        assert!((p.pnl - (-4.0 - 0.4 - 0.3984)).abs() < 1e-9, "{}", p.pnl);
+        assert!((p.mae_pct - 0.4).abs() < 1e-9);
+        assert_eq!(p.mae_ts_ns, T + 2 * S);
+    }
+
+    #[test]
+    fn tp1_then_breakeven_stop() {
+        let mut p = Position::open(&cfg(), 0.4, 50.0, &entry(Side::Long));
+        // TP1 at +0.6 % (10060): half closes. Breakeven needs 45 s and 1.2 R (10048).
+        let f = run(&mut p, &[(10, 10_060.0), (20, 10_050.0)]);
+        assert_eq!(f.len(), 1);
+        assert_eq!((f[0].reason, f[0].qty, f[0].closed), (ExitReason::TakeProfit, 5, false));
+        assert!(!p.be_moved, "too young for the breakeven move");
+        let f = run(&mut p, &[(50, 10_050.0)]);
+        assert!(f.is_empty());
+        assert!(p.be_moved);
+        assert_eq!(p.stop, 10_001.0, "breakeven + 1 tick");
+        let f = run(&mut p, &[(60, 10_001.0)]);
+        assert_eq!((f[0].reason, f[0].qty, f[0].closed), (ExitReason::Breakeven, 5, true));
+        assert_eq!(p.exit_reason, Some(ExitReason::Breakeven));
+        assert!(p.pnl > 0.0);
+    }
+
+    #[test]
+    fn tp1_then_tp2() {
+        let mut p = Position::open(&cfg(), 0.4, 50.0, &entry(Side::Short));
+        // Short: TP1 at 9940, TP2 at 9880 (one jump crosses both: TP1 then TP2 on the same price).
+        let f = run(&mut p, &[(5, 9_870.0)]);
+        assert_eq!(f.len(), 2);
+        assert_eq!((f[0].reason, f[0].qty), (ExitReason::TakeProfit, 5));
+        assert_eq!((f[1].reason, f[1].qty, f[1].closed), (ExitReason::Tp2, 5, true));
+        assert!((p.mfe_pct - 1.3).abs() < 1e-9);
+    }
+
+    #[test]
+    fn soft_stop_after_the_minimum_age() {
+        let mut p = Position::open(&cfg(), 0.4, 50.0, &entry(Side::Long));
+        // -0.2 % at 30 s: too early; at 46 s: SoftStop.
+        assert!(run(&mut p, &[(30, 9_980.0)]).is_empty());
+        let f = run(&mut p, &[(46, 9_984.0)]);
+        assert_eq!((f[0].reason, f[0].closed), (ExitReason::SoftStop, true));
+    }
+
+    #[test]
+    fn liquidation_before_the_stop_when_leverage_is_high() {
+        // 200x: liquidation at E (1 - 0.005) / 0.996 = 99.90 % of E, above the 0.4 % stop.
+        let mut p = Position::open(&cfg(), 0.4, 200.0, &entry(Side::Long));
+        assert!(p.liq > p.stop);
+        let f = run(&mut p, &[(1, 9_985.0)]);
+        assert_eq!((f[0].reason, f[0].closed), (ExitReason::Liquidation, true));
+        assert!((f[0].px - p.liq).abs() < 1e-9);
+    }
+
+    #[test]
+    fn shutdown_closes_the_rest() {
+        let mut p = Position::open(&cfg(), 0.4, 50.0, &entry(Side::Long));
+        let f = p.close_all(&cfg(), T + S, &mut |_| 10_010.0).unwrap();
+        assert_eq!((f.reason, f.qty, f.closed), (ExitReason::Shutdown, 10, true));
+        assert!(p.close_all(&cfg(), T + S, &mut |_| 1.0).is_none());
+    }
+}

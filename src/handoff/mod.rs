@@ -1,0 +1,3 @@
+//! Thread hand-off: the bounded SPSC ring and the publisher that pushes parsed frames into it.
+
+pub mod ring;

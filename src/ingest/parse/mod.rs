@@ -1,0 +1,1055 @@
+//! Wire parser: Binance USDⓈ-M futures frames → [`MarketEvent`]s.
+//!
+//! Accepts raw frames and the combined-stream wrapper `{"stream":..,"data":..}` for `aggTrade`, `trade`,
+//! `depthUpdate` (diff and partial), `bookTicker` and `markPriceUpdate`, the REST `/fapi/v1/depth` body (a
+//! snapshot) and the REST `/fapi/v1/exchangeInfo` body (which updates the symbol table and is the only frame that
+//! allocates). Subscription replies (`{"result":..,"id":..}`) are counted as control frames.
+//!
+//! Contracts:
+//! - The frame is copied into one reused, padded buffer and parsed by simd-json into one reused tape; the tape is
+//!   walked directly (no DOM, no `String`), so a frame allocates nothing after warm-up.
+//! - Unknown fields are ignored; an unknown event type is counted ([`ParseStats::unknown_event`]).
+//! - A malformed frame returns a [`ParseError`] and is counted by kind in [`ParseStats::malformed`]; the first
+//!   frame of each kind is logged to stderr once with a short sample. Nothing panics; the caller goes on.
+//! - The events of one frame are appended to `out` as a unit; on error `out` is restored to its length on entry,
+//!   except for the `SymbolDef` events announcing a symbol or a scale the failed frame taught the table (so the
+//!   compute thread's copy of the table never falls behind the parser's).
+//! - Limits: a frame is at most `max_frame_bytes`; a depth side has at most [`MAX_LEVELS_PER_SIDE`] levels.
+
+pub mod fast;
+
+use simd_json::{Node, StaticNode, Tape};
+
+use crate::types::decimal::{DecimalError, Scale, parse_decimal, parse_e8};
+use crate::types::event::{EventKind, LEVELS_PER_EVENT, MarketEvent, SymbolId, depth_event_count, flags};
+use crate::types::symbols::{InternError, SymbolName, SymbolSpec, SymbolTable};
+
+/// Most levels accepted on one side of one depth message or snapshot (Binance's REST maximum is 1000).
+pub const MAX_LEVELS_PER_SIDE: usize = 5000;
+/// Most events one frame can become.
+pub const MAX_EVENTS_PER_FRAME: usize = depth_event_count(MAX_LEVELS_PER_SIDE, MAX_LEVELS_PER_SIDE) + 1;
+/// Default largest frame accepted, in bytes (a 1000-level snapshot is ≈ 45 KB; exchangeInfo ≈ 1 MB today).
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 4 << 20;
+
+/// Why a frame was rejected. One variant per kind of problem; each is counted separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Larger than the configured frame limit.
+    #[error("frame of {0} bytes exceeds the limit")]
+    TooLarge(usize),
+    /// Not valid JSON (truncated, garbage, not UTF-8).
+    #[error("invalid JSON")]
+    Json,
+    /// Valid JSON but not an object of a known shape.
+    #[error("unexpected JSON shape")]
+    Shape,
+    /// A required field is missing.
+    #[error("missing field `{0}`")]
+    MissingField(&'static str),
+    /// A field has the wrong JSON type (e.g. a number where Binance sends a string).
+    #[error("field `{0}` has the wrong type")]
+    WrongType(&'static str),
+    /// A price or quantity string is not a decimal or does not fit.
+    #[error("field `{0}`: {1}")]
+    Decimal(&'static str, DecimalError),
+    /// The symbol is invalid or the symbol table is full.
+    #[error("symbol: {0}")]
+    Symbol(InternError),
+    /// More depth levels than [`MAX_LEVELS_PER_SIDE`].
+    #[error("more than {MAX_LEVELS_PER_SIDE} levels on one side")]
+    TooManyLevels,
+    /// A REST depth snapshot whose symbol is not known (no URL and no symbol hint).
+    #[error("depth snapshot without a symbol")]
+    SnapshotWithoutSymbol,
+    /// A price outside the range the event can carry.
+    #[error("price out of range")]
+    PriceRange,
+}
+
+impl ParseError {
+    /// Number of distinct kinds (for per-kind counters).
+    pub const KINDS: usize = 10;
+    /// Index for per-kind counters.
+    pub fn index(&self) -> usize {
+        match self {
+            ParseError::TooLarge(_) => 0,
+            ParseError::Json => 1,
+            ParseError::Shape => 2,
+            ParseError::MissingField(_) => 3,
+            ParseError::WrongType(_) => 4,
+            ParseError::Decimal(..) => 5,
+            ParseError::Symbol(_) => 6,
+            ParseError::TooManyLevels => 7,
+            ParseError::SnapshotWithoutSymbol => 8,
+            ParseError::PriceRange => 9,
+        }
+    }
+    /// Stable name for reports.
+    pub fn kind_name(i: usize) -> &'static str {
+        [
+            "too_large",
+            "json",
+            "shape",
+            "missing_field",
+            "wrong_type",
+            "decimal",
+            "symbol",
+            "too_many_levels",
+            "snapshot_without_symbol",
+            "price_range",
+        ][i]
+    }
+}
+
+/// What a successfully parsed frame was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// Market data: events were appended.
+    Market,
+    /// A REST snapshot: events were appended.
+    Snapshot,
+    /// exchangeInfo: the symbol table was updated (SymbolDef events appended for changed symbols).
+    ExchangeInfo,
+    /// A subscription reply or other control message.
+    Control,
+    /// Valid JSON with an event type we do not handle.
+    Unknown,
+}
+
+/// Counters of the parser. Plain integers: owned by the network thread, copied out for reports.
+#[derive(Debug, Clone, Default)]
+pub struct ParseStats {
+    /// Frames offered.
+    pub frames: u64,
+    /// Market trades.
+    pub trade: u64,
+    /// Non-market prints (insurance fund, ADL, NA).
+    pub non_market_trade: u64,
+    /// Depth updates (diff and partial).
+    pub depth: u64,
+    /// bookTicker messages.
+    pub book_ticker: u64,
+    /// markPriceUpdate messages.
+    pub mark_price: u64,
+    /// REST depth snapshots.
+    pub snapshot: u64,
+    /// exchangeInfo bodies.
+    pub exchange_info: u64,
+    /// Control frames (subscription replies).
+    pub control: u64,
+    /// Frames with an unknown event type.
+    pub unknown_event: u64,
+    /// Malformed frames by [`ParseError::index`].
+    pub malformed: [u64; ParseError::KINDS],
+    /// Symbols whose scales were inferred from decimals (no exchangeInfo entry).
+    pub inferred_scales: u64,
+    /// Frames taken by the hand-written fast path (the rest went through simd-json).
+    pub fast_path: u64,
+}
+
+impl ParseStats {
+    /// All malformed frames.
+    pub fn malformed_total(&self) -> u64 {
+        self.malformed.iter().sum()
+    }
+}
+
+/// Per-frame facts from the transport.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FrameMeta {
+    /// Local receive time, ns since the epoch.
+    pub local_ts_ns: i64,
+    /// Monotonic stamp when the frame was handed to the parser.
+    pub stamp_ns: u64,
+    /// Symbol a bare REST depth snapshot belongs to (from its URL or the recording's context).
+    pub snapshot_symbol: Option<SymbolName>,
+}
+
+/// Field slots collected in one pass over an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names, missing_docs)]
+pub(crate) enum F {
+    LowerE,
+    UpperE,
+    UpperT,
+    LowerS,
+    LowerP,
+    LowerQ,
+    LowerM,
+    UpperX,
+    LowerT,
+    LowerA,
+    LowerB,
+    UpperA,
+    UpperB,
+    UpperU,
+    LowerU,
+    Pu,
+    LowerI,
+    LowerR,
+    UpperP,
+    LowerF,
+    LowerL,
+    LastUpdateId,
+    Bids,
+    Asks,
+    Stream,
+    Data,
+    Result,
+    Id,
+    Symbols,
+}
+pub(crate) const NF: usize = 29;
+
+#[inline]
+pub(crate) fn field_of(key: &[u8]) -> Option<F> {
+    Some(match key {
+        b"e" => F::LowerE,
+        b"E" => F::UpperE,
+        b"T" => F::UpperT,
+        b"s" => F::LowerS,
+        b"p" => F::LowerP,
+        b"q" => F::LowerQ,
+        b"m" => F::LowerM,
+        b"X" => F::UpperX,
+        b"t" => F::LowerT,
+        b"a" => F::LowerA,
+        b"b" => F::LowerB,
+        b"A" => F::UpperA,
+        b"B" => F::UpperB,
+        b"U" => F::UpperU,
+        b"u" => F::LowerU,
+        b"pu" => F::Pu,
+        b"i" => F::LowerI,
+        b"r" => F::LowerR,
+        b"P" => F::UpperP,
+        b"f" => F::LowerF,
+        b"l" => F::LowerL,
+        b"lastUpdateId" => F::LastUpdateId,
+        b"bids" => F::Bids,
+        b"asks" => F::Asks,
+        b"stream" => F::Stream,
+        b"data" => F::Data,
+        b"result" => F::Result,
+        b"id" => F::Id,
+        b"symbols" => F::Symbols,
+        _ => return None,
+    })
+}
+
+/// Index of the node after the value starting at `i`.
+#[inline]
+fn skip(nodes: &[Node<'_>], i: usize) -> usize {
+    match nodes[i] {
+        Node::Object { count, .. } | Node::Array { count, .. } => i + 1 + count,
+        _ => i + 1,
+    }
+}
+
+/// A field value as the handlers see it, from either the simd-json tape or the fast scanner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Val<'i> {
+    /// Not present.
+    Missing,
+    /// A string without escapes.
+    Str(&'i str),
+    /// An integer.
+    Int(i64),
+    /// A boolean.
+    Bool(bool),
+    /// An array: a handle for [`Msg::for_levels`] and its length.
+    Arr(u32, u32),
+    /// An object: a handle for [`Msg::object`].
+    Obj(u32),
+    /// Anything else (null, float, …).
+    Other,
+}
+
+/// One JSON object's fields, from either parser.
+pub(crate) trait Msg<'i> {
+    /// The value of field `f`.
+    fn val(&self, f: F) -> Val<'i>;
+    /// Calls `f(price, qty)` for each `[price, qty]` pair of the array with `handle`, in order.
+    fn for_levels(
+        &self,
+        handle: u32,
+        len: u32,
+        f: impl FnMut(&'i str, &'i str) -> Result<(), ParseError>,
+    ) -> Result<(), ParseError>;
+}
+
+/// Field values of one tape object.
+struct TapeMsg<'t, 'i> {
+    nodes: &'t [Node<'i>],
+    at: [u32; NF],
+}
+
+impl<'t, 'i> TapeMsg<'t, 'i> {
+    #[inline]
+    fn collect(nodes: &'t [Node<'i>], obj: usize) -> Result<Self, ParseError> {
+        let Node::Object { len, .. } = nodes[obj] else {
+            return Err(ParseError::Shape);
+        };
+        let mut at = [0u32; NF];
+        let mut i = obj + 1;
+        for _ in 0..len {
+            let Node::String(k) = nodes[i] else {
+                return Err(ParseError::Shape);
+            };
+            let v = i + 1;
+            if let Some(f) = field_of(k.as_bytes()) {
+                at[f as usize] = v as u32;
+            }
+            i = skip(nodes, v);
+        }
+        Ok(TapeMsg { nodes, at })
+    }
+}
+
+impl<'i> Msg<'i> for TapeMsg<'_, 'i> {
+    #[inline]
+    fn val(&self, f: F) -> Val<'i> {
+        let i = self.at[f as usize] as usize;
+        if i == 0 {
+            return Val::Missing;
+        }
+        match self.nodes[i] {
+            Node::String(s) => Val::Str(s),
+            Node::Static(StaticNode::I64(v)) => Val::Int(v),
+            Node::Static(StaticNode::U64(v)) if v <= i64::MAX as u64 => Val::Int(v as i64),
+            Node::Static(StaticNode::Bool(b)) => Val::Bool(b),
+            Node::Array { len, .. } => Val::Arr(i as u32, len as u32),
+            Node::Object { .. } => Val::Obj(i as u32),
+            _ => Val::Other,
+        }
+    }
+
+    #[inline]
+    fn for_levels(
+        &self,
+        handle: u32,
+        len: u32,
+        mut f: impl FnMut(&'i str, &'i str) -> Result<(), ParseError>,
+    ) -> Result<(), ParseError> {
+        let mut i = handle as usize + 1;
+        for _ in 0..len {
+            match (self.nodes[i], self.nodes.get(i + 1), self.nodes.get(i + 2)) {
+                (Node::Array { len: 2, .. }, Some(Node::String(p)), Some(Node::String(q))) => f(p, q)?,
+                (Node::Array { len: 2, .. }, _, _) => return Err(ParseError::WrongType("level")),
+                _ => return Err(ParseError::Shape),
+            }
+            i += 3;
+        }
+        Ok(())
+    }
+}
+
+#[inline]
+fn need_str<'i>(m: &impl Msg<'i>, f: F, name: &'static str) -> Result<&'i str, ParseError> {
+    match m.val(f) {
+        Val::Str(s) => Ok(s),
+        Val::Missing => Err(ParseError::MissingField(name)),
+        _ => Err(ParseError::WrongType(name)),
+    }
+}
+
+#[inline]
+fn need_int<'i>(m: &impl Msg<'i>, f: F, name: &'static str) -> Result<i64, ParseError> {
+    match m.val(f) {
+        Val::Int(v) => Ok(v),
+        Val::Missing => Err(ParseError::MissingField(name)),
+        _ => Err(ParseError::WrongType(name)),
+    }
+}
+
+#[inline]
+fn opt_int<'i>(m: &impl Msg<'i>, f: F, name: &'static str) -> Result<Option<i64>, ParseError> {
+    match m.val(f) {
+        Val::Missing => Ok(None),
+        _ => need_int(m, f, name).map(Some),
+    }
+}
+
+#[inline]
+fn opt_str<'i>(m: &impl Msg<'i>, f: F, name: &'static str) -> Result<Option<&'i str>, ParseError> {
+    match m.val(f) {
+        Val::Missing => Ok(None),
+        _ => need_str(m, f, name).map(Some),
+    }
+}
+
+#[inline]
+fn need_bool<'i>(m: &impl Msg<'i>, f: F, name: &'static str) -> Result<bool, ParseError> {
+    match m.val(f) {
+        Val::Bool(b) => Ok(b),
+        Val::Missing => Err(ParseError::MissingField(name)),
+        _ => Err(ParseError::WrongType(name)),
+    }
+}
+
+/// A depth side: (handle, length).
+#[inline]
+fn need_side<'i>(m: &impl Msg<'i>, f: F, name: &'static str) -> Result<(u32, u32), ParseError> {
+    match m.val(f) {
+        Val::Arr(h, len) => {
+            if len as usize > MAX_LEVELS_PER_SIDE {
+                Err(ParseError::TooManyLevels)
+            } else {
+                Ok((h, len))
+            }
+        }
+        Val::Missing => Err(ParseError::MissingField(name)),
+        _ => Err(ParseError::WrongType(name)),
+    }
+}
+
+#[inline]
+fn ms_to_ns(ms: i64) -> i64 {
+    ms.saturating_mul(1_000_000)
+}
+
+#[inline]
+fn dec(scale: Scale, s: &str, name: &'static str) -> Result<i64, ParseError> {
+    scale.parse(s.as_bytes()).map_err(|e| ParseError::Decimal(name, e))
+}
+
+/// Exchange time: `T` when present, else `E`, in ns.
+#[inline]
+fn exch_time<'i>(m: &impl Msg<'i>) -> Result<i64, ParseError> {
+    match opt_int(m, F::UpperT, "T")? {
+        Some(t) => Ok(ms_to_ns(t)),
+        None => need_int(m, F::UpperE, "E").map(ms_to_ns),
+    }
+}
+
+/// The wire parser (see the module doc).
+pub struct Parser {
+    symbols: SymbolTable,
+    buf: Vec<u8>,
+    buffers: simd_json::Buffers,
+    tape: Option<Tape<'static>>,
+    max_frame_bytes: usize,
+    fast_path: bool,
+    /// Counters.
+    pub stats: ParseStats,
+    logged: [bool; ParseError::KINDS],
+    logged_unknown: bool,
+    pending_def: [SymbolId; 4],
+    n_pending_def: usize,
+}
+
+impl Parser {
+    /// A parser with the given symbol table and frame limit; buffers are sized for `max_frame_bytes` up front.
+    pub fn new(symbols: SymbolTable, max_frame_bytes: usize) -> Self {
+        let warm = max_frame_bytes.min(1 << 20);
+        let mut tape = Tape::null().reset();
+        tape.0.reserve(warm / 2);
+        Parser {
+            symbols,
+            buf: Vec::with_capacity(warm + simd_json::INPUT_PADDING + 64),
+            buffers: simd_json::Buffers::new(warm),
+            tape: Some(tape),
+            max_frame_bytes,
+            fast_path: true,
+            stats: ParseStats::default(),
+            logged: [false; ParseError::KINDS],
+            logged_unknown: false,
+            pending_def: [0; 4],
+            n_pending_def: 0,
+        }
+    }
+
+    /// Turns the hand-written fast path on or off (on by default). Off, every frame goes through simd-json; the
+    /// tests compare both on every real recording.
+    pub fn set_fast_path(&mut self, on: bool) {
+        self.fast_path = on;
+    }
+
+    /// Frames the fast path handled (the rest went through simd-json).
+    pub fn fast_frames(&self) -> u64 {
+        self.stats.fast_path
+    }
+
+    /// The symbol table.
+    pub fn symbols(&self) -> &SymbolTable {
+        &self.symbols
+    }
+
+    /// Parses one frame, appending its events to `out` (see the module doc for the contract).
+    pub fn parse_frame(
+        &mut self,
+        frame: &[u8],
+        meta: &FrameMeta,
+        out: &mut Vec<MarketEvent>,
+    ) -> Result<FrameKind, ParseError> {
+        self.stats.frames += 1;
+        let start = out.len();
+        self.n_pending_def = 0;
+        let r = self.parse_inner(frame, meta, out, start);
+        match r {
+            Ok(k) => {
+                self.flush_defs(meta, out, start);
+                match k {
+                    FrameKind::Unknown => {
+                        self.stats.unknown_event += 1;
+                        if !self.logged_unknown {
+                            self.logged_unknown = true;
+                            eprintln!("warn: unknown event type (counted, logged once): {}", sample(frame));
+                        }
+                    }
+                    FrameKind::Control => self.stats.control += 1,
+                    FrameKind::ExchangeInfo => self.stats.exchange_info += 1,
+                    FrameKind::Snapshot => self.stats.snapshot += 1,
+                    FrameKind::Market => {}
+                }
+                Ok(k)
+            }
+            Err(e) => {
+                out.truncate(start);
+                // Scale inferences made by a frame that then failed are kept (they came from valid numbers);
+                // announce them so downstream tables stay in step with ours.
+                self.flush_defs(meta, out, start);
+                let k = e.index();
+                self.stats.malformed[k] += 1;
+                if !self.logged[k] {
+                    self.logged[k] = true;
+                    eprintln!("warn: malformed frame ({e}; counted, logged once per kind): {}", sample(frame));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn flush_defs(&mut self, meta: &FrameMeta, out: &mut Vec<MarketEvent>, start: usize) {
+        for k in 0..self.n_pending_def {
+            let id = self.pending_def[k];
+            let e = self.symbol_def(id, meta);
+            out.insert(start + k, e);
+        }
+        self.n_pending_def = 0;
+    }
+
+    /// A `SymbolDef` event for `id` with its current scales.
+    pub fn symbol_def(&self, id: SymbolId, meta: &FrameMeta) -> MarketEvent {
+        let s = self.symbols.get(id);
+        let mut e = MarketEvent::new(EventKind::SymbolDef, id, 0, meta.local_ts_ns, meta.stamp_ns);
+        let b = s.name.padded();
+        e.p[0] = i64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8]));
+        e.p[1] = i64::from_le_bytes(b[8..].try_into().unwrap_or([0; 8]));
+        e.p[2] = s.price.map_or(0, |x| x.pack());
+        e.p[3] = s.qty.map_or(0, |x| x.pack());
+        e
+    }
+
+    fn announce(&mut self, id: SymbolId) {
+        if self.pending_def[..self.n_pending_def].contains(&id) {
+            return;
+        }
+        if self.n_pending_def < self.pending_def.len() {
+            self.pending_def[self.n_pending_def] = id;
+            self.n_pending_def += 1;
+        }
+    }
+
+    fn intern(&mut self, raw: &str) -> Result<SymbolId, ParseError> {
+        let (id, new) = self.symbols.intern(raw.as_bytes()).map_err(ParseError::Symbol)?;
+        if new {
+            self.announce(id);
+        }
+        Ok(id)
+    }
+
+    /// Makes sure `id` has a price scale (inferring it from `px` when unknown) and returns it.
+    fn price_scale(&mut self, id: SymbolId, px: &str, name: &'static str) -> Result<Scale, ParseError> {
+        if let Some(s) = self.symbols.get(id).price {
+            return Ok(s);
+        }
+        let d = parse_decimal(px.as_bytes()).map_err(|e| ParseError::Decimal(name, e))?;
+        let s = Scale::decimals(d.dec);
+        self.symbols.get_mut(id).price = Some(s);
+        self.stats.inferred_scales += 1;
+        eprintln!(
+            "warn: {}: no exchangeInfo entry; price tick inferred as 1e-{} from {:?}",
+            self.symbols.get(id).name,
+            d.dec,
+            px
+        );
+        self.announce(id);
+        Ok(s)
+    }
+
+    /// Same as [`Parser::price_scale`] for quantities; a zero quantity never fixes the scale.
+    fn qty_scale(&mut self, id: SymbolId, qty: &str, name: &'static str) -> Result<Scale, ParseError> {
+        if let Some(s) = self.symbols.get(id).qty {
+            return Ok(s);
+        }
+        let d = parse_decimal(qty.as_bytes()).map_err(|e| ParseError::Decimal(name, e))?;
+        if d.mantissa == 0 {
+            return Ok(Scale::decimals(d.dec));
+        }
+        let s = Scale::decimals(d.dec);
+        self.symbols.get_mut(id).qty = Some(s);
+        eprintln!(
+            "warn: {}: no exchangeInfo entry; quantity step inferred as 1e-{} from {:?}",
+            self.symbols.get(id).name,
+            d.dec,
+            qty
+        );
+        self.announce(id);
+        Ok(s)
+    }
+
+    fn parse_inner(
+        &mut self,
+        frame: &[u8],
+        meta: &FrameMeta,
+        out: &mut Vec<MarketEvent>,
+        start: usize,
+    ) -> Result<FrameKind, ParseError> {
+        if frame.len() > self.max_frame_bytes {
+            return Err(ParseError::TooLarge(frame.len()));
+        }
+        if self.fast_path {
+            if let Some((root, inner, partial)) = crate::ingest::parse::fast::scan(frame) {
+                let r = match &inner {
+                    Some(inner) => self.event(inner, partial, meta, out),
+                    None => self.dispatch_object(&root, meta, out),
+                };
+                if let Ok(k) = r
+                    && k != FrameKind::Unknown
+                {
+                    self.stats.fast_path += 1;
+                    return Ok(k);
+                }
+            }
+            // Anything the fast path does not take (or rejects) goes through simd-json, which gives the canonical
+            // result and error.
+            out.truncate(start);
+        }
+        self.buf.clear();
+        self.buf.extend_from_slice(frame);
+        let len = self.buf.len();
+        self.buf.resize(len + simd_json::INPUT_PADDING, 0);
+        let mut buf = std::mem::take(&mut self.buf);
+        let mut tape: Tape<'_> = self.tape.take().unwrap_or_else(|| Tape::null().reset()).reset();
+        let r = match simd_json::fill_tape_padded(&mut buf, len, &mut self.buffers, &mut tape) {
+            Ok(()) => self.dispatch(&tape.0, meta, out),
+            Err(_) => Err(ParseError::Json),
+        };
+        self.tape = Some(tape.reset());
+        self.buf = buf;
+        r
+    }
+
+    fn dispatch(
+        &mut self,
+        nodes: &[Node<'_>],
+        meta: &FrameMeta,
+        out: &mut Vec<MarketEvent>,
+    ) -> Result<FrameKind, ParseError> {
+        if nodes.is_empty() {
+            return Err(ParseError::Json);
+        }
+        let root = TapeMsg::collect(nodes, 0)?;
+        if let Val::Obj(d) = root.val(F::Data) {
+            // Combined-stream wrapper.
+            let partial = match opt_str(&root, F::Stream, "stream")? {
+                Some(s) => is_partial_depth_stream(s),
+                None => false,
+            };
+            let inner = TapeMsg::collect(nodes, d as usize)?;
+            return self.event(&inner, partial, meta, out);
+        }
+        if let Val::Arr(si, _) = root.val(F::Symbols) {
+            let specs = specs_from_tape(nodes, si as usize)?;
+            for id in self.symbols.set_specs(specs) {
+                self.announce(id);
+            }
+            return Ok(FrameKind::ExchangeInfo);
+        }
+        self.dispatch_object(&root, meta, out)
+    }
+
+    /// A frame that is not a combined-stream wrapper: a raw event, a REST snapshot, or a control reply.
+    fn dispatch_object<'i>(
+        &mut self,
+        root: &impl Msg<'i>,
+        meta: &FrameMeta,
+        out: &mut Vec<MarketEvent>,
+    ) -> Result<FrameKind, ParseError> {
+        if root.val(F::LowerE) != Val::Missing {
+            return self.event(root, false, meta, out);
+        }
+        if root.val(F::LastUpdateId) != Val::Missing {
+            return self.snapshot(root, meta, out);
+        }
+        if root.val(F::Id) != Val::Missing && root.val(F::Result) != Val::Missing {
+            return Ok(FrameKind::Control);
+        }
+        Ok(FrameKind::Unknown)
+    }
+
+    fn event<'i>(
+        &mut self,
+        m: &impl Msg<'i>,
+        partial: bool,
+        meta: &FrameMeta,
+        out: &mut Vec<MarketEvent>,
+    ) -> Result<FrameKind, ParseError> {
+        match need_str(m, F::LowerE, "e")? {
+            "aggTrade" => self.trade(m, true, meta, out),
+            "trade" => self.trade(m, false, meta, out),
+            "depthUpdate" => self.depth(m, partial, meta, out),
+            "bookTicker" => self.book_ticker(m, meta, out),
+            "markPriceUpdate" => self.mark_price(m, meta, out),
+            _ => Ok(FrameKind::Unknown),
+        }
+    }
+
+    fn trade<'i>(
+        &mut self,
+        m: &impl Msg<'i>,
+        agg: bool,
+        meta: &FrameMeta,
+        out: &mut Vec<MarketEvent>,
+    ) -> Result<FrameKind, ParseError> {
+        let sym = need_str(m, F::LowerS, "s")?;
+        let px = need_str(m, F::LowerP, "p")?;
+        let qty = need_str(m, F::LowerQ, "q")?;
+        let maker = need_bool(m, F::LowerM, "m")?;
+        let ts = exch_time(m)?;
+        let (id, n) = if agg {
+            let a = need_int(m, F::LowerA, "a")?;
+            let n = match (opt_int(m, F::LowerF, "f")?, opt_int(m, F::LowerL, "l")?) {
+                (Some(f), Some(l)) => l.saturating_sub(f).saturating_add(1).max(1),
+                _ => 1,
+            };
+            (a, n)
+        } else {
+            (need_int(m, F::LowerT, "t")?, 1)
+        };
+        let mut fl = if maker { flags::BUYER_MAKER } else { 0 };
+        let mut kind = EventKind::Trade;
+        if agg {
+            fl |= flags::AGG;
+        } else {
+            let x = need_str(m, F::UpperX, "X")?;
+            if x != "MARKET" {
+                kind = EventKind::NonMarketTrade;
+                fl |= match x {
+                    "INSURANCE_FUND" => flags::PRINT_INSURANCE_FUND,
+                    "ADL" => flags::PRINT_ADL,
+                    _ => flags::PRINT_NA,
+                };
+            }
+        }
+        let sid = self.intern(sym)?;
+        let ps = self.price_scale(sid, px, "p")?;
+        let qs = self.qty_scale(sid, qty, "q")?;
+        let mut ev = MarketEvent::new(kind, sid, ts, meta.local_ts_ns, meta.stamp_ns);
+        ev.flags = fl;
+        ev.p = [dec(ps, px, "p")?, dec(qs, qty, "q")?, id, n];
+        out.push(ev);
+        if kind == EventKind::Trade {
+            self.stats.trade += 1;
+        } else {
+            self.stats.non_market_trade += 1;
+        }
+        Ok(FrameKind::Market)
+    }
+
+    /// The first (price, qty) strings of a side, for scale inference, preferring a nonzero quantity.
+    fn probe_level<'i>(m: &impl Msg<'i>, side: (u32, u32)) -> Option<(&'i str, &'i str)> {
+        let mut first = None;
+        let mut nonzero = None;
+        let _ = m.for_levels(side.0, side.1, |p, q| {
+            if first.is_none() {
+                first = Some((p, q));
+            }
+            if q.bytes().any(|c| (b'1'..=b'9').contains(&c)) {
+                nonzero = Some((p, q));
+                return Err(ParseError::Shape); // stop early
+            }
+            Ok(())
+        });
+        nonzero.or(first)
+    }
+
+    /// Appends continuation events for one side.
+    #[allow(clippy::too_many_arguments)]
+    fn levels<'i>(
+        m: &impl Msg<'i>,
+        side: (u32, u32),
+        ps: Scale,
+        qs: Scale,
+        head: &MarketEvent,
+        side_flags: u8,
+        out: &mut Vec<MarketEvent>,
+    ) -> Result<(), ParseError> {
+        let mut k = 0;
+        let mut ev = MarketEvent::new(EventKind::Levels, head.symbol, head.exch_ts_ns, head.local_ts_ns, head.stamp_ns);
+        ev.flags = side_flags;
+        m.for_levels(side.0, side.1, |p, q| {
+            let px = dec(ps, p, "price")?;
+            let qty = dec(qs, q, "qty")?;
+            if px < 0 || qty < 0 {
+                return Err(ParseError::PriceRange);
+            }
+            ev.p[2 * k] = px;
+            ev.p[2 * k + 1] = qty;
+            k += 1;
+            if k == LEVELS_PER_EVENT {
+                ev.flags = side_flags | flags::TWO_LEVELS;
+                out.push(ev);
+                ev.p = [0; 4];
+                ev.flags = side_flags;
+                k = 0;
+            }
+            Ok(())
+        })?;
+        if k > 0 {
+            out.push(ev);
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn depth_body<'i>(
+        &mut self,
+        m: &impl Msg<'i>,
+        sid: SymbolId,
+        bids: (u32, u32),
+        asks: (u32, u32),
+        mut head: MarketEvent,
+        level_flags: u8,
+        out: &mut Vec<MarketEvent>,
+    ) -> Result<(), ParseError> {
+        let known = self.symbols.get(sid);
+        let (mut ps, mut qs) = (known.price, known.qty);
+        if (ps.is_none() || qs.is_none())
+            && let Some((p, q)) = Self::probe_level(m, bids).or_else(|| Self::probe_level(m, asks))
+        {
+            ps = Some(self.price_scale(sid, p, "price")?);
+            qs = Some(self.qty_scale(sid, q, "qty")?);
+        }
+        // With no levels at all there is nothing to scale.
+        let ps = ps.unwrap_or(Scale::decimals(0));
+        let qs = qs.unwrap_or(Scale::decimals(0));
+        head.set_level_counts(bids.1, asks.1);
+        out.push(head);
+        Self::levels(m, bids, ps, qs, &head, level_flags, out)?;
+        Self::levels(m, asks, ps, qs, &head, level_flags | flags::ASK, out)?;
+        Ok(())
+    }
+
+    fn depth<'i>(
+        &mut self,
+        m: &impl Msg<'i>,
+        partial: bool,
+        meta: &FrameMeta,
+        out: &mut Vec<MarketEvent>,
+    ) -> Result<FrameKind, ParseError> {
+        let sym = need_str(m, F::LowerS, "s")?;
+        let ts = exch_time(m)?;
+        let first = need_int(m, F::UpperU, "U")?;
+        let last = need_int(m, F::LowerU, "u")?;
+        let prev = need_int(m, F::Pu, "pu")?;
+        let bids = need_side(m, F::LowerB, "b")?;
+        let asks = need_side(m, F::LowerA, "a")?;
+        let sid = self.intern(sym)?;
+        let mut head = MarketEvent::new(EventKind::Depth, sid, ts, meta.local_ts_ns, meta.stamp_ns);
+        head.p[0] = first;
+        head.p[1] = last;
+        head.p[2] = prev;
+        if partial {
+            head.flags = flags::PARTIAL;
+        }
+        self.depth_body(m, sid, bids, asks, head, 0, out)?;
+        self.stats.depth += 1;
+        Ok(FrameKind::Market)
+    }
+
+    fn snapshot<'i>(
+        &mut self,
+        m: &impl Msg<'i>,
+        meta: &FrameMeta,
+        out: &mut Vec<MarketEvent>,
+    ) -> Result<FrameKind, ParseError> {
+        let lid = need_int(m, F::LastUpdateId, "lastUpdateId")?;
+        let bids = need_side(m, F::Bids, "bids")?;
+        let asks = need_side(m, F::Asks, "asks")?;
+        let ts = match exch_time(m) {
+            Ok(t) => t,
+            Err(ParseError::MissingField(_)) => meta.local_ts_ns,
+            Err(e) => return Err(e),
+        };
+        let name = meta.snapshot_symbol.ok_or(ParseError::SnapshotWithoutSymbol)?;
+        let sid = self.intern(name.as_str())?;
+        let mut head = MarketEvent::new(EventKind::Snapshot, sid, ts, meta.local_ts_ns, meta.stamp_ns);
+        head.p[0] = lid;
+        self.depth_body(m, sid, bids, asks, head, flags::SNAPSHOT, out)?;
+        Ok(FrameKind::Snapshot)
+    }
+
+    fn book_ticker<'i>(
+        &mut self,
+        m: &impl Msg<'i>,
+        meta: &FrameMeta,
+        out: &mut Vec<MarketEvent>,
+    ) -> Result<FrameKind, ParseError> {
+        let sym = need_str(m, F::LowerS, "s")?;
+        let u = need_int(m, F::LowerU, "u")?;
+        let b = need_str(m, F::LowerB, "b")?;
+        let bq = need_str(m, F::UpperB, "B")?;
+        let a = need_str(m, F::LowerA, "a")?;
+        let aq = need_str(m, F::UpperA, "A")?;
+        let ts = exch_time(m)?;
+        let sid = self.intern(sym)?;
+        let ps = self.price_scale(sid, b, "b")?;
+        let qs = self.qty_scale(sid, bq, "B")?;
+        let mut ev = MarketEvent::new(EventKind::BookTicker, sid, ts, meta.local_ts_ns, meta.stamp_ns);
+        ev.p[0] = MarketEvent::pack_prices(dec(ps, b, "b")?, dec(ps, a, "a")?).ok_or(ParseError::PriceRange)?;
+        ev.p[1] = dec(qs, bq, "B")?;
+        ev.p[2] = dec(qs, aq, "A")?;
+        ev.p[3] = u;
+        out.push(ev);
+        self.stats.book_ticker += 1;
+        Ok(FrameKind::Market)
+    }
+
+    fn mark_price<'i>(
+        &mut self,
+        m: &impl Msg<'i>,
+        meta: &FrameMeta,
+        out: &mut Vec<MarketEvent>,
+    ) -> Result<FrameKind, ParseError> {
+        let sym = need_str(m, F::LowerS, "s")?;
+        let p = need_str(m, F::LowerP, "p")?;
+        let e_ms = need_int(m, F::UpperE, "E")?;
+        let e8 = |s: Option<&str>, name: &'static str| -> Result<i64, ParseError> {
+            match s {
+                Some(s) => parse_e8(s.as_bytes()).map_err(|e| ParseError::Decimal(name, e)),
+                None => Ok(0),
+            }
+        };
+        let mark = e8(Some(p), "p")?;
+        let index = e8(opt_str(m, F::LowerI, "i")?, "i")?;
+        let rate = e8(opt_str(m, F::LowerR, "r")?, "r")?;
+        let next = opt_int(m, F::UpperT, "T")?.unwrap_or(0);
+        let sid = self.intern(sym)?;
+        let mut ev = MarketEvent::new(EventKind::MarkPrice, sid, ms_to_ns(e_ms), meta.local_ts_ns, meta.stamp_ns);
+        ev.p = [mark, index, rate, next];
+        out.push(ev);
+        self.stats.mark_price += 1;
+        Ok(FrameKind::Market)
+    }
+}
+
+/// True for a partial book depth stream name (`btcusdt@depth5`, `btcusdt@depth20@100ms`).
+pub(crate) fn is_partial_depth_stream(stream: &str) -> bool {
+    match stream.find("@depth") {
+        Some(i) => stream.as_bytes().get(i + 6).is_some_and(|c| c.is_ascii_digit()),
+        None => false,
+    }
+}
+
+fn str_at<'i>(nodes: &[Node<'i>], i: usize, name: &'static str) -> Result<&'i str, ParseError> {
+    match nodes[i] {
+        Node::String(s) => Ok(s),
+        _ => Err(ParseError::WrongType(name)),
+    }
+}
+
+fn int_at(nodes: &[Node<'_>], i: usize, name: &'static str) -> Result<i64, ParseError> {
+    match nodes[i] {
+        Node::Static(StaticNode::I64(v)) => Ok(v),
+        Node::Static(StaticNode::U64(v)) if v <= i64::MAX as u64 => Ok(v as i64),
+        _ => Err(ParseError::WrongType(name)),
+    }
+}
+
+fn specs_from_tape(nodes: &[Node<'_>], si: usize) -> Result<Vec<SymbolSpec>, ParseError> {
+    let Node::Array { len, .. } = nodes[si] else {
+        return Err(ParseError::WrongType("symbols"));
+    };
+    let mut specs = Vec::with_capacity(len);
+    let mut i = si + 1;
+    for _ in 0..len {
+        let obj = i;
+        i = skip(nodes, i);
+        let Node::Object { len: n, .. } = nodes[obj] else {
+            continue;
+        };
+        let (mut name, mut tick, mut step, mut pp, mut qp) = (None, None, None, 0u8, 0u8);
+        let mut k = obj + 1;
+        for _ in 0..n {
+            let Node::String(key) = nodes[k] else {
+                return Err(ParseError::Shape);
+            };
+            let v = k + 1;
+            match key {
+                "symbol" => name = SymbolName::new(str_at(nodes, v, "symbol")?.as_bytes()),
+                "pricePrecision" => pp = int_at(nodes, v, "pricePrecision")?.clamp(0, 18) as u8,
+                "quantityPrecision" => qp = int_at(nodes, v, "quantityPrecision")?.clamp(0, 18) as u8,
+                "filters" => {
+                    if let Node::Array { len: nf, .. } = nodes[v] {
+                        let mut f = v + 1;
+                        for _ in 0..nf {
+                            let fo = f;
+                            f = skip(nodes, f);
+                            let Node::Object { len: fl, .. } = nodes[fo] else {
+                                continue;
+                            };
+                            let (mut ty, mut ts, mut ss) = ("", None, None);
+                            let mut q = fo + 1;
+                            for _ in 0..fl {
+                                if let (Node::String(fk), Node::String(fv)) = (nodes[q], nodes[q + 1]) {
+                                    match fk {
+                                        "filterType" => ty = fv,
+                                        "tickSize" => ts = Scale::from_size(fv),
+                                        "stepSize" => ss = Scale::from_size(fv),
+                                        _ => {}
+                                    }
+                                }
+                                q = skip(nodes, q + 1);
+                            }
+                            match ty {
+                                "PRICE_FILTER" => tick = ts,
+                                "LOT_SIZE" => step = ss,
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+            k = skip(nodes, v);
+        }
+        if let (Some(name), Some(tick), Some(step)) = (name, tick, step) {
+            specs.push(SymbolSpec { name, tick, step, price_precision: pp, qty_precision: qp });
+        }
+    }
+    Ok(specs)
+}
+
+/// Parses a REST `/fapi/v1/exchangeInfo` body into symbol specs (start-up path; allocates).
+pub fn parse_exchange_info(body: &[u8]) -> Result<Vec<SymbolSpec>, ParseError> {
+    let mut buf = body.to_vec();
+    let tape = simd_json::to_tape(&mut buf).map_err(|_| ParseError::Json)?;
+    let root = TapeMsg::collect(&tape.0, 0)?;
+    match root.val(F::Symbols) {
+        Val::Arr(si, _) => specs_from_tape(&tape.0, si as usize),
+        Val::Missing => Err(ParseError::MissingField("symbols")),
+        _ => Err(ParseError::WrongType("symbols")),
+    }
+}
+
+/// A short printable sample of a frame for logs.
+pub fn sample(frame: &[u8]) -> String {
+    let n = frame.len().min(160);
+    let mut s = String::from_utf8_lossy(&frame[..n]).into_owned();
+    if frame.len() > n {
+        s.push_str(&format!("… ({} bytes)", frame.len()));
+    }
+    s
+}

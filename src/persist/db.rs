@@ -1,0 +1,477 @@
+//! SQLite storage (rusqlite), used only by the persistence thread.
+//!
+//! - Migrations are the numbered files in `migrations/` (compiled in), applied in order at start inside one
+//!   `BEGIN IMMEDIATE` transaction and recorded in `schema_version`. A database whose schema is newer than this
+//!   binary knows is refused.
+//! - WAL journal, `synchronous = NORMAL`, cached prepared statements, one transaction per batch.
+//! - Start-up fails with a clear [`DbError`] (before any trading) when the file is locked by another process,
+//!   read-only, or not a database.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags, params};
+
+use crate::compute::engine::Record;
+use crate::types::decimal::Scale;
+use crate::types::symbols::SymbolName;
+
+/// The migrations, in order: (version, name, SQL).
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "0001_init", include_str!("../../migrations/0001_init.sql")),
+    (2, "0002_live", include_str!("../../migrations/0002_live.sql")),
+    (3, "0003_variants", include_str!("../../migrations/0003_variants.sql")),
+];
+
+/// Records from the control thread (low rate; they reach the persistence thread through a bounded queue).
+#[derive(Debug, Clone)]
+pub enum SideRecord {
+    /// A symbol selection (at start or the daily reselection).
+    Selection {
+        /// Wall clock, ms.
+        ts_ms: i64,
+        /// "start" or "daily".
+        reason: &'static str,
+        /// Symbols and their 24 h quote volumes, ranked.
+        symbols: Vec<(SymbolName, f64)>,
+    },
+    /// A link health measurement.
+    Health {
+        /// Wall clock, ms.
+        ts_ms: i64,
+        /// Median REST round trip, ms.
+        rtt_ms: f64,
+        /// Exchange clock − local clock, ms.
+        offset_ms: f64,
+    },
+}
+
+/// Database errors, each with the file and a plain cause.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// Another process holds the database's write lock.
+    #[error("database {0}: locked by another process (is another rusto running on it?)")]
+    Locked(PathBuf),
+    /// The file or its directory is not writable.
+    #[error("database {0}: read-only (check the file's and its directory's permissions)")]
+    ReadOnly(PathBuf),
+    /// The file is not an SQLite database or is damaged.
+    #[error("database {0}: not a database or corrupt ({1}); move it aside or restore a backup")]
+    Corrupt(PathBuf, String),
+    /// The schema is newer than this binary.
+    #[error("database {path}: schema version {found} is newer than this rusto knows ({known}); upgrade rusto")]
+    TooNew {
+        /// File.
+        path: PathBuf,
+        /// Version in the file.
+        found: i64,
+        /// Newest known here.
+        known: i64,
+    },
+    /// Any other SQLite error.
+    #[error("database {0}: {1}")]
+    Other(PathBuf, String),
+}
+
+fn classify(path: &Path, e: rusqlite::Error) -> DbError {
+    use rusqlite::ErrorCode as C;
+    let p = path.to_owned();
+    match e.sqlite_error_code() {
+        Some(C::DatabaseBusy) | Some(C::DatabaseLocked) => DbError::Locked(p),
+        Some(C::ReadOnly) | Some(C::CannotOpen) if !path.exists() || is_read_only(path) => DbError::ReadOnly(p),
+        Some(C::ReadOnly) => DbError::ReadOnly(p),
+        Some(C::NotADatabase) | Some(C::DatabaseCorrupt) => DbError::Corrupt(p, e.to_string()),
+        _ => DbError::Other(p, e.to_string()),
+    }
+}
+
+fn is_read_only(path: &Path) -> bool {
+    std::fs::metadata(path).map(|m| m.permissions().readonly()).unwrap_or(false)
+}
+
+/// Symbol names and scales announced to the persistence thread.
+#[derive(Default)]
+pub struct Names(Vec<(SymbolName, Scale, Scale)>);
+
+impl Names {
+    /// Records a symbol.
+    pub fn set(&mut self, id: u16, name: SymbolName, price: Scale, qty: Scale) {
+        let i = id as usize;
+        if self.0.len() <= i {
+            self.0.resize(i + 1, (SymbolName::default(), Scale::decimals(0), Scale::decimals(0)));
+        }
+        self.0[i] = (name, price, qty);
+    }
+    /// (name, tick value, step value) of a symbol.
+    pub fn get(&self, id: u16) -> (SymbolName, f64, f64) {
+        self.0.get(id as usize).map_or((SymbolName::default(), 1.0, 1.0), |(n, p, q)| (*n, p.to_f64(1), q.to_f64(1)))
+    }
+}
+
+/// An open database with its run.
+pub struct Db {
+    conn: Connection,
+    path: PathBuf,
+    /// Position row ids by sequence number (filled on insert; a rolled-back batch re-inserts and overwrites).
+    pos_ids: std::collections::HashMap<u64, i64>,
+    /// Trader names by variant index (0 = "base").
+    variants: Vec<String>,
+    /// This run's id.
+    pub run_id: i64,
+}
+
+fn now_ms() -> i64 {
+    crate::types::clock::wall_ns() / 1_000_000
+}
+
+impl Db {
+    /// Opens (creating if needed) and migrates the database; fails clearly before any trading.
+    pub fn open(path: &Path) -> Result<Self, DbError> {
+        let err = |e| classify(path, e);
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_millis(2_000)).map_err(err)?;
+        // Touch the file: a non-database fails here.
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)).map_err(err)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(DbError::Other(path.to_owned(), format!("could not enable WAL (journal_mode = {mode})")));
+        }
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;").map_err(err)?;
+        let mut db =
+            Db { conn, path: path.to_owned(), pos_ids: Default::default(), variants: vec!["base".into()], run_id: 0 };
+        db.migrate()?;
+        Ok(db)
+    }
+
+    fn e(&self, e: rusqlite::Error) -> DbError {
+        classify(&self.path, e)
+    }
+
+    /// The newest schema version this binary knows.
+    pub fn known_version() -> i64 {
+        MIGRATIONS.last().map_or(0, |m| m.0)
+    }
+
+    fn migrate(&mut self) -> Result<(), DbError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| classify(&path, e))?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)",
+        )
+        .map_err(|e| classify(&path, e))?;
+        let current: i64 = tx
+            .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0))
+            .map_err(|e| classify(&path, e))?;
+        let known = Self::known_version();
+        if current > known {
+            return Err(DbError::TooNew { path, found: current, known });
+        }
+        for &(v, name, sql) in MIGRATIONS {
+            if v > current {
+                tx.execute_batch(sql).map_err(|e| classify(&path, e))?;
+                tx.execute(
+                    "INSERT INTO schema_version (version, name, applied_at_ms) VALUES (?1, ?2, ?3)",
+                    params![v, name, now_ms()],
+                )
+                .map_err(|e| classify(&path, e))?;
+            }
+        }
+        tx.commit().map_err(|e| classify(&path, e))
+    }
+
+    /// Schema version in the file.
+    pub fn schema_version(&self) -> Result<i64, DbError> {
+        self.conn.query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0)).map_err(|e| self.e(e))
+    }
+
+    /// Starts a run row.
+    pub fn begin_run(&mut self, version: &str, config_hash: &str, mode: &str, inputs: &str) -> Result<i64, DbError> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (version, config_hash, mode, inputs, started_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![version, config_hash, mode, inputs, now_ms()],
+            )
+            .map_err(|e| self.e(e))?;
+        self.run_id = self.conn.last_insert_rowid();
+        Ok(self.run_id)
+    }
+
+    /// Ends the run row.
+    pub fn end_run(&mut self, status: &str) -> Result<(), DbError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET ended_at_ms = ?1, status = ?2 WHERE id = ?3",
+                params![now_ms(), status, self.run_id],
+            )
+            .map(|_| ())
+            .map_err(|e| self.e(e))
+    }
+
+    /// Names the A/B variants (index k + 1 in records is `names[k]`).
+    pub fn set_variants(&mut self, names: &[String]) {
+        self.variants = std::iter::once("base".to_string()).chain(names.iter().cloned()).collect();
+    }
+
+    /// The newest `lookback` closed-trade PnLs per trader, symbol and UTC hour, oldest first:
+    /// (symbol, trader index as named by [`Db::set_variants`], hour, pnl %). Traders no longer configured are skipped.
+    pub fn load_hour_expectancy(&self, lookback: usize) -> Result<Vec<(SymbolName, u8, u8, f64)>, DbError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT symbol, hour, pnl_pct, variant FROM (
+                   SELECT symbol, hour, pnl_pct, variant, id,
+                          ROW_NUMBER() OVER (PARTITION BY variant, symbol, hour ORDER BY id DESC) AS rn
+                   FROM hour_expectancy)
+                 WHERE rn <= ?1 ORDER BY variant, symbol, hour, id",
+            )
+            .map_err(|e| self.e(e))?;
+        let rows = st
+            .query_map(params![lookback as i64], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, f64>(2)?, r.get::<_, String>(3)?))
+            })
+            .map_err(|e| self.e(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (s, h, p, v) = row.map_err(|e| self.e(e))?;
+            let Some(vi) = self.variants.iter().position(|x| *x == v) else { continue };
+            if let Some(n) = SymbolName::new(s.as_bytes()) {
+                out.push((n, vi as u8, h.clamp(0, 23) as u8, p));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes a batch of records in one transaction (all or nothing).
+    pub fn write_batch(&mut self, names: &Names, batch: &[Record]) -> Result<(), DbError> {
+        let path = self.path.clone();
+        let run = self.run_id;
+        let err = |e| classify(&path, e);
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut fill = tx.prepare_cached(FILL_SQL).map_err(err)?;
+            for r in batch {
+                write_one(&tx, &mut fill, run, names, &self.variants, &mut self.pos_ids, r).map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Writes a control-thread record (its own small transaction).
+    pub fn write_side(&mut self, r: &SideRecord) -> Result<(), DbError> {
+        let path = self.path.clone();
+        let run = self.run_id;
+        let err = |e| classify(&path, e);
+        let tx = self.conn.transaction().map_err(err)?;
+        match r {
+            SideRecord::Selection { ts_ms, reason, symbols } => {
+                for (rank, (s, q)) in symbols.iter().enumerate() {
+                    tx.execute(
+                        "INSERT INTO symbol_selections (run_id, ts_ms, reason, rank, symbol, quote_volume)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![run, ts_ms, reason, rank as i64 + 1, s.as_str(), q.is_finite().then_some(*q)],
+                    )
+                    .map_err(err)?;
+                }
+            }
+            SideRecord::Health { ts_ms, rtt_ms, offset_ms } => {
+                tx.execute(
+                    "INSERT INTO link_health (run_id, ts_ms, rtt_ms, clock_offset_ms) VALUES (?1, ?2, ?3, ?4)",
+                    params![run, ts_ms, rtt_ms, offset_ms],
+                )
+                .map_err(err)?;
+                tx.execute(
+                    "UPDATE runs SET rtt_ms = COALESCE(rtt_ms, ?1), clock_offset_ms = COALESCE(clock_offset_ms, ?2)
+                     WHERE id = ?3",
+                    params![rtt_ms, offset_ms, run],
+                )
+                .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// The connection (tests and reports).
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+fn pos_id(
+    tx: &rusqlite::Transaction<'_>,
+    run: i64,
+    ids: &std::collections::HashMap<u64, i64>,
+    seq: u64,
+) -> rusqlite::Result<i64> {
+    if let Some(&id) = ids.get(&seq) {
+        return Ok(id);
+    }
+    tx.prepare_cached("SELECT id FROM positions WHERE run_id = ?1 AND seq = ?2")?
+        .query_row(params![run, seq as i64], |r| r.get(0))
+}
+
+/// The fills insert (the most frequent row), prepared once per batch.
+const FILL_SQL: &str = "INSERT INTO fills (run_id, position_id, ts_ms, kind, side, quantity, price, fee, pnl)
+                        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
+fn write_one(
+    tx: &rusqlite::Transaction<'_>,
+    fill: &mut rusqlite::CachedStatement<'_>,
+    run: i64,
+    names: &Names,
+    variants: &[String],
+    ids: &mut std::collections::HashMap<u64, i64>,
+    r: &Record,
+) -> rusqlite::Result<()> {
+    let vname = |v: u8| variants.get(v as usize).map_or("?", |s| s.as_str());
+    match *r {
+        Record::Opened { symbol, variant, pos, features: f, gate, .. } => {
+            let (name, tv, sv) = names.get(symbol);
+            tx.prepare_cached(
+                "INSERT INTO positions (run_id, seq, symbol, side, status, entry_ts_ms, entry_price, quantity, fees,
+                   regime, confidence, expected_slippage_bps, realized_slippage_bps, stop_price, tp1_price, tp2_price,
+                   liquidation_price, variant)
+                 VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            )?
+            .execute(params![
+                run,
+                pos.seq as i64,
+                name.as_str(),
+                pos.side.name(),
+                pos.entry_ts_ns / 1_000_000,
+                pos.entry_px * tv,
+                pos.qty as f64 * sv,
+                pos.fees,
+                pos.regime.name(),
+                pos.confidence,
+                pos.expected_slippage_bps,
+                pos.realized_slippage_bps,
+                pos.stop * tv,
+                pos.tp1 * tv,
+                pos.tp2 * tv,
+                pos.liq * tv,
+                vname(variant),
+            ])?;
+            let id = tx.last_insert_rowid();
+            ids.insert(pos.seq, id);
+            tx.prepare_cached(
+                "INSERT INTO entry_features (position_id, imbalance_ratio, cvd_1min_change, volume_burst_ratio,
+                   bar_range_pct, zone_distance_pct, near_val, near_vah, near_hvn, regime, confidence, spread_bps,
+                   depth_ratio)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?
+            .execute(params![
+                id,
+                f.imbalance_ratio,
+                f.cvd_1min_change,
+                f.volume_burst_ratio,
+                f.bar_range_pct,
+                f.zone_distance_pct,
+                f.near_val,
+                f.near_vah,
+                f.near_hvn,
+                f.regime.name(),
+                f.confidence,
+                gate.spread_bps,
+                if gate.depth_ratio.is_finite() { gate.depth_ratio } else { 1e9 },
+            ])?;
+        }
+        Record::Fill { symbol, seq, ts_ns, reason, buy, qty, px, fee, pnl, .. } => {
+            let (_, tv, sv) = names.get(symbol);
+            let id = pos_id(tx, run, ids, seq)?;
+            fill.execute(params![
+                run,
+                id,
+                ts_ns / 1_000_000,
+                reason.map_or("entry", |r| r.name()),
+                if buy { "buy" } else { "sell" },
+                qty as f64 * sv,
+                px * tv,
+                fee,
+                pnl
+            ])?;
+        }
+        Record::Closed { symbol, pos, .. } => {
+            ids.remove(&pos.seq);
+            let (_, tv, _) = names.get(symbol);
+            tx.prepare_cached(
+                "UPDATE positions SET status = 'closed', exit_ts_ms = ?1, exit_price = ?2, fees = ?3, pnl = ?4,
+                   pnl_pct = ?5, exit_reason = ?6, mfe_pct = ?7, mae_pct = ?8, time_to_mfe_secs = ?9,
+                   time_to_mae_secs = ?10, stop_price = ?11
+                 WHERE run_id = ?12 AND seq = ?13",
+            )?
+            .execute(params![
+                pos.exit_ts_ns / 1_000_000,
+                pos.exit_px * tv,
+                pos.fees,
+                pos.pnl,
+                pos.pnl_pct(),
+                pos.exit_reason.map(|r| r.name()),
+                pos.mfe_pct,
+                pos.mae_pct,
+                (pos.mfe_ts_ns - pos.entry_ts_ns) as f64 / 1e9,
+                (pos.mae_ts_ns - pos.entry_ts_ns) as f64 / 1e9,
+                pos.stop * tv,
+                run,
+                pos.seq as i64
+            ])?;
+        }
+        Record::HourPnl { symbol, variant, hour, pnl_pct } => {
+            let (name, _, _) = names.get(symbol);
+            tx.prepare_cached(
+                "INSERT INTO hour_expectancy (run_id, symbol, hour, pnl_pct, variant) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![run, name.as_str(), hour as i64, pnl_pct, vname(variant)])?;
+        }
+        Record::Tuning { symbol, log } => {
+            let (name, _, _) = names.get(symbol);
+            tx.prepare_cached(
+                "INSERT INTO volume_burst_tuning_logs (run_id, symbol, ts_ms, tuned_ratio, previous_ratio, trades,
+                   win_rate_pct, expectancy_pct, window_bars, lookahead_bars, candidates, stop_pct, target_pct,
+                   fee_pct, changed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            )?
+            .execute(params![
+                run,
+                name.as_str(),
+                log.ts_ns / 1_000_000,
+                log.tuned_ratio,
+                log.previous_ratio,
+                log.trades,
+                log.win_rate_pct,
+                log.expectancy_pct,
+                log.window_bars,
+                log.lookahead_bars,
+                log.candidates,
+                log.stop_pct,
+                log.target_pct,
+                log.fee_pct,
+                log.changed
+            ])?;
+        }
+        Record::Symbol { .. }
+        | Record::Bar { .. }
+        | Record::Signal { .. }
+        | Record::SnapshotRequest { .. }
+        | Record::StopMoved { .. }
+        | Record::DailyLimitHit { .. } => {}
+    }
+    Ok(())
+}
+
+/// True when a record goes to the database.
+pub fn is_db_record(r: &Record) -> bool {
+    matches!(
+        r,
+        Record::Opened { .. }
+            | Record::Fill { .. }
+            | Record::Closed { .. }
+            | Record::HourPnl { .. }
+            | Record::Tuning { .. }
+    )
+}

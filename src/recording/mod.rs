@@ -1,0 +1,4 @@
+//! Recorded feeds: the line reader, and the import of Binance historical CSVs.
+
+pub mod import;
+pub mod reader;

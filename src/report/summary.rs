@@ -1,0 +1,356 @@
+//! Replay summaries: the `--json` object and the human-readable summary with the latency table.
+
+use serde_json::{Map, Value, json};
+
+use crate::ingest::parse::ParseError;
+use crate::pipeline::ReplayReport;
+use crate::types::latency;
+
+/// The latency block of the JSON reports: per stage count and p50/p90/p99/p99.9/max in ns.
+fn latency_json(stages: &[(&'static str, crate::types::latency::Summary)]) -> Value {
+    let mut lat = Map::new();
+    for (name, m) in stages {
+        lat.insert(
+            name.to_string(),
+            json!({"count": m.count, "p50": m.p50, "p90": m.p90, "p99": m.p99, "p999": m.p999, "max": m.max}),
+        );
+    }
+    Value::Object(lat)
+}
+
+/// The `--json` object.
+pub fn to_json(r: &ReplayReport) -> Value {
+    let p = &r.parse;
+    let f = &r.feed;
+    let frames = p.frames;
+    let secs = r.elapsed.as_secs_f64();
+    let mut symbols = Map::new();
+    for s in &r.engine.symbols {
+        let (bid, ask) = s.book.top();
+        let fmt_px = |px: Option<i64>| -> Value {
+            match (px, s.price) {
+                (Some(px), Some(sc)) => Value::String(sc.to_string(px)),
+                _ => Value::Null,
+            }
+        };
+        let bs = &s.book.stats;
+        let px_f = |t: f64| -> Value {
+            match s.price {
+                Some(sc) => json!(format!("{:.*}", sc.dec as usize, t * sc.to_f64(1))),
+                None => Value::Null,
+            }
+        };
+        let profile = match &s.levels {
+            Some(l) => json!({
+                "poc": fmt_px(Some(l.poc)),
+                "val": fmt_px(Some(l.val)),
+                "vah": fmt_px(Some(l.vah)),
+                "vwap": px_f(l.vwap),
+                "vwap_upper": px_f(l.vwap + l.sigma * r.vwap_band_sigmas),
+                "vwap_lower": px_f(l.vwap - l.sigma * r.vwap_band_sigmas),
+                "value_area_share": l.va_share,
+                "hvn": l.hvn[..l.n_hvn].iter().map(|&h| fmt_px(Some(h))).collect::<Vec<_>>(),
+                "lvn": l.lvn[..l.n_lvn].iter().map(|&h| fmt_px(Some(h))).collect::<Vec<_>>(),
+            }),
+            None => Value::Null,
+        };
+        let mut gate = Map::new();
+        for g in crate::compute::trading::gate::GateReject::ALL {
+            gate.insert(g.name().into(), json!(s.trader.gate_rejects[g.index()]));
+        }
+        let mut risk = Map::new();
+        for k in crate::compute::trading::risk::RiskReject::ALL {
+            risk.insert(k.name().into(), json!(s.trader.risk_rejects[k.index()]));
+        }
+        let mut closed = Map::new();
+        let mut exits = Map::new();
+        for x in crate::compute::trading::position::ExitReason::ALL {
+            closed.insert(x.name().into(), json!(s.trader.closed_by_reason[x.index()]));
+            exits.insert(x.name().into(), json!(s.trader.exits_by_reason[x.index()]));
+        }
+        let mut by_regime = Map::new();
+        for reg in crate::compute::market::regime::Regime::ALL {
+            by_regime.insert(reg.name().into(), json!(s.signals_by_regime[reg.index()]));
+        }
+        symbols.insert(
+            s.name.as_str().to_string(),
+            json!({
+                "trades": s.trades,
+                "trade_qty": s.qty.map(|q| q.to_string(s.trade_qty)).unwrap_or_else(|| s.trade_qty.to_string()),
+                "non_market_trades": s.non_market_trades,
+                "depth_applied": bs.depth_applied,
+                "gaps": bs.gaps,
+                "resyncs": bs.resyncs,
+                "snapshots_applied": bs.snapshots_applied,
+                "stale_snapshots": bs.stale_snapshots,
+                "crossed": bs.crossed,
+                "synced": s.book.is_synced(),
+                "best_bid": fmt_px(bid.map(|l| l.px)),
+                "best_ask": fmt_px(ask.map(|l| l.px)),
+                "bars": s.bars.closed,
+                "book_audit": {"compared": s.audit_compared, "matched": s.audit_matched},
+                "signals": {"long": s.trader.signals[0], "short": s.trader.signals[1]},
+                "signals_by_regime": by_regime,
+                "regime": s.regime.regime.name(),
+                "regime_switches": s.regime.switches,
+                "burst_threshold": s.strategy.burst_ratio,
+                "tuning_runs": s.tuner.runs,
+                "tuning_changes": s.tuning_changes,
+                "cvd": s.qty.map(|q| q.to_string(s.flow.cvd)),
+                "profile": profile,
+                "gate_rejections": gate,
+                "risk_rejections": risk,
+                "positions": {
+                    "opened": s.trader.opened,
+                    "closed": s.trader.closed_by_reason.iter().sum::<u64>(),
+                    "closed_by_exit_reason": closed,
+                    "exit_fills_by_reason": exits,
+                },
+                "pnl": s.trader.pnl,
+                "variants": r.engine.variant_names().iter().zip(&s.shadows).map(|(n, (_, t))| {
+                    (n.to_string(), json!({
+                        "signals": {"long": t.signals[0], "short": t.signals[1]},
+                        "opened": t.opened,
+                        "closed": t.closed_by_reason.iter().sum::<u64>(),
+                        "pnl": t.pnl,
+                    }))
+                }).collect::<Map<String, Value>>(),
+            }),
+        );
+    }
+    let lat = latency_json(&r.latency);
+    let mut malformed_kinds = Map::new();
+    for (i, n) in p.malformed.iter().enumerate() {
+        if *n > 0 {
+            malformed_kinds.insert(ParseError::kind_name(i).to_string(), json!(n));
+        }
+    }
+    if f.bad_lines > 0 {
+        malformed_kinds.insert("bad_line".into(), json!(f.bad_lines));
+    }
+    if f.oversize_lines > 0 {
+        malformed_kinds.insert("oversize_line".into(), json!(f.oversize_lines));
+    }
+    json!({
+        "frames": frames,
+        "events": {
+            "trade": p.trade,
+            "non_market_trade": p.non_market_trade,
+            "depth": p.depth,
+            "book_ticker": p.book_ticker,
+            "mark_price": p.mark_price,
+            "snapshot": p.snapshot,
+            "other": p.unknown_event + p.control + p.exchange_info,
+        },
+        "unknown_event": p.unknown_event,
+        "malformed": p.malformed_total() + f.malformed_lines(),
+        "malformed_kinds": malformed_kinds,
+        "ring_full": f.ring_full,
+        "frames_dropped": f.frames_dropped,
+        "records_lost": r.engine.stats.records_lost,
+        "bars_written": r.persist.bars_written,
+        "signals": r.persist.signals,
+        "variant_balances": r.engine.variant_names().iter().zip(&r.engine.variant_risk)
+            .map(|(n, k)| (n.to_string(), json!(k.balance))).collect::<Map<String, Value>>(),
+        "account": {
+            "balance": r.engine.risk.balance,
+            "open_positions": r.engine.risk.open_positions,
+            "daily_limit_hits": r.engine.risk.daily_limit_hits,
+        },
+        "db": {
+            "run_id": r.run_id,
+            "rows": r.persist.db_rows,
+            "commits": r.persist.db_commits,
+            "write_errors": r.persist.db_write_errors,
+            "rows_dropped": r.persist.db_rows_dropped,
+        },
+        "tuning_runs": r.persist.tuning_runs,
+        "elapsed_s": secs,
+        "frames_per_s": if secs > 0.0 { frames as f64 / secs } else { 0.0 },
+        "symbols": symbols,
+        "latency_ns": lat,
+    })
+}
+
+/// The human-readable summary.
+pub fn to_text(r: &ReplayReport) -> String {
+    let p = &r.parse;
+    let f = &r.feed;
+    let secs = r.elapsed.as_secs_f64();
+    let mut s = String::new();
+    s.push_str(&format!(
+        "replayed {} frames in {:.3} s ({:.0} frames/s): trade {}, non-market {}, depth {}, bookTicker {}, markPrice {}, snapshot {}, other {}\n",
+        p.frames,
+        secs,
+        if secs > 0.0 { p.frames as f64 / secs } else { 0.0 },
+        p.trade,
+        p.non_market_trade,
+        p.depth,
+        p.book_ticker,
+        p.mark_price,
+        p.snapshot,
+        p.unknown_event + p.control + p.exchange_info
+    ));
+    s.push_str(&format!(
+        "malformed {} (lines {}), unknown events {}, ring full {}, frames dropped {}, records lost {}\n\n",
+        p.malformed_total() + f.malformed_lines(),
+        f.malformed_lines(),
+        p.unknown_event,
+        f.ring_full,
+        f.frames_dropped,
+        r.engine.stats.records_lost
+    ));
+    s.push_str(&format!(
+        "{:<12} {:>8} {:>14} {:>8} {:>5} {:>7} {:>7} {:>14} {:>14} {:>6} {:>15}\n",
+        "symbol", "trades", "trade_qty", "depth", "gaps", "resyncs", "synced", "best_bid", "best_ask", "bars", "audit"
+    ));
+    for sym in &r.engine.symbols {
+        let (bid, ask) = sym.book.top();
+        let px = |l: Option<crate::types::event::Level>| match (l, sym.price) {
+            (Some(l), Some(sc)) => sc.to_string(l.px),
+            _ => "-".into(),
+        };
+        s.push_str(&format!(
+            "{:<12} {:>8} {:>14} {:>8} {:>5} {:>7} {:>7} {:>14} {:>14} {:>6} {:>15}\n",
+            sym.name.as_str(),
+            sym.trades,
+            sym.qty.map(|q| q.to_string(sym.trade_qty)).unwrap_or_default(),
+            sym.book.stats.depth_applied,
+            sym.book.stats.gaps,
+            sym.book.stats.resyncs,
+            if sym.book.is_synced() { "yes" } else { "no" },
+            px(bid),
+            px(ask),
+            sym.bars.closed,
+            format!("{}/{}", sym.audit_matched, sym.audit_compared)
+        ));
+    }
+    s.push('\n');
+    s.push_str(&format!(
+        "{:<12} {:>6} {:>6} {:>11} {:>9} {:>6} {:>14} {:>14} {:>14} {:>14}\n",
+        "symbol", "long", "short", "regime", "burst_thr", "tuned", "POC", "VAL", "VAH", "VWAP"
+    ));
+    for sym in &r.engine.symbols {
+        let (poc, val, vah, vwap) = match (&sym.levels, sym.price) {
+            (Some(l), Some(sc)) => (
+                sc.to_string(l.poc),
+                sc.to_string(l.val),
+                sc.to_string(l.vah),
+                format!("{:.*}", sc.dec as usize, l.vwap * sc.to_f64(1)),
+            ),
+            _ => ("-".into(), "-".into(), "-".into(), "-".into()),
+        };
+        s.push_str(&format!(
+            "{:<12} {:>6} {:>6} {:>11} {:>9.2} {:>6} {:>14} {:>14} {:>14} {:>14}\n",
+            sym.name.as_str(),
+            sym.trader.signals[0],
+            sym.trader.signals[1],
+            sym.regime.regime.name(),
+            sym.strategy.burst_ratio,
+            sym.tuner.runs,
+            poc,
+            val,
+            vah,
+            vwap
+        ));
+    }
+    s.push('\n');
+    s.push_str("latency per stage (monotonic clock; replay --speed asap includes queueing in ring_wait):\n");
+    s.push_str(&latency::table(&r.latency.iter().map(|(n, m)| (*n, *m)).collect::<Vec<_>>()));
+    s
+}
+
+/// The `rusto live --json` object.
+pub fn live_json(r: &crate::app::live::LiveReport) -> Value {
+    let mut symbols = Map::new();
+    for s in &r.engine.symbols {
+        let (bid, ask) = s.book.top();
+        let px = |l: Option<crate::types::event::Level>| match (l, s.price) {
+            (Some(l), Some(sc)) => Value::String(sc.to_string(l.px)),
+            _ => Value::Null,
+        };
+        let bs = &s.book.stats;
+        symbols.insert(
+            s.name.as_str().to_string(),
+            json!({
+                "trades": s.trades,
+                "non_market_trades": s.non_market_trades,
+                "duplicate_trades": s.duplicate_trades,
+                "trade_qty": s.qty.map(|q| q.to_string(s.trade_qty)),
+                "depth_applied": bs.depth_applied,
+                "gaps": bs.gaps,
+                "resyncs": bs.resyncs,
+                "snapshots_applied": bs.snapshots_applied,
+                "crossed": bs.crossed,
+                "synced": s.book.is_synced(),
+                "dropped_frames": s.dropped_frames,
+                "best_bid": px(bid),
+                "best_ask": px(ask),
+                "book_audit": {"compared": s.audit_compared, "matched": s.audit_matched},
+                "bars": s.bars.closed,
+                "signals": {"long": s.trader.signals[0], "short": s.trader.signals[1]},
+                "positions_opened": s.trader.opened,
+                "pnl": s.trader.pnl,
+            }),
+        );
+    }
+    let lat = latency_json(&r.latency);
+    json!({
+        "elapsed_s": r.elapsed.as_secs_f64(),
+        "selected": r.symbols.iter().map(|s| s.as_str().to_string()).collect::<Vec<_>>(),
+        "subscribed_streams": r.net.control_sent,
+        "selections": r.selections,
+        "net": {
+            "frames": r.net.frames, "bytes": r.net.bytes, "pings": r.net.pings, "connects": r.net.connects,
+            "disconnects": r.net.disconnects, "rotations": r.net.rotations, "snapshots": r.net.snapshots,
+            "control_sent": r.net.control_sent, "last_error": r.net.last_error,
+        },
+        "events": {
+            "trade": r.parse.trade, "depth": r.parse.depth, "book_ticker": r.parse.book_ticker,
+            "mark_price": r.parse.mark_price, "snapshot": r.parse.snapshot,
+            "other": r.parse.unknown_event + r.parse.control + r.parse.exchange_info,
+        },
+        "malformed": r.parse.malformed_total(),
+        "ring_full": r.feed.ring_full,
+        "frames_dropped": r.feed.frames_dropped,
+        "rest": {"requests": r.rest.requests, "rate_limited": r.rest.rate_limited, "used_weight": r.rest.used_weight},
+        "health": {"rtt_ms": r.health.rtt_ms, "clock_offset_ms": r.health.offset_ms},
+        "db": {"rows": r.persist.db_rows, "commits": r.persist.db_commits, "write_errors": r.persist.db_write_errors, "rows_dropped": r.persist.db_rows_dropped},
+        "symbols": symbols,
+        "latency_ns": lat,
+    })
+}
+
+/// The `rusto live` final text report.
+pub fn live_text(r: &crate::app::live::LiveReport) -> String {
+    let mut s = format!(
+        "live run of {:.1} s: {} frames, {} connects, {} disconnects, {} snapshots, malformed {}, ring full {}, dropped {}\n",
+        r.elapsed.as_secs_f64(),
+        r.net.frames,
+        r.net.connects,
+        r.net.disconnects,
+        r.net.snapshots,
+        r.parse.malformed_total(),
+        r.feed.ring_full,
+        r.feed.frames_dropped
+    );
+    for sym in &r.engine.symbols {
+        s.push_str(&format!(
+            "{:<12} trades {:>8} depth {:>8} gaps {:>3} resyncs {:>3} synced {:>5} audit {}/{} signals {}/{} pnl {:.2}\n",
+            sym.name.as_str(),
+            sym.trades,
+            sym.book.stats.depth_applied,
+            sym.book.stats.gaps,
+            sym.book.stats.resyncs,
+            sym.book.is_synced(),
+            sym.audit_matched,
+            sym.audit_compared,
+            sym.trader.signals[0],
+            sym.trader.signals[1],
+            sym.trader.pnl
+        ));
+    }
+    s.push_str("latency per stage (tick-to-decision from the socket read):\n");
+    s.push_str(&latency::table(&r.latency.iter().map(|(n, m)| (*n, *m)).collect::<Vec<_>>()));
+    s
+}

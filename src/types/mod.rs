@@ -1,0 +1,7 @@
+//! Leaf vocabulary shared by every layer: clocks, exact decimals, symbols, the 64-byte market event, the records the compute thread emits, latency stages. Imports nothing from the crate.
+
+pub mod clock;
+pub mod decimal;
+pub mod event;
+pub mod latency;
+pub mod symbols;
