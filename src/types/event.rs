@@ -11,8 +11,7 @@
 //! Contract: the events of one frame are pushed into the ring together (all or none), so the consumer always sees a
 //! header followed by exactly the continuation events it announces.
 
-/// Index of a symbol in the engine's symbol table (assigned by the parser, announced by [`EventKind::SymbolDef`]).
-pub type SymbolId = u16;
+pub use super::symbols::SymbolId;
 
 /// Number of price levels one continuation event carries.
 pub const LEVELS_PER_EVENT: usize = 2;

@@ -6,7 +6,9 @@
 //! so the compute thread builds its own copy without sharing memory. Capacity is fixed at construction.
 
 use crate::types::decimal::Scale;
-use crate::types::event::SymbolId;
+
+/// Index of a symbol in the engine's symbol table (assigned by the parser, announced by a `SymbolDef` event).
+pub type SymbolId = u16;
 
 /// Longest symbol name accepted (Binance's longest are delivery contracts such as `BTCUSDT_260327`).
 pub const SYMBOL_NAME_MAX: usize = 16;

@@ -8,7 +8,7 @@
 //! The handlers in [`crate::ingest::parse`] are shared by both paths through the `Msg` trait, and a test replays every real
 //! recording through both paths and requires identical events.
 
-use crate::ingest::parse::{F, Msg, NF, ParseError, Val, field_of};
+use super::fields::{F, Msg, NF, ParseError, Val, field_of, is_partial_depth_stream};
 
 /// The fields of one object read by the fast scanner.
 pub(crate) struct FastMsg<'i> {
@@ -236,7 +236,7 @@ pub(crate) fn scan(frame: &[u8]) -> Option<(FastMsg<'_>, Option<FastMsg<'_>>, bo
     }
     let wrapped = matches!(root[F::Data as usize], Val::Obj(_));
     let partial = match root[F::Stream as usize] {
-        Val::Str(st) => crate::ingest::parse::is_partial_depth_stream(st),
+        Val::Str(st) => is_partial_depth_stream(st),
         Val::Missing => false,
         _ => return None,
     };

@@ -16,90 +16,28 @@
 //!   compute thread's copy of the table never falls behind the parser's).
 //! - Limits: a frame is at most `max_frame_bytes`; a depth side has at most [`MAX_LEVELS_PER_SIDE`] levels.
 
+pub mod exchange_info;
 pub mod fast;
+pub mod fields;
+pub mod tape;
 
-use simd_json::{Node, StaticNode, Tape};
+pub use exchange_info::parse_exchange_info;
+pub use fields::{MAX_LEVELS_PER_SIDE, ParseError};
 
-use crate::types::decimal::{DecimalError, Scale, parse_decimal, parse_e8};
+use exchange_info::specs_from_tape;
+use fields::{F, Msg, Val, is_partial_depth_stream};
+use tape::TapeMsg;
+
+use simd_json::{Node, Tape};
+
+use crate::types::decimal::{Scale, parse_decimal, parse_e8};
 use crate::types::event::{EventKind, LEVELS_PER_EVENT, MarketEvent, SymbolId, depth_event_count, flags};
-use crate::types::symbols::{InternError, SymbolName, SymbolSpec, SymbolTable};
+use crate::types::symbols::{SymbolName, SymbolTable};
 
-/// Most levels accepted on one side of one depth message or snapshot (Binance's REST maximum is 1000).
-pub const MAX_LEVELS_PER_SIDE: usize = 5000;
 /// Most events one frame can become.
 pub const MAX_EVENTS_PER_FRAME: usize = depth_event_count(MAX_LEVELS_PER_SIDE, MAX_LEVELS_PER_SIDE) + 1;
 /// Default largest frame accepted, in bytes (a 1000-level snapshot is ≈ 45 KB; exchangeInfo ≈ 1 MB today).
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 4 << 20;
-
-/// Why a frame was rejected. One variant per kind of problem; each is counted separately.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum ParseError {
-    /// Larger than the configured frame limit.
-    #[error("frame of {0} bytes exceeds the limit")]
-    TooLarge(usize),
-    /// Not valid JSON (truncated, garbage, not UTF-8).
-    #[error("invalid JSON")]
-    Json,
-    /// Valid JSON but not an object of a known shape.
-    #[error("unexpected JSON shape")]
-    Shape,
-    /// A required field is missing.
-    #[error("missing field `{0}`")]
-    MissingField(&'static str),
-    /// A field has the wrong JSON type (e.g. a number where Binance sends a string).
-    #[error("field `{0}` has the wrong type")]
-    WrongType(&'static str),
-    /// A price or quantity string is not a decimal or does not fit.
-    #[error("field `{0}`: {1}")]
-    Decimal(&'static str, DecimalError),
-    /// The symbol is invalid or the symbol table is full.
-    #[error("symbol: {0}")]
-    Symbol(InternError),
-    /// More depth levels than [`MAX_LEVELS_PER_SIDE`].
-    #[error("more than {MAX_LEVELS_PER_SIDE} levels on one side")]
-    TooManyLevels,
-    /// A REST depth snapshot whose symbol is not known (no URL and no symbol hint).
-    #[error("depth snapshot without a symbol")]
-    SnapshotWithoutSymbol,
-    /// A price outside the range the event can carry.
-    #[error("price out of range")]
-    PriceRange,
-}
-
-impl ParseError {
-    /// Number of distinct kinds (for per-kind counters).
-    pub const KINDS: usize = 10;
-    /// Index for per-kind counters.
-    pub fn index(&self) -> usize {
-        match self {
-            ParseError::TooLarge(_) => 0,
-            ParseError::Json => 1,
-            ParseError::Shape => 2,
-            ParseError::MissingField(_) => 3,
-            ParseError::WrongType(_) => 4,
-            ParseError::Decimal(..) => 5,
-            ParseError::Symbol(_) => 6,
-            ParseError::TooManyLevels => 7,
-            ParseError::SnapshotWithoutSymbol => 8,
-            ParseError::PriceRange => 9,
-        }
-    }
-    /// Stable name for reports.
-    pub fn kind_name(i: usize) -> &'static str {
-        [
-            "too_large",
-            "json",
-            "shape",
-            "missing_field",
-            "wrong_type",
-            "decimal",
-            "symbol",
-            "too_many_levels",
-            "snapshot_without_symbol",
-            "price_range",
-        ][i]
-    }
-}
 
 /// What a successfully parsed frame was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,185 +101,6 @@ pub struct FrameMeta {
     pub stamp_ns: u64,
     /// Symbol a bare REST depth snapshot belongs to (from its URL or the recording's context).
     pub snapshot_symbol: Option<SymbolName>,
-}
-
-/// Field slots collected in one pass over an object.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(clippy::enum_variant_names, missing_docs)]
-pub(crate) enum F {
-    LowerE,
-    UpperE,
-    UpperT,
-    LowerS,
-    LowerP,
-    LowerQ,
-    LowerM,
-    UpperX,
-    LowerT,
-    LowerA,
-    LowerB,
-    UpperA,
-    UpperB,
-    UpperU,
-    LowerU,
-    Pu,
-    LowerI,
-    LowerR,
-    UpperP,
-    LowerF,
-    LowerL,
-    LastUpdateId,
-    Bids,
-    Asks,
-    Stream,
-    Data,
-    Result,
-    Id,
-    Symbols,
-}
-pub(crate) const NF: usize = 29;
-
-#[inline]
-pub(crate) fn field_of(key: &[u8]) -> Option<F> {
-    Some(match key {
-        b"e" => F::LowerE,
-        b"E" => F::UpperE,
-        b"T" => F::UpperT,
-        b"s" => F::LowerS,
-        b"p" => F::LowerP,
-        b"q" => F::LowerQ,
-        b"m" => F::LowerM,
-        b"X" => F::UpperX,
-        b"t" => F::LowerT,
-        b"a" => F::LowerA,
-        b"b" => F::LowerB,
-        b"A" => F::UpperA,
-        b"B" => F::UpperB,
-        b"U" => F::UpperU,
-        b"u" => F::LowerU,
-        b"pu" => F::Pu,
-        b"i" => F::LowerI,
-        b"r" => F::LowerR,
-        b"P" => F::UpperP,
-        b"f" => F::LowerF,
-        b"l" => F::LowerL,
-        b"lastUpdateId" => F::LastUpdateId,
-        b"bids" => F::Bids,
-        b"asks" => F::Asks,
-        b"stream" => F::Stream,
-        b"data" => F::Data,
-        b"result" => F::Result,
-        b"id" => F::Id,
-        b"symbols" => F::Symbols,
-        _ => return None,
-    })
-}
-
-/// Index of the node after the value starting at `i`.
-#[inline]
-fn skip(nodes: &[Node<'_>], i: usize) -> usize {
-    match nodes[i] {
-        Node::Object { count, .. } | Node::Array { count, .. } => i + 1 + count,
-        _ => i + 1,
-    }
-}
-
-/// A field value as the handlers see it, from either the simd-json tape or the fast scanner.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Val<'i> {
-    /// Not present.
-    Missing,
-    /// A string without escapes.
-    Str(&'i str),
-    /// An integer.
-    Int(i64),
-    /// A boolean.
-    Bool(bool),
-    /// An array: a handle for [`Msg::for_levels`] and its length.
-    Arr(u32, u32),
-    /// An object: a handle for [`Msg::object`].
-    Obj(u32),
-    /// Anything else (null, float, …).
-    Other,
-}
-
-/// One JSON object's fields, from either parser.
-pub(crate) trait Msg<'i> {
-    /// The value of field `f`.
-    fn val(&self, f: F) -> Val<'i>;
-    /// Calls `f(price, qty)` for each `[price, qty]` pair of the array with `handle`, in order.
-    fn for_levels(
-        &self,
-        handle: u32,
-        len: u32,
-        f: impl FnMut(&'i str, &'i str) -> Result<(), ParseError>,
-    ) -> Result<(), ParseError>;
-}
-
-/// Field values of one tape object.
-struct TapeMsg<'t, 'i> {
-    nodes: &'t [Node<'i>],
-    at: [u32; NF],
-}
-
-impl<'t, 'i> TapeMsg<'t, 'i> {
-    #[inline]
-    fn collect(nodes: &'t [Node<'i>], obj: usize) -> Result<Self, ParseError> {
-        let Node::Object { len, .. } = nodes[obj] else {
-            return Err(ParseError::Shape);
-        };
-        let mut at = [0u32; NF];
-        let mut i = obj + 1;
-        for _ in 0..len {
-            let Node::String(k) = nodes[i] else {
-                return Err(ParseError::Shape);
-            };
-            let v = i + 1;
-            if let Some(f) = field_of(k.as_bytes()) {
-                at[f as usize] = v as u32;
-            }
-            i = skip(nodes, v);
-        }
-        Ok(TapeMsg { nodes, at })
-    }
-}
-
-impl<'i> Msg<'i> for TapeMsg<'_, 'i> {
-    #[inline]
-    fn val(&self, f: F) -> Val<'i> {
-        let i = self.at[f as usize] as usize;
-        if i == 0 {
-            return Val::Missing;
-        }
-        match self.nodes[i] {
-            Node::String(s) => Val::Str(s),
-            Node::Static(StaticNode::I64(v)) => Val::Int(v),
-            Node::Static(StaticNode::U64(v)) if v <= i64::MAX as u64 => Val::Int(v as i64),
-            Node::Static(StaticNode::Bool(b)) => Val::Bool(b),
-            Node::Array { len, .. } => Val::Arr(i as u32, len as u32),
-            Node::Object { .. } => Val::Obj(i as u32),
-            _ => Val::Other,
-        }
-    }
-
-    #[inline]
-    fn for_levels(
-        &self,
-        handle: u32,
-        len: u32,
-        mut f: impl FnMut(&'i str, &'i str) -> Result<(), ParseError>,
-    ) -> Result<(), ParseError> {
-        let mut i = handle as usize + 1;
-        for _ in 0..len {
-            match (self.nodes[i], self.nodes.get(i + 1), self.nodes.get(i + 2)) {
-                (Node::Array { len: 2, .. }, Some(Node::String(p)), Some(Node::String(q))) => f(p, q)?,
-                (Node::Array { len: 2, .. }, _, _) => return Err(ParseError::WrongType("level")),
-                _ => return Err(ParseError::Shape),
-            }
-            i += 3;
-        }
-        Ok(())
-    }
 }
 
 #[inline]
@@ -942,105 +701,6 @@ impl Parser {
         out.push(ev);
         self.stats.mark_price += 1;
         Ok(FrameKind::Market)
-    }
-}
-
-/// True for a partial book depth stream name (`btcusdt@depth5`, `btcusdt@depth20@100ms`).
-pub(crate) fn is_partial_depth_stream(stream: &str) -> bool {
-    match stream.find("@depth") {
-        Some(i) => stream.as_bytes().get(i + 6).is_some_and(|c| c.is_ascii_digit()),
-        None => false,
-    }
-}
-
-fn str_at<'i>(nodes: &[Node<'i>], i: usize, name: &'static str) -> Result<&'i str, ParseError> {
-    match nodes[i] {
-        Node::String(s) => Ok(s),
-        _ => Err(ParseError::WrongType(name)),
-    }
-}
-
-fn int_at(nodes: &[Node<'_>], i: usize, name: &'static str) -> Result<i64, ParseError> {
-    match nodes[i] {
-        Node::Static(StaticNode::I64(v)) => Ok(v),
-        Node::Static(StaticNode::U64(v)) if v <= i64::MAX as u64 => Ok(v as i64),
-        _ => Err(ParseError::WrongType(name)),
-    }
-}
-
-fn specs_from_tape(nodes: &[Node<'_>], si: usize) -> Result<Vec<SymbolSpec>, ParseError> {
-    let Node::Array { len, .. } = nodes[si] else {
-        return Err(ParseError::WrongType("symbols"));
-    };
-    let mut specs = Vec::with_capacity(len);
-    let mut i = si + 1;
-    for _ in 0..len {
-        let obj = i;
-        i = skip(nodes, i);
-        let Node::Object { len: n, .. } = nodes[obj] else {
-            continue;
-        };
-        let (mut name, mut tick, mut step, mut pp, mut qp) = (None, None, None, 0u8, 0u8);
-        let mut k = obj + 1;
-        for _ in 0..n {
-            let Node::String(key) = nodes[k] else {
-                return Err(ParseError::Shape);
-            };
-            let v = k + 1;
-            match key {
-                "symbol" => name = SymbolName::new(str_at(nodes, v, "symbol")?.as_bytes()),
-                "pricePrecision" => pp = int_at(nodes, v, "pricePrecision")?.clamp(0, 18) as u8,
-                "quantityPrecision" => qp = int_at(nodes, v, "quantityPrecision")?.clamp(0, 18) as u8,
-                "filters" => {
-                    if let Node::Array { len: nf, .. } = nodes[v] {
-                        let mut f = v + 1;
-                        for _ in 0..nf {
-                            let fo = f;
-                            f = skip(nodes, f);
-                            let Node::Object { len: fl, .. } = nodes[fo] else {
-                                continue;
-                            };
-                            let (mut ty, mut ts, mut ss) = ("", None, None);
-                            let mut q = fo + 1;
-                            for _ in 0..fl {
-                                if let (Node::String(fk), Node::String(fv)) = (nodes[q], nodes[q + 1]) {
-                                    match fk {
-                                        "filterType" => ty = fv,
-                                        "tickSize" => ts = Scale::from_size(fv),
-                                        "stepSize" => ss = Scale::from_size(fv),
-                                        _ => {}
-                                    }
-                                }
-                                q = skip(nodes, q + 1);
-                            }
-                            match ty {
-                                "PRICE_FILTER" => tick = ts,
-                                "LOT_SIZE" => step = ss,
-                                _ => {}
-                            }
-                        }
-                    }
-                }
-                _ => {}
-            }
-            k = skip(nodes, v);
-        }
-        if let (Some(name), Some(tick), Some(step)) = (name, tick, step) {
-            specs.push(SymbolSpec { name, tick, step, price_precision: pp, qty_precision: qp });
-        }
-    }
-    Ok(specs)
-}
-
-/// Parses a REST `/fapi/v1/exchangeInfo` body into symbol specs (start-up path; allocates).
-pub fn parse_exchange_info(body: &[u8]) -> Result<Vec<SymbolSpec>, ParseError> {
-    let mut buf = body.to_vec();
-    let tape = simd_json::to_tape(&mut buf).map_err(|_| ParseError::Json)?;
-    let root = TapeMsg::collect(&tape.0, 0)?;
-    match root.val(F::Symbols) {
-        Val::Arr(si, _) => specs_from_tape(&tape.0, si as usize),
-        Val::Missing => Err(ParseError::MissingField("symbols")),
-        _ => Err(ParseError::WrongType("symbols")),
     }
 }
 

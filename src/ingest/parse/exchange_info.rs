@@ -1,0 +1,99 @@
+//! The REST `/fapi/v1/exchangeInfo` body → symbol specs (tick and step sizes). The only parse that allocates.
+
+use simd_json::{Node, StaticNode};
+
+use super::fields::{F, Msg, ParseError, Val};
+use super::tape::{TapeMsg, skip};
+use crate::types::decimal::Scale;
+use crate::types::symbols::{SymbolName, SymbolSpec};
+
+fn str_at<'i>(nodes: &[Node<'i>], i: usize, name: &'static str) -> Result<&'i str, ParseError> {
+    match nodes[i] {
+        Node::String(s) => Ok(s),
+        _ => Err(ParseError::WrongType(name)),
+    }
+}
+
+fn int_at(nodes: &[Node<'_>], i: usize, name: &'static str) -> Result<i64, ParseError> {
+    match nodes[i] {
+        Node::Static(StaticNode::I64(v)) => Ok(v),
+        Node::Static(StaticNode::U64(v)) if v <= i64::MAX as u64 => Ok(v as i64),
+        _ => Err(ParseError::WrongType(name)),
+    }
+}
+
+pub(super) fn specs_from_tape(nodes: &[Node<'_>], si: usize) -> Result<Vec<SymbolSpec>, ParseError> {
+    let Node::Array { len, .. } = nodes[si] else {
+        return Err(ParseError::WrongType("symbols"));
+    };
+    let mut specs = Vec::with_capacity(len);
+    let mut i = si + 1;
+    for _ in 0..len {
+        let obj = i;
+        i = skip(nodes, i);
+        let Node::Object { len: n, .. } = nodes[obj] else {
+            continue;
+        };
+        let (mut name, mut tick, mut step, mut pp, mut qp) = (None, None, None, 0u8, 0u8);
+        let mut k = obj + 1;
+        for _ in 0..n {
+            let Node::String(key) = nodes[k] else {
+                return Err(ParseError::Shape);
+            };
+            let v = k + 1;
+            match key {
+                "symbol" => name = SymbolName::new(str_at(nodes, v, "symbol")?.as_bytes()),
+                "pricePrecision" => pp = int_at(nodes, v, "pricePrecision")?.clamp(0, 18) as u8,
+                "quantityPrecision" => qp = int_at(nodes, v, "quantityPrecision")?.clamp(0, 18) as u8,
+                "filters" => {
+                    if let Node::Array { len: nf, .. } = nodes[v] {
+                        let mut f = v + 1;
+                        for _ in 0..nf {
+                            let fo = f;
+                            f = skip(nodes, f);
+                            let Node::Object { len: fl, .. } = nodes[fo] else {
+                                continue;
+                            };
+                            let (mut ty, mut ts, mut ss) = ("", None, None);
+                            let mut q = fo + 1;
+                            for _ in 0..fl {
+                                if let (Node::String(fk), Node::String(fv)) = (nodes[q], nodes[q + 1]) {
+                                    match fk {
+                                        "filterType" => ty = fv,
+                                        "tickSize" => ts = Scale::from_size(fv),
+                                        "stepSize" => ss = Scale::from_size(fv),
+                                        _ => {}
+                                    }
+                                }
+                                q = skip(nodes, q + 1);
+                            }
+                            match ty {
+                                "PRICE_FILTER" => tick = ts,
+                                "LOT_SIZE" => step = ss,
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+            k = skip(nodes, v);
+        }
+        if let (Some(name), Some(tick), Some(step)) = (name, tick, step) {
+            specs.push(SymbolSpec { name, tick, step, price_precision: pp, qty_precision: qp });
+        }
+    }
+    Ok(specs)
+}
+
+/// Parses a REST `/fapi/v1/exchangeInfo` body into symbol specs (start-up path; allocates).
+pub fn parse_exchange_info(body: &[u8]) -> Result<Vec<SymbolSpec>, ParseError> {
+    let mut buf = body.to_vec();
+    let tape = simd_json::to_tape(&mut buf).map_err(|_| ParseError::Json)?;
+    let root = TapeMsg::collect(&tape.0, 0)?;
+    match root.val(F::Symbols) {
+        Val::Arr(si, _) => specs_from_tape(&tape.0, si as usize),
+        Val::Missing => Err(ParseError::MissingField("symbols")),
+        _ => Err(ParseError::WrongType("symbols")),
+    }
+}
