@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rusqlite::{Connection, params};
-use rusto::compute::engine::Record;
-use rusto::compute::trading::position::ExitReason;
 use rusto::persist::db::{Db, Names};
 use rusto::types::decimal::Scale;
+use rusto::types::record::{ExitReason, Record};
 use rusto::types::symbols::SymbolName;
 
 const BATCH: usize = 1000;

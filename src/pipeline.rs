@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crossbeam_queue::ArrayQueue;
 
 use crate::app::config::{Config, FullPolicy};
-use crate::compute::engine::{Engine, Record, Verdict};
+use crate::compute::engine::{Engine, Verdict};
 use crate::handoff::ring::{Consumer, Producer, PushSliceError, ring};
 use crate::ingest::parse::{FrameMeta, MAX_EVENTS_PER_FRAME, ParseStats, Parser};
 use crate::persist::db::Db;
@@ -26,6 +26,7 @@ use crate::recording::reader::{FeedError, Line, LineReader, classify, symbol_fro
 use crate::types::clock;
 use crate::types::event::{EventKind, MarketEvent, SymbolId};
 use crate::types::latency::{Stage, Summary};
+use crate::types::record::Record;
 use crate::types::symbols::{SymbolName, SymbolSpec, SymbolTable};
 
 /// Replay pacing.
@@ -448,10 +449,7 @@ pub fn run_compute(
                             | Record::Closed { .. }
                             | Record::StopMoved { .. }
                             | Record::DailyLimitHit { .. }
-                            | Record::Fill {
-                                reason: Some(crate::compute::trading::position::ExitReason::TakeProfit),
-                                ..
-                            }
+                            | Record::Fill { reason: Some(crate::types::record::ExitReason::TakeProfit), .. }
                     )
                 {
                     let _ = q.push(crate::app::alert::Alert::Trade(r));

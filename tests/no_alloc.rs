@@ -9,10 +9,12 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rusto::compute::engine::{Engine, EngineConfig, Record};
+use rusto::compute::engine::{Engine, EngineConfig};
+
 use rusto::ingest::parse::{FrameMeta, MAX_EVENTS_PER_FRAME, Parser};
 use rusto::recording::reader::{Line, classify};
 use rusto::types::event::MarketEvent;
+use rusto::types::record::Record;
 use rusto::types::symbols::{SymbolName, SymbolTable};
 
 struct Counting;

@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
 
-use crate::compute::engine::Record;
-use crate::compute::trading::position::ExitReason;
+use crate::types::record::{ExitReason, Record};
 
 /// `[alerts]`.
 #[derive(Debug, Clone, serde::Deserialize)]

@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use crate::app::config::{Config, FullPolicy};
 use crate::app::control::{Rest, RestError, select_top};
-use crate::compute::engine::{Engine, Record};
+use crate::compute::engine::Engine;
 use crate::handoff::ring::ring;
 use crate::ingest::net::{Endpoint, Net, NetCmd, NetConfig, NetError, NetStats, Route, tls_config};
 use crate::ingest::parse::Parser;
@@ -30,6 +30,7 @@ use crate::pipeline::{ComputeHooks, IntervalReport, Publisher, run_compute};
 use crate::types::clock;
 use crate::types::event::MarketEvent;
 use crate::types::latency::{Summary, table};
+use crate::types::record::Record;
 use crate::types::symbols::{SymbolName, SymbolTable};
 
 /// `[live]`.

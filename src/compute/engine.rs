@@ -5,20 +5,22 @@
 //! through it gives the same bars, counts and decisions every time. Per-symbol state is created on the
 //! `SymbolDef` event that announces the symbol (bounded by `max_symbols`), after which nothing allocates.
 
-use crate::compute::market::bars::{Bar, BarRange, RangeBars};
+use crate::compute::market::bars::{BarRange, RangeBars};
+
 use crate::compute::market::book::{Book, BookConfig, BookOutcome};
 use crate::compute::market::flow::{FlowConfig, OrderFlow};
 use crate::compute::market::profile::{Levels, Profile, ProfileConfig};
 use crate::compute::market::regime::{RegimeClassifier, RegimeConfig};
-use crate::compute::signal::strategy::{Features, Side, Signal, Strategy, StrategyConfig};
-use crate::compute::signal::tune::{TuneConfig, Tuner, TuningLog};
-use crate::compute::trading::gate::{GateConfig, GatePass, GateReject, HourExpectancy};
-use crate::compute::trading::position::{Entry, ExitFill, ExitReason, Position, PositionConfig};
+use crate::compute::signal::strategy::{Strategy, StrategyConfig};
+use crate::compute::signal::tune::{TuneConfig, Tuner};
+use crate::compute::trading::gate::{GateConfig, GateReject, HourExpectancy};
+use crate::compute::trading::position::{Entry, ExitFill, PositionConfig};
 use crate::compute::trading::risk::{Risk, RiskConfig, RiskReject, SymbolRisk};
 use crate::types::clock;
 use crate::types::decimal::Scale;
 use crate::types::event::{EventKind, MarketEvent, SymbolId};
 use crate::types::latency::Stage;
+use crate::types::record::{Position, Record, Side, Signal};
 use crate::types::symbols::SymbolName;
 
 /// Engine settings.
@@ -70,129 +72,6 @@ impl Default for EngineConfig {
             variants: Vec::new(),
         }
     }
-}
-
-/// What the compute thread sends to the persistence thread.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Record {
-    /// A symbol and its scales (sent before any other record of the symbol).
-    Symbol {
-        /// Id.
-        id: SymbolId,
-        /// Name.
-        name: SymbolName,
-        /// Price scale.
-        price: Scale,
-        /// Quantity scale.
-        qty: Scale,
-    },
-    /// A closed range bar.
-    Bar {
-        /// Symbol.
-        symbol: SymbolId,
-        /// The bar.
-        bar: Bar,
-    },
-    /// An entry signal with its features.
-    Signal {
-        /// Symbol.
-        symbol: SymbolId,
-        /// The signal.
-        signal: Signal,
-    },
-    /// A position was opened (with the signal's features for `entry_features`).
-    Opened {
-        /// Symbol.
-        symbol: SymbolId,
-        /// Trader: 0 = base, k = the k-th A/B variant.
-        variant: u8,
-        /// Its name.
-        name: SymbolName,
-        /// The position at entry.
-        pos: Position,
-        /// The signal's features.
-        features: Features,
-        /// What the gate measured.
-        gate: GatePass,
-    },
-    /// An entry or exit fill (`fills`).
-    Fill {
-        /// Symbol.
-        symbol: SymbolId,
-        /// Trader: 0 = base, k = the k-th A/B variant.
-        variant: u8,
-        /// Position sequence number.
-        seq: u64,
-        /// Exchange time.
-        ts_ns: i64,
-        /// None for the entry, else the exit reason.
-        reason: Option<ExitReason>,
-        /// True for a buy.
-        buy: bool,
-        /// Quantity (steps).
-        qty: i64,
-        /// Price (ticks, VWAP).
-        px: f64,
-        /// Fee, quote.
-        fee: f64,
-        /// Net PnL of the fill, quote (the entry's is minus its fee).
-        pnl: f64,
-    },
-    /// A position was closed.
-    Closed {
-        /// Symbol.
-        symbol: SymbolId,
-        /// Trader: 0 = base, k = the k-th A/B variant.
-        variant: u8,
-        /// Its name.
-        name: SymbolName,
-        /// The position at close.
-        pos: Position,
-    },
-    /// The stop of an open position moved to breakeven + alpha.
-    StopMoved {
-        /// Symbol.
-        symbol: SymbolId,
-        /// Trader: 0 = base, k = the k-th A/B variant.
-        variant: u8,
-        /// Its name.
-        name: SymbolName,
-        /// The new stop (ticks).
-        stop: f64,
-    },
-    /// The daily loss limit stopped new entries.
-    DailyLimitHit {
-        /// Exchange time.
-        ts_ns: i64,
-        /// Balance, USDT.
-        balance: f64,
-    },
-    /// A closed trade's PnL % for the symbol + UTC hour expectancy state.
-    HourPnl {
-        /// Symbol.
-        symbol: SymbolId,
-        /// Trader: 0 = base, k = the k-th A/B variant.
-        variant: u8,
-        /// UTC hour of the entry.
-        hour: u8,
-        /// Net PnL, % of notional.
-        pnl_pct: f64,
-    },
-    /// The symbol's book needs a REST snapshot (live: to the control thread; replay: ignored, the recording has
-    /// them).
-    SnapshotRequest {
-        /// Symbol.
-        symbol: SymbolId,
-        /// Its name (what the REST request needs).
-        name: SymbolName,
-    },
-    /// A burst tuning run (`volume_burst_tuning_logs`).
-    Tuning {
-        /// Symbol.
-        symbol: SymbolId,
-        /// The run.
-        log: TuningLog,
-    },
 }
 
 /// Book tickers waiting for the depth update with the same `u` (the bookTicker stream usually runs ahead of the

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, params};
 
-use crate::compute::engine::Record;
 use crate::types::decimal::Scale;
+use crate::types::record::Record;
 use crate::types::symbols::SymbolName;
 
 /// The migrations, in order: (version, name, SQL).

@@ -7,11 +7,11 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use crate::compute::engine::Record;
 use crate::handoff::ring::Consumer;
 use crate::persist::db::{Db, Names, is_db_record};
 use crate::types::decimal::Scale;
 use crate::types::latency::Stage;
+use crate::types::record::Record;
 use crate::types::symbols::SymbolName;
 
 /// Errors of the persistence stage.

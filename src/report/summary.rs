@@ -64,12 +64,12 @@ pub fn to_json(r: &ReplayReport) -> Value {
         }
         let mut closed = Map::new();
         let mut exits = Map::new();
-        for x in crate::compute::trading::position::ExitReason::ALL {
+        for x in crate::types::record::ExitReason::ALL {
             closed.insert(x.name().into(), json!(s.trader.closed_by_reason[x.index()]));
             exits.insert(x.name().into(), json!(s.trader.exits_by_reason[x.index()]));
         }
         let mut by_regime = Map::new();
-        for reg in crate::compute::market::regime::Regime::ALL {
+        for reg in crate::types::record::Regime::ALL {
             by_regime.insert(reg.name().into(), json!(s.signals_by_regime[reg.index()]));
         }
         symbols.insert(

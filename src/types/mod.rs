@@ -4,4 +4,5 @@ pub mod clock;
 pub mod decimal;
 pub mod event;
 pub mod latency;
+pub mod record;
 pub mod symbols;

@@ -8,6 +8,7 @@
 //! Range: a fixed number of ticks, or a percentage of the bar's open price converted to ticks when the bar opens
 //! (rounded to the nearest tick, at least 1). Times are exchange times; nothing reads the wall clock.
 //! Non-market prints never reach this stage.
+use crate::types::record::Bar;
 
 /// How wide a bar may get.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -27,37 +28,6 @@ impl BarRange {
             BarRange::Pct(p) => ((open_px as f64 * p / 100.0).round() as i64).max(1),
         }
     }
-}
-
-/// One range bar. Prices in ticks, volumes in steps, times in exchange ns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Bar {
-    /// Open.
-    pub open: i64,
-    /// High.
-    pub high: i64,
-    /// Low.
-    pub low: i64,
-    /// Close.
-    pub close: i64,
-    /// Traded volume.
-    pub volume: i64,
-    /// Volume where the buyer was the aggressor (taker buy).
-    pub buy_volume: i64,
-    /// Volume where the seller was the aggressor (taker sell).
-    pub sell_volume: i64,
-    /// Market trades (messages) in the bar.
-    pub trades: u32,
-    /// The range in ticks the bar was built with.
-    pub range_ticks: i64,
-    /// Exchange time of the first trade.
-    pub first_ts_ns: i64,
-    /// Exchange time of the last trade.
-    pub last_ts_ns: i64,
-    /// Id of the first trade.
-    pub first_trade_id: i64,
-    /// Id of the last trade.
-    pub last_trade_id: i64,
 }
 
 /// Builds range bars for one symbol.

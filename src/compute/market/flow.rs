@@ -21,7 +21,7 @@
 //!   `max_price_delta_ticks` ticks. *Bearish* is the mirror (taker buy volume, high − open). A symbol "has
 //!   absorption" when one of its last `absorption_lookback_bars` bars (the closing one included) had it.
 
-use crate::compute::market::bars::Bar;
+use crate::types::record::Bar;
 
 /// Most CVD samples kept (one per second).
 pub const CVD_SAMPLES: usize = 256;

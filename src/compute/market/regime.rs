@@ -11,51 +11,12 @@
 //!   [`SPEED_HISTORY`] values (one per bar); back to low only below the `high_vol_exit_pctile` percentile. Until
 //!   `min_history` values exist, speed is compared with the fixed `high_vol_fallback_pct_per_min`.
 //! - A classification must hold for `confirm_bars` consecutive bars before the regime switches.
+use crate::types::record::Regime;
 
 /// Values of the speed history kept.
 pub const SPEED_HISTORY: usize = 512;
 /// Bars kept for the window.
 pub const WINDOW_MAX: usize = 512;
-
-/// The four regimes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Regime {
-    /// Trending, high volatility.
-    TrendHigh,
-    /// Trending, low volatility.
-    TrendLow,
-    /// Ranging, high volatility.
-    RangeHigh,
-    /// Ranging, low volatility.
-    #[default]
-    RangeLow,
-}
-
-impl Regime {
-    /// All regimes in table order.
-    pub const ALL: [Regime; 4] = [Regime::TrendHigh, Regime::TrendLow, Regime::RangeHigh, Regime::RangeLow];
-    /// Stable name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Regime::TrendHigh => "trend_high",
-            Regime::TrendLow => "trend_low",
-            Regime::RangeHigh => "range_high",
-            Regime::RangeLow => "range_low",
-        }
-    }
-    /// Index in [`Regime::ALL`].
-    pub fn index(&self) -> usize {
-        *self as usize
-    }
-    fn of(trend: bool, high: bool) -> Self {
-        match (trend, high) {
-            (true, true) => Regime::TrendHigh,
-            (true, false) => Regime::TrendLow,
-            (false, true) => Regime::RangeHigh,
-            (false, false) => Regime::RangeLow,
-        }
-    }
-}
 
 /// Regime classifier parameters.
 #[derive(Debug, Clone, serde::Deserialize)]

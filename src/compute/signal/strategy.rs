@@ -19,10 +19,9 @@
 //! |CVD change| / t − 1, burst v/t − 1, bar range v/t − 1 (each relative to its threshold t, so twice the threshold
 //! is full marks), and zone 1 − distance / zone width.
 
-use crate::compute::market::bars::Bar;
 use crate::compute::market::flow::FlowSnapshot;
 use crate::compute::market::profile::Levels;
-use crate::compute::market::regime::Regime;
+use crate::types::record::{Bar, Features, Regime, Side, Signal};
 
 /// Entry thresholds for one regime.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
@@ -103,67 +102,6 @@ impl StrategyConfig {
             Regime::RangeLow => &self.range_low,
         }
     }
-}
-
-/// Signal direction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Side {
-    /// Buy.
-    Long,
-    /// Sell.
-    Short,
-}
-
-impl Side {
-    /// "long" / "short".
-    pub fn name(&self) -> &'static str {
-        match self {
-            Side::Long => "long",
-            Side::Short => "short",
-        }
-    }
-}
-
-/// The features stored with an entry (`entry_features`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Features {
-    /// Imbalance in the signal's direction (buy/sell for long, sell/buy for short).
-    pub imbalance_ratio: f64,
-    /// CVD change over the last minute, base-asset units.
-    pub cvd_1min_change: f64,
-    /// Volume burst ratio of the bar.
-    pub volume_burst_ratio: f64,
-    /// Bar range, % of its open.
-    pub bar_range_pct: f64,
-    /// Distance to the zone level, % of price.
-    pub zone_distance_pct: f64,
-    /// VAL within the zone.
-    pub near_val: bool,
-    /// VAH within the zone.
-    pub near_vah: bool,
-    /// An HVN within the zone.
-    pub near_hvn: bool,
-    /// Regime at the signal.
-    pub regime: Regime,
-    /// Confidence in [0, 1].
-    pub confidence: f64,
-}
-
-/// An entry signal.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Signal {
-    /// Direction.
-    pub side: Side,
-    /// Exchange time of the bar's last trade.
-    pub ts_ns: i64,
-    /// Bar close (ticks): the reference entry price.
-    pub price: i64,
-    /// The zone level (ticks).
-    pub level: f64,
-    /// Burst threshold in force.
-    pub burst_threshold: f64,
-    /// Features.
-    pub features: Features,
 }
 
 /// Everything the conditions look at for one bar, apart from the burst threshold (kept per bar for tuning).

@@ -16,6 +16,7 @@
 //! none qualifying the threshold stays. Every run yields a [`TuningLog`] for `volume_burst_tuning_logs`.
 
 use crate::compute::signal::strategy::BarEval;
+use crate::types::record::TuningLog;
 
 /// Most candidates.
 pub const MAX_CANDIDATES: usize = 16;
@@ -73,37 +74,6 @@ pub struct CandidateResult {
     pub wins: u32,
     /// Sum of PnL %.
     pub pnl_pct_sum: f64,
-}
-
-/// One tuning run's record (`volume_burst_tuning_logs`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TuningLog {
-    /// Exchange time the run finished.
-    pub ts_ns: i64,
-    /// The threshold chosen (equal to `previous_ratio` when nothing qualified).
-    pub tuned_ratio: f64,
-    /// The threshold before.
-    pub previous_ratio: f64,
-    /// Trades of the chosen candidate (0 when nothing qualified).
-    pub trades: u32,
-    /// Win rate of the chosen candidate, %.
-    pub win_rate_pct: f64,
-    /// Expectancy of the chosen candidate, % per trade.
-    pub expectancy_pct: f64,
-    /// Window (lookback bars).
-    pub window_bars: u32,
-    /// Lookahead bars.
-    pub lookahead_bars: u32,
-    /// Candidates evaluated.
-    pub candidates: u32,
-    /// Fee per side, %.
-    pub fee_pct: f64,
-    /// Stop, %.
-    pub stop_pct: f64,
-    /// Target, %.
-    pub target_pct: f64,
-    /// Whether the threshold changed.
-    pub changed: bool,
 }
 
 /// Tuning state of one symbol.

@@ -15,7 +15,7 @@
 //!    `impact_weight_bps`. Above `max_model_slippage_bps`, the entry is cancelled.
 
 use crate::compute::market::book::Book;
-use crate::compute::signal::strategy::Side;
+use crate::types::record::{GatePass, Side};
 
 /// Gate parameters.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -102,17 +102,6 @@ impl GateReject {
     pub fn index(&self) -> usize {
         *self as usize
     }
-}
-
-/// What the gate measured on a passed entry.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct GatePass {
-    /// Spread, bps.
-    pub spread_bps: f64,
-    /// Favourable depth ratio.
-    pub depth_ratio: f64,
-    /// Expected slippage, bps.
-    pub expected_slippage_bps: f64,
 }
 
 /// Most closed trades kept per symbol and hour.

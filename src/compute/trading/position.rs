@@ -19,8 +19,7 @@
 //! - On shutdown (end of a replay) open positions are closed at the last price with reason `Shutdown`, so every
 //!   position in the database has a complete PnL.
 
-use crate::compute::market::regime::Regime;
-use crate::compute::signal::strategy::Side;
+use crate::types::record::{ExitReason, Position, Regime, Side};
 
 /// Position management parameters.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -65,54 +64,6 @@ impl Default for PositionConfig {
     }
 }
 
-/// Why (part of) a position was closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ExitReason {
-    /// The initial stop.
-    StopLoss,
-    /// TP1 (partial).
-    TakeProfit,
-    /// TP2 (the rest).
-    Tp2,
-    /// SoftStop.
-    SoftStop,
-    /// Liquidation price reached.
-    Liquidation,
-    /// The stop after the breakeven move.
-    Breakeven,
-    /// Closed at shutdown (end of replay).
-    Shutdown,
-}
-
-impl ExitReason {
-    /// All reasons.
-    pub const ALL: [ExitReason; 7] = [
-        ExitReason::StopLoss,
-        ExitReason::TakeProfit,
-        ExitReason::Tp2,
-        ExitReason::SoftStop,
-        ExitReason::Liquidation,
-        ExitReason::Breakeven,
-        ExitReason::Shutdown,
-    ];
-    /// Name as stored.
-    pub fn name(&self) -> &'static str {
-        match self {
-            ExitReason::StopLoss => "StopLoss",
-            ExitReason::TakeProfit => "TakeProfit",
-            ExitReason::Tp2 => "TP2",
-            ExitReason::SoftStop => "SoftStop",
-            ExitReason::Liquidation => "Liquidation",
-            ExitReason::Breakeven => "Breakeven",
-            ExitReason::Shutdown => "Shutdown",
-        }
-    }
-    /// Index in [`ExitReason::ALL`].
-    pub fn index(&self) -> usize {
-        *self as usize
-    }
-}
-
 /// Liquidation price (ticks) for an isolated position (see the module doc).
 pub fn liquidation_price(side: Side, entry: f64, leverage: f64, mmr: f64) -> f64 {
     match side {
@@ -136,67 +87,6 @@ pub struct ExitFill {
     pub pnl: f64,
     /// The position is now closed.
     pub closed: bool,
-}
-
-/// An open paper position.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Position {
-    /// Sequence number in the run (deterministic).
-    pub seq: u64,
-    /// Direction.
-    pub side: Side,
-    /// Entry exchange time.
-    pub entry_ts_ns: i64,
-    /// Entry VWAP (ticks).
-    pub entry_px: f64,
-    /// Entry quantity (steps).
-    pub qty: i64,
-    /// Open quantity (steps).
-    pub remaining: i64,
-    /// Stop (ticks).
-    pub stop: f64,
-    /// TP1 (ticks).
-    pub tp1: f64,
-    /// TP2 (ticks).
-    pub tp2: f64,
-    /// Liquidation price (ticks).
-    pub liq: f64,
-    /// Initial stop distance (ticks): one R.
-    pub risk: f64,
-    /// TP1 filled.
-    pub tp1_done: bool,
-    /// Stop moved to breakeven + alpha.
-    pub be_moved: bool,
-    /// Fees paid, quote.
-    pub fees: f64,
-    /// Realised net PnL, quote.
-    pub pnl: f64,
-    /// MFE, %.
-    pub mfe_pct: f64,
-    /// MAE, % (≥ 0).
-    pub mae_pct: f64,
-    /// Exchange time of the MFE.
-    pub mfe_ts_ns: i64,
-    /// Exchange time of the MAE.
-    pub mae_ts_ns: i64,
-    /// Expected slippage (model), bps.
-    pub expected_slippage_bps: f64,
-    /// Realised slippage of the entry walk vs the touch, bps.
-    pub realized_slippage_bps: f64,
-    /// Regime at entry.
-    pub regime: Regime,
-    /// Signal confidence.
-    pub confidence: f64,
-    /// Quote value of one tick.
-    pub tick_value: f64,
-    /// Base units per step.
-    pub step_value: f64,
-    /// Last exit reason (when closed).
-    pub exit_reason: Option<ExitReason>,
-    /// Exit exchange time (when closed).
-    pub exit_ts_ns: i64,
-    /// Quantity-weighted exit price (ticks).
-    pub exit_px: f64,
 }
 
 /// Everything needed to open a position.
