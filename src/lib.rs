@@ -12,7 +12,7 @@ pub mod compute;
 pub mod handoff;
 pub mod ingest;
 pub mod persist;
-pub mod pipeline;
+
 pub mod recording;
 pub mod report;
 pub mod types;

@@ -11,7 +11,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use rusto::app::config::Config;
-use rusto::pipeline::{ReplayOptions, Speed, run_replay};
+use rusto::app::replay::{ReplayOptions, run_replay};
+use rusto::recording::source::Speed;
 
 /// The recording replayed when `rusto replay` is given no file (bundled in the repository).
 const BUNDLED_SAMPLE: &[&str] = &["data/sample/btcusdt_20230404.dat.gz", "data/sample/btcusdt_20230405.dat.gz"];

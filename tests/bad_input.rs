@@ -4,8 +4,9 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use rusto::app::config::Config;
+use rusto::app::replay::{ReplayError, ReplayOptions, run_replay};
 use rusto::ingest::parse::{FrameMeta, MAX_EVENTS_PER_FRAME, ParseError, Parser};
-use rusto::pipeline::{ReplayError, ReplayOptions, Speed, run_replay};
+use rusto::recording::source::Speed;
 use rusto::types::event::MarketEvent;
 use rusto::types::symbols::{SymbolName, SymbolTable};
 
@@ -73,7 +74,7 @@ fn tmp(name: &str, bytes: &[u8]) -> PathBuf {
     p
 }
 
-fn replay(files: Vec<PathBuf>) -> Result<rusto::pipeline::ReplayReport, ReplayError> {
+fn replay(files: Vec<PathBuf>) -> Result<rusto::report::summary::ReplayReport, ReplayError> {
     let opts =
         ReplayOptions { files, speed: Speed::Asap, bars_csv: None, exchange_info: None, signals_csv: None, db: None };
     run_replay(&Config::default(), &opts)

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 use rusto::app::config::Config;
-use rusto::pipeline::{ReplayOptions, ReplayReport, Speed, run_replay};
+use rusto::app::replay::{ReplayOptions, run_replay};
+use rusto::recording::source::Speed;
+use rusto::report::summary::ReplayReport;
 
 fn tmp_db(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("rusto-db-{}", std::process::id()));
@@ -23,7 +25,7 @@ fn sample() -> Vec<PathBuf> {
     vec!["data/sample/btcusdt_20230404.dat.gz".into(), "data/sample/btcusdt_20230405.dat.gz".into()]
 }
 
-fn replay(cfg: &Config, db: &Path, speed: Speed) -> Result<ReplayReport, rusto::pipeline::ReplayError> {
+fn replay(cfg: &Config, db: &Path, speed: Speed) -> Result<ReplayReport, rusto::app::replay::ReplayError> {
     let opts = ReplayOptions {
         files: sample(),
         speed,

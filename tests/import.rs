@@ -4,7 +4,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use rusto::app::config::Config;
-use rusto::pipeline::{ReplayOptions, Speed, run_replay};
+use rusto::app::replay::{ReplayOptions, run_replay};
+use rusto::recording::source::Speed;
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("rusto-import-{}", std::process::id()));

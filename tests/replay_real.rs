@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use rusto::app::config::Config;
-use rusto::pipeline::{ReplayOptions, ReplayReport, Speed, run_replay};
+use rusto::app::replay::{ReplayOptions, run_replay};
+use rusto::recording::source::Speed;
+use rusto::report::summary::ReplayReport;
 
 fn replay_with(files: &[PathBuf], bars_csv: Option<PathBuf>) -> ReplayReport {
     let opts = ReplayOptions {

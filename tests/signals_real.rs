@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use rusto::app::config::Config;
-use rusto::pipeline::{ReplayOptions, ReplayReport, Speed, run_replay};
+use rusto::app::replay::{ReplayOptions, run_replay};
+use rusto::recording::source::Speed;
+use rusto::report::summary::ReplayReport;
 
 fn replay(cfg: &Config, signals_csv: Option<PathBuf>) -> ReplayReport {
     let opts = ReplayOptions {

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use rusto::app::config::Config;
-use rusto::pipeline::{ReplayOptions, Speed, run_replay};
+use rusto::app::replay::{ReplayOptions, run_replay};
+use rusto::recording::source::Speed;
 
 #[test]
 fn variants_trade_on_the_same_feed_and_are_compared() {

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
 
+use crate::types::record::Alert;
 use crate::types::record::{ExitReason, Record};
 
 /// `[alerts]`.
@@ -50,17 +51,6 @@ impl Default for AlertConfig {
             feed_down_secs: 30,
         }
     }
-}
-
-/// A message for the alert thread. (The trading record travels by value so the compute thread never allocates;
-/// the size difference with the text variant is deliberate.)
-#[derive(Debug, Clone)]
-#[allow(clippy::large_enum_variant)]
-pub enum Alert {
-    /// A trading record from the compute thread.
-    Trade(Record),
-    /// Text from the control thread.
-    Text(String),
 }
 
 /// Destinations from the environment.

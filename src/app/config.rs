@@ -7,6 +7,7 @@ use serde::Deserialize;
 use crate::compute::engine::EngineConfig;
 use crate::compute::market::bars::BarRange;
 use crate::compute::market::book::BookConfig;
+pub use crate::handoff::publish::FullPolicy;
 use crate::types::symbols::SymbolName;
 
 /// A configuration problem.
@@ -38,18 +39,6 @@ pub enum ConfigError {
         /// What is allowed.
         allowed: &'static str,
     },
-}
-
-/// What the network thread does when the ring to the compute thread has no room for a frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum FullPolicy {
-    /// Drop the frame, count it, and mark its symbol unsynced so the book resyncs from a new snapshot
-    /// (live default: the socket is never stalled).
-    #[default]
-    DropAndResync,
-    /// Spin until there is room (replay always uses this: a file can wait, and nothing may be lost).
-    Spin,
 }
 
 /// `[pipeline]`.
@@ -168,7 +157,7 @@ pub struct Config {
     /// `[persist]`: database batching.
     pub persist: crate::persist::writer::BatchConfig,
     /// `[live]`: endpoints, symbols, reconnects, health.
-    pub live: crate::app::live::LiveConfig,
+    pub live: LiveConfig,
     /// `[alerts]`: Discord / Telegram messages (destinations from the environment).
     pub alerts: crate::app::alert::AlertConfig,
     /// `[secrets]`: where API credentials live (never the credentials).
@@ -559,6 +548,101 @@ impl Config {
             risk: self.risk.clone(),
             position: self.position.clone(),
             variants: self.resolved_variants.clone(),
+        }
+    }
+}
+
+/// `[live]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiveConfig {
+    /// Websocket base, `wss://host[:port]` (2026 routed endpoints below).
+    pub ws_url: String,
+    /// REST base, `https://host[:port]`.
+    pub rest_url: String,
+    /// Path of the market route.
+    pub market_path: String,
+    /// Path of the public route.
+    pub public_path: String,
+    /// Trust exactly this CA (PEM) instead of the webpki roots (the local exchange, a private proxy).
+    pub ca_file: Option<String>,
+    /// Manual symbols; empty: auto selection.
+    pub symbols: Vec<String>,
+    /// Symbols in auto mode.
+    pub top_n: usize,
+    /// Never selected.
+    pub exclude: Vec<String>,
+    /// Trade stream suffix (`aggTrade` or `trade`).
+    pub trade_stream: String,
+    /// Depth stream suffix (`depth@0ms`, `depth@100ms`).
+    pub depth_stream: String,
+    /// Subscribe `bookTicker` (the book audit).
+    pub book_ticker: bool,
+    /// Mark price stream suffix (empty: none).
+    pub mark_price_stream: String,
+    /// Levels of a REST snapshot.
+    pub snapshot_limit: u32,
+    /// Reconnect backoff start, ms.
+    pub reconnect_min_ms: u64,
+    /// Reconnect backoff cap, ms.
+    pub reconnect_max_ms: u64,
+    /// Most reconnects per window before exiting with an error.
+    pub max_reconnects: usize,
+    /// The window, s.
+    pub reconnect_window_secs: u64,
+    /// Open a successor connection after this long (Binance drops connections at 24 h).
+    pub rotate_after_secs: u64,
+    /// SUBSCRIBE/UNSUBSCRIBE per second per connection (Binance: at most 10 incoming messages per second).
+    pub control_msgs_per_sec: u32,
+    /// Latency report interval, s (0: only at exit).
+    pub report_interval_secs: u64,
+    /// Link health interval, s.
+    pub health_interval_secs: u64,
+    /// Warn above this clock offset, ms (reference max_time_offset_ms).
+    pub max_time_offset_ms: f64,
+    /// Warn above this REST RTT, ms (reference max_latency_ms).
+    pub max_latency_ms: f64,
+    /// Pings per health check (reference ping_samples).
+    pub ping_samples: usize,
+    /// Pause REST when the used weight per minute reaches this (Binance's limit is 2400).
+    pub weight_budget: u64,
+    /// UTC hour of the daily reselection (0 = 09:00 KST).
+    pub reselect_hour_utc: u32,
+    /// Reselect every this many seconds instead of daily (0: daily at `reselect_hour_utc`; tests and operators
+    /// who want a faster rotation).
+    pub reselect_every_secs: u64,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            ws_url: "wss://fstream.binance.com".into(),
+            rest_url: "https://fapi.binance.com".into(),
+            market_path: "/market".into(),
+            public_path: "/public".into(),
+            ca_file: None,
+            symbols: Vec::new(),
+            top_n: 10,
+            exclude: Vec::new(),
+            trade_stream: "aggTrade".into(),
+            depth_stream: "depth@0ms".into(),
+            book_ticker: true,
+            mark_price_stream: "markPrice@1s".into(),
+            snapshot_limit: 1000,
+            reconnect_min_ms: 250,
+            reconnect_max_ms: 30_000,
+            max_reconnects: 30,
+            reconnect_window_secs: 600,
+            rotate_after_secs: 23 * 3600 + 1800,
+            control_msgs_per_sec: 5,
+            report_interval_secs: 10,
+            health_interval_secs: 300,
+            max_time_offset_ms: 500.0,
+            max_latency_ms: 15.0,
+            ping_samples: 10,
+            weight_budget: 2000,
+            reselect_hour_utc: 0,
+            reselect_every_secs: 0,
         }
     }
 }

@@ -12,6 +12,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::report::summary::{Health, RestStats};
 use crate::types::symbols::{SymbolName, SymbolSpec};
 
 /// REST errors.
@@ -44,17 +45,6 @@ pub enum RestError {
     /// A CA file problem.
     #[error("ca file {0}: {1}")]
     Ca(String, String),
-}
-
-/// Counters of the REST client.
-#[derive(Debug, Clone, Default)]
-pub struct RestStats {
-    /// Requests made.
-    pub requests: u64,
-    /// 429/418 answers honoured.
-    pub rate_limited: u64,
-    /// Last used weight reported.
-    pub used_weight: u64,
 }
 
 /// A blocking REST client.
@@ -199,15 +189,6 @@ impl Rest {
         let local_mid_ms = (t_send + t_recv) as f64 / 2e6;
         Ok(Health { rtt_ms: rtts[rtts.len() / 2], offset_ms: server as f64 - local_mid_ms })
     }
-}
-
-/// Link health.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Health {
-    /// Median REST round trip, ms.
-    pub rtt_ms: f64,
-    /// Exchange clock − local clock, ms.
-    pub offset_ms: f64,
 }
 
 /// Selection facts of one symbol from exchangeInfo.

@@ -16,117 +16,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
-use serde::Deserialize;
 
+use crate::app::config::LiveConfig;
 use crate::app::config::{Config, FullPolicy};
 use crate::app::control::{Rest, RestError, select_top};
+use crate::app::threads::pin;
 use crate::compute::engine::Engine;
+use crate::compute::thread::{ComputeHooks, IntervalReport, run_compute};
+use crate::handoff::publish::Publisher;
 use crate::handoff::ring::ring;
 use crate::ingest::net::{Endpoint, Net, NetCmd, NetConfig, NetError, NetStats, Route, tls_config};
 use crate::ingest::parse::Parser;
 use crate::persist::db::{Db, SideRecord};
-use crate::persist::writer::{Persist, PersistError, PersistStats};
-use crate::pipeline::{ComputeHooks, IntervalReport, Publisher, run_compute};
+use crate::persist::writer::{Persist, PersistError};
+use crate::report::summary::LiveReport;
 use crate::types::clock;
 use crate::types::event::MarketEvent;
 use crate::types::latency::{Summary, table};
-use crate::types::record::Record;
+use crate::types::record::{PositionEvent, Record};
 use crate::types::symbols::{SymbolName, SymbolTable};
-
-/// `[live]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LiveConfig {
-    /// Websocket base, `wss://host[:port]` (2026 routed endpoints below).
-    pub ws_url: String,
-    /// REST base, `https://host[:port]`.
-    pub rest_url: String,
-    /// Path of the market route.
-    pub market_path: String,
-    /// Path of the public route.
-    pub public_path: String,
-    /// Trust exactly this CA (PEM) instead of the webpki roots (the local exchange, a private proxy).
-    pub ca_file: Option<String>,
-    /// Manual symbols; empty: auto selection.
-    pub symbols: Vec<String>,
-    /// Symbols in auto mode.
-    pub top_n: usize,
-    /// Never selected.
-    pub exclude: Vec<String>,
-    /// Trade stream suffix (`aggTrade` or `trade`).
-    pub trade_stream: String,
-    /// Depth stream suffix (`depth@0ms`, `depth@100ms`).
-    pub depth_stream: String,
-    /// Subscribe `bookTicker` (the book audit).
-    pub book_ticker: bool,
-    /// Mark price stream suffix (empty: none).
-    pub mark_price_stream: String,
-    /// Levels of a REST snapshot.
-    pub snapshot_limit: u32,
-    /// Reconnect backoff start, ms.
-    pub reconnect_min_ms: u64,
-    /// Reconnect backoff cap, ms.
-    pub reconnect_max_ms: u64,
-    /// Most reconnects per window before exiting with an error.
-    pub max_reconnects: usize,
-    /// The window, s.
-    pub reconnect_window_secs: u64,
-    /// Open a successor connection after this long (Binance drops connections at 24 h).
-    pub rotate_after_secs: u64,
-    /// SUBSCRIBE/UNSUBSCRIBE per second per connection (Binance: at most 10 incoming messages per second).
-    pub control_msgs_per_sec: u32,
-    /// Latency report interval, s (0: only at exit).
-    pub report_interval_secs: u64,
-    /// Link health interval, s.
-    pub health_interval_secs: u64,
-    /// Warn above this clock offset, ms (reference max_time_offset_ms).
-    pub max_time_offset_ms: f64,
-    /// Warn above this REST RTT, ms (reference max_latency_ms).
-    pub max_latency_ms: f64,
-    /// Pings per health check (reference ping_samples).
-    pub ping_samples: usize,
-    /// Pause REST when the used weight per minute reaches this (Binance's limit is 2400).
-    pub weight_budget: u64,
-    /// UTC hour of the daily reselection (0 = 09:00 KST).
-    pub reselect_hour_utc: u32,
-    /// Reselect every this many seconds instead of daily (0: daily at `reselect_hour_utc`; tests and operators
-    /// who want a faster rotation).
-    pub reselect_every_secs: u64,
-}
-
-impl Default for LiveConfig {
-    fn default() -> Self {
-        LiveConfig {
-            ws_url: "wss://fstream.binance.com".into(),
-            rest_url: "https://fapi.binance.com".into(),
-            market_path: "/market".into(),
-            public_path: "/public".into(),
-            ca_file: None,
-            symbols: Vec::new(),
-            top_n: 10,
-            exclude: Vec::new(),
-            trade_stream: "aggTrade".into(),
-            depth_stream: "depth@0ms".into(),
-            book_ticker: true,
-            mark_price_stream: "markPrice@1s".into(),
-            snapshot_limit: 1000,
-            reconnect_min_ms: 250,
-            reconnect_max_ms: 30_000,
-            max_reconnects: 30,
-            reconnect_window_secs: 600,
-            rotate_after_secs: 23 * 3600 + 1800,
-            control_msgs_per_sec: 5,
-            report_interval_secs: 10,
-            health_interval_secs: 300,
-            max_time_offset_ms: 500.0,
-            max_latency_ms: 15.0,
-            ping_samples: 10,
-            weight_budget: 2000,
-            reselect_hour_utc: 0,
-            reselect_every_secs: 0,
-        }
-    }
-}
 
 /// Errors of the live commands.
 #[derive(Debug, thiserror::Error)]
@@ -168,32 +76,6 @@ pub struct LiveOptions {
     pub db: Option<PathBuf>,
 }
 
-/// What a live run did.
-pub struct LiveReport {
-    /// Network counters.
-    pub net: NetStats,
-    /// Parser counters.
-    pub parse: crate::ingest::parse::ParseStats,
-    /// Compute state at the end.
-    pub engine: Engine,
-    /// Persistence counters.
-    pub persist: PersistStats,
-    /// Latency per stage.
-    pub latency: Vec<(&'static str, Summary)>,
-    /// Ring full counts and drops.
-    pub feed: crate::pipeline::FeedStats,
-    /// The symbols traded at the end.
-    pub symbols: Vec<SymbolName>,
-    /// Link health at start.
-    pub health: crate::app::control::Health,
-    /// REST counters.
-    pub rest: crate::app::control::RestStats,
-    /// Selections made (start + reselections).
-    pub selections: u64,
-    /// Wall time.
-    pub elapsed: Duration,
-}
-
 fn streams_for(cfg: &LiveConfig, syms: &[SymbolName]) -> (Vec<String>, Vec<String>) {
     let mut market = Vec::new();
     let mut public = Vec::new();
@@ -228,7 +110,7 @@ struct Start {
     rest: Rest,
     specs: Vec<crate::types::symbols::SymbolSpec>,
     listings: Vec<crate::app::control::Listing>,
-    health: crate::app::control::Health,
+    health: crate::report::summary::Health,
     selection: Vec<(SymbolName, f64)>,
 }
 
@@ -251,7 +133,7 @@ fn start(cfg: &LiveConfig, manual: &[String]) -> Result<Start, LiveError> {
     Ok(Start { rest, specs, listings, health, selection })
 }
 
-fn warn_health(cfg: &LiveConfig, h: &crate::app::control::Health) {
+fn warn_health(cfg: &LiveConfig, h: &crate::report::summary::Health) {
     eprintln!("link: REST rtt {:.2} ms, clock offset {:+.1} ms", h.rtt_ms, h.offset_ms);
     if h.offset_ms.abs() > cfg.max_time_offset_ms {
         eprintln!("warn: clock offset {:+.1} ms exceeds {} ms: check NTP", h.offset_ms, cfg.max_time_offset_ms);
@@ -276,17 +158,6 @@ fn net_config(cfg: &Config) -> Result<NetConfig, LiveError> {
         control_msgs_per_sec: l.control_msgs_per_sec,
         max_reads_per_wake: 64,
     })
-}
-
-fn pin(core: Option<usize>) {
-    if let Some(want) = core {
-        let ids = core_affinity::get_core_ids().unwrap_or_default();
-        if ids.len() >= 2
-            && let Some(&c) = ids.iter().find(|c| c.id == want)
-        {
-            let _ = core_affinity::set_for_current(c);
-        }
-    }
 }
 
 /// Runs paper trading until a signal (or `duration`).
@@ -346,14 +217,14 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
     let snap_q = Arc::new(ArrayQueue::<SymbolName>::new(1024));
     let inbox = Arc::new(ArrayQueue::<NetCmd>::new(1024));
     let reports = Arc::new(ArrayQueue::<IntervalReport>::new(4));
-    let position_events = Arc::new(ArrayQueue::<(SymbolName, bool)>::new(4096));
+    let position_events = Arc::new(ArrayQueue::<PositionEvent>::new(4096));
     let mut open_now: Vec<SymbolName> = Vec::new();
     let alerts = (cfg.alerts.enabled && crate::app::alert::Destinations::from_env().any()).then(|| {
         crate::app::alert::spawn(cfg.alerts.clone(), crate::app::alert::Destinations::from_env(), stop.clone())
     });
     let say = |t: String| {
         if let Some((a, _)) = &alerts {
-            a.send(crate::app::alert::Alert::Text(t));
+            a.send(crate::types::record::Alert::Text(t));
         }
     };
     say(format!(
@@ -373,7 +244,7 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
     let persist_h = std::thread::Builder::new()
         .name("rusto-persist".into())
         .spawn(move || {
-            pin(p.persist_core);
+            pin(p.persist_core, "persist");
             persist.run(rec_rx)
         })
         .map_err(|_| LiveError::Thread("persist"))?;
@@ -382,7 +253,7 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
     let compute_h = std::thread::Builder::new()
         .name("rusto-compute".into())
         .spawn(move || {
-            pin(p.compute_core);
+            pin(p.compute_core, "compute");
             run_compute(engine, ev_rx, rec_tx, p.idle_spins, overflow, hooks, waiter)
         })
         .map_err(|_| LiveError::Thread("compute"))?;
@@ -391,13 +262,13 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
     let net_h = std::thread::Builder::new()
         .name("rusto-net".into())
         .spawn(move || {
-            pin(p.net_core);
+            pin(p.net_core, "net");
             let mut parser = parser;
             let mut publisher = publisher;
             let r = net.run(&mut parser, &mut publisher, &stop_net, &inbox_net, None);
             // Whatever ended the loop, stop everyone.
             stop_net.store(true, Ordering::Relaxed);
-            let feed = crate::pipeline::FeedStats {
+            let feed = crate::handoff::publish::FeedStats {
                 ring_full: publisher.stats.ring_full,
                 frames_dropped: publisher.stats.frames_dropped,
                 events: publisher.stats.events,
@@ -522,7 +393,7 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
             }
         }
         // A dropped symbol is unsubscribed once it has no open position.
-        while let Some((s, open)) = position_events.pop() {
+        while let Some(PositionEvent { name: s, open }) = position_events.pop() {
             if open {
                 open_now.push(s);
             } else {

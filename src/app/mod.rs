@@ -5,4 +5,6 @@ pub mod config;
 pub mod control;
 pub mod live;
 pub mod notify;
+pub mod replay;
 pub mod secrets;
+pub mod threads;

@@ -3,4 +3,5 @@
 pub mod engine;
 pub mod market;
 pub mod signal;
+pub mod thread;
 pub mod trading;

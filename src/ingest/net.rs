@@ -34,9 +34,9 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use rustls::pki_types::ServerName;
 use rustls::pki_types::pem::PemObject;
 
+use crate::handoff::publish::Publisher;
 use crate::ingest::parse::{FrameMeta, MAX_EVENTS_PER_FRAME, Parser};
 use crate::ingest::ws::{WsConn, WsError, WsState};
-use crate::pipeline::Publisher;
 use crate::types::clock;
 use crate::types::event::MarketEvent;
 use crate::types::latency::Stage;

@@ -2,11 +2,84 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::compute::engine::Engine;
+use crate::handoff::publish::FeedStats;
+use crate::ingest::net::NetStats;
 use crate::ingest::parse::ParseError;
-use crate::pipeline::ReplayReport;
+use crate::ingest::parse::ParseStats;
+use crate::persist::writer::PersistStats;
 use crate::types::latency;
+use crate::types::latency::Summary;
+use crate::types::symbols::SymbolName;
+use std::time::Duration;
 
 /// The latency block of the JSON reports: per stage count and p50/p90/p99/p99.9/max in ns.
+/// What a replay did.
+pub struct ReplayReport {
+    /// Source counters.
+    pub feed: FeedStats,
+    /// Parser counters.
+    pub parse: ParseStats,
+    /// The compute stage at the end (books, bars, counters).
+    pub engine: Engine,
+    /// Persistence counters.
+    pub persist: PersistStats,
+    /// The database's run id (when a database was given).
+    pub run_id: Option<i64>,
+    /// Latency per stage, in print order.
+    pub latency: Vec<(&'static str, Summary)>,
+    /// Wall time of the whole run.
+    pub elapsed: Duration,
+    /// VWAP band width (σ) for reports.
+    pub vwap_band_sigmas: f64,
+}
+
+/// What a live run did.
+pub struct LiveReport {
+    /// Network counters.
+    pub net: NetStats,
+    /// Parser counters.
+    pub parse: crate::ingest::parse::ParseStats,
+    /// Compute state at the end.
+    pub engine: Engine,
+    /// Persistence counters.
+    pub persist: PersistStats,
+    /// Latency per stage.
+    pub latency: Vec<(&'static str, Summary)>,
+    /// Ring full counts and drops.
+    pub feed: crate::handoff::publish::FeedStats,
+    /// The symbols traded at the end.
+    pub symbols: Vec<SymbolName>,
+    /// Link health at start.
+    pub health: Health,
+    /// REST counters.
+    pub rest: RestStats,
+    /// Selections made (start + reselections).
+    pub selections: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// Link health.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Health {
+    /// Median REST round trip, ms.
+    pub rtt_ms: f64,
+    /// Exchange clock − local clock, ms.
+    pub offset_ms: f64,
+}
+
+/// Counters of the REST client.
+#[derive(Debug, Clone, Default)]
+pub struct RestStats {
+    /// Requests made.
+    pub requests: u64,
+    /// 429/418 answers honoured.
+    pub rate_limited: u64,
+    /// Last used weight reported.
+    pub used_weight: u64,
+}
+
 fn latency_json(stages: &[(&'static str, crate::types::latency::Summary)]) -> Value {
     let mut lat = Map::new();
     for (name, m) in stages {
@@ -261,7 +334,7 @@ pub fn to_text(r: &ReplayReport) -> String {
 }
 
 /// The `rusto live --json` object.
-pub fn live_json(r: &crate::app::live::LiveReport) -> Value {
+pub fn live_json(r: &LiveReport) -> Value {
     let mut symbols = Map::new();
     for s in &r.engine.symbols {
         let (bid, ask) = s.book.top();
@@ -322,7 +395,7 @@ pub fn live_json(r: &crate::app::live::LiveReport) -> Value {
 }
 
 /// The `rusto live` final text report.
-pub fn live_text(r: &crate::app::live::LiveReport) -> String {
+pub fn live_text(r: &LiveReport) -> String {
     let mut s = format!(
         "live run of {:.1} s: {} frames, {} connects, {} disconnects, {} snapshots, malformed {}, ring full {}, dropped {}\n",
         r.elapsed.as_secs_f64(),

@@ -410,3 +410,24 @@ pub enum Record {
         log: TuningLog,
     },
 }
+
+/// A message for the alert thread. (The trading record travels by value so the compute thread never allocates;
+/// the size difference with the text variant is deliberate.)
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)]
+pub enum Alert {
+    /// A trading record from the compute thread.
+    Trade(Record),
+    /// Text from the control thread.
+    Text(String),
+}
+
+/// A position opened or closed on a symbol (compute thread → control thread, so that a symbol with an open
+/// position is never unsubscribed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PositionEvent {
+    /// The symbol.
+    pub name: SymbolName,
+    /// True when a position opened, false when one closed.
+    pub open: bool,
+}

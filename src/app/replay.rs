@@ -1,0 +1,180 @@
+//! `rusto replay`: a recording through the full threaded pipeline (recording thread → SPSC ring → pinned compute
+//! thread → SPSC ring → persistence thread), exactly the path live data takes.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::app::config::{Config, FullPolicy};
+use crate::app::threads::pin;
+use crate::compute::engine::Engine;
+use crate::compute::thread::{ComputeHooks, run_compute};
+use crate::handoff::publish::Publisher;
+use crate::handoff::ring::ring;
+use crate::ingest::parse::{MAX_EVENTS_PER_FRAME, Parser};
+use crate::persist::db::Db;
+use crate::persist::writer::{Persist, PersistError};
+use crate::recording::reader::{FeedError, Line, classify};
+use crate::recording::source::{Speed, run_source};
+use crate::report::summary::ReplayReport;
+use crate::types::event::MarketEvent;
+use crate::types::latency::Summary;
+use crate::types::record::Record;
+use crate::types::symbols::{SymbolSpec, SymbolTable};
+
+/// Errors of a replay.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// No input file.
+    #[error("no recording given")]
+    NoInput,
+    /// A recording could not be read.
+    #[error(transparent)]
+    Feed(#[from] FeedError),
+    /// An output could not be written.
+    #[error(transparent)]
+    Persist(#[from] PersistError),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Db(#[from] crate::persist::db::DbError),
+    /// The exchangeInfo file could not be used.
+    #[error("exchange info {path}: {msg}")]
+    ExchangeInfo {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        msg: String,
+    },
+    /// A pipeline thread could not be started or died.
+    #[error("pipeline thread {0}: {1}")]
+    Thread(&'static str, String),
+}
+
+/// Options of `rusto replay`.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    /// Recordings (merged by local time).
+    pub files: Vec<PathBuf>,
+    /// Pacing.
+    pub speed: Speed,
+    /// Closed bars to this CSV.
+    pub bars_csv: Option<PathBuf>,
+    /// An exchangeInfo body (raw JSON or a recording line) giving tick and step sizes.
+    pub exchange_info: Option<PathBuf>,
+    /// Every signal with its features to this CSV.
+    pub signals_csv: Option<PathBuf>,
+    /// SQLite database for positions, fills, features, tuning logs and the hour expectancy state.
+    pub db: Option<PathBuf>,
+}
+
+/// Loads symbol specs from a file holding an exchangeInfo body (bare JSON or a recording line).
+pub fn load_exchange_info(path: &std::path::Path) -> Result<Vec<SymbolSpec>, ReplayError> {
+    let err = |msg: String| ReplayError::ExchangeInfo { path: path.to_owned(), msg };
+    let text = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    for line in text.split(|&c| c == b'\n') {
+        let json = match classify(line) {
+            Line::Frame { json, .. } => json,
+            _ if line.first() == Some(&b'{') => line,
+            _ => continue,
+        };
+        if memchr::memmem::find(json, b"\"symbols\"").is_some() {
+            return crate::ingest::parse::parse_exchange_info(json).map_err(|e| err(e.to_string()));
+        }
+    }
+    Err(err("no exchangeInfo body found".into()))
+}
+
+/// Runs a replay through the full threaded pipeline and returns what happened.
+pub fn run_replay(cfg: &Config, opts: &ReplayOptions) -> Result<ReplayReport, ReplayError> {
+    if opts.files.is_empty() {
+        return Err(ReplayError::NoInput);
+    }
+    for f in &opts.files {
+        if !f.exists() {
+            return Err(FeedError::Open {
+                path: f.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            }
+            .into());
+        }
+    }
+    let specs = match &opts.exchange_info {
+        Some(p) => load_exchange_info(p)?,
+        None => Vec::new(),
+    };
+    // The database is opened (and its state loaded) before any thread starts: a locked, read-only or corrupt
+    // database is an error before any trading.
+    let mut engine = Engine::new(cfg.engine());
+    let db = match &opts.db {
+        Some(path) => {
+            let mut db = Db::open(path)?;
+            db.set_variants(&cfg.variant_names());
+            engine.preload_hour_expectancy(db.load_hour_expectancy(cfg.gate.lookback_trades)?);
+            let inputs: Vec<String> = opts.files.iter().map(|f| f.display().to_string()).collect();
+            db.begin_run(env!("CARGO_PKG_VERSION"), &cfg.hash(), "replay", &inputs.join(" "))?;
+            Some(db)
+        }
+        None => None,
+    };
+    let persist = Persist::open(opts.bars_csv.clone(), opts.signals_csv.clone(), db, cfg.persist.clone())?;
+    let parser = Parser::new(SymbolTable::new(cfg.parser.max_symbols, specs), cfg.parser.max_frame_bytes);
+    let event_ring = cfg.pipeline.event_ring.max(MAX_EVENTS_PER_FRAME * 2);
+    let (ev_tx, ev_rx) = ring::<MarketEvent>(event_ring);
+    let (rec_tx, rec_rx) = ring::<Record>(cfg.pipeline.record_ring);
+    let publisher = Publisher::new(ev_tx, FullPolicy::Spin, cfg.parser.max_symbols);
+    let waiter = publisher.waiter();
+    let max_line = cfg.parser.max_frame_bytes + 64;
+    let started = Instant::now();
+    let p = cfg.pipeline.clone();
+
+    let persist_h = std::thread::Builder::new()
+        .name("rusto-persist".into())
+        .spawn(move || {
+            pin(p.persist_core, "persist");
+            persist.run(rec_rx)
+        })
+        .map_err(|e| ReplayError::Thread("persist", e.to_string()))?;
+    let p = cfg.pipeline.clone();
+    let overflow_cap = cfg.pipeline.record_ring;
+    let compute_h = std::thread::Builder::new()
+        .name("rusto-compute".into())
+        .spawn(move || {
+            pin(p.compute_core, "compute");
+            run_compute(engine, ev_rx, rec_tx, p.idle_spins, overflow_cap, ComputeHooks::default(), waiter)
+        })
+        .map_err(|e| ReplayError::Thread("compute", e.to_string()))?;
+    let p = cfg.pipeline.clone();
+    let files = opts.files.clone();
+    let speed = opts.speed;
+    let net_h = std::thread::Builder::new()
+        .name("rusto-net".into())
+        .spawn(move || {
+            pin(p.net_core, "net");
+            run_source(parser, files, max_line, speed, publisher)
+        })
+        .map_err(|e| ReplayError::Thread("net", e.to_string()))?;
+
+    let (parser, feed, parse_stage, feed_result) =
+        net_h.join().map_err(|_| ReplayError::Thread("net", "panicked".into()))?;
+    let (engine, st) = compute_h.join().map_err(|_| ReplayError::Thread("compute", "panicked".into()))?;
+    let (persist, persist_result) = persist_h.join().map_err(|_| ReplayError::Thread("persist", "panicked".into()))?;
+    let elapsed = started.elapsed();
+    feed_result?;
+    persist_result?;
+    // parse, the compute stages in print order, persist_commit, then tick_to_decision last.
+    let mut latency = vec![("parse", Summary::of(&parse_stage.hist))];
+    let mut compute = st.summaries(&engine);
+    let tick_to_decision = compute.pop();
+    latency.extend(compute);
+    latency.push(("persist_commit", Summary::of(&persist.commit_stage.hist)));
+    latency.extend(tick_to_decision);
+    Ok(ReplayReport {
+        feed,
+        parse: parser.stats.clone(),
+        engine,
+        run_id: persist.run_id(),
+        persist: persist.stats,
+        latency,
+        elapsed,
+        vwap_band_sigmas: cfg.profile.vwap_band_sigmas,
+    })
+}
