@@ -4,6 +4,7 @@ pub mod alert;
 pub mod config;
 pub mod control;
 pub mod live;
+pub mod logger;
 pub mod notify;
 pub mod replay;
 pub mod secrets;
