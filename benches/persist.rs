@@ -30,7 +30,7 @@ fn fills() -> Vec<Record> {
             variant: 0,
             seq: 1,
             ts_ns: 1_680_652_800_000_000_000 + i as i64 * 1_000_000,
-            reason: if i % 2 == 0 { None } else { Some(ExitReason::TakeProfit) },
+            reason: if i % 2 == 0 { None } else { Some(ExitReason::Tp1) },
             buy: i % 2 == 0,
             qty: 1 + (i % 7) as i64,
             px: 2_814_510.0 + (i % 100) as f64,

@@ -218,3 +218,42 @@ fn the_checker_sees_what_it_checks() {
     assert!(!violations(&bad).is_empty());
     assert!(!cycles(&bad).is_empty());
 }
+
+/// Functions (outside test modules) longer than `max` lines, as `file:line name (n lines)`.
+fn long_functions(max: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for (module, text) in sources() {
+        let lines: Vec<&str> = text.lines().collect();
+        let mut i = 0;
+        while i < lines.len() {
+            let l = lines[i];
+            let indent = l.len() - l.trim_start().len();
+            let t = l.trim_start();
+            let is_fn =
+                ["fn ", "pub fn ", "pub(crate) fn ", "pub(super) fn ", "const fn ", "pub const fn ", "unsafe fn "]
+                    .iter()
+                    .any(|p| t.starts_with(p));
+            if is_fn && !t.ends_with(';') {
+                let close = format!("{}}}", " ".repeat(indent));
+                let end = (i..lines.len()).find(|&j| lines[j] == close).unwrap_or(lines.len() - 1);
+                let n = end - i + 1;
+                if n > max {
+                    let name = t.split("fn ").nth(1).unwrap_or("").split(['(', '<']).next().unwrap_or("");
+                    out.push(format!("{module}:{} {name} ({n} lines)", i + 1));
+                }
+                i = end;
+            }
+            i += 1;
+        }
+    }
+    out
+}
+
+#[test]
+#[ignore = "issue 9: the long functions are being split; un-ignored when the last one is"]
+fn no_function_over_100_lines() {
+    let long = long_functions(100);
+    assert!(long.is_empty(), "functions over 100 lines (aim for 70):\n{}", long.join("\n"));
+    // The scanner finds functions: the longest one is still over 40 lines somewhere in the crate.
+    assert!(!long_functions(40).is_empty());
+}

@@ -131,7 +131,7 @@ pub fn format(r: &Record) -> Option<String> {
             features.confidence,
             features.regime.name()
         )),
-        Record::Fill { reason: Some(ExitReason::TakeProfit), qty, px, pnl, .. } => {
+        Record::Fill { reason: Some(ExitReason::Tp1), qty, px, pnl, .. } => {
             Some(format!("🎯 TP1 filled: {qty} steps @ {px:.2} ticks, pnl {pnl:+.2} USDT"))
         }
         Record::StopMoved { name, stop, .. } => {

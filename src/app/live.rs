@@ -27,7 +27,7 @@ use crate::handoff::publish::Publisher;
 use crate::handoff::ring::ring;
 use crate::ingest::net::{Endpoint, Net, NetCmd, NetConfig, NetError, NetStats, Route, tls_config};
 use crate::ingest::parse::Parser;
-use crate::persist::db::{Db, SideRecord};
+use crate::persist::db::{ControlRecord, Db};
 use crate::persist::writer::{Persist, PersistError};
 use crate::report::summary::LiveReport;
 use crate::types::clock;
@@ -176,7 +176,7 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
     );
     // Database first: a bad one stops us before any trading.
     let mut engine = Engine::new(cfg.engine());
-    let side = Arc::new(ArrayQueue::<SideRecord>::new(256));
+    let side = Arc::new(ArrayQueue::<ControlRecord>::new(256));
     let db = match &opts.db {
         Some(path) => {
             let mut db = Db::open(path)?;
@@ -187,17 +187,17 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
         }
         None => None,
     };
-    let _ = side.push(SideRecord::Health {
+    let _ = side.push(ControlRecord::Health {
         ts_ms: clock::wall_ns() / 1_000_000,
         rtt_ms: health.rtt_ms,
         offset_ms: health.offset_ms,
     });
-    let _ = side.push(SideRecord::Selection {
+    let _ = side.push(ControlRecord::Selection {
         ts_ms: clock::wall_ns() / 1_000_000,
         reason: "start",
         symbols: selection.clone(),
     });
-    let persist = Persist::open(None, None, db, cfg.persist.clone())?.with_side_queue(side.clone());
+    let persist = Persist::open(None, None, db, cfg.persist.clone())?.with_control_queue(side.clone());
 
     let (market, public) = streams_for(&l, &current);
     let tls = if l.ws_url.starts_with("wss://") {
@@ -351,7 +351,7 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
             match rest.health(l.ping_samples) {
                 Ok(h) => {
                     warn_health(&l, &h);
-                    let _ = side.push(SideRecord::Health {
+                    let _ = side.push(ControlRecord::Health {
                         ts_ms: clock::wall_ns() / 1_000_000,
                         rtt_ms: h.rtt_ms,
                         offset_ms: h.offset_ms,
@@ -386,8 +386,11 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
                     pending_drop.extend(dropped);
                     current = next;
                     selections += 1;
-                    let _ =
-                        side.push(SideRecord::Selection { ts_ms: now_ns / 1_000_000, reason: "daily", symbols: sel });
+                    let _ = side.push(ControlRecord::Selection {
+                        ts_ms: now_ns / 1_000_000,
+                        reason: "daily",
+                        symbols: sel,
+                    });
                 }
                 Err(e) => eprintln!("warn: reselection: {e}; keeping the current symbols"),
             }

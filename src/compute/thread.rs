@@ -135,7 +135,7 @@ pub fn run_compute(
                             | Record::Closed { .. }
                             | Record::StopMoved { .. }
                             | Record::DailyLimitHit { .. }
-                            | Record::Fill { reason: Some(ExitReason::TakeProfit), .. }
+                            | Record::Fill { reason: Some(ExitReason::Tp1), .. }
                     )
                 {
                     let _ = q.push(Alert::Trade(r));

@@ -24,7 +24,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
 
 /// Records from the control thread (low rate; they reach the persistence thread through a bounded queue).
 #[derive(Debug, Clone)]
-pub enum SideRecord {
+pub enum ControlRecord {
     /// A symbol selection (at start or the daily reselection).
     Selection {
         /// Wall clock, ms.
@@ -263,13 +263,13 @@ impl Db {
     }
 
     /// Writes a control-thread record (its own small transaction).
-    pub fn write_side(&mut self, r: &SideRecord) -> Result<(), DbError> {
+    pub fn write_control(&mut self, r: &ControlRecord) -> Result<(), DbError> {
         let path = self.path.clone();
         let run = self.run_id;
         let err = |e| classify(&path, e);
         let tx = self.conn.transaction().map_err(err)?;
         match r {
-            SideRecord::Selection { ts_ms, reason, symbols } => {
+            ControlRecord::Selection { ts_ms, reason, symbols } => {
                 for (rank, (s, q)) in symbols.iter().enumerate() {
                     tx.execute(
                         "INSERT INTO symbol_selections (run_id, ts_ms, reason, rank, symbol, quote_volume)
@@ -279,7 +279,7 @@ impl Db {
                     .map_err(err)?;
                 }
             }
-            SideRecord::Health { ts_ms, rtt_ms, offset_ms } => {
+            ControlRecord::Health { ts_ms, rtt_ms, offset_ms } => {
                 tx.execute(
                     "INSERT INTO link_health (run_id, ts_ms, rtt_ms, clock_offset_ms) VALUES (?1, ?2, ?3, ?4)",
                     params![run, ts_ms, rtt_ms, offset_ms],

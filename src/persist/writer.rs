@@ -80,7 +80,7 @@ pub struct Persist {
     signals_csv: Option<(PathBuf, std::io::BufWriter<std::fs::File>)>,
     line: String,
     db: Option<Db>,
-    side: Option<std::sync::Arc<crossbeam_queue::ArrayQueue<crate::persist::db::SideRecord>>>,
+    control: Option<std::sync::Arc<crossbeam_queue::ArrayQueue<crate::persist::db::ControlRecord>>>,
     db_names: Names,
     batch: Vec<Record>,
     batch_cfg: BatchConfig,
@@ -144,7 +144,7 @@ impl Persist {
             signals_csv,
             line: String::with_capacity(256),
             db,
-            side: None,
+            control: None,
             db_names: Names::default(),
             batch: Vec::with_capacity(batch_cfg.batch_rows.max(1) * 2),
             batch_cfg,
@@ -153,19 +153,19 @@ impl Persist {
         })
     }
 
-    /// Attaches the control thread's queue of side records.
-    pub fn with_side_queue(
+    /// Attaches the control thread's queue of control records.
+    pub fn with_control_queue(
         mut self,
-        q: std::sync::Arc<crossbeam_queue::ArrayQueue<crate::persist::db::SideRecord>>,
+        q: std::sync::Arc<crossbeam_queue::ArrayQueue<crate::persist::db::ControlRecord>>,
     ) -> Self {
-        self.side = Some(q);
+        self.control = Some(q);
         self
     }
 
-    fn drain_side(&mut self) {
-        let (Some(q), Some(db)) = (&self.side, &mut self.db) else { return };
+    fn drain_control(&mut self) {
+        let (Some(q), Some(db)) = (&self.control, &mut self.db) else { return };
         while let Some(r) = q.pop() {
-            if let Err(e) = db.write_side(&r) {
+            if let Err(e) = db.write_control(&r) {
                 self.stats.db_write_errors += 1;
                 eprintln!("error: database: {e} (selection/health record not stored)");
             }
@@ -351,7 +351,7 @@ impl Persist {
                 }
             }
             if n == 0 {
-                self.drain_side();
+                self.drain_control();
                 if rx.is_abandoned() && rx.available() == 0 {
                     break;
                 }
@@ -370,7 +370,7 @@ impl Persist {
                 idle = 0;
             }
         }
-        self.drain_side();
+        self.drain_control();
         // Final commit: a few retries, then report what could not be written.
         for attempt in 0..5 {
             if self.commit() {

@@ -143,7 +143,7 @@ pub enum ExitReason {
     /// The initial stop.
     StopLoss,
     /// TP1 (partial).
-    TakeProfit,
+    Tp1,
     /// TP2 (the rest).
     Tp2,
     /// SoftStop.
@@ -160,7 +160,7 @@ impl ExitReason {
     /// All reasons.
     pub const ALL: [ExitReason; 7] = [
         ExitReason::StopLoss,
-        ExitReason::TakeProfit,
+        ExitReason::Tp1,
         ExitReason::Tp2,
         ExitReason::SoftStop,
         ExitReason::Liquidation,
@@ -171,7 +171,8 @@ impl ExitReason {
     pub fn name(&self) -> &'static str {
         match self {
             ExitReason::StopLoss => "StopLoss",
-            ExitReason::TakeProfit => "TakeProfit",
+            // Stored under its schema-0001 name, so existing databases and reports keep reading it.
+            ExitReason::Tp1 => "TakeProfit",
             ExitReason::Tp2 => "TP2",
             ExitReason::SoftStop => "SoftStop",
             ExitReason::Liquidation => "Liquidation",

@@ -40,15 +40,15 @@ impl Default for BookConfig {
 
 /// One side of the book.
 #[derive(Debug, Clone)]
-pub struct Side {
+pub struct BookSide {
     levels: Vec<Level>,
     ask: bool,
     cap: usize,
 }
 
-impl Side {
+impl BookSide {
     fn new(ask: bool, cap: usize) -> Self {
-        Side { levels: Vec::with_capacity(cap + 1), ask, cap }
+        BookSide { levels: Vec::with_capacity(cap + 1), ask, cap }
     }
 
     #[inline]
@@ -178,9 +178,9 @@ pub enum BookOutcome {
 #[derive(Debug, Clone)]
 pub struct Book {
     /// Bids.
-    pub bids: Side,
+    pub bids: BookSide,
     /// Asks.
-    pub asks: Side,
+    pub asks: BookSide,
     state: SyncState,
     last_u: u64,
     snapshot_id: u64,
@@ -212,8 +212,8 @@ impl Book {
     /// An empty, unsynced book with preallocated sides and buffer.
     pub fn new(cfg: BookConfig) -> Self {
         Book {
-            bids: Side::new(false, cfg.max_levels),
-            asks: Side::new(true, cfg.max_levels),
+            bids: BookSide::new(false, cfg.max_levels),
+            asks: BookSide::new(true, cfg.max_levels),
             state: SyncState::Unsynced,
             last_u: 0,
             snapshot_id: 0,

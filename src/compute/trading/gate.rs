@@ -161,7 +161,7 @@ impl HourExpectancy {
 }
 
 /// Sum of quantity over the best `n` levels of a side.
-fn depth(side: &crate::compute::market::book::Side, n: usize) -> i64 {
+fn depth(side: &crate::compute::market::book::BookSide, n: usize) -> i64 {
     side.iter_from_best().take(n).map(|l| l.qty).sum()
 }
 

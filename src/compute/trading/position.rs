@@ -244,7 +244,7 @@ impl Position {
         if !self.tp1_done && reached(self.tp1) {
             self.tp1_done = true;
             let q = ((self.qty as f64 * cfg.tp1_fraction).round() as i64).clamp(1, self.remaining);
-            let f = self.exit(cfg, ExitReason::TakeProfit, q, ts_ns, fill);
+            let f = self.exit(cfg, ExitReason::Tp1, q, ts_ns, fill);
             out(f);
             if f.closed {
                 return;
@@ -350,7 +350,7 @@ mod tests {
         // TP1 at +0.6 % (10060): half closes. Breakeven needs 45 s and 1.2 R (10048).
         let f = run(&mut p, &[(10, 10_060.0), (20, 10_050.0)]);
         assert_eq!(f.len(), 1);
-        assert_eq!((f[0].reason, f[0].qty, f[0].closed), (ExitReason::TakeProfit, 5, false));
+        assert_eq!((f[0].reason, f[0].qty, f[0].closed), (ExitReason::Tp1, 5, false));
         assert!(!p.be_moved, "too young for the breakeven move");
         let f = run(&mut p, &[(50, 10_050.0)]);
         assert!(f.is_empty());
@@ -368,7 +368,7 @@ mod tests {
         // Short: TP1 at 9940, TP2 at 9880 (one jump crosses both: TP1 then TP2 on the same price).
         let f = run(&mut p, &[(5, 9_870.0)]);
         assert_eq!(f.len(), 2);
-        assert_eq!((f[0].reason, f[0].qty), (ExitReason::TakeProfit, 5));
+        assert_eq!((f[0].reason, f[0].qty), (ExitReason::Tp1, 5));
         assert_eq!((f[1].reason, f[1].qty, f[1].closed), (ExitReason::Tp2, 5, true));
         assert!((p.mfe_pct - 1.3).abs() < 1e-9);
     }
