@@ -158,6 +158,7 @@ impl Scale {
         let neg = atoms < 0;
         let a = atoms.unsigned_abs();
         let p = 10u128.pow(self.dec as u32);
+        // Writing into a String cannot fail (its fmt::Write never returns an error).
         let _ = if self.dec == 0 {
             write!(out, "{}{}", if neg { "-" } else { "" }, a)
         } else {
