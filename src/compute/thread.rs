@@ -199,7 +199,7 @@ fn interval_report(engine: &Engine, st: &ComputeStages) -> IntervalReport {
         symbols: engine
             .symbols
             .iter()
-            .map(|s| (s.name, s.trades, s.book.is_synced(), s.trader.position.is_some()))
+            .map(|s| (s.name, s.trades, s.book.is_synced(), s.trader().position.is_some()))
             .collect(),
     }
 }
