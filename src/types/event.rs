@@ -311,6 +311,22 @@ impl MarketEvent {
         }
     }
 
+    /// A [`EventKind::SymbolDef`] announcing `name` with its scales (`None`: not known yet).
+    pub fn symbol_def(
+        symbol: SymbolId,
+        name: crate::types::symbols::SymbolName,
+        price: Option<Scale>,
+        qty: Option<Scale>,
+    ) -> Self {
+        let mut e = MarketEvent::new(EventKind::SymbolDef, symbol, 0, 0, 0);
+        let b = name.padded();
+        e.p[0] = i64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
+        e.p[1] = i64::from_le_bytes(b[8..].try_into().expect("8 bytes"));
+        e.p[2] = price.map_or(0, |s| s.pack());
+        e.p[3] = qty.map_or(0, |s| s.pack());
+        e
+    }
+
     /// Symbol name carried by a [`EventKind::SymbolDef`].
     pub fn symbol_name(&self) -> crate::types::symbols::SymbolName {
         let mut b = [0u8; 16];
@@ -340,6 +356,14 @@ mod tests {
         assert_eq!(e.book_ticker(), (281451, 3868, 281452, 6887, 2710246762461));
         assert!(MarketEvent::pack_prices(-1, 5).is_none());
         assert!(MarketEvent::pack_prices(1, 1 << 33).is_none());
+    }
+
+    #[test]
+    fn symbol_def_round_trips() {
+        let name = crate::types::symbols::SymbolName::new(b"BTCUSDT").unwrap();
+        let e = MarketEvent::symbol_def(3, name, Some(Scale::decimals(2)), None);
+        assert_eq!((e.kind, e.symbol, e.symbol_name()), (EventKind::SymbolDef, 3, name));
+        assert_eq!((e.symbol_price_scale(), e.symbol_qty_scale()), (Some(Scale::decimals(2)), None));
     }
 
     #[test]
