@@ -149,6 +149,23 @@ pub struct EngineStats {
     pub orphan_events: u64,
     /// SymbolDef events beyond `max_symbols`.
     pub symbols_over_limit: u64,
+    /// What the compute thread could not hand to its live hooks at once (set when the thread ends).
+    pub hooks: HookStats,
+}
+
+/// What the compute thread could not hand to its hooks at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HookStats {
+    /// Interval reports dropped (the main thread had not read the previous ones).
+    pub reports_dropped: u64,
+    /// Trade alerts dropped (alert queue full).
+    pub alerts_dropped: u64,
+    /// Snapshot requests dropped (control queue full; the book asks again on its next need).
+    pub snapshot_requests_dropped: u64,
+    /// Position state changes that found the queue full and were sent later.
+    pub position_events_deferred: u64,
+    /// Position state changes still unsent when the thread ended (the queue was full at shutdown).
+    pub position_events_unsent: u64,
 }
 
 /// The compute stage (see the module doc).

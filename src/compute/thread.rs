@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
 
+pub use crate::compute::engine::HookStats;
+
 use crate::compute::engine::{Engine, Verdict};
 use crate::handoff::publish::Waiter;
 use crate::handoff::ring::{Consumer, Producer};
@@ -34,21 +36,6 @@ pub struct ComputeHooks {
     /// Per symbol, a position opened (true: the first open position of any account) or the last one closed
     /// (false), for the control thread's reselection. Lossless: see the module doc.
     pub position_events: Option<Arc<ArrayQueue<PositionEvent>>>,
-}
-
-/// What the compute thread could not hand to its hooks at once.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct HookStats {
-    /// Interval reports dropped (the main thread had not read the previous ones).
-    pub reports_dropped: u64,
-    /// Trade alerts dropped (alert queue full).
-    pub alerts_dropped: u64,
-    /// Snapshot requests dropped (control queue full; the book asks again on its next need).
-    pub snapshot_requests_dropped: u64,
-    /// Position state changes that found the queue full and were sent later.
-    pub position_events_deferred: u64,
-    /// Position state changes still unsent when the thread ended (the queue was full at shutdown).
-    pub position_events_unsent: u64,
 }
 
 /// One symbol's activity in an [`IntervalReport`].
@@ -77,10 +64,8 @@ pub struct IntervalReport {
     pub hooks: HookStats,
 }
 
-/// Per-stage histograms and hand-over counters of the compute thread.
+/// Per-stage histograms of the compute thread.
 pub struct ComputeStages {
-    /// What could not be handed to the live hooks at once (final values once the thread ends).
-    pub hooks: HookStats,
     ring_wait: Stage,
     book: Stage,
     bars: Stage,
@@ -253,7 +238,7 @@ impl ComputeLoop {
             self.stats.position_events_unsent = self.positions.publish(&self.engine, q, &mut self.stats);
         }
         self.engine.stats.records_lost += self.sink.finish();
-        self.stages.hooks = self.stats;
+        self.engine.stats.hooks = self.stats;
         (self.engine, self.stages)
     }
 }
@@ -324,7 +309,6 @@ fn interval_report(engine: &Engine, st: &ComputeStages, hooks: HookStats) -> Int
 impl ComputeStages {
     fn new() -> Self {
         ComputeStages {
-            hooks: HookStats::default(),
             ring_wait: Stage::new("ring_wait"),
             book: Stage::new("book"),
             bars: Stage::new("bars"),

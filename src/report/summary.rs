@@ -386,6 +386,7 @@ pub fn live_json(r: &LiveReport) -> Value {
         "malformed": r.parse.malformed_total(),
         "ring_full": r.feed.ring_full,
         "frames_dropped": r.feed.frames_dropped,
+        "compute_hooks": r.engine.stats.hooks,
         "rest": {"requests": r.rest.requests, "rate_limited": r.rest.rate_limited, "used_weight": r.rest.used_weight},
         "health": {"rtt_ms": r.health.rtt_ms, "clock_offset_ms": r.health.offset_ms},
         "db": {"rows": r.persist.db_rows, "commits": r.persist.db_commits, "write_errors": r.persist.db_write_errors, "rows_dropped": r.persist.db_rows_dropped},
