@@ -10,7 +10,7 @@
 //! ([`Trader::close_out`]). See the module docs of `gate`, `risk` and `position` for the rules.
 
 use crate::compute::market::book::Book;
-use crate::compute::signal::strategy::{BarInputs, Strategy, StrategyConfig};
+use crate::compute::signal::strategy::{BarEval, BarInputs, Strategy, StrategyConfig};
 use crate::compute::trading::gate::{self, GateConfig, GateReject, HourExpectancy};
 use crate::compute::trading::position::{Entry, ExitFill, PositionConfig};
 use crate::compute::trading::risk::{Risk, RiskConfig, RiskReject, SymbolRisk};
@@ -133,11 +133,7 @@ impl Trader {
     }
 
     /// Runs the account's strategy on a closed bar; counts the signal. Returns the bar's evaluation and the signal.
-    pub fn on_bar(
-        &mut self,
-        account: &Account,
-        m: &BarInputs<'_>,
-    ) -> (crate::compute::signal::strategy::BarEval, Option<Signal>) {
+    pub fn on_bar(&mut self, account: &Account, m: &BarInputs<'_>) -> (BarEval, Option<Signal>) {
         let (ev, sig) = self.strategy.on_bar(&account.rules.strategy, m);
         if let Some(s) = &sig {
             self.signals[(s.side == Side::Short) as usize] += 1;
