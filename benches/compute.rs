@@ -67,8 +67,8 @@ fn compute(c: &mut Criterion) {
             let mut closed = 0u32;
             for e in &trades {
                 if e.kind == EventKind::Trade {
-                    let (px, qty, id, m) = e.trade();
-                    closed += rb.on_trade(px, qty, m, e.exch_ts_ns, id).is_some() as u32;
+                    let (px, qty) = (e.trade_price_ticks(), e.trade_qty_steps());
+                    closed += rb.on_trade(px, qty, e.buyer_is_maker(), e.exch_ts_ns, e.trade_id()).is_some() as u32;
                 }
             }
             black_box(closed)

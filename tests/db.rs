@@ -88,16 +88,16 @@ fn schema_and_contents_after_a_real_replay() {
     assert_eq!(mode, "wal");
     assert_eq!(one("SELECT count(*) FROM runs WHERE status = 'finished' AND ended_at_ms >= started_at_ms"), 1);
     let s = &r.engine.symbols[0];
-    assert_eq!(one("SELECT count(*) FROM positions"), s.trader.opened as i64);
+    assert_eq!(one("SELECT count(*) FROM positions"), s.trader().opened as i64);
     assert_eq!(
         one("SELECT count(*) FROM positions WHERE status = 'closed' AND exit_reason IS NOT NULL"),
-        s.trader.opened as i64
+        s.trader().opened as i64
     );
-    assert_eq!(one("SELECT count(*) FROM entry_features"), s.trader.opened as i64);
+    assert_eq!(one("SELECT count(*) FROM entry_features"), s.trader().opened as i64);
     assert_eq!(one("SELECT count(*) FROM volume_burst_tuning_logs"), s.tuner.runs as i64);
-    assert_eq!(one("SELECT count(*) FROM hour_expectancy"), s.trader.opened as i64);
-    assert_eq!(one("SELECT count(*) FROM fills WHERE kind = 'entry'"), s.trader.opened as i64);
-    assert!(s.trader.opened >= 1, "the loose config opens a position on the sample");
+    assert_eq!(one("SELECT count(*) FROM hour_expectancy"), s.trader().opened as i64);
+    assert_eq!(one("SELECT count(*) FROM fills WHERE kind = 'entry'"), s.trader().opened as i64);
+    assert!(s.trader().opened >= 1, "the loose config opens a position on the sample");
     // Fills add up to each position's PnL and fees.
     let bad: i64 = one(
         "SELECT count(*) FROM positions p WHERE abs(p.pnl - (SELECT sum(pnl) FROM fills f WHERE f.position_id = p.id)) > 1e-9
@@ -107,7 +107,7 @@ fn schema_and_contents_after_a_real_replay() {
     assert_eq!(r.persist.db_rows_dropped + r.persist.db_write_errors, 0);
     // The JSON's per-symbol PnL equals the database's.
     let pnl: f64 = c.query_row("SELECT sum(pnl) FROM positions", [], |r| r.get(0)).unwrap();
-    assert!((pnl - s.trader.pnl).abs() < 1e-9);
+    assert!((pnl - s.trader().pnl).abs() < 1e-9);
 }
 
 #[test]
@@ -127,17 +127,17 @@ fn hour_expectancy_survives_a_restart() {
     cfg.gate.min_trades_per_hour = 1;
     let r1 = replay(&cfg, &db, Speed::Asap).unwrap();
     let s1 = &r1.engine.symbols[0];
-    assert!(s1.trader.pnl < 0.0, "the sample's trade loses: the next run must see a negative hour");
+    assert!(s1.trader().pnl < 0.0, "the sample's trade loses: the next run must see a negative hour");
     let rows = rusto::persist::db::Db::open(&db).unwrap().load_hour_expectancy(80).unwrap();
-    assert_eq!(rows.len(), s1.trader.opened as usize);
+    assert_eq!(rows.len(), s1.trader().opened as usize);
     let r2 = replay(&cfg, &db, Speed::Asap).unwrap();
     let s2 = &r2.engine.symbols[0];
     assert!(
-        s2.trader.gate_rejects[rusto::compute::trading::gate::GateReject::HourExpectancy.index()] >= 1,
+        s2.trader().gate_rejects[rusto::compute::trading::gate::GateReject::HourExpectancy.index()] >= 1,
         "{:?}",
-        s2.trader.gate_rejects
+        s2.trader().gate_rejects
     );
-    assert_eq!(s2.trader.opened, 0);
+    assert_eq!(s2.trader().opened, 0);
     assert_eq!(r2.run_id, Some(2));
 }
 

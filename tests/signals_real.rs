@@ -38,7 +38,7 @@ fn default_config_profile_levels_and_no_signal() {
     assert_eq!(format!("{:.2}", l.vwap * 0.01), "28148.34");
     // Three 0.05 % bars in 8.5 minutes: the reference thresholds produce no signal, and tuning has too little data.
     assert_eq!(s.bars.closed, 3);
-    assert_eq!(s.trader.signals, [0, 0]);
+    assert_eq!(s.trader().signals, [0, 0]);
     assert_eq!(s.tuner.runs, 0);
 }
 
@@ -49,7 +49,7 @@ fn loose_config_signals_are_pinned_and_written() {
     let r = replay(&cfg, Some(csv.clone()));
     let s = &r.engine.symbols[0];
     assert_eq!(s.bars.closed, 181);
-    assert_eq!(s.trader.signals, [1, 1], "one long, one short");
+    assert_eq!(s.trader().signals, [1, 1], "one long, one short");
     assert_eq!(s.signals_by_regime, [0, 0, 0, 2], "both in range_low");
     assert_eq!(s.tuner.runs, 12);
     assert_eq!(s.regime.switches, 6);
@@ -69,6 +69,6 @@ fn loose_config_signals_are_pinned_and_written() {
     let _ = std::fs::remove_file(csv);
     // Same input, same signals.
     let r2 = replay(&cfg, None);
-    assert_eq!(r2.engine.symbols[0].trader.signals, s.trader.signals);
-    assert_eq!(r2.engine.symbols[0].strategy.burst_ratio, s.strategy.burst_ratio);
+    assert_eq!(r2.engine.symbols[0].trader().signals, s.trader().signals);
+    assert_eq!(r2.engine.symbols[0].trader().strategy.burst_ratio, s.trader().strategy.burst_ratio);
 }

@@ -30,26 +30,26 @@ fn variants_trade_on_the_same_feed_and_are_compared() {
     };
     let r = run_replay(&cfg, &opts).unwrap();
     let s = &r.engine.symbols[0];
-    assert_eq!(s.trader.signals, [1, 1], "base: the sample's long and short");
-    assert_eq!(s.shadows[0].1.signals, [1, 1], "quick_tp has the base entry rules");
-    assert_eq!(s.shadows[1].1.signals, [0, 1], "strict filters the long (imbalance 12.8 < 15)");
+    assert_eq!(s.trader().signals, [1, 1], "base: the sample's long and short");
+    assert_eq!(s.variants()[0].signals, [1, 1], "quick_tp has the base entry rules");
+    assert_eq!(s.variants()[1].signals, [0, 1], "strict filters the long (imbalance 12.8 < 15)");
     // Every trader's positions are stored under its name, with their own accounts.
     let c = rusqlite::Connection::open(&db).unwrap();
     let n = |v: &str| -> i64 {
         c.query_row("SELECT count(*) FROM positions WHERE variant = ?1", [v], |r| r.get(0)).unwrap()
     };
-    assert_eq!(n("base") as u64, s.trader.opened);
-    assert_eq!(n("quick_tp") as u64, s.shadows[0].1.opened);
-    assert_eq!(n("strict") as u64, s.shadows[1].1.opened);
+    assert_eq!(n("base") as u64, s.trader().opened);
+    assert_eq!(n("quick_tp") as u64, s.variants()[0].opened);
+    assert_eq!(n("strict") as u64, s.variants()[1].opened);
     let sum: f64 =
         c.query_row("SELECT sum(pnl) FROM positions WHERE variant = 'strict'", [], |r| r.get(0)).unwrap_or(0.0);
-    assert!((sum - s.shadows[1].1.pnl).abs() < 1e-9);
-    assert!((r.engine.variant_risk[1].balance - (10_000.0 + s.shadows[1].1.pnl)).abs() < 1e-6);
+    assert!((sum - s.variants()[1].pnl).abs() < 1e-9);
+    assert!((r.engine.variant_accounts()[1].risk.balance - (10_000.0 + s.variants()[1].pnl)).abs() < 1e-6);
     // The report compares each variant with base.
     let trades = rusto::report::review::load(&db).unwrap();
     let cmp = rusto::report::review::variant_comparison(&trades);
     assert!(cmp["quick_tp"]["vs_base"]["ci95_pct"].is_array(), "{cmp}");
-    assert_eq!(cmp["base"]["trades"].as_u64().unwrap(), s.trader.opened);
+    assert_eq!(cmp["base"]["trades"].as_u64().unwrap(), s.trader().opened);
     // A bad variant is a clear config error.
     let bad = "[[variants]]\nname = \"base\"\n";
     assert!(Config::from_toml(bad, "t").unwrap_err().to_string().contains("variants.name"));

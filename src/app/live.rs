@@ -22,7 +22,7 @@ use crate::app::config::{Config, FullPolicy};
 use crate::app::control::{Rest, RestError, select_top};
 use crate::app::threads::pin;
 use crate::compute::engine::Engine;
-use crate::compute::thread::{ComputeHooks, IntervalReport, run_compute};
+use crate::compute::thread::{ComputeHooks, IntervalReport, SymbolActivity, run_compute};
 use crate::handoff::publish::Publisher;
 use crate::handoff::ring::ring;
 use crate::ingest::net::{Endpoint, Net, NetCmd, NetConfig, NetError, NetStats, Route, tls_config};
@@ -322,7 +322,7 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
         }
         while let Some(r) = reports.pop() {
             print_interval(&r);
-            let unsynced: Vec<String> = r.symbols.iter().filter(|s| !s.2).map(|s| s.0.to_string()).collect();
+            let unsynced: Vec<String> = r.symbols.iter().filter(|s| !s.synced).map(|s| s.name.to_string()).collect();
             if !unsynced.is_empty() {
                 unsynced_for += l.report_interval_secs;
                 if unsynced_for >= cfg.alerts.feed_down_secs && !feed_alerted {
@@ -340,7 +340,12 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
                     r.events,
                     r.symbols
                         .iter()
-                        .map(|s| format!("{} {} trades{}", s.0, s.1, if s.3 { " (open)" } else { "" }))
+                        .map(|s| format!(
+                            "{} {} trades{}",
+                            s.name,
+                            s.trades,
+                            if s.open_position { " (open)" } else { "" }
+                        ))
                         .collect::<Vec<_>>()
                         .join(", ")
                 ));
@@ -470,7 +475,7 @@ fn print_interval(r: &IntervalReport) {
     let syms: Vec<String> = r
         .symbols
         .iter()
-        .map(|(n, t, synced, open)| {
+        .map(|SymbolActivity { name: n, trades: t, synced, open_position: open }| {
             format!("{n}:{t}{}{}", if *synced { "" } else { "(unsynced)" }, if *open { "*" } else { "" })
         })
         .collect();

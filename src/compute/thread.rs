@@ -4,12 +4,16 @@
 //! Contracts:
 //! - The compute thread never blocks: when the record ring is full, records wait in a preallocated overflow
 //!   buffer; only if that overflows too is a record lost, and that is counted and reported.
+//! - The control thread learns, per symbol, whether any account holds a position ([`PositionEvent`]): the state,
+//!   not each open and close, is what is sent, so a full queue delays the news (counted) but never loses it.
 //! - Latency stamps use the monotonic clock; trading logic never sees them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
+
+pub use crate::compute::engine::HookStats;
 
 use crate::compute::engine::{Engine, Verdict};
 use crate::handoff::publish::Waiter;
@@ -27,10 +31,24 @@ pub struct ComputeHooks {
     pub snapshot_requests: Option<Arc<ArrayQueue<SymbolName>>>,
     /// Periodic latency reports (to the main thread) and their interval.
     pub reports: Option<(Arc<ArrayQueue<IntervalReport>>, Duration)>,
-    /// Alerts: trading records worth a message go here (bounded; a full queue is counted by the alert side).
+    /// Alerts: trading records worth a message go here (bounded; a full queue is counted in [`HookStats`]).
     pub alerts: Option<Arc<ArrayQueue<Alert>>>,
-    /// Positions opened (true) and closed (false) by symbol, for the control thread's reselection.
+    /// Per symbol, a position opened (true: the first open position of any account) or the last one closed
+    /// (false), for the control thread's reselection. Lossless: see the module doc.
     pub position_events: Option<Arc<ArrayQueue<PositionEvent>>>,
+}
+
+/// One symbol's activity in an [`IntervalReport`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SymbolActivity {
+    /// The symbol.
+    pub name: SymbolName,
+    /// Market trades so far.
+    pub trades: u64,
+    /// The book is synced.
+    pub synced: bool,
+    /// Some account holds a position on it.
+    pub open_position: bool,
 }
 
 /// A latency and activity snapshot published by the compute thread at intervals.
@@ -40,8 +58,10 @@ pub struct IntervalReport {
     pub latency: Vec<(&'static str, Summary)>,
     /// Events processed.
     pub events: u64,
-    /// Per symbol: (name, trades, synced, open position).
-    pub symbols: Vec<(SymbolName, u64, bool, bool)>,
+    /// Per symbol activity, by symbol id.
+    pub symbols: Vec<SymbolActivity>,
+    /// Hand-over counters so far.
+    pub hooks: HookStats,
 }
 
 /// Per-stage histograms of the compute thread.
@@ -54,45 +74,200 @@ pub struct ComputeStages {
     tick_to_decision: Stage,
 }
 
+/// Records bound for the persistence ring, with the preallocated overflow buffer for when the ring is full.
+struct RecordSink {
+    tx: Producer<Record>,
+    overflow: Vec<Record>,
+    cap: usize,
+    lost: u64,
+}
+
+impl RecordSink {
+    fn push(&mut self, r: Record) {
+        if !self.overflow.is_empty() || self.tx.push(r).is_err() {
+            if self.overflow.len() < self.cap {
+                self.overflow.push(r);
+            } else {
+                self.lost += 1;
+            }
+        }
+    }
+
+    /// Hands over records that waited for room, in order.
+    fn flush(&mut self) {
+        if !self.overflow.is_empty() {
+            let mut k = 0;
+            while k < self.overflow.len() && self.tx.push(self.overflow[k]).is_ok() {
+                k += 1;
+            }
+            self.overflow.drain(..k);
+        }
+    }
+
+    /// Final hand-over: the persistence thread drains until the producer is dropped; returns the records lost.
+    fn finish(mut self) -> u64 {
+        while !self.overflow.is_empty() {
+            self.flush();
+            if self.tx.is_abandoned() {
+                self.lost += self.overflow.len() as u64;
+                break;
+            }
+            std::thread::yield_now();
+        }
+        self.lost
+    }
+}
+
+/// Tells the control thread each symbol's open-position state whenever it changes (see the module doc).
+struct PositionReporter {
+    /// Per symbol id: the state the control thread was last told.
+    told: Vec<bool>,
+    /// Some symbol's state may differ from what was told.
+    dirty: bool,
+}
+
+impl PositionReporter {
+    fn new(max_symbols: usize) -> Self {
+        PositionReporter { told: Vec::with_capacity(max_symbols), dirty: false }
+    }
+
+    /// Sends every changed state that fits in the queue; the rest stays due for the next call. Returns how many
+    /// stay due.
+    fn publish(&mut self, engine: &Engine, q: &ArrayQueue<PositionEvent>, stats: &mut HookStats) -> u64 {
+        if !self.dirty {
+            return 0;
+        }
+        let mut due = 0;
+        self.dirty = false;
+        self.told.resize(engine.symbols.len(), false);
+        for (s, told) in engine.symbols.iter().zip(self.told.iter_mut()) {
+            let open = s.has_position();
+            if open == *told {
+                continue;
+            }
+            if q.push(PositionEvent { name: s.name, open }).is_ok() {
+                *told = open;
+            } else {
+                stats.position_events_deferred += 1;
+                self.dirty = true;
+                due += 1;
+            }
+        }
+        due
+    }
+}
+
+/// Where a record goes besides persistence.
+fn route(hooks: &ComputeHooks, r: &Record, stats: &mut HookStats, positions: &mut PositionReporter) -> bool {
+    if let Record::SnapshotRequest { name, .. } = *r
+        && let Some(q) = &hooks.snapshot_requests
+    {
+        if q.push(name).is_err() {
+            stats.snapshot_requests_dropped += 1;
+        }
+        return false;
+    }
+    if let Some(q) = &hooks.alerts
+        && matches!(
+            r,
+            Record::Opened { .. }
+                | Record::Closed { .. }
+                | Record::StopMoved { .. }
+                | Record::DailyLimitHit { .. }
+                | Record::Fill { reason: Some(ExitReason::Tp1), .. }
+        )
+        && q.push(Alert::Trade(*r)).is_err()
+    {
+        stats.alerts_dropped += 1;
+    }
+    if matches!(r, Record::Opened { .. } | Record::Closed { .. }) {
+        positions.dirty = true;
+    }
+    true
+}
+
+/// The loop's state (see [`run_compute`]).
+struct ComputeLoop {
+    engine: Engine,
+    stages: ComputeStages,
+    sink: RecordSink,
+    hooks: ComputeHooks,
+    stats: HookStats,
+    positions: PositionReporter,
+    next_report: Instant,
+}
+
+impl ComputeLoop {
+    /// Work between batches: the interval report, waiting records, due position states.
+    fn housekeeping(&mut self) {
+        if let Some((q, every)) = &self.hooks.reports
+            && Instant::now() >= self.next_report
+        {
+            self.next_report = Instant::now() + *every;
+            if q.push(interval_report(&self.engine, &self.stages, self.stats)).is_err() {
+                self.stats.reports_dropped += 1;
+            }
+        }
+        self.sink.flush();
+        if let Some(q) = &self.hooks.position_events {
+            // Whatever stays due is retried on the next loop.
+            self.positions.publish(&self.engine, q, &mut self.stats);
+        }
+    }
+
+    /// One event through the engine, its records to their places; `t0` is when it started. Returns the end time.
+    fn on_event(&mut self, e: &MarketEvent, t0: u64) -> u64 {
+        let (hooks, sink, stats, positions) = (&self.hooks, &mut self.sink, &mut self.stats, &mut self.positions);
+        let v = self.engine.on_event(e, &mut |r: Record| {
+            if route(hooks, &r, stats, positions) {
+                sink.push(r);
+            }
+        });
+        let t1 = clock::now_ns();
+        self.stages.record(e, v, t0, t1);
+        t1
+    }
+
+    /// End of input: closes open positions (reason `Shutdown`) so every position has a complete PnL, tells the
+    /// control thread, and hands every record over.
+    fn finish(mut self) -> (Engine, ComputeStages) {
+        let sink = &mut self.sink;
+        self.engine.shutdown(&mut |r: Record| sink.push(r));
+        self.positions.dirty = true;
+        if let Some(q) = &self.hooks.position_events {
+            self.stats.position_events_unsent = self.positions.publish(&self.engine, q, &mut self.stats);
+        }
+        self.engine.stats.records_lost += self.sink.finish();
+        self.engine.stats.hooks = self.stats;
+        (self.engine, self.stages)
+    }
+}
+
 /// The compute thread's loop: drains the event ring through the engine until the producer is gone, then closes
 /// open positions (`Shutdown`) and hands every record to the persistence ring.
 pub fn run_compute(
-    mut engine: Engine,
+    engine: Engine,
     mut rx: Consumer<MarketEvent>,
-    mut tx: Producer<Record>,
+    tx: Producer<Record>,
     idle_spins: u32,
     overflow_cap: usize,
     hooks: ComputeHooks,
     waiter: Arc<Waiter>,
 ) -> (Engine, ComputeStages) {
     waiter.register();
-    let mut st = ComputeStages {
-        ring_wait: Stage::new("ring_wait"),
-        book: Stage::new("book"),
-        bars: Stage::new("bars"),
-        other: Stage::new("other"),
-        compute: Stage::new("compute"),
-        tick_to_decision: Stage::new("tick_to_decision"),
+    let next_report = Instant::now() + hooks.reports.as_ref().map_or(Duration::from_secs(3600), |r| r.1);
+    let mut c = ComputeLoop {
+        positions: PositionReporter::new(engine.symbols.capacity()),
+        engine,
+        stages: ComputeStages::new(),
+        sink: RecordSink { tx, overflow: Vec::with_capacity(overflow_cap), cap: overflow_cap, lost: 0 },
+        hooks,
+        stats: HookStats::default(),
+        next_report,
     };
-    let mut overflow: Vec<Record> = Vec::with_capacity(overflow_cap);
     let mut idle = 0u32;
-    let mut lost = 0u64;
-    let mut next_report = Instant::now() + hooks.reports.as_ref().map_or(Duration::from_secs(3600), |r| r.1);
     loop {
-        if let Some((q, every)) = &hooks.reports
-            && Instant::now() >= next_report
-        {
-            next_report = Instant::now() + *every;
-            let _ = q.push(interval_report(&engine, &st));
-        }
-        // Hand over records that waited for room.
-        if !overflow.is_empty() {
-            let mut k = 0;
-            while k < overflow.len() && tx.push(overflow[k]).is_ok() {
-                k += 1;
-            }
-            overflow.drain(..k);
-        }
+        c.housekeeping();
         if rx.available() == 0 {
             if rx.is_abandoned() && rx.available() == 0 {
                 break;
@@ -108,103 +283,57 @@ pub fn run_compute(
         idle = 0;
         // One clock read per event: the end of one event is the start of the next within a batch.
         let mut t_prev = clock::now_ns();
-        rx.pop_batch(256, |e| {
-            let t0 = t_prev;
-            let mut sink = |r: Record| {
-                if !overflow.is_empty() || tx.push(r).is_err() {
-                    if overflow.len() < overflow_cap {
-                        overflow.push(r);
-                    } else {
-                        lost += 1;
-                    }
-                }
-            };
-            let v = engine.on_event(&e, &mut |r: Record| {
-                if let Record::SnapshotRequest { name, .. } = r
-                    && let Some(q) = &hooks.snapshot_requests
-                {
-                    if q.push(name).is_err() {
-                        // The control thread is behind; the book keeps asking on its next need.
-                    }
-                    return;
-                }
-                if let Some(q) = &hooks.alerts
-                    && matches!(
-                        r,
-                        Record::Opened { .. }
-                            | Record::Closed { .. }
-                            | Record::StopMoved { .. }
-                            | Record::DailyLimitHit { .. }
-                            | Record::Fill { reason: Some(ExitReason::Tp1), .. }
-                    )
-                {
-                    let _ = q.push(Alert::Trade(r));
-                }
-                if let Record::Opened { name, .. } | Record::Closed { name, .. } = r
-                    && let Some(q) = &hooks.position_events
-                {
-                    let _ = q.push(PositionEvent { name, open: matches!(r, Record::Opened { .. }) });
-                }
-                sink(r)
-            });
-            let t1 = clock::now_ns();
-            t_prev = t1;
-            let enq = e.stamp_ns + e.parse_ns as u64;
-            st.ring_wait.record(t0.saturating_sub(enq));
-            let d = t1.saturating_sub(t0);
-            match e.kind {
-                EventKind::Depth | EventKind::Snapshot | EventKind::Levels => st.book.record(d),
-                EventKind::Trade => st.bars.record(d),
-                _ => st.other.record(d),
-            }
-            st.compute.record(d);
-            if v != Verdict::None || e.kind == EventKind::Trade || e.kind == EventKind::BookTicker {
-                st.tick_to_decision.record(t1.saturating_sub(e.stamp_ns));
-            }
-        });
+        rx.pop_batch(256, |e| t_prev = c.on_event(&e, t_prev));
     }
-    engine.stats.records_lost += lost;
-    // End of input: close open positions (reason Shutdown) so every position has a complete PnL.
-    let mut lost = 0u64;
-    engine.shutdown(&mut |r: Record| {
-        if !overflow.is_empty() || tx.push(r).is_err() {
-            if overflow.len() < overflow_cap {
-                overflow.push(r);
-            } else {
-                lost += 1;
-            }
-        }
-    });
-    engine.stats.records_lost += lost;
-    // Final hand-over: the persistence thread drains until we drop the producer.
-    while !overflow.is_empty() {
-        let mut k = 0;
-        while k < overflow.len() && tx.push(overflow[k]).is_ok() {
-            k += 1;
-        }
-        overflow.drain(..k);
-        if tx.is_abandoned() {
-            engine.stats.records_lost += overflow.len() as u64;
-            break;
-        }
-        std::thread::yield_now();
-    }
-    (engine, st)
+    c.finish()
 }
 
-fn interval_report(engine: &Engine, st: &ComputeStages) -> IntervalReport {
+fn interval_report(engine: &Engine, st: &ComputeStages, hooks: HookStats) -> IntervalReport {
     IntervalReport {
         latency: st.summaries(engine),
         events: engine.stats.events,
         symbols: engine
             .symbols
             .iter()
-            .map(|s| (s.name, s.trades, s.book.is_synced(), s.trader.position.is_some()))
+            .map(|s| SymbolActivity {
+                name: s.name,
+                trades: s.trades,
+                synced: s.book.is_synced(),
+                open_position: s.has_position(),
+            })
             .collect(),
+        hooks,
     }
 }
 
 impl ComputeStages {
+    fn new() -> Self {
+        ComputeStages {
+            ring_wait: Stage::new("ring_wait"),
+            book: Stage::new("book"),
+            bars: Stage::new("bars"),
+            other: Stage::new("other"),
+            compute: Stage::new("compute"),
+            tick_to_decision: Stage::new("tick_to_decision"),
+        }
+    }
+
+    /// Times one event that ran from `t0` to `t1` with verdict `v`.
+    fn record(&mut self, e: &MarketEvent, v: Verdict, t0: u64, t1: u64) {
+        let enq = e.stamp_ns + e.parse_ns as u64;
+        self.ring_wait.record(t0.saturating_sub(enq));
+        let d = t1.saturating_sub(t0);
+        match e.kind {
+            EventKind::Depth | EventKind::Snapshot | EventKind::Levels => self.book.record(d),
+            EventKind::Trade => self.bars.record(d),
+            _ => self.other.record(d),
+        }
+        self.compute.record(d);
+        if v != Verdict::None || e.kind == EventKind::Trade || e.kind == EventKind::BookTicker {
+            self.tick_to_decision.record(t1.saturating_sub(e.stamp_ns));
+        }
+    }
+
     /// Percentiles of every compute-side stage, in print order.
     pub fn summaries(&self, engine: &Engine) -> Vec<(&'static str, Summary)> {
         vec![
@@ -219,5 +348,97 @@ impl ComputeStages {
             ("compute", Summary::of(&self.compute.hist)),
             ("tick_to_decision", Summary::of(&self.tick_to_decision.hist)),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compute::engine::EngineConfig;
+    use crate::compute::trading::position::{Entry, PositionConfig};
+    use crate::types::record::{Position, Regime, Side};
+
+    fn name(s: &str) -> SymbolName {
+        SymbolName::new(s.as_bytes()).unwrap()
+    }
+
+    fn engine(symbols: &[&str]) -> Engine {
+        let mut e = Engine::new(EngineConfig::default());
+        for (id, s) in symbols.iter().enumerate() {
+            let _ = e.on_event(&MarketEvent::symbol_def(id as _, name(s), None, None), &mut |_| {});
+        }
+        e
+    }
+
+    fn position() -> Position {
+        let e = Entry {
+            seq: 1,
+            side: Side::Long,
+            ts_ns: 0,
+            px: 100.0,
+            qty: 1,
+            touch: 100.0,
+            expected_slippage_bps: 0.0,
+            regime: Regime::RangeLow,
+            confidence: 0.5,
+            tick_value: 1.0,
+            step_value: 1.0,
+        };
+        Position::open(&PositionConfig::default(), 0.4, 10.0, &e)
+    }
+
+    /// A position record as the engine emits it (what marks the state as due).
+    fn passes(hooks: &ComputeHooks, rep: &mut PositionReporter, stats: &mut HookStats, symbol: &str) {
+        let r = Record::Closed { symbol: 0, variant: 0, name: name(symbol), pos: position() };
+        assert!(route(hooks, &r, stats, rep), "position records are persisted too");
+    }
+
+    #[test]
+    fn position_states_survive_a_full_queue() {
+        let q = ArrayQueue::new(1);
+        let hooks = ComputeHooks::default();
+        let mut e = engine(&["AAAUSDT", "BBBUSDT"]);
+        let (mut rep, mut stats) = (PositionReporter::new(8), HookStats::default());
+        let event = |s: &str, open: bool| Some(PositionEvent { name: name(s), open });
+        // Both symbols open a position in one batch; the queue has room for one event.
+        e.symbols[0].traders[0].position = Some(position());
+        passes(&hooks, &mut rep, &mut stats, "AAAUSDT");
+        e.symbols[1].traders[0].position = Some(position());
+        passes(&hooks, &mut rep, &mut stats, "BBBUSDT");
+        assert_eq!(rep.publish(&e, &q, &mut stats), 1, "the second did not fit: kept due");
+        assert_eq!(stats.position_events_deferred, 1, "and counted");
+        assert_eq!(q.pop(), event("AAAUSDT", true));
+        rep.publish(&e, &q, &mut stats);
+        assert_eq!(q.pop(), event("BBBUSDT", true), "sent on the next loop, with no new record");
+        rep.publish(&e, &q, &mut stats);
+        assert_eq!(q.pop(), None, "nothing more to say");
+        // A second account's position on A keeps it open until the last one closes.
+        let mut second = e.symbols[0].traders[0].clone();
+        second.position = Some(position());
+        e.symbols[0].traders.push(second);
+        e.symbols[0].traders[0].position = None;
+        passes(&hooks, &mut rep, &mut stats, "AAAUSDT");
+        rep.publish(&e, &q, &mut stats);
+        assert_eq!(q.pop(), None, "A still holds a position");
+        e.symbols[0].traders[1].position = None;
+        passes(&hooks, &mut rep, &mut stats, "AAAUSDT");
+        rep.publish(&e, &q, &mut stats);
+        assert_eq!(q.pop(), event("AAAUSDT", false));
+    }
+
+    #[test]
+    fn full_hook_queues_are_counted() {
+        let snaps = Arc::new(ArrayQueue::new(1));
+        let alerts = Arc::new(ArrayQueue::new(1));
+        let hooks =
+            ComputeHooks { snapshot_requests: Some(snaps.clone()), alerts: Some(alerts.clone()), ..Default::default() };
+        let (mut rep, mut stats) = (PositionReporter::new(8), HookStats::default());
+        let snap = Record::SnapshotRequest { symbol: 0, name: name("AAAUSDT") };
+        assert!(!route(&hooks, &snap, &mut stats, &mut rep), "snapshot requests go to the control thread only");
+        assert!(!route(&hooks, &snap, &mut stats, &mut rep));
+        passes(&hooks, &mut rep, &mut stats, "AAAUSDT");
+        passes(&hooks, &mut rep, &mut stats, "AAAUSDT");
+        assert_eq!((stats.snapshot_requests_dropped, stats.alerts_dropped), (1, 1));
+        assert_eq!((snaps.len(), alerts.len()), (1, 1));
     }
 }

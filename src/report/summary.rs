@@ -129,17 +129,17 @@ pub fn to_json(r: &ReplayReport) -> Value {
         };
         let mut gate = Map::new();
         for g in crate::compute::trading::gate::GateReject::ALL {
-            gate.insert(g.name().into(), json!(s.trader.gate_rejects[g.index()]));
+            gate.insert(g.name().into(), json!(s.trader().gate_rejects[g.index()]));
         }
         let mut risk = Map::new();
         for k in crate::compute::trading::risk::RiskReject::ALL {
-            risk.insert(k.name().into(), json!(s.trader.risk_rejects[k.index()]));
+            risk.insert(k.name().into(), json!(s.trader().risk_rejects[k.index()]));
         }
         let mut closed = Map::new();
         let mut exits = Map::new();
         for x in crate::types::record::ExitReason::ALL {
-            closed.insert(x.name().into(), json!(s.trader.closed_by_reason[x.index()]));
-            exits.insert(x.name().into(), json!(s.trader.exits_by_reason[x.index()]));
+            closed.insert(x.name().into(), json!(s.trader().closed_by_reason[x.index()]));
+            exits.insert(x.name().into(), json!(s.trader().exits_by_reason[x.index()]));
         }
         let mut by_regime = Map::new();
         for reg in crate::types::record::Regime::ALL {
@@ -162,11 +162,11 @@ pub fn to_json(r: &ReplayReport) -> Value {
                 "best_ask": fmt_px(ask.map(|l| l.px)),
                 "bars": s.bars.closed,
                 "book_audit": {"compared": s.audit_compared, "matched": s.audit_matched},
-                "signals": {"long": s.trader.signals[0], "short": s.trader.signals[1]},
+                "signals": {"long": s.trader().signals[0], "short": s.trader().signals[1]},
                 "signals_by_regime": by_regime,
                 "regime": s.regime.regime.name(),
                 "regime_switches": s.regime.switches,
-                "burst_threshold": s.strategy.burst_ratio,
+                "burst_threshold": s.trader().strategy.burst_ratio,
                 "tuning_runs": s.tuner.runs,
                 "tuning_changes": s.tuning_changes,
                 "cvd": s.qty.map(|q| q.to_string(s.flow.cvd)),
@@ -174,13 +174,13 @@ pub fn to_json(r: &ReplayReport) -> Value {
                 "gate_rejections": gate,
                 "risk_rejections": risk,
                 "positions": {
-                    "opened": s.trader.opened,
-                    "closed": s.trader.closed_by_reason.iter().sum::<u64>(),
+                    "opened": s.trader().opened,
+                    "closed": s.trader().closed_by_reason.iter().sum::<u64>(),
                     "closed_by_exit_reason": closed,
                     "exit_fills_by_reason": exits,
                 },
-                "pnl": s.trader.pnl,
-                "variants": r.engine.variant_names().iter().zip(&s.shadows).map(|(n, (_, t))| {
+                "pnl": s.trader().pnl,
+                "variants": r.engine.variant_names().iter().zip(s.variants()).map(|(n, t)| {
                     (n.to_string(), json!({
                         "signals": {"long": t.signals[0], "short": t.signals[1]},
                         "opened": t.opened,
@@ -223,12 +223,12 @@ pub fn to_json(r: &ReplayReport) -> Value {
         "records_lost": r.engine.stats.records_lost,
         "bars_written": r.persist.bars_written,
         "signals": r.persist.signals,
-        "variant_balances": r.engine.variant_names().iter().zip(&r.engine.variant_risk)
-            .map(|(n, k)| (n.to_string(), json!(k.balance))).collect::<Map<String, Value>>(),
+        "variant_balances": r.engine.variant_accounts().iter()
+            .map(|a| (a.rules.name.clone(), json!(a.risk.balance))).collect::<Map<String, Value>>(),
         "account": {
-            "balance": r.engine.risk.balance,
-            "open_positions": r.engine.risk.open_positions,
-            "daily_limit_hits": r.engine.risk.daily_limit_hits,
+            "balance": r.engine.risk().balance,
+            "open_positions": r.engine.risk().open_positions,
+            "daily_limit_hits": r.engine.risk().daily_limit_hits,
         },
         "db": {
             "run_id": r.run_id,
@@ -316,10 +316,10 @@ pub fn to_text(r: &ReplayReport) -> String {
         s.push_str(&format!(
             "{:<12} {:>6} {:>6} {:>11} {:>9.2} {:>6} {:>14} {:>14} {:>14} {:>14}\n",
             sym.name.as_str(),
-            sym.trader.signals[0],
-            sym.trader.signals[1],
+            sym.trader().signals[0],
+            sym.trader().signals[1],
             sym.regime.regime.name(),
-            sym.strategy.burst_ratio,
+            sym.trader().strategy.burst_ratio,
             sym.tuner.runs,
             poc,
             val,
@@ -361,9 +361,9 @@ pub fn live_json(r: &LiveReport) -> Value {
                 "best_ask": px(ask),
                 "book_audit": {"compared": s.audit_compared, "matched": s.audit_matched},
                 "bars": s.bars.closed,
-                "signals": {"long": s.trader.signals[0], "short": s.trader.signals[1]},
-                "positions_opened": s.trader.opened,
-                "pnl": s.trader.pnl,
+                "signals": {"long": s.trader().signals[0], "short": s.trader().signals[1]},
+                "positions_opened": s.trader().opened,
+                "pnl": s.trader().pnl,
             }),
         );
     }
@@ -386,6 +386,7 @@ pub fn live_json(r: &LiveReport) -> Value {
         "malformed": r.parse.malformed_total(),
         "ring_full": r.feed.ring_full,
         "frames_dropped": r.feed.frames_dropped,
+        "compute_hooks": r.engine.stats.hooks,
         "rest": {"requests": r.rest.requests, "rate_limited": r.rest.rate_limited, "used_weight": r.rest.used_weight},
         "health": {"rtt_ms": r.health.rtt_ms, "clock_offset_ms": r.health.offset_ms},
         "db": {"rows": r.persist.db_rows, "commits": r.persist.db_commits, "write_errors": r.persist.db_write_errors, "rows_dropped": r.persist.db_rows_dropped},
@@ -418,9 +419,9 @@ pub fn live_text(r: &LiveReport) -> String {
             sym.book.is_synced(),
             sym.audit_matched,
             sym.audit_compared,
-            sym.trader.signals[0],
-            sym.trader.signals[1],
-            sym.trader.pnl
+            sym.trader().signals[0],
+            sym.trader().signals[1],
+            sym.trader().pnl
         ));
     }
     s.push_str("latency per stage (tick-to-decision from the socket read):\n");

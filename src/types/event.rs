@@ -13,6 +13,8 @@
 
 pub use super::symbols::SymbolId;
 
+use super::decimal::Scale;
+
 /// Number of price levels one continuation event carries.
 pub const LEVELS_PER_EVENT: usize = 2;
 
@@ -120,13 +122,74 @@ impl MarketEvent {
     /// Trade fields: (price ticks, qty steps, trade id, buyer is maker).
     #[inline]
     pub fn trade(&self) -> (i64, i64, i64, bool) {
-        (self.p[0], self.p[1], self.p[2], self.flags & flags::BUYER_MAKER != 0)
+        (self.trade_price_ticks(), self.trade_qty_steps(), self.trade_id(), self.buyer_is_maker())
+    }
+
+    /// [`EventKind::Trade`] / [`EventKind::NonMarketTrade`]: price in ticks.
+    #[inline]
+    pub fn trade_price_ticks(&self) -> i64 {
+        self.p[0]
+    }
+
+    /// Trade: quantity in steps.
+    #[inline]
+    pub fn trade_qty_steps(&self) -> i64 {
+        self.p[1]
+    }
+
+    /// Trade: trade id (the aggregate id for `aggTrade`).
+    #[inline]
+    pub fn trade_id(&self) -> i64 {
+        self.p[2]
+    }
+
+    /// Trade: number of raw trades aggregated (1 for `trade`).
+    #[inline]
+    pub fn trade_count(&self) -> i64 {
+        self.p[3]
+    }
+
+    /// Trade: the buyer was the maker (the seller was the aggressor).
+    #[inline]
+    pub fn buyer_is_maker(&self) -> bool {
+        self.flags & flags::BUYER_MAKER != 0
     }
 
     /// Depth header fields: (`U`, `u`, `pu`, bid count, ask count).
     #[inline]
     pub fn depth_ids(&self) -> (u64, u64, u64, u32, u32) {
-        (self.p[0] as u64, self.p[1] as u64, self.p[2] as u64, self.p[3] as u32, (self.p[3] >> 32) as u32)
+        let (bids, asks) = self.level_counts();
+        (self.depth_first_id(), self.depth_last_id(), self.depth_prev_id(), bids, asks)
+    }
+
+    /// [`EventKind::Depth`] header: first update id `U`.
+    #[inline]
+    pub fn depth_first_id(&self) -> u64 {
+        self.p[0] as u64
+    }
+
+    /// Depth header: last update id `u`.
+    #[inline]
+    pub fn depth_last_id(&self) -> u64 {
+        self.p[1] as u64
+    }
+
+    /// Depth header: the previous message's last update id `pu`.
+    #[inline]
+    pub fn depth_prev_id(&self) -> u64 {
+        self.p[2] as u64
+    }
+
+    /// Depth header: the message came from a partial-depth stream.
+    #[inline]
+    pub fn is_partial_depth(&self) -> bool {
+        self.flags & flags::PARTIAL != 0
+    }
+
+    /// [`EventKind::Snapshot`] header: `lastUpdateId`.
+    #[inline]
+    pub fn snapshot_last_update_id(&self) -> u64 {
+        self.p[0] as u64
     }
 
     /// Level counts of a depth or snapshot header: (bids, asks).
@@ -148,12 +211,94 @@ impl MarketEvent {
         ([Level { px: self.p[0], qty: self.p[1] }, Level { px: self.p[2], qty: self.p[3] }], n)
     }
 
+    /// [`EventKind::Levels`]: the levels are asks (otherwise bids).
+    #[inline]
+    pub fn levels_are_asks(&self) -> bool {
+        self.flags & flags::ASK != 0
+    }
+
     /// Book ticker fields: (bid px, bid qty, ask px, ask qty, update id).
     #[inline]
     pub fn book_ticker(&self) -> (i64, i64, i64, i64, u64) {
-        let bid = (self.p[0] as u64 & 0xffff_ffff) as i64;
-        let ask = ((self.p[0] as u64) >> 32) as i64;
-        (bid, self.p[1], ask, self.p[2], self.p[3] as u64)
+        (
+            self.ticker_bid_px(),
+            self.ticker_bid_qty(),
+            self.ticker_ask_px(),
+            self.ticker_ask_qty(),
+            self.ticker_update_id(),
+        )
+    }
+
+    /// [`EventKind::BookTicker`]: best bid price in ticks.
+    #[inline]
+    pub fn ticker_bid_px(&self) -> i64 {
+        (self.p[0] as u64 & 0xffff_ffff) as i64
+    }
+
+    /// Book ticker: best ask price in ticks.
+    #[inline]
+    pub fn ticker_ask_px(&self) -> i64 {
+        ((self.p[0] as u64) >> 32) as i64
+    }
+
+    /// Book ticker: best bid quantity in steps.
+    #[inline]
+    pub fn ticker_bid_qty(&self) -> i64 {
+        self.p[1]
+    }
+
+    /// Book ticker: best ask quantity in steps.
+    #[inline]
+    pub fn ticker_ask_qty(&self) -> i64 {
+        self.p[2]
+    }
+
+    /// Book ticker: update id `u`.
+    #[inline]
+    pub fn ticker_update_id(&self) -> u64 {
+        self.p[3] as u64
+    }
+
+    /// [`EventKind::MarkPrice`]: mark price in 1e-8 units.
+    #[inline]
+    pub fn mark_price_e8(&self) -> i64 {
+        self.p[0]
+    }
+
+    /// Mark price update: index price in 1e-8 units.
+    #[inline]
+    pub fn index_price_e8(&self) -> i64 {
+        self.p[1]
+    }
+
+    /// Mark price update: funding rate in 1e-8.
+    #[inline]
+    pub fn funding_rate_e8(&self) -> i64 {
+        self.p[2]
+    }
+
+    /// Mark price update: next funding time (ms).
+    #[inline]
+    pub fn next_funding_ms(&self) -> i64 {
+        self.p[3]
+    }
+
+    /// [`EventKind::Dropped`]: frames of this symbol lost upstream.
+    #[inline]
+    pub fn dropped_frames(&self) -> u64 {
+        self.p[0] as u64
+    }
+
+    /// [`EventKind::SymbolDef`]: the price scale (ticks), when known.
+    #[inline]
+    pub fn symbol_price_scale(&self) -> Option<Scale> {
+        Scale::unpack(self.p[2])
+    }
+
+    /// [`EventKind::SymbolDef`]: the quantity scale (steps), when known.
+    #[inline]
+    pub fn symbol_qty_scale(&self) -> Option<Scale> {
+        Scale::unpack(self.p[3])
     }
 
     /// Packs book ticker prices; `None` when a price does not fit in 32 bits of ticks.
@@ -164,6 +309,22 @@ impl MarketEvent {
         } else {
             None
         }
+    }
+
+    /// A [`EventKind::SymbolDef`] announcing `name` with its scales (`None`: not known yet).
+    pub fn symbol_def(
+        symbol: SymbolId,
+        name: crate::types::symbols::SymbolName,
+        price: Option<Scale>,
+        qty: Option<Scale>,
+    ) -> Self {
+        let mut e = MarketEvent::new(EventKind::SymbolDef, symbol, 0, 0, 0);
+        let b = name.padded();
+        e.p[0] = i64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
+        e.p[1] = i64::from_le_bytes(b[8..].try_into().expect("8 bytes"));
+        e.p[2] = price.map_or(0, |s| s.pack());
+        e.p[3] = qty.map_or(0, |s| s.pack());
+        e
     }
 
     /// Symbol name carried by a [`EventKind::SymbolDef`].
@@ -195,6 +356,14 @@ mod tests {
         assert_eq!(e.book_ticker(), (281451, 3868, 281452, 6887, 2710246762461));
         assert!(MarketEvent::pack_prices(-1, 5).is_none());
         assert!(MarketEvent::pack_prices(1, 1 << 33).is_none());
+    }
+
+    #[test]
+    fn symbol_def_round_trips() {
+        let name = crate::types::symbols::SymbolName::new(b"BTCUSDT").unwrap();
+        let e = MarketEvent::symbol_def(3, name, Some(Scale::decimals(2)), None);
+        assert_eq!((e.kind, e.symbol, e.symbol_name()), (EventKind::SymbolDef, 3, name));
+        assert_eq!((e.symbol_price_scale(), e.symbol_qty_scale()), (Some(Scale::decimals(2)), None));
     }
 
     #[test]

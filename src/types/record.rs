@@ -432,3 +432,22 @@ pub struct PositionEvent {
     /// True when a position opened, false when one closed.
     pub open: bool,
 }
+
+/// One stored symbol + UTC hour expectancy sample (loaded from the database at start, oldest first).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HourSample {
+    /// The symbol.
+    pub symbol: SymbolName,
+    /// The account (trader) index: 0 = base, then the variants in order.
+    pub variant: u8,
+    /// UTC hour, 0..24.
+    pub hour: u8,
+    /// Net PnL of the closed position, % of its entry notional.
+    pub pnl_pct: f64,
+}
+
+impl From<(SymbolName, u8, u8, f64)> for HourSample {
+    fn from((symbol, variant, hour, pnl_pct): (SymbolName, u8, u8, f64)) -> Self {
+        HourSample { symbol, variant, hour, pnl_pct }
+    }
+}

@@ -21,7 +21,7 @@
 //! to [`BookConfig::max_levels`]: updates near the top touch the end of the array, nothing allocates after start.
 //! When a side is full, the level farthest from the top is evicted (counted).
 
-use crate::types::event::{EventKind, Level, MarketEvent, flags};
+use crate::types::event::{EventKind, Level, MarketEvent};
 
 /// Book limits.
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +68,7 @@ impl BookSide {
                     self.levels.remove(i);
                 } else {
                     self.levels[i].qty = qty;
+                    self.debug_check_at(i);
                 }
                 false
             }
@@ -77,6 +78,7 @@ impl BookSide {
                 }
                 if self.levels.len() < self.cap {
                     self.levels.insert(i, Level { px, qty });
+                    self.debug_check_at(i);
                     false
                 } else if i == 0 {
                     // Worse than every level we keep: not kept.
@@ -84,6 +86,7 @@ impl BookSide {
                 } else {
                     self.levels.remove(0);
                     self.levels.insert(i - 1, Level { px, qty });
+                    self.debug_check_at(i - 1);
                     true
                 }
             }
@@ -114,6 +117,77 @@ impl BookSide {
     fn clear(&mut self) {
         self.levels.clear();
     }
+
+    /// The side's invariants: at most `cap` levels, strictly sorted with the best level last, every quantity > 0.
+    pub fn check_invariants(&self) -> Result<(), BookInvariant> {
+        if self.levels.len() > self.cap {
+            return Err(BookInvariant::TooDeep { ask: self.ask, len: self.levels.len(), cap: self.cap });
+        }
+        if let Some(l) = self.levels.iter().find(|l| l.qty <= 0) {
+            return Err(BookInvariant::NonPositiveQty { ask: self.ask, px: l.px, qty: l.qty });
+        }
+        match self.levels.windows(2).find(|w| self.key(w[0].px) >= self.key(w[1].px)) {
+            Some(w) => Err(BookInvariant::Unsorted { ask: self.ask, px: w[1].px }),
+            None => Ok(()),
+        }
+    }
+
+    /// Local form of the invariants around index `i` (the level just written), checked in debug builds.
+    #[inline]
+    fn debug_check_at(&self, i: usize) {
+        if cfg!(debug_assertions) && i < self.levels.len() {
+            let k = self.key(self.levels[i].px);
+            debug_assert!(self.levels[i].qty > 0, "book level with quantity {}", self.levels[i].qty);
+            debug_assert!(i == 0 || self.key(self.levels[i - 1].px) < k, "book side unsorted at {i}");
+            debug_assert!(i + 1 == self.levels.len() || k < self.key(self.levels[i + 1].px), "unsorted at {i}");
+            debug_assert!(self.levels.len() <= self.cap, "book side deeper than its cap");
+        }
+    }
+}
+
+/// A broken book invariant (see [`Book::check_invariants`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BookInvariant {
+    /// A side holds more levels than its cap.
+    #[error("{} side has {len} levels, cap {cap}", side_name(*ask))]
+    TooDeep {
+        /// Ask side.
+        ask: bool,
+        /// Levels held.
+        len: usize,
+        /// Cap.
+        cap: usize,
+    },
+    /// A level with zero or negative quantity.
+    #[error("{} level {px} has quantity {qty}", side_name(*ask))]
+    NonPositiveQty {
+        /// Ask side.
+        ask: bool,
+        /// Price.
+        px: i64,
+        /// Quantity.
+        qty: i64,
+    },
+    /// A side not strictly sorted (best level last).
+    #[error("{} side not strictly sorted at {px}", side_name(*ask))]
+    Unsorted {
+        /// Ask side.
+        ask: bool,
+        /// The first price out of order.
+        px: i64,
+    },
+    /// A synced book is crossed between messages.
+    #[error("synced book crossed: bid {bid} >= ask {ask}")]
+    Crossed {
+        /// Best bid.
+        bid: i64,
+        /// Best ask.
+        ask: i64,
+    },
+}
+
+fn side_name(ask: bool) -> &'static str {
+    if ask { "ask" } else { "bid" }
 }
 
 /// Where the sync procedure stands.
@@ -259,6 +333,47 @@ impl Book {
             self.buffer.clear();
             self.request_snapshot();
         }
+        self.debug_check();
+    }
+
+    /// The book's invariants: each side within its cap, strictly sorted, with positive quantities; and a synced
+    /// book is never crossed once a whole message is applied (inside a message it may be, transiently).
+    pub fn check_invariants(&self) -> Result<(), BookInvariant> {
+        self.bids.check_invariants()?;
+        self.asks.check_invariants()?;
+        if self.is_synced()
+            && self.cur_remaining == 0
+            && let (Some(b), Some(a)) = self.top()
+            && b.px >= a.px
+        {
+            return Err(BookInvariant::Crossed { bid: b.px, ask: a.px });
+        }
+        Ok(())
+    }
+
+    /// The invariants after each whole message, in debug builds (so the tests check them on every recording).
+    /// Order and quantities are checked where they can break, at each level write ([`BookSide::set`]), which
+    /// keeps this O(1) per message; the whole-book scan of [`Book::check_invariants`] runs after each snapshot.
+    #[inline]
+    fn debug_check(&self) {
+        if cfg!(debug_assertions) && self.cur_remaining == 0 {
+            let (bids, asks) = (self.bids.len(), self.asks.len());
+            debug_assert!(bids <= self.bids.cap && asks <= self.asks.cap, "book deeper than its cap");
+            if self.is_synced()
+                && let (Some(b), Some(a)) = self.top()
+            {
+                debug_assert!(b.px < a.px, "synced book crossed: bid {} >= ask {}", b.px, a.px);
+            }
+        }
+    }
+
+    /// [`Book::check_invariants`] in full, in debug builds.
+    fn debug_check_all(&self) {
+        if cfg!(debug_assertions)
+            && let Err(e) = self.check_invariants()
+        {
+            panic!("book invariant broken: {e}");
+        }
     }
 
     fn request_snapshot(&mut self) {
@@ -299,19 +414,22 @@ impl Book {
     /// Feeds one event of this symbol. Non-book kinds are ignored.
     #[inline]
     pub fn on_event(&mut self, e: &MarketEvent) -> BookOutcome {
-        match e.kind {
+        let o = match e.kind {
             EventKind::Depth => self.on_depth_header(e),
             EventKind::Snapshot => self.on_snapshot_header(e),
             EventKind::Levels => self.on_levels(e),
             _ => BookOutcome::Pending,
-        }
+        };
+        self.debug_check();
+        o
     }
 
     fn on_depth_header(&mut self, e: &MarketEvent) -> BookOutcome {
-        let (first, last, prev, nb, na) = e.depth_ids();
+        let (first, last, prev) = (e.depth_first_id(), e.depth_last_id(), e.depth_prev_id());
+        let (nb, na) = e.level_counts();
         self.cur_remaining = nb.div_ceil(2).saturating_add(na.div_ceil(2));
         self.cur_u = last;
-        if e.flags & flags::PARTIAL != 0 {
+        if e.is_partial_depth() {
             self.stats.partial_depth += 1;
             self.cur_mode = Mode::Skip;
             return BookOutcome::Pending;
@@ -369,7 +487,7 @@ impl Book {
         }
         self.cur_mode = Mode::Snapshot;
         self.state = SyncState::LoadingSnapshot;
-        self.snapshot_id = e.p[0] as u64;
+        self.snapshot_id = e.snapshot_last_update_id();
         self.bids.clear();
         self.asks.clear();
         self.last_update_ns = e.exch_ts_ns;
@@ -403,7 +521,7 @@ impl Book {
     #[inline]
     fn apply_levels(&mut self, e: &MarketEvent) {
         let (lv, n) = e.levels();
-        let side = if e.flags & flags::ASK != 0 { &mut self.asks } else { &mut self.bids };
+        let side = if e.levels_are_asks() { &mut self.asks } else { &mut self.bids };
         for l in &lv[..n] {
             if side.set(l.px, l.qty) {
                 self.stats.evicted += 1;
@@ -460,6 +578,7 @@ impl Book {
             outcome = outcome.max_outcome(o);
         }
         self.scratch.clear();
+        self.debug_check_all();
         outcome
     }
 }
@@ -629,6 +748,42 @@ mod tests {
         feed(&mut b, &diff(3, 3, 2, &[(101, 1)], &[]));
         let bids: Vec<i64> = b.bids.iter_from_best().map(|l| l.px).collect();
         assert_eq!(bids, vec![101, 100, 99]);
+    }
+
+    #[test]
+    fn invariants_hold_through_the_procedure_and_catch_a_broken_book() {
+        let mut b = Book::new(BookConfig { max_levels: 3, buffer_events: 1024 });
+        assert_eq!(b.check_invariants(), Ok(()));
+        feed(&mut b, &snapshot(10, &[(100, 1), (99, 2)], &[(101, 1), (102, 3)]));
+        feed(&mut b, &diff(10, 11, 9, &[(98, 1), (97, 4)], &[(103, 1), (104, 1)]));
+        assert!(b.is_synced());
+        assert_eq!(b.check_invariants(), Ok(()));
+        assert_eq!(b.bids.len(), 3, "bounded depth");
+        // Each broken invariant is reported.
+        let mut x = b.clone();
+        x.bids.levels.swap(0, 1);
+        assert!(matches!(x.check_invariants(), Err(BookInvariant::Unsorted { ask: false, .. })));
+        let mut x = b.clone();
+        x.asks.levels[0].qty = 0;
+        assert!(matches!(x.check_invariants(), Err(BookInvariant::NonPositiveQty { ask: true, qty: 0, .. })));
+        let mut x = b.clone();
+        x.bids.levels.push(Level { px: 101, qty: 1 });
+        assert!(matches!(x.check_invariants(), Err(BookInvariant::TooDeep { len: 4, cap: 3, .. })));
+        let mut x = b.clone();
+        x.bids.levels.remove(0);
+        x.bids.levels.push(Level { px: 105, qty: 1 });
+        assert_eq!(x.check_invariants(), Err(BookInvariant::Crossed { bid: 105, ask: 101 }));
+        // Crossed while unsynced is not a broken invariant (the book is resyncing).
+        x.state = SyncState::Unsynced;
+        assert_eq!(x.check_invariants(), Ok(()));
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "quantity")]
+    fn a_negative_level_trips_the_debug_check() {
+        let mut side = BookSide::new(false, 10);
+        side.set(100, -1);
     }
 
     #[test]

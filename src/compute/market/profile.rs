@@ -323,7 +323,8 @@ impl Profile {
         Some(lv)
     }
 
-    fn nodes(&mut self, lv: &mut Levels) {
+    /// Smooths the bins over `smooth_bins` (a centred moving average, cut at the edges); returns the peak.
+    fn smooth_bins(&mut self) -> f64 {
         let (lo, hi) = (self.lo, self.hi);
         let w = (self.cfg.smooth_bins.max(1) / 2) as isize;
         let mut peak = 0.0f64;
@@ -333,82 +334,109 @@ impl Profile {
             self.smooth[i] = s as f64 / (2 * w + 1) as f64;
             peak = peak.max(self.smooth[i]);
         }
+        peak
+    }
+
+    fn nodes(&mut self, lv: &mut Levels) {
+        let (lo, hi) = (self.lo, self.hi);
+        let peak = self.smooth_bins();
         let min_prom = peak * self.cfg.node_prominence_pct / 100.0;
         let sm = &self.smooth;
-        let mut hvn: [(f64, i64); MAX_NODES] = [(0.0, 0); MAX_NODES];
-        let mut lvn: [(f64, i64); MAX_NODES] = [(0.0, 0); MAX_NODES];
-        let (mut nh, mut nl) = (0usize, 0usize);
-        let insert = |list: &mut [(f64, i64); MAX_NODES], n: &mut usize, prom: f64, px: i64| {
-            // Keep the most prominent, ties by lower price (deterministic).
-            let mut k = *n;
-            if k == MAX_NODES {
-                if prom <= list[MAX_NODES - 1].0 {
-                    return;
-                }
-                k = MAX_NODES - 1;
-            } else {
-                *n += 1;
-            }
-            while k > 0 && (list[k - 1].0 < prom) {
-                list[k] = list[k - 1];
-                k -= 1;
-            }
-            list[k] = (prom, px);
-        };
+        let (mut hvn, mut lvn) = (NodeList::default(), NodeList::default());
         for i in lo..=hi {
             let left = if i > lo { sm[i - 1] } else { f64::NEG_INFINITY };
             let right = if i < hi { sm[i + 1] } else { f64::NEG_INFINITY };
             let v = sm[i];
             // Plateaus count once, at their left end.
             if v > left && v >= right && hi > lo {
-                let mut lmin = v;
-                let mut j = i;
-                while j > lo && sm[j - 1] <= v {
-                    j -= 1;
-                    lmin = lmin.min(sm[j]);
-                }
-                let lbase = if j == lo { lmin.min(sm[lo]) } else { lmin };
-                let mut rmin = v;
-                let mut j = i;
-                while j < hi && sm[j + 1] <= v {
-                    j += 1;
-                    rmin = rmin.min(sm[j]);
-                }
-                let base = lbase.max(rmin);
-                let prom = v - base;
+                let prom = peak_prominence(sm, lo, hi, i);
                 if prom >= min_prom && prom > 0.0 {
-                    insert(&mut hvn, &mut nh, prom, self.px(i) + self.cfg.bin_ticks / 2);
+                    hvn.insert(prom, self.px(i) + self.cfg.bin_ticks / 2);
                 }
             }
             let inside = i > lo && i < hi;
             if inside && v < left && v <= right {
-                let mut lmax = v;
-                let mut j = i;
-                while j > lo && sm[j - 1] >= v {
-                    j -= 1;
-                    lmax = lmax.max(sm[j]);
-                }
-                let mut rmax = v;
-                let mut j = i;
-                while j < hi && sm[j + 1] >= v {
-                    j += 1;
-                    rmax = rmax.max(sm[j]);
-                }
-                let depth = lmax.min(rmax) - v;
+                let depth = valley_depth(sm, lo, hi, i);
                 if depth >= min_prom && depth > 0.0 {
-                    insert(&mut lvn, &mut nl, depth, self.px(i) + self.cfg.bin_ticks / 2);
+                    lvn.insert(depth, self.px(i) + self.cfg.bin_ticks / 2);
                 }
             }
         }
-        for (dst, src) in lv.hvn.iter_mut().zip(&hvn[..nh]) {
-            *dst = src.1;
-        }
-        for (dst, src) in lv.lvn.iter_mut().zip(&lvn[..nl]) {
-            *dst = src.1;
-        }
-        lv.n_hvn = nh;
-        lv.n_lvn = nl;
+        lv.n_hvn = hvn.write(&mut lv.hvn);
+        lv.n_lvn = lvn.write(&mut lv.lvn);
     }
+}
+
+/// The most prominent nodes found so far, most prominent first (ties: the one found first, i.e. the lower price).
+#[derive(Default)]
+struct NodeList {
+    list: [(f64, i64); MAX_NODES],
+    n: usize,
+}
+
+impl NodeList {
+    fn insert(&mut self, prom: f64, px: i64) {
+        let mut k = self.n;
+        if k == MAX_NODES {
+            if prom <= self.list[MAX_NODES - 1].0 {
+                return;
+            }
+            k = MAX_NODES - 1;
+        } else {
+            self.n += 1;
+        }
+        while k > 0 && (self.list[k - 1].0 < prom) {
+            self.list[k] = self.list[k - 1];
+            k -= 1;
+        }
+        self.list[k] = (prom, px);
+    }
+
+    /// Writes the prices in order; returns how many.
+    fn write(&self, dst: &mut [i64; MAX_NODES]) -> usize {
+        for (d, src) in dst.iter_mut().zip(&self.list[..self.n]) {
+            *d = src.1;
+        }
+        self.n
+    }
+}
+
+/// Prominence of the peak at `i`: its height above the higher of the lowest points on each side before
+/// higher ground (the left side reaching the edge also counts the edge bin).
+fn peak_prominence(sm: &[f64], lo: usize, hi: usize, i: usize) -> f64 {
+    let v = sm[i];
+    let mut lmin = v;
+    let mut j = i;
+    while j > lo && sm[j - 1] <= v {
+        j -= 1;
+        lmin = lmin.min(sm[j]);
+    }
+    let lbase = if j == lo { lmin.min(sm[lo]) } else { lmin };
+    let mut rmin = v;
+    let mut j = i;
+    while j < hi && sm[j + 1] <= v {
+        j += 1;
+        rmin = rmin.min(sm[j]);
+    }
+    v - lbase.max(rmin)
+}
+
+/// Depth of the valley at `i`: the lower of the highest points on each side before lower ground, minus its value.
+fn valley_depth(sm: &[f64], lo: usize, hi: usize, i: usize) -> f64 {
+    let v = sm[i];
+    let mut lmax = v;
+    let mut j = i;
+    while j > lo && sm[j - 1] >= v {
+        j -= 1;
+        lmax = lmax.max(sm[j]);
+    }
+    let mut rmax = v;
+    let mut j = i;
+    while j < hi && sm[j + 1] >= v {
+        j += 1;
+        rmax = rmax.max(sm[j]);
+    }
+    lmax.min(rmax) - v
 }
 
 /// Moves `v[i]` to `v[i - shift]`, zero-filling; returns the sum of what fell off.

@@ -142,21 +142,11 @@ impl Strategy {
         Strategy { bars_since: u32::MAX / 2, prev_up: None, burst_ratio: cfg.base.min_burst_ratio }
     }
 
-    /// Evaluates a closed bar. `qty_per_step` converts CVD steps to base units. Returns the bar's evaluation (for
-    /// tuning) and the signal, if any.
-    #[allow(clippy::too_many_arguments)]
-    pub fn on_bar(
-        &mut self,
-        cfg: &StrategyConfig,
-        bar: &Bar,
-        flow: &FlowSnapshot,
-        levels: Option<&Levels>,
-        regime: Regime,
-        qty_per_step: f64,
-        bin_ticks: i64,
-    ) -> (BarEval, Option<Signal>) {
+    /// Evaluates a closed bar against `cfg`. Returns the bar's evaluation (for tuning) and the signal, if any.
+    pub fn on_bar(&mut self, cfg: &StrategyConfig, m: &BarInputs<'_>) -> (BarEval, Option<Signal>) {
+        let bar = m.bar;
         self.bars_since = self.bars_since.saturating_add(1);
-        let row = cfg.row(regime);
+        let row = cfg.row(m.regime);
         let up = bar.close > bar.open;
         let down = bar.close < bar.open;
         let (rev_long, rev_short) = match self.prev_up {
@@ -171,43 +161,26 @@ impl Strategy {
             close: bar.close,
             high: bar.high,
             low: bar.low,
-            burst_norm: if scale > 0.0 { flow.burst_ratio / scale } else { 0.0 },
+            burst_norm: if scale > 0.0 { m.flow.burst_ratio / scale } else { 0.0 },
             cooldown: row.cooldown_bars,
             ..BarEval::default()
         };
-        let Some(lv) = levels else { return (ev, None) };
-        let close = bar.close as f64;
-        if close <= 0.0 || bar.open <= 0 {
+        let Some(lv) = m.levels else { return (ev, None) };
+        if bar.close <= 0 || bar.open <= 0 {
             return (ev, None);
         }
-        let zone = cfg.zone_bins * bin_ticks as f64;
-        let near = |level: f64| (close - level).abs() <= zone;
-        let near_val = near(lv.val as f64);
-        let near_vah = near(lv.vah as f64);
-        let mut hvn_best: Option<f64> = None;
-        for &h in &lv.hvn[..lv.n_hvn] {
-            let d = (close - h as f64).abs();
-            if d <= zone && hvn_best.is_none_or(|b| d < (close - b).abs()) {
-                hvn_best = Some(h as f64);
-            }
-        }
-        let nearest = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (Some(x), Some(y)) => Some(if (close - x).abs() <= (close - y).abs() { x } else { y }),
-            (x, None) => x,
-            (None, y) => y,
-        };
-        let long_level = nearest(near_val.then_some(lv.val as f64), hvn_best);
-        let short_level = nearest(near_vah.then_some(lv.vah as f64), hvn_best);
-        let cvd = flow.cvd_change_steps as f64 * qty_per_step;
+        let z = Zone::of(bar.close as f64, cfg.zone_bins * m.bin_ticks as f64, lv);
+        let flow = m.flow;
+        let cvd = flow.cvd_change_steps as f64 * m.qty_per_step;
         let range_pct = (bar.high - bar.low) as f64 / bar.open as f64 * 100.0;
         let rev_ok = |r: bool| !cfg.require_reversal_bar || r;
-        ev.long_ok = long_level.is_some()
+        ev.long_ok = z.long_level.is_some()
             && flow.absorption_bull
             && cvd >= row.min_cvd_change
             && flow.imbalance_bar >= row.min_imbalance
             && range_pct >= row.min_bar_range_pct
             && rev_ok(rev_long);
-        ev.short_ok = short_level.is_some()
+        ev.short_ok = z.short_level.is_some()
             && flow.absorption_bear
             && cvd <= -row.min_cvd_change
             && flow.imbalance_bar_short >= row.min_imbalance
@@ -217,42 +190,115 @@ impl Strategy {
         let burst_ok = flow.burst_ratio >= threshold && flow.burst_ratio > 0.0;
         let cool_ok = self.bars_since >= row.cooldown_bars;
         let (side, level, imb) = match (ev.long_ok, ev.short_ok) {
-            (true, false) => (Side::Long, long_level, flow.imbalance_bar),
-            (false, true) => (Side::Short, short_level, flow.imbalance_bar_short),
+            (true, false) => (Side::Long, z.long_level, flow.imbalance_bar),
+            (false, true) => (Side::Short, z.short_level, flow.imbalance_bar_short),
             _ => return (ev, None),
         };
         if !(burst_ok && cool_ok) {
             return (ev, None);
         }
-        let level = level.unwrap_or(close);
-        let dist = (close - level).abs();
-        let confidence = (clear(imb, row.min_imbalance)
-            + clear(cvd.abs(), row.min_cvd_change)
-            + clear(flow.burst_ratio, threshold)
-            + clear(range_pct, row.min_bar_range_pct)
-            + if zone > 0.0 { (1.0 - dist / zone).clamp(0.0, 1.0) } else { 1.0 })
-            / 5.0;
         self.bars_since = 0;
-        let sig = Signal {
-            side,
-            ts_ns: bar.last_ts_ns,
-            price: bar.close,
-            level,
-            burst_threshold: threshold,
+        let measured = Measured { side, level: level.unwrap_or(z.close), imbalance: imb, cvd, range_pct, threshold };
+        (ev, Some(measured.signal(m, row, &z)))
+    }
+}
+
+/// What a strategy reads at a bar close (shared by every account's strategy).
+#[derive(Debug, Clone, Copy)]
+pub struct BarInputs<'a> {
+    /// The closed bar.
+    pub bar: &'a Bar,
+    /// Order flow as of the bar's last trade.
+    pub flow: &'a FlowSnapshot,
+    /// Profile levels, when the profile has any.
+    pub levels: Option<&'a Levels>,
+    /// The symbol's regime.
+    pub regime: Regime,
+    /// Converts CVD steps to base units.
+    pub qty_per_step: f64,
+    /// Profile bin width, ticks.
+    pub bin_ticks: i64,
+}
+
+/// The bar's close against the profile levels (see the module doc, "Zone").
+struct Zone {
+    close: f64,
+    width: f64,
+    near_val: bool,
+    near_vah: bool,
+    near_hvn: bool,
+    long_level: Option<f64>,
+    short_level: Option<f64>,
+}
+
+impl Zone {
+    fn of(close: f64, width: f64, lv: &Levels) -> Self {
+        let near = |level: f64| (close - level).abs() <= width;
+        let near_val = near(lv.val as f64);
+        let near_vah = near(lv.vah as f64);
+        let mut hvn_best: Option<f64> = None;
+        for &h in &lv.hvn[..lv.n_hvn] {
+            let d = (close - h as f64).abs();
+            if d <= width && hvn_best.is_none_or(|b| d < (close - b).abs()) {
+                hvn_best = Some(h as f64);
+            }
+        }
+        let nearest = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(x), Some(y)) => Some(if (close - x).abs() <= (close - y).abs() { x } else { y }),
+            (x, None) => x,
+            (None, y) => y,
+        };
+        Zone {
+            close,
+            width,
+            near_val,
+            near_vah,
+            near_hvn: hvn_best.is_some(),
+            long_level: nearest(near_val.then_some(lv.val as f64), hvn_best),
+            short_level: nearest(near_vah.then_some(lv.vah as f64), hvn_best),
+        }
+    }
+}
+
+/// The measurements of a bar that passed every condition.
+struct Measured {
+    side: Side,
+    level: f64,
+    imbalance: f64,
+    cvd: f64,
+    range_pct: f64,
+    threshold: f64,
+}
+
+impl Measured {
+    fn signal(&self, m: &BarInputs<'_>, row: &RegimeParams, z: &Zone) -> Signal {
+        let dist = (z.close - self.level).abs();
+        let burst = m.flow.burst_ratio;
+        let confidence = (clear(self.imbalance, row.min_imbalance)
+            + clear(self.cvd.abs(), row.min_cvd_change)
+            + clear(burst, self.threshold)
+            + clear(self.range_pct, row.min_bar_range_pct)
+            + if z.width > 0.0 { (1.0 - dist / z.width).clamp(0.0, 1.0) } else { 1.0 })
+            / 5.0;
+        Signal {
+            side: self.side,
+            ts_ns: m.bar.last_ts_ns,
+            price: m.bar.close,
+            level: self.level,
+            burst_threshold: self.threshold,
             features: Features {
-                imbalance_ratio: imb,
-                cvd_1min_change: cvd,
-                volume_burst_ratio: flow.burst_ratio,
-                bar_range_pct: range_pct,
-                zone_distance_pct: dist / close * 100.0,
-                near_val,
-                near_vah,
-                near_hvn: hvn_best.is_some(),
-                regime,
+                imbalance_ratio: self.imbalance,
+                cvd_1min_change: self.cvd,
+                volume_burst_ratio: burst,
+                bar_range_pct: self.range_pct,
+                zone_distance_pct: dist / z.close * 100.0,
+                near_val: z.near_val,
+                near_vah: z.near_vah,
+                near_hvn: z.near_hvn,
+                regime: m.regime,
                 confidence,
             },
-        };
-        (ev, Some(sig))
+        }
     }
 }
 
@@ -277,6 +323,10 @@ mod tests {
             range_high: base,
             range_low: base,
         }
+    }
+
+    fn inputs<'a>(bar: &'a Bar, flow: &'a FlowSnapshot, levels: Option<&'a Levels>) -> BarInputs<'a> {
+        BarInputs { bar, flow, levels, regime: Regime::RangeLow, qty_per_step: 1.0, bin_ticks: 10 }
     }
 
     fn levels() -> Levels {
@@ -330,8 +380,8 @@ mod tests {
         let c = cfg();
         let mut s = Strategy::new(&c);
         let lv = levels();
-        assert!(s.on_bar(&c, &down_bar(), &FlowSnapshot::default(), Some(&lv), Regime::RangeLow, 1.0, 10).1.is_none());
-        let (ev, sig) = s.on_bar(&c, &up_bar(), &long_flow(), Some(&lv), Regime::RangeLow, 1.0, 10);
+        assert!(s.on_bar(&c, &inputs(&down_bar(), &FlowSnapshot::default(), Some(&lv))).1.is_none());
+        let (ev, sig) = s.on_bar(&c, &inputs(&up_bar(), &long_flow(), Some(&lv)));
         let sig = sig.expect("signal");
         assert!(ev.long_ok && !ev.short_ok);
         assert_eq!(sig.side, Side::Long);
@@ -345,10 +395,10 @@ mod tests {
         // Clearances: imbalance 1 (5/2-1 clamped), cvd 0.5, burst 1, range 1 (0.1/0.04-1 clamped), zone 0.5.
         assert!((f.confidence - (1.0 + 0.5 + 1.0 + 1.0 + 0.5) / 5.0).abs() < 1e-12, "{}", f.confidence);
         // Cooldown: the next reversal within 3 bars gives nothing.
-        s.on_bar(&c, &down_bar(), &FlowSnapshot::default(), Some(&lv), Regime::RangeLow, 1.0, 10);
-        assert!(s.on_bar(&c, &up_bar(), &long_flow(), Some(&lv), Regime::RangeLow, 1.0, 10).1.is_none());
-        s.on_bar(&c, &down_bar(), &FlowSnapshot::default(), Some(&lv), Regime::RangeLow, 1.0, 10);
-        assert!(s.on_bar(&c, &up_bar(), &long_flow(), Some(&lv), Regime::RangeLow, 1.0, 10).1.is_some());
+        s.on_bar(&c, &inputs(&down_bar(), &FlowSnapshot::default(), Some(&lv)));
+        assert!(s.on_bar(&c, &inputs(&up_bar(), &long_flow(), Some(&lv))).1.is_none());
+        s.on_bar(&c, &inputs(&down_bar(), &FlowSnapshot::default(), Some(&lv)));
+        assert!(s.on_bar(&c, &inputs(&up_bar(), &long_flow(), Some(&lv))).1.is_some());
     }
 
     #[test]
@@ -357,8 +407,8 @@ mod tests {
         let lv = levels();
         let run = |bar: Bar, flow: FlowSnapshot, lv: Option<&Levels>| {
             let mut s = Strategy::new(&c);
-            s.on_bar(&c, &down_bar(), &FlowSnapshot::default(), lv, Regime::RangeLow, 1.0, 10);
-            s.on_bar(&c, &bar, &flow, lv, Regime::RangeLow, 1.0, 10).1
+            s.on_bar(&c, &inputs(&down_bar(), &FlowSnapshot::default(), lv));
+            s.on_bar(&c, &inputs(&bar, &flow, lv)).1
         };
         assert!(run(up_bar(), long_flow(), Some(&lv)).is_some());
         assert!(run(up_bar(), long_flow(), None).is_none(), "no profile");
@@ -372,8 +422,8 @@ mod tests {
         assert!(run(narrow, long_flow(), Some(&lv)).is_none(), "bar range 0.03 % < 0.04 %");
         // Without the reversal (two up bars) there is no signal.
         let mut s = Strategy::new(&c);
-        s.on_bar(&c, &up_bar(), &FlowSnapshot::default(), Some(&lv), Regime::RangeLow, 1.0, 10);
-        assert!(s.on_bar(&c, &up_bar(), &long_flow(), Some(&lv), Regime::RangeLow, 1.0, 10).1.is_none());
+        s.on_bar(&c, &inputs(&up_bar(), &FlowSnapshot::default(), Some(&lv)));
+        assert!(s.on_bar(&c, &inputs(&up_bar(), &long_flow(), Some(&lv))).1.is_none());
     }
 
     #[test]
@@ -382,7 +432,7 @@ mod tests {
         let lv = levels();
         let mut s = Strategy::new(&c);
         let up = Bar { open: 10_080, high: 10_100, low: 10_080, close: 10_100, ..up_bar() };
-        s.on_bar(&c, &up, &FlowSnapshot::default(), Some(&lv), Regime::RangeLow, 1.0, 10);
+        s.on_bar(&c, &inputs(&up, &FlowSnapshot::default(), Some(&lv)));
         let down = Bar {
             open: 10_100,
             high: 10_100,
@@ -401,7 +451,7 @@ mod tests {
             absorption_bear: true,
             ..FlowSnapshot::default()
         };
-        let sig = s.on_bar(&c, &down, &flow, Some(&lv), Regime::RangeLow, 1.0, 10).1.expect("short");
+        let sig = s.on_bar(&c, &inputs(&down, &flow, Some(&lv))).1.expect("short");
         assert_eq!(sig.side, Side::Short);
         assert!(sig.features.near_vah);
         assert_eq!(sig.features.cvd_1min_change, -15.0);

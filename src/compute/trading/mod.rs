@@ -3,3 +3,4 @@
 pub mod gate;
 pub mod position;
 pub mod risk;
+pub mod trader;

@@ -87,6 +87,8 @@ pub struct ExitFill {
     pub pnl: f64,
     /// The position is now closed.
     pub closed: bool,
+    /// Exchange time of the fill.
+    pub ts_ns: i64,
 }
 
 /// Everything needed to open a position.
@@ -123,7 +125,7 @@ impl Position {
         let r = e.px * stop_pct / 100.0;
         let notional = e.px * e.tick_value * e.qty as f64 * e.step_value;
         let fee = notional * cfg.taker_fee;
-        Position {
+        let p = Position {
             seq: e.seq,
             side: e.side,
             entry_ts_ns: e.ts_ns,
@@ -152,6 +154,39 @@ impl Position {
             exit_reason: None,
             exit_ts_ns: 0,
             exit_px: 0.0,
+        };
+        p.debug_check();
+        p
+    }
+
+    /// The position's invariants: a positive entry quantity, 0 ≤ remaining ≤ quantity, closed (remaining 0) exactly
+    /// when an exit reason is set, non-negative fees and excursions, the breakeven move only after TP1.
+    pub fn check_invariants(&self) -> Result<(), &'static str> {
+        if self.qty <= 0 {
+            return Err("entry quantity must be positive");
+        }
+        if !(0..=self.qty).contains(&self.remaining) {
+            return Err("remaining quantity outside 0..=quantity");
+        }
+        if (self.remaining == 0) != self.exit_reason.is_some() {
+            return Err("closed exactly when an exit reason is set");
+        }
+        if !(self.mfe_pct >= 0.0 && self.mae_pct >= 0.0) {
+            return Err("excursions must be non-negative");
+        }
+        if self.be_moved && !self.tp1_done {
+            return Err("breakeven move before TP1");
+        }
+        Ok(())
+    }
+
+    /// [`Position::check_invariants`] after each mutation, in debug builds.
+    #[inline]
+    fn debug_check(&self) {
+        if cfg!(debug_assertions)
+            && let Err(e) = self.check_invariants()
+        {
+            panic!("position invariant broken: {e} ({self:?})");
         }
     }
 
@@ -196,7 +231,8 @@ impl Position {
             self.exit_reason = Some(reason);
             self.exit_ts_ns = ts_ns;
         }
-        ExitFill { reason, qty, px, fee, pnl, closed }
+        self.debug_check();
+        ExitFill { reason, qty, px, fee, pnl, closed, ts_ns }
     }
 
     /// Feeds an observed exit-side price (ticks) at exchange time `ts_ns`. Exit fills go to `out`; `fill(qty)`
@@ -264,6 +300,7 @@ impl Position {
                 self.be_moved = true;
             }
         }
+        self.debug_check();
     }
 
     /// Closes whatever is open (shutdown).
@@ -390,6 +427,29 @@ mod tests {
         let f = run(&mut p, &[(1, 9_985.0)]);
         assert_eq!((f[0].reason, f[0].closed), (ExitReason::Liquidation, true));
         assert!((f[0].px - p.liq).abs() < 1e-9);
+    }
+
+    #[test]
+    fn invariants_hold_through_every_exit_and_catch_a_broken_position() {
+        let mut p = Position::open(&cfg(), 0.4, 50.0, &entry(Side::Long));
+        assert_eq!(p.check_invariants(), Ok(()));
+        run(&mut p, &[(10, 10_060.0), (50, 10_050.0)]);
+        assert_eq!(p.check_invariants(), Ok(()));
+        run(&mut p, &[(60, 10_001.0)]);
+        assert_eq!(p.remaining, 0);
+        assert_eq!(p.check_invariants(), Ok(()));
+        let ok = Position::open(&cfg(), 0.4, 50.0, &entry(Side::Short));
+        assert!(Position { remaining: -1, ..ok }.check_invariants().is_err(), "negative quantity");
+        assert!(Position { remaining: 11, ..ok }.check_invariants().is_err(), "more than opened");
+        assert!(Position { remaining: 0, ..ok }.check_invariants().is_err(), "closed without a reason");
+        assert!(Position { be_moved: true, ..ok }.check_invariants().is_err());
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "position invariant")]
+    fn opening_with_no_quantity_trips_the_debug_check() {
+        Position::open(&cfg(), 0.4, 50.0, &Entry { qty: 0, ..entry(Side::Long) });
     }
 
     #[test]
