@@ -169,8 +169,9 @@ fn run() -> anyhow::Result<()> {
         Cmd::Record { out, symbols, duration_secs } => {
             let stop = Arc::new(AtomicBool::new(false));
             rusto::app::live::stop_on_signals(&stop)?;
-            let st = rusto::app::live::run_record(&cfg, &symbols, &out, duration_secs.map(Duration::from_secs), stop)
-                .context("record failed")?;
+            let st =
+                rusto::app::recorder::run_record(&cfg, &symbols, &out, duration_secs.map(Duration::from_secs), stop)
+                    .context("record failed")?;
             eprintln!(
                 "recorded {} frames ({} bytes) and {} snapshots to {}",
                 st.frames,
@@ -235,11 +236,15 @@ fn run() -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    match run() {
+    rusto::app::logger::init();
+    let code = match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            rusto::app::logger::flush();
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
-    }
+    };
+    rusto::app::logger::flush();
+    code
 }
