@@ -39,18 +39,18 @@ pub enum LiveError {
     /// REST failed at start.
     #[error(transparent)]
     Rest(#[from] RestError),
-    /// The network layer failed.
-    #[error(transparent)]
-    Net(#[from] NetError),
-    /// The database, persistence or a pipeline thread failed.
-    #[error(transparent)]
-    Pipeline(#[from] PipelineError),
     /// Nothing to trade.
     #[error("no symbol selected (check [live] symbols / exclude and the exchange's ticker)")]
     NoSymbols,
+    /// The network layer failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
     /// A symbol name is invalid.
     #[error("invalid symbol {0:?}")]
     BadSymbol(String),
+    /// The database, persistence or a pipeline thread failed.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
     /// Output failed.
     #[error("{0}")]
     Io(String),
