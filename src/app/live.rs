@@ -195,11 +195,23 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
         health.rtt_ms
     ));
     control.run(&stop, opts.duration.map(|d| started + d));
+    let threads = Threads { net: net_h, backend, alerts: alert_thread };
+    finish(&control, threads, health, started)
+}
 
-    let (net_stats, parse_stage, parse_stats, feed, net_result) = join(net_h, "net")?;
-    let end = backend.join()?;
-    if let Some(t) = alert_thread
-        && t.join().is_err()
+/// The threads of a live run, joined at the end.
+struct Threads {
+    net: std::thread::JoinHandle<NetEnd>,
+    backend: Backend,
+    alerts: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Joins the threads (network, compute, persistence, alerts) and builds the report.
+fn finish(control: &Control<'_>, t: Threads, health: Health, started: Instant) -> Result<LiveReport, LiveError> {
+    let (net_stats, parse_stage, parse_stats, feed, net_result) = join(t.net, "net")?;
+    let end = t.backend.join()?;
+    if let Some(a) = t.alerts
+        && a.join().is_err()
     {
         log::warn!("the alert thread panicked");
     }

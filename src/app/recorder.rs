@@ -28,7 +28,7 @@ pub fn run_record(
     stop: Arc<AtomicBool>,
 ) -> Result<NetStats, LiveError> {
     let l = cfg.live.clone();
-    let Start { mut rest, specs, selection, .. } = start(&l, symbols)?;
+    let Start { rest, specs, selection, .. } = start(&l, symbols)?;
     let syms: Vec<SymbolName> = selection.iter().map(|s| s.0).collect();
     let file = std::fs::File::create(out).map_err(|e| LiveError::Io(format!("{}: {e}", out.display())))?;
     let mut w: Box<dyn std::io::Write + Send> = if out.extension().is_some_and(|e| e == "gz") {
@@ -44,37 +44,8 @@ pub fn run_record(
     let inbox = Arc::new(ArrayQueue::<NetCmd>::new(256));
     let (stop_net, inbox_net) = (stop.clone(), inbox.clone());
     let deadline = duration.map(|d| Instant::now() + d);
-    let control = std::thread::spawn(move || {
-        // Snapshots once the diff streams are flowing (so the recording can be synced), and hourly after.
-        let mut next = Instant::now() + Duration::from_secs(1);
-        // Snapshots the network queue cannot take yet are kept and retried, never dropped.
-        let mut outbox = Outbox::default();
-        while !stop.load(Ordering::Relaxed) {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                stop.store(true, Ordering::Relaxed);
-                wake(&waker);
-                break;
-            }
-            if Instant::now() >= next {
-                next = Instant::now() + Duration::from_secs(3600);
-                for s in &syms {
-                    match rest.depth(s, l.snapshot_limit) {
-                        Ok(body) => {
-                            let cmd = NetCmd::Snapshot { symbol: *s, body, local_ts_ns: clock::wall_ns() };
-                            if outbox.send(&inbox, cmd) {
-                                wake(&waker);
-                            }
-                        }
-                        Err(e) => log::warn!("snapshot {s}: {e}"),
-                    }
-                }
-            }
-            if outbox.flush(&inbox) {
-                wake(&waker);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    });
+    let snaps = Snapshots { rest, syms, limit: l.snapshot_limit, inbox, waker, stop, deadline };
+    let control = std::thread::spawn(move || snaps.run());
     let mut write_err: Option<String> = None;
     let mut rec = |ts: i64, frame: &[u8]| {
         if write_err.is_none() {
@@ -103,5 +74,52 @@ pub fn run_record(
 fn wake(waker: &mio::Waker) {
     if let Err(e) = waker.wake() {
         log::warn!("waking the network thread: {e}");
+    }
+}
+
+/// The recorder's control side: REST snapshots into the network thread's queue.
+struct Snapshots {
+    rest: crate::app::rest::Rest,
+    syms: Vec<SymbolName>,
+    limit: u32,
+    inbox: Arc<ArrayQueue<NetCmd>>,
+    waker: Arc<mio::Waker>,
+    stop: Arc<AtomicBool>,
+    deadline: Option<Instant>,
+}
+
+impl Snapshots {
+    /// Snapshots once the diff streams are flowing, and hourly after, until `stop` (or the deadline).
+    fn run(self) {
+        let Snapshots { mut rest, syms, limit, inbox, waker, stop, deadline } = self;
+        // Snapshots once the diff streams are flowing (so the recording can be synced), and hourly after.
+        let mut next = Instant::now() + Duration::from_secs(1);
+        // Snapshots the network queue cannot take yet are kept and retried, never dropped.
+        let mut outbox = Outbox::default();
+        while !stop.load(Ordering::Relaxed) {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                stop.store(true, Ordering::Relaxed);
+                wake(&waker);
+                break;
+            }
+            if Instant::now() >= next {
+                next = Instant::now() + Duration::from_secs(3600);
+                for s in &syms {
+                    match rest.depth(s, limit) {
+                        Ok(body) => {
+                            let cmd = NetCmd::Snapshot { symbol: *s, body, local_ts_ns: clock::wall_ns() };
+                            if outbox.send(&inbox, cmd) {
+                                wake(&waker);
+                            }
+                        }
+                        Err(e) => log::warn!("snapshot {s}: {e}"),
+                    }
+                }
+            }
+            if outbox.flush(&inbox) {
+                wake(&waker);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
