@@ -3,7 +3,8 @@
 //!
 //! Two guarantees live here:
 //! - a symbol with an open position is never unsubscribed: a symbol dropped by a reselection stays subscribed
-//!   (and served snapshots) until every position on it (base and variants) has closed, then it is unsubscribed;
+//!   (and served snapshots) until every position on it (base and variants) has closed, then it is unsubscribed
+//!   (open/close events counted per symbol; the interval reports' open flags are a second source);
 //! - nothing for the network thread is dropped: a command its queue cannot take now is kept, in order, and
 //!   retried on the next turn of the loop (counted in [`ControlStats::cmd_retries`]).
 
@@ -150,6 +151,9 @@ pub struct Selection {
     pending_drop: Vec<SymbolName>,
     /// Open positions per symbol (base and variants each count).
     open: Vec<(SymbolName, u32)>,
+    /// Symbols the compute thread's last interval report showed with an open position (a level, not an edge:
+    /// a second source that heals a lost open event).
+    reported_open: Vec<SymbolName>,
 }
 
 impl Selection {
@@ -190,15 +194,20 @@ impl Selection {
         }
     }
 
-    /// True while a position is open on `s`.
+    /// The symbols an interval report shows with an open position.
+    pub fn reported(&mut self, open: impl Iterator<Item = SymbolName>) {
+        self.reported_open.clear();
+        self.reported_open.extend(open);
+    }
+
+    /// True while a position is open on `s` (by the events, or by the last report).
     pub fn is_open(&self, s: &SymbolName) -> bool {
-        self.open.iter().any(|(x, _)| x == s)
+        self.open.iter().any(|(x, _)| x == s) || self.reported_open.contains(s)
     }
 
     /// The dropped symbols with no open position: they leave the subscribed set now.
     pub fn take_flat(&mut self) -> Vec<SymbolName> {
-        let (keep, go): (Vec<SymbolName>, Vec<SymbolName>) =
-            self.pending_drop.iter().partition(|s| self.open.iter().any(|(x, _)| x == *s));
+        let (keep, go): (Vec<SymbolName>, Vec<SymbolName>) = self.pending_drop.iter().partition(|s| self.is_open(s));
         self.pending_drop = keep;
         go
     }
@@ -425,6 +434,7 @@ impl<'a> Control<'a> {
     fn reports(&mut self) {
         while let Some(r) = self.links.reports.pop() {
             print_interval(&r);
+            self.sel.reported(r.symbols.iter().filter(|s| s.3).map(|s| s.0));
             self.report_alerts(&r);
         }
     }
@@ -594,6 +604,16 @@ mod tests {
         assert_eq!(sel.take_flat(), vec![s("AUSDT")]);
         assert!(!sel.subscribed(&s("AUSDT")));
         assert!(sel.take_flat().is_empty(), "unsubscribed once");
+    }
+
+    #[test]
+    fn an_interval_report_showing_an_open_position_keeps_the_symbol_even_without_its_event() {
+        let mut sel = Selection::new(vec![s("AUSDT")]);
+        sel.reported([s("AUSDT")].into_iter()); // The open event was lost; the report still shows it.
+        sel.reselect(vec![]);
+        assert!(sel.take_flat().is_empty());
+        sel.reported(std::iter::empty());
+        assert_eq!(sel.take_flat(), vec![s("AUSDT")]);
     }
 
     #[test]
