@@ -169,8 +169,9 @@ fn run() -> anyhow::Result<()> {
         Cmd::Record { out, symbols, duration_secs } => {
             let stop = Arc::new(AtomicBool::new(false));
             rusto::app::live::stop_on_signals(&stop)?;
-            let st = rusto::app::live::run_record(&cfg, &symbols, &out, duration_secs.map(Duration::from_secs), stop)
-                .context("record failed")?;
+            let st =
+                rusto::app::recorder::run_record(&cfg, &symbols, &out, duration_secs.map(Duration::from_secs), stop)
+                    .context("record failed")?;
             eprintln!(
                 "recorded {} frames ({} bytes) and {} snapshots to {}",
                 st.frames,
@@ -179,41 +180,8 @@ fn run() -> anyhow::Result<()> {
                 out.display()
             );
         }
-        Cmd::Report { db, bins, json, plot } => {
-            let trades = rusto::report::review::load(&db)?;
-            let d = rusto::report::review::Distances {
-                stop_pct: cfg.risk.stop_pct,
-                tp1_pct: cfg.risk.stop_pct * cfg.position.tp1_rr,
-                tp2_pct: cfg.risk.stop_pct * cfg.position.tp2_rr,
-                soft_stop_pct: cfg.position.soft_stop_drawdown_pct,
-                fees_pct: cfg.position.taker_fee * 200.0,
-            };
-            let r = rusto::report::review::build(&trades, d, bins);
-            if let Some(dir) = plot {
-                let exits: Vec<i64> = trades.iter().map(|t| t.exit_ms).collect();
-                rusto::report::plot::write_all(&dir, &trades, &exits, d)
-                    .with_context(|| format!("plots in {}", dir.display()))?;
-                eprintln!("charts written to {}", dir.display());
-            }
-            if json {
-                println!("{r}");
-            } else {
-                print!("{}", rusto::report::review::text(&r));
-            }
-        }
-        Cmd::Import { files, out, symbol } => {
-            let t = std::time::Instant::now();
-            let st = rusto::recording::import::import_files(&files, symbol.as_deref(), &out)?;
-            let secs = t.elapsed().as_secs_f64();
-            eprintln!(
-                "imported {} rows ({} malformed skipped) into {} in {:.2} s ({:.0} rows/s)",
-                st.rows,
-                st.malformed,
-                out.display(),
-                secs,
-                st.rows as f64 / secs.max(1e-9)
-            );
-        }
+        Cmd::Report { db, bins, json, plot } => report(&cfg, &db, bins, json, plot)?,
+        Cmd::Import { files, out, symbol } => import(&files, &out, symbol.as_deref())?,
         Cmd::Symbols => {
             for (i, (s, q)) in rusto::app::live::print_symbols(&cfg)?.iter().enumerate() {
                 println!("{:>2} {:<16} {:>20.0}", i + 1, s.as_str(), q);
@@ -234,12 +202,57 @@ fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `rusto report`: the review of a database's closed trades (and charts).
+fn report(cfg: &Config, db: &std::path::Path, bins: usize, json: bool, plot: Option<PathBuf>) -> anyhow::Result<()> {
+    let trades = rusto::report::review::load(db)?;
+    let d = rusto::report::review::Distances {
+        stop_pct: cfg.risk.stop_pct,
+        tp1_pct: cfg.risk.stop_pct * cfg.position.tp1_rr,
+        tp2_pct: cfg.risk.stop_pct * cfg.position.tp2_rr,
+        soft_stop_pct: cfg.position.soft_stop_drawdown_pct,
+        fees_pct: cfg.position.taker_fee * 200.0,
+    };
+    let r = rusto::report::review::build(&trades, d, bins);
+    if let Some(dir) = plot {
+        let exits: Vec<i64> = trades.iter().map(|t| t.exit_ms).collect();
+        rusto::report::plot::write_all(&dir, &trades, &exits, d)
+            .with_context(|| format!("plots in {}", dir.display()))?;
+        eprintln!("charts written to {}", dir.display());
+    }
+    if json {
+        println!("{r}");
+    } else {
+        print!("{}", rusto::report::review::text(&r));
+    }
+    Ok(())
+}
+
+/// `rusto import`: third-party files into a recording.
+fn import(files: &[PathBuf], out: &std::path::Path, symbol: Option<&str>) -> anyhow::Result<()> {
+    let t = std::time::Instant::now();
+    let st = rusto::recording::import::import_files(files, symbol, out)?;
+    let secs = t.elapsed().as_secs_f64();
+    eprintln!(
+        "imported {} rows ({} malformed skipped) into {} in {:.2} s ({:.0} rows/s)",
+        st.rows,
+        st.malformed,
+        out.display(),
+        secs,
+        st.rows as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
-    match run() {
+    rusto::app::logger::init();
+    let code = match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            rusto::app::logger::flush();
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
-    }
+    };
+    rusto::app::logger::flush();
+    code
 }

@@ -237,3 +237,97 @@ fn rotation_overlaps_connections_and_counts_every_trade_once() {
     let dup = s["duplicate_trades"].as_u64().unwrap();
     assert_eq!(got + dup, st["trades"].as_u64().unwrap(), "{st}");
 }
+
+#[test]
+fn an_open_position_keeps_its_symbol_subscribed_until_it_closes() {
+    // The real recording (looped, 100x) with the loose thresholds of tests/config/loose-signals.toml so that a
+    // position opens; auto selection of the one symbol served, reselected every second. As soon as the database
+    // shows an open position, the exchange's 24 h ranking stops listing BTCUSDT (a NaN quote volume is never
+    // selected), so the next reselection drops it while the position is open.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = workdir("keep-open");
+    let vols = dir.join("volumes.json");
+    std::fs::write(&vols, r#"{"BTCUSDT": "900000000"}"#).unwrap();
+    let (a, b) = (root.join("data/sample/btcusdt_20230404.dat.gz"), root.join("data/sample/btcusdt_20230405.dat.gz"));
+    let feed = ["--speed", "100", "--loops", "4", "--volumes", vols.to_str().unwrap(), "--recording"];
+    let mut args: Vec<&str> = feed.to_vec();
+    args.extend([a.to_str().unwrap(), b.to_str().unwrap()]);
+    let ex = spawn_exchange(dir.clone(), &args);
+    // The exchange's BTCUSDT tick is 0.1 (replay without exchangeInfo uses 0.01): 10 ticks keep the 1 USDT bars.
+    // A soft stop at any adverse move after 300 s (3 s at 100x) closes the position by the market, after the
+    // test had time to see it open and the next reselection to drop the symbol.
+    let loose = std::fs::read_to_string(root.join("tests/config/loose-signals.toml"))
+        .unwrap()
+        .replace("range_ticks = 100", "range_ticks = 10");
+    let loose = format!("{loose}\n[position]\nsoft_stop_seconds = 300\nsoft_stop_drawdown_pct = 0.0\n");
+    let cfg = dir.join("rusto.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "{loose}\n[live]\nws_url = \"wss://localhost:{p}\"\nrest_url = \"https://localhost:{p}\"\n\
+             ca_file = \"{ca}\"\ntop_n = 1\nreselect_every_s = 1\ntrade_stream = \"trade\"\nreport_interval_s = 0\n\
+             time_offset_ms_max = 1e9\n",
+            p = ex.port,
+            ca = dir.join("ca.pem").display()
+        ),
+    )
+    .unwrap();
+    let db = dir.join("live.db");
+    let child = Command::new(env!("CARGO_BIN_EXE_rusto"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["live", "--json", "--duration-secs", "20", "--db"])
+        .arg(&db)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for an open position, then take the symbol out of the ranking; once the market has closed a position,
+    // give the control loop a moment and stop rusto early (SIGINT) to keep the test short.
+    let t0 = std::time::Instant::now();
+    let query = |sql: &str| {
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| c.query_row(sql, [], |r| r.get::<_, i64>(0)))
+            .unwrap_or(0)
+    };
+    let market_closes = "SELECT count(*) FROM positions WHERE exit_reason <> 'Shutdown'";
+    let mut swapped: Option<i64> = None; // Market closes before the swap.
+    while t0.elapsed() < Duration::from_secs(17) {
+        std::thread::sleep(Duration::from_millis(50));
+        if swapped.is_none() && query("SELECT count(*) FROM positions WHERE status = 'open'") > 0 {
+            std::fs::write(&vols, r#"{"BTCUSDT": "NaN"}"#).unwrap();
+            swapped = Some(query(market_closes));
+        }
+        if swapped.is_some_and(|before| query(market_closes) > before) {
+            std::thread::sleep(Duration::from_millis(1500));
+            let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+            assert!(killed.success());
+            break;
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "rusto live failed: {err}");
+    assert!(swapped.is_some(), "no position opened within 17 s on the loose configuration:\n{err}");
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["selected"], serde_json::json!([]), "BTCUSDT left the selection: {r}");
+    // In order: dropped from the selection with its position open, the position managed to its exit, and only
+    // then unsubscribed.
+    let at = |needle: &str| err.find(needle).unwrap_or_else(|| panic!("{needle:?} not logged:\n{err}"));
+    let dropped = at("reselection: +[] -[BTCUSDT]");
+    let closed = dropped + err[dropped..].find("position closed on BTCUSDT").expect("closed after the drop");
+    let unsub = at("unsubscribing [BTCUSDT]");
+    assert!(dropped < closed && closed < unsub, "drop, close, unsubscribe in that order:\n{err}");
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let managed: i64 = c
+        .query_row(
+            "SELECT count(*) FROM positions WHERE symbol = 'BTCUSDT' AND status = 'closed' AND exit_reason <> 'Shutdown'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(managed >= 1, "a position closed by the market, not by the shutdown:\n{err}");
+    assert!(r["subscribed_streams"].as_u64().unwrap() >= 2, "UNSUBSCRIBE sent on both routes: {r}");
+    drop(ex);
+}

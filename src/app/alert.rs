@@ -36,7 +36,7 @@ pub struct AlertConfig {
     /// Send an hourly summary.
     pub hourly_summary: bool,
     /// Alert when a symbol stays unsynced (or the feed silent) this long, s.
-    pub feed_down_secs: u64,
+    pub feed_down_s: u64,
 }
 
 impl Default for AlertConfig {
@@ -48,10 +48,20 @@ impl Default for AlertConfig {
             retries: 3,
             telegram_api: "https://api.telegram.org".into(),
             hourly_summary: true,
-            feed_down_secs: 30,
+            feed_down_s: 30,
         }
     }
 }
+
+crate::bounds!(AlertConfig as _a {
+    enabled: any;
+    max_per_minute: [1, 100_000] "1 to 100000 messages";
+    queue: [1, 1 << 20] "1 to 1048576 messages";
+    retries: [0, 100] "0 to 100";
+    telegram_api: any;
+    hourly_summary: any;
+    feed_down_s: [1, 7 * 86_400] "1 to 604800 s";
+});
 
 /// Destinations from the environment.
 #[derive(Clone, Default)]

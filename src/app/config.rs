@@ -4,10 +4,13 @@
 
 use serde::Deserialize;
 
+use crate::bounds;
 use crate::compute::engine::EngineConfig;
 use crate::compute::market::bars::BarRange;
 use crate::compute::market::book::BookConfig;
 pub use crate::handoff::publish::FullPolicy;
+use crate::ingest::net::{Endpoint, NetConfig, NetError};
+use crate::types::bounds::{Bounded, Canon, OutOfBounds};
 use crate::types::symbols::SymbolName;
 
 /// A configuration problem.
@@ -33,7 +36,7 @@ pub enum ConfigError {
     #[error("config key `{key}` = {value}: {allowed}")]
     Range {
         /// Dotted key.
-        key: &'static str,
+        key: String,
         /// The value given.
         value: String,
         /// What is allowed.
@@ -75,6 +78,16 @@ impl Default for PipelineConfig {
     }
 }
 
+bounds!(PipelineConfig as _p {
+    event_ring: [1 << 12, 1 << 24] "between 4096 and 16777216 slots";
+    record_ring: [1 << 8, 1 << 22] "between 256 and 4194304 slots";
+    full_policy: any;
+    compute_core: [0, 4095] "a core index between 0 and 4095";
+    net_core: [0, 4095] "a core index between 0 and 4095";
+    persist_core: [0, 4095] "a core index between 0 and 4095";
+    idle_spins: [0, 100_000_000] "between 0 and 100000000";
+});
+
 /// `[parser]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -91,22 +104,10 @@ impl Default for ParserConfig {
     }
 }
 
-/// `[book]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BookSection {
-    /// Most levels kept per side.
-    pub max_levels: usize,
-    /// Most events buffered per symbol while waiting for a snapshot.
-    pub buffer_events: usize,
-}
-
-impl Default for BookSection {
-    fn default() -> Self {
-        let d = BookConfig::default();
-        BookSection { max_levels: d.max_levels, buffer_events: d.buffer_events }
-    }
-}
+bounds!(ParserConfig as _p {
+    max_frame_bytes: [4096, 64 << 20] "between 4096 and 67108864 bytes";
+    max_symbols: [1, 1024] "between 1 and 1024";
+});
 
 /// `[bars]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -126,6 +127,13 @@ impl Default for BarsConfig {
     }
 }
 
+// `fixed` (symbol names, positive decimals) is checked by `Config::validate`.
+bounds!(BarsConfig as _b {
+    range_pct: [f64::MIN_POSITIVE, 10.0] "greater than 0 and at most 10 (%)";
+    range_ticks: [0, 1_000_000_000] "0 (use range_pct) or a tick count";
+    fixed: any;
+});
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -135,7 +143,7 @@ pub struct Config {
     /// `[parser]`.
     pub parser: ParserConfig,
     /// `[book]`.
-    pub book: BookSection,
+    pub book: BookConfig,
     /// `[bars]`.
     pub bars: BarsConfig,
     /// `[flow]`: order flow.
@@ -168,7 +176,32 @@ pub struct Config {
     /// The variants resolved (merged and validated) by [`Config::from_toml`].
     #[serde(skip)]
     pub resolved_variants: Vec<crate::compute::engine::Variant>,
+    /// Deprecated keys found in the file (each already logged, naming its new key).
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
+
+bounds!(Config as _c {
+    pipeline: nested;
+    parser: nested;
+    book: nested;
+    bars: nested;
+    flow: nested;
+    profile: nested;
+    regime: nested;
+    strategy: nested;
+    tune: nested;
+    gate: nested;
+    risk: nested;
+    position: nested;
+    persist: nested;
+    live: nested;
+    alerts: nested;
+    secrets: nested;
+    variants: any;
+    resolved_variants: skip;
+    warnings: skip;
+});
 
 /// One `[[variants]]` entry.
 #[derive(Debug, Clone, Deserialize)]
@@ -192,52 +225,71 @@ fn merge(base: &mut toml::Table, over: &toml::Table) {
     }
 }
 
-fn range<T: PartialOrd + std::fmt::Display>(
-    key: &'static str,
-    v: T,
-    lo: T,
-    hi: T,
-    allowed: &'static str,
-) -> Result<(), ConfigError> {
-    if v < lo || v > hi { Err(ConfigError::Range { key, value: v.to_string(), allowed }) } else { Ok(()) }
+/// Keys renamed to the units-last rule (`<quantity>_<unit>[_<bound>]`, seconds as `s`): (section, old, new). The
+/// old key is still accepted, with a warning naming the new one; giving both is an error.
+pub const RENAMED_KEYS: &[(&str, &str, &str)] = &[
+    ("live", "reconnect_min_ms", "reconnect_ms_min"),
+    ("live", "reconnect_max_ms", "reconnect_ms_max"),
+    ("live", "reconnect_window_secs", "reconnect_window_s"),
+    ("live", "rotate_after_secs", "rotate_after_s"),
+    ("live", "control_msgs_per_sec", "control_msgs_per_s"),
+    ("live", "report_interval_secs", "report_interval_s"),
+    ("live", "health_interval_secs", "health_interval_s"),
+    ("live", "max_time_offset_ms", "time_offset_ms_max"),
+    ("live", "max_latency_ms", "latency_ms_max"),
+    ("live", "reselect_every_secs", "reselect_every_s"),
+    ("alerts", "feed_down_secs", "feed_down_s"),
+];
+
+/// Moves each deprecated key of `t` to its new name; returns one warning per key moved.
+fn upgrade_keys(t: &mut toml::Table) -> Result<Vec<String>, ConfigError> {
+    let mut warnings = Vec::new();
+    for &(section, old, new) in RENAMED_KEYS {
+        let Some(toml::Value::Table(sec)) = t.get_mut(section) else { continue };
+        let Some(v) = sec.remove(old) else { continue };
+        if sec.contains_key(new) {
+            return Err(ConfigError::Range {
+                key: format!("{section}.{old}"),
+                value: v.to_string(),
+                allowed: "only one of a deprecated key and its new name",
+            });
+        }
+        sec.insert(new.to_string(), v);
+        warnings.push(format!("config key `{section}.{old}` is deprecated: use `{section}.{new}`"));
+    }
+    Ok(warnings)
+}
+
+impl From<OutOfBounds> for ConfigError {
+    fn from(e: OutOfBounds) -> Self {
+        ConfigError::Range { key: e.key, value: e.value, allowed: e.allowed }
+    }
+}
+
+fn out_of_range(key: &str, value: impl std::fmt::Display, allowed: &'static str) -> ConfigError {
+    ConfigError::Range { key: key.to_string(), value: value.to_string(), allowed }
 }
 
 impl Config {
     /// Parses and validates TOML text (`path` is only for messages).
     pub fn from_toml(text: &str, path: &str) -> Result<Self, ConfigError> {
         let syntax = |e: toml::de::Error| ConfigError::Syntax { path: path.into(), msg: e.to_string() };
-        let mut c: Config = toml::from_str(text).map_err(syntax)?;
+        let mut base: toml::Table = toml::from_str(text).map_err(syntax)?;
+        let warnings = upgrade_keys(&mut base)?;
+        // Without deprecated keys the text itself is parsed again, so syntax errors keep their line numbers.
+        let mut c: Config = if warnings.is_empty() {
+            toml::from_str(text).map_err(syntax)?
+        } else {
+            base.clone().try_into().map_err(syntax)?
+        };
+        for w in &warnings {
+            log::warn!("{path}: {w}");
+        }
+        c.warnings = warnings;
         c.validate()?;
         // Each variant: the base file with its overrides merged in, validated like the base.
-        let mut base: toml::Table = toml::from_str(text).map_err(syntax)?;
         base.remove("variants");
-        let mut names: Vec<&str> = vec!["base"];
-        for v in &c.variants {
-            if v.name.is_empty() || names.contains(&v.name.as_str()) || v.name.len() > 32 {
-                return Err(ConfigError::Range {
-                    key: "variants.name",
-                    value: v.name.clone(),
-                    allowed: "a unique name of 1 to 32 characters, not \"base\"",
-                });
-            }
-            names.push(&v.name);
-            if let Some(k) =
-                v.overrides.keys().find(|k| !["strategy", "gate", "risk", "position"].contains(&k.as_str()))
-            {
-                return Err(ConfigError::Range {
-                    key: "variants.overrides",
-                    value: format!("{} [{}]", v.name, k),
-                    allowed: "overrides of [strategy], [gate], [risk] and [position] only",
-                });
-            }
-            if names.len() > 9 {
-                return Err(ConfigError::Range {
-                    key: "variants",
-                    value: names.len().to_string(),
-                    allowed: "at most 8 variants",
-                });
-            }
-        }
+        check_variant_specs(&c.variants)?;
         let mut resolved = Vec::new();
         for v in &c.variants {
             let mut t = base.clone();
@@ -264,11 +316,18 @@ impl Config {
         self.resolved_variants.iter().map(|v| v.name.clone()).collect()
     }
 
-    /// A stable hash of the effective configuration (FNV-1a over its canonical debug form), stored with each run.
+    /// The canonical `key=value` lines of the effective configuration (every key of every section's bounds
+    /// table, in table order, under its TOML name): independent of Rust type names and of the file's layout.
+    pub fn canonical(&self) -> String {
+        let mut out = String::new();
+        self.canon("", &mut out);
+        out
+    }
+
+    /// A stable hash of the effective configuration (FNV-1a over [`Config::canonical`]), stored with each run.
     pub fn hash(&self) -> String {
-        let text = format!("{self:?}");
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in text.bytes() {
+        for b in self.canonical().bytes() {
             h ^= b as u64;
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
@@ -281,252 +340,20 @@ impl Config {
         Self::from_toml(&text, path)
     }
 
-    /// Checks every value.
+    /// Checks every value: each section's bounds table, then the rules a range cannot say.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let p = &self.pipeline;
-        range("pipeline.event_ring", p.event_ring, 1 << 12, 1 << 24, "between 4096 and 16777216 slots")?;
-        range("pipeline.record_ring", p.record_ring, 1 << 8, 1 << 22, "between 256 and 4194304 slots")?;
-        range("pipeline.idle_spins", p.idle_spins, 0, 100_000_000, "between 0 and 100000000")?;
-        for (key, core) in [
-            ("pipeline.compute_core", p.compute_core),
-            ("pipeline.net_core", p.net_core),
-            ("pipeline.persist_core", p.persist_core),
-        ] {
-            if let Some(c) = core {
-                range(key, c, 0, 4095, "a core index between 0 and 4095")?;
-            }
-        }
-        range(
-            "parser.max_frame_bytes",
-            self.parser.max_frame_bytes,
-            4096,
-            64 << 20,
-            "between 4096 and 67108864 bytes",
-        )?;
-        range("parser.max_symbols", self.parser.max_symbols, 1, 1024, "between 1 and 1024")?;
-        range("book.max_levels", self.book.max_levels, 20, 100_000, "between 20 and 100000 levels per side")?;
-        range("book.buffer_events", self.book.buffer_events, 256, 1 << 22, "between 256 and 4194304 events")?;
-        if !(self.bars.range_pct > 0.0 && self.bars.range_pct <= 10.0) {
-            return Err(ConfigError::Range {
-                key: "bars.range_pct",
-                value: self.bars.range_pct.to_string(),
-                allowed: "greater than 0 and at most 10 (%)",
-            });
-        }
-        let f = &self.flow;
-        range("flow.session_hours", f.session_hours, 1, 24, "1 to 24 hours, dividing 24")?;
-        if 24 % f.session_hours != 0 {
-            return Err(ConfigError::Range {
-                key: "flow.session_hours",
-                value: f.session_hours.to_string(),
-                allowed: "a divisor of 24",
-            });
-        }
-        range("flow.cvd_window_secs", f.cvd_window_secs, 1, 200, "1 to 200 seconds")?;
-        range("flow.imbalance_bars", f.imbalance_bars, 1, 512, "1 to 512 bars")?;
-        range("flow.imbalance_cap", f.imbalance_cap, 1.0, 1e6, "1 to 1000000")?;
-        range(
-            "flow.burst_baseline_bars",
-            f.burst_baseline_bars,
-            1,
-            crate::compute::market::flow::BAR_HISTORY,
-            "1 to 512 bars",
-        )?;
-        range("flow.absorption_delta_ratio", f.absorption_delta_ratio, 0.0, 1e6, "0 to 1000000")?;
-        range("flow.large_volume_multiplier", f.large_volume_multiplier, 0.0, 1e6, "0 to 1000000")?;
-        range("flow.max_price_delta_ticks", f.max_price_delta_ticks, 0, 1_000_000, "0 to 1000000 ticks")?;
-        range("flow.absorption_lookback_bars", f.absorption_lookback_bars, 1, 64, "1 to 64 bars")?;
-        let p = &self.profile;
-        range("profile.bin_ticks", p.bin_ticks, 1, 1_000_000, "1 to 1000000 ticks")?;
-        range("profile.max_bins", p.max_bins, 16, 1 << 20, "16 to 1048576 bins")?;
-        range("profile.window_hours", p.window_hours, 1, 168, "1 to 168 hours")?;
-        if p.session && 24 % p.window_hours != 0 {
-            return Err(ConfigError::Range {
-                key: "profile.window_hours",
-                value: p.window_hours.to_string(),
-                allowed: "a divisor of 24 when session = true",
-            });
-        }
-        range("profile.value_area_pct", p.value_area_pct, 1.0, 100.0, "1 to 100 (%)")?;
-        range("profile.vwap_band_sigmas", p.vwap_band_sigmas, 0.0, 10.0, "0 to 10")?;
-        range("profile.smooth_bins", p.smooth_bins, 1, 101, "1 to 101 bins")?;
-        range("profile.node_prominence_pct", p.node_prominence_pct, 0.0, 100.0, "0 to 100 (%)")?;
-        let r = &self.regime;
-        range("regime.window_bars", r.window_bars, 2, crate::compute::market::regime::WINDOW_MAX, "2 to 512 bars")?;
-        range("regime.trend_enter_pct", r.trend_enter_pct, 0.0, 100.0, "0 to 100 (%)")?;
-        range("regime.trend_exit_pct", r.trend_exit_pct, 0.0, r.trend_enter_pct, "0 to trend_enter_pct")?;
-        range("regime.high_vol_enter_pctile", r.high_vol_enter_pctile, 0.0, 100.0, "0 to 100")?;
-        range(
-            "regime.high_vol_exit_pctile",
-            r.high_vol_exit_pctile,
-            0.0,
-            r.high_vol_enter_pctile,
-            "0 to high_vol_enter_pctile",
-        )?;
-        range("regime.min_history", r.min_history, 2, crate::compute::market::regime::SPEED_HISTORY, "2 to 512")?;
-        range("regime.confirm_bars", r.confirm_bars, 1, 1000, "1 to 1000 bars")?;
-        let st = &self.strategy;
-        range("strategy.zone_bins", st.zone_bins, 0.0, 1000.0, "0 to 1000 bins")?;
-        for (key, row) in [
-            ("strategy.base", &st.base),
-            ("strategy.trend_high", &st.trend_high),
-            ("strategy.trend_low", &st.trend_low),
-            ("strategy.range_high", &st.range_high),
-            ("strategy.range_low", &st.range_low),
-        ] {
-            let ok = row.min_imbalance >= 0.0
-                && row.min_cvd_change >= 0.0
-                && row.min_bar_range_pct >= 0.0
-                && row.min_burst_ratio > 0.0
-                && row.cooldown_bars <= 100_000;
-            if !ok {
-                return Err(ConfigError::Range {
-                    key,
-                    value: format!("{row:?}"),
-                    allowed: "non-negative thresholds, min_burst_ratio > 0, cooldown_bars <= 100000",
-                });
-            }
-        }
-        let t = &self.tune;
-        range("tune.every_bars", t.every_bars, 1, 100_000, "1 to 100000 bars")?;
-        range("tune.lookback_bars", t.lookback_bars, 2, crate::compute::signal::tune::MAX_WINDOW / 2, "2 to 512 bars")?;
-        range(
-            "tune.lookahead_bars",
-            t.lookahead_bars,
-            1,
-            crate::compute::signal::tune::MAX_WINDOW / 2,
-            "1 to 512 bars",
-        )?;
-        range("tune.stop_pct", t.stop_pct, 0.0, 100.0, "0 to 100 (%)")?;
-        range("tune.target_pct", t.target_pct, 0.0, 100.0, "0 to 100 (%)")?;
-        range("tune.fee_pct", t.fee_pct, 0.0, 10.0, "0 to 10 (%)")?;
-        range("tune.min_trades", t.min_trades, 1, 100_000, "1 to 100000")?;
-        if t.candidates.is_empty()
-            || t.candidates.len() > crate::compute::signal::tune::MAX_CANDIDATES
-            || t.candidates.iter().any(|c| !(*c > 0.0 && c.is_finite()))
-        {
-            return Err(ConfigError::Range {
-                key: "tune.candidates",
-                value: format!("{:?}", t.candidates),
-                allowed: "1 to 16 positive ratios",
-            });
-        }
-        let g = &self.gate;
-        range("gate.max_book_age_ms", g.max_book_age_ms, 1, 3_600_000, "1 to 3600000 ms")?;
-        range("gate.max_spread_bps", g.max_spread_bps, 0.0, 10_000.0, "0 to 10000 bps")?;
-        range("gate.depth_levels", g.depth_levels, 1, 1000, "1 to 1000 levels")?;
-        range("gate.min_depth_imbalance_ratio", g.min_depth_imbalance_ratio, 0.0, 1000.0, "0 to 1000")?;
-        range(
-            "gate.min_trades_per_hour",
-            g.min_trades_per_hour,
-            1,
-            crate::compute::trading::gate::HOUR_LOOKBACK_MAX,
-            "1 to 1024",
-        )?;
-        range("gate.min_avg_pnl_pct", g.min_avg_pnl_pct, -100.0, 100.0, "-100 to 100 (%)")?;
-        range(
-            "gate.lookback_trades",
-            g.lookback_trades,
-            1,
-            crate::compute::trading::gate::HOUR_LOOKBACK_MAX,
-            "1 to 1024",
-        )?;
-        range("gate.max_model_slippage_bps", g.max_model_slippage_bps, 0.0, 10_000.0, "0 to 10000 bps")?;
-        range("gate.impact_depth_levels", g.impact_depth_levels, 1, 1000, "1 to 1000 levels")?;
-        range("gate.impact_weight_bps", g.impact_weight_bps, 0.0, 10_000.0, "0 to 10000 bps")?;
-        let k = &self.risk;
-        range("risk.initial_balance", k.initial_balance, 1.0, 1e12, "1 to 1e12 USDT")?;
-        range("risk.max_risk_per_trade", k.max_risk_per_trade, 0.0, 1.0, "0 to 1 (fraction of balance)")?;
-        range("risk.stop_pct", k.stop_pct, 0.001, 50.0, "0.001 to 50 (%)")?;
-        range("risk.daily_loss_limit_pct", k.daily_loss_limit_pct, 0.0, 100.0, "0 to 100 (%)")?;
-        range("risk.max_concurrent_positions", k.max_concurrent_positions, 0, 1024, "0 to 1024")?;
-        range("risk.max_notional_per_position", k.max_notional_per_position, 0.0, 1e12, "0 to 1e12 USDT")?;
-        range("risk.max_total_notional", k.max_total_notional, 0.0, 1e12, "0 to 1e12 USDT")?;
-        range("risk.leverage", k.leverage, 1.0, 125.0, "1 to 125")?;
-        range("risk.consecutive_loss_limit", k.consecutive_loss_limit, 1, 1000, "1 to 1000")?;
-        range("risk.symbol_cooldown_minutes", k.symbol_cooldown_minutes, 0, 100_000, "0 to 100000 minutes")?;
-        range("risk.confidence_min_scale", k.confidence_min_scale, 0.0, 10.0, "0 to 10")?;
-        range(
-            "risk.confidence_max_scale",
-            k.confidence_max_scale,
-            k.confidence_min_scale,
-            10.0,
-            "confidence_min_scale to 10",
-        )?;
-        let q = &self.position;
-        range("position.tp1_rr", q.tp1_rr, 0.01, 100.0, "0.01 to 100")?;
-        range("position.tp1_fraction", q.tp1_fraction, 0.0, 1.0, "0 to 1")?;
-        range("position.tp2_rr", q.tp2_rr, q.tp1_rr, 100.0, "tp1_rr to 100")?;
-        range("position.soft_stop_drawdown_pct", q.soft_stop_drawdown_pct, 0.0, 100.0, "0 to 100 (%)")?;
-        range("position.break_even_trigger_rr", q.break_even_trigger_rr, 0.0, 100.0, "0 to 100")?;
-        range("position.profit_lock_ticks", q.profit_lock_ticks, 0, 1_000_000, "0 to 1000000 ticks")?;
-        range("position.taker_fee", q.taker_fee, 0.0, 0.01, "0 to 0.01")?;
-        range("position.maintenance_margin_rate", q.maintenance_margin_rate, 0.0, 0.5, "0 to 0.5")?;
-        range("persist.batch_rows", self.persist.batch_rows, 1, 1_000_000, "1 to 1000000 rows")?;
-        range("persist.batch_ms", self.persist.batch_ms, 1, 60_000, "1 to 60000 ms")?;
-        range("persist.max_pending_rows", self.persist.max_pending_rows, 1_000, 100_000_000, "1000 to 100000000 rows")?;
-        let l = &self.live;
-        for (key, url, schemes) in
-            [("live.ws_url", &l.ws_url, ["wss://", "ws://"]), ("live.rest_url", &l.rest_url, ["https://", "http://"])]
-        {
-            if !schemes.iter().any(|p| url.starts_with(p)) {
-                return Err(ConfigError::Range {
-                    key,
-                    value: url.clone(),
-                    allowed: "a wss:// or ws:// (https:// or http:// for REST) URL",
-                });
-            }
-        }
-        for s in l.symbols.iter().chain(&l.exclude) {
-            if SymbolName::new(s.as_bytes()).is_none() {
-                return Err(ConfigError::Range {
-                    key: "live.symbols",
-                    value: s.clone(),
-                    allowed: "symbol names such as BTCUSDT",
-                });
-            }
-        }
-        range("live.top_n", l.top_n, 1, self.parser.max_symbols, "1 to parser.max_symbols")?;
-        range("live.reselect_hour_utc", l.reselect_hour_utc, 0, 23, "0 to 23")?;
-        range("live.reselect_every_secs", l.reselect_every_secs, 0, 7 * 86_400, "0 (daily) to 604800 s")?;
-        range("live.snapshot_limit", l.snapshot_limit, 5, 1000, "5 to 1000 (Binance's limits)")?;
-        range("live.reconnect_min_ms", l.reconnect_min_ms, 10, 60_000, "10 to 60000 ms")?;
-        range(
-            "live.reconnect_max_ms",
-            l.reconnect_max_ms,
-            l.reconnect_min_ms,
-            600_000,
-            "reconnect_min_ms to 600000 ms",
-        )?;
-        range("live.max_reconnects", l.max_reconnects, 1, 10_000, "1 to 10000")?;
-        range("live.reconnect_window_secs", l.reconnect_window_secs, 1, 86_400, "1 to 86400 s")?;
-        range("live.rotate_after_secs", l.rotate_after_secs, 1, 86_000, "1 to 86000 s (under Binance's 24 h)")?;
-        range("live.control_msgs_per_sec", l.control_msgs_per_sec, 1, 10, "1 to 10 (Binance's limit)")?;
-        range("live.ping_samples", l.ping_samples, 1, 100, "1 to 100")?;
-        range("live.weight_budget", l.weight_budget, 1, 2400, "1 to 2400")?;
-        range("bars.range_ticks", self.bars.range_ticks, 0, 1_000_000_000, "0 (use range_pct) or a tick count")?;
-        for (sym, v) in &self.bars.fixed {
-            if SymbolName::new(sym.as_bytes()).is_none() {
-                return Err(ConfigError::Range { key: "bars.fixed", value: sym.clone(), allowed: "a symbol name" });
-            }
-            match crate::types::decimal::parse_decimal(v.as_bytes()) {
-                Ok(d) if d.mantissa > 0 => {}
-                _ => {
-                    return Err(ConfigError::Range {
-                        key: "bars.fixed",
-                        value: format!("{sym} = {v:?}"),
-                        allowed: "a positive decimal price distance as a string, e.g. \"50\"",
-                    });
-                }
-            }
-        }
+        self.check_bounds("")?;
+        check_bars(&self.bars)?;
+        check_divisors(self)?;
+        check_candidates(&self.tune)?;
+        check_live(&self.live, self.parser.max_symbols)?;
         Ok(())
     }
 
     /// The compute stage's settings.
     pub fn engine(&self) -> EngineConfig {
         EngineConfig {
-            book: BookConfig { max_levels: self.book.max_levels, buffer_events: self.book.buffer_events },
+            book: self.book,
             bar_range: if self.bars.range_ticks > 0 {
                 BarRange::Ticks(self.bars.range_ticks)
             } else {
@@ -549,6 +376,116 @@ impl Config {
             position: self.position.clone(),
             variants: self.resolved_variants.clone(),
         }
+    }
+}
+
+fn check_variant_specs(variants: &[VariantSpec]) -> Result<(), ConfigError> {
+    let mut names: Vec<&str> = vec!["base"];
+    for v in variants {
+        if v.name.is_empty() || names.contains(&v.name.as_str()) || v.name.len() > 32 {
+            return Err(out_of_range("variants.name", &v.name, "a unique name of 1 to 32 characters, not \"base\""));
+        }
+        names.push(&v.name);
+        if let Some(k) = v.overrides.keys().find(|k| !["strategy", "gate", "risk", "position"].contains(&k.as_str())) {
+            return Err(out_of_range(
+                "variants.overrides",
+                format!("{} [{}]", v.name, k),
+                "overrides of [strategy], [gate], [risk] and [position] only",
+            ));
+        }
+        if names.len() > 9 {
+            return Err(out_of_range("variants", names.len(), "at most 8 variants"));
+        }
+    }
+    Ok(())
+}
+
+fn check_bars(b: &BarsConfig) -> Result<(), ConfigError> {
+    for (sym, v) in &b.fixed {
+        if SymbolName::new(sym.as_bytes()).is_none() {
+            return Err(out_of_range("bars.fixed", sym, "a symbol name"));
+        }
+        match crate::types::decimal::parse_decimal(v.as_bytes()) {
+            Ok(d) if d.mantissa > 0 => {}
+            _ => {
+                return Err(out_of_range(
+                    "bars.fixed",
+                    format!("{sym} = {v:?}"),
+                    "a positive decimal price distance as a string, e.g. \"50\"",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_divisors(c: &Config) -> Result<(), ConfigError> {
+    if 24 % c.flow.session_hours != 0 {
+        return Err(out_of_range("flow.session_hours", c.flow.session_hours, "a divisor of 24"));
+    }
+    if c.profile.session && 24 % c.profile.window_hours != 0 {
+        return Err(out_of_range(
+            "profile.window_hours",
+            c.profile.window_hours,
+            "a divisor of 24 when session = true",
+        ));
+    }
+    Ok(())
+}
+
+fn check_candidates(t: &crate::compute::signal::tune::TuneConfig) -> Result<(), ConfigError> {
+    if t.candidates.is_empty()
+        || t.candidates.len() > crate::compute::signal::tune::MAX_CANDIDATES
+        || t.candidates.iter().any(|c| !(*c > 0.0 && c.is_finite()))
+    {
+        return Err(out_of_range("tune.candidates", format!("{:?}", t.candidates), "1 to 16 positive ratios"));
+    }
+    Ok(())
+}
+
+fn check_live(l: &LiveConfig, max_symbols: usize) -> Result<(), ConfigError> {
+    for (key, url, schemes) in
+        [("live.ws_url", &l.ws_url, ["wss://", "ws://"]), ("live.rest_url", &l.rest_url, ["https://", "http://"])]
+    {
+        if !schemes.iter().any(|p| url.starts_with(p)) {
+            return Err(out_of_range(key, url, "a wss:// or ws:// (https:// or http:// for REST) URL"));
+        }
+    }
+    for s in l.symbols.iter().chain(&l.exclude) {
+        if SymbolName::new(s.as_bytes()).is_none() {
+            return Err(out_of_range("live.symbols", s, "symbol names such as BTCUSDT"));
+        }
+    }
+    if l.top_n > max_symbols {
+        return Err(out_of_range("live.top_n", l.top_n, "1 to parser.max_symbols"));
+    }
+    Ok(())
+}
+
+impl Canon for VariantSpec {
+    fn canon(&self, out: &mut String) {
+        self.name.canon(out);
+        out.push(':');
+        // The overrides table printed as TOML (keys sorted).
+        out.push_str(&self.overrides.to_string().replace('\n', ";"));
+    }
+}
+
+impl Canon for FullPolicy {
+    fn canon(&self, out: &mut String) {
+        out.push_str(match self {
+            FullPolicy::DropAndResync => "drop-and-resync",
+            FullPolicy::Spin => "spin",
+        });
+    }
+}
+
+impl Canon for crate::compute::market::flow::CvdReset {
+    fn canon(&self, out: &mut String) {
+        out.push_str(match self {
+            crate::compute::market::flow::CvdReset::Session => "session",
+            crate::compute::market::flow::CvdReset::Never => "never",
+        });
     }
 }
 
@@ -583,25 +520,25 @@ pub struct LiveConfig {
     /// Levels of a REST snapshot.
     pub snapshot_limit: u32,
     /// Reconnect backoff start, ms.
-    pub reconnect_min_ms: u64,
+    pub reconnect_ms_min: u64,
     /// Reconnect backoff cap, ms.
-    pub reconnect_max_ms: u64,
+    pub reconnect_ms_max: u64,
     /// Most reconnects per window before exiting with an error.
     pub max_reconnects: usize,
     /// The window, s.
-    pub reconnect_window_secs: u64,
+    pub reconnect_window_s: u64,
     /// Open a successor connection after this long (Binance drops connections at 24 h).
-    pub rotate_after_secs: u64,
+    pub rotate_after_s: u64,
     /// SUBSCRIBE/UNSUBSCRIBE per second per connection (Binance: at most 10 incoming messages per second).
-    pub control_msgs_per_sec: u32,
+    pub control_msgs_per_s: u32,
     /// Latency report interval, s (0: only at exit).
-    pub report_interval_secs: u64,
+    pub report_interval_s: u64,
     /// Link health interval, s.
-    pub health_interval_secs: u64,
+    pub health_interval_s: u64,
     /// Warn above this clock offset, ms (reference max_time_offset_ms).
-    pub max_time_offset_ms: f64,
+    pub time_offset_ms_max: f64,
     /// Warn above this REST RTT, ms (reference max_latency_ms).
-    pub max_latency_ms: f64,
+    pub latency_ms_max: f64,
     /// Pings per health check (reference ping_samples).
     pub ping_samples: usize,
     /// Pause REST when the used weight per minute reaches this (Binance's limit is 2400).
@@ -610,7 +547,7 @@ pub struct LiveConfig {
     pub reselect_hour_utc: u32,
     /// Reselect every this many seconds instead of daily (0: daily at `reselect_hour_utc`; tests and operators
     /// who want a faster rotation).
-    pub reselect_every_secs: u64,
+    pub reselect_every_s: u64,
 }
 
 impl Default for LiveConfig {
@@ -629,21 +566,75 @@ impl Default for LiveConfig {
             book_ticker: true,
             mark_price_stream: "markPrice@1s".into(),
             snapshot_limit: 1000,
-            reconnect_min_ms: 250,
-            reconnect_max_ms: 30_000,
+            reconnect_ms_min: 250,
+            reconnect_ms_max: 30_000,
             max_reconnects: 30,
-            reconnect_window_secs: 600,
-            rotate_after_secs: 23 * 3600 + 1800,
-            control_msgs_per_sec: 5,
-            report_interval_secs: 10,
-            health_interval_secs: 300,
-            max_time_offset_ms: 500.0,
-            max_latency_ms: 15.0,
+            reconnect_window_s: 600,
+            rotate_after_s: 23 * 3600 + 1800,
+            control_msgs_per_s: 5,
+            report_interval_s: 10,
+            health_interval_s: 300,
+            time_offset_ms_max: 500.0,
+            latency_ms_max: 15.0,
             ping_samples: 10,
             weight_budget: 2000,
             reselect_hour_utc: 0,
-            reselect_every_secs: 0,
+            reselect_every_s: 0,
         }
+    }
+}
+
+// URLs, symbol names and `top_n <= parser.max_symbols` are checked by `Config::validate`.
+bounds!(LiveConfig as l {
+    ws_url: any;
+    rest_url: any;
+    market_path: any;
+    public_path: any;
+    ca_file: any;
+    symbols: any;
+    top_n: [1, 1024] "1 to parser.max_symbols";
+    exclude: any;
+    trade_stream: any;
+    depth_stream: any;
+    book_ticker: any;
+    mark_price_stream: any;
+    snapshot_limit: [5, 1000] "5 to 1000 (Binance's limits)";
+    reconnect_ms_min: [10, 60_000] "10 to 60000 ms";
+    reconnect_ms_max: [l.reconnect_ms_min, 600_000] "reconnect_ms_min to 600000 ms";
+    max_reconnects: [1, 10_000] "1 to 10000";
+    reconnect_window_s: [1, 86_400] "1 to 86400 s";
+    rotate_after_s: [1, 86_000] "1 to 86000 s (under Binance's 24 h)";
+    control_msgs_per_s: [1, 10] "1 to 10 (Binance's limit)";
+    report_interval_s: any;
+    health_interval_s: any;
+    time_offset_ms_max: finite "a finite number of ms";
+    latency_ms_max: finite "a finite number of ms";
+    ping_samples: [1, 100] "1 to 100";
+    weight_budget: [1, 2400] "1 to 2400";
+    reselect_hour_utc: [0, 23] "0 to 23";
+    reselect_every_s: [0, 7 * 86_400] "0 (daily) to 604800 s";
+});
+
+/// Reads per readable event per connection (not a key: one busy route must not starve the other).
+const MAX_READS_PER_WAKE: usize = 64;
+
+impl LiveConfig {
+    /// The network thread's settings: the one place [`NetConfig`] is built from `[live]` (its values, defaults
+    /// and bounds live here only). Resolves the websocket host.
+    pub fn net(&self, max_frame_bytes: usize) -> Result<NetConfig, NetError> {
+        Ok(NetConfig {
+            endpoint: Endpoint::parse(&self.ws_url)?,
+            market_path: self.market_path.clone(),
+            public_path: self.public_path.clone(),
+            max_frame_bytes,
+            reconnect_min_ms: self.reconnect_ms_min,
+            reconnect_max_ms: self.reconnect_ms_max,
+            max_reconnects: self.max_reconnects,
+            reconnect_window_secs: self.reconnect_window_s,
+            rotate_after_secs: self.rotate_after_s,
+            control_msgs_per_sec: self.control_msgs_per_s,
+            max_reads_per_wake: MAX_READS_PER_WAKE,
+        })
     }
 }
 
@@ -670,5 +661,82 @@ mod tests {
         assert!(e.contains("bars.fixed"), "{e}");
         let e = Config::from_toml("[pipeline]\nfull_policy = \"maybe\"\n", "x").unwrap_err().to_string();
         assert!(e.contains("full_policy") || e.contains("maybe"), "{e}");
+        let e = Config::from_toml("[live]\nreconnect_ms_min = 500\nreconnect_ms_max = 100\n", "x").unwrap_err();
+        assert!(e.to_string().contains("live.reconnect_ms_max") && e.to_string().contains("reconnect_ms_min to"));
+        let row = "{ min_imbalance = 2.2, min_cvd_change = 12.0, min_bar_range_pct = 0.04, min_burst_ratio = 0.0, cooldown_bars = 8 }";
+        let e = Config::from_toml(&format!("[strategy]\nbase = {row}\n"), "x").unwrap_err().to_string();
+        assert!(e.contains("strategy.base.min_burst_ratio"), "{e}");
+    }
+
+    #[test]
+    fn every_float_key_rejects_nan_and_infinity() {
+        for key in ["bars.range_pct", "flow.imbalance_cap", "risk.leverage", "live.time_offset_ms_max"] {
+            for bad in ["nan", "inf", "-inf"] {
+                let (section, k) = key.split_once('.').unwrap();
+                let e = Config::from_toml(&format!("[{section}]\n{k} = {bad}\n"), "x").unwrap_err().to_string();
+                assert!(e.contains(key), "{key} = {bad}: {e}");
+            }
+        }
+        let e = Config::from_toml("[regime]\nhigh_vol_fallback_pct_per_min = nan\n", "x").unwrap_err().to_string();
+        assert!(e.contains("regime.high_vol_fallback_pct_per_min"), "{e}");
+    }
+
+    #[test]
+    fn old_live_keys_are_accepted_with_a_warning_naming_the_new_key() {
+        let old = Config::from_toml("[live]\nreconnect_min_ms = 75\nrotate_after_secs = 30\n", "x").unwrap();
+        let new = Config::from_toml("[live]\nreconnect_ms_min = 75\nrotate_after_s = 30\n", "x").unwrap();
+        assert_eq!((old.live.reconnect_ms_min, old.live.rotate_after_s), (75, 30));
+        assert_eq!(old.hash(), new.hash());
+        assert!(new.warnings.is_empty());
+        assert_eq!(old.warnings.len(), 2, "{:?}", old.warnings);
+        assert!(old.warnings[0].contains("live.reconnect_min_ms") && old.warnings[0].contains("live.reconnect_ms_min"));
+        assert!(old.warnings[1].contains("`live.rotate_after_s`"), "{:?}", old.warnings);
+        let e = Config::from_toml("[live]\nreconnect_min_ms = 75\nreconnect_ms_min = 80\n", "x").unwrap_err();
+        assert!(e.to_string().contains("live.reconnect_min_ms"), "{e}");
+        // Every deprecated key maps onto a real key.
+        for (section, old, _) in RENAMED_KEYS {
+            if let Err(e) = Config::from_toml(&format!("[{section}]\n{old} = 1\n"), "x") {
+                assert!(!e.to_string().contains("unknown field"), "{section}.{old}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn hash_is_canonical_and_sees_every_section() {
+        let d = Config::default();
+        assert_eq!(d.hash(), Config::from_toml("", "x").unwrap().hash());
+        let text = d.canonical();
+        for key in [
+            "pipeline.full_policy=drop-and-resync",
+            "book.max_levels=5000",
+            "strategy.base.min_imbalance=",
+            "live.reconnect_ms_max=30000",
+            "alerts.feed_down_s=30",
+            "flow.cvd_reset=session",
+        ] {
+            assert!(text.contains(key), "{key} missing from\n{text}");
+        }
+        assert!(!text.contains("Config"), "no Rust type names: {text}");
+        let other = Config::from_toml("[gate]\nmax_spread_bps = 5.0\n", "x").unwrap();
+        assert_ne!(d.hash(), other.hash());
+        let file = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.toml")).unwrap();
+        let c = Config::from_toml(&file, "default.toml").unwrap();
+        assert!(c.warnings.is_empty(), "config/default.toml uses the new names: {:?}", c.warnings);
+        let (a, b) = (c.canonical(), d.canonical());
+        // The same keys; the same values, up to the last bit of the regime table's products (12.0 * 1.15 ...).
+        let value = |l: &str| l.split_once('=').map(|(_, v)| v.parse::<f64>());
+        let diff: Vec<(&str, &str)> = a
+            .lines()
+            .zip(b.lines())
+            .filter(|(x, y)| {
+                x.split('=').next() != y.split('=').next()
+                    || match (value(x), value(y)) {
+                        (Some(Ok(p)), Some(Ok(q))) => (p - q).abs() > 1e-12 * q.abs(),
+                        _ => x != y,
+                    }
+            })
+            .collect();
+        assert!(diff.is_empty(), "config/default.toml shows the built-in defaults: {diff:?}");
+        assert_eq!(a.lines().count(), b.lines().count());
     }
 }

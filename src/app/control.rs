@@ -1,294 +1,647 @@
-//! The control thread's blocking REST client (ureq over rustls) and symbol selection.
+//! The live control loop (the main thread of `rusto live`), one method per duty: snapshots for the compute
+//! thread, interval reports and their alerts, link health, reselection, position tracking, the systemd watchdog.
 //!
-//! - `GET /fapi/v1/exchangeInfo` at start: tick/step sizes, and status, contract type and quote asset for selection.
-//! - `GET /fapi/v1/depth?symbol=X&limit=N` on request of the compute thread (a book that needs a snapshot).
-//! - `GET /fapi/v1/ticker/24hr`: the top `top_n` symbols by 24 h `quoteVolume` among `PERPETUAL`, `TRADING`,
-//!   quote `USDT` symbols, minus the exclude list.
-//! - Link health: the round-trip time of `GET /fapi/v1/ping` (median of several samples) and the clock offset
-//!   `serverTime − (t_send + t_recv) / 2` from `GET /fapi/v1/time`.
-//! - Rate limits: a 429 or 418 answer is honoured by waiting `Retry-After` seconds (bounded) before the next
-//!   request, counted; the used weight header (`X-MBX-USED-WEIGHT-1M`) above `weight_budget` makes the client pause
-//!   until the next minute.
+//! Two guarantees live here:
+//! - a symbol with an open position is never unsubscribed: a symbol dropped by a reselection stays subscribed
+//!   (and served snapshots) until every position on it (base and variants) has closed, then it is unsubscribed
+//!   (open/close events counted per symbol; the interval reports' open flags are a second source);
+//! - nothing for the network thread is dropped: a command its queue cannot take now is kept, in order, and
+//!   retried on the next turn of the loop (counted in [`ControlStats::cmd_retries`]).
 
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::report::summary::{Health, RestStats};
-use crate::types::symbols::{SymbolName, SymbolSpec};
+use crossbeam_queue::ArrayQueue;
+use mio::Waker;
 
-/// REST errors.
-#[derive(Debug, thiserror::Error)]
-pub enum RestError {
-    /// Transport or TLS failure.
-    #[error("GET {url}: {msg}")]
-    Transport {
-        /// URL.
-        url: String,
-        /// Cause.
-        msg: String,
-    },
-    /// A non-success status.
-    #[error("GET {url}: HTTP {status}")]
-    Status {
-        /// URL.
-        url: String,
-        /// Status.
-        status: u16,
-    },
-    /// The body was not what Binance sends.
-    #[error("GET {url}: unexpected body: {msg}")]
-    Body {
-        /// URL.
-        url: String,
-        /// Cause.
-        msg: String,
-    },
-    /// A CA file problem.
-    #[error("ca file {0}: {1}")]
-    Ca(String, String),
+use crate::app::alert::Alerts;
+use crate::app::config::{Config, LiveConfig};
+use crate::app::notify::Notifier;
+use crate::app::rest::{Listing, Rest, select_top};
+use crate::compute::thread::{ComputeHooks, IntervalReport, SymbolActivity};
+use crate::ingest::net::{NetCmd, Route};
+use crate::persist::db::ControlRecord;
+use crate::types::clock;
+use crate::types::latency::table;
+use crate::types::record::PositionEvent;
+use crate::types::symbols::SymbolName;
+
+/// The queues between the control thread and the others.
+pub struct Links {
+    /// Snapshot requests from compute.
+    pub snapshots: Arc<ArrayQueue<SymbolName>>,
+    /// Commands to the network thread.
+    pub inbox: Arc<ArrayQueue<NetCmd>>,
+    /// Interval reports from compute.
+    pub reports: Arc<ArrayQueue<IntervalReport>>,
+    /// Positions opened and closed, from compute.
+    pub positions: Arc<ArrayQueue<PositionEvent>>,
+    /// Control records (health, selections) to persistence.
+    pub side: Arc<ArrayQueue<ControlRecord>>,
 }
 
-/// A blocking REST client.
-pub struct Rest {
-    agent: ureq::Agent,
-    base: String,
-    blocked_until: Option<Instant>,
-    weight_budget: u64,
-    /// Counters.
-    pub stats: RestStats,
-}
-
-/// Most seconds a Retry-After is honoured for at once.
-pub const RETRY_AFTER_MAX_SECS: u64 = 120;
-
-impl Rest {
-    /// A client for `base` (e.g. `https://fapi.binance.com`), trusting `ca_file` only when given, else webpki.
-    pub fn new(base: &str, ca_file: Option<&std::path::Path>, weight_budget: u64) -> Result<Self, RestError> {
-        let mut tls = ureq::tls::TlsConfig::builder();
-        if let Some(p) = ca_file {
-            let pem = std::fs::read(p).map_err(|e| RestError::Ca(p.display().to_string(), e.to_string()))?;
-            let cert = ureq::tls::Certificate::from_pem(&pem)
-                .map_err(|e| RestError::Ca(p.display().to_string(), e.to_string()))?;
-            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&[cert]));
+impl Links {
+    /// The queues with their capacities.
+    pub fn new() -> Self {
+        Links {
+            snapshots: Arc::new(ArrayQueue::new(1024)),
+            inbox: Arc::new(ArrayQueue::new(1024)),
+            reports: Arc::new(ArrayQueue::new(4)),
+            positions: Arc::new(ArrayQueue::new(4096)),
+            side: Arc::new(ArrayQueue::new(256)),
         }
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(10)))
-            .http_status_as_error(false)
-            .tls_config(tls.build())
-            .build()
-            .into();
-        Ok(Rest {
-            agent,
-            base: base.trim_end_matches('/').to_string(),
-            blocked_until: None,
-            weight_budget,
-            stats: RestStats::default(),
-        })
     }
 
-    /// GET `path` (with query), honouring rate limits. Returns the body.
-    pub fn get(&mut self, path: &str) -> Result<Vec<u8>, RestError> {
-        let url = format!("{}{path}", self.base);
-        for _attempt in 0..3 {
-            if let Some(t) = self.blocked_until.take() {
-                let now = Instant::now();
-                if t > now {
-                    std::thread::sleep(t - now);
+    /// The compute thread's ends.
+    pub fn hooks(&self, l: &LiveConfig, alerts: Option<&Alerts>) -> ComputeHooks {
+        ComputeHooks {
+            alerts: alerts.map(|a| a.queue()),
+            snapshot_requests: Some(self.snapshots.clone()),
+            reports: (l.report_interval_s > 0)
+                .then(|| (self.reports.clone(), Duration::from_secs(l.report_interval_s))),
+            position_events: Some(self.positions.clone()),
+        }
+    }
+}
+
+impl Default for Links {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Market and public stream names for `syms`.
+pub fn streams_for(cfg: &LiveConfig, syms: &[SymbolName]) -> (Vec<String>, Vec<String>) {
+    let mut market = Vec::new();
+    let mut public = Vec::new();
+    for s in syms {
+        let l = s.as_str().to_ascii_lowercase();
+        market.push(format!("{l}@{}", cfg.trade_stream));
+        if !cfg.mark_price_stream.is_empty() {
+            market.push(format!("{l}@{}", cfg.mark_price_stream));
+        }
+        public.push(format!("{l}@{}", cfg.depth_stream));
+        if cfg.book_ticker {
+            public.push(format!("{l}@bookTicker"));
+        }
+    }
+    (market, public)
+}
+
+/// The (un)subscription commands for `syms` on both routes: the one place they are built.
+fn subscription(cfg: &LiveConfig, syms: &[SymbolName], subscribe: bool) -> [NetCmd; 2] {
+    let (m, p) = streams_for(cfg, syms);
+    if subscribe {
+        [NetCmd::Subscribe(Route::Market, m), NetCmd::Subscribe(Route::Public, p)]
+    } else {
+        [NetCmd::Unsubscribe(Route::Market, m), NetCmd::Unsubscribe(Route::Public, p)]
+    }
+}
+
+/// Hands one command to the network thread: the one call site of its queue (gives the command back when full).
+fn push_cmd(inbox: &ArrayQueue<NetCmd>, cmd: NetCmd) -> Result<(), NetCmd> {
+    inbox.push(cmd)
+}
+
+/// Commands for the network thread that its queue could not take yet, kept in order and retried.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    held: VecDeque<NetCmd>,
+    /// Pushes that found the queue full (each retried later).
+    pub retries: u64,
+}
+
+impl Outbox {
+    /// Queues `cmd` behind any held ones and pushes what fits; true when something was pushed.
+    pub fn send(&mut self, inbox: &ArrayQueue<NetCmd>, cmd: NetCmd) -> bool {
+        self.held.push_back(cmd);
+        self.flush(inbox)
+    }
+
+    /// Pushes held commands in order until the queue is full; true when something was pushed.
+    pub fn flush(&mut self, inbox: &ArrayQueue<NetCmd>) -> bool {
+        let mut pushed = false;
+        while let Some(cmd) = self.held.pop_front() {
+            match push_cmd(inbox, cmd) {
+                Ok(()) => pushed = true,
+                Err(cmd) => {
+                    self.held.push_front(cmd);
+                    self.retries += 1;
+                    break;
                 }
             }
-            self.stats.requests += 1;
-            let mut resp = self
-                .agent
-                .get(&url)
-                .call()
-                .map_err(|e| RestError::Transport { url: url.clone(), msg: e.to_string() })?;
-            let status = resp.status().as_u16();
-            if let Some(w) =
-                resp.headers().get("x-mbx-used-weight-1m").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
-            {
-                self.stats.used_weight = w;
-                if w >= self.weight_budget {
-                    // Pause until the next minute boundary.
-                    let ms = 60_000 - (crate::types::clock::wall_ns() / 1_000_000).rem_euclid(60_000) as u64;
-                    self.blocked_until = Some(Instant::now() + Duration::from_millis(ms));
+        }
+        pushed
+    }
+
+    /// Commands still held.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+}
+
+/// The selected symbols, those dropped but still subscribed, and the open positions per symbol.
+#[derive(Debug, Default)]
+pub struct Selection {
+    /// The current selection.
+    pub current: Vec<SymbolName>,
+    /// Dropped by a reselection, still subscribed until flat.
+    pending_drop: Vec<SymbolName>,
+    /// Open positions per symbol (base and variants each count).
+    open: Vec<(SymbolName, u32)>,
+    /// Symbols the compute thread's last interval report showed with an open position (a level, not an edge:
+    /// a second source that heals a lost open event).
+    reported_open: Vec<SymbolName>,
+}
+
+impl Selection {
+    /// Starts with `current` subscribed.
+    pub fn new(current: Vec<SymbolName>) -> Self {
+        Selection { current, ..Default::default() }
+    }
+
+    /// Still subscribed: selected, or dropped with an open position.
+    pub fn subscribed(&self, s: &SymbolName) -> bool {
+        self.current.contains(s) || self.pending_drop.contains(s)
+    }
+
+    /// A new ranking: returns (symbols to subscribe, symbols dropped). A dropped symbol is only unsubscribed by
+    /// [`Selection::take_flat`]; one that comes back before that is neither subscribed again nor dropped.
+    pub fn reselect(&mut self, next: Vec<SymbolName>) -> (Vec<SymbolName>, Vec<SymbolName>) {
+        let added: Vec<SymbolName> = next.iter().filter(|s| !self.subscribed(s)).copied().collect();
+        let dropped: Vec<SymbolName> = self.current.iter().filter(|s| !next.contains(s)).copied().collect();
+        self.pending_drop.retain(|s| !next.contains(s));
+        self.pending_drop.extend(dropped.iter().copied());
+        self.current = next;
+        (added, dropped)
+    }
+
+    /// A position opened or closed.
+    pub fn position(&mut self, ev: PositionEvent) {
+        match self.open.iter_mut().position(|(s, _)| *s == ev.name) {
+            Some(i) if ev.open => self.open[i].1 += 1,
+            Some(i) => {
+                self.open[i].1 -= 1;
+                if self.open[i].1 == 0 {
+                    self.open.swap_remove(i);
                 }
             }
-            if status == 429 || status == 418 {
-                self.stats.rate_limited += 1;
-                let secs = resp
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .unwrap_or(1)
-                    .clamp(1, RETRY_AFTER_MAX_SECS);
-                eprintln!("warn: GET {path}: HTTP {status}; waiting {secs} s as told (Retry-After)");
-                self.blocked_until = Some(Instant::now() + Duration::from_secs(secs));
+            None if ev.open => self.open.push((ev.name, 1)),
+            // A close without its open (tracking started after it): nothing is open on that symbol now.
+            None => {}
+        }
+    }
+
+    /// The symbols an interval report shows with an open position.
+    pub fn reported(&mut self, open: impl Iterator<Item = SymbolName>) {
+        self.reported_open.clear();
+        self.reported_open.extend(open);
+    }
+
+    /// True while a position is open on `s` (by the events, or by the last report).
+    pub fn is_open(&self, s: &SymbolName) -> bool {
+        self.open.iter().any(|(x, _)| x == s) || self.reported_open.contains(s)
+    }
+
+    /// The dropped symbols with no open position: they leave the subscribed set now.
+    pub fn take_flat(&mut self) -> Vec<SymbolName> {
+        let (keep, go): (Vec<SymbolName>, Vec<SymbolName>) = self.pending_drop.iter().partition(|s| self.is_open(s));
+        self.pending_drop = keep;
+        go
+    }
+
+    /// Dropped symbols still subscribed because a position is open.
+    pub fn pending_drop(&self) -> &[SymbolName] {
+        &self.pending_drop
+    }
+}
+
+/// Counters of the control thread.
+#[derive(Debug, Clone, Default)]
+pub struct ControlStats {
+    /// Control records persistence's queue could not take (a health or selection row lost).
+    pub side_dropped: u64,
+    /// Network commands retried because the queue was full.
+    pub cmd_retries: u64,
+    /// Network thread wake-ups that failed (it still polls on its own timeout).
+    pub wake_failed: u64,
+    /// systemd notifications that failed.
+    pub notify_failed: u64,
+    /// Snapshot requests retried after a REST error.
+    pub snapshot_retries: u64,
+}
+
+/// Start-up facts the control loop needs.
+pub struct ControlStart {
+    /// REST client.
+    pub rest: Rest,
+    /// exchangeInfo selection facts.
+    pub listings: Vec<Listing>,
+    /// Initial symbols.
+    pub current: Vec<SymbolName>,
+    /// Auto selection (no manual symbols).
+    pub auto: bool,
+    /// Wakes the network thread.
+    pub waker: Arc<Waker>,
+    /// Frames received by the network thread.
+    pub progress: Arc<AtomicU64>,
+    /// Alerts, when enabled.
+    pub alerts: Option<Alerts>,
+}
+
+/// Feed-down bookkeeping shared by the report and watchdog duties.
+#[derive(Debug, Default)]
+struct FeedWatch {
+    unsynced_for: u64,
+    alerted: bool,
+    silent_since: Option<Instant>,
+}
+
+/// The systemd watchdog: pings only while frames keep arriving.
+struct Watchdog {
+    notifier: Notifier,
+    every: Option<Duration>,
+    next: Instant,
+    last_progress: u64,
+}
+
+/// The live control loop.
+pub struct Control<'a> {
+    cfg: &'a Config,
+    l: &'a LiveConfig,
+    auto: bool,
+    rest: Rest,
+    listings: Vec<Listing>,
+    links: Links,
+    waker: Arc<Waker>,
+    progress: Arc<AtomicU64>,
+    alerts: Option<Alerts>,
+    /// What is selected and subscribed.
+    pub sel: Selection,
+    outbox: Outbox,
+    snapshot_retry: VecDeque<SymbolName>,
+    next_health: Instant,
+    reselect_slot: i64,
+    next_summary: Instant,
+    feed: FeedWatch,
+    watchdog: Watchdog,
+    /// Selections made (the start one included).
+    pub selections: u64,
+    /// Counters.
+    pub stats: ControlStats,
+}
+
+/// The reselection slot `now_ns` falls in: every `reselect_every_s`, or the UTC day shifted by the hour.
+fn reselect_slot(l: &LiveConfig, now_ns: i64) -> i64 {
+    if l.reselect_every_s > 0 {
+        now_ns.div_euclid(l.reselect_every_s as i64 * 1_000_000_000)
+    } else {
+        (now_ns - l.reselect_hour_utc as i64 * 3_600_000_000_000).div_euclid(86_400_000_000_000)
+    }
+}
+
+impl<'a> Control<'a> {
+    /// The loop's state at start (health and the start selection are already recorded by the caller).
+    pub fn new(cfg: &'a Config, links: Links, s: ControlStart) -> Self {
+        let l = &cfg.live;
+        let notifier = Notifier::from_env();
+        let every = notifier.watchdog.map(|w| w / 2);
+        Control {
+            cfg,
+            l,
+            auto: s.auto,
+            rest: s.rest,
+            listings: s.listings,
+            links,
+            waker: s.waker,
+            progress: s.progress,
+            alerts: s.alerts,
+            sel: Selection::new(s.current),
+            outbox: Outbox::default(),
+            snapshot_retry: VecDeque::new(),
+            next_health: Instant::now() + Duration::from_secs(l.health_interval_s.max(1)),
+            reselect_slot: reselect_slot(l, clock::wall_ns()),
+            next_summary: Instant::now() + Duration::from_secs(3600),
+            feed: FeedWatch::default(),
+            watchdog: Watchdog { notifier, every, next: Instant::now(), last_progress: 0 },
+            selections: 1,
+            stats: ControlStats::default(),
+        }
+    }
+
+    /// The REST client (its counters go into the report).
+    pub fn rest(&self) -> &Rest {
+        &self.rest
+    }
+
+    /// Runs until `stop` (or `deadline`, which then sets `stop`).
+    pub fn run(&mut self, stop: &AtomicBool, deadline: Option<Instant>) {
+        self.notify(&format!("READY=1\nSTATUS=paper trading {} symbols", self.sel.current.len()));
+        while !stop.load(Ordering::Relaxed) {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                stop.store(true, Ordering::Relaxed);
+                break;
+            }
+            let busy = self.snapshots();
+            self.reports();
+            self.health();
+            self.reselection();
+            self.positions();
+            self.watchdog();
+            if self.outbox.flush(&self.links.inbox) {
+                self.wake();
+            }
+            if !busy {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        self.notify("STOPPING=1");
+        self.say("🛑 rusto stopping".into());
+        self.wake();
+        self.stats.cmd_retries = self.outbox.retries;
+        if self.outbox.held() > 0 {
+            log::warn!("{} network commands not delivered at shutdown", self.outbox.held());
+        }
+    }
+
+    /// Sends a text alert (when alerts are on).
+    pub fn say(&self, text: String) {
+        if let Some(a) = &self.alerts {
+            a.send(crate::types::record::Alert::Text(text));
+        }
+    }
+
+    /// Records a control row for persistence; a full queue loses the row, counted.
+    pub fn record(&mut self, r: ControlRecord) {
+        if self.links.side.push(r).is_err() {
+            self.stats.side_dropped += 1;
+            log::warn!("control record dropped: persistence queue full ({} so far)", self.stats.side_dropped);
+        }
+    }
+
+    fn notify(&mut self, msg: &str) {
+        if let Err(e) = self.watchdog.notifier.notify(msg) {
+            self.stats.notify_failed += 1;
+            if self.stats.notify_failed == 1 {
+                log::warn!("systemd notify: {e}");
+            }
+        }
+    }
+
+    fn wake(&mut self) {
+        if let Err(e) = self.waker.wake() {
+            self.stats.wake_failed += 1;
+            log::warn!("waking the network thread: {e}");
+        }
+    }
+
+    fn send(&mut self, cmd: NetCmd) {
+        if self.outbox.send(&self.links.inbox, cmd) {
+            self.wake();
+        }
+    }
+
+    /// Duty: REST depth snapshots the compute thread asked for (subscribed symbols only); a failed one is asked
+    /// again on the next turn.
+    fn snapshots(&mut self) -> bool {
+        let mut todo: Vec<SymbolName> = self.snapshot_retry.drain(..).collect();
+        while let Some(sym) = self.links.snapshots.pop() {
+            todo.push(sym);
+        }
+        let busy = !todo.is_empty();
+        for sym in todo {
+            if !self.sel.subscribed(&sym) {
                 continue;
             }
-            if !(200..300).contains(&status) {
-                return Err(RestError::Status { url, status });
-            }
-            return resp
-                .body_mut()
-                .with_config()
-                .limit(32 << 20)
-                .read_to_vec()
-                .map_err(|e| RestError::Transport { url: url.clone(), msg: e.to_string() });
-        }
-        Err(RestError::Status { url, status: 429 })
-    }
-
-    /// `exchangeInfo`: specs for the parser and the selection facts.
-    pub fn exchange_info(&mut self) -> Result<(Vec<SymbolSpec>, Vec<Listing>), RestError> {
-        let body = self.get("/fapi/v1/exchangeInfo")?;
-        let url = format!("{}/fapi/v1/exchangeInfo", self.base);
-        let specs = crate::ingest::parse::parse_exchange_info(&body)
-            .map_err(|e| RestError::Body { url: url.clone(), msg: e.to_string() })?;
-        let listings = listings(&body).map_err(|msg| RestError::Body { url, msg })?;
-        Ok((specs, listings))
-    }
-
-    /// A depth snapshot body for `symbol`.
-    pub fn depth(&mut self, symbol: &SymbolName, limit: u32) -> Result<Vec<u8>, RestError> {
-        self.get(&format!("/fapi/v1/depth?symbol={}&limit={limit}", symbol.as_str()))
-    }
-
-    /// 24 h quote volumes.
-    pub fn quote_volumes(&mut self) -> Result<Vec<(SymbolName, f64)>, RestError> {
-        let body = self.get("/fapi/v1/ticker/24hr")?;
-        let url = format!("{}/fapi/v1/ticker/24hr", self.base);
-        let v: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| RestError::Body { url: url.clone(), msg: e.to_string() })?;
-        let arr = v.as_array().ok_or_else(|| RestError::Body { url: url.clone(), msg: "not an array".into() })?;
-        let mut out = Vec::with_capacity(arr.len());
-        for t in arr {
-            let (Some(s), Some(q)) = (t["symbol"].as_str(), t["quoteVolume"].as_str()) else { continue };
-            if let (Some(n), Ok(q)) = (SymbolName::new(s.as_bytes()), q.parse::<f64>()) {
-                out.push((n, q));
+            match self.rest.depth(&sym, self.l.snapshot_limit) {
+                Ok(body) => self.send(NetCmd::Snapshot { symbol: sym, body, local_ts_ns: clock::wall_ns() }),
+                Err(e) => {
+                    log::warn!("snapshot {sym}: {e}; asking again");
+                    self.stats.snapshot_retries += 1;
+                    if !self.snapshot_retry.contains(&sym) {
+                        self.snapshot_retry.push_back(sym);
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                }
             }
         }
-        Ok(out)
+        busy
     }
 
-    /// Link health: (median RTT of `samples` pings in ms, clock offset in ms from `/time`).
-    pub fn health(&mut self, samples: usize) -> Result<Health, RestError> {
-        let mut rtts = Vec::with_capacity(samples.max(1));
-        for _ in 0..samples.max(1) {
-            let t = Instant::now();
-            self.get("/fapi/v1/ping")?;
-            rtts.push(t.elapsed().as_secs_f64() * 1e3);
+    /// Duty: interval reports (printed) and the alerts they raise.
+    fn reports(&mut self) {
+        while let Some(r) = self.links.reports.pop() {
+            print_interval(&r);
+            self.sel.reported(r.symbols.iter().filter(|s| s.open_position).map(|s| s.name));
+            self.report_alerts(&r);
         }
-        rtts.sort_by(f64::total_cmp);
-        let t_send = crate::types::clock::wall_ns();
-        let body = self.get("/fapi/v1/time")?;
-        let t_recv = crate::types::clock::wall_ns();
-        let url = format!("{}/fapi/v1/time", self.base);
-        let v: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| RestError::Body { url: url.clone(), msg: e.to_string() })?;
-        let server = v["serverTime"].as_i64().ok_or(RestError::Body { url, msg: "no serverTime".into() })?;
-        let local_mid_ms = (t_send + t_recv) as f64 / 2e6;
-        Ok(Health { rtt_ms: rtts[rtts.len() / 2], offset_ms: server as f64 - local_mid_ms })
+    }
+
+    /// Duty: alerts on a report: a symbol unsynced for `feed_down_s`, and the hourly summary.
+    fn report_alerts(&mut self, r: &IntervalReport) {
+        let unsynced: Vec<String> = r.symbols.iter().filter(|s| !s.synced).map(|s| s.name.to_string()).collect();
+        if !unsynced.is_empty() {
+            self.feed.unsynced_for += self.l.report_interval_s;
+            if self.feed.unsynced_for >= self.cfg.alerts.feed_down_s && !self.feed.alerted {
+                self.feed.alerted = true;
+                self.say(format!("⚠️ unsynced for {} s: {}", self.feed.unsynced_for, unsynced.join(", ")));
+            }
+        } else {
+            self.feed.unsynced_for = 0;
+            self.feed.alerted = false;
+        }
+        if self.cfg.alerts.hourly_summary && Instant::now() >= self.next_summary {
+            self.next_summary = Instant::now() + Duration::from_secs(3600);
+            let syms: Vec<String> = r
+                .symbols
+                .iter()
+                .map(|s| format!("{} {} trades{}", s.name, s.trades, if s.open_position { " (open)" } else { "" }))
+                .collect();
+            self.say(format!("🕐 hourly: {} events; {}", r.events, syms.join(", ")));
+        }
+    }
+
+    /// Duty: link health every `health_interval_s`, warned and recorded.
+    fn health(&mut self) {
+        if Instant::now() < self.next_health {
+            return;
+        }
+        self.next_health = Instant::now() + Duration::from_secs(self.l.health_interval_s.max(1));
+        match self.rest.health(self.l.ping_samples) {
+            Ok(h) => {
+                warn_health(self.l, &h);
+                let ts_ms = clock::wall_ns() / 1_000_000;
+                self.record(ControlRecord::Health { ts_ms, rtt_ms: h.rtt_ms, offset_ms: h.offset_ms });
+            }
+            Err(e) => log::warn!("link health: {e}"),
+        }
+    }
+
+    /// Duty: the daily (or every `reselect_every_s`) reselection in auto mode: new symbols subscribed at once,
+    /// dropped ones left to [`Control::positions`].
+    fn reselection(&mut self) {
+        let now_ns = clock::wall_ns();
+        let slot = reselect_slot(self.l, now_ns);
+        if !self.auto || slot == self.reselect_slot {
+            return;
+        }
+        self.reselect_slot = slot;
+        let vols = match self.rest.quote_volumes() {
+            Ok(v) => v,
+            Err(e) => return log::warn!("reselection: {e}; keeping the current symbols"),
+        };
+        let exclude: Vec<SymbolName> = self.l.exclude.iter().filter_map(|s| SymbolName::new(s.as_bytes())).collect();
+        let sel = select_top(&self.listings, &vols, self.l.top_n, &exclude);
+        let (added, dropped) = self.sel.reselect(sel.iter().map(|s| s.0).collect());
+        if added.is_empty() && dropped.is_empty() {
+            log::debug!("reselection: no change");
+        } else {
+            log::info!("reselection: +{added:?} -{dropped:?}");
+            self.say(format!("🔁 reselection: +{added:?} -{dropped:?}"));
+        }
+        if !added.is_empty() {
+            for cmd in subscription(self.l, &added, true) {
+                self.send(cmd);
+            }
+        }
+        self.selections += 1;
+        self.record(ControlRecord::Selection { ts_ms: now_ns / 1_000_000, reason: "daily", symbols: sel });
+    }
+
+    /// Duty: position tracking: opened and closed positions, then the dropped symbols that are flat are
+    /// unsubscribed (never one with an open position).
+    fn positions(&mut self) {
+        while let Some(ev) = self.links.positions.pop() {
+            self.sel.position(ev);
+            if !ev.open && self.sel.pending_drop().contains(&ev.name) {
+                log::info!("position closed on {} (dropped from the selection)", ev.name);
+            }
+        }
+        let go = self.sel.take_flat();
+        for s in self.sel.pending_drop() {
+            log::debug!("{s}: dropped from the selection, kept subscribed while its position is open");
+        }
+        if !go.is_empty() {
+            log::info!("unsubscribing {go:?} (no open position)");
+            for cmd in subscription(self.l, &go, false) {
+                self.send(cmd);
+            }
+        }
+    }
+
+    /// Duty: the systemd watchdog, fed only while frames arrive; a silent feed raises the feed-down alert.
+    fn watchdog(&mut self) {
+        let Some(every) = self.watchdog.every else { return };
+        if Instant::now() < self.watchdog.next {
+            return;
+        }
+        self.watchdog.next = Instant::now() + every;
+        let p = self.progress.load(Ordering::Relaxed);
+        if p > self.watchdog.last_progress {
+            self.notify("WATCHDOG=1");
+            self.feed.silent_since = None;
+        } else {
+            let since = *self.feed.silent_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= Duration::from_secs(self.cfg.alerts.feed_down_s) && !self.feed.alerted {
+                self.feed.alerted = true;
+                self.say(format!("⚠️ feed down: no market data for {:?}", since.elapsed()));
+            }
+            log::warn!("no market data for {every:?}: watchdog not fed");
+        }
+        self.watchdog.last_progress = p;
     }
 }
 
-/// Selection facts of one symbol from exchangeInfo.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Listing {
-    /// Symbol.
-    pub name: SymbolName,
-    /// `contractType`.
-    pub contract_type: String,
-    /// `status`.
-    pub status: String,
-    /// `quoteAsset`.
-    pub quote: String,
+/// Logs the link health, warning above the configured limits.
+pub fn warn_health(cfg: &LiveConfig, h: &crate::report::summary::Health) {
+    log::info!("link: REST rtt {:.2} ms, clock offset {:+.1} ms", h.rtt_ms, h.offset_ms);
+    if h.offset_ms.abs() > cfg.time_offset_ms_max {
+        log::warn!("clock offset {:+.1} ms exceeds {} ms: check NTP", h.offset_ms, cfg.time_offset_ms_max);
+    }
+    if h.rtt_ms > cfg.latency_ms_max {
+        log::warn!("REST round trip {:.2} ms exceeds {} ms", h.rtt_ms, cfg.latency_ms_max);
+    }
 }
 
-/// Parses the selection facts of an exchangeInfo body.
-pub fn listings(body: &[u8]) -> Result<Vec<Listing>, String> {
-    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    let arr = v["symbols"].as_array().ok_or("no symbols array")?;
-    Ok(arr
+/// Prints an interval report: a multi-line table for the operator, on the control thread (never a hot thread).
+fn print_interval(r: &IntervalReport) {
+    let syms: Vec<String> = r
+        .symbols
         .iter()
-        .filter_map(|s| {
-            Some(Listing {
-                name: SymbolName::new(s["symbol"].as_str()?.as_bytes())?,
-                contract_type: s["contractType"].as_str().unwrap_or("").to_string(),
-                status: s["status"].as_str().unwrap_or("").to_string(),
-                quote: s["quoteAsset"].as_str().unwrap_or("").to_string(),
-            })
+        .map(|SymbolActivity { name: n, trades: t, synced, open_position: open }| {
+            format!("{n}:{t}{}{}", if *synced { "" } else { "(unsynced)" }, if *open { "*" } else { "" })
         })
-        .collect())
-}
-
-/// The top `n` USDT perpetuals in trading by 24 h quote volume, minus `exclude`, highest first (ties by name).
-pub fn select_top(
-    listings: &[Listing],
-    volumes: &[(SymbolName, f64)],
-    n: usize,
-    exclude: &[SymbolName],
-) -> Vec<(SymbolName, f64)> {
-    let mut v: Vec<(SymbolName, f64)> = volumes
-        .iter()
-        .filter(|(s, q)| {
-            q.is_finite()
-                && !exclude.contains(s)
-                && listings.iter().any(|l| {
-                    l.name == *s && l.contract_type == "PERPETUAL" && l.status == "TRADING" && l.quote == "USDT"
-                })
-        })
-        .copied()
         .collect();
-    v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    v.truncate(n);
-    v
+    eprintln!("events {}; {}\n{}", r.events, syms.join(" "), table(&r.latency));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn selection_filters_and_ranks() {
-        let l = |n: &str, ct: &str, st: &str, q: &str| Listing {
-            name: SymbolName::new(n.as_bytes()).unwrap(),
-            contract_type: ct.into(),
-            status: st.into(),
-            quote: q.into(),
-        };
-        let listings = vec![
-            l("BTCUSDT", "PERPETUAL", "TRADING", "USDT"),
-            l("ETHUSDT", "PERPETUAL", "TRADING", "USDT"),
-            l("BTCUSDT_260327", "CURRENT_QUARTER", "TRADING", "USDT"),
-            l("ETHBUSD", "PERPETUAL", "TRADING", "BUSD"),
-            l("OLDUSDT", "PERPETUAL", "SETTLING", "USDT"),
-            l("XRPUSDT", "PERPETUAL", "TRADING", "USDT"),
-        ];
-        let s = |n: &str| SymbolName::new(n.as_bytes()).unwrap();
-        let vols = vec![
-            (s("BTCUSDT"), 9e9),
-            (s("ETHUSDT"), 5e9),
-            (s("BTCUSDT_260327"), 8e9),
-            (s("ETHBUSD"), 7e9),
-            (s("OLDUSDT"), 6e9),
-            (s("XRPUSDT"), 1e9),
-        ];
-        let top = select_top(&listings, &vols, 2, &[]);
-        assert_eq!(top.iter().map(|t| t.0.as_str()).collect::<Vec<_>>(), vec!["BTCUSDT", "ETHUSDT"]);
-        let top = select_top(&listings, &vols, 10, &[s("ETHUSDT")]);
-        assert_eq!(top.iter().map(|t| t.0.as_str()).collect::<Vec<_>>(), vec!["BTCUSDT", "XRPUSDT"]);
+    fn s(n: &str) -> SymbolName {
+        SymbolName::new(n.as_bytes()).unwrap()
+    }
+
+    fn ev(n: &str, open: bool) -> PositionEvent {
+        PositionEvent { name: s(n), open }
     }
 
     #[test]
-    fn listings_from_the_real_2021_exchange_info() {
-        let text = std::fs::read_to_string("tests/data/BINANCE_FUTURES.0.txt").unwrap();
-        let line = text.lines().find(|l| l.contains("exchangeInfo")).unwrap();
-        let l = listings(&line.as_bytes()[line.find('{').unwrap()..]).unwrap();
-        assert_eq!(l.len(), 122);
-        let btc = l.iter().find(|x| x.name.as_str() == "BTCUSDT").unwrap();
-        assert_eq!(
-            (btc.contract_type.as_str(), btc.status.as_str(), btc.quote.as_str()),
-            ("PERPETUAL", "TRADING", "USDT")
-        );
+    fn a_symbol_with_an_open_position_stays_subscribed_until_it_closes() {
+        let mut sel = Selection::new(vec![s("AUSDT"), s("BUSDT")]);
+        sel.position(ev("AUSDT", true)); // base
+        sel.position(ev("AUSDT", true)); // a variant
+        let (added, dropped) = sel.reselect(vec![s("BUSDT"), s("CUSDT")]);
+        assert_eq!((added, dropped), (vec![s("CUSDT")], vec![s("AUSDT")]));
+        assert!(sel.take_flat().is_empty(), "open: kept");
+        assert!(sel.subscribed(&s("AUSDT")), "snapshots still served");
+        sel.position(ev("AUSDT", false));
+        assert!(sel.take_flat().is_empty(), "the variant's position is still open");
+        sel.position(ev("AUSDT", false));
+        assert_eq!(sel.take_flat(), vec![s("AUSDT")]);
+        assert!(!sel.subscribed(&s("AUSDT")));
+        assert!(sel.take_flat().is_empty(), "unsubscribed once");
+    }
+
+    #[test]
+    fn an_interval_report_showing_an_open_position_keeps_the_symbol_even_without_its_event() {
+        let mut sel = Selection::new(vec![s("AUSDT")]);
+        sel.reported([s("AUSDT")].into_iter()); // The open event was lost; the report still shows it.
+        sel.reselect(vec![]);
+        assert!(sel.take_flat().is_empty());
+        sel.reported(std::iter::empty());
+        assert_eq!(sel.take_flat(), vec![s("AUSDT")]);
+    }
+
+    #[test]
+    fn a_dropped_symbol_that_comes_back_is_neither_resubscribed_nor_unsubscribed() {
+        let mut sel = Selection::new(vec![s("AUSDT")]);
+        sel.position(ev("AUSDT", true));
+        sel.reselect(vec![s("BUSDT")]);
+        let (added, dropped) = sel.reselect(vec![s("AUSDT")]);
+        assert!(added.is_empty(), "still subscribed: {added:?}");
+        assert_eq!(dropped, vec![s("BUSDT")]);
+        sel.position(ev("AUSDT", false));
+        assert_eq!(sel.take_flat(), vec![s("BUSDT")], "only the symbol really dropped");
+        assert!(sel.subscribed(&s("AUSDT")));
+    }
+
+    #[test]
+    fn commands_the_queue_cannot_take_are_kept_in_order_and_retried() {
+        let q = ArrayQueue::new(1);
+        let mut out = Outbox::default();
+        assert!(out.send(&q, NetCmd::DropConnections));
+        assert!(!out.send(&q, NetCmd::Subscribe(Route::Market, vec!["a".into()])));
+        assert!(!out.send(&q, NetCmd::Unsubscribe(Route::Market, vec!["a".into()])));
+        assert_eq!((out.held(), out.retries), (2, 2));
+        assert!(matches!(q.pop(), Some(NetCmd::DropConnections)));
+        assert!(out.flush(&q));
+        assert!(matches!(q.pop(), Some(NetCmd::Subscribe(..))), "order kept");
+        assert!(out.flush(&q));
+        assert!(matches!(q.pop(), Some(NetCmd::Unsubscribe(..))));
+        assert_eq!((out.held(), out.retries), (0, 3));
     }
 }

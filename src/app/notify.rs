@@ -46,7 +46,7 @@ impl Notifier {
             }
             #[cfg(not(target_os = "linux"))]
             {
-                let _ = name;
+                drop(name); // Unused off Linux.
                 return Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "abstract sockets need Linux"));
             }
         }
@@ -60,9 +60,7 @@ mod tests {
 
     #[test]
     fn speaks_the_protocol_to_a_local_datagram_socket() {
-        let dir = std::env::temp_dir().join(format!("rusto-notify-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("notify.sock");
+        let path = crate::app::test_dir("notify").join("notify.sock");
         let _ = std::fs::remove_file(&path);
         let server = UnixDatagram::bind(&path).unwrap();
         server.set_read_timeout(Some(Duration::from_secs(2))).unwrap();

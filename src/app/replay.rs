@@ -5,19 +5,17 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::app::config::{Config, FullPolicy};
-use crate::app::threads::pin;
+use crate::app::threads::{Backend, BackendEnd, BackendRings, PipelineError, join, open_db, spawn_pinned};
 use crate::compute::engine::Engine;
-use crate::compute::thread::{ComputeHooks, run_compute};
+use crate::compute::thread::ComputeHooks;
 use crate::handoff::publish::Publisher;
 use crate::handoff::ring::ring;
 use crate::ingest::parse::{MAX_EVENTS_PER_FRAME, Parser};
-use crate::persist::db::Db;
-use crate::persist::writer::{Persist, PersistError};
+use crate::persist::writer::Persist;
 use crate::recording::reader::{FeedError, Line, classify};
 use crate::recording::source::{Speed, run_source};
 use crate::report::summary::ReplayReport;
 use crate::types::event::MarketEvent;
-use crate::types::latency::Summary;
 use crate::types::record::Record;
 use crate::types::symbols::{SymbolSpec, SymbolTable};
 
@@ -30,12 +28,9 @@ pub enum ReplayError {
     /// A recording could not be read.
     #[error(transparent)]
     Feed(#[from] FeedError),
-    /// An output could not be written.
+    /// The database, persistence or a pipeline thread failed.
     #[error(transparent)]
-    Persist(#[from] PersistError),
-    /// The database could not be opened.
-    #[error(transparent)]
-    Db(#[from] crate::persist::db::DbError),
+    Pipeline(#[from] PipelineError),
     /// The exchangeInfo file could not be used.
     #[error("exchange info {path}: {msg}")]
     ExchangeInfo {
@@ -44,9 +39,6 @@ pub enum ReplayError {
         /// Cause.
         msg: String,
     },
-    /// A pipeline thread could not be started or died.
-    #[error("pipeline thread {0}: {1}")]
-    Thread(&'static str, String),
 }
 
 /// Options of `rusto replay`.
@@ -101,21 +93,11 @@ pub fn run_replay(cfg: &Config, opts: &ReplayOptions) -> Result<ReplayReport, Re
         Some(p) => load_exchange_info(p)?,
         None => Vec::new(),
     };
-    // The database is opened (and its state loaded) before any thread starts: a locked, read-only or corrupt
-    // database is an error before any trading.
     let mut engine = Engine::new(cfg.engine());
-    let db = match &opts.db {
-        Some(path) => {
-            let mut db = Db::open(path)?;
-            db.set_variants(&cfg.variant_names());
-            engine.preload_hour_expectancy(db.load_hour_expectancy(cfg.gate.lookback_trades)?);
-            let inputs: Vec<String> = opts.files.iter().map(|f| f.display().to_string()).collect();
-            db.begin_run(env!("CARGO_PKG_VERSION"), &cfg.hash(), "replay", &inputs.join(" "))?;
-            Some(db)
-        }
-        None => None,
-    };
-    let persist = Persist::open(opts.bars_csv.clone(), opts.signals_csv.clone(), db, cfg.persist.clone())?;
+    let inputs: Vec<String> = opts.files.iter().map(|f| f.display().to_string()).collect();
+    let db = open_db(cfg, &mut engine, opts.db.as_deref(), "replay", &inputs.join(" "))?;
+    let persist = Persist::open(opts.bars_csv.clone(), opts.signals_csv.clone(), db, cfg.persist.clone())
+        .map_err(PipelineError::from)?;
     let parser = Parser::new(SymbolTable::new(cfg.parser.max_symbols, specs), cfg.parser.max_frame_bytes);
     let event_ring = cfg.pipeline.event_ring.max(MAX_EVENTS_PER_FRAME * 2);
     let (ev_tx, ev_rx) = ring::<MarketEvent>(event_ring);
@@ -124,49 +106,21 @@ pub fn run_replay(cfg: &Config, opts: &ReplayOptions) -> Result<ReplayReport, Re
     let waiter = publisher.waiter();
     let max_line = cfg.parser.max_frame_bytes + 64;
     let started = Instant::now();
-    let p = cfg.pipeline.clone();
+    let rings = BackendRings { events: ev_rx, records_tx: rec_tx, records_rx: rec_rx };
+    let backend = Backend::start(cfg, persist, engine, rings, ComputeHooks::default(), waiter)?;
+    let (files, speed) = (opts.files.clone(), opts.speed);
+    let net_h =
+        spawn_pinned("net", cfg.pipeline.net_core, move || run_source(parser, files, max_line, speed, publisher))?;
 
-    let persist_h = std::thread::Builder::new()
-        .name("rusto-persist".into())
-        .spawn(move || {
-            pin(p.persist_core, "persist");
-            persist.run(rec_rx)
-        })
-        .map_err(|e| ReplayError::Thread("persist", e.to_string()))?;
-    let p = cfg.pipeline.clone();
-    let overflow_cap = cfg.pipeline.record_ring;
-    let compute_h = std::thread::Builder::new()
-        .name("rusto-compute".into())
-        .spawn(move || {
-            pin(p.compute_core, "compute");
-            run_compute(engine, ev_rx, rec_tx, p.idle_spins, overflow_cap, ComputeHooks::default(), waiter)
-        })
-        .map_err(|e| ReplayError::Thread("compute", e.to_string()))?;
-    let p = cfg.pipeline.clone();
-    let files = opts.files.clone();
-    let speed = opts.speed;
-    let net_h = std::thread::Builder::new()
-        .name("rusto-net".into())
-        .spawn(move || {
-            pin(p.net_core, "net");
-            run_source(parser, files, max_line, speed, publisher)
-        })
-        .map_err(|e| ReplayError::Thread("net", e.to_string()))?;
-
-    let (parser, feed, parse_stage, feed_result) =
-        net_h.join().map_err(|_| ReplayError::Thread("net", "panicked".into()))?;
-    let (engine, st) = compute_h.join().map_err(|_| ReplayError::Thread("compute", "panicked".into()))?;
-    let (persist, persist_result) = persist_h.join().map_err(|_| ReplayError::Thread("persist", "panicked".into()))?;
+    let (parser, feed, parse_stage, feed_result) = join(net_h, "net")?;
+    let end = backend.join()?;
     let elapsed = started.elapsed();
-    feed_result?;
-    persist_result?;
     // parse, the compute stages in print order, persist_commit, then tick_to_decision last.
-    let mut latency = vec![("parse", Summary::of(&parse_stage.hist))];
-    let mut compute = st.summaries(&engine);
-    let tick_to_decision = compute.pop();
-    latency.extend(compute);
-    latency.push(("persist_commit", Summary::of(&persist.commit_stage.hist)));
+    let (mut latency, tick_to_decision) = end.latency(&parse_stage);
     latency.extend(tick_to_decision);
+    let BackendEnd { engine, persist, persist_result, .. } = end;
+    feed_result?;
+    persist_result.map_err(PipelineError::from)?;
     Ok(ReplayReport {
         feed,
         parse: parser.stats.clone(),

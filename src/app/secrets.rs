@@ -15,6 +15,8 @@ pub struct SecretsConfig {
     pub credentials_file: Option<String>,
 }
 
+crate::bounds!(SecretsConfig as _s { credentials_file: any });
+
 /// API credentials.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
@@ -80,9 +82,7 @@ mod tests {
 
     #[test]
     fn file_must_be_private_and_debug_redacts() {
-        let dir = std::env::temp_dir().join(format!("rusto-secrets-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let f = dir.join("creds");
+        let f = crate::app::test_dir("secrets").join("creds");
         std::fs::write(&f, "key=AKEY123\nsecret=S3CR3T\n").unwrap();
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = from_file(&f).unwrap_err().to_string();

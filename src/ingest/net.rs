@@ -234,7 +234,9 @@ pub enum NetCmd {
     DropConnections,
 }
 
-/// Network thread settings.
+/// Network thread settings: a plain struct built only by the app from `[live]` (`LiveConfig::net`), where the
+/// keys, defaults and bounds live (`live.reconnect_ms_min`, `live.reconnect_ms_max`, `live.max_reconnects`,
+/// `live.reconnect_window_s`, `live.rotate_after_s`, `live.control_msgs_per_s`).
 #[derive(Debug, Clone)]
 pub struct NetConfig {
     /// Endpoint.
@@ -245,17 +247,17 @@ pub struct NetConfig {
     pub public_path: String,
     /// Largest frame, bytes.
     pub max_frame_bytes: usize,
-    /// Reconnect backoff start.
+    /// Reconnect backoff start (`live.reconnect_ms_min`).
     pub reconnect_min_ms: u64,
-    /// Reconnect backoff cap.
+    /// Reconnect backoff cap (`live.reconnect_ms_max`).
     pub reconnect_max_ms: u64,
     /// Most reconnects per window before giving up.
     pub max_reconnects: usize,
-    /// The window.
+    /// The window (`live.reconnect_window_s`).
     pub reconnect_window_secs: u64,
-    /// Open a successor connection after this long (Binance drops at 24 h).
+    /// Open a successor connection after this long (`live.rotate_after_s`; Binance drops at 24 h).
     pub rotate_after_secs: u64,
-    /// SUBSCRIBE/UNSUBSCRIBE messages per second per connection.
+    /// SUBSCRIBE/UNSUBSCRIBE messages per second per connection (`live.control_msgs_per_s`).
     pub control_msgs_per_sec: u32,
     /// Reads per readable event per connection.
     pub max_reads_per_wake: usize,

@@ -108,6 +108,13 @@ impl Default for BatchConfig {
     }
 }
 
+// Bounds of `[persist]`.
+crate::bounds!(BatchConfig as _c {
+    batch_rows: [1, 1_000_000] "1 to 1000000 rows";
+    batch_ms: [1, 60_000] "1 to 60000 ms";
+    max_pending_rows: [1_000, 100_000_000] "1000 to 100000000 rows";
+});
+
 impl Persist {
     /// Opens the outputs (before any trading starts, so a bad path is an error up front).
     pub fn open(

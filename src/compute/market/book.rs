@@ -24,7 +24,8 @@
 use crate::types::event::{EventKind, Level, MarketEvent};
 
 /// Book limits.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct BookConfig {
     /// Most levels kept per side.
     pub max_levels: usize,
@@ -37,6 +38,12 @@ impl Default for BookConfig {
         BookConfig { max_levels: 5000, buffer_events: 16384 }
     }
 }
+
+// Bounds of `[book]`.
+crate::bounds!(BookConfig as _b {
+    max_levels: [20, 100_000] "between 20 and 100000 levels per side";
+    buffer_events: [256, 1 << 22] "between 256 and 4194304 events";
+});
 
 /// One side of the book.
 #[derive(Debug, Clone)]

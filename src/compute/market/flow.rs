@@ -81,6 +81,20 @@ impl Default for FlowConfig {
     }
 }
 
+// Bounds of `[flow]` (checked by the app's config; the divisor-of-24 rule is there too).
+crate::bounds!(FlowConfig as _f {
+    cvd_reset: any;
+    session_hours: [1, 24] "1 to 24 hours, dividing 24";
+    cvd_window_secs: [1, 200] "1 to 200 seconds";
+    imbalance_bars: [1, 512] "1 to 512 bars";
+    imbalance_cap: [1.0, 1e6] "1 to 1000000";
+    burst_baseline_bars: [1, BAR_HISTORY] "1 to 512 bars";
+    absorption_delta_ratio: [0.0, 1e6] "0 to 1000000";
+    large_volume_multiplier: [0.0, 1e6] "0 to 1000000";
+    max_price_delta_ticks: [0, 1_000_000] "0 to 1000000 ticks";
+    absorption_lookback_bars: [1, 64] "1 to 64 bars";
+});
+
 /// What the flow stage knows after a bar closed.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct FlowSnapshot {

@@ -62,6 +62,18 @@ impl Default for ProfileConfig {
     }
 }
 
+// Bounds of `[profile]` (the divisor-of-24 rule for `session = true` is in the app's config).
+crate::bounds!(ProfileConfig as _p {
+    bin_ticks: [1, 1_000_000] "1 to 1000000 ticks";
+    max_bins: [16, 1 << 20] "16 to 1048576 bins";
+    window_hours: [1, 168] "1 to 168 hours";
+    session: any;
+    value_area_pct: [1.0, 100.0] "1 to 100 (%)";
+    vwap_band_sigmas: [0.0, 10.0] "0 to 10";
+    smooth_bins: [1, 101] "1 to 101 bins";
+    node_prominence_pct: [0.0, 100.0] "0 to 100 (%)";
+});
+
 /// Levels computed at bar close.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Levels {

@@ -55,6 +55,18 @@ impl Default for RegimeConfig {
     }
 }
 
+// Bounds of `[regime]`.
+crate::bounds!(RegimeConfig as r {
+    window_bars: [2, WINDOW_MAX] "2 to 512 bars";
+    trend_enter_pct: [0.0, 100.0] "0 to 100 (%)";
+    trend_exit_pct: [0.0, r.trend_enter_pct] "0 to trend_enter_pct";
+    high_vol_enter_pctile: [0.0, 100.0] "0 to 100";
+    high_vol_exit_pctile: [0.0, r.high_vol_enter_pctile] "0 to high_vol_enter_pctile";
+    min_history: [2, SPEED_HISTORY] "2 to 512";
+    high_vol_fallback_pct_per_min: finite "a finite % per minute";
+    confirm_bars: [1, 1000] "1 to 1000 bars";
+});
+
 /// Regime state of one symbol.
 #[derive(Debug, Clone)]
 pub struct RegimeClassifier {

@@ -92,6 +92,24 @@ impl Default for StrategyConfig {
     }
 }
 
+// Bounds of `[strategy]` and of each row of its regime table.
+crate::bounds!(RegimeParams as _r {
+    min_imbalance: [0.0, f64::MAX] "a non-negative threshold";
+    min_cvd_change: [0.0, f64::MAX] "a non-negative threshold";
+    min_bar_range_pct: [0.0, f64::MAX] "a non-negative threshold";
+    min_burst_ratio: [f64::MIN_POSITIVE, f64::MAX] "greater than 0";
+    cooldown_bars: [0, 100_000] "0 to 100000 bars";
+});
+crate::bounds!(StrategyConfig as _s {
+    zone_bins: [0.0, 1000.0] "0 to 1000 bins";
+    require_reversal_bar: any;
+    base: nested;
+    trend_high: nested;
+    trend_low: nested;
+    range_high: nested;
+    range_low: nested;
+});
+
 impl StrategyConfig {
     /// The row for `r`.
     pub fn row(&self, r: Regime) -> &RegimeParams {

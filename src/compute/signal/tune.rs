@@ -63,6 +63,19 @@ impl Default for TuneConfig {
     }
 }
 
+// Bounds of `[tune]` (`candidates` is checked by the app's config: 1 to MAX_CANDIDATES positive finite ratios).
+crate::bounds!(TuneConfig as _t {
+    enabled: any;
+    every_bars: [1, 100_000] "1 to 100000 bars";
+    lookback_bars: [2, MAX_WINDOW / 2] "2 to 512 bars";
+    lookahead_bars: [1, MAX_WINDOW / 2] "1 to 512 bars";
+    stop_pct: [0.0, 100.0] "0 to 100 (%)";
+    target_pct: [0.0, 100.0] "0 to 100 (%)";
+    fee_pct: [0.0, 10.0] "0 to 10 (%)";
+    min_trades: [1, 100_000] "1 to 100000";
+    candidates: any;
+});
+
 /// Result of one candidate.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CandidateResult {

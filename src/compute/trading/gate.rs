@@ -60,6 +60,20 @@ impl Default for GateConfig {
     }
 }
 
+// Bounds of `[gate]`.
+crate::bounds!(GateConfig as _g {
+    max_book_age_ms: [1, 3_600_000] "1 to 3600000 ms";
+    max_spread_bps: [0.0, 10_000.0] "0 to 10000 bps";
+    depth_levels: [1, 1000] "1 to 1000 levels";
+    min_depth_imbalance_ratio: [0.0, 1000.0] "0 to 1000";
+    min_trades_per_hour: [1, HOUR_LOOKBACK_MAX] "1 to 1024";
+    min_avg_pnl_pct: [-100.0, 100.0] "-100 to 100 (%)";
+    lookback_trades: [1, HOUR_LOOKBACK_MAX] "1 to 1024";
+    max_model_slippage_bps: [0.0, 10_000.0] "0 to 10000 bps";
+    impact_depth_levels: [1, 1000] "1 to 1000 levels";
+    impact_weight_bps: [0.0, 10_000.0] "0 to 10000 bps";
+});
+
 /// Why the gate refused an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum GateReject {

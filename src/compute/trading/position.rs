@@ -64,6 +64,20 @@ impl Default for PositionConfig {
     }
 }
 
+// Bounds of `[position]`.
+crate::bounds!(PositionConfig as q {
+    tp1_rr: [0.01, 100.0] "0.01 to 100";
+    tp1_fraction: [0.0, 1.0] "0 to 1";
+    tp2_rr: [q.tp1_rr, 100.0] "tp1_rr to 100";
+    soft_stop_seconds: any;
+    soft_stop_drawdown_pct: [0.0, 100.0] "0 to 100 (%)";
+    break_even_min_hold_secs: any;
+    break_even_trigger_rr: [0.0, 100.0] "0 to 100";
+    profit_lock_ticks: [0, 1_000_000] "0 to 1000000 ticks";
+    taker_fee: [0.0, 0.01] "0 to 0.01";
+    maintenance_margin_rate: [0.0, 0.5] "0 to 0.5";
+});
+
 /// Liquidation price (ticks) for an isolated position (see the module doc).
 pub fn liquidation_price(side: Side, entry: f64, leverage: f64, mmr: f64) -> f64 {
     match side {

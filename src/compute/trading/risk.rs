@@ -62,6 +62,23 @@ impl Default for RiskConfig {
     }
 }
 
+// Bounds of `[risk]`.
+crate::bounds!(RiskConfig as k {
+    initial_balance: [1.0, 1e12] "1 to 1e12 USDT";
+    max_risk_per_trade: [0.0, 1.0] "0 to 1 (fraction of balance)";
+    stop_pct: [0.001, 50.0] "0.001 to 50 (%)";
+    daily_loss_limit_pct: [0.0, 100.0] "0 to 100 (%)";
+    max_concurrent_positions: [0, 1024] "0 to 1024";
+    max_notional_per_position: [0.0, 1e12] "0 to 1e12 USDT";
+    max_total_notional: [0.0, 1e12] "0 to 1e12 USDT";
+    leverage: [1.0, 125.0] "1 to 125";
+    consecutive_loss_limit: [1, 1000] "1 to 1000";
+    symbol_cooldown_minutes: [0, 100_000] "0 to 100000 minutes";
+    confidence_sizing: any;
+    confidence_min_scale: [0.0, 10.0] "0 to 10";
+    confidence_max_scale: [k.confidence_min_scale, 10.0] "confidence_min_scale to 10";
+});
+
 /// Why risk refused an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RiskReject {

@@ -1,0 +1,294 @@
+//! The control thread's blocking REST client (ureq over rustls) and symbol selection.
+//!
+//! - `GET /fapi/v1/exchangeInfo` at start: tick/step sizes, and status, contract type and quote asset for selection.
+//! - `GET /fapi/v1/depth?symbol=X&limit=N` on request of the compute thread (a book that needs a snapshot).
+//! - `GET /fapi/v1/ticker/24hr`: the top `top_n` symbols by 24 h `quoteVolume` among `PERPETUAL`, `TRADING`,
+//!   quote `USDT` symbols, minus the exclude list.
+//! - Link health: the round-trip time of `GET /fapi/v1/ping` (median of several samples) and the clock offset
+//!   `serverTime − (t_send + t_recv) / 2` from `GET /fapi/v1/time`.
+//! - Rate limits: a 429 or 418 answer is honoured by waiting `Retry-After` seconds (bounded) before the next
+//!   request, counted; the used weight header (`X-MBX-USED-WEIGHT-1M`) above `weight_budget` makes the client pause
+//!   until the next minute.
+
+use std::time::{Duration, Instant};
+
+use crate::report::summary::{Health, RestStats};
+use crate::types::symbols::{SymbolName, SymbolSpec};
+
+/// REST errors.
+#[derive(Debug, thiserror::Error)]
+pub enum RestError {
+    /// Transport or TLS failure.
+    #[error("GET {url}: {msg}")]
+    Transport {
+        /// URL.
+        url: String,
+        /// Cause.
+        msg: String,
+    },
+    /// A non-success status.
+    #[error("GET {url}: HTTP {status}")]
+    Status {
+        /// URL.
+        url: String,
+        /// Status.
+        status: u16,
+    },
+    /// The body was not what Binance sends.
+    #[error("GET {url}: unexpected body: {msg}")]
+    Body {
+        /// URL.
+        url: String,
+        /// Cause.
+        msg: String,
+    },
+    /// A CA file problem.
+    #[error("ca file {0}: {1}")]
+    Ca(String, String),
+}
+
+/// A blocking REST client.
+pub struct Rest {
+    agent: ureq::Agent,
+    base: String,
+    blocked_until: Option<Instant>,
+    weight_budget: u64,
+    /// Counters.
+    pub stats: RestStats,
+}
+
+/// Most seconds a Retry-After is honoured for at once.
+pub const RETRY_AFTER_MAX_SECS: u64 = 120;
+
+impl Rest {
+    /// A client for `base` (e.g. `https://fapi.binance.com`), trusting `ca_file` only when given, else webpki.
+    pub fn new(base: &str, ca_file: Option<&std::path::Path>, weight_budget: u64) -> Result<Self, RestError> {
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(p) = ca_file {
+            let pem = std::fs::read(p).map_err(|e| RestError::Ca(p.display().to_string(), e.to_string()))?;
+            let cert = ureq::tls::Certificate::from_pem(&pem)
+                .map_err(|e| RestError::Ca(p.display().to_string(), e.to_string()))?;
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&[cert]));
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .http_status_as_error(false)
+            .tls_config(tls.build())
+            .build()
+            .into();
+        Ok(Rest {
+            agent,
+            base: base.trim_end_matches('/').to_string(),
+            blocked_until: None,
+            weight_budget,
+            stats: RestStats::default(),
+        })
+    }
+
+    /// GET `path` (with query), honouring rate limits. Returns the body.
+    pub fn get(&mut self, path: &str) -> Result<Vec<u8>, RestError> {
+        let url = format!("{}{path}", self.base);
+        for _attempt in 0..3 {
+            if let Some(t) = self.blocked_until.take() {
+                let now = Instant::now();
+                if t > now {
+                    std::thread::sleep(t - now);
+                }
+            }
+            self.stats.requests += 1;
+            let mut resp = self
+                .agent
+                .get(&url)
+                .call()
+                .map_err(|e| RestError::Transport { url: url.clone(), msg: e.to_string() })?;
+            let status = resp.status().as_u16();
+            if let Some(w) =
+                resp.headers().get("x-mbx-used-weight-1m").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+            {
+                self.stats.used_weight = w;
+                if w >= self.weight_budget {
+                    // Pause until the next minute boundary.
+                    let ms = 60_000 - (crate::types::clock::wall_ns() / 1_000_000).rem_euclid(60_000) as u64;
+                    self.blocked_until = Some(Instant::now() + Duration::from_millis(ms));
+                }
+            }
+            if status == 429 || status == 418 {
+                self.stats.rate_limited += 1;
+                let secs = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(1)
+                    .clamp(1, RETRY_AFTER_MAX_SECS);
+                log::warn!("GET {path}: HTTP {status}; waiting {secs} s as told (Retry-After)");
+                self.blocked_until = Some(Instant::now() + Duration::from_secs(secs));
+                continue;
+            }
+            if !(200..300).contains(&status) {
+                return Err(RestError::Status { url, status });
+            }
+            return resp
+                .body_mut()
+                .with_config()
+                .limit(32 << 20)
+                .read_to_vec()
+                .map_err(|e| RestError::Transport { url: url.clone(), msg: e.to_string() });
+        }
+        Err(RestError::Status { url, status: 429 })
+    }
+
+    /// `exchangeInfo`: specs for the parser and the selection facts.
+    pub fn exchange_info(&mut self) -> Result<(Vec<SymbolSpec>, Vec<Listing>), RestError> {
+        let body = self.get("/fapi/v1/exchangeInfo")?;
+        let url = format!("{}/fapi/v1/exchangeInfo", self.base);
+        let specs = crate::ingest::parse::parse_exchange_info(&body)
+            .map_err(|e| RestError::Body { url: url.clone(), msg: e.to_string() })?;
+        let listings = listings(&body).map_err(|msg| RestError::Body { url, msg })?;
+        Ok((specs, listings))
+    }
+
+    /// A depth snapshot body for `symbol`.
+    pub fn depth(&mut self, symbol: &SymbolName, limit: u32) -> Result<Vec<u8>, RestError> {
+        self.get(&format!("/fapi/v1/depth?symbol={}&limit={limit}", symbol.as_str()))
+    }
+
+    /// 24 h quote volumes.
+    pub fn quote_volumes(&mut self) -> Result<Vec<(SymbolName, f64)>, RestError> {
+        let body = self.get("/fapi/v1/ticker/24hr")?;
+        let url = format!("{}/fapi/v1/ticker/24hr", self.base);
+        let v: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| RestError::Body { url: url.clone(), msg: e.to_string() })?;
+        let arr = v.as_array().ok_or_else(|| RestError::Body { url: url.clone(), msg: "not an array".into() })?;
+        let mut out = Vec::with_capacity(arr.len());
+        for t in arr {
+            let (Some(s), Some(q)) = (t["symbol"].as_str(), t["quoteVolume"].as_str()) else { continue };
+            if let (Some(n), Ok(q)) = (SymbolName::new(s.as_bytes()), q.parse::<f64>()) {
+                out.push((n, q));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Link health: (median RTT of `samples` pings in ms, clock offset in ms from `/time`).
+    pub fn health(&mut self, samples: usize) -> Result<Health, RestError> {
+        let mut rtts = Vec::with_capacity(samples.max(1));
+        for _ in 0..samples.max(1) {
+            let t = Instant::now();
+            self.get("/fapi/v1/ping")?;
+            rtts.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        rtts.sort_by(f64::total_cmp);
+        let t_send = crate::types::clock::wall_ns();
+        let body = self.get("/fapi/v1/time")?;
+        let t_recv = crate::types::clock::wall_ns();
+        let url = format!("{}/fapi/v1/time", self.base);
+        let v: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| RestError::Body { url: url.clone(), msg: e.to_string() })?;
+        let server = v["serverTime"].as_i64().ok_or(RestError::Body { url, msg: "no serverTime".into() })?;
+        let local_mid_ms = (t_send + t_recv) as f64 / 2e6;
+        Ok(Health { rtt_ms: rtts[rtts.len() / 2], offset_ms: server as f64 - local_mid_ms })
+    }
+}
+
+/// Selection facts of one symbol from exchangeInfo.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listing {
+    /// Symbol.
+    pub name: SymbolName,
+    /// `contractType`.
+    pub contract_type: String,
+    /// `status`.
+    pub status: String,
+    /// `quoteAsset`.
+    pub quote: String,
+}
+
+/// Parses the selection facts of an exchangeInfo body.
+pub fn listings(body: &[u8]) -> Result<Vec<Listing>, String> {
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let arr = v["symbols"].as_array().ok_or("no symbols array")?;
+    Ok(arr
+        .iter()
+        .filter_map(|s| {
+            Some(Listing {
+                name: SymbolName::new(s["symbol"].as_str()?.as_bytes())?,
+                contract_type: s["contractType"].as_str().unwrap_or("").to_string(),
+                status: s["status"].as_str().unwrap_or("").to_string(),
+                quote: s["quoteAsset"].as_str().unwrap_or("").to_string(),
+            })
+        })
+        .collect())
+}
+
+/// The top `n` USDT perpetuals in trading by 24 h quote volume, minus `exclude`, highest first (ties by name).
+pub fn select_top(
+    listings: &[Listing],
+    volumes: &[(SymbolName, f64)],
+    n: usize,
+    exclude: &[SymbolName],
+) -> Vec<(SymbolName, f64)> {
+    let mut v: Vec<(SymbolName, f64)> = volumes
+        .iter()
+        .filter(|(s, q)| {
+            q.is_finite()
+                && !exclude.contains(s)
+                && listings.iter().any(|l| {
+                    l.name == *s && l.contract_type == "PERPETUAL" && l.status == "TRADING" && l.quote == "USDT"
+                })
+        })
+        .copied()
+        .collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    v.truncate(n);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_filters_and_ranks() {
+        let l = |n: &str, ct: &str, st: &str, q: &str| Listing {
+            name: SymbolName::new(n.as_bytes()).unwrap(),
+            contract_type: ct.into(),
+            status: st.into(),
+            quote: q.into(),
+        };
+        let listings = vec![
+            l("BTCUSDT", "PERPETUAL", "TRADING", "USDT"),
+            l("ETHUSDT", "PERPETUAL", "TRADING", "USDT"),
+            l("BTCUSDT_260327", "CURRENT_QUARTER", "TRADING", "USDT"),
+            l("ETHBUSD", "PERPETUAL", "TRADING", "BUSD"),
+            l("OLDUSDT", "PERPETUAL", "SETTLING", "USDT"),
+            l("XRPUSDT", "PERPETUAL", "TRADING", "USDT"),
+        ];
+        let s = |n: &str| SymbolName::new(n.as_bytes()).unwrap();
+        let vols = vec![
+            (s("BTCUSDT"), 9e9),
+            (s("ETHUSDT"), 5e9),
+            (s("BTCUSDT_260327"), 8e9),
+            (s("ETHBUSD"), 7e9),
+            (s("OLDUSDT"), 6e9),
+            (s("XRPUSDT"), 1e9),
+        ];
+        let top = select_top(&listings, &vols, 2, &[]);
+        assert_eq!(top.iter().map(|t| t.0.as_str()).collect::<Vec<_>>(), vec!["BTCUSDT", "ETHUSDT"]);
+        let top = select_top(&listings, &vols, 10, &[s("ETHUSDT")]);
+        assert_eq!(top.iter().map(|t| t.0.as_str()).collect::<Vec<_>>(), vec!["BTCUSDT", "XRPUSDT"]);
+    }
+
+    #[test]
+    fn listings_from_the_real_2021_exchange_info() {
+        let text = std::fs::read_to_string("tests/data/BINANCE_FUTURES.0.txt").unwrap();
+        let line = text.lines().find(|l| l.contains("exchangeInfo")).unwrap();
+        let l = listings(&line.as_bytes()[line.find('{').unwrap()..]).unwrap();
+        assert_eq!(l.len(), 122);
+        let btc = l.iter().find(|x| x.name.as_str() == "BTCUSDT").unwrap();
+        assert_eq!(
+            (btc.contract_type.as_str(), btc.status.as_str(), btc.quote.as_str()),
+            ("PERPETUAL", "TRADING", "USDT")
+        );
+    }
+}
