@@ -67,6 +67,9 @@ pub enum DbError {
         /// Newest known here.
         known: i64,
     },
+    /// The database refuses this row itself (a constraint, or a position it does not hold): retrying cannot help.
+    #[error("database {0}: row refused ({1})")]
+    Row(PathBuf, String),
     /// Any other SQLite error.
     #[error("database {0}: {1}")]
     Other(PathBuf, String),
@@ -75,11 +78,15 @@ pub enum DbError {
 fn classify(path: &Path, e: rusqlite::Error) -> DbError {
     use rusqlite::ErrorCode as C;
     let p = path.to_owned();
+    if matches!(e, rusqlite::Error::QueryReturnedNoRows) {
+        return DbError::Row(p, e.to_string());
+    }
     match e.sqlite_error_code() {
         Some(C::DatabaseBusy) | Some(C::DatabaseLocked) => DbError::Locked(p),
         Some(C::ReadOnly) | Some(C::CannotOpen) if !path.exists() || is_read_only(path) => DbError::ReadOnly(p),
         Some(C::ReadOnly) => DbError::ReadOnly(p),
         Some(C::NotADatabase) | Some(C::DatabaseCorrupt) => DbError::Corrupt(p, e.to_string()),
+        Some(C::ConstraintViolation) => DbError::Row(p, e.to_string()),
         _ => DbError::Other(p, e.to_string()),
     }
 }
@@ -100,6 +107,10 @@ impl Names {
             self.0.resize(i + 1, (SymbolName::default(), Scale::decimals(0), Scale::decimals(0)));
         }
         self.0[i] = (name, price, qty);
+    }
+    /// (name, price scale, quantity scale) of a symbol (an unknown id: no name, scales of 1).
+    pub fn scales(&self, id: u16) -> (SymbolName, Scale, Scale) {
+        self.0.get(id as usize).copied().unwrap_or((SymbolName::default(), Scale::decimals(0), Scale::decimals(0)))
     }
     /// (name, tick value, step value) of a symbol.
     pub fn get(&self, id: u16) -> (SymbolName, f64, f64) {
@@ -465,7 +476,7 @@ fn write_closed(b: &Batch<'_, '_>, symbol: u16, pos: &Position) -> rusqlite::Res
         b.run,
         pos.seq as i64
     ])
-    .map(|_| ())
+    .and_then(|n| if n == 0 { Err(rusqlite::Error::QueryReturnedNoRows) } else { Ok(()) })
 }
 
 /// Inserts a tuning run.

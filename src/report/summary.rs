@@ -226,6 +226,8 @@ fn db_json(p: &PersistStats) -> Value {
         "commits": p.db_commits,
         "write_errors": p.db_write_errors,
         "rows_dropped": p.db_rows_dropped,
+        "rows_rejected": p.db_rows_rejected,
+        "control_dropped": p.control_dropped,
     })
 }
 
@@ -355,6 +357,9 @@ pub fn to_text(r: &ReplayReport) -> String {
             vah,
             vwap
         ));
+    }
+    if r.persist.csv_lines_lost > 0 {
+        s.push_str(&format!("CSV lines not written after the CSV's write error: {}\n", r.persist.csv_lines_lost));
     }
     s.push('\n');
     s.push_str("latency per stage (monotonic clock; replay --speed asap includes queueing in ring_wait):\n");
