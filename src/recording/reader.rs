@@ -248,6 +248,7 @@ impl LineReader {
         let (tx, rx) = sync_channel::<Chunk>(CHUNKS_IN_FLIGHT);
         let (back, free) = sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT + 2);
         for _ in 0..CHUNKS_IN_FLIGHT + 1 {
+            // Cannot fail: the channel holds CHUNKS_IN_FLIGHT + 2 and its receiver is alive (`free`, below).
             let _ = back.try_send(Vec::with_capacity(CHUNK_BYTES));
         }
         let name = format!("read-{}", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
@@ -290,6 +291,7 @@ impl LineReader {
                             Chunk::Err(e)
                         }
                     };
+                    // Fails only when the LineReader is gone: then nobody waits for the end or the error.
                     let _ = tx.send(msg);
                     return;
                 }
@@ -320,6 +322,8 @@ impl LineReader {
     fn next_chunk(&mut self) -> Result<bool, FeedError> {
         let old = std::mem::take(&mut self.cur);
         if old.capacity() > 0 {
+            // Buffer recycling only: when the free list is full or the reader thread has ended, the buffer is
+            // dropped and the reader allocates a new one.
             let _ = self.back.try_send(old);
         }
         self.pos = 0;
@@ -405,8 +409,10 @@ impl Drop for LineReader {
         // Unblock the reader thread (it may be waiting to send) and let it finish.
         let (_tx, rx) = sync_channel(0);
         drop(std::mem::replace(&mut self.rx, rx));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
+        {
+            log::error!("{}: the reader thread panicked", self.path.display());
         }
     }
 }

@@ -760,11 +760,6 @@ mod tests {
         assert!(heat.contains("01h") && heat.contains("n=2"));
         assert_eq!(std::fs::read_to_string(dir.join("mfe_mae.svg")).unwrap().matches("<circle").count(), 4);
     }
-}
-#[cfg(test)]
-/// The review's `--json` and text output, pinned as the `serde_json::Value` version printed them (issue 9).
-mod pinned {
-    use super::*;
 
     const JSON: &str = r##"{"by_exit_reason":{"StopLoss":{"expectancy_pct":-0.4,"pnl":-8.0,"trades":2,"win_rate_pct":0.0},"TP2":{"expectancy_pct":1.0333333333333332,"pnl":31.0,"trades":3,"win_rate_pct":100.0}},"by_regime":{"range_low":{"expectancy_pct":0.45999999999999996,"pnl":23.0,"trades":5,"win_rate_pct":60.0}},"by_symbol":{"BTCUSDT":{"expectancy_pct":0.39999999999999997,"pnl":8.0,"trades":2,"win_rate_pct":50.0},"ETHUSDT":{"expectancy_pct":0.5,"pnl":15.0,"trades":3,"win_rate_pct":66.66666666666667}},"by_utc_hour":{"01":{"expectancy_pct":0.39999999999999997,"pnl":8.0,"trades":2,"win_rate_pct":50.0},"02":{"expectancy_pct":0.39999999999999997,"pnl":8.0,"trades":2,"win_rate_pct":50.0},"05":{"expectancy_pct":0.7,"pnl":7.0,"trades":1,"win_rate_pct":100.0}},"closed_positions":5,"mfe_mae":{"configured":{"soft_stop_pct":0.15,"stop_pct":0.4,"tp1_pct":0.6,"tp2_pct":1.2},"configured_estimate_expectancy_pct":0.3960000109672547,"losers":{"mae_pct":{"p25":0.4,"p50":0.4,"p75":0.4,"p90":0.4},"mfe_pct":{"p25":0.05,"p50":0.1,"p75":0.1,"p90":0.1},"trades":2},"share_reaching_pct":{"soft_stop":80.0,"stop":40.0,"tp1":60.0,"tp2":40.0},"suggested":{"expectancy_pct":0.45999998569488526,"stop_pct":0.5,"target_pct":1.5},"winners":{"mae_pct":{"p25":0.2,"p50":0.2,"p75":0.3,"p90":0.3},"mfe_pct":{"p25":1.25,"p50":1.25,"p75":1.3,"p90":1.3},"trades":3}},"negative_expectancy_feature_bins":[{"bin":1,"expectancy_pct":-0.4,"feature":"volume_burst_ratio","from":-3.0,"to":-2.0,"trades":2,"win_rate_pct":0.0}],"total":{"expectancy_pct":0.45999999999999996,"pnl":23.0,"trades":5,"win_rate_pct":60.0},"variants":{"base":{"expectancy_pct":0.45999999999999996,"pnl":23.0,"trades":5,"win_rate_pct":60.0},"solo":{"expectancy_pct":0.3,"pnl":3.0,"trades":1,"vs_base":{"better":false,"ci95_pct":[-0.8710236001709084,0.5510236001709086],"expectancy_diff_pct":-0.15999999999999998,"significant":false},"win_rate_pct":100.0},"tight":{"expectancy_pct":0.4,"pnl":8.0,"trades":2,"vs_base":{"better":false,"ci95_pct":[-1.4342381744079153,1.3142381744079157],"expectancy_diff_pct":-0.05999999999999994,"significant":false},"win_rate_pct":50.0}}}"##;
     const TEXT: &str = r##"closed positions: 5
@@ -827,21 +822,13 @@ MFE/MAE (p50) winners: MFE 0.0 MAE 0.0; losers: MFE 0.0 MAE 0.0
 configured {"soft_stop_pct":0.15,"stop_pct":0.4,"tp1_pct":0.6,"tp2_pct":1.2}; share reaching {"soft_stop":0.0,"stop":0.0,"tp1":0.0,"tp2":0.0}
 estimated expectancy now 0.0000 %, suggested {"expectancy_pct":0.0,"stop_pct":0.1,"target_pct":0.1}
 "##;
+    /// The `--json` and text output, pinned as the `serde_json::Value` version printed them (issue 9).
     #[test]
     fn json_and_text_are_unchanged() {
-        let mk = |sym: &str, hour: u8, pnl_pct: f64, mfe: f64, mae: f64, f0: f64, v: &str| Trade {
-            symbol: sym.into(),
-            hour,
-            regime: "range_low".into(),
-            exit_reason: if pnl_pct > 0.0 { "TP2".into() } else { "StopLoss".into() },
-            pnl: pnl_pct * 10.0,
-            pnl_pct,
-            mfe,
-            mae,
-            mfe_first: pnl_pct > 0.0,
-            features: [f0, 0.1 * f0, -f0, 0.0, 0.0, 0.5],
-            exit_ms: hour as i64 * 3_600_000,
-            variant: v.into(),
+        let mk = |sym: &str, hour: u8, pnl_pct: f64, mfe: f64, mae: f64, f0: f64, v: &str| {
+            let mut x = t(sym, hour, pnl_pct, mfe, mae, f0);
+            (x.features[1], x.features[2], x.variant) = (0.1 * f0, -f0, v.into());
+            x
         };
         let trades = vec![
             mk("BTCUSDT", 1, 1.2, 1.3, 0.1, 1.0, "base"),
