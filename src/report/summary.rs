@@ -276,34 +276,9 @@ pub fn to_json(r: &ReplayReport) -> Value {
     })
 }
 
-/// The human-readable summary.
-pub fn to_text(r: &ReplayReport) -> String {
-    let p = &r.parse;
-    let f = &r.feed;
-    let secs = r.elapsed.as_secs_f64();
+/// The text summary's book table: one line per symbol.
+fn book_table(r: &ReplayReport) -> String {
     let mut s = String::new();
-    s.push_str(&format!(
-        "replayed {} frames in {:.3} s ({:.0} frames/s): trade {}, non-market {}, depth {}, bookTicker {}, markPrice {}, snapshot {}, other {}\n",
-        p.frames,
-        secs,
-        if secs > 0.0 { p.frames as f64 / secs } else { 0.0 },
-        p.trade,
-        p.non_market_trade,
-        p.depth,
-        p.book_ticker,
-        p.mark_price,
-        p.snapshot,
-        p.unknown_event + p.control + p.exchange_info
-    ));
-    s.push_str(&format!(
-        "malformed {} (lines {}), unknown events {}, ring full {}, frames dropped {}, records lost {}\n\n",
-        p.malformed_total() + f.malformed_lines(),
-        f.malformed_lines(),
-        p.unknown_event,
-        f.ring_full,
-        f.frames_dropped,
-        r.engine.stats.records_lost
-    ));
     s.push_str(&format!(
         "{:<12} {:>8} {:>14} {:>8} {:>5} {:>7} {:>7} {:>14} {:>14} {:>6} {:>15}\n",
         "symbol", "trades", "trade_qty", "depth", "gaps", "resyncs", "synced", "best_bid", "best_ask", "bars", "audit"
@@ -329,7 +304,12 @@ pub fn to_text(r: &ReplayReport) -> String {
             format!("{}/{}", sym.audit_matched, sym.audit_compared)
         ));
     }
-    s.push('\n');
+    s
+}
+
+/// The text summary's signal and profile table: one line per symbol.
+fn signal_table(r: &ReplayReport) -> String {
+    let mut s = String::new();
     s.push_str(&format!(
         "{:<12} {:>6} {:>6} {:>11} {:>9} {:>6} {:>14} {:>14} {:>14} {:>14}\n",
         "symbol", "long", "short", "regime", "burst_thr", "tuned", "POC", "VAL", "VAH", "VWAP"
@@ -358,6 +338,40 @@ pub fn to_text(r: &ReplayReport) -> String {
             vwap
         ));
     }
+    s
+}
+
+/// The human-readable summary.
+pub fn to_text(r: &ReplayReport) -> String {
+    let p = &r.parse;
+    let f = &r.feed;
+    let secs = r.elapsed.as_secs_f64();
+    let mut s = String::new();
+    s.push_str(&format!(
+        "replayed {} frames in {:.3} s ({:.0} frames/s): trade {}, non-market {}, depth {}, bookTicker {}, markPrice {}, snapshot {}, other {}\n",
+        p.frames,
+        secs,
+        if secs > 0.0 { p.frames as f64 / secs } else { 0.0 },
+        p.trade,
+        p.non_market_trade,
+        p.depth,
+        p.book_ticker,
+        p.mark_price,
+        p.snapshot,
+        p.unknown_event + p.control + p.exchange_info
+    ));
+    s.push_str(&format!(
+        "malformed {} (lines {}), unknown events {}, ring full {}, frames dropped {}, records lost {}\n\n",
+        p.malformed_total() + f.malformed_lines(),
+        f.malformed_lines(),
+        p.unknown_event,
+        f.ring_full,
+        f.frames_dropped,
+        r.engine.stats.records_lost
+    ));
+    s.push_str(&book_table(r));
+    s.push('\n');
+    s.push_str(&signal_table(r));
     if r.persist.csv_lines_lost > 0 {
         s.push_str(&format!("CSV lines not written after the CSV's write error: {}\n", r.persist.csv_lines_lost));
     }
