@@ -1,8 +1,13 @@
 //! The persistence stage: the only thread that writes files (and, from the execution issue on, SQLite).
 //!
-//! It drains the compute → persist ring, keeps the symbol table announced by [`Record::Symbol`], and writes
-//! closed bars to the bars CSV when one is configured. Writes are buffered and flushed when the ring is drained;
-//! an I/O error stops the writer with a clear error (reported at the end), never a panic.
+//! It drains the compute → persist ring, keeps the symbol table announced by [`Record::Symbol`], writes closed bars
+//! and signals to their CSVs when configured, and commits database rows in batches. Writes are buffered and flushed
+//! when the ring is drained. Nothing is lost without a counter:
+//! - a CSV write error stops that CSV (later lines counted in `csv_lines_lost`) and is the run's error, never a
+//!   panic; records are still counted and the symbol table kept;
+//! - a failed commit keeps its rows (up to `max_pending_rows`, the oldest dropped past it: `db_rows_dropped`) and
+//!   retries with back-off; a row the database refuses on its own is dropped alone (`db_rows_rejected`);
+//! - a control record that cannot be written is counted (`control_dropped`).
 
 use std::io::Write;
 use std::path::PathBuf;
