@@ -179,47 +179,6 @@ impl Default for BatchConfig {
     }
 }
 
-/// A signals CSV line (formatting into a `String` cannot fail: `fmt::Write for String` is infallible).
-fn signal_line(l: &mut String, name: SymbolName, ps: Scale, signal: &Signal) -> std::fmt::Result {
-    use std::fmt::Write as _;
-    l.clear();
-    let f = &signal.features;
-    write!(l, "{},{},{},", name, signal.ts_ns / 1_000_000, signal.side.name())?;
-    ps.format(signal.price, l);
-    writeln!(
-        l,
-        ",{:.6},{:.4},{:.6},{:.6},{:.4},{:.6},{:.6},{},{},{},{},{:.4}",
-        ps.to_f64(1) * signal.level,
-        signal.burst_threshold,
-        f.imbalance_ratio,
-        f.cvd_1min_change,
-        f.volume_burst_ratio,
-        f.bar_range_pct,
-        f.zone_distance_pct,
-        f.near_val as u8,
-        f.near_vah as u8,
-        f.near_hvn as u8,
-        f.regime.name(),
-        f.confidence
-    )
-}
-
-/// A bars CSV line (formatting into a `String` cannot fail).
-fn bar_line(l: &mut String, (name, ps, qs): (SymbolName, Scale, Scale), bar: &Bar) -> std::fmt::Result {
-    use std::fmt::Write as _;
-    l.clear();
-    write!(l, "{},{},{},", name, bar.first_ts_ns / 1_000_000, bar.last_ts_ns / 1_000_000)?;
-    for px in [bar.open, bar.high, bar.low, bar.close] {
-        ps.format(px, l);
-        l.push(',');
-    }
-    for q in [bar.volume, bar.buy_volume, bar.sell_volume] {
-        qs.format(q, l);
-        l.push(',');
-    }
-    writeln!(l, "{},{},{},{}", bar.trades, bar.range_ticks, bar.first_trade_id, bar.last_trade_id)
-}
-
 impl Persist {
     /// Opens the outputs (before any trading starts, so a bad path is an error up front).
     pub fn open(
@@ -489,6 +448,47 @@ impl Persist {
         let flushed = self.flush();
         result.and(flushed)
     }
+}
+
+/// A signals CSV line (formatting into a `String` cannot fail: `fmt::Write for String` is infallible).
+fn signal_line(l: &mut String, name: SymbolName, ps: Scale, signal: &Signal) -> std::fmt::Result {
+    use std::fmt::Write as _;
+    l.clear();
+    let f = &signal.features;
+    write!(l, "{},{},{},", name, signal.ts_ns / 1_000_000, signal.side.name())?;
+    ps.format(signal.price, l);
+    writeln!(
+        l,
+        ",{:.6},{:.4},{:.6},{:.6},{:.4},{:.6},{:.6},{},{},{},{},{:.4}",
+        ps.to_f64(1) * signal.level,
+        signal.burst_threshold,
+        f.imbalance_ratio,
+        f.cvd_1min_change,
+        f.volume_burst_ratio,
+        f.bar_range_pct,
+        f.zone_distance_pct,
+        f.near_val as u8,
+        f.near_vah as u8,
+        f.near_hvn as u8,
+        f.regime.name(),
+        f.confidence
+    )
+}
+
+/// A bars CSV line (formatting into a `String` cannot fail).
+fn bar_line(l: &mut String, (name, ps, qs): (SymbolName, Scale, Scale), bar: &Bar) -> std::fmt::Result {
+    use std::fmt::Write as _;
+    l.clear();
+    write!(l, "{},{},{},", name, bar.first_ts_ns / 1_000_000, bar.last_ts_ns / 1_000_000)?;
+    for px in [bar.open, bar.high, bar.low, bar.close] {
+        ps.format(px, l);
+        l.push(',');
+    }
+    for q in [bar.volume, bar.buy_volume, bar.sell_volume] {
+        qs.format(q, l);
+        l.push(',');
+    }
+    writeln!(l, "{},{},{},{}", bar.trades, bar.range_ticks, bar.first_trade_id, bar.last_trade_id)
 }
 
 /// When the next commit may run: the oldest waiting row, and the back-off after a failed commit.
