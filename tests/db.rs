@@ -105,6 +105,11 @@ fn schema_and_contents_after_a_real_replay() {
     );
     assert_eq!(bad, 0);
     assert_eq!(r.persist.db_rows_dropped + r.persist.db_write_errors, 0);
+    // Every loss counter is in the summary's db block, and zero here.
+    let j = rusto::report::summary::to_json(&r);
+    for k in ["rows_dropped", "rows_rejected", "control_dropped", "write_errors"] {
+        assert_eq!(j["db"][k], 0, "db.{k} in {}", j["db"]);
+    }
     // The JSON's per-symbol PnL equals the database's.
     let pnl: f64 = c.query_row("SELECT sum(pnl) FROM positions", [], |r| r.get(0)).unwrap();
     assert!((pnl - s.trader().pnl).abs() < 1e-9);

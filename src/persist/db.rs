@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags, params};
 
 use crate::types::decimal::Scale;
-use crate::types::record::Record;
+use crate::types::record::{Features, GatePass, Position, Record, TuningLog};
 use crate::types::symbols::SymbolName;
 
 /// The migrations, in order: (version, name, SQL).
@@ -67,6 +67,9 @@ pub enum DbError {
         /// Newest known here.
         known: i64,
     },
+    /// The database refuses this row itself (a constraint, or a position it does not hold): retrying cannot help.
+    #[error("database {0}: row refused ({1})")]
+    Row(PathBuf, String),
     /// Any other SQLite error.
     #[error("database {0}: {1}")]
     Other(PathBuf, String),
@@ -75,11 +78,15 @@ pub enum DbError {
 fn classify(path: &Path, e: rusqlite::Error) -> DbError {
     use rusqlite::ErrorCode as C;
     let p = path.to_owned();
+    if matches!(e, rusqlite::Error::QueryReturnedNoRows) {
+        return DbError::Row(p, e.to_string());
+    }
     match e.sqlite_error_code() {
         Some(C::DatabaseBusy) | Some(C::DatabaseLocked) => DbError::Locked(p),
         Some(C::ReadOnly) | Some(C::CannotOpen) if !path.exists() || is_read_only(path) => DbError::ReadOnly(p),
         Some(C::ReadOnly) => DbError::ReadOnly(p),
         Some(C::NotADatabase) | Some(C::DatabaseCorrupt) => DbError::Corrupt(p, e.to_string()),
+        Some(C::ConstraintViolation) => DbError::Row(p, e.to_string()),
         _ => DbError::Other(p, e.to_string()),
     }
 }
@@ -100,6 +107,10 @@ impl Names {
             self.0.resize(i + 1, (SymbolName::default(), Scale::decimals(0), Scale::decimals(0)));
         }
         self.0[i] = (name, price, qty);
+    }
+    /// (name, price scale, quantity scale) of a symbol (an unknown id: no name, scales of 1).
+    pub fn scales(&self, id: u16) -> (SymbolName, Scale, Scale) {
+        self.0.get(id as usize).copied().unwrap_or((SymbolName::default(), Scale::decimals(0), Scale::decimals(0)))
     }
     /// (name, tick value, step value) of a symbol.
     pub fn get(&self, id: u16) -> (SymbolName, f64, f64) {
@@ -255,8 +266,9 @@ impl Db {
         let tx = self.conn.transaction().map_err(err)?;
         {
             let mut fill = tx.prepare_cached(FILL_SQL).map_err(err)?;
+            let b = Batch { tx: &tx, run, names, variants: &self.variants };
             for r in batch {
-                write_one(&tx, &mut fill, run, names, &self.variants, &mut self.pos_ids, r).map_err(err)?;
+                write_one(&b, &mut fill, &mut self.pos_ids, r).map_err(err)?;
             }
         }
         tx.commit().map_err(err)
@@ -319,73 +331,37 @@ fn pos_id(
 const FILL_SQL: &str = "INSERT INTO fills (run_id, position_id, ts_ms, kind, side, quantity, price, fee, pnl)
                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
-fn write_one(
-    tx: &rusqlite::Transaction<'_>,
-    fill: &mut rusqlite::CachedStatement<'_>,
+/// What every row of a batch needs: the transaction, the run, the symbol names and the trader names.
+struct Batch<'t, 'n> {
+    tx: &'t rusqlite::Transaction<'t>,
     run: i64,
-    names: &Names,
-    variants: &[String],
+    names: &'n Names,
+    variants: &'n [String],
+}
+
+impl Batch<'_, '_> {
+    fn variant(&self, v: u8) -> &str {
+        self.variants.get(v as usize).map_or("?", |s| s.as_str())
+    }
+}
+
+fn write_one(
+    b: &Batch<'_, '_>,
+    fill: &mut rusqlite::CachedStatement<'_>,
     ids: &mut std::collections::HashMap<u64, i64>,
     r: &Record,
 ) -> rusqlite::Result<()> {
-    let vname = |v: u8| variants.get(v as usize).map_or("?", |s| s.as_str());
     match *r {
-        Record::Opened { symbol, variant, pos, features: f, gate, .. } => {
-            let (name, tv, sv) = names.get(symbol);
-            tx.prepare_cached(
-                "INSERT INTO positions (run_id, seq, symbol, side, status, entry_ts_ms, entry_price, quantity, fees,
-                   regime, confidence, expected_slippage_bps, realized_slippage_bps, stop_price, tp1_price, tp2_price,
-                   liquidation_price, variant)
-                 VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-            )?
-            .execute(params![
-                run,
-                pos.seq as i64,
-                name.as_str(),
-                pos.side.name(),
-                pos.entry_ts_ns / 1_000_000,
-                pos.entry_px * tv,
-                pos.qty as f64 * sv,
-                pos.fees,
-                pos.regime.name(),
-                pos.confidence,
-                pos.expected_slippage_bps,
-                pos.realized_slippage_bps,
-                pos.stop * tv,
-                pos.tp1 * tv,
-                pos.tp2 * tv,
-                pos.liq * tv,
-                vname(variant),
-            ])?;
-            let id = tx.last_insert_rowid();
+        Record::Opened { symbol, variant, ref pos, features: ref f, ref gate, .. } => {
+            let id = write_opened(b, symbol, variant, pos)?;
             ids.insert(pos.seq, id);
-            tx.prepare_cached(
-                "INSERT INTO entry_features (position_id, imbalance_ratio, cvd_1min_change, volume_burst_ratio,
-                   bar_range_pct, zone_distance_pct, near_val, near_vah, near_hvn, regime, confidence, spread_bps,
-                   depth_ratio)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            )?
-            .execute(params![
-                id,
-                f.imbalance_ratio,
-                f.cvd_1min_change,
-                f.volume_burst_ratio,
-                f.bar_range_pct,
-                f.zone_distance_pct,
-                f.near_val,
-                f.near_vah,
-                f.near_hvn,
-                f.regime.name(),
-                f.confidence,
-                gate.spread_bps,
-                if gate.depth_ratio.is_finite() { gate.depth_ratio } else { 1e9 },
-            ])?;
+            write_entry_features(b, id, f, gate)
         }
         Record::Fill { symbol, seq, ts_ns, reason, buy, qty, px, fee, pnl, .. } => {
-            let (_, tv, sv) = names.get(symbol);
-            let id = pos_id(tx, run, ids, seq)?;
+            let (_, tv, sv) = b.names.get(symbol);
+            let id = pos_id(b.tx, b.run, ids, seq)?;
             fill.execute(params![
-                run,
+                b.run,
                 id,
                 ts_ns / 1_000_000,
                 reason.map_or("entry", |r| r.name()),
@@ -394,74 +370,142 @@ fn write_one(
                 px * tv,
                 fee,
                 pnl
-            ])?;
+            ])
+            .map(|_| ())
         }
-        Record::Closed { symbol, pos, .. } => {
+        Record::Closed { symbol, ref pos, .. } => {
             ids.remove(&pos.seq);
-            let (_, tv, _) = names.get(symbol);
-            tx.prepare_cached(
-                "UPDATE positions SET status = 'closed', exit_ts_ms = ?1, exit_price = ?2, fees = ?3, pnl = ?4,
-                   pnl_pct = ?5, exit_reason = ?6, mfe_pct = ?7, mae_pct = ?8, time_to_mfe_secs = ?9,
-                   time_to_mae_secs = ?10, stop_price = ?11
-                 WHERE run_id = ?12 AND seq = ?13",
-            )?
-            .execute(params![
-                pos.exit_ts_ns / 1_000_000,
-                pos.exit_px * tv,
-                pos.fees,
-                pos.pnl,
-                pos.pnl_pct(),
-                pos.exit_reason.map(|r| r.name()),
-                pos.mfe_pct,
-                pos.mae_pct,
-                (pos.mfe_ts_ns - pos.entry_ts_ns) as f64 / 1e9,
-                (pos.mae_ts_ns - pos.entry_ts_ns) as f64 / 1e9,
-                pos.stop * tv,
-                run,
-                pos.seq as i64
-            ])?;
+            write_closed(b, symbol, pos)
         }
         Record::HourPnl { symbol, variant, hour, pnl_pct } => {
-            let (name, _, _) = names.get(symbol);
-            tx.prepare_cached(
+            let (name, _, _) = b.names.get(symbol);
+            b.tx.prepare_cached(
                 "INSERT INTO hour_expectancy (run_id, symbol, hour, pnl_pct, variant) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
-            .execute(params![run, name.as_str(), hour as i64, pnl_pct, vname(variant)])?;
+            .execute(params![b.run, name.as_str(), hour as i64, pnl_pct, b.variant(variant)])
+            .map(|_| ())
         }
-        Record::Tuning { symbol, log } => {
-            let (name, _, _) = names.get(symbol);
-            tx.prepare_cached(
-                "INSERT INTO volume_burst_tuning_logs (run_id, symbol, ts_ms, tuned_ratio, previous_ratio, trades,
-                   win_rate_pct, expectancy_pct, window_bars, lookahead_bars, candidates, stop_pct, target_pct,
-                   fee_pct, changed)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-            )?
-            .execute(params![
-                run,
-                name.as_str(),
-                log.ts_ns / 1_000_000,
-                log.tuned_ratio,
-                log.previous_ratio,
-                log.trades,
-                log.win_rate_pct,
-                log.expectancy_pct,
-                log.window_bars,
-                log.lookahead_bars,
-                log.candidates,
-                log.stop_pct,
-                log.target_pct,
-                log.fee_pct,
-                log.changed
-            ])?;
-        }
+        Record::Tuning { symbol, ref log } => write_tuning(b, symbol, log),
         Record::Symbol { .. }
         | Record::Bar { .. }
         | Record::Signal { .. }
         | Record::SnapshotRequest { .. }
         | Record::StopMoved { .. }
-        | Record::DailyLimitHit { .. } => {}
+        | Record::DailyLimitHit { .. } => Ok(()),
     }
-    Ok(())
+}
+
+/// Inserts an opened position; returns its row id.
+fn write_opened(b: &Batch<'_, '_>, symbol: u16, variant: u8, pos: &Position) -> rusqlite::Result<i64> {
+    let (name, tv, sv) = b.names.get(symbol);
+    b.tx.prepare_cached(
+        "INSERT INTO positions (run_id, seq, symbol, side, status, entry_ts_ms, entry_price, quantity, fees,
+           regime, confidence, expected_slippage_bps, realized_slippage_bps, stop_price, tp1_price, tp2_price,
+           liquidation_price, variant)
+         VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+    )?
+    .execute(params![
+        b.run,
+        pos.seq as i64,
+        name.as_str(),
+        pos.side.name(),
+        pos.entry_ts_ns / 1_000_000,
+        pos.entry_px * tv,
+        pos.qty as f64 * sv,
+        pos.fees,
+        pos.regime.name(),
+        pos.confidence,
+        pos.expected_slippage_bps,
+        pos.realized_slippage_bps,
+        pos.stop * tv,
+        pos.tp1 * tv,
+        pos.tp2 * tv,
+        pos.liq * tv,
+        b.variant(variant),
+    ])?;
+    Ok(b.tx.last_insert_rowid())
+}
+
+/// Inserts the entry features of position row `id`.
+fn write_entry_features(b: &Batch<'_, '_>, id: i64, f: &Features, gate: &GatePass) -> rusqlite::Result<()> {
+    b.tx.prepare_cached(
+        "INSERT INTO entry_features (position_id, imbalance_ratio, cvd_1min_change, volume_burst_ratio,
+           bar_range_pct, zone_distance_pct, near_val, near_vah, near_hvn, regime, confidence, spread_bps,
+           depth_ratio)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?
+    .execute(params![
+        id,
+        f.imbalance_ratio,
+        f.cvd_1min_change,
+        f.volume_burst_ratio,
+        f.bar_range_pct,
+        f.zone_distance_pct,
+        f.near_val,
+        f.near_vah,
+        f.near_hvn,
+        f.regime.name(),
+        f.confidence,
+        gate.spread_bps,
+        if gate.depth_ratio.is_finite() { gate.depth_ratio } else { 1e9 },
+    ])
+    .map(|_| ())
+}
+
+/// Marks a position closed with its exit.
+fn write_closed(b: &Batch<'_, '_>, symbol: u16, pos: &Position) -> rusqlite::Result<()> {
+    let (_, tv, _) = b.names.get(symbol);
+    b.tx.prepare_cached(
+        "UPDATE positions SET status = 'closed', exit_ts_ms = ?1, exit_price = ?2, fees = ?3, pnl = ?4,
+           pnl_pct = ?5, exit_reason = ?6, mfe_pct = ?7, mae_pct = ?8, time_to_mfe_secs = ?9,
+           time_to_mae_secs = ?10, stop_price = ?11
+         WHERE run_id = ?12 AND seq = ?13",
+    )?
+    .execute(params![
+        pos.exit_ts_ns / 1_000_000,
+        pos.exit_px * tv,
+        pos.fees,
+        pos.pnl,
+        pos.pnl_pct(),
+        pos.exit_reason.map(|r| r.name()),
+        pos.mfe_pct,
+        pos.mae_pct,
+        (pos.mfe_ts_ns - pos.entry_ts_ns) as f64 / 1e9,
+        (pos.mae_ts_ns - pos.entry_ts_ns) as f64 / 1e9,
+        pos.stop * tv,
+        b.run,
+        pos.seq as i64
+    ])
+    .and_then(|n| if n == 0 { Err(rusqlite::Error::QueryReturnedNoRows) } else { Ok(()) })
+}
+
+/// Inserts a tuning run.
+fn write_tuning(b: &Batch<'_, '_>, symbol: u16, log: &TuningLog) -> rusqlite::Result<()> {
+    let (name, _, _) = b.names.get(symbol);
+    b.tx.prepare_cached(
+        "INSERT INTO volume_burst_tuning_logs (run_id, symbol, ts_ms, tuned_ratio, previous_ratio, trades,
+           win_rate_pct, expectancy_pct, window_bars, lookahead_bars, candidates, stop_pct, target_pct,
+           fee_pct, changed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?
+    .execute(params![
+        b.run,
+        name.as_str(),
+        log.ts_ns / 1_000_000,
+        log.tuned_ratio,
+        log.previous_ratio,
+        log.trades,
+        log.win_rate_pct,
+        log.expectancy_pct,
+        log.window_bars,
+        log.lookahead_bars,
+        log.candidates,
+        log.stop_pct,
+        log.target_pct,
+        log.fee_pct,
+        log.changed
+    ])
+    .map(|_| ())
 }
 
 /// True when a record goes to the database.

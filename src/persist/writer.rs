@@ -1,17 +1,22 @@
 //! The persistence stage: the only thread that writes files (and, from the execution issue on, SQLite).
 //!
-//! It drains the compute → persist ring, keeps the symbol table announced by [`Record::Symbol`], and writes
-//! closed bars to the bars CSV when one is configured. Writes are buffered and flushed when the ring is drained;
-//! an I/O error stops the writer with a clear error (reported at the end), never a panic.
+//! It drains the compute → persist ring, keeps the symbol table announced by [`Record::Symbol`], writes closed bars
+//! and signals to their CSVs when configured, and commits database rows in batches. Writes are buffered and flushed
+//! when the ring is drained. Nothing is lost without a counter:
+//! - a CSV write error stops that CSV (later lines counted in `csv_lines_lost`) and is the run's error, never a
+//!   panic; records are still counted and the symbol table kept;
+//! - a failed commit keeps its rows (up to `max_pending_rows`, the oldest dropped past it: `db_rows_dropped`) and
+//!   retries with back-off; a row the database refuses on its own is dropped alone (`db_rows_rejected`);
+//! - a control record that cannot be written is counted (`control_dropped`).
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use crate::handoff::ring::Consumer;
-use crate::persist::db::{Db, Names, is_db_record};
+use crate::persist::db::{Db, DbError, Names, is_db_record};
 use crate::types::decimal::Scale;
 use crate::types::latency::Stage;
-use crate::types::record::Record;
+use crate::types::record::{Bar, Record, Signal};
 use crate::types::symbols::SymbolName;
 
 /// Errors of the persistence stage.
@@ -65,6 +70,13 @@ pub struct PersistStats {
     pub db_write_errors: u64,
     /// Rows dropped because the database refused writes for longer than the buffer holds (must stay 0).
     pub db_rows_dropped: u64,
+    /// Rows the database refused on their own (a constraint, a position it does not hold): dropped so that the rest
+    /// of their batch is written (must stay 0).
+    pub db_rows_rejected: u64,
+    /// Control-thread records (selections, link health) that could not be written (must stay 0).
+    pub control_dropped: u64,
+    /// CSV lines not written because their CSV failed earlier (the run reports that first error).
+    pub csv_lines_lost: u64,
 }
 
 /// The CSV header of `--bars-csv`.
@@ -73,15 +85,74 @@ pub const BARS_CSV_HEADER: &str = "symbol,first_ts_ms,last_ts_ms,open,high,low,c
 /// The CSV header of `--signals-csv` (prices in quote units; zone level at its bin centre).
 pub const SIGNALS_CSV_HEADER: &str = "symbol,ts_ms,side,price,level,burst_threshold,imbalance_ratio,cvd_1min_change,volume_burst_ratio,bar_range_pct,zone_distance_pct,near_val,near_vah,near_hvn,regime,confidence";
 
+/// Which CSV output (for its error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CsvKind {
+    Bars,
+    Signals,
+}
+
+/// A CSV output. After a write error it writes nothing more (the error is reported, later lines counted).
+struct CsvOut {
+    kind: CsvKind,
+    path: PathBuf,
+    w: std::io::BufWriter<std::fs::File>,
+    failed: bool,
+}
+
+impl CsvOut {
+    fn error(kind: CsvKind, path: PathBuf, source: std::io::Error) -> PersistError {
+        match kind {
+            CsvKind::Bars => PersistError::BarsCsv { path, source },
+            CsvKind::Signals => PersistError::SignalsCsv { path, source },
+        }
+    }
+
+    /// Creates the file and writes its header.
+    fn create(kind: CsvKind, path: PathBuf, header: &str) -> Result<Self, PersistError> {
+        let f = std::fs::File::create(&path).map_err(|e| Self::error(kind, path.clone(), e))?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, f);
+        writeln!(w, "{header}").map_err(|e| Self::error(kind, path.clone(), e))?;
+        Ok(CsvOut { kind, path, w, failed: false })
+    }
+
+    fn check(&mut self, r: std::io::Result<()>) -> Result<(), PersistError> {
+        r.map_err(|e| {
+            self.failed = true;
+            Self::error(self.kind, self.path.clone(), e)
+        })
+    }
+
+    /// Writes a line; false (and `lost` counted) when the CSV failed before or fails now.
+    fn write(&mut self, line: &str, lost: &mut u64) -> Result<bool, PersistError> {
+        if self.failed {
+            *lost += 1;
+            return Ok(false);
+        }
+        let r = self.w.write_all(line.as_bytes());
+        if r.is_err() {
+            *lost += 1;
+        }
+        self.check(r).map(|()| true)
+    }
+
+    fn flush(&mut self) -> Result<(), PersistError> {
+        if self.failed {
+            return Ok(());
+        }
+        let r = self.w.flush();
+        self.check(r)
+    }
+}
+
 /// Persistence stage state.
 pub struct Persist {
-    names: Vec<(SymbolName, Scale, Scale)>,
-    csv: Option<(PathBuf, std::io::BufWriter<std::fs::File>)>,
-    signals_csv: Option<(PathBuf, std::io::BufWriter<std::fs::File>)>,
+    csv: Option<CsvOut>,
+    signals_csv: Option<CsvOut>,
     line: String,
     db: Option<Db>,
     control: Option<std::sync::Arc<crossbeam_queue::ArrayQueue<crate::persist::db::ControlRecord>>>,
-    db_names: Names,
+    names: Names,
     batch: Vec<Record>,
     batch_cfg: BatchConfig,
     /// Commit latency (ns).
@@ -123,36 +194,15 @@ impl Persist {
         db: Option<Db>,
         batch_cfg: BatchConfig,
     ) -> Result<Self, PersistError> {
-        let signals_csv = match signals_csv {
-            Some(path) => {
-                let f = std::fs::File::create(&path)
-                    .map_err(|source| PersistError::SignalsCsv { path: path.clone(), source })?;
-                let mut w = std::io::BufWriter::with_capacity(1 << 16, f);
-                writeln!(w, "{SIGNALS_CSV_HEADER}")
-                    .map_err(|source| PersistError::SignalsCsv { path: path.clone(), source })?;
-                Some((path, w))
-            }
-            None => None,
-        };
-        let csv = match bars_csv {
-            Some(path) => {
-                let f = std::fs::File::create(&path)
-                    .map_err(|source| PersistError::BarsCsv { path: path.clone(), source })?;
-                let mut w = std::io::BufWriter::with_capacity(1 << 16, f);
-                writeln!(w, "{BARS_CSV_HEADER}")
-                    .map_err(|source| PersistError::BarsCsv { path: path.clone(), source })?;
-                Some((path, w))
-            }
-            None => None,
-        };
+        let signals_csv = signals_csv.map(|p| CsvOut::create(CsvKind::Signals, p, SIGNALS_CSV_HEADER)).transpose()?;
+        let csv = bars_csv.map(|p| CsvOut::create(CsvKind::Bars, p, BARS_CSV_HEADER)).transpose()?;
         Ok(Persist {
-            names: Vec::new(),
             csv,
             signals_csv,
             line: String::with_capacity(256),
             db,
             control: None,
-            db_names: Names::default(),
+            names: Names::default(),
             batch: Vec::with_capacity(batch_cfg.batch_rows.max(1) * 2),
             batch_cfg,
             commit_stage: Stage::new("persist_commit"),
@@ -174,7 +224,8 @@ impl Persist {
         while let Some(r) = q.pop() {
             if let Err(e) = db.write_control(&r) {
                 self.stats.db_write_errors += 1;
-                eprintln!("error: database: {e} (selection/health record not stored)");
+                self.stats.control_dropped += 1;
+                log::error!("database: {e} (selection/health record not stored, counted)");
             }
         }
     }
@@ -184,55 +235,21 @@ impl Persist {
         self.db.as_ref().map(|d| d.run_id)
     }
 
-    /// Handles one record.
+    /// Handles one record: counters and the symbol table always, CSV lines while their file takes them.
     pub fn on_record(&mut self, r: &Record) -> Result<(), PersistError> {
         self.stats.records += 1;
         match *r {
-            Record::Symbol { id, name, price, qty } => {
-                self.db_names.set(id, name, price, qty);
-                let i = id as usize;
-                if self.names.len() <= i {
-                    self.names.resize(i + 1, (SymbolName::default(), Scale::decimals(0), Scale::decimals(0)));
-                }
-                self.names[i] = (name, price, qty);
-            }
-            Record::Signal { symbol, signal } => {
+            Record::Symbol { id, name, price, qty } => self.names.set(id, name, price, qty),
+            Record::Signal { symbol, ref signal } => {
                 self.stats.signals += 1;
-                if let Some((path, w)) = &mut self.signals_csv {
-                    let (name, ps, _) = self.names.get(symbol as usize).copied().unwrap_or((
-                        SymbolName::default(),
-                        Scale::decimals(0),
-                        Scale::decimals(0),
-                    ));
-                    use std::fmt::Write as _;
-                    let l = &mut self.line;
-                    l.clear();
-                    let f = &signal.features;
-                    let _ = write!(l, "{},{},{},", name, signal.ts_ns / 1_000_000, signal.side.name());
-                    ps.format(signal.price, l);
-                    let _ = writeln!(
-                        l,
-                        ",{:.6},{:.4},{:.6},{:.6},{:.4},{:.6},{:.6},{},{},{},{},{:.4}",
-                        ps.to_f64(1) * signal.level,
-                        signal.burst_threshold,
-                        f.imbalance_ratio,
-                        f.cvd_1min_change,
-                        f.volume_burst_ratio,
-                        f.bar_range_pct,
-                        f.zone_distance_pct,
-                        f.near_val as u8,
-                        f.near_vah as u8,
-                        f.near_hvn as u8,
-                        f.regime.name(),
-                        f.confidence
-                    );
-                    w.write_all(l.as_bytes())
-                        .map_err(|source| PersistError::SignalsCsv { path: path.clone(), source })?;
+                if let Some(out) = &mut self.signals_csv {
+                    let (name, ps, _) = self.names.scales(symbol);
+                    // Formatting into a String cannot fail (fmt::Write for String is infallible).
+                    let _ = signal_line(&mut self.line, name, ps, signal);
+                    out.write(&self.line, &mut self.stats.csv_lines_lost)?;
                 }
             }
-            Record::Tuning { .. } => {
-                self.stats.tuning_runs += 1;
-            }
+            Record::Tuning { .. } => self.stats.tuning_runs += 1,
             Record::Opened { .. } => self.stats.positions_opened += 1,
             Record::Closed { .. } => self.stats.positions_closed += 1,
             Record::Fill { .. } => self.stats.fills += 1,
@@ -240,46 +257,33 @@ impl Persist {
             | Record::SnapshotRequest { .. }
             | Record::StopMoved { .. }
             | Record::DailyLimitHit { .. } => {}
-            Record::Bar { symbol, bar } => {
+            Record::Bar { symbol, ref bar } => {
                 self.stats.bars += 1;
-                if let Some((path, w)) = &mut self.csv {
-                    let (name, ps, qs) = self.names.get(symbol as usize).copied().unwrap_or((
-                        SymbolName::default(),
-                        Scale::decimals(0),
-                        Scale::decimals(0),
-                    ));
-                    use std::fmt::Write as _;
-                    let l = &mut self.line;
-                    l.clear();
-                    let _ = write!(l, "{},{},{},", name, bar.first_ts_ns / 1_000_000, bar.last_ts_ns / 1_000_000);
-                    for px in [bar.open, bar.high, bar.low, bar.close] {
-                        ps.format(px, l);
-                        l.push(',');
+                if let Some(out) = &mut self.csv {
+                    // Formatting into a String cannot fail (fmt::Write for String is infallible).
+                    let _ = bar_line(&mut self.line, self.names.scales(symbol), bar);
+                    if out.write(&self.line, &mut self.stats.csv_lines_lost)? {
+                        self.stats.bars_written += 1;
                     }
-                    for q in [bar.volume, bar.buy_volume, bar.sell_volume] {
-                        qs.format(q, l);
-                        l.push(',');
-                    }
-                    let _ =
-                        writeln!(l, "{},{},{},{}", bar.trades, bar.range_ticks, bar.first_trade_id, bar.last_trade_id);
-                    w.write_all(l.as_bytes()).map_err(|source| PersistError::BarsCsv { path: path.clone(), source })?;
-                    self.stats.bars_written += 1;
                 }
             }
         }
         Ok(())
     }
 
-    /// Flushes buffered output.
+    /// Flushes buffered output (both CSVs: a failed flush is an error, never lost in a drop).
     pub fn flush(&mut self) -> Result<(), PersistError> {
-        if let Some((path, w)) = &mut self.csv {
-            w.flush().map_err(|source| PersistError::BarsCsv { path: path.clone(), source })?;
+        if let Some(out) = &mut self.csv {
+            out.flush()?;
+        }
+        if let Some(out) = &mut self.signals_csv {
+            out.flush()?;
         }
         Ok(())
     }
 
-    /// Runs the stage until the producer is gone and the ring is empty.
-    /// Commits the waiting rows in one transaction. On failure the rows stay (bounded) for the next attempt.
+    /// Commits the waiting rows in one transaction. On failure the rows stay (bounded) for the next attempt; a row
+    /// the database refuses on its own is dropped (counted) so that it cannot block the rows behind it.
     fn commit(&mut self) -> bool {
         let Some(db) = &mut self.db else {
             self.batch.clear();
@@ -289,7 +293,7 @@ impl Persist {
             return true;
         }
         let t0 = crate::types::clock::now_ns();
-        match db.write_batch(&self.db_names, &self.batch) {
+        match db.write_batch(&self.names, &self.batch) {
             Ok(()) => {
                 self.commit_stage.record(crate::types::clock::now_ns().saturating_sub(t0));
                 self.stats.db_rows += self.batch.len() as u64;
@@ -297,23 +301,64 @@ impl Persist {
                 self.batch.clear();
                 true
             }
+            Err(DbError::Row(..)) => self.commit_row_by_row(),
             Err(e) => {
-                self.stats.db_write_errors += 1;
-                if self.stats.db_write_errors == 1 || self.stats.db_write_errors.is_power_of_two() {
-                    eprintln!(
-                        "error: database write failed ({e}); {} rows kept and retried (failure #{})",
-                        self.batch.len(),
-                        self.stats.db_write_errors
-                    );
-                }
-                let over = self.batch.len().saturating_sub(self.batch_cfg.max_pending_rows);
-                if over > 0 {
-                    self.batch.drain(..over);
-                    self.stats.db_rows_dropped += over as u64;
-                    eprintln!("error: database unwritable for too long: {over} oldest rows dropped (counted)");
-                }
+                self.keep_for_retry(&e);
                 false
             }
+        }
+    }
+
+    /// Writes the batch one row per transaction: refused rows are dropped and counted, any other error stops and
+    /// keeps the rest for the next attempt.
+    fn commit_row_by_row(&mut self) -> bool {
+        let Some(db) = &mut self.db else { return true };
+        let mut done = 0;
+        let mut stopped = None;
+        for r in &self.batch {
+            match db.write_batch(&self.names, std::slice::from_ref(r)) {
+                Ok(()) => {
+                    self.stats.db_rows += 1;
+                    self.stats.db_commits += 1;
+                }
+                Err(e @ DbError::Row(..)) => {
+                    self.stats.db_rows_rejected += 1;
+                    if self.stats.db_rows_rejected.is_power_of_two() {
+                        log::error!("{e}: row dropped (counted, {} so far)", self.stats.db_rows_rejected);
+                    }
+                }
+                Err(e) => {
+                    stopped = Some(e);
+                    break;
+                }
+            }
+            done += 1;
+        }
+        self.batch.drain(..done);
+        match stopped {
+            Some(e) => {
+                self.keep_for_retry(&e);
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// Counts a failed commit and bounds the rows kept for the retry (the oldest go first, counted).
+    fn keep_for_retry(&mut self, e: &DbError) {
+        self.stats.db_write_errors += 1;
+        if self.stats.db_write_errors == 1 || self.stats.db_write_errors.is_power_of_two() {
+            log::error!(
+                "database write failed ({e}); {} rows kept and retried (failure #{})",
+                self.batch.len(),
+                self.stats.db_write_errors
+            );
+        }
+        let over = self.batch.len().saturating_sub(self.batch_cfg.max_pending_rows);
+        if over > 0 {
+            self.batch.drain(..over);
+            self.stats.db_rows_dropped += over as u64;
+            log::error!("database unwritable for too long: {over} oldest rows dropped (counted)");
         }
     }
 
@@ -322,48 +367,35 @@ impl Persist {
     pub fn run(mut self, mut rx: Consumer<Record>) -> (Self, Result<(), PersistError>) {
         let mut idle = 0u32;
         let mut err = Ok(());
-        let mut oldest: Option<std::time::Instant> = None;
-        let mut backoff = std::time::Duration::from_millis(10);
-        let mut retry_at: Option<std::time::Instant> = None;
+        let mut pacing = CommitPacing::default();
         loop {
             let mut n = 0;
             while let Some(r) = rx.pop() {
                 n += 1;
-                if err.is_ok()
-                    && let Err(e) = self.on_record(&r)
+                // Every record is counted and the symbol table kept even after an output failed (the first error
+                // is the one reported).
+                if let Err(e) = self.on_record(&r)
+                    && err.is_ok()
                 {
                     err = Err(e);
                 }
                 if self.db.is_some() && is_db_record(&r) {
                     self.batch.push(r);
-                    oldest.get_or_insert_with(std::time::Instant::now);
+                    pacing.oldest.get_or_insert_with(std::time::Instant::now);
                 }
                 if n >= 4096 || self.batch.len() >= self.batch_cfg.batch_rows {
                     break;
                 }
             }
             let drained = rx.available() == 0;
-            let due = !self.batch.is_empty()
-                && (drained
-                    || self.batch.len() >= self.batch_cfg.batch_rows
-                    || oldest.is_some_and(|t| t.elapsed().as_millis() as u64 >= self.batch_cfg.batch_ms));
-            if due && retry_at.is_none_or(|t| std::time::Instant::now() >= t) {
-                if self.commit() {
-                    oldest = None;
-                    retry_at = None;
-                    backoff = std::time::Duration::from_millis(10);
-                } else {
-                    retry_at = Some(std::time::Instant::now() + backoff);
-                    backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
-                }
-            }
+            self.maybe_commit(&mut pacing, drained);
             if n == 0 {
                 self.drain_control();
                 if rx.is_abandoned() && rx.available() == 0 {
                     break;
                 }
-                if err.is_ok()
-                    && let Err(e) = self.flush()
+                if let Err(e) = self.flush()
+                    && err.is_ok()
                 {
                     err = Err(e);
                 }
@@ -377,8 +409,32 @@ impl Persist {
                 idle = 0;
             }
         }
+        let end = self.finish();
+        if err.is_ok() {
+            err = end;
+        }
+        (self, err)
+    }
+
+    /// Commits when rows are due (ring drained, `batch_rows` reached or `batch_ms` elapsed) and no retry waits.
+    fn maybe_commit(&mut self, p: &mut CommitPacing, drained: bool) {
+        let due = !self.batch.is_empty()
+            && (drained
+                || self.batch.len() >= self.batch_cfg.batch_rows
+                || p.oldest.is_some_and(|t| t.elapsed().as_millis() as u64 >= self.batch_cfg.batch_ms));
+        if due && p.retry_at.is_none_or(|t| std::time::Instant::now() >= t) {
+            if self.commit() {
+                *p = CommitPacing::default();
+            } else {
+                p.retry_at = Some(std::time::Instant::now() + p.backoff);
+                p.backoff = (p.backoff * 2).min(std::time::Duration::from_secs(5));
+            }
+        }
+    }
+
+    /// The end of the run: control records, a final commit (a few retries), the run row's status, the CSV flush.
+    fn finish(&mut self) -> Result<(), PersistError> {
         self.drain_control();
-        // Final commit: a few retries, then report what could not be written.
         for attempt in 0..5 {
             if self.commit() {
                 break;
@@ -387,20 +443,166 @@ impl Persist {
         }
         if !self.batch.is_empty() {
             self.stats.db_rows_dropped += self.batch.len() as u64;
-            eprintln!("error: {} rows could not be written to the database at exit", self.batch.len());
+            log::error!("{} rows could not be written to the database at exit", self.batch.len());
             self.batch.clear();
         }
+        let mut result = Ok(());
         if let Some(db) = &mut self.db {
-            let status = if self.stats.db_rows_dropped == 0 { "finished" } else { "finished_with_lost_rows" };
-            if let Err(e) = db.end_run(status)
-                && err.is_ok()
-            {
-                err = Err(e.into());
-            }
+            let lost = self.stats.db_rows_dropped + self.stats.db_rows_rejected + self.stats.control_dropped;
+            let status = if lost == 0 { "finished" } else { "finished_with_lost_rows" };
+            result = db.end_run(status).map_err(PersistError::from);
         }
-        if err.is_ok() {
-            err = self.flush();
+        let flushed = self.flush();
+        result.and(flushed)
+    }
+}
+
+/// A signals CSV line (formatting into a `String` cannot fail: `fmt::Write for String` is infallible).
+fn signal_line(l: &mut String, name: SymbolName, ps: Scale, signal: &Signal) -> std::fmt::Result {
+    use std::fmt::Write as _;
+    l.clear();
+    let f = &signal.features;
+    write!(l, "{},{},{},", name, signal.ts_ns / 1_000_000, signal.side.name())?;
+    ps.format(signal.price, l);
+    writeln!(
+        l,
+        ",{:.6},{:.4},{:.6},{:.6},{:.4},{:.6},{:.6},{},{},{},{},{:.4}",
+        ps.to_f64(1) * signal.level,
+        signal.burst_threshold,
+        f.imbalance_ratio,
+        f.cvd_1min_change,
+        f.volume_burst_ratio,
+        f.bar_range_pct,
+        f.zone_distance_pct,
+        f.near_val as u8,
+        f.near_vah as u8,
+        f.near_hvn as u8,
+        f.regime.name(),
+        f.confidence
+    )
+}
+
+/// A bars CSV line (formatting into a `String` cannot fail).
+fn bar_line(l: &mut String, (name, ps, qs): (SymbolName, Scale, Scale), bar: &Bar) -> std::fmt::Result {
+    use std::fmt::Write as _;
+    l.clear();
+    write!(l, "{},{},{},", name, bar.first_ts_ns / 1_000_000, bar.last_ts_ns / 1_000_000)?;
+    for px in [bar.open, bar.high, bar.low, bar.close] {
+        ps.format(px, l);
+        l.push(',');
+    }
+    for q in [bar.volume, bar.buy_volume, bar.sell_volume] {
+        qs.format(q, l);
+        l.push(',');
+    }
+    writeln!(l, "{},{},{},{}", bar.trades, bar.range_ticks, bar.first_trade_id, bar.last_trade_id)
+}
+
+/// When the next commit may run: the oldest waiting row, and the back-off after a failed commit.
+struct CommitPacing {
+    oldest: Option<std::time::Instant>,
+    retry_at: Option<std::time::Instant>,
+    backoff: std::time::Duration,
+}
+
+impl Default for CommitPacing {
+    fn default() -> Self {
+        CommitPacing { oldest: None, retry_at: None, backoff: std::time::Duration::from_millis(10) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::persist::db::ControlRecord;
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("rusto-writer-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join(name);
+        let _ = std::fs::remove_file(&p); // Fresh each run; absent is fine.
+        p
+    }
+
+    fn db(name: &str) -> Db {
+        let mut db = Db::open(&tmp(name)).unwrap();
+        db.begin_run("test", "h", "replay", "").unwrap();
+        db
+    }
+
+    fn symbol(id: u16, name: &str) -> Record {
+        let (price, qty) = (Scale::decimals(2), Scale::decimals(3));
+        Record::Symbol { id, name: SymbolName::new(name.as_bytes()).unwrap(), price, qty }
+    }
+
+    fn hour_pnl(symbol: u16) -> Record {
+        Record::HourPnl { symbol, variant: 0, hour: 3, pnl_pct: 0.25 }
+    }
+
+    fn count(p: &Persist, sql: &str) -> i64 {
+        p.db.as_ref().unwrap().conn().query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    /// A fill for a position the database does not hold used to fail its batch on every retry, so no row behind
+    /// it was ever written: now it is dropped and counted, and the rest of the batch is committed.
+    #[test]
+    fn a_refused_row_does_not_block_the_rows_behind_it() {
+        let mut p = Persist::open(None, None, Some(db("refused.db")), BatchConfig::default()).unwrap();
+        p.on_record(&symbol(0, "BTCUSDT")).unwrap();
+        let orphan = Record::Fill {
+            symbol: 0,
+            variant: 0,
+            seq: 99,
+            ts_ns: 1,
+            reason: None,
+            buy: true,
+            qty: 1,
+            px: 1.0,
+            fee: 0.0,
+            pnl: 0.0,
+        };
+        p.batch.extend([orphan, hour_pnl(0), hour_pnl(0)]);
+        assert!(p.commit(), "the refused row is dropped, the batch goes through");
+        assert_eq!(count(&p, "SELECT count(*) FROM hour_expectancy"), 2);
+        assert_eq!((p.stats.db_rows, p.stats.db_rows_rejected, p.stats.db_rows_dropped), (2, 1, 0));
+        assert!(p.batch.is_empty());
+    }
+
+    /// A bars CSV that fails mid-run used to stop all record handling, so symbols announced afterwards were never
+    /// learnt and their database rows were written without a name: the symbol table and counters now go on.
+    #[test]
+    fn a_failed_csv_does_not_stop_the_symbol_table_or_the_counters() {
+        if !std::path::Path::new("/dev/full").exists() {
+            return; // Needs Linux's always-full device.
         }
-        (self, err)
+        let p = Persist::open(Some("/dev/full".into()), None, Some(db("csv.db")), BatchConfig::default()).unwrap();
+        let (mut tx, rx) = crate::handoff::ring::ring::<Record>(8192);
+        let bar = Record::Bar { symbol: 0, bar: Bar::default() };
+        tx.push(symbol(0, "BTCUSDT")).unwrap();
+        for _ in 0..4000 {
+            tx.push(bar).unwrap(); // More than the 64 KiB buffer: the CSV fails on the way.
+        }
+        for r in [symbol(1, "ETHUSDT"), hour_pnl(1)] {
+            tx.push(r).unwrap();
+        }
+        drop(tx);
+        let (p, res) = p.run(rx);
+        assert!(matches!(res, Err(PersistError::BarsCsv { .. })), "{res:?}");
+        assert_eq!(count(&p, "SELECT count(*) FROM hour_expectancy WHERE symbol = 'ETHUSDT'"), 1);
+        assert_eq!((p.stats.records, p.stats.bars), (4003, 4000));
+        assert!(p.stats.csv_lines_lost > 0);
+        assert_eq!(p.stats.bars, p.stats.bars_written + p.stats.csv_lines_lost);
+    }
+
+    /// A control record the database refuses is counted (it was only an error count before).
+    #[test]
+    fn a_refused_control_record_is_counted() {
+        let db = db("control.db");
+        db.conn().execute_batch("DROP TABLE link_health").unwrap();
+        let q = std::sync::Arc::new(crossbeam_queue::ArrayQueue::new(4));
+        q.push(ControlRecord::Health { ts_ms: 1, rtt_ms: 2.0, offset_ms: 0.5 }).unwrap();
+        let mut p = Persist::open(None, None, Some(db), BatchConfig::default()).unwrap().with_control_queue(q);
+        p.drain_control();
+        assert_eq!((p.stats.control_dropped, p.stats.db_write_errors), (1, 1));
     }
 }

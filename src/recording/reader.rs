@@ -236,6 +236,54 @@ fn open_reader(
     if n == 2 && magic == [0x1f, 0x8b] { Ok(Box::new(flate2::read::MultiGzDecoder::new(r))) } else { Ok(Box::new(r)) }
 }
 
+/// The reader thread: fills free buffers from `src` and sends them, then the end or the error.
+fn read_chunks(
+    src: &mut Box<dyn Read + Send>,
+    tx: &std::sync::mpsc::SyncSender<Chunk>,
+    free: &std::sync::mpsc::Receiver<Vec<u8>>,
+) {
+    loop {
+        let mut buf = free.recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK_BYTES));
+        buf.clear();
+        buf.resize(CHUNK_BYTES, 0);
+        let mut filled = 0;
+        let res = loop {
+            match src.read(&mut buf[filled..]) {
+                Ok(0) => break Ok(true),
+                Ok(k) => {
+                    filled += k;
+                    if filled == buf.len() {
+                        break Ok(false);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e.to_string()),
+            }
+        };
+        buf.truncate(filled);
+        let msg = match res {
+            Ok(eof) => {
+                if filled > 0 && tx.send(Chunk::Data(buf)).is_err() {
+                    return;
+                }
+                if !eof {
+                    continue;
+                }
+                Chunk::End
+            }
+            Err(e) => {
+                if filled > 0 && tx.send(Chunk::Data(buf)).is_err() {
+                    return;
+                }
+                Chunk::Err(e)
+            }
+        };
+        // Fails only when the LineReader is gone: then nobody waits for the end or the error.
+        let _ = tx.send(msg);
+        return;
+    }
+}
+
 impl LineReader {
     /// Opens `path` and starts its reader thread.
     pub fn open(path: &Path, max_line: usize) -> Result<Self, FeedError> {
@@ -248,52 +296,13 @@ impl LineReader {
         let (tx, rx) = sync_channel::<Chunk>(CHUNKS_IN_FLIGHT);
         let (back, free) = sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT + 2);
         for _ in 0..CHUNKS_IN_FLIGHT + 1 {
+            // Cannot fail: the channel holds CHUNKS_IN_FLIGHT + 2 and its receiver is alive (`free`, below).
             let _ = back.try_send(Vec::with_capacity(CHUNK_BYTES));
         }
         let name = format!("read-{}", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
         let thread = std::thread::Builder::new()
             .name(name.chars().take(15).collect())
-            .spawn(move || {
-                loop {
-                    let mut buf = free.recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK_BYTES));
-                    buf.clear();
-                    buf.resize(CHUNK_BYTES, 0);
-                    let mut filled = 0;
-                    let res = loop {
-                        match src.read(&mut buf[filled..]) {
-                            Ok(0) => break Ok(true),
-                            Ok(k) => {
-                                filled += k;
-                                if filled == buf.len() {
-                                    break Ok(false);
-                                }
-                            }
-                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                            Err(e) => break Err(e.to_string()),
-                        }
-                    };
-                    buf.truncate(filled);
-                    let msg = match res {
-                        Ok(eof) => {
-                            if filled > 0 && tx.send(Chunk::Data(buf)).is_err() {
-                                return;
-                            }
-                            if !eof {
-                                continue;
-                            }
-                            Chunk::End
-                        }
-                        Err(e) => {
-                            if filled > 0 && tx.send(Chunk::Data(buf)).is_err() {
-                                return;
-                            }
-                            Chunk::Err(e)
-                        }
-                    };
-                    let _ = tx.send(msg);
-                    return;
-                }
-            })
+            .spawn(move || read_chunks(&mut src, &tx, &free))
             .map_err(|e| FeedError::Read { path: path.to_owned(), msg: e.to_string() })?;
         Ok(LineReader {
             path: path.to_owned(),
@@ -320,6 +329,8 @@ impl LineReader {
     fn next_chunk(&mut self) -> Result<bool, FeedError> {
         let old = std::mem::take(&mut self.cur);
         if old.capacity() > 0 {
+            // Buffer recycling only: when the free list is full or the reader thread has ended, the buffer is
+            // dropped and the reader allocates a new one.
             let _ = self.back.try_send(old);
         }
         self.pos = 0;
@@ -405,8 +416,10 @@ impl Drop for LineReader {
         // Unblock the reader thread (it may be waiting to send) and let it finish.
         let (_tx, rx) = sync_channel(0);
         drop(std::mem::replace(&mut self.rx, rx));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
+        {
+            log::error!("{}: the reader thread panicked", self.path.display());
         }
     }
 }

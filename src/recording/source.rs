@@ -1,7 +1,7 @@
 //! The recording source of a replay: reads one or more recordings, merges them by local time, paces them
 //! ([`Speed`]), parses each frame and publishes its events, exactly as the network thread does live.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::handoff::publish::{FeedStats, Publisher};
@@ -47,66 +47,76 @@ struct Source {
     live: bool,
 }
 
+/// What the line just read was (the line itself is only borrowed inside the reader's callback).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineKind {
+    /// A frame, now in `head` (with its stamp and URL symbol).
+    Frame { ts_ns: i64, url_symbol: Option<SymbolName> },
+    /// A recognised line without a frame (a connection header, the configuration).
+    Skip,
+    /// A line in no known format.
+    Bad,
+    /// A blank line or the remains of an oversize line (counted by the reader).
+    Blank,
+}
+
 impl Source {
+    fn open(path: &Path, max_line: usize) -> Result<Self, FeedError> {
+        Ok(Source {
+            reader: LineReader::open(path, max_line)?,
+            head: Vec::with_capacity(64 << 10),
+            head_ts: 0,
+            head_url_symbol: None,
+            last_symbol: None,
+            name_hint: symbol_from_file_name(path),
+            recognised: 0,
+            looked: 0,
+            live: true,
+        })
+    }
+
+    /// Reads the next line, copying a frame into `head`; `None` at the end of the file.
+    fn next_kind(&mut self) -> Result<Option<LineKind>, FeedError> {
+        let head = &mut self.head;
+        self.reader.next_line(|line| match classify(line) {
+            Line::Frame { ts_ns, json, url_symbol } => {
+                head.clear();
+                head.extend_from_slice(json);
+                LineKind::Frame { ts_ns, url_symbol }
+            }
+            Line::Skip if line.is_empty() => LineKind::Blank,
+            Line::Skip => LineKind::Skip,
+            Line::Bad => LineKind::Bad,
+        })
+    }
+
     /// Advances to the next data line; false at the end of the file.
     fn advance(&mut self, feed: &mut FeedStats) -> Result<bool, FeedError> {
         loop {
-            let head = &mut self.head;
-            let mut ts_out = 0;
-            let mut sym_out = None;
-            let got = self.reader.next_line(|line| {
-                let c = classify(line);
-                match c {
-                    Line::Frame { ts_ns, json, url_symbol } => {
-                        head.clear();
-                        head.extend_from_slice(json);
-                        ts_out = ts_ns;
-                        sym_out = url_symbol;
-                        1
-                    }
-                    Line::Skip => {
-                        if line.is_empty() {
-                            0
-                        } else {
-                            2
-                        }
-                    }
-                    Line::Bad => 3,
-                }
-            })?;
-            let Some(kind) = got else {
+            let Some(kind) = self.next_kind()? else {
                 self.live = false;
                 return Ok(false);
             };
             feed.lines += 1;
             match kind {
-                1 => {
+                LineKind::Frame { ts_ns, url_symbol } => {
                     self.recognised += 1;
-                    self.head_ts = ts_out;
-                    self.head_url_symbol = sym_out;
+                    self.head_ts = ts_ns;
+                    self.head_url_symbol = url_symbol;
                     return Ok(true);
                 }
-                2 => {
+                LineKind::Skip => {
                     self.recognised += 1;
                     feed.skipped_lines += 1;
                 }
-                3 => {
+                LineKind::Bad => {
                     self.looked += 1;
                     feed.bad_lines += 1;
                     if self.looked == 1 {
-                        eprintln!("warn: {}: unrecognised line (counted)", self.reader.path().display());
-                    }
-                    if self.recognised == 0 && self.looked >= crate::recording::reader::SNIFF_LINES {
-                        return Err(FeedError::UnknownFormat {
-                            path: self.reader.path().to_owned(),
-                            sample: String::from("no line in a known recording format"),
-                        });
+                        log::warn!("{}: unrecognised line (counted)", self.reader.path().display());
                     }
                 }
-                _ => {
-                    // Blank line or the remains of an oversize line (counted by the reader).
-                    feed.skipped_lines += 1;
-                }
+                LineKind::Blank => feed.skipped_lines += 1,
             }
             if self.recognised == 0 && self.looked >= crate::recording::reader::SNIFF_LINES {
                 return Err(FeedError::UnknownFormat {
@@ -118,49 +128,99 @@ impl Source {
     }
 }
 
-/// The recording thread: merges `files` by local time, paces them, parses every frame and publishes its events;
-/// returns the parser (with its counters), the feed counters, the parse latency and how reading ended.
-pub fn run_source(
-    mut parser: Parser,
-    files: Vec<PathBuf>,
-    max_line: usize,
-    speed: Speed,
-    mut publisher: Publisher,
-) -> (Parser, FeedStats, Stage, Result<(), FeedError>) {
-    let mut parse_stage = Stage::new("parse");
-    let mut staging: Vec<MarketEvent> = Vec::with_capacity(MAX_EVENTS_PER_FRAME);
-    let mut sources: Vec<Source> = Vec::with_capacity(files.len());
-    let mut feed = FeedStats::default();
-    let result = (|| -> Result<(), FeedError> {
-        for f in &files {
-            let reader = LineReader::open(f, max_line)?;
-            sources.push(Source {
-                reader,
-                head: Vec::with_capacity(64 << 10),
-                head_ts: 0,
-                head_url_symbol: None,
-                last_symbol: None,
-                name_hint: symbol_from_file_name(f),
-                recognised: 0,
-                looked: 0,
-                live: true,
-            });
+/// A progress bar on a terminal only (quiet under systemd, in pipes and in tests).
+fn progress_bar(sources: &[Source]) -> Option<indicatif::ProgressBar> {
+    let total: u64 = sources.iter().map(|s| s.reader.file_size).sum();
+    (std::io::IsTerminal::is_terminal(&std::io::stderr()) && total > 0).then(|| {
+        let b = indicatif::ProgressBar::new(total);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} replay [{bar:40}] {bytes}/{total_bytes} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    })
+}
+
+/// The live source with the earliest head (ties: file order).
+fn earliest(sources: &[Source]) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for (i, s) in sources.iter().enumerate() {
+        if s.live && best.is_none_or(|b| s.head_ts < sources[b].head_ts) {
+            best = Some(i);
         }
-        for s in sources.iter_mut() {
-            s.advance(&mut feed)?;
+    }
+    best
+}
+
+/// Waits until a frame stamped `head_ts` is due: (`head_ts` − `ts0`) / factor after `wall0`.
+fn pace(factor: f64, wall0: Instant, ts0: i64, head_ts: i64) {
+    let due = Duration::from_nanos(((head_ts - ts0).max(0) as f64 / factor) as u64);
+    loop {
+        let now = wall0.elapsed();
+        if now >= due {
+            break;
+        }
+        let left = due - now;
+        if left > Duration::from_micros(200) {
+            std::thread::sleep(left - Duration::from_micros(100));
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// The recording thread's state (fields drop in order: the readers before the publisher, as before the split).
+struct SourceRun {
+    sources: Vec<Source>,
+    staging: Vec<MarketEvent>,
+    feed: FeedStats,
+    parse_stage: Stage,
+    parser: Parser,
+    publisher: Publisher,
+}
+
+/// Whether the consumer still takes events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    ConsumerGone,
+}
+
+impl SourceRun {
+    /// Parses the head frame of source `i` and publishes its events.
+    fn publish_head(&mut self, i: usize) -> Flow {
+        let s = &mut self.sources[i];
+        let meta = FrameMeta {
+            local_ts_ns: s.head_ts,
+            stamp_ns: clock::now_ns(),
+            snapshot_symbol: s.head_url_symbol.or(s.last_symbol).or(s.name_hint),
+        };
+        self.staging.clear();
+        // A frame that fails to parse is counted by the parser (its `malformed` counters).
+        let ok = self.parser.parse_frame(&s.head, &meta, &mut self.staging).is_ok();
+        let parse_ns = clock::now_ns().saturating_sub(meta.stamp_ns);
+        self.parse_stage.record(parse_ns);
+        let parse_ns = parse_ns.min(u32::MAX as u64) as u32;
+        for e in self.staging.iter_mut() {
+            e.parse_ns = parse_ns;
+        }
+        if ok && let Some(last) = self.staging.last() {
+            s.last_symbol = Some(self.parser.symbols().get(last.symbol).name);
+        }
+        if self.publisher.publish(&self.staging) { Flow::Continue } else { Flow::ConsumerGone }
+    }
+
+    /// Opens the files, then merges, paces, parses and publishes until every file ends or the consumer is gone.
+    fn run(&mut self, files: &[PathBuf], max_line: usize, speed: Speed) -> Result<(), FeedError> {
+        for f in files {
+            self.sources.push(Source::open(f, max_line)?);
+        }
+        for s in self.sources.iter_mut() {
+            s.advance(&mut self.feed)?;
         }
         let wall0 = Instant::now();
         let mut ts0: Option<i64> = None;
-        // A progress bar on a terminal only (quiet under systemd, in pipes and in tests).
-        let total: u64 = sources.iter().map(|s| s.reader.file_size).sum();
-        let bar = (std::io::IsTerminal::is_terminal(&std::io::stderr()) && total > 0).then(|| {
-            let b = indicatif::ProgressBar::new(total);
-            b.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} replay [{bar:40}] {bytes}/{total_bytes} {msg}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            b
-        });
+        let bar = progress_bar(&self.sources);
         let mut frames_seen = 0u64;
         loop {
             frames_seen += 1;
@@ -168,67 +228,51 @@ pub fn run_source(
                 && frames_seen.is_multiple_of(65_536)
             {
                 b.set_position(
-                    sources.iter().map(|s| s.reader.file_read.load(std::sync::atomic::Ordering::Relaxed)).sum(),
+                    self.sources.iter().map(|s| s.reader.file_read.load(std::sync::atomic::Ordering::Relaxed)).sum(),
                 );
                 b.set_message(format!("{frames_seen} frames"));
             }
-            // The source with the earliest head (ties: file order).
-            let mut best: Option<usize> = None;
-            for (i, s) in sources.iter().enumerate() {
-                if s.live && best.is_none_or(|b| s.head_ts < sources[b].head_ts) {
-                    best = Some(i);
-                }
-            }
-            let Some(i) = best else { break };
-            let s = &mut sources[i];
+            let Some(i) = earliest(&self.sources) else { break };
             if let Speed::Factor(f) = speed {
-                let t0 = *ts0.get_or_insert(s.head_ts);
-                let due = Duration::from_nanos(((s.head_ts - t0).max(0) as f64 / f) as u64);
-                loop {
-                    let now = wall0.elapsed();
-                    if now >= due {
-                        break;
-                    }
-                    let left = due - now;
-                    if left > Duration::from_micros(200) {
-                        std::thread::sleep(left - Duration::from_micros(100));
-                    } else {
-                        std::hint::spin_loop();
-                    }
-                }
+                let head_ts = self.sources[i].head_ts;
+                pace(f, wall0, *ts0.get_or_insert(head_ts), head_ts);
             }
-            let meta = FrameMeta {
-                local_ts_ns: s.head_ts,
-                stamp_ns: clock::now_ns(),
-                snapshot_symbol: s.head_url_symbol.or(s.last_symbol).or(s.name_hint),
-            };
-            staging.clear();
-            let ok = parser.parse_frame(&s.head, &meta, &mut staging).is_ok();
-            let t = clock::now_ns();
-            let parse_ns = t.saturating_sub(meta.stamp_ns);
-            parse_stage.record(parse_ns);
-            let parse_ns = parse_ns.min(u32::MAX as u64) as u32;
-            for e in staging.iter_mut() {
-                e.parse_ns = parse_ns;
-            }
-            if ok && let Some(last) = staging.last() {
-                s.last_symbol = Some(parser.symbols().get(last.symbol).name);
-            }
-            if !publisher.publish(&staging) {
+            if self.publish_head(i) == Flow::ConsumerGone {
                 break;
             }
-            s.advance(&mut feed)?;
+            self.sources[i].advance(&mut self.feed)?;
         }
         if let Some(b) = bar {
             b.finish_and_clear();
         }
         Ok(())
-    })();
-    for s in &sources {
+    }
+}
+
+/// The recording thread: merges `files` by local time, paces them, parses every frame and publishes its events;
+/// returns the parser (with its counters), the feed counters, the parse latency and how reading ended.
+pub fn run_source(
+    parser: Parser,
+    files: Vec<PathBuf>,
+    max_line: usize,
+    speed: Speed,
+    publisher: Publisher,
+) -> (Parser, FeedStats, Stage, Result<(), FeedError>) {
+    let mut run = SourceRun {
+        parser,
+        publisher,
+        parse_stage: Stage::new("parse"),
+        staging: Vec::with_capacity(MAX_EVENTS_PER_FRAME),
+        sources: Vec::with_capacity(files.len()),
+        feed: FeedStats::default(),
+    };
+    let result = run.run(&files, max_line, speed);
+    let mut feed = run.feed;
+    for s in &run.sources {
         feed.oversize_lines += s.reader.oversize_lines;
     }
-    feed.ring_full = publisher.stats.ring_full;
-    feed.frames_dropped = publisher.stats.frames_dropped;
-    feed.events = publisher.stats.events;
-    (parser, feed, parse_stage, result)
+    feed.ring_full = run.publisher.stats.ring_full;
+    feed.frames_dropped = run.publisher.stats.frames_dropped;
+    feed.events = run.publisher.stats.events;
+    (run.parser, feed, run.parse_stage, result)
 }

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// One closed position with what the report needs.
 #[derive(Debug, Clone, Default)]
@@ -79,9 +79,6 @@ impl Agg {
     /// Win rate, %.
     pub fn win_rate_pct(&self) -> f64 {
         if self.trades == 0 { 0.0 } else { self.wins as f64 * 100.0 / self.trades as f64 }
-    }
-    fn json(&self) -> Value {
-        json!({"trades": self.trades, "win_rate_pct": self.win_rate_pct(), "expectancy_pct": self.expectancy_pct(), "pnl": self.pnl})
     }
 }
 
@@ -177,13 +174,222 @@ pub struct Distances {
     pub fees_pct: f64,
 }
 
+/// One group's row: trades, win rate, expectancy and PnL (a JSON object, and a line of the text tables).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct AggRow {
+    /// Trades.
+    pub trades: u64,
+    /// Win rate, %.
+    pub win_rate_pct: f64,
+    /// Mean net PnL % per trade.
+    pub expectancy_pct: f64,
+    /// Σ net PnL, USDT.
+    pub pnl: f64,
+}
+
+impl From<Agg> for AggRow {
+    fn from(a: Agg) -> Self {
+        AggRow { trades: a.trades, win_rate_pct: a.win_rate_pct(), expectancy_pct: a.expectancy_pct(), pnl: a.pnl }
+    }
+}
+
+/// A feature bin with negative expectancy (where to retune).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FeatureBin {
+    /// Feature name (one of [`FEATURES`]).
+    pub feature: &'static str,
+    /// Bin number, from 1.
+    pub bin: usize,
+    /// Smallest value in the bin.
+    pub from: f64,
+    /// Largest value in the bin.
+    pub to: f64,
+    /// Trades in the bin.
+    pub trades: u64,
+    /// Mean net PnL % per trade.
+    pub expectancy_pct: f64,
+    /// Win rate, %.
+    pub win_rate_pct: f64,
+}
+
+/// p25/p50/p75/p90 of a distribution.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Quantiles {
+    /// 25th percentile.
+    pub p25: f64,
+    /// Median.
+    pub p50: f64,
+    /// 75th percentile.
+    pub p75: f64,
+    /// 90th percentile.
+    pub p90: f64,
+}
+
+impl Quantiles {
+    fn of(mut v: Vec<f64>) -> Self {
+        Quantiles { p25: pct(&mut v, 0.25), p50: pct(&mut v, 0.5), p75: pct(&mut v, 0.75), p90: pct(&mut v, 0.9) }
+    }
+}
+
+/// MFE and MAE distributions of the winners or of the losers.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Excursions {
+    /// Trades in the group.
+    pub trades: usize,
+    /// MFE %.
+    pub mfe_pct: Quantiles,
+    /// MAE %.
+    pub mae_pct: Quantiles,
+}
+
+/// The configured distances the fit is set against.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Configured {
+    /// Stop, %.
+    pub stop_pct: f64,
+    /// TP1, %.
+    pub tp1_pct: f64,
+    /// TP2, %.
+    pub tp2_pct: f64,
+    /// SoftStop drawdown, %.
+    pub soft_stop_pct: f64,
+}
+
+/// Share of the trades whose excursion reached each configured distance, %.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Reach {
+    /// MFE ≥ TP1.
+    pub tp1: f64,
+    /// MFE ≥ TP2.
+    pub tp2: f64,
+    /// MAE ≥ stop.
+    pub stop: f64,
+    /// MAE ≥ SoftStop.
+    pub soft_stop: f64,
+}
+
+/// The best stop/target pair of the grid search.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Suggested {
+    /// Stop, %.
+    pub stop_pct: f64,
+    /// Target, %.
+    pub target_pct: f64,
+    /// Estimated expectancy with this pair, %.
+    pub expectancy_pct: f64,
+}
+
+/// The MFE/MAE fit (7.3).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct MfeMae {
+    /// Winners' excursions.
+    pub winners: Excursions,
+    /// Losers' excursions.
+    pub losers: Excursions,
+    /// The configured distances.
+    pub configured: Configured,
+    /// Share reaching each distance.
+    pub share_reaching_pct: Reach,
+    /// Estimated expectancy with the configured stop and TP2, %.
+    pub configured_estimate_expectancy_pct: f64,
+    /// The best pair of the grid (none only without a grid).
+    pub suggested: Option<Suggested>,
+}
+
+/// A variant compared with base.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct VsBase {
+    /// Expectancy difference (variant − base), %.
+    pub expectancy_diff_pct: f64,
+    /// 95 % confidence interval of the difference, %.
+    pub ci95_pct: [f64; 2],
+    /// The interval excludes zero.
+    pub significant: bool,
+    /// The interval lies above zero.
+    pub better: bool,
+}
+
+/// One trader of the A/B comparison.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct VariantRow {
+    /// Its trades.
+    #[serde(flatten)]
+    pub agg: AggRow,
+    /// Against base (none for base itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vs_base: Option<VsBase>,
+}
+
+/// The whole review: `--json` prints it (keys sorted), [`text`] prints it as tables.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Review {
+    /// Closed positions of the base trader.
+    pub closed_positions: u64,
+    /// Every trader, by name.
+    pub variants: BTreeMap<String, VariantRow>,
+    /// All base trades.
+    pub total: AggRow,
+    /// By symbol.
+    pub by_symbol: BTreeMap<String, AggRow>,
+    /// By UTC hour of entry ("00".."23", hours with trades only).
+    pub by_utc_hour: BTreeMap<String, AggRow>,
+    /// By regime.
+    pub by_regime: BTreeMap<String, AggRow>,
+    /// By exit reason.
+    pub by_exit_reason: BTreeMap<String, AggRow>,
+    /// Feature bins with negative expectancy.
+    pub negative_expectancy_feature_bins: Vec<FeatureBin>,
+    /// The MFE/MAE fit.
+    pub mfe_mae: MfeMae,
+}
+
+/// The JSON text of a value with its object keys sorted (as `serde_json::Value` prints them).
+fn json_text<T: serde::Serialize>(v: &T) -> String {
+    // The report types hold only numbers, strings and string-keyed maps: serialising them cannot fail.
+    serde_json::to_value(v).map_or_else(|e| format!("<{e}>"), |v| v.to_string())
+}
+
+impl Review {
+    /// The `--json` object (keys sorted).
+    pub fn to_json(&self) -> Value {
+        // Only numbers, strings and string-keyed maps: cannot fail (Null would show it if it ever did).
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+impl std::fmt::Display for Review {
+    /// The `--json` text.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&json_text(self))
+    }
+}
+
+fn rows(m: BTreeMap<String, Agg>) -> BTreeMap<String, AggRow> {
+    m.into_iter().map(|(k, a)| (k, a.into())).collect()
+}
+
 /// Builds the report.
-pub fn build(trades: &[Trade], d: Distances, feature_bins: usize) -> Value {
+pub fn build(trades: &[Trade], d: Distances, feature_bins: usize) -> Review {
     // A/B: everything below describes the base trader; variants are compared with it.
-    let all = trades;
-    let base: Vec<Trade> = all.iter().filter(|t| &*t.variant == "base").cloned().collect();
+    let variants = variant_rows(trades);
+    let base: Vec<Trade> = trades.iter().filter(|t| &*t.variant == "base").cloned().collect();
     let trades = &base[..];
-    let ab = variant_comparison(all);
+    let (total, [by_symbol, by_utc_hour, by_regime, by_exit_reason]) = groups(trades);
+    Review {
+        closed_positions: total.trades,
+        variants,
+        total: total.into(),
+        by_symbol: rows(by_symbol),
+        by_utc_hour: rows(by_utc_hour),
+        by_regime: rows(by_regime),
+        by_exit_reason: rows(by_exit_reason),
+        negative_expectancy_feature_bins: negative_bins(trades, feature_bins.max(1)),
+        mfe_mae: mfe_mae(trades, d),
+    }
+}
+
+/// The total and the groups by symbol, UTC hour, regime and exit reason.
+fn groups(trades: &[Trade]) -> (Agg, [BTreeMap<String, Agg>; 4]) {
     let mut total = Agg::default();
     let mut by: [BTreeMap<String, Agg>; 4] = Default::default();
     let mut hours = [Agg::default(); 24];
@@ -203,61 +409,66 @@ pub fn build(trades: &[Trade], d: Distances, feature_bins: usize) -> Value {
             by[1].insert(format!("{h:02}"), *a);
         }
     }
-    let group = |m: &BTreeMap<String, Agg>| -> Value {
-        m.iter().map(|(k, a)| (k.clone(), a.json())).collect::<serde_json::Map<_, _>>().into()
-    };
-    // Feature bins with negative expectancy.
+    (total, by)
+}
+
+/// Feature bins with negative expectancy, feature by feature.
+fn negative_bins(trades: &[Trade], bins: usize) -> Vec<FeatureBin> {
     let mut negative = Vec::new();
-    let bins = feature_bins.max(1);
     let mut vals: Vec<f64> = Vec::with_capacity(trades.len());
     for (fi, name) in FEATURES.iter().enumerate() {
-        // Quantile bins: boundaries by selection (O(n)), then one pass; a value equal to a boundary falls in the upper bin.
         vals.clear();
         vals.extend(trades.iter().map(|t| t.features[fi]));
-        let n = vals.len();
-        if n == 0 {
+        if vals.is_empty() {
             continue;
         }
-        let mut bounds = Vec::with_capacity(bins);
-        for b in 1..bins {
-            let k = (b * n / bins).min(n - 1);
-            bounds.push(*vals.select_nth_unstable_by(k, f64::total_cmp).1);
-        }
-        let mut aggs = vec![Agg::default(); bins];
-        let mut lo = vec![f64::INFINITY; bins];
-        let mut hi = vec![f64::NEG_INFINITY; bins];
-        for t in trades {
-            let v = t.features[fi];
-            let b = bounds.partition_point(|x| *x <= v);
-            aggs[b].add(t);
-            lo[b] = lo[b].min(v);
-            hi[b] = hi[b].max(v);
-        }
-        for b in 0..bins {
-            let a = aggs[b];
-            if a.trades > 0 && a.expectancy_pct() < 0.0 {
-                negative.push(json!({
-                    "feature": name,
-                    "bin": b + 1,
-                    "from": lo[b],
-                    "to": hi[b],
-                    "trades": a.trades,
-                    "expectancy_pct": a.expectancy_pct(),
-                    "win_rate_pct": a.win_rate_pct(),
-                }));
-            }
-        }
+        negative.extend(feature_bins(trades, fi, name, bins, &mut vals));
     }
-    // MFE / MAE distributions.
-    let dist = |win: bool| -> Value {
-        let mut mfe: Vec<f64> = trades.iter().filter(|t| (t.pnl > 0.0) == win).map(|t| t.mfe).collect();
-        let mut mae: Vec<f64> = trades.iter().filter(|t| (t.pnl > 0.0) == win).map(|t| t.mae).collect();
-        json!({
-            "trades": mfe.len(),
-            "mfe_pct": {"p25": pct(&mut mfe, 0.25), "p50": pct(&mut mfe, 0.5), "p75": pct(&mut mfe, 0.75), "p90": pct(&mut mfe, 0.9)},
-            "mae_pct": {"p25": pct(&mut mae, 0.25), "p50": pct(&mut mae, 0.5), "p75": pct(&mut mae, 0.75), "p90": pct(&mut mae, 0.9)},
+    negative
+}
+
+/// Quantile bins of one feature: boundaries by selection (O(n)), then one pass; a value equal to a boundary falls
+/// in the upper bin. `vals` holds the feature's values (reordered). Returns the bins with negative expectancy.
+fn feature_bins(trades: &[Trade], fi: usize, name: &'static str, bins: usize, vals: &mut [f64]) -> Vec<FeatureBin> {
+    let n = vals.len();
+    let mut bounds = Vec::with_capacity(bins);
+    for b in 1..bins {
+        let k = (b * n / bins).min(n - 1);
+        bounds.push(*vals.select_nth_unstable_by(k, f64::total_cmp).1);
+    }
+    let mut aggs = vec![Agg::default(); bins];
+    let mut lo = vec![f64::INFINITY; bins];
+    let mut hi = vec![f64::NEG_INFINITY; bins];
+    for t in trades {
+        let v = t.features[fi];
+        let b = bounds.partition_point(|x| *x <= v);
+        aggs[b].add(t);
+        lo[b] = lo[b].min(v);
+        hi[b] = hi[b].max(v);
+    }
+    (0..bins)
+        .filter(|&b| aggs[b].trades > 0 && aggs[b].expectancy_pct() < 0.0)
+        .map(|b| FeatureBin {
+            feature: name,
+            bin: b + 1,
+            from: lo[b],
+            to: hi[b],
+            trades: aggs[b].trades,
+            expectancy_pct: aggs[b].expectancy_pct(),
+            win_rate_pct: aggs[b].win_rate_pct(),
         })
-    };
+        .collect()
+}
+
+/// MFE / MAE distributions of the winners (`win`) or the losers.
+fn excursions(trades: &[Trade], win: bool) -> Excursions {
+    let mfe: Vec<f64> = trades.iter().filter(|t| (t.pnl > 0.0) == win).map(|t| t.mfe).collect();
+    let mae: Vec<f64> = trades.iter().filter(|t| (t.pnl > 0.0) == win).map(|t| t.mae).collect();
+    Excursions { trades: mfe.len(), mfe_pct: Quantiles::of(mfe), mae_pct: Quantiles::of(mae) }
+}
+
+/// The MFE/MAE fit: distributions, shares reaching each distance, and the grid search.
+fn mfe_mae(trades: &[Trade], d: Distances) -> MfeMae {
     let reach = |f: &dyn Fn(&Trade) -> bool| -> f64 {
         if trades.is_empty() {
             0.0
@@ -265,9 +476,31 @@ pub fn build(trades: &[Trade], d: Distances, feature_bins: usize) -> Value {
             trades.iter().filter(|t| f(t)).count() as f64 * 100.0 / trades.len() as f64
         }
     };
-    // Grid search of stop/target distances on the same trades.
+    let (current, suggested) = grid_fit(trades, d);
+    MfeMae {
+        winners: excursions(trades, true),
+        losers: excursions(trades, false),
+        configured: Configured {
+            stop_pct: d.stop_pct,
+            tp1_pct: d.tp1_pct,
+            tp2_pct: d.tp2_pct,
+            soft_stop_pct: d.soft_stop_pct,
+        },
+        share_reaching_pct: Reach {
+            tp1: reach(&|t| t.mfe >= d.tp1_pct),
+            tp2: reach(&|t| t.mfe >= d.tp2_pct),
+            stop: reach(&|t| t.mae >= d.stop_pct),
+            soft_stop: reach(&|t| t.mae >= d.soft_stop_pct),
+        },
+        configured_estimate_expectancy_pct: current,
+        suggested,
+    }
+}
+
+/// Grid search of stop/target distances on the same trades: (estimate with the configured stop and TP2, best pair).
+fn grid_fit(trades: &[Trade], d: Distances) -> (f64, Option<Suggested>) {
     let grid = [0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.2, 1.5, 2.0];
-    let mut best: Option<(f64, f64, f64)> = None;
+    let mut best: Option<Suggested> = None;
     // Compact columns for the grid (cache-friendly, branch-light).
     let cols: Vec<(f32, f32, f32, bool)> =
         trades.iter().map(|t| (t.mfe as f32, t.mae as f32, (t.pnl_pct + d.fees_pct) as f32, t.mfe_first)).collect();
@@ -290,163 +523,156 @@ pub fn build(trades: &[Trade], d: Distances, feature_bins: usize) -> Value {
             - d.fees_pct * cols.len() as f64;
         if cols.is_empty() { 0.0 } else { s / cols.len() as f64 }
     };
-    for &stop in &grid {
-        for &target in &grid {
-            let e = sim(stop, target);
-            if best.is_none_or(|b| e > b.2) {
-                best = Some((stop, target, e));
+    for &stop_pct in &grid {
+        for &target_pct in &grid {
+            let expectancy_pct = sim(stop_pct, target_pct);
+            if best.is_none_or(|b| expectancy_pct > b.expectancy_pct) {
+                best = Some(Suggested { stop_pct, target_pct, expectancy_pct });
             }
         }
     }
-    let current = sim(d.stop_pct, d.tp2_pct);
-    json!({
-        "closed_positions": total.trades,
-        "variants": ab,
-        "total": total.json(),
-        "by_symbol": group(&by[0]),
-        "by_utc_hour": group(&by[1]),
-        "by_regime": group(&by[2]),
-        "by_exit_reason": group(&by[3]),
-        "negative_expectancy_feature_bins": negative,
-        "mfe_mae": {
-            "winners": dist(true),
-            "losers": dist(false),
-            "configured": {"stop_pct": d.stop_pct, "tp1_pct": d.tp1_pct, "tp2_pct": d.tp2_pct, "soft_stop_pct": d.soft_stop_pct},
-            "share_reaching_pct": {
-                "tp1": reach(&|t| t.mfe >= d.tp1_pct),
-                "tp2": reach(&|t| t.mfe >= d.tp2_pct),
-                "stop": reach(&|t| t.mae >= d.stop_pct),
-                "soft_stop": reach(&|t| t.mae >= d.soft_stop_pct),
-            },
-            "configured_estimate_expectancy_pct": current,
-            "suggested": best.map(|(s, t, e)| json!({"stop_pct": s, "target_pct": t, "expectancy_pct": e})),
-        },
-    })
+    (sim(d.stop_pct, d.tp2_pct), best)
+}
+
+/// (n, mean, sample variance) of a set of PnL %.
+fn moments(v: &[f64]) -> (f64, f64, f64) {
+    let n = v.len() as f64;
+    if n == 0.0 {
+        return (0.0, 0.0, 0.0);
+    }
+    let m = v.iter().sum::<f64>() / n;
+    let var = if n > 1.0 { v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    (n, m, var)
 }
 
 /// Per trader: trades, win rate, expectancy, PnL; for each variant the difference in expectancy (variant − base)
 /// with a 95 % confidence interval (Welch: ± 1.96 × √(s²ᵥ/nᵥ + s²ᵦ/nᵦ), normal approximation), and whether the
 /// interval excludes zero (a promotion is a decision, not a guess).
-pub fn variant_comparison(trades: &[Trade]) -> Value {
+pub fn variant_rows(trades: &[Trade]) -> BTreeMap<String, VariantRow> {
     let mut groups: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut aggs: BTreeMap<String, Agg> = BTreeMap::new();
     for t in trades {
         groups.entry(t.variant.to_string()).or_default().push(t.pnl_pct);
         aggs.entry(t.variant.to_string()).or_default().add(t);
     }
-    let stats = |v: &[f64]| -> (f64, f64, f64) {
-        let n = v.len() as f64;
-        if n == 0.0 {
-            return (0.0, 0.0, 0.0);
+    let (nb, mb, vb) = groups.get("base").map_or((0.0, 0.0, 0.0), |v| moments(v));
+    let vs_base = |name: &str| -> VsBase {
+        let (n, m, v) = groups.get(name).map_or((0.0, 0.0, 0.0), |v| moments(v));
+        let diff = m - mb;
+        let se = if n > 0.0 && nb > 0.0 { (v / n + vb / nb).sqrt() } else { f64::NAN };
+        let (lo, hi) = (diff - 1.96 * se, diff + 1.96 * se);
+        VsBase {
+            expectancy_diff_pct: diff,
+            ci95_pct: [lo, hi],
+            significant: se.is_finite() && (lo > 0.0 || hi < 0.0),
+            better: se.is_finite() && lo > 0.0,
         }
-        let m = v.iter().sum::<f64>() / n;
-        let var = if n > 1.0 { v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0) } else { 0.0 };
-        (n, m, var)
     };
-    let (nb, mb, vb) = groups.get("base").map_or((0.0, 0.0, 0.0), |v| stats(v));
-    let mut out = serde_json::Map::new();
-    for (name, a) in &aggs {
-        let mut o = a.json();
-        if name != "base" {
-            let (n, m, v) = stats(&groups[name]);
-            let diff = m - mb;
-            let se = if n > 0.0 && nb > 0.0 { (v / n + vb / nb).sqrt() } else { f64::NAN };
-            let (lo, hi) = (diff - 1.96 * se, diff + 1.96 * se);
-            o["vs_base"] = json!({
-                "expectancy_diff_pct": diff,
-                "ci95_pct": [lo, hi],
-                "significant": se.is_finite() && (lo > 0.0 || hi < 0.0),
-                "better": se.is_finite() && lo > 0.0,
-            });
-        }
-        out.insert(name.clone(), o);
-    }
-    Value::Object(out)
+    aggs.iter()
+        .map(|(name, a)| {
+            let vs = (name != "base").then(|| vs_base(name));
+            (name.clone(), VariantRow { agg: (*a).into(), vs_base: vs })
+        })
+        .collect()
+}
+
+/// [`variant_rows`] as its JSON object.
+pub fn variant_comparison(trades: &[Trade]) -> Value {
+    // Only numbers and string-keyed maps: cannot fail (Null would show it if it ever did).
+    serde_json::to_value(variant_rows(trades)).unwrap_or(Value::Null)
+}
+
+/// One line of a group table (the trade count unpadded, as the first release printed it).
+fn row(k: &str, a: &AggRow) -> String {
+    let (w, e, p) = (finite_or_zero(a.win_rate_pct), finite_or_zero(a.expectancy_pct), finite_or_zero(a.pnl));
+    format!("  {:<16} {} {:>8.1} {:>12.4} {:>12.2}\n", k, a.trades, w, e, p)
 }
 
 /// The report as plain tables.
-pub fn text(r: &Value) -> String {
-    let mut s = format!("closed positions: {}\n", r["closed_positions"]);
-    let row = |k: &str, v: &Value| -> String {
-        format!(
-            "  {:<16} {:>8} {:>8.1} {:>12.4} {:>12.2}\n",
-            k,
-            v["trades"],
-            v["win_rate_pct"].as_f64().unwrap_or(0.0),
-            v["expectancy_pct"].as_f64().unwrap_or(0.0),
-            v["pnl"].as_f64().unwrap_or(0.0)
-        )
-    };
-    s.push_str(&row("TOTAL", &r["total"]));
-    for (title, key) in [
-        ("symbol", "by_symbol"),
-        ("UTC hour", "by_utc_hour"),
-        ("regime", "by_regime"),
-        ("exit reason", "by_exit_reason"),
+pub fn text(r: &Review) -> String {
+    let mut s = format!("closed positions: {}\n", r.closed_positions);
+    s.push_str(&row("TOTAL", &r.total));
+    for (title, m) in [
+        ("symbol", &r.by_symbol),
+        ("UTC hour", &r.by_utc_hour),
+        ("regime", &r.by_regime),
+        ("exit reason", &r.by_exit_reason),
     ] {
         s.push_str(&format!(
             "\nby {title}:\n  {:<16} {:>8} {:>8} {:>12} {:>12}\n",
             "", "trades", "win %", "expect. %", "pnl USDT"
         ));
-        if let Some(m) = r[key].as_object() {
-            for (k, v) in m {
-                s.push_str(&row(k, v));
-            }
+        for (k, a) in m {
+            s.push_str(&row(k, a));
         }
     }
     s.push_str("\nfeature ranges with negative expectancy:\n");
-    match r["negative_expectancy_feature_bins"].as_array() {
-        Some(a) if !a.is_empty() => {
-            for b in a {
-                s.push_str(&format!(
-                    "  {:<20} bin {} [{:.4} .. {:.4}] trades {} expectancy {:.4} %\n",
-                    b["feature"].as_str().unwrap_or(""),
-                    b["bin"],
-                    b["from"].as_f64().unwrap_or(0.0),
-                    b["to"].as_f64().unwrap_or(0.0),
-                    b["trades"],
-                    b["expectancy_pct"].as_f64().unwrap_or(0.0)
-                ));
-            }
-        }
-        _ => s.push_str("  none\n"),
+    if r.negative_expectancy_feature_bins.is_empty() {
+        s.push_str("  none\n");
     }
-    if let Some(v) = r["variants"].as_object()
-        && v.len() > 1
-    {
-        s.push_str("\nA/B variants (95 % CI of the expectancy difference vs base):\n");
-        for (k, x) in v {
-            s.push_str(&row(k, x));
-            if let Some(c) = x.get("vs_base") {
-                s.push_str(&format!(
-                    "    diff {:+.4} %  CI [{:+.4}, {:+.4}]  {}\n",
-                    c["expectancy_diff_pct"].as_f64().unwrap_or(0.0),
-                    c["ci95_pct"][0].as_f64().unwrap_or(0.0),
-                    c["ci95_pct"][1].as_f64().unwrap_or(0.0),
-                    if c["better"] == true {
-                        "better"
-                    } else if c["significant"] == true {
-                        "worse"
-                    } else {
-                        "not significant"
-                    }
-                ));
-            }
+    for b in &r.negative_expectancy_feature_bins {
+        s.push_str(&format!(
+            "  {:<20} bin {} [{:.4} .. {:.4}] trades {} expectancy {:.4} %\n",
+            b.feature,
+            b.bin,
+            finite_or_zero(b.from),
+            finite_or_zero(b.to),
+            b.trades,
+            finite_or_zero(b.expectancy_pct)
+        ));
+    }
+    if r.variants.len() > 1 {
+        s.push_str(&variants_text(&r.variants));
+    }
+    s.push_str(&mfe_mae_text(&r.mfe_mae));
+    s
+}
+
+fn variants_text(v: &BTreeMap<String, VariantRow>) -> String {
+    let mut s = String::from("\nA/B variants (95 % CI of the expectancy difference vs base):\n");
+    for (k, x) in v {
+        s.push_str(&row(k, &x.agg));
+        if let Some(c) = &x.vs_base {
+            s.push_str(&format!(
+                "    diff {:+.4} %  CI [{:+.4}, {:+.4}]  {}\n",
+                finite_or_zero(c.expectancy_diff_pct),
+                finite_or_zero(c.ci95_pct[0]),
+                finite_or_zero(c.ci95_pct[1]),
+                if c.better {
+                    "better"
+                } else if c.significant {
+                    "worse"
+                } else {
+                    "not significant"
+                }
+            ));
         }
     }
-    let m = &r["mfe_mae"];
-    s.push_str(&format!(
+    s
+}
+
+/// A value the JSON object holds as `null` when not finite, shown as 0 in the tables (as before).
+fn finite_or_zero(x: f64) -> f64 {
+    if x.is_finite() { x } else { 0.0 }
+}
+
+fn mfe_mae_text(m: &MfeMae) -> String {
+    let mut s = format!(
         "\nMFE/MAE (p50) winners: MFE {} MAE {}; losers: MFE {} MAE {}\n",
-        m["winners"]["mfe_pct"]["p50"],
-        m["winners"]["mae_pct"]["p50"],
-        m["losers"]["mfe_pct"]["p50"],
-        m["losers"]["mae_pct"]["p50"]
+        json_text(&m.winners.mfe_pct.p50),
+        json_text(&m.winners.mae_pct.p50),
+        json_text(&m.losers.mfe_pct.p50),
+        json_text(&m.losers.mae_pct.p50)
+    );
+    s.push_str(&format!(
+        "configured {}; share reaching {}\n",
+        json_text(&m.configured),
+        json_text(&m.share_reaching_pct)
     ));
-    s.push_str(&format!("configured {}; share reaching {}\n", m["configured"], m["share_reaching_pct"]));
     s.push_str(&format!(
         "estimated expectancy now {:.4} %, suggested {}\n",
-        m["configured_estimate_expectancy_pct"].as_f64().unwrap_or(0.0),
-        m["suggested"]
+        finite_or_zero(m.configured_estimate_expectancy_pct),
+        json_text(&m.suggested)
     ));
     s
 }
@@ -481,7 +707,8 @@ mod tests {
             t("ETHUSDT", 2, 1.2, 1.25, 0.2, 0.5),
         ];
         let d = Distances { stop_pct: 0.4, tp1_pct: 0.6, tp2_pct: 1.2, soft_stop_pct: 0.15, fees_pct: 0.08 };
-        let r = build(&trades, d, 2);
+        let review = build(&trades, d, 2);
+        let r = review.to_json();
         assert_eq!(r["closed_positions"], 4);
         assert_eq!(r["by_symbol"]["BTCUSDT"]["trades"], 2);
         assert!((r["total"]["expectancy_pct"].as_f64().unwrap() - 0.4).abs() < 1e-12);
@@ -497,7 +724,7 @@ mod tests {
         // A tighter stop (0.3) with the 1.2 target keeps the winners (MAE 0.1, 0.2) and cuts the losers.
         let sug = &m["suggested"];
         assert!(sug["expectancy_pct"].as_f64().unwrap() > m["configured_estimate_expectancy_pct"].as_f64().unwrap());
-        assert!(!text(&r).is_empty());
+        assert!(!text(&review).is_empty());
         // A/B: a variant whose trades are all winners is better than base with a CI excluding zero.
         let mut ab = trades.clone();
         for k in 0..6 {
@@ -521,7 +748,7 @@ mod tests {
         assert_eq!(c["tight"]["vs_base"]["better"], true, "{c}");
         let lo = c["tight"]["vs_base"]["ci95_pct"][0].as_f64().unwrap();
         assert!(lo > 0.0 && lo < c["tight"]["vs_base"]["expectancy_diff_pct"].as_f64().unwrap());
-        assert_eq!(build(&ab, d, 2)["closed_positions"], 4, "the base report counts base trades only");
+        assert_eq!(build(&ab, d, 2).closed_positions, 4, "the base report counts base trades only");
         let dir = std::env::temp_dir().join(format!("rusto-plot-{}", std::process::id()));
         let exits: Vec<i64> = trades.iter().map(|t| t.exit_ms).collect();
         crate::report::plot::write_all(&dir, &trades, &exits, d).unwrap();
@@ -532,5 +759,93 @@ mod tests {
         let heat = std::fs::read_to_string(dir.join("pnl_by_hour.svg")).unwrap();
         assert!(heat.contains("01h") && heat.contains("n=2"));
         assert_eq!(std::fs::read_to_string(dir.join("mfe_mae.svg")).unwrap().matches("<circle").count(), 4);
+    }
+
+    const JSON: &str = r##"{"by_exit_reason":{"StopLoss":{"expectancy_pct":-0.4,"pnl":-8.0,"trades":2,"win_rate_pct":0.0},"TP2":{"expectancy_pct":1.0333333333333332,"pnl":31.0,"trades":3,"win_rate_pct":100.0}},"by_regime":{"range_low":{"expectancy_pct":0.45999999999999996,"pnl":23.0,"trades":5,"win_rate_pct":60.0}},"by_symbol":{"BTCUSDT":{"expectancy_pct":0.39999999999999997,"pnl":8.0,"trades":2,"win_rate_pct":50.0},"ETHUSDT":{"expectancy_pct":0.5,"pnl":15.0,"trades":3,"win_rate_pct":66.66666666666667}},"by_utc_hour":{"01":{"expectancy_pct":0.39999999999999997,"pnl":8.0,"trades":2,"win_rate_pct":50.0},"02":{"expectancy_pct":0.39999999999999997,"pnl":8.0,"trades":2,"win_rate_pct":50.0},"05":{"expectancy_pct":0.7,"pnl":7.0,"trades":1,"win_rate_pct":100.0}},"closed_positions":5,"mfe_mae":{"configured":{"soft_stop_pct":0.15,"stop_pct":0.4,"tp1_pct":0.6,"tp2_pct":1.2},"configured_estimate_expectancy_pct":0.3960000109672547,"losers":{"mae_pct":{"p25":0.4,"p50":0.4,"p75":0.4,"p90":0.4},"mfe_pct":{"p25":0.05,"p50":0.1,"p75":0.1,"p90":0.1},"trades":2},"share_reaching_pct":{"soft_stop":80.0,"stop":40.0,"tp1":60.0,"tp2":40.0},"suggested":{"expectancy_pct":0.45999998569488526,"stop_pct":0.5,"target_pct":1.5},"winners":{"mae_pct":{"p25":0.2,"p50":0.2,"p75":0.3,"p90":0.3},"mfe_pct":{"p25":1.25,"p50":1.25,"p75":1.3,"p90":1.3},"trades":3}},"negative_expectancy_feature_bins":[{"bin":1,"expectancy_pct":-0.4,"feature":"volume_burst_ratio","from":-3.0,"to":-2.0,"trades":2,"win_rate_pct":0.0}],"total":{"expectancy_pct":0.45999999999999996,"pnl":23.0,"trades":5,"win_rate_pct":60.0},"variants":{"base":{"expectancy_pct":0.45999999999999996,"pnl":23.0,"trades":5,"win_rate_pct":60.0},"solo":{"expectancy_pct":0.3,"pnl":3.0,"trades":1,"vs_base":{"better":false,"ci95_pct":[-0.8710236001709084,0.5510236001709086],"expectancy_diff_pct":-0.15999999999999998,"significant":false},"win_rate_pct":100.0},"tight":{"expectancy_pct":0.4,"pnl":8.0,"trades":2,"vs_base":{"better":false,"ci95_pct":[-1.4342381744079153,1.3142381744079157],"expectancy_diff_pct":-0.05999999999999994,"significant":false},"win_rate_pct":50.0}}}"##;
+    const TEXT: &str = r##"closed positions: 5
+  TOTAL            5     60.0       0.4600        23.00
+
+by symbol:
+                     trades    win %    expect. %     pnl USDT
+  BTCUSDT          2     50.0       0.4000         8.00
+  ETHUSDT          3     66.7       0.5000        15.00
+
+by UTC hour:
+                     trades    win %    expect. %     pnl USDT
+  01               2     50.0       0.4000         8.00
+  02               2     50.0       0.4000         8.00
+  05               1    100.0       0.7000         7.00
+
+by regime:
+                     trades    win %    expect. %     pnl USDT
+  range_low        5     60.0       0.4600        23.00
+
+by exit reason:
+                     trades    win %    expect. %     pnl USDT
+  StopLoss         2      0.0      -0.4000        -8.00
+  TP2              3    100.0       1.0333        31.00
+
+feature ranges with negative expectancy:
+  volume_burst_ratio   bin 1 [-3.0000 .. -2.0000] trades 2 expectancy -0.4000 %
+
+A/B variants (95 % CI of the expectancy difference vs base):
+  base             5     60.0       0.4600        23.00
+  solo             1    100.0       0.3000         3.00
+    diff -0.1600 %  CI [-0.8710, +0.5510]  not significant
+  tight            2     50.0       0.4000         8.00
+    diff -0.0600 %  CI [-1.4342, +1.3142]  not significant
+
+MFE/MAE (p50) winners: MFE 1.25 MAE 0.2; losers: MFE 0.1 MAE 0.4
+configured {"soft_stop_pct":0.15,"stop_pct":0.4,"tp1_pct":0.6,"tp2_pct":1.2}; share reaching {"soft_stop":80.0,"stop":40.0,"tp1":60.0,"tp2":40.0}
+estimated expectancy now 0.3960 %, suggested {"expectancy_pct":0.45999998569488526,"stop_pct":0.5,"target_pct":1.5}
+"##;
+    const EMPTY_JSON: &str = r##"{"by_exit_reason":{},"by_regime":{},"by_symbol":{},"by_utc_hour":{},"closed_positions":0,"mfe_mae":{"configured":{"soft_stop_pct":0.15,"stop_pct":0.4,"tp1_pct":0.6,"tp2_pct":1.2},"configured_estimate_expectancy_pct":0.0,"losers":{"mae_pct":{"p25":0.0,"p50":0.0,"p75":0.0,"p90":0.0},"mfe_pct":{"p25":0.0,"p50":0.0,"p75":0.0,"p90":0.0},"trades":0},"share_reaching_pct":{"soft_stop":0.0,"stop":0.0,"tp1":0.0,"tp2":0.0},"suggested":{"expectancy_pct":0.0,"stop_pct":0.1,"target_pct":0.1},"winners":{"mae_pct":{"p25":0.0,"p50":0.0,"p75":0.0,"p90":0.0},"mfe_pct":{"p25":0.0,"p50":0.0,"p75":0.0,"p90":0.0},"trades":0}},"negative_expectancy_feature_bins":[],"total":{"expectancy_pct":0.0,"pnl":0.0,"trades":0,"win_rate_pct":0.0},"variants":{}}"##;
+    const EMPTY_TEXT: &str = r##"closed positions: 0
+  TOTAL            0      0.0       0.0000         0.00
+
+by symbol:
+                     trades    win %    expect. %     pnl USDT
+
+by UTC hour:
+                     trades    win %    expect. %     pnl USDT
+
+by regime:
+                     trades    win %    expect. %     pnl USDT
+
+by exit reason:
+                     trades    win %    expect. %     pnl USDT
+
+feature ranges with negative expectancy:
+  none
+
+MFE/MAE (p50) winners: MFE 0.0 MAE 0.0; losers: MFE 0.0 MAE 0.0
+configured {"soft_stop_pct":0.15,"stop_pct":0.4,"tp1_pct":0.6,"tp2_pct":1.2}; share reaching {"soft_stop":0.0,"stop":0.0,"tp1":0.0,"tp2":0.0}
+estimated expectancy now 0.0000 %, suggested {"expectancy_pct":0.0,"stop_pct":0.1,"target_pct":0.1}
+"##;
+    /// The `--json` and text output, pinned as the `serde_json::Value` version printed them (issue 9).
+    #[test]
+    fn json_and_text_are_unchanged() {
+        let mk = |sym: &str, hour: u8, pnl_pct: f64, mfe: f64, mae: f64, f0: f64, v: &str| {
+            let mut x = t(sym, hour, pnl_pct, mfe, mae, f0);
+            (x.features[1], x.features[2], x.variant) = (0.1 * f0, -f0, v.into());
+            x
+        };
+        let trades = vec![
+            mk("BTCUSDT", 1, 1.2, 1.3, 0.1, 1.0, "base"),
+            mk("BTCUSDT", 1, -0.4, 0.1, 0.4, 2.0, "base"),
+            mk("ETHUSDT", 2, -0.4, 0.05, 0.4, 3.0, "base"),
+            mk("ETHUSDT", 2, 1.2, 1.25, 0.2, 0.5, "base"),
+            mk("ETHUSDT", 5, 0.7, 0.9, 0.3, 0.7, "base"),
+            mk("BTCUSDT", 3, 1.0, 1.1, 0.1, 1.0, "tight"),
+            mk("BTCUSDT", 3, -0.2, 0.1, 0.3, 1.0, "tight"),
+            mk("BTCUSDT", 3, 0.3, 0.4, 0.1, 1.0, "solo"),
+        ];
+        let d = Distances { stop_pct: 0.4, tp1_pct: 0.6, tp2_pct: 1.2, soft_stop_pct: 0.15, fees_pct: 0.08 };
+        let r = build(&trades, d, 2);
+        assert_eq!(r.to_string(), JSON);
+        assert_eq!(text(&r), TEXT);
+        let e = build(&[], d, 2);
+        assert_eq!(e.to_string(), EMPTY_JSON);
+        assert_eq!(text(&e), EMPTY_TEXT);
     }
 }

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::compute::engine::Engine;
+use crate::compute::engine::{Engine, SymbolState};
 use crate::handoff::publish::FeedStats;
 use crate::ingest::net::NetStats;
 use crate::ingest::parse::ParseError;
@@ -91,119 +91,156 @@ fn latency_json(stages: &[(&'static str, crate::types::latency::Summary)]) -> Va
     Value::Object(lat)
 }
 
+/// The volume profile of a symbol (prices in quote units), or null before the first profile.
+fn profile_json(s: &SymbolState, vwap_band_sigmas: f64) -> Value {
+    let fmt_px = |px: i64| -> Value {
+        match s.price {
+            Some(sc) => Value::String(sc.to_string(px)),
+            None => Value::Null,
+        }
+    };
+    let px_f = |t: f64| -> Value {
+        match s.price {
+            Some(sc) => json!(format!("{:.*}", sc.dec as usize, t * sc.to_f64(1))),
+            None => Value::Null,
+        }
+    };
+    match &s.levels {
+        Some(l) => json!({
+            "poc": fmt_px(l.poc),
+            "val": fmt_px(l.val),
+            "vah": fmt_px(l.vah),
+            "vwap": px_f(l.vwap),
+            "vwap_upper": px_f(l.vwap + l.sigma * vwap_band_sigmas),
+            "vwap_lower": px_f(l.vwap - l.sigma * vwap_band_sigmas),
+            "value_area_share": l.va_share,
+            "hvn": l.hvn[..l.n_hvn].iter().map(|&h| fmt_px(h)).collect::<Vec<_>>(),
+            "lvn": l.lvn[..l.n_lvn].iter().map(|&h| fmt_px(h)).collect::<Vec<_>>(),
+        }),
+        None => Value::Null,
+    }
+}
+
+/// Counts by name: `(name, count)` pairs as a JSON object.
+fn counts<'a>(pairs: impl Iterator<Item = (&'a str, u64)>) -> Map<String, Value> {
+    pairs.map(|(k, n)| (k.to_string(), json!(n))).collect()
+}
+
+/// One symbol of the `--json` object.
+fn symbol_json(r: &ReplayReport, s: &SymbolState) -> Value {
+    use crate::compute::trading::gate::GateReject;
+    use crate::compute::trading::risk::RiskReject;
+    use crate::types::record::{ExitReason, Regime};
+    let (bid, ask) = s.book.top();
+    let fmt_px = |px: Option<i64>| -> Value {
+        match (px, s.price) {
+            (Some(px), Some(sc)) => Value::String(sc.to_string(px)),
+            _ => Value::Null,
+        }
+    };
+    let bs = &s.book.stats;
+    let t = s.trader();
+    let gate = counts(GateReject::ALL.iter().map(|g| (g.name(), t.gate_rejects[g.index()])));
+    let risk = counts(RiskReject::ALL.iter().map(|k| (k.name(), t.risk_rejects[k.index()])));
+    let closed = counts(ExitReason::ALL.iter().map(|x| (x.name(), t.closed_by_reason[x.index()])));
+    let exits = counts(ExitReason::ALL.iter().map(|x| (x.name(), t.exits_by_reason[x.index()])));
+    let by_regime = counts(Regime::ALL.iter().map(|g| (g.name(), s.signals_by_regime[g.index()])));
+    json!({
+        "trades": s.trades,
+        "trade_qty": s.qty.map(|q| q.to_string(s.trade_qty)).unwrap_or_else(|| s.trade_qty.to_string()),
+        "non_market_trades": s.non_market_trades,
+        "depth_applied": bs.depth_applied,
+        "gaps": bs.gaps,
+        "resyncs": bs.resyncs,
+        "snapshots_applied": bs.snapshots_applied,
+        "stale_snapshots": bs.stale_snapshots,
+        "crossed": bs.crossed,
+        "synced": s.book.is_synced(),
+        "best_bid": fmt_px(bid.map(|l| l.px)),
+        "best_ask": fmt_px(ask.map(|l| l.px)),
+        "bars": s.bars.closed,
+        "book_audit": {"compared": s.audit_compared, "matched": s.audit_matched},
+        "signals": {"long": t.signals[0], "short": t.signals[1]},
+        "signals_by_regime": by_regime,
+        "regime": s.regime.regime.name(),
+        "regime_switches": s.regime.switches,
+        "burst_threshold": t.strategy.burst_ratio,
+        "tuning_runs": s.tuner.runs,
+        "tuning_changes": s.tuning_changes,
+        "cvd": s.qty.map(|q| q.to_string(s.flow.cvd)),
+        "profile": profile_json(s, r.vwap_band_sigmas),
+        "gate_rejections": gate,
+        "risk_rejections": risk,
+        "positions": {
+            "opened": t.opened,
+            "closed": t.closed_by_reason.iter().sum::<u64>(),
+            "closed_by_exit_reason": closed,
+            "exit_fills_by_reason": exits,
+        },
+        "pnl": t.pnl,
+        "variants": shadows_json(r, s),
+    })
+}
+
+/// The A/B variants' traders of one symbol.
+fn shadows_json(r: &ReplayReport, s: &SymbolState) -> Map<String, Value> {
+    r.engine
+        .variant_names()
+        .iter()
+        .zip(s.variants())
+        .map(|(n, t)| {
+            (
+                n.to_string(),
+                json!({
+                    "signals": {"long": t.signals[0], "short": t.signals[1]},
+                    "opened": t.opened,
+                    "closed": t.closed_by_reason.iter().sum::<u64>(),
+                    "pnl": t.pnl,
+                }),
+            )
+        })
+        .collect()
+}
+
+/// Malformed frames by kind, with the recording's bad and oversize lines.
+fn malformed_kinds(p: &ParseStats, f: &FeedStats) -> Map<String, Value> {
+    let mut m = Map::new();
+    for (i, n) in p.malformed.iter().enumerate() {
+        if *n > 0 {
+            m.insert(ParseError::kind_name(i).to_string(), json!(n));
+        }
+    }
+    if f.bad_lines > 0 {
+        m.insert("bad_line".into(), json!(f.bad_lines));
+    }
+    if f.oversize_lines > 0 {
+        m.insert("oversize_line".into(), json!(f.oversize_lines));
+    }
+    m
+}
+
+/// The database block of the JSON reports (the replay adds its run id).
+fn db_json(p: &PersistStats) -> Value {
+    json!({
+        "rows": p.db_rows,
+        "commits": p.db_commits,
+        "write_errors": p.db_write_errors,
+        "rows_dropped": p.db_rows_dropped,
+        "rows_rejected": p.db_rows_rejected,
+        "control_dropped": p.control_dropped,
+    })
+}
+
 /// The `--json` object.
 pub fn to_json(r: &ReplayReport) -> Value {
     let p = &r.parse;
     let f = &r.feed;
     let frames = p.frames;
     let secs = r.elapsed.as_secs_f64();
-    let mut symbols = Map::new();
-    for s in &r.engine.symbols {
-        let (bid, ask) = s.book.top();
-        let fmt_px = |px: Option<i64>| -> Value {
-            match (px, s.price) {
-                (Some(px), Some(sc)) => Value::String(sc.to_string(px)),
-                _ => Value::Null,
-            }
-        };
-        let bs = &s.book.stats;
-        let px_f = |t: f64| -> Value {
-            match s.price {
-                Some(sc) => json!(format!("{:.*}", sc.dec as usize, t * sc.to_f64(1))),
-                None => Value::Null,
-            }
-        };
-        let profile = match &s.levels {
-            Some(l) => json!({
-                "poc": fmt_px(Some(l.poc)),
-                "val": fmt_px(Some(l.val)),
-                "vah": fmt_px(Some(l.vah)),
-                "vwap": px_f(l.vwap),
-                "vwap_upper": px_f(l.vwap + l.sigma * r.vwap_band_sigmas),
-                "vwap_lower": px_f(l.vwap - l.sigma * r.vwap_band_sigmas),
-                "value_area_share": l.va_share,
-                "hvn": l.hvn[..l.n_hvn].iter().map(|&h| fmt_px(Some(h))).collect::<Vec<_>>(),
-                "lvn": l.lvn[..l.n_lvn].iter().map(|&h| fmt_px(Some(h))).collect::<Vec<_>>(),
-            }),
-            None => Value::Null,
-        };
-        let mut gate = Map::new();
-        for g in crate::compute::trading::gate::GateReject::ALL {
-            gate.insert(g.name().into(), json!(s.trader().gate_rejects[g.index()]));
-        }
-        let mut risk = Map::new();
-        for k in crate::compute::trading::risk::RiskReject::ALL {
-            risk.insert(k.name().into(), json!(s.trader().risk_rejects[k.index()]));
-        }
-        let mut closed = Map::new();
-        let mut exits = Map::new();
-        for x in crate::types::record::ExitReason::ALL {
-            closed.insert(x.name().into(), json!(s.trader().closed_by_reason[x.index()]));
-            exits.insert(x.name().into(), json!(s.trader().exits_by_reason[x.index()]));
-        }
-        let mut by_regime = Map::new();
-        for reg in crate::types::record::Regime::ALL {
-            by_regime.insert(reg.name().into(), json!(s.signals_by_regime[reg.index()]));
-        }
-        symbols.insert(
-            s.name.as_str().to_string(),
-            json!({
-                "trades": s.trades,
-                "trade_qty": s.qty.map(|q| q.to_string(s.trade_qty)).unwrap_or_else(|| s.trade_qty.to_string()),
-                "non_market_trades": s.non_market_trades,
-                "depth_applied": bs.depth_applied,
-                "gaps": bs.gaps,
-                "resyncs": bs.resyncs,
-                "snapshots_applied": bs.snapshots_applied,
-                "stale_snapshots": bs.stale_snapshots,
-                "crossed": bs.crossed,
-                "synced": s.book.is_synced(),
-                "best_bid": fmt_px(bid.map(|l| l.px)),
-                "best_ask": fmt_px(ask.map(|l| l.px)),
-                "bars": s.bars.closed,
-                "book_audit": {"compared": s.audit_compared, "matched": s.audit_matched},
-                "signals": {"long": s.trader().signals[0], "short": s.trader().signals[1]},
-                "signals_by_regime": by_regime,
-                "regime": s.regime.regime.name(),
-                "regime_switches": s.regime.switches,
-                "burst_threshold": s.trader().strategy.burst_ratio,
-                "tuning_runs": s.tuner.runs,
-                "tuning_changes": s.tuning_changes,
-                "cvd": s.qty.map(|q| q.to_string(s.flow.cvd)),
-                "profile": profile,
-                "gate_rejections": gate,
-                "risk_rejections": risk,
-                "positions": {
-                    "opened": s.trader().opened,
-                    "closed": s.trader().closed_by_reason.iter().sum::<u64>(),
-                    "closed_by_exit_reason": closed,
-                    "exit_fills_by_reason": exits,
-                },
-                "pnl": s.trader().pnl,
-                "variants": r.engine.variant_names().iter().zip(s.variants()).map(|(n, t)| {
-                    (n.to_string(), json!({
-                        "signals": {"long": t.signals[0], "short": t.signals[1]},
-                        "opened": t.opened,
-                        "closed": t.closed_by_reason.iter().sum::<u64>(),
-                        "pnl": t.pnl,
-                    }))
-                }).collect::<Map<String, Value>>(),
-            }),
-        );
-    }
-    let lat = latency_json(&r.latency);
-    let mut malformed_kinds = Map::new();
-    for (i, n) in p.malformed.iter().enumerate() {
-        if *n > 0 {
-            malformed_kinds.insert(ParseError::kind_name(i).to_string(), json!(n));
-        }
-    }
-    if f.bad_lines > 0 {
-        malformed_kinds.insert("bad_line".into(), json!(f.bad_lines));
-    }
-    if f.oversize_lines > 0 {
-        malformed_kinds.insert("oversize_line".into(), json!(f.oversize_lines));
-    }
+    let symbols: Map<String, Value> =
+        r.engine.symbols.iter().map(|s| (s.name.as_str().to_string(), symbol_json(r, s))).collect();
+    let mut db = db_json(&r.persist);
+    db["run_id"] = json!(r.run_id);
     json!({
         "frames": frames,
         "events": {
@@ -217,7 +254,7 @@ pub fn to_json(r: &ReplayReport) -> Value {
         },
         "unknown_event": p.unknown_event,
         "malformed": p.malformed_total() + f.malformed_lines(),
-        "malformed_kinds": malformed_kinds,
+        "malformed_kinds": malformed_kinds(p, f),
         "ring_full": f.ring_full,
         "frames_dropped": f.frames_dropped,
         "records_lost": r.engine.stats.records_lost,
@@ -230,19 +267,78 @@ pub fn to_json(r: &ReplayReport) -> Value {
             "open_positions": r.engine.risk().open_positions,
             "daily_limit_hits": r.engine.risk().daily_limit_hits,
         },
-        "db": {
-            "run_id": r.run_id,
-            "rows": r.persist.db_rows,
-            "commits": r.persist.db_commits,
-            "write_errors": r.persist.db_write_errors,
-            "rows_dropped": r.persist.db_rows_dropped,
-        },
+        "db": db,
         "tuning_runs": r.persist.tuning_runs,
         "elapsed_s": secs,
         "frames_per_s": if secs > 0.0 { frames as f64 / secs } else { 0.0 },
         "symbols": symbols,
-        "latency_ns": lat,
+        "latency_ns": latency_json(&r.latency),
     })
+}
+
+/// The text summary's book table: one line per symbol.
+fn book_table(r: &ReplayReport) -> String {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "{:<12} {:>8} {:>14} {:>8} {:>5} {:>7} {:>7} {:>14} {:>14} {:>6} {:>15}\n",
+        "symbol", "trades", "trade_qty", "depth", "gaps", "resyncs", "synced", "best_bid", "best_ask", "bars", "audit"
+    ));
+    for sym in &r.engine.symbols {
+        let (bid, ask) = sym.book.top();
+        let px = |l: Option<crate::types::event::Level>| match (l, sym.price) {
+            (Some(l), Some(sc)) => sc.to_string(l.px),
+            _ => "-".into(),
+        };
+        s.push_str(&format!(
+            "{:<12} {:>8} {:>14} {:>8} {:>5} {:>7} {:>7} {:>14} {:>14} {:>6} {:>15}\n",
+            sym.name.as_str(),
+            sym.trades,
+            sym.qty.map(|q| q.to_string(sym.trade_qty)).unwrap_or_default(),
+            sym.book.stats.depth_applied,
+            sym.book.stats.gaps,
+            sym.book.stats.resyncs,
+            if sym.book.is_synced() { "yes" } else { "no" },
+            px(bid),
+            px(ask),
+            sym.bars.closed,
+            format!("{}/{}", sym.audit_matched, sym.audit_compared)
+        ));
+    }
+    s
+}
+
+/// The text summary's signal and profile table: one line per symbol.
+fn signal_table(r: &ReplayReport) -> String {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "{:<12} {:>6} {:>6} {:>11} {:>9} {:>6} {:>14} {:>14} {:>14} {:>14}\n",
+        "symbol", "long", "short", "regime", "burst_thr", "tuned", "POC", "VAL", "VAH", "VWAP"
+    ));
+    for sym in &r.engine.symbols {
+        let (poc, val, vah, vwap) = match (&sym.levels, sym.price) {
+            (Some(l), Some(sc)) => (
+                sc.to_string(l.poc),
+                sc.to_string(l.val),
+                sc.to_string(l.vah),
+                format!("{:.*}", sc.dec as usize, l.vwap * sc.to_f64(1)),
+            ),
+            _ => ("-".into(), "-".into(), "-".into(), "-".into()),
+        };
+        s.push_str(&format!(
+            "{:<12} {:>6} {:>6} {:>11} {:>9.2} {:>6} {:>14} {:>14} {:>14} {:>14}\n",
+            sym.name.as_str(),
+            sym.trader().signals[0],
+            sym.trader().signals[1],
+            sym.regime.regime.name(),
+            sym.trader().strategy.burst_ratio,
+            sym.tuner.runs,
+            poc,
+            val,
+            vah,
+            vwap
+        ));
+    }
+    s
 }
 
 /// The human-readable summary.
@@ -273,59 +369,11 @@ pub fn to_text(r: &ReplayReport) -> String {
         f.frames_dropped,
         r.engine.stats.records_lost
     ));
-    s.push_str(&format!(
-        "{:<12} {:>8} {:>14} {:>8} {:>5} {:>7} {:>7} {:>14} {:>14} {:>6} {:>15}\n",
-        "symbol", "trades", "trade_qty", "depth", "gaps", "resyncs", "synced", "best_bid", "best_ask", "bars", "audit"
-    ));
-    for sym in &r.engine.symbols {
-        let (bid, ask) = sym.book.top();
-        let px = |l: Option<crate::types::event::Level>| match (l, sym.price) {
-            (Some(l), Some(sc)) => sc.to_string(l.px),
-            _ => "-".into(),
-        };
-        s.push_str(&format!(
-            "{:<12} {:>8} {:>14} {:>8} {:>5} {:>7} {:>7} {:>14} {:>14} {:>6} {:>15}\n",
-            sym.name.as_str(),
-            sym.trades,
-            sym.qty.map(|q| q.to_string(sym.trade_qty)).unwrap_or_default(),
-            sym.book.stats.depth_applied,
-            sym.book.stats.gaps,
-            sym.book.stats.resyncs,
-            if sym.book.is_synced() { "yes" } else { "no" },
-            px(bid),
-            px(ask),
-            sym.bars.closed,
-            format!("{}/{}", sym.audit_matched, sym.audit_compared)
-        ));
-    }
+    s.push_str(&book_table(r));
     s.push('\n');
-    s.push_str(&format!(
-        "{:<12} {:>6} {:>6} {:>11} {:>9} {:>6} {:>14} {:>14} {:>14} {:>14}\n",
-        "symbol", "long", "short", "regime", "burst_thr", "tuned", "POC", "VAL", "VAH", "VWAP"
-    ));
-    for sym in &r.engine.symbols {
-        let (poc, val, vah, vwap) = match (&sym.levels, sym.price) {
-            (Some(l), Some(sc)) => (
-                sc.to_string(l.poc),
-                sc.to_string(l.val),
-                sc.to_string(l.vah),
-                format!("{:.*}", sc.dec as usize, l.vwap * sc.to_f64(1)),
-            ),
-            _ => ("-".into(), "-".into(), "-".into(), "-".into()),
-        };
-        s.push_str(&format!(
-            "{:<12} {:>6} {:>6} {:>11} {:>9.2} {:>6} {:>14} {:>14} {:>14} {:>14}\n",
-            sym.name.as_str(),
-            sym.trader().signals[0],
-            sym.trader().signals[1],
-            sym.regime.regime.name(),
-            sym.trader().strategy.burst_ratio,
-            sym.tuner.runs,
-            poc,
-            val,
-            vah,
-            vwap
-        ));
+    s.push_str(&signal_table(r));
+    if r.persist.csv_lines_lost > 0 {
+        s.push_str(&format!("CSV lines not written after the CSV's write error: {}\n", r.persist.csv_lines_lost));
     }
     s.push('\n');
     s.push_str("latency per stage (monotonic clock; replay --speed asap includes queueing in ring_wait):\n");
@@ -389,7 +437,7 @@ pub fn live_json(r: &LiveReport) -> Value {
         "compute_hooks": r.engine.stats.hooks,
         "rest": {"requests": r.rest.requests, "rate_limited": r.rest.rate_limited, "used_weight": r.rest.used_weight},
         "health": {"rtt_ms": r.health.rtt_ms, "clock_offset_ms": r.health.offset_ms},
-        "db": {"rows": r.persist.db_rows, "commits": r.persist.db_commits, "write_errors": r.persist.db_write_errors, "rows_dropped": r.persist.db_rows_dropped},
+        "db": db_json(&r.persist),
         "symbols": symbols,
         "latency_ns": lat,
     })
