@@ -25,7 +25,7 @@ use crate::compute::engine::Engine;
 use crate::compute::thread::{ComputeHooks, IntervalReport, run_compute};
 use crate::handoff::publish::Publisher;
 use crate::handoff::ring::ring;
-use crate::ingest::net::{Endpoint, Net, NetCmd, NetConfig, NetError, NetStats, Route, tls_config};
+use crate::ingest::net::{Endpoint, Net, NetCmd, NetConfig, NetError, NetInbox, NetStats, Route, tls_config};
 use crate::ingest::parse::Parser;
 use crate::persist::db::{ControlRecord, Db};
 use crate::persist::writer::{Persist, PersistError};
@@ -215,7 +215,7 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
     let publisher = Publisher::new(ev_tx, policy, cfg.parser.max_symbols);
     let waiter = publisher.waiter();
     let snap_q = Arc::new(ArrayQueue::<SymbolName>::new(1024));
-    let inbox = Arc::new(ArrayQueue::<NetCmd>::new(1024));
+    let inbox = Arc::new(NetInbox::new(1024, waker.clone()));
     let reports = Arc::new(ArrayQueue::<IntervalReport>::new(4));
     let position_events = Arc::new(ArrayQueue::<PositionEvent>::new(4096));
     let mut open_now: Vec<SymbolName> = Vec::new();
@@ -379,8 +379,8 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
                     say(format!("🔁 reselection: +{added:?} -{dropped:?}"));
                     if !added.is_empty() {
                         let (m, p) = streams_for(&l, &added);
-                        let _ = inbox.push(NetCmd::Subscribe(Route::Market, m));
-                        let _ = inbox.push(NetCmd::Subscribe(Route::Public, p));
+                        let _ = inbox.push(NetCmd::subscribe(Route::Market, m));
+                        let _ = inbox.push(NetCmd::subscribe(Route::Public, p));
                         let _ = waker.wake();
                     }
                     pending_drop.extend(dropped);
@@ -408,8 +408,8 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
                 pending_drop.iter().partition(|s| open_now.contains(s));
             if !go.is_empty() {
                 let (m, p) = streams_for(&l, &go);
-                let _ = inbox.push(NetCmd::Unsubscribe(Route::Market, m));
-                let _ = inbox.push(NetCmd::Unsubscribe(Route::Public, p));
+                let _ = inbox.push(NetCmd::unsubscribe(Route::Market, m));
+                let _ = inbox.push(NetCmd::unsubscribe(Route::Public, p));
                 let _ = waker.wake();
             }
             pending_drop = keep;
@@ -515,7 +515,7 @@ pub fn run_record(
     // The recorder parses nothing downstream: events go to a ring nobody reads, dropped when full.
     let (ev_tx, _ev_rx) = ring::<MarketEvent>(1 << 12);
     let mut publisher = Publisher::new(ev_tx, FullPolicy::DropAndResync, cfg.parser.max_symbols);
-    let inbox = Arc::new(ArrayQueue::<NetCmd>::new(256));
+    let inbox = Arc::new(NetInbox::new(256, waker.clone()));
     let (stop_net, inbox_net) = (stop.clone(), inbox.clone());
     let deadline = duration.map(|d| Instant::now() + d);
     let control = std::thread::spawn(move || {
