@@ -1,6 +1,7 @@
-//! The network thread over loopback against a minimal websocket server (tungstenite, plain `ws://`): hundreds of
-//! fast rotations (a successor connection per rotation, the predecessor retired once the successor delivers) keep
-//! the connection table bounded, because retired slots (and their mio tokens) are reused.
+//! The network thread over loopback against a minimal websocket server (tungstenite, plain `ws://`):
+//! - hundreds of fast rotations (a successor connection per rotation, the predecessor retired once the successor
+//!   delivers) keep the connection table bounded, because retired slots (and their mio tokens) are reused;
+//! - when the compute thread (the ring's consumer) is gone, the network thread counts it and stops by itself.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -88,4 +89,31 @@ fn hundreds_of_rotations_keep_the_connection_table_bounded() {
     // One route: the current connection, its successor, and a predecessor in its grace period (plus one in flight).
     assert!(net.conn_slots() <= 4, "{} connection slots after {rotations} rotations", net.conn_slots());
     assert!(net.live_conns() <= 3, "{} live connections", net.live_conns());
+}
+
+#[test]
+fn the_network_thread_stops_by_itself_when_the_consumer_is_gone() {
+    let (accepted, server_stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+    let port = serve(accepted, server_stop.clone());
+    let mut cfg = config(port);
+    cfg.rotate_after_secs = 3600;
+    let (mut net, waker) = Net::new(cfg, None, vec!["btcusdt@aggTrade".into()], vec![]).unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let net_stop = stop.clone();
+    std::thread::spawn(move || {
+        let mut parser = Parser::new(SymbolTable::new(16, vec![]), 1 << 16);
+        let (tx, rx) = ring::<MarketEvent>(4);
+        drop(rx);
+        let mut publisher = Publisher::new(tx, FullPolicy::DropAndResync, 16);
+        let inbox = NetInbox::new(16, waker);
+        let r = net.run(&mut parser, &mut publisher, &net_stop, &inbox, None);
+        let _ = done_tx.send((net.stats.clone(), r.is_ok()));
+    });
+    let got = done_rx.recv_timeout(Duration::from_secs(20));
+    stop.store(true, Ordering::Relaxed);
+    server_stop.store(true, Ordering::Relaxed);
+    let (stats, ok) = got.expect("the network thread kept running with nobody reading its ring");
+    assert!(ok, "a gone consumer is a clean stop");
+    assert!(stats.frames_undelivered >= 1, "{stats:?}");
 }
