@@ -14,11 +14,16 @@
 //!   `reconnect_max_ms`). More than `max_reconnects` reconnects within `reconnect_window_secs` is a fatal
 //!   [`NetError::TooManyReconnects`].
 //! - Before a connection reaches Binance's 24 h limit (`rotate_after_secs`), a successor connection is opened; once
-//!   it delivers its first frame the old one is closed. The engine drops the duplicated trades and depth updates.
-//! - SUBSCRIBE/UNSUBSCRIBE requests are rate limited to `control_msgs_per_sec` (Binance allows 10 incoming messages
-//!   per second per connection).
-//! - Commands from the control thread (REST snapshot bodies, subscription changes) arrive through a bounded queue
-//!   and a mio `Waker`.
+//!   it delivers its first frame the old one is closed after [`RETIRE_GRACE`]. The engine drops the duplicated
+//!   trades and depth updates. A closed connection's slot (and its mio token) is reused by the next successor, so
+//!   the connection table never grows past the connections open at once (a month of rotations included).
+//! - SUBSCRIBE/UNSUBSCRIBE requests ([`SubscribeCmd`]) are rate limited to `control_msgs_per_sec` (Binance allows 10
+//!   incoming messages per second per connection); at most [`PENDING_CTRL_MAX`] wait per connection, and one more
+//!   is counted ([`NetStats::ctrl_dropped`]) while the connection's stream list still takes the change.
+//! - Commands from the control thread (REST snapshot bodies, subscription changes) arrive through a [`NetInbox`]
+//!   (bounded; a full one hands the command back to the caller and counts it) and a mio `Waker`.
+//! - A publish that finds the compute thread gone is counted ([`NetStats::frames_undelivered`]) and ends the loop
+//!   cleanly, as replay stops its source.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
