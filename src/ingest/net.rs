@@ -14,8 +14,9 @@
 //!   `reconnect_max_ms`). More than `max_reconnects` reconnects within `reconnect_window_secs` is a fatal
 //!   [`NetError::TooManyReconnects`].
 //! - Before a connection reaches Binance's 24 h limit (`rotate_after_secs`), a successor connection is opened; once
-//!   it delivers its first frame the old one is closed after [`RETIRE_GRACE`]. The engine drops the duplicated
-//!   trades and depth updates. A closed connection's slot (and its mio token) is reused by the next successor, so
+//!   it delivers its first frame the old one is closed after [`RETIRE_GRACE`], with a closing handshake: it is read
+//!   until the server answers our close frame, so nothing the server sent on it is lost. The engine drops the
+//!   duplicated trades and depth updates. A closed connection's slot (and its mio token) is reused by the next successor, so
 //!   the connection table never grows past the connections open at once (a month of rotations included).
 //! - SUBSCRIBE/UNSUBSCRIBE requests ([`SubscribeCmd`]) are rate limited to `control_msgs_per_sec` (Binance allows 10
 //!   incoming messages per second per connection); at most [`PENDING_CTRL_MAX`] wait per connection, and one more
@@ -289,7 +290,8 @@ pub struct NetStats {
 /// backlog. A request beyond it is counted in [`NetStats::ctrl_dropped`] and logged, never queued.
 pub const PENDING_CTRL_MAX: usize = 256;
 
-/// How long a predecessor keeps being read after its successor delivered data (capped by `rotate_after_secs`).
+/// How long a predecessor keeps being read after its successor delivered data (capped by `rotate_after_secs`);
+/// then it sends its close frame and is read until the server's close reply, for at most as long again.
 pub const RETIRE_GRACE: Duration = Duration::from_secs(1);
 
 /// One slot of the connection table; slot `i` polls under `Token(i)`. A retired slot is reused by the next
@@ -311,6 +313,7 @@ struct Conn {
     next_id: u64,
     retired: bool,
     retire_at: Option<Instant>,
+    closing: bool,
 }
 
 impl Conn {
@@ -332,6 +335,7 @@ impl Conn {
             next_id: 1,
             retired: false,
             retire_at: None,
+            closing: false,
         }
     }
 }
@@ -669,19 +673,22 @@ impl Net {
     /// Connects what is due, retires predecessors whose grace is over, and opens successors of old connections.
     fn service_conns(&mut self, feed: &mut Feed) -> Result<(), NetError> {
         let now = Instant::now();
+        let grace = self.retire_grace();
         for i in 0..self.conns.len() {
             let c = &mut self.conns[i];
             if c.retired {
                 continue;
             }
-            // A predecessor keeps being read for a grace period after its successor delivered data (so nothing
-            // it already carried is lost; the copies are dropped by id), then it is closed and its slot freed.
+            // A predecessor keeps being read for a grace period after its successor delivered data, then sends its
+            // close frame and is read until the server's close reply (so nothing the server sent on it is lost; the
+            // copies are dropped by id), then its slot is freed.
             if c.retire_at.is_some_and(|t| now >= t) {
-                if let Some(ws) = c.ws.take() {
-                    close_ws(&self.poll, ws);
+                if !c.closing && c.ws.as_mut().is_some_and(|ws| ws.state() == WsState::Open && ws.close(1000).is_ok()) {
+                    c.closing = true;
+                    c.retire_at = Some(now + grace);
+                } else {
+                    self.finish_retiring(i);
                 }
-                c.retired = true;
-                c.pending_ctrl.clear();
                 continue;
             }
             if c.ws.is_none() {
@@ -702,6 +709,32 @@ impl Net {
             }
         }
         Ok(())
+    }
+
+    /// The grace of a predecessor, capped by the rotation period (so fast test rotations stay bounded).
+    fn retire_grace(&self) -> Duration {
+        RETIRE_GRACE.min(Duration::from_secs(self.cfg.rotate_after_secs))
+    }
+
+    /// Closes a retiring connection for good and frees its slot.
+    fn finish_retiring(&mut self, i: usize) {
+        let c = &mut self.conns[i];
+        if let Some(ws) = c.ws.take() {
+            close_ws(&self.poll, ws);
+        }
+        c.retired = true;
+        c.closing = false;
+        c.pending_ctrl.clear();
+    }
+
+    /// A read or write error on connection `i`: the end of a retiring connection's closing handshake, else a
+    /// failure (see [`Net::fail`]).
+    fn lost(&mut self, i: usize, why: String, feed: &mut Feed) -> Result<(), NetError> {
+        if self.conns[i].closing {
+            self.finish_retiring(i);
+            return Ok(());
+        }
+        self.fail(i, why, feed)
     }
 
     /// An open connection older than `rotate_after_secs` that is not itself a successor still waiting for data,
@@ -730,7 +763,7 @@ impl Net {
         self.progress.store(self.stats.frames, Ordering::Relaxed);
         match res {
             Ok(st) => self.after_read(i, &st, frames, was_open, writable, feed),
-            Err(e) => self.fail(i, e.to_string(), feed),
+            Err(e) => self.lost(i, e.to_string(), feed),
         }
     }
 
@@ -758,13 +791,12 @@ impl Net {
             && let Some(ws) = conn.ws.as_mut()
             && let Err(e) = ws.flush()
         {
-            return self.fail(i, e.to_string(), feed);
+            return self.lost(i, e.to_string(), feed);
         }
         if frames > 0
             && let Some(old) = self.conns[i].successor_of.take()
         {
-            let grace = RETIRE_GRACE.min(Duration::from_secs(self.cfg.rotate_after_secs));
-            self.conns[old].retire_at = Some(Instant::now() + grace);
+            self.conns[old].retire_at = Some(Instant::now() + self.retire_grace());
         }
         Ok(())
     }

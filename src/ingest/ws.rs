@@ -48,6 +48,8 @@ pub enum WsState {
     Upgrading,
     /// Frames flow.
     Open,
+    /// Our close frame is queued: frames the peer sent before it saw it are still read, until its close reply.
+    Closing,
     /// Closed.
     Closed,
 }
@@ -189,14 +191,19 @@ impl<S: Read + Write> WsConn<S> {
         self.flush()
     }
 
-    /// Queues a close frame.
+    /// Queues a close frame and starts the closing handshake ([`WsState::Closing`]): reads go on delivering what
+    /// the peer sent before it saw the close, until its close reply ends the connection ([`WsError::Closed`]). A
+    /// connection that is not open is simply marked closed.
     pub fn close(&mut self, code: u16) -> Result<(), WsError> {
         if self.state == WsState::Open {
             self.queue_frame(0x8, &code.to_be_bytes())?;
-            // Ignoring the result is right: closing is best effort, the caller drops the stream next.
+            self.state = WsState::Closing;
+            // Ignoring the result is right: a failed flush shows up as the read error that ends the handshake, and
+            // a caller that drops the stream right away does not wait for it.
             let _ = self.flush();
+        } else {
+            self.state = WsState::Closed;
         }
-        self.state = WsState::Closed;
         Ok(())
     }
 
@@ -240,7 +247,7 @@ impl<S: Read + Write> WsConn<S> {
             if self.state == WsState::Upgrading {
                 self.finish_upgrade()?;
             }
-            if self.state == WsState::Open && self.rlen > 0 {
+            if matches!(self.state, WsState::Open | WsState::Closing) && self.rlen > 0 {
                 let stamp = st.read_done_ns;
                 self.decode(&mut st, &mut |t: &[u8]| on_text(t, stamp))?;
             }
@@ -351,13 +358,15 @@ impl<S: Read + Write> WsConn<S> {
         Ok(())
     }
 
-    /// The peer's close frame: echoed (best effort) and the connection is closed.
+    /// The peer's close frame: echoed (best effort; not when it answers ours) and the connection is closed.
     fn close_frame(&mut self, h: Header, at: usize) -> WsError {
         let code = if h.len >= 2 { u16::from_be_bytes([self.rbuf[at], self.rbuf[at + 1]]) } else { 1005 };
-        // Ignoring both results is right: the connection ends with this frame whether or not the echo goes out
-        // (the caller drops it on the error returned).
-        let _ = self.queue_frame(0x8, &code.to_be_bytes());
-        let _ = self.flush();
+        if self.state == WsState::Open {
+            // Ignoring both results is right: the connection ends with this frame whether or not the echo goes
+            // out (the caller drops it on the error returned).
+            let _ = self.queue_frame(0x8, &code.to_be_bytes());
+            let _ = self.flush();
+        }
         self.state = WsState::Closed;
         WsError::Closed(code)
     }
@@ -520,6 +529,24 @@ mod tests {
         assert_eq!(w[1], 0x80 | 2);
         let mask = &w[2..6];
         assert_eq!([w[6] ^ mask[0], w[7] ^ mask[1]], *b"hi");
+    }
+
+    #[test]
+    fn after_our_close_frames_are_still_read_until_the_peer_answers() {
+        let mut c = open(vec![]);
+        c.read(4, |_| {}).unwrap();
+        assert_eq!(c.state(), WsState::Open);
+        c.close(1000).unwrap();
+        assert_eq!(c.state(), WsState::Closing);
+        let sent = c.stream.written.len();
+        c.stream.input.push_back(frame(1, true, b"late"));
+        c.stream.input.push_back(frame(8, true, &1000u16.to_be_bytes()));
+        let mut got = Vec::new();
+        let r = c.read(4, |t| got.push(t.to_vec()));
+        assert!(matches!(r, Err(WsError::Closed(1000))), "{r:?}");
+        assert_eq!(got, vec![b"late".to_vec()], "what the peer sent before our close is delivered");
+        assert_eq!(c.stream.written.len(), sent, "the peer's close answers ours: no echo");
+        assert_eq!(c.state(), WsState::Closed);
     }
 
     #[test]
