@@ -21,7 +21,7 @@ use crate::app::config::{Config, LiveConfig};
 use crate::app::notify::Notifier;
 use crate::app::rest::{Listing, Rest, select_top};
 use crate::compute::thread::{ComputeHooks, IntervalReport, SymbolActivity};
-use crate::ingest::net::{NetCmd, Route};
+use crate::ingest::net::{NetCmd, NetInbox, Route};
 use crate::persist::db::ControlRecord;
 use crate::types::clock;
 use crate::types::latency::table;
@@ -32,8 +32,8 @@ use crate::types::symbols::SymbolName;
 pub struct Links {
     /// Snapshot requests from compute.
     pub snapshots: Arc<ArrayQueue<SymbolName>>,
-    /// Commands to the network thread.
-    pub inbox: Arc<ArrayQueue<NetCmd>>,
+    /// Commands to the network thread (its push wakes the thread).
+    pub inbox: Arc<NetInbox>,
     /// Interval reports from compute.
     pub reports: Arc<ArrayQueue<IntervalReport>>,
     /// Positions opened and closed, from compute.
@@ -43,11 +43,11 @@ pub struct Links {
 }
 
 impl Links {
-    /// The queues with their capacities.
-    pub fn new() -> Self {
+    /// The queues with their capacities; `waker` wakes the network thread's poll (from `Net::new`).
+    pub fn new(waker: Arc<Waker>) -> Self {
         Links {
             snapshots: Arc::new(ArrayQueue::new(1024)),
-            inbox: Arc::new(ArrayQueue::new(1024)),
+            inbox: Arc::new(NetInbox::new(1024, waker)),
             reports: Arc::new(ArrayQueue::new(4)),
             positions: Arc::new(ArrayQueue::new(4096)),
             side: Arc::new(ArrayQueue::new(256)),
@@ -63,12 +63,6 @@ impl Links {
                 .then(|| (self.reports.clone(), Duration::from_secs(l.report_interval_s))),
             position_events: Some(self.positions.clone()),
         }
-    }
-}
-
-impl Default for Links {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -94,14 +88,15 @@ pub fn streams_for(cfg: &LiveConfig, syms: &[SymbolName]) -> (Vec<String>, Vec<S
 fn subscription(cfg: &LiveConfig, syms: &[SymbolName], subscribe: bool) -> [NetCmd; 2] {
     let (m, p) = streams_for(cfg, syms);
     if subscribe {
-        [NetCmd::Subscribe(Route::Market, m), NetCmd::Subscribe(Route::Public, p)]
+        [NetCmd::subscribe(Route::Market, m), NetCmd::subscribe(Route::Public, p)]
     } else {
-        [NetCmd::Unsubscribe(Route::Market, m), NetCmd::Unsubscribe(Route::Public, p)]
+        [NetCmd::unsubscribe(Route::Market, m), NetCmd::unsubscribe(Route::Public, p)]
     }
 }
 
-/// Hands one command to the network thread: the one call site of its queue (gives the command back when full).
-fn push_cmd(inbox: &ArrayQueue<NetCmd>, cmd: NetCmd) -> Result<(), NetCmd> {
+/// Hands one command to the network thread (and wakes it): the one call site of its queue (gives the command back
+/// when full).
+fn push_cmd(inbox: &NetInbox, cmd: NetCmd) -> Result<(), NetCmd> {
     inbox.push(cmd)
 }
 
@@ -115,13 +110,13 @@ pub struct Outbox {
 
 impl Outbox {
     /// Queues `cmd` behind any held ones and pushes what fits; true when something was pushed.
-    pub fn send(&mut self, inbox: &ArrayQueue<NetCmd>, cmd: NetCmd) -> bool {
+    pub fn send(&mut self, inbox: &NetInbox, cmd: NetCmd) -> bool {
         self.held.push_back(cmd);
         self.flush(inbox)
     }
 
     /// Pushes held commands in order until the queue is full; true when something was pushed.
-    pub fn flush(&mut self, inbox: &ArrayQueue<NetCmd>) -> bool {
+    pub fn flush(&mut self, inbox: &NetInbox) -> bool {
         let mut pushed = false;
         while let Some(cmd) = self.held.pop_front() {
             match push_cmd(inbox, cmd) {
@@ -350,9 +345,8 @@ impl<'a> Control<'a> {
             self.reselection();
             self.positions();
             self.watchdog();
-            if self.outbox.flush(&self.links.inbox) {
-                self.wake();
-            }
+            // Held commands go out as soon as the queue has room (each successful push wakes the network thread).
+            self.outbox.flush(&self.links.inbox);
             if !busy {
                 std::thread::sleep(Duration::from_millis(5));
             }
@@ -397,10 +391,9 @@ impl<'a> Control<'a> {
         }
     }
 
+    /// Queues `cmd` for the network thread (a successful push wakes it).
     fn send(&mut self, cmd: NetCmd) {
-        if self.outbox.send(&self.links.inbox, cmd) {
-            self.wake();
-        }
+        self.outbox.send(&self.links.inbox, cmd);
     }
 
     /// Duty: REST depth snapshots the compute thread asked for (subscribed symbols only); a failed one is asked
@@ -580,6 +573,7 @@ fn print_interval(r: &IntervalReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::net::SubscribeCmd;
 
     fn s(n: &str) -> SymbolName {
         SymbolName::new(n.as_bytes()).unwrap()
@@ -631,17 +625,19 @@ mod tests {
 
     #[test]
     fn commands_the_queue_cannot_take_are_kept_in_order_and_retried() {
-        let q = ArrayQueue::new(1);
+        let poll = mio::Poll::new().unwrap();
+        let q = NetInbox::new(1, Arc::new(Waker::new(poll.registry(), mio::Token(0)).unwrap()));
         let mut out = Outbox::default();
         assert!(out.send(&q, NetCmd::DropConnections));
-        assert!(!out.send(&q, NetCmd::Subscribe(Route::Market, vec!["a".into()])));
-        assert!(!out.send(&q, NetCmd::Unsubscribe(Route::Market, vec!["a".into()])));
+        assert!(!out.send(&q, NetCmd::subscribe(Route::Market, vec!["a".into()])));
+        assert!(!out.send(&q, NetCmd::unsubscribe(Route::Market, vec!["a".into()])));
         assert_eq!((out.held(), out.retries), (2, 2));
         assert!(matches!(q.pop(), Some(NetCmd::DropConnections)));
         assert!(out.flush(&q));
-        assert!(matches!(q.pop(), Some(NetCmd::Subscribe(..))), "order kept");
+        assert!(matches!(q.pop(), Some(NetCmd::Subscription(SubscribeCmd::Subscribe { .. }))), "order kept");
         assert!(out.flush(&q));
-        assert!(matches!(q.pop(), Some(NetCmd::Unsubscribe(..))));
+        assert!(matches!(q.pop(), Some(NetCmd::Subscription(SubscribeCmd::Unsubscribe { .. }))));
         assert_eq!((out.held(), out.retries), (0, 3));
+        assert_eq!(q.refused(), 3, "the inbox counts each refusal too");
     }
 }

@@ -129,7 +129,7 @@ fn spawn_net(
     mut parser: Parser,
     mut publisher: Publisher,
     stop: Arc<AtomicBool>,
-    inbox: Arc<crossbeam_queue::ArrayQueue<crate::ingest::net::NetCmd>>,
+    inbox: Arc<crate::ingest::net::NetInbox>,
 ) -> Result<std::thread::JoinHandle<NetEnd>, PipelineError> {
     spawn_pinned("net", cfg.pipeline.net_core, move || {
         let r = net.run(&mut parser, &mut publisher, &stop, &inbox, None);
@@ -160,11 +160,11 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
     // Database first: a bad one stops us before any trading.
     let mut engine = Engine::new(cfg.engine());
     let db = open_db(cfg, &mut engine, opts.db.as_deref(), "live-paper", &l.ws_url)?;
-    let links = Links::new();
+    let (net, waker) = open_net(cfg, &current)?;
+    let links = Links::new(waker.clone());
     let persist = Persist::open(None, None, db, cfg.persist.clone())
         .map_err(PipelineError::from)?
         .with_control_queue(links.side.clone());
-    let (net, waker) = open_net(cfg, &current)?;
     let progress = net.progress.clone();
     let parser = Parser::new(SymbolTable::new(cfg.parser.max_symbols, specs), cfg.parser.max_frame_bytes);
     let (ev_tx, ev_rx) =

@@ -5,14 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_queue::ArrayQueue;
-
 use crate::app::config::{Config, FullPolicy};
 use crate::app::control::Outbox;
 use crate::app::live::{LiveError, Start, open_net, start};
 use crate::handoff::publish::Publisher;
 use crate::handoff::ring::ring;
-use crate::ingest::net::{NetCmd, NetStats};
+use crate::ingest::net::{NetCmd, NetInbox, NetStats};
 use crate::ingest::parse::Parser;
 use crate::types::clock;
 use crate::types::event::MarketEvent;
@@ -41,7 +39,7 @@ pub fn run_record(
     // The recorder parses nothing downstream: events go to a ring nobody reads, dropped when full.
     let (ev_tx, _ev_rx) = ring::<MarketEvent>(1 << 12);
     let mut publisher = Publisher::new(ev_tx, FullPolicy::DropAndResync, cfg.parser.max_symbols);
-    let inbox = Arc::new(ArrayQueue::<NetCmd>::new(256));
+    let inbox = Arc::new(NetInbox::new(256, waker.clone()));
     let (stop_net, inbox_net) = (stop.clone(), inbox.clone());
     let deadline = duration.map(|d| Instant::now() + d);
     let snaps = Snapshots { rest, syms, limit: l.snapshot_limit, inbox, waker, stop, deadline };
@@ -82,7 +80,7 @@ struct Snapshots {
     rest: crate::app::rest::Rest,
     syms: Vec<SymbolName>,
     limit: u32,
-    inbox: Arc<ArrayQueue<NetCmd>>,
+    inbox: Arc<NetInbox>,
     waker: Arc<mio::Waker>,
     stop: Arc<AtomicBool>,
     deadline: Option<Instant>,
@@ -108,17 +106,14 @@ impl Snapshots {
                     match rest.depth(s, limit) {
                         Ok(body) => {
                             let cmd = NetCmd::Snapshot { symbol: *s, body, local_ts_ns: clock::wall_ns() };
-                            if outbox.send(&inbox, cmd) {
-                                wake(&waker);
-                            }
+                            outbox.send(&inbox, cmd);
                         }
                         Err(e) => log::warn!("snapshot {s}: {e}"),
                     }
                 }
             }
-            if outbox.flush(&inbox) {
-                wake(&waker);
-            }
+            // Held snapshots go out as soon as the queue has room (each successful push wakes the network thread).
+            outbox.flush(&inbox);
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -63,6 +63,7 @@ pub struct Waiter {
 impl Waiter {
     /// Registers the consumer thread (call on that thread).
     pub fn register(&self) {
+        // Ignoring a second registration is right: the first consumer thread stays the one woken (there is one).
         let _ = self.thread.set(std::thread::current());
     }
 
@@ -115,6 +116,7 @@ impl Publisher {
         self.waiter.clone()
     }
 
+    #[must_use = "false means the ring had no room: the notices stay pending"]
     fn flush_drops(&mut self) -> bool {
         if !self.any_pending {
             return true;
@@ -135,11 +137,13 @@ impl Publisher {
         true
     }
 
-    /// Pushes one frame's events. Returns false when the consumer is gone.
+    /// Pushes one frame's events. Returns false when the consumer is gone (the source should stop).
     #[inline]
+    #[must_use = "false means the consumer is gone: stop the source"]
     pub fn publish(&mut self, events: &[MarketEvent]) -> bool {
         if events.is_empty() {
-            // Nothing to push, but pending drop notices go out as soon as there is room.
+            // Nothing to push, but pending drop notices go out as soon as there is room; without room they stay
+            // pending for the next call, so the result needs no handling here.
             let _ = self.flush_drops();
             return true;
         }

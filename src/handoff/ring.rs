@@ -104,10 +104,12 @@ impl<T: Copy + Send> Producer<T> {
 
     /// Pushes one item; returns it back when the ring is full.
     #[inline]
+    #[must_use = "a full ring hands the item back: retry, keep or count it"]
     pub fn push(&mut self, item: T) -> Result<(), T> {
         if self.free_for(1) == 0 {
             return Err(item);
         }
+        debug_assert!(self.tail - self.head_cache < self.capacity(), "the slot at tail is free");
         let slot = &self.shared.buf[self.tail & self.shared.mask];
         // SAFETY: the slot is free (tail - head < capacity), only this producer writes it, and the consumer does not
         // read it until the release store below publishes it.
@@ -119,6 +121,7 @@ impl<T: Copy + Send> Producer<T> {
 
     /// Pushes all of `items` or none, publishing them with one release store.
     #[inline]
+    #[must_use = "a full ring pushed nothing: retry or count the loss"]
     pub fn push_slice(&mut self, items: &[T]) -> Result<(), PushSliceError> {
         let n = items.len();
         if n > self.capacity() {
@@ -128,6 +131,7 @@ impl<T: Copy + Send> Producer<T> {
         if free < n {
             return Err(PushSliceError::Full { needed: n, free });
         }
+        debug_assert!(self.tail + n - self.head_cache <= self.capacity(), "the n slots from tail are free");
         let mask = self.shared.mask;
         for (k, item) in items.iter().enumerate() {
             let slot = &self.shared.buf[(self.tail + k) & mask];
@@ -173,6 +177,7 @@ impl<T: Copy + Send> Consumer<T> {
         if self.ready_for(1) == 0 {
             return None;
         }
+        debug_assert!(self.head < self.tail_cache, "the slot at head was published");
         let slot = &self.shared.buf[self.head & self.shared.mask];
         // SAFETY: head < tail (acquired), so the producer wrote and published this slot and will not touch it until
         // the release store of head below.
@@ -186,6 +191,7 @@ impl<T: Copy + Send> Consumer<T> {
     #[inline]
     pub fn pop_batch(&mut self, max: usize, mut f: impl FnMut(T)) -> usize {
         let n = self.ready_for(max).min(max);
+        debug_assert!(self.head + n <= self.tail_cache, "the n slots from head were published");
         let mask = self.shared.mask;
         for k in 0..n {
             let slot = &self.shared.buf[(self.head + k) & mask];

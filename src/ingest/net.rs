@@ -14,29 +14,33 @@
 //!   `reconnect_max_ms`). More than `max_reconnects` reconnects within `reconnect_window_secs` is a fatal
 //!   [`NetError::TooManyReconnects`].
 //! - Before a connection reaches Binance's 24 h limit (`rotate_after_secs`), a successor connection is opened; once
-//!   it delivers its first frame the old one is closed. The engine drops the duplicated trades and depth updates.
-//! - SUBSCRIBE/UNSUBSCRIBE requests are rate limited to `control_msgs_per_sec` (Binance allows 10 incoming messages
-//!   per second per connection).
-//! - Commands from the control thread (REST snapshot bodies, subscription changes) arrive through a bounded queue
-//!   and a mio `Waker`.
+//!   it delivers its first frame the old one is closed after [`RETIRE_GRACE`], with a closing handshake: it is read
+//!   until the server answers our close frame, so nothing the server sent on it is lost. The engine drops the
+//!   duplicated trades and depth updates. A closed connection's slot (and its mio token) is reused by the next successor, so
+//!   the connection table never grows past the connections open at once (a month of rotations included).
+//! - SUBSCRIBE/UNSUBSCRIBE requests ([`SubscribeCmd`]) are rate limited to `control_msgs_per_sec` (Binance allows 10
+//!   incoming messages per second per connection); at most [`PENDING_CTRL_MAX`] wait per connection, and one more
+//!   is counted ([`NetStats::ctrl_dropped`]) while the connection's stream list still takes the change.
+//! - Commands from the control thread (REST snapshot bodies, subscription changes) arrive through a [`NetInbox`]
+//!   (bounded; a full one hands the command back to the caller and counts it) and a mio `Waker`.
+//! - A publish that finds the compute thread gone is counted ([`NetStats::frames_undelivered`]) and ends the loop
+//!   cleanly, as replay stops its source.
 
 use std::collections::VecDeque;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 use rustls::pki_types::ServerName;
-use rustls::pki_types::pem::PemObject;
 
 use crate::handoff::publish::Publisher;
+pub use crate::ingest::error::NetError;
 use crate::ingest::parse::{FrameMeta, MAX_EVENTS_PER_FRAME, Parser};
-use crate::ingest::ws::{WsConn, WsError, WsState};
+pub use crate::ingest::transport::{Endpoint, Stream, tls_config};
+use crate::ingest::ws::{ReadStats, WsConn, WsError, WsState};
 use crate::types::clock;
 use crate::types::event::MarketEvent;
 use crate::types::latency::Stage;
@@ -47,153 +51,6 @@ pub type RecordSink<'a> = &'a mut dyn FnMut(i64, &[u8]);
 
 /// Token of the control thread's waker.
 pub const WAKER: Token = Token(usize::MAX - 1);
-
-/// Errors of the network layer.
-#[derive(Debug, thiserror::Error)]
-pub enum NetError {
-    /// A URL could not be understood.
-    #[error("bad url {0:?}: {1}")]
-    Url(String, &'static str),
-    /// A host did not resolve.
-    #[error("cannot resolve {0}: {1}")]
-    Resolve(String, String),
-    /// The TLS configuration could not be built (e.g. an unreadable CA file).
-    #[error("tls: {0}")]
-    Tls(String),
-    /// Polling failed.
-    #[error("poll: {0}")]
-    Poll(#[from] std::io::Error),
-    /// The connection keeps failing.
-    #[error("{route}: {count} reconnects within {window_secs} s (last error: {last}); giving up")]
-    TooManyReconnects {
-        /// Route.
-        route: &'static str,
-        /// Reconnects in the window.
-        count: usize,
-        /// Window.
-        window_secs: u64,
-        /// Last error.
-        last: String,
-    },
-}
-
-/// A websocket endpoint (`wss://host:port` or `ws://host:port`).
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    /// Host name (SNI and the Host header).
-    pub host: String,
-    /// Port.
-    pub port: u16,
-    /// TLS or plain.
-    pub tls: bool,
-    /// Resolved addresses.
-    pub addrs: Vec<SocketAddr>,
-}
-
-impl Endpoint {
-    /// Parses and resolves `wss://host[:port]` / `ws://host[:port]` (resolution happens here, once, at start).
-    pub fn parse(url: &str) -> Result<Self, NetError> {
-        let (tls, rest) = if let Some(r) = url.strip_prefix("wss://") {
-            (true, r)
-        } else if let Some(r) = url.strip_prefix("ws://") {
-            (false, r)
-        } else {
-            return Err(NetError::Url(url.into(), "expected wss:// or ws://"));
-        };
-        let hostport = rest.split('/').next().unwrap_or("");
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), p.parse().map_err(|_| NetError::Url(url.into(), "bad port"))?),
-            None => (hostport.to_string(), if tls { 443 } else { 80 }),
-        };
-        if host.is_empty() {
-            return Err(NetError::Url(url.into(), "no host"));
-        }
-        let addrs: Vec<SocketAddr> = (host.as_str(), port)
-            .to_socket_addrs()
-            .map_err(|e| NetError::Resolve(host.clone(), e.to_string()))?
-            .collect();
-        if addrs.is_empty() {
-            return Err(NetError::Resolve(host, "no address".into()));
-        }
-        Ok(Endpoint { host, port, tls, addrs })
-    }
-}
-
-/// The rustls client configuration: the webpki (Mozilla) roots, or, when a CA file is given, exactly the
-/// certificates in it (the local exchange's CA, or a private proxy's). There is no option to skip verification.
-pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, NetError> {
-    let mut roots = rustls::RootCertStore::empty();
-    if ca_file.is_none() {
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    }
-    if let Some(p) = ca_file {
-        let mut n = 0;
-        for cert in rustls::pki_types::CertificateDer::pem_file_iter(p)
-            .map_err(|e| NetError::Tls(format!("{}: {e}", p.display())))?
-        {
-            let cert = cert.map_err(|e| NetError::Tls(format!("{}: {e}", p.display())))?;
-            roots.add(cert).map_err(|e| NetError::Tls(format!("{}: {e}", p.display())))?;
-            n += 1;
-        }
-        if n == 0 {
-            return Err(NetError::Tls(format!("{}: no certificate", p.display())));
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| NetError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(cfg))
-}
-
-/// A TCP stream with or without TLS.
-pub enum Stream {
-    /// Plain TCP.
-    Plain(TcpStream),
-    /// TLS over TCP.
-    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
-}
-
-impl Stream {
-    fn tcp(&mut self) -> &mut TcpStream {
-        match self {
-            Stream::Plain(s) => s,
-            Stream::Tls(s) => &mut s.sock,
-        }
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.read(buf),
-            Stream::Tls(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.write(buf),
-            Stream::Tls(s) => s.write(buf),
-        }
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Stream::Plain(s) => s.flush(),
-            Stream::Tls(s) => {
-                s.flush()?;
-                while s.conn.wants_write() {
-                    s.conn.write_tls(&mut s.sock)?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
 
 /// Which routed endpoint a connection uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,6 +71,69 @@ impl Route {
     }
 }
 
+/// A subscription change on one route: one SUBSCRIBE or UNSUBSCRIBE request per connection of the route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubscribeCmd {
+    /// Add `streams` (e.g. `btcusdt@aggTrade`) to every connection of `route`.
+    Subscribe {
+        /// Route.
+        route: Route,
+        /// Stream names.
+        streams: Vec<String>,
+    },
+    /// Remove `streams` from every connection of `route`.
+    Unsubscribe {
+        /// Route.
+        route: Route,
+        /// Stream names.
+        streams: Vec<String>,
+    },
+}
+
+impl SubscribeCmd {
+    /// The route it changes.
+    pub fn route(&self) -> Route {
+        match self {
+            SubscribeCmd::Subscribe { route, .. } | SubscribeCmd::Unsubscribe { route, .. } => *route,
+        }
+    }
+
+    /// The streams it names.
+    pub fn streams(&self) -> &[String] {
+        match self {
+            SubscribeCmd::Subscribe { streams, .. } | SubscribeCmd::Unsubscribe { streams, .. } => streams,
+        }
+    }
+
+    /// Binance's method name.
+    fn method(&self) -> &'static str {
+        match self {
+            SubscribeCmd::Subscribe { .. } => "SUBSCRIBE",
+            SubscribeCmd::Unsubscribe { .. } => "UNSUBSCRIBE",
+        }
+    }
+
+    /// Applies the change to a connection's stream list (kept current for reconnects and rotations).
+    fn apply(&self, current: &mut Vec<String>) {
+        match self {
+            SubscribeCmd::Subscribe { streams, .. } => {
+                for s in streams {
+                    if !current.contains(s) {
+                        current.push(s.clone());
+                    }
+                }
+            }
+            SubscribeCmd::Unsubscribe { streams, .. } => current.retain(|x| !streams.contains(x)),
+        }
+    }
+
+    /// The request text with request id `id`.
+    fn request(&self, id: u64) -> String {
+        let params: Vec<String> = self.streams().iter().map(|s| format!("\"{s}\"")).collect();
+        format!("{{\"method\":\"{}\",\"params\":[{}],\"id\":{id}}}", self.method(), params.join(","))
+    }
+}
+
 /// A command for the network thread.
 #[derive(Debug)]
 pub enum NetCmd {
@@ -226,12 +146,87 @@ pub enum NetCmd {
         /// Local receive time (ns since the epoch).
         local_ts_ns: i64,
     },
-    /// Subscribe streams on a route.
-    Subscribe(Route, Vec<String>),
-    /// Unsubscribe streams on a route.
-    Unsubscribe(Route, Vec<String>),
+    /// Subscribe or unsubscribe streams on a route.
+    Subscription(SubscribeCmd),
     /// Drop every connection now (tests and operator action): they reconnect as after a failure.
     DropConnections,
+}
+
+impl NetCmd {
+    /// [`SubscribeCmd::Subscribe`] of `streams` on `route`.
+    pub fn subscribe(route: Route, streams: Vec<String>) -> Self {
+        NetCmd::Subscription(SubscribeCmd::Subscribe { route, streams })
+    }
+
+    /// [`SubscribeCmd::Unsubscribe`] of `streams` on `route`.
+    pub fn unsubscribe(route: Route, streams: Vec<String>) -> Self {
+        NetCmd::Subscription(SubscribeCmd::Unsubscribe { route, streams })
+    }
+}
+
+/// The bounded queue that carries the control thread's commands to the network thread, with the waker of its poll.
+/// A push never blocks and never loses a command silently: when the queue is full the command comes back to the
+/// caller (to retry later) and the refusal is counted ([`NetInbox::refused`], reported as `NetStats::inbox_full`).
+pub struct NetInbox {
+    queue: ArrayQueue<NetCmd>,
+    waker: Arc<Waker>,
+    refused: AtomicU64,
+    wake_errors: AtomicU64,
+}
+
+impl NetInbox {
+    /// A queue of `capacity` commands waking the poll behind `waker` (from [`Net::new`]).
+    pub fn new(capacity: usize, waker: Arc<Waker>) -> Self {
+        NetInbox {
+            queue: ArrayQueue::new(capacity.max(1)),
+            waker,
+            refused: AtomicU64::new(0),
+            wake_errors: AtomicU64::new(0),
+        }
+    }
+
+    /// Queues `cmd` and wakes the network thread; when the queue is full, counts the refusal and returns `cmd`.
+    #[must_use = "a full inbox hands the command back: keep it and push it again later"]
+    pub fn push(&self, cmd: NetCmd) -> Result<(), NetCmd> {
+        if let Err(cmd) = self.queue.push(cmd) {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(cmd);
+        }
+        self.wake();
+        Ok(())
+    }
+
+    /// Wakes the network thread (e.g. to see a stop flag at once). A failed wake is counted; the poll times out
+    /// within 20 ms anyway.
+    pub fn wake(&self) {
+        if self.waker.wake().is_err() {
+            self.wake_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Pushes refused because the queue was full.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Wakes that failed.
+    pub fn wake_errors(&self) -> u64 {
+        self.wake_errors.load(Ordering::Relaxed)
+    }
+
+    /// Commands waiting.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// True when no command waits.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    pub(crate) fn pop(&self) -> Option<NetCmd> {
+        self.queue.pop()
+    }
 }
 
 /// Network thread settings: a plain struct built only by the app from `[live]` (`LiveConfig::net`), where the
@@ -282,10 +277,27 @@ pub struct NetStats {
     pub snapshots: u64,
     /// Control messages sent.
     pub control_sent: u64,
+    /// SUBSCRIBE/UNSUBSCRIBE requests not queued because the connection already had [`PENDING_CTRL_MAX`] waiting
+    /// (the connection's stream list still changed, so its next reconnect or rotation applies them).
+    pub ctrl_dropped: u64,
+    /// Commands the control thread could not queue (full [`NetInbox`]; each came back to the caller).
+    pub inbox_full: u64,
+    /// Frames not delivered because the compute thread is gone (the network thread then stops).
+    pub frames_undelivered: u64,
     /// Last disconnect reason.
     pub last_error: String,
 }
 
+/// Most SUBSCRIBE/UNSUBSCRIBE requests waiting on one connection: at Binance's 10 messages per second, 25 s of
+/// backlog. A request beyond it is counted in [`NetStats::ctrl_dropped`] and logged, never queued.
+pub const PENDING_CTRL_MAX: usize = 256;
+
+/// How long a predecessor keeps being read after its successor delivered data (capped by `rotate_after_secs`);
+/// then it sends its close frame and is read until the server's close reply, for at most as long again.
+pub const RETIRE_GRACE: Duration = Duration::from_secs(1);
+
+/// One slot of the connection table; slot `i` polls under `Token(i)`. A retired slot is reused by the next
+/// connection (a rotation's successor), so the table stays as small as the most connections open at once.
 struct Conn {
     route: Route,
     token: Token,
@@ -301,8 +313,46 @@ struct Conn {
     sent_this_sec: u32,
     sec_start: Instant,
     next_id: u64,
-    closed_for_good: bool,
+    retired: bool,
     retire_at: Option<Instant>,
+    closing: bool,
+}
+
+impl Conn {
+    fn new(route: Route, token: Token, path: String, streams: Vec<String>, backoff_ms: u64) -> Self {
+        Conn {
+            route,
+            token,
+            path,
+            streams,
+            ws: None,
+            backoff_ms,
+            next_attempt: Instant::now(),
+            opened_at: None,
+            frames: 0,
+            successor_of: None,
+            pending_ctrl: VecDeque::new(),
+            sent_this_sec: 0,
+            sec_start: Instant::now(),
+            next_id: 1,
+            retired: false,
+            retire_at: None,
+            closing: false,
+        }
+    }
+}
+
+/// The request path of a combined stream on the route under `prefix`.
+fn stream_path(prefix: &str, streams: &[String]) -> String {
+    format!("{prefix}/stream?streams={}", streams.join("/"))
+}
+
+/// Closes a connection on our side, best effort.
+fn close_ws(poll: &Poll, mut ws: WsConn<Stream>) {
+    // Ignoring both results is right: the socket is dropped at the end of this function, which closes it and
+    // removes it from the poll whether or not the close frame fitted or the deregistration succeeded.
+    let _ = ws.close(1000);
+    let _ = poll.registry().deregister(ws.stream_mut().tcp());
 }
 
 /// The network thread state.
@@ -330,6 +380,59 @@ fn jitter(seed: &mut u32, ms: u64) -> u64 {
     // ±25 %.
     let span = ms / 2;
     ms - ms / 4 + if span > 0 { x as u64 % span } else { 0 }
+}
+
+/// What the loop hands parsed frames to: the parser, its staging buffer, the publisher and the optional recorder.
+struct Feed<'a, 'r> {
+    parser: &'a mut Parser,
+    publisher: &'a mut Publisher,
+    record: Option<RecordSink<'r>>,
+    staging: Vec<MarketEvent>,
+    consumer_gone: bool,
+    undelivered: u64,
+}
+
+impl Feed<'_, '_> {
+    /// Parses one received text frame (stamped at the socket read) and publishes its events.
+    #[inline]
+    fn frame(&mut self, text: &[u8], local_ts_ns: i64, stamp_ns: u64, parse_stage: &mut Stage) {
+        if let Some(rec) = self.record.as_mut() {
+            rec(local_ts_ns, text);
+        }
+        let meta = FrameMeta { local_ts_ns, stamp_ns, snapshot_symbol: None };
+        self.staging.clear();
+        // Ignoring the result is right: the parser counts a malformed frame (and logs the first of each kind), and
+        // leaves in `staging` only the SymbolDef events that must still go out.
+        let _ = self.parser.parse_frame(text, &meta, &mut self.staging);
+        let parse_ns = clock::now_ns().saturating_sub(stamp_ns);
+        parse_stage.record(parse_ns);
+        let p = parse_ns.min(u32::MAX as u64) as u32;
+        for e in self.staging.iter_mut() {
+            e.parse_ns = p;
+        }
+        self.publish();
+    }
+
+    /// Parses a REST snapshot body for `symbol` and publishes it; true when it parsed.
+    fn snapshot(&mut self, symbol: SymbolName, body: &[u8], local_ts_ns: i64) -> bool {
+        if let Some(rec) = self.record.as_mut() {
+            rec(local_ts_ns, body);
+        }
+        let meta = FrameMeta { local_ts_ns, stamp_ns: clock::now_ns(), snapshot_symbol: Some(symbol) };
+        self.staging.clear();
+        let ok = self.parser.parse_frame(body, &meta, &mut self.staging).is_ok();
+        self.publish();
+        ok
+    }
+
+    /// Publishes `staging`; a consumer that is gone is counted and stops the loop (as replay stops its source).
+    #[inline]
+    fn publish(&mut self) {
+        if !self.publisher.publish(&self.staging) {
+            self.consumer_gone = true;
+            self.undelivered += 1;
+        }
+    }
 }
 
 impl Net {
@@ -361,30 +464,34 @@ impl Net {
         Ok((net, waker))
     }
 
-    fn add_conn(&mut self, route: Route, streams: Vec<String>, successor_of: Option<usize>) -> usize {
-        let i = self.conns.len();
-        let prefix = match route {
+    /// Slots in the connection table (open, connecting, or retired and free for reuse).
+    pub fn conn_slots(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Connections not retired.
+    pub fn live_conns(&self) -> usize {
+        self.conns.iter().filter(|c| !c.retired).count()
+    }
+
+    fn prefix(&self, route: Route) -> &str {
+        match route {
             Route::Market => &self.cfg.market_path,
             Route::Public => &self.cfg.public_path,
-        };
-        self.conns.push(Conn {
-            route,
-            token: Token(i),
-            path: format!("{prefix}/stream?streams={}", streams.join("/")),
-            streams,
-            ws: None,
-            backoff_ms: self.cfg.reconnect_min_ms,
-            next_attempt: Instant::now(),
-            opened_at: None,
-            frames: 0,
-            successor_of,
-            pending_ctrl: VecDeque::new(),
-            sent_this_sec: 0,
-            sec_start: Instant::now(),
-            next_id: 1,
-            closed_for_good: false,
-            retire_at: None,
-        });
+        }
+    }
+
+    /// Adds a connection (not yet connected) in the first retired slot, or a new one; returns its slot.
+    fn add_conn(&mut self, route: Route, streams: Vec<String>, successor_of: Option<usize>) -> usize {
+        let path = stream_path(self.prefix(route), &streams);
+        let i = self.conns.iter().position(|c| c.retired).unwrap_or(self.conns.len());
+        let mut conn = Conn::new(route, Token(i), path, streams, self.cfg.reconnect_min_ms);
+        conn.successor_of = successor_of;
+        if i == self.conns.len() {
+            self.conns.push(conn);
+        } else {
+            self.conns[i] = conn;
+        }
         i
     }
 
@@ -392,7 +499,9 @@ impl Net {
         let ep = &self.cfg.endpoint;
         let addr = ep.addrs[self.stats.connects as usize % ep.addrs.len()];
         let mut tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;
-        let _ = tcp.set_nodelay(true);
+        if let Err(e) = tcp.set_nodelay(true) {
+            log::warn!("{}: TCP_NODELAY not set ({e}); frames may wait for Nagle", self.conns[i].route.name());
+        }
         self.poll
             .registry()
             .register(&mut tcp, self.conns[i].token, Interest::READABLE | Interest::WRITABLE)
@@ -417,19 +526,21 @@ impl Net {
         Ok(())
     }
 
-    /// Drops connection `i` after an error: counts it, marks its books unsynced, schedules the reconnect.
-    fn fail(&mut self, i: usize, why: String, parser: &Parser, publisher: &mut Publisher) -> Result<(), NetError> {
+    /// Drops connection `i` after an error: counts it, marks its books unsynced, schedules the reconnect. Its
+    /// waiting SUBSCRIBE/UNSUBSCRIBE requests are dropped: the reconnect's path already carries every change.
+    fn fail(&mut self, i: usize, why: String, feed: &mut Feed) -> Result<(), NetError> {
         let c = &mut self.conns[i];
-        if let Some(mut ws) = c.ws.take() {
-            let _ = self.poll.registry().deregister(ws.stream_mut().tcp());
+        if let Some(ws) = c.ws.take() {
+            close_ws(&self.poll, ws);
         }
+        c.pending_ctrl.clear();
         self.stats.disconnects += 1;
         self.stats.last_error = format!("{}: {why}", c.route.name());
-        eprintln!("warn: {} connection lost: {why}; reconnecting", c.route.name());
+        log::warn!("{} connection lost: {why}; reconnecting", c.route.name());
         if c.route == Route::Public {
             // Depth continuity is lost: every book must resync from a fresh snapshot.
-            for id in 0..parser.symbols().len() {
-                publisher.mark_lost(id as u16);
+            for id in 0..feed.parser.symbols().len() {
+                feed.publisher.mark_lost(id as u16);
             }
         }
         let now = Instant::now();
@@ -452,29 +563,34 @@ impl Net {
         Ok(())
     }
 
-    fn queue_ctrl(&mut self, route: Route, method: &str, streams: &[String]) {
-        for c in self.conns.iter_mut().filter(|c| c.route == route && !c.closed_for_good) {
-            for s in streams {
-                match method {
-                    "SUBSCRIBE" => {
-                        if !c.streams.contains(s) {
-                            c.streams.push(s.clone());
-                        }
-                    }
-                    _ => c.streams.retain(|x| x != s),
-                }
+    /// Applies a subscription change to every connection of its route and queues the request on each (bounded by
+    /// [`PENDING_CTRL_MAX`]; an overflow is counted and logged).
+    fn queue_ctrl(&mut self, cmd: &SubscribeCmd) {
+        let route = cmd.route();
+        let prefix = match route {
+            Route::Market => &self.cfg.market_path,
+            Route::Public => &self.cfg.public_path,
+        };
+        for c in self.conns.iter_mut().filter(|c| c.route == route && !c.retired) {
+            cmd.apply(&mut c.streams);
+            // Reconnects and rotations use the path, so keep it current.
+            c.path = stream_path(prefix, &c.streams);
+            if c.pending_ctrl.len() >= PENDING_CTRL_MAX {
+                self.stats.ctrl_dropped += 1;
+                log::warn!(
+                    "{}: {} requests already waiting; {} not queued (counted; applied at the next reconnect)",
+                    route.name(),
+                    PENDING_CTRL_MAX,
+                    cmd.method()
+                );
+                continue;
             }
-            // Reconnects use the path, so keep it current.
-            let prefix = if route == Route::Market { &self.cfg.market_path } else { &self.cfg.public_path };
-            c.path = format!("{prefix}/stream?streams={}", c.streams.join("/"));
-            let id = c.next_id;
+            c.pending_ctrl.push_back(cmd.request(c.next_id));
             c.next_id += 1;
-            let params: Vec<String> = streams.iter().map(|s| format!("\"{s}\"")).collect();
-            c.pending_ctrl
-                .push_back(format!("{{\"method\":\"{method}\",\"params\":[{}],\"id\":{id}}}", params.join(",")));
         }
     }
 
+    /// Sends waiting requests on open connections within `control_msgs_per_sec`.
     fn send_ctrl(&mut self) {
         let limit = self.cfg.control_msgs_per_sec.max(1);
         for c in &mut self.conns {
@@ -485,165 +601,222 @@ impl Net {
             let Some(ws) = c.ws.as_mut().filter(|w| w.state() == WsState::Open) else { continue };
             while c.sent_this_sec < limit {
                 let Some(m) = c.pending_ctrl.pop_front() else { break };
-                if ws.send_text(&m).is_ok() {
-                    c.sent_this_sec += 1;
-                    self.stats.control_sent += 1;
+                match ws.send_text(&m) {
+                    Ok(()) => {
+                        c.sent_this_sec += 1;
+                        self.stats.control_sent += 1;
+                    }
+                    Err(WsError::WriteBufferFull) => {
+                        // Not queued: keep it for the next round.
+                        c.pending_ctrl.push_front(m);
+                        break;
+                    }
+                    // Queued, but the socket failed: the next read reports the failure and the reconnect's path
+                    // carries the change.
+                    Err(_) => break,
                 }
             }
         }
     }
 
-    /// Runs until `stop` is set. `inbox` carries the control thread's commands.
+    /// Runs until `stop` is set (or the compute thread is gone). `inbox` carries the control thread's commands.
     pub fn run(
         &mut self,
         parser: &mut Parser,
         publisher: &mut Publisher,
         stop: &AtomicBool,
-        inbox: &ArrayQueue<NetCmd>,
-        mut record: Option<RecordSink<'_>>,
+        inbox: &NetInbox,
+        record: Option<RecordSink<'_>>,
     ) -> Result<(), NetError> {
         let mut events = Events::with_capacity(64);
-        let mut staging: Vec<MarketEvent> = Vec::with_capacity(MAX_EVENTS_PER_FRAME);
-        while !stop.load(Ordering::Relaxed) {
-            let now = Instant::now();
-            // Connect what is due; rotate old connections.
-            for i in 0..self.conns.len() {
-                let c = &self.conns[i];
-                if c.closed_for_good {
-                    continue;
-                }
-                // A predecessor keeps being read for a grace second after its successor delivered data (so nothing
-                // it already carried is lost; the copies are dropped by id), then it is closed.
-                if c.retire_at.is_some_and(|t| now >= t) {
-                    let c = &mut self.conns[i];
-                    if let Some(mut ws) = c.ws.take() {
-                        let _ = ws.close(1000);
-                        let _ = self.poll.registry().deregister(ws.stream_mut().tcp());
-                    }
-                    c.closed_for_good = true;
-                    continue;
-                }
-                if c.ws.is_none() && now >= c.next_attempt {
-                    if let Err(e) = self.connect(i) {
-                        self.fail(i, e, parser, publisher)?;
-                    }
-                    continue;
-                }
-                let rotate = Duration::from_secs(self.cfg.rotate_after_secs);
-                if c.retire_at.is_none()
-                    && c.opened_at.is_some_and(|t| now.duration_since(t) >= rotate)
-                    && !self.conns.iter().any(|o| o.successor_of == Some(i))
-                {
-                    let (route, streams) = (c.route, c.streams.clone());
-                    let j = self.add_conn(route, streams, Some(i));
-                    self.stats.rotations += 1;
-                    if let Err(e) = self.connect(j) {
-                        self.fail(j, e, parser, publisher)?;
-                    }
-                }
-            }
-            self.poll.poll(&mut events, Some(Duration::from_millis(20)))?;
-            for ev in events.iter() {
-                if ev.token() == WAKER {
-                    continue;
-                }
-                let i = ev.token().0;
-                if i >= self.conns.len() || self.conns[i].ws.is_none() {
-                    continue;
-                }
-                let local = clock::wall_ns();
-                let max_reads = self.cfg.max_reads_per_wake;
-                let conn = &mut self.conns[i];
-                let ws = conn.ws.as_mut().expect("checked above");
-                let was_open = ws.state() == WsState::Open;
-                let mut frames = 0u64;
-                let parse_stage = &mut self.parse_stage;
-                let res = ws.read_stamped(max_reads, clock::now_ns, |text, stamp| {
-                    frames += 1;
-                    if let Some(rec) = record.as_mut() {
-                        rec(local, text);
-                    }
-                    let meta = FrameMeta { local_ts_ns: local, stamp_ns: stamp, snapshot_symbol: None };
-                    staging.clear();
-                    let _ = parser.parse_frame(text, &meta, &mut staging);
-                    let t = clock::now_ns();
-                    let parse_ns = t.saturating_sub(stamp);
-                    parse_stage.record(parse_ns);
-                    let p = parse_ns.min(u32::MAX as u64) as u32;
-                    for e in staging.iter_mut() {
-                        e.parse_ns = p;
-                    }
-                    publisher.publish(&staging);
-                });
-                match res {
-                    Ok(st) => {
-                        self.stats.frames += frames;
-                        self.progress.store(self.stats.frames, Ordering::Relaxed);
-                        self.stats.bytes += st.bytes as u64;
-                        self.stats.pings += st.pings as u64;
-                        let conn = &mut self.conns[i];
-                        conn.frames += frames;
-                        if !was_open && conn.ws.as_ref().is_some_and(|w| w.state() == WsState::Open) {
-                            conn.opened_at = Some(Instant::now());
-                            conn.backoff_ms = self.cfg.reconnect_min_ms;
-                            self.stats.connects += 1;
-                        }
-                        if ev.is_writable()
-                            && let Some(ws) = self.conns[i].ws.as_mut()
-                            && let Err(e) = ws.flush()
-                        {
-                            self.fail(i, e.to_string(), parser, publisher)?;
-                            continue;
-                        }
-                        // A successor that delivers data retires its predecessor (after a grace second).
-                        if frames > 0
-                            && let Some(old) = self.conns[i].successor_of.take()
-                        {
-                            self.conns[old].retire_at = Some(Instant::now() + Duration::from_secs(1));
-                        }
-                    }
-                    Err(e) => {
-                        self.stats.frames += frames;
-                        let why = match &e {
-                            WsError::Io(io) => format!("io: {io}"),
-                            other => other.to_string(),
-                        };
-                        self.fail(i, why, parser, publisher)?;
-                    }
-                }
-            }
-            // Commands from the control thread.
-            while let Some(cmd) = inbox.pop() {
-                match cmd {
-                    NetCmd::Snapshot { symbol, body, local_ts_ns } => {
-                        if let Some(rec) = record.as_mut() {
-                            rec(local_ts_ns, &body);
-                        }
-                        let stamp = clock::now_ns();
-                        let meta = FrameMeta { local_ts_ns, stamp_ns: stamp, snapshot_symbol: Some(symbol) };
-                        staging.clear();
-                        if parser.parse_frame(&body, &meta, &mut staging).is_ok() {
-                            self.stats.snapshots += 1;
-                        }
-                        publisher.publish(&staging);
-                    }
-                    NetCmd::Subscribe(route, streams) => self.queue_ctrl(route, "SUBSCRIBE", &streams),
-                    NetCmd::Unsubscribe(route, streams) => self.queue_ctrl(route, "UNSUBSCRIBE", &streams),
-                    NetCmd::DropConnections => {
-                        for i in 0..self.conns.len() {
-                            if self.conns[i].ws.is_some() {
-                                self.fail(i, "dropped on request".into(), parser, publisher)?;
-                            }
-                        }
-                    }
-                }
-            }
-            self.send_ctrl();
-            publisher.publish(&[]);
+        let staging = Vec::with_capacity(MAX_EVENTS_PER_FRAME);
+        let mut feed = Feed { parser, publisher, record, staging, consumer_gone: false, undelivered: 0 };
+        let r = self.run_loop(&mut feed, &mut events, stop, inbox);
+        self.stats.frames_undelivered = feed.undelivered;
+        if feed.consumer_gone {
+            log::error!("the compute thread is gone: the network thread stops");
         }
         for c in &mut self.conns {
-            if let Some(ws) = c.ws.as_mut() {
-                let _ = ws.close(1000);
+            if let Some(ws) = c.ws.take() {
+                close_ws(&self.poll, ws);
+            }
+        }
+        r
+    }
+
+    fn run_loop(
+        &mut self,
+        feed: &mut Feed,
+        events: &mut Events,
+        stop: &AtomicBool,
+        inbox: &NetInbox,
+    ) -> Result<(), NetError> {
+        while !stop.load(Ordering::Relaxed) && !feed.consumer_gone {
+            self.service_conns(feed)?;
+            self.poll.poll(events, Some(Duration::from_millis(20)))?;
+            for ev in events.iter() {
+                if ev.token() != WAKER {
+                    self.on_ready(ev.token().0, ev.is_writable(), feed)?;
+                }
+            }
+            while let Some(cmd) = inbox.pop() {
+                self.on_cmd(cmd, feed)?;
+            }
+            self.stats.inbox_full = inbox.refused();
+            self.send_ctrl();
+            // Pending drop notices go out as soon as there is room.
+            if !feed.publisher.publish(&[]) {
+                feed.consumer_gone = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Connects what is due, retires predecessors whose grace is over, and opens successors of old connections.
+    fn service_conns(&mut self, feed: &mut Feed) -> Result<(), NetError> {
+        let now = Instant::now();
+        let grace = self.retire_grace();
+        for i in 0..self.conns.len() {
+            let c = &mut self.conns[i];
+            if c.retired {
+                continue;
+            }
+            // A predecessor keeps being read for a grace period after its successor delivered data, then sends its
+            // close frame and is read until the server's close reply (so nothing the server sent on it is lost; the
+            // copies are dropped by id), then its slot is freed.
+            if c.retire_at.is_some_and(|t| now >= t) {
+                if !c.closing && c.ws.as_mut().is_some_and(|ws| ws.state() == WsState::Open && ws.close(1000).is_ok()) {
+                    c.closing = true;
+                    c.retire_at = Some(now + grace);
+                } else {
+                    self.finish_retiring(i);
+                }
+                continue;
+            }
+            if c.ws.is_none() {
+                if now >= c.next_attempt
+                    && let Err(e) = self.connect(i)
+                {
+                    self.fail(i, e, feed)?;
+                }
+                continue;
+            }
+            if self.due_for_rotation(i, now) {
+                let (route, streams) = (self.conns[i].route, self.conns[i].streams.clone());
+                let j = self.add_conn(route, streams, Some(i));
+                self.stats.rotations += 1;
+                if let Err(e) = self.connect(j) {
+                    self.fail(j, e, feed)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The grace of a predecessor, capped by the rotation period (so fast test rotations stay bounded).
+    fn retire_grace(&self) -> Duration {
+        RETIRE_GRACE.min(Duration::from_secs(self.cfg.rotate_after_secs))
+    }
+
+    /// Closes a retiring connection for good and frees its slot.
+    fn finish_retiring(&mut self, i: usize) {
+        let c = &mut self.conns[i];
+        if let Some(ws) = c.ws.take() {
+            close_ws(&self.poll, ws);
+        }
+        c.retired = true;
+        c.closing = false;
+        c.pending_ctrl.clear();
+    }
+
+    /// A read or write error on connection `i`: the end of a retiring connection's closing handshake, else a
+    /// failure (see [`Net::fail`]).
+    fn lost(&mut self, i: usize, why: String, feed: &mut Feed) -> Result<(), NetError> {
+        if self.conns[i].closing {
+            self.finish_retiring(i);
+            return Ok(());
+        }
+        self.fail(i, why, feed)
+    }
+
+    /// An open connection older than `rotate_after_secs` that is not itself a successor still waiting for data,
+    /// not retiring, and has no successor yet.
+    fn due_for_rotation(&self, i: usize, now: Instant) -> bool {
+        let c = &self.conns[i];
+        let rotate = Duration::from_secs(self.cfg.rotate_after_secs);
+        c.retire_at.is_none()
+            && c.successor_of.is_none()
+            && c.opened_at.is_some_and(|t| now.duration_since(t) >= rotate)
+            && !self.conns.iter().any(|o| !o.retired && o.successor_of == Some(i))
+    }
+
+    /// Reads connection `i` after a readiness event: frames go to `feed`; an error drops the connection.
+    fn on_ready(&mut self, i: usize, writable: bool, feed: &mut Feed) -> Result<(), NetError> {
+        let Some(ws) = self.conns.get_mut(i).and_then(|c| c.ws.as_mut()) else { return Ok(()) };
+        let local = clock::wall_ns();
+        let was_open = ws.state() == WsState::Open;
+        let mut frames = 0u64;
+        let parse_stage = &mut self.parse_stage;
+        let res = ws.read_stamped(self.cfg.max_reads_per_wake, clock::now_ns, |text, stamp| {
+            frames += 1;
+            feed.frame(text, local, stamp, parse_stage);
+        });
+        self.stats.frames += frames;
+        self.progress.store(self.stats.frames, Ordering::Relaxed);
+        match res {
+            Ok(st) => self.after_read(i, &st, frames, was_open, writable, feed),
+            Err(e) => self.lost(i, e.to_string(), feed),
+        }
+    }
+
+    /// Books a successful read: counters, the upgrade completing, pending output, and a successor's first data
+    /// retiring its predecessor.
+    fn after_read(
+        &mut self,
+        i: usize,
+        st: &ReadStats,
+        frames: u64,
+        was_open: bool,
+        writable: bool,
+        feed: &mut Feed,
+    ) -> Result<(), NetError> {
+        self.stats.bytes += st.bytes as u64;
+        self.stats.pings += st.pings as u64;
+        let conn = &mut self.conns[i];
+        conn.frames += frames;
+        if !was_open && conn.ws.as_ref().is_some_and(|w| w.state() == WsState::Open) {
+            conn.opened_at = Some(Instant::now());
+            conn.backoff_ms = self.cfg.reconnect_min_ms;
+            self.stats.connects += 1;
+        }
+        if writable
+            && let Some(ws) = conn.ws.as_mut()
+            && let Err(e) = ws.flush()
+        {
+            return self.lost(i, e.to_string(), feed);
+        }
+        if frames > 0
+            && let Some(old) = self.conns[i].successor_of.take()
+        {
+            self.conns[old].retire_at = Some(Instant::now() + self.retire_grace());
+        }
+        Ok(())
+    }
+
+    fn on_cmd(&mut self, cmd: NetCmd, feed: &mut Feed) -> Result<(), NetError> {
+        match cmd {
+            NetCmd::Snapshot { symbol, body, local_ts_ns } => {
+                if feed.snapshot(symbol, &body, local_ts_ns) {
+                    self.stats.snapshots += 1;
+                }
+            }
+            NetCmd::Subscription(sub) => self.queue_ctrl(&sub),
+            NetCmd::DropConnections => {
+                for i in 0..self.conns.len() {
+                    if self.conns[i].ws.is_some() {
+                        self.fail(i, "dropped on request".into(), feed)?;
+                    }
+                }
             }
         }
         Ok(())
@@ -655,18 +828,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn endpoints_parse_and_resolve_locally() {
-        let e = Endpoint::parse("wss://127.0.0.1:9443").unwrap();
-        assert!(e.tls);
-        assert_eq!(e.port, 9443);
-        let e = Endpoint::parse("ws://localhost").unwrap();
-        assert!(!e.tls);
-        assert_eq!(e.port, 80);
-        assert!(Endpoint::parse("http://x").is_err());
-        assert!(Endpoint::parse("wss://:1").is_err());
-    }
-
-    #[test]
     fn jitter_stays_within_a_quarter() {
         let mut s = 12345;
         for _ in 0..1000 {
@@ -675,10 +836,61 @@ mod tests {
         }
     }
 
+    fn offline_net() -> (Net, Arc<Waker>) {
+        let cfg = NetConfig {
+            endpoint: Endpoint::parse("ws://127.0.0.1:9").unwrap(),
+            market_path: "/market".into(),
+            public_path: "/public".into(),
+            max_frame_bytes: 1 << 16,
+            reconnect_min_ms: 10,
+            reconnect_max_ms: 50,
+            max_reconnects: 10,
+            reconnect_window_secs: 60,
+            rotate_after_secs: 3600,
+            control_msgs_per_sec: 10,
+            max_reads_per_wake: 16,
+        };
+        Net::new(cfg, None, vec!["a@trade".into()], vec!["a@depth".into()]).unwrap()
+    }
+
     #[test]
-    fn tls_config_with_a_bad_ca_file_is_a_clear_error() {
-        assert!(tls_config(None).is_ok());
-        let e = tls_config(Some(Path::new("/nonexistent/ca.pem"))).err().unwrap().to_string();
-        assert!(e.contains("/nonexistent/ca.pem"), "{e}");
+    fn subscription_requests_are_binance_json_and_keep_the_path_current() {
+        let (mut net, _) = offline_net();
+        net.queue_ctrl(&SubscribeCmd::Subscribe {
+            route: Route::Market,
+            streams: vec!["b@trade".into(), "c@trade".into()],
+        });
+        net.queue_ctrl(&SubscribeCmd::Unsubscribe { route: Route::Market, streams: vec!["a@trade".into()] });
+        let c = &net.conns[0];
+        assert_eq!(c.path, "/market/stream?streams=b@trade/c@trade");
+        assert_eq!(c.pending_ctrl[0], r#"{"method":"SUBSCRIBE","params":["b@trade","c@trade"],"id":1}"#);
+        assert_eq!(c.pending_ctrl[1], r#"{"method":"UNSUBSCRIBE","params":["a@trade"],"id":2}"#);
+        assert!(net.conns[1].pending_ctrl.is_empty(), "the other route is untouched");
+    }
+
+    #[test]
+    fn waiting_control_requests_are_bounded_and_overflows_counted() {
+        let (mut net, _) = offline_net();
+        for k in 0..PENDING_CTRL_MAX + 10 {
+            net.queue_ctrl(&SubscribeCmd::Subscribe { route: Route::Public, streams: vec![format!("s{k}@depth")] });
+        }
+        assert_eq!(net.conns[1].pending_ctrl.len(), PENDING_CTRL_MAX);
+        assert_eq!(net.stats.ctrl_dropped, 10);
+        // The dropped requests still changed the stream list: a reconnect subscribes them.
+        assert_eq!(net.conns[1].streams.len(), PENDING_CTRL_MAX + 11);
+    }
+
+    #[test]
+    fn a_full_inbox_hands_the_command_back_and_counts_it() {
+        let (_, waker) = offline_net();
+        let inbox = NetInbox::new(1, waker);
+        assert!(inbox.push(NetCmd::DropConnections).is_ok());
+        match inbox.push(NetCmd::subscribe(Route::Market, vec!["x@trade".into()])) {
+            Err(NetCmd::Subscription(SubscribeCmd::Subscribe { streams, .. })) => assert_eq!(streams, ["x@trade"]),
+            other => panic!("expected the command back, got {other:?}"),
+        }
+        assert_eq!(inbox.refused(), 1);
+        assert_eq!(inbox.len(), 1);
+        assert!(inbox.pop().is_some() && inbox.is_empty());
     }
 }

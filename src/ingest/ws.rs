@@ -48,6 +48,8 @@ pub enum WsState {
     Upgrading,
     /// Frames flow.
     Open,
+    /// Our close frame is queued: frames the peer sent before it saw it are still read, until its close reply.
+    Closing,
     /// Closed.
     Closed,
 }
@@ -189,13 +191,19 @@ impl<S: Read + Write> WsConn<S> {
         self.flush()
     }
 
-    /// Queues a close frame.
+    /// Queues a close frame and starts the closing handshake ([`WsState::Closing`]): reads go on delivering what
+    /// the peer sent before it saw the close, until its close reply ends the connection ([`WsError::Closed`]). A
+    /// connection that is not open is simply marked closed.
     pub fn close(&mut self, code: u16) -> Result<(), WsError> {
         if self.state == WsState::Open {
             self.queue_frame(0x8, &code.to_be_bytes())?;
+            self.state = WsState::Closing;
+            // Ignoring the result is right: a failed flush shows up as the read error that ends the handshake, and
+            // a caller that drops the stream right away does not wait for it.
             let _ = self.flush();
+        } else {
+            self.state = WsState::Closed;
         }
-        self.state = WsState::Closed;
         Ok(())
     }
 
@@ -239,7 +247,7 @@ impl<S: Read + Write> WsConn<S> {
             if self.state == WsState::Upgrading {
                 self.finish_upgrade()?;
             }
-            if self.state == WsState::Open && self.rlen > 0 {
+            if matches!(self.state, WsState::Open | WsState::Closing) && self.rlen > 0 {
                 let stamp = st.read_done_ns;
                 self.decode(&mut st, &mut |t: &[u8]| on_text(t, stamp))?;
             }
@@ -289,96 +297,16 @@ impl<S: Read + Write> WsConn<S> {
 
     fn decode(&mut self, st: &mut ReadStats, on_text: &mut impl FnMut(&[u8])) -> Result<(), WsError> {
         let mut pos = 0;
-        loop {
-            let avail = &self.rbuf[pos..self.rlen];
-            if avail.len() < 2 {
+        while let Some(h) = Header::parse(&self.rbuf[pos..self.rlen], self.max_frame)? {
+            let total = h.hdr + h.len;
+            if self.rlen - pos < total {
                 break;
             }
-            let (b0, b1) = (avail[0], avail[1]);
-            let fin = b0 & 0x80 != 0;
-            if b0 & 0x70 != 0 {
-                return Err(WsError::Protocol("reserved bits set"));
-            }
-            let opcode = b0 & 0x0f;
-            if b1 & 0x80 != 0 {
-                return Err(WsError::Protocol("masked frame from server"));
-            }
-            let (len, hdr) = match b1 & 0x7f {
-                126 => {
-                    if avail.len() < 4 {
-                        break;
-                    }
-                    (u16::from_be_bytes([avail[2], avail[3]]) as u64, 4)
-                }
-                127 => {
-                    if avail.len() < 10 {
-                        break;
-                    }
-                    (u64::from_be_bytes(avail[2..10].try_into().unwrap_or([0xff; 8])), 10)
-                }
-                n => (n as u64, 2),
-            };
-            if len > self.max_frame as u64 {
-                return Err(WsError::FrameTooLarge(len));
-            }
-            let total = hdr + len as usize;
-            if avail.len() < total {
-                break;
-            }
-            let payload_at = pos + hdr;
-            let payload_end = payload_at + len as usize;
-            match opcode {
-                0x0..=0x2 => {
-                    if opcode != 0 && self.in_fragment {
-                        return Err(WsError::Protocol("new message inside a fragmented one"));
-                    }
-                    if opcode == 0 && !self.in_fragment {
-                        return Err(WsError::Protocol("continuation without a start"));
-                    }
-                    if fin && !self.in_fragment {
-                        if opcode == 0x1 {
-                            st.texts += 1;
-                            on_text(&self.rbuf[payload_at..payload_end]);
-                        }
-                    } else {
-                        if opcode != 0 {
-                            self.msg.clear();
-                            self.in_fragment = true;
-                        }
-                        if self.msg.len() + len as usize > self.max_frame {
-                            return Err(WsError::FrameTooLarge((self.msg.len() + len as usize) as u64));
-                        }
-                        self.msg.extend_from_slice(&self.rbuf[payload_at..payload_end]);
-                        if fin {
-                            self.in_fragment = false;
-                            st.texts += 1;
-                            on_text(&self.msg);
-                        }
-                    }
-                }
-                0x8 => {
-                    let code = if len >= 2 {
-                        u16::from_be_bytes([self.rbuf[payload_at], self.rbuf[payload_at + 1]])
-                    } else {
-                        1005
-                    };
-                    let _ = self.queue_frame(0x8, &code.to_be_bytes());
-                    let _ = self.flush();
-                    self.state = WsState::Closed;
-                    return Err(WsError::Closed(code));
-                }
-                0x9 | 0xA => {
-                    if !fin || len > 125 {
-                        return Err(WsError::Protocol("bad control frame"));
-                    }
-                    if opcode == 0x9 {
-                        let mut p = [0u8; 125];
-                        let n = len as usize;
-                        p[..n].copy_from_slice(&self.rbuf[payload_at..payload_end]);
-                        self.queue_frame(0xA, &p[..n])?;
-                        st.pings += 1;
-                    }
-                }
+            let at = pos + h.hdr;
+            match h.opcode {
+                0x0..=0x2 => self.data_frame(h, at, st, on_text)?,
+                0x8 => return Err(self.close_frame(h, at)),
+                0x9 | 0xA => self.control_frame(h, at, st)?,
                 _ => return Err(WsError::Protocol("unknown opcode")),
             }
             pos += total;
@@ -388,6 +316,113 @@ impl<S: Read + Write> WsConn<S> {
             self.rlen -= pos;
         }
         Ok(())
+    }
+
+    /// A text, binary or continuation frame whose payload starts at `at`: a whole text message goes to `on_text`
+    /// from the read buffer, fragments are assembled in `msg` first.
+    #[inline]
+    fn data_frame(
+        &mut self,
+        h: Header,
+        at: usize,
+        st: &mut ReadStats,
+        on_text: &mut impl FnMut(&[u8]),
+    ) -> Result<(), WsError> {
+        if h.opcode != 0 && self.in_fragment {
+            return Err(WsError::Protocol("new message inside a fragmented one"));
+        }
+        if h.opcode == 0 && !self.in_fragment {
+            return Err(WsError::Protocol("continuation without a start"));
+        }
+        let payload = at..at + h.len;
+        if h.fin && !self.in_fragment {
+            if h.opcode == 0x1 {
+                st.texts += 1;
+                on_text(&self.rbuf[payload]);
+            }
+            return Ok(());
+        }
+        if h.opcode != 0 {
+            self.msg.clear();
+            self.in_fragment = true;
+        }
+        if self.msg.len() + h.len > self.max_frame {
+            return Err(WsError::FrameTooLarge((self.msg.len() + h.len) as u64));
+        }
+        self.msg.extend_from_slice(&self.rbuf[payload]);
+        if h.fin {
+            self.in_fragment = false;
+            st.texts += 1;
+            on_text(&self.msg);
+        }
+        Ok(())
+    }
+
+    /// The peer's close frame: echoed (best effort; not when it answers ours) and the connection is closed.
+    fn close_frame(&mut self, h: Header, at: usize) -> WsError {
+        let code = if h.len >= 2 { u16::from_be_bytes([self.rbuf[at], self.rbuf[at + 1]]) } else { 1005 };
+        if self.state == WsState::Open {
+            // Ignoring both results is right: the connection ends with this frame whether or not the echo goes
+            // out (the caller drops it on the error returned).
+            let _ = self.queue_frame(0x8, &code.to_be_bytes());
+            let _ = self.flush();
+        }
+        self.state = WsState::Closed;
+        WsError::Closed(code)
+    }
+
+    /// A ping (answered with a pong of the same payload) or a pong (ignored).
+    fn control_frame(&mut self, h: Header, at: usize, st: &mut ReadStats) -> Result<(), WsError> {
+        if !h.fin || h.len > 125 {
+            return Err(WsError::Protocol("bad control frame"));
+        }
+        if h.opcode == 0x9 {
+            let mut p = [0u8; 125];
+            p[..h.len].copy_from_slice(&self.rbuf[at..at + h.len]);
+            self.queue_frame(0xA, &p[..h.len])?;
+            st.pings += 1;
+        }
+        Ok(())
+    }
+}
+
+/// A frame header read from the front of the read buffer.
+#[derive(Debug, Clone, Copy)]
+struct Header {
+    fin: bool,
+    opcode: u8,
+    /// Header bytes.
+    hdr: usize,
+    /// Payload bytes.
+    len: usize,
+}
+
+impl Header {
+    /// The header at the start of `avail` (`None` while it is incomplete), checked against the protocol and the
+    /// frame limit.
+    #[inline]
+    fn parse(avail: &[u8], max_frame: usize) -> Result<Option<Header>, WsError> {
+        if avail.len() < 2 {
+            return Ok(None);
+        }
+        let (b0, b1) = (avail[0], avail[1]);
+        if b0 & 0x70 != 0 {
+            return Err(WsError::Protocol("reserved bits set"));
+        }
+        if b1 & 0x80 != 0 {
+            return Err(WsError::Protocol("masked frame from server"));
+        }
+        let (len, hdr) = match b1 & 0x7f {
+            126 if avail.len() < 4 => return Ok(None),
+            126 => (u16::from_be_bytes([avail[2], avail[3]]) as u64, 4),
+            127 if avail.len() < 10 => return Ok(None),
+            127 => (u64::from_be_bytes(avail[2..10].try_into().unwrap_or([0xff; 8])), 10),
+            n => (n as u64, 2),
+        };
+        if len > max_frame as u64 {
+            return Err(WsError::FrameTooLarge(len));
+        }
+        Ok(Some(Header { fin: b0 & 0x80 != 0, opcode: b0 & 0x0f, hdr, len: len as usize }))
     }
 }
 
@@ -494,6 +529,24 @@ mod tests {
         assert_eq!(w[1], 0x80 | 2);
         let mask = &w[2..6];
         assert_eq!([w[6] ^ mask[0], w[7] ^ mask[1]], *b"hi");
+    }
+
+    #[test]
+    fn after_our_close_frames_are_still_read_until_the_peer_answers() {
+        let mut c = open(vec![]);
+        c.read(4, |_| {}).unwrap();
+        assert_eq!(c.state(), WsState::Open);
+        c.close(1000).unwrap();
+        assert_eq!(c.state(), WsState::Closing);
+        let sent = c.stream.written.len();
+        c.stream.input.push_back(frame(1, true, b"late"));
+        c.stream.input.push_back(frame(8, true, &1000u16.to_be_bytes()));
+        let mut got = Vec::new();
+        let r = c.read(4, |t| got.push(t.to_vec()));
+        assert!(matches!(r, Err(WsError::Closed(1000))), "{r:?}");
+        assert_eq!(got, vec![b"late".to_vec()], "what the peer sent before our close is delivered");
+        assert_eq!(c.stream.written.len(), sent, "the peer's close answers ours: no echo");
+        assert_eq!(c.state(), WsState::Closed);
     }
 
     #[test]

@@ -22,68 +22,85 @@ fn int_at(nodes: &[Node<'_>], i: usize, name: &'static str) -> Result<i64, Parse
     }
 }
 
+/// The objects among the `len` elements from `first` on: (index of the object node, its field count).
+fn objects<'a>(nodes: &'a [Node<'_>], first: usize, len: usize) -> impl Iterator<Item = (usize, usize)> + 'a {
+    let mut i = first;
+    (0..len).filter_map(move |_| {
+        let at = i;
+        i = skip(nodes, i);
+        match nodes[at] {
+            Node::Object { len, .. } => Some((at, len)),
+            _ => None,
+        }
+    })
+}
+
 pub(super) fn specs_from_tape(nodes: &[Node<'_>], si: usize) -> Result<Vec<SymbolSpec>, ParseError> {
     let Node::Array { len, .. } = nodes[si] else {
         return Err(ParseError::WrongType("symbols"));
     };
     let mut specs = Vec::with_capacity(len);
-    let mut i = si + 1;
-    for _ in 0..len {
-        let obj = i;
-        i = skip(nodes, i);
-        let Node::Object { len: n, .. } = nodes[obj] else {
-            continue;
-        };
-        let (mut name, mut tick, mut step, mut pp, mut qp) = (None, None, None, 0u8, 0u8);
-        let mut k = obj + 1;
-        for _ in 0..n {
-            let Node::String(key) = nodes[k] else {
-                return Err(ParseError::Shape);
-            };
-            let v = k + 1;
-            match key {
-                "symbol" => name = SymbolName::new(str_at(nodes, v, "symbol")?.as_bytes()),
-                "pricePrecision" => pp = int_at(nodes, v, "pricePrecision")?.clamp(0, 18) as u8,
-                "quantityPrecision" => qp = int_at(nodes, v, "quantityPrecision")?.clamp(0, 18) as u8,
-                "filters" => {
-                    if let Node::Array { len: nf, .. } = nodes[v] {
-                        let mut f = v + 1;
-                        for _ in 0..nf {
-                            let fo = f;
-                            f = skip(nodes, f);
-                            let Node::Object { len: fl, .. } = nodes[fo] else {
-                                continue;
-                            };
-                            let (mut ty, mut ts, mut ss) = ("", None, None);
-                            let mut q = fo + 1;
-                            for _ in 0..fl {
-                                if let (Node::String(fk), Node::String(fv)) = (nodes[q], nodes[q + 1]) {
-                                    match fk {
-                                        "filterType" => ty = fv,
-                                        "tickSize" => ts = Scale::from_size(fv),
-                                        "stepSize" => ss = Scale::from_size(fv),
-                                        _ => {}
-                                    }
-                                }
-                                q = skip(nodes, q + 1);
-                            }
-                            match ty {
-                                "PRICE_FILTER" => tick = ts,
-                                "LOT_SIZE" => step = ss,
-                                _ => {}
-                            }
-                        }
-                    }
-                }
-                _ => {}
-            }
-            k = skip(nodes, v);
-        }
-        if let (Some(name), Some(tick), Some(step)) = (name, tick, step) {
-            specs.push(SymbolSpec { name, tick, step, price_precision: pp, qty_precision: qp });
+    for (obj, n) in objects(nodes, si + 1, len) {
+        if let Some(spec) = spec_of(nodes, obj, n)? {
+            specs.push(spec);
         }
     }
     Ok(specs)
+}
+
+/// One entry of `symbols` (at `obj`, with `n` fields): a spec when it names the symbol, its tick and its step.
+fn spec_of(nodes: &[Node<'_>], obj: usize, n: usize) -> Result<Option<SymbolSpec>, ParseError> {
+    let (mut name, mut tick, mut step, mut pp, mut qp) = (None, None, None, 0u8, 0u8);
+    let mut k = obj + 1;
+    for _ in 0..n {
+        let Node::String(key) = nodes[k] else {
+            return Err(ParseError::Shape);
+        };
+        let v = k + 1;
+        match key {
+            "symbol" => name = SymbolName::new(str_at(nodes, v, "symbol")?.as_bytes()),
+            "pricePrecision" => pp = int_at(nodes, v, "pricePrecision")?.clamp(0, 18) as u8,
+            "quantityPrecision" => qp = int_at(nodes, v, "quantityPrecision")?.clamp(0, 18) as u8,
+            "filters" => (tick, step) = filters(nodes, v, (tick, step)),
+            _ => {}
+        }
+        k = skip(nodes, v);
+    }
+    Ok(match (name, tick, step) {
+        (Some(name), Some(tick), Some(step)) => {
+            Some(SymbolSpec { name, tick, step, price_precision: pp, qty_precision: qp })
+        }
+        _ => None,
+    })
+}
+
+/// The tick (`PRICE_FILTER`) and step (`LOT_SIZE`) sizes in the `filters` array at `v`, over `found` so far.
+fn filters(nodes: &[Node<'_>], v: usize, found: (Option<Scale>, Option<Scale>)) -> (Option<Scale>, Option<Scale>) {
+    let (mut tick, mut step) = found;
+    let Node::Array { len: nf, .. } = nodes[v] else {
+        return found;
+    };
+    for (fo, fl) in objects(nodes, v + 1, nf) {
+        let (mut ty, mut ts, mut ss) = ("", None, None);
+        let mut q = fo + 1;
+        for _ in 0..fl {
+            if let (Node::String(fk), Node::String(fv)) = (nodes[q], nodes[q + 1]) {
+                match fk {
+                    "filterType" => ty = fv,
+                    "tickSize" => ts = Scale::from_size(fv),
+                    "stepSize" => ss = Scale::from_size(fv),
+                    _ => {}
+                }
+            }
+            q = skip(nodes, q + 1);
+        }
+        match ty {
+            "PRICE_FILTER" => tick = ts,
+            "LOT_SIZE" => step = ss,
+            _ => {}
+        }
+    }
+    (tick, step)
 }
 
 /// Parses a REST `/fapi/v1/exchangeInfo` body into symbol specs (start-up path; allocates).

@@ -8,7 +8,7 @@
 //! The handlers in [`crate::ingest::parse`] are shared by both paths through the `Msg` trait, and a test replays every real
 //! recording through both paths and requires identical events.
 
-use super::fields::{F, Msg, NF, ParseError, Val, field_of, is_partial_depth_stream};
+use super::fields::{F, LevelArray, LevelResult, Msg, NF, ParseError, Val, field_of, is_partial_depth_stream};
 
 /// The fields of one object read by the fast scanner.
 pub(crate) struct FastMsg<'i> {
@@ -23,14 +23,9 @@ impl<'i> Msg<'i> for FastMsg<'i> {
     }
 
     #[inline]
-    fn for_levels(
-        &self,
-        handle: u32,
-        len: u32,
-        mut f: impl FnMut(&'i str, &'i str) -> Result<(), ParseError>,
-    ) -> Result<(), ParseError> {
-        let mut s = Sc { b: self.b, i: handle as usize + 1 };
-        for k in 0..len {
+    fn for_levels(&self, side: LevelArray, mut f: impl FnMut(&'i str, &'i str) -> LevelResult) -> LevelResult {
+        let mut s = Sc { b: self.b, i: side.handle as usize + 1 };
+        for k in 0..side.len {
             if k > 0 {
                 s.ws();
                 s.eat(b',').ok_or(ParseError::Shape)?;

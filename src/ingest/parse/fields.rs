@@ -170,17 +170,50 @@ pub(crate) enum Val<'i> {
     Other,
 }
 
+/// What a level callback and [`Msg::for_levels`] return (an error stops the walk).
+pub(crate) type LevelResult = Result<(), ParseError>;
+
+/// The levels array of one depth side: the handle [`Msg::for_levels`] walks and its level count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LevelArray {
+    /// Handle (a tape index or a byte offset, depending on the parser).
+    pub(crate) handle: u32,
+    /// Levels.
+    pub(crate) len: u32,
+}
+
+impl<'i> Val<'i> {
+    /// The string, if it is one.
+    #[inline]
+    pub(crate) fn as_str(self) -> Option<&'i str> {
+        if let Val::Str(s) = self { Some(s) } else { None }
+    }
+
+    /// The integer, if it is one.
+    #[inline]
+    pub(crate) fn as_int(self) -> Option<i64> {
+        if let Val::Int(v) = self { Some(v) } else { None }
+    }
+
+    /// The boolean, if it is one.
+    #[inline]
+    pub(crate) fn as_bool(self) -> Option<bool> {
+        if let Val::Bool(b) = self { Some(b) } else { None }
+    }
+
+    /// The array as a depth side, if it is one.
+    #[inline]
+    pub(crate) fn as_levels(self) -> Option<LevelArray> {
+        if let Val::Arr(handle, len) = self { Some(LevelArray { handle, len }) } else { None }
+    }
+}
+
 /// One JSON object's fields, from either parser.
 pub(crate) trait Msg<'i> {
     /// The value of field `f`.
     fn val(&self, f: F) -> Val<'i>;
-    /// Calls `f(price, qty)` for each `[price, qty]` pair of the array with `handle`, in order.
-    fn for_levels(
-        &self,
-        handle: u32,
-        len: u32,
-        f: impl FnMut(&'i str, &'i str) -> Result<(), ParseError>,
-    ) -> Result<(), ParseError>;
+    /// Calls `f(price, qty)` for each `[price, qty]` pair of `side`, in order.
+    fn for_levels(&self, side: LevelArray, f: impl FnMut(&'i str, &'i str) -> LevelResult) -> LevelResult;
 }
 
 /// True for a partial book depth stream name (`btcusdt@depth5`, `btcusdt@depth20@100ms`).

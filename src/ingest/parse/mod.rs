@@ -25,7 +25,7 @@ pub use exchange_info::parse_exchange_info;
 pub use fields::{MAX_LEVELS_PER_SIDE, ParseError};
 
 use exchange_info::specs_from_tape;
-use fields::{F, Msg, Val, is_partial_depth_stream};
+use fields::{F, LevelArray, Msg, Val, is_partial_depth_stream};
 use tape::TapeMsg;
 
 use simd_json::{Node, Tape};
@@ -103,22 +103,52 @@ pub struct FrameMeta {
     pub snapshot_symbol: Option<SymbolName>,
 }
 
+/// Which scale of a symbol.
+#[derive(Clone, Copy)]
+enum ScaleOf {
+    Price,
+    Qty,
+}
+
+/// What every frame handler returns.
+type Parsed = Result<FrameKind, ParseError>;
+
+/// A depth message's two sides.
+#[derive(Clone, Copy)]
+struct Sides {
+    bids: LevelArray,
+    asks: LevelArray,
+}
+
+/// The price and quantity scales of one symbol.
+#[derive(Clone, Copy)]
+struct Scales {
+    price: Scale,
+    qty: Scale,
+}
+
+/// The value of a required field, or `MissingField`; `pick` takes the expected type or it is `WrongType`.
 #[inline]
-fn need_str<'i>(m: &impl Msg<'i>, f: F, name: &'static str) -> Result<&'i str, ParseError> {
+fn need<'i, T>(m: &impl Msg<'i>, f: F, name: &'static str, pick: fn(Val<'i>) -> Option<T>) -> Result<T, ParseError> {
     match m.val(f) {
-        Val::Str(s) => Ok(s),
         Val::Missing => Err(ParseError::MissingField(name)),
-        _ => Err(ParseError::WrongType(name)),
+        v => pick(v).ok_or(ParseError::WrongType(name)),
     }
 }
 
 #[inline]
+fn need_str<'i>(m: &impl Msg<'i>, f: F, name: &'static str) -> Result<&'i str, ParseError> {
+    need(m, f, name, Val::as_str)
+}
+
+#[inline]
 fn need_int<'i>(m: &impl Msg<'i>, f: F, name: &'static str) -> Result<i64, ParseError> {
-    match m.val(f) {
-        Val::Int(v) => Ok(v),
-        Val::Missing => Err(ParseError::MissingField(name)),
-        _ => Err(ParseError::WrongType(name)),
-    }
+    need(m, f, name, Val::as_int)
+}
+
+#[inline]
+fn need_bool<'i>(m: &impl Msg<'i>, f: F, name: &'static str) -> Result<bool, ParseError> {
+    need(m, f, name, Val::as_bool)
 }
 
 #[inline]
@@ -137,29 +167,11 @@ fn opt_str<'i>(m: &impl Msg<'i>, f: F, name: &'static str) -> Result<Option<&'i 
     }
 }
 
+/// A depth side's levels array.
 #[inline]
-fn need_bool<'i>(m: &impl Msg<'i>, f: F, name: &'static str) -> Result<bool, ParseError> {
-    match m.val(f) {
-        Val::Bool(b) => Ok(b),
-        Val::Missing => Err(ParseError::MissingField(name)),
-        _ => Err(ParseError::WrongType(name)),
-    }
-}
-
-/// A depth side: (handle, length).
-#[inline]
-fn need_side<'i>(m: &impl Msg<'i>, f: F, name: &'static str) -> Result<(u32, u32), ParseError> {
-    match m.val(f) {
-        Val::Arr(h, len) => {
-            if len as usize > MAX_LEVELS_PER_SIDE {
-                Err(ParseError::TooManyLevels)
-            } else {
-                Ok((h, len))
-            }
-        }
-        Val::Missing => Err(ParseError::MissingField(name)),
-        _ => Err(ParseError::WrongType(name)),
-    }
+fn need_side<'i>(m: &impl Msg<'i>, f: F, name: &'static str) -> Result<LevelArray, ParseError> {
+    let side = need(m, f, name, Val::as_levels)?;
+    if side.len as usize > MAX_LEVELS_PER_SIDE { Err(ParseError::TooManyLevels) } else { Ok(side) }
 }
 
 #[inline]
@@ -253,7 +265,7 @@ impl Parser {
                         self.stats.unknown_event += 1;
                         if !self.logged_unknown {
                             self.logged_unknown = true;
-                            eprintln!("warn: unknown event type (counted, logged once): {}", sample(frame));
+                            log::warn!("unknown event type (counted, logged once): {}", sample(frame));
                         }
                     }
                     FrameKind::Control => self.stats.control += 1,
@@ -272,7 +284,7 @@ impl Parser {
                 self.stats.malformed[k] += 1;
                 if !self.logged[k] {
                     self.logged[k] = true;
-                    eprintln!("warn: malformed frame ({e}; counted, logged once per kind): {}", sample(frame));
+                    log::warn!("malformed frame ({e}; counted, logged once per kind): {}", sample(frame));
                 }
                 Err(e)
             }
@@ -319,52 +331,56 @@ impl Parser {
     }
 
     /// Makes sure `id` has a price scale (inferring it from `px` when unknown) and returns it.
+    #[inline]
     fn price_scale(&mut self, id: SymbolId, px: &str, name: &'static str) -> Result<Scale, ParseError> {
-        if let Some(s) = self.symbols.get(id).price {
-            return Ok(s);
+        match self.symbols.get(id).price {
+            Some(s) => Ok(s),
+            None => self.infer_scale(id, ScaleOf::Price, px, name),
         }
-        let d = parse_decimal(px.as_bytes()).map_err(|e| ParseError::Decimal(name, e))?;
-        let s = Scale::decimals(d.dec);
-        self.symbols.get_mut(id).price = Some(s);
-        self.stats.inferred_scales += 1;
-        eprintln!(
-            "warn: {}: no exchangeInfo entry; price tick inferred as 1e-{} from {:?}",
-            self.symbols.get(id).name,
-            d.dec,
-            px
-        );
-        self.announce(id);
-        Ok(s)
     }
 
     /// Same as [`Parser::price_scale`] for quantities; a zero quantity never fixes the scale.
+    #[inline]
     fn qty_scale(&mut self, id: SymbolId, qty: &str, name: &'static str) -> Result<Scale, ParseError> {
-        if let Some(s) = self.symbols.get(id).qty {
-            return Ok(s);
+        match self.symbols.get(id).qty {
+            Some(s) => Ok(s),
+            None => self.infer_scale(id, ScaleOf::Qty, qty, name),
         }
-        let d = parse_decimal(qty.as_bytes()).map_err(|e| ParseError::Decimal(name, e))?;
-        if d.mantissa == 0 {
-            return Ok(Scale::decimals(d.dec));
-        }
+    }
+
+    /// Infers a missing scale from the decimals of `text` (no exchangeInfo entry), logs it and announces it.
+    fn infer_scale(
+        &mut self,
+        id: SymbolId,
+        which: ScaleOf,
+        text: &str,
+        name: &'static str,
+    ) -> Result<Scale, ParseError> {
+        let d = parse_decimal(text.as_bytes()).map_err(|e| ParseError::Decimal(name, e))?;
         let s = Scale::decimals(d.dec);
-        self.symbols.get_mut(id).qty = Some(s);
-        eprintln!(
-            "warn: {}: no exchangeInfo entry; quantity step inferred as 1e-{} from {:?}",
+        let spec = self.symbols.get_mut(id);
+        let what = match which {
+            ScaleOf::Price => {
+                spec.price = Some(s);
+                self.stats.inferred_scales += 1;
+                "price tick"
+            }
+            ScaleOf::Qty if d.mantissa == 0 => return Ok(s),
+            ScaleOf::Qty => {
+                spec.qty = Some(s);
+                "quantity step"
+            }
+        };
+        log::warn!(
+            "{}: no exchangeInfo entry; {what} inferred as 1e-{} from {text:?}",
             self.symbols.get(id).name,
-            d.dec,
-            qty
+            d.dec
         );
         self.announce(id);
         Ok(s)
     }
 
-    fn parse_inner(
-        &mut self,
-        frame: &[u8],
-        meta: &FrameMeta,
-        out: &mut Vec<MarketEvent>,
-        start: usize,
-    ) -> Result<FrameKind, ParseError> {
+    fn parse_inner(&mut self, frame: &[u8], meta: &FrameMeta, out: &mut Vec<MarketEvent>, start: usize) -> Parsed {
         if frame.len() > self.max_frame_bytes {
             return Err(ParseError::TooLarge(frame.len()));
         }
@@ -400,12 +416,7 @@ impl Parser {
         r
     }
 
-    fn dispatch(
-        &mut self,
-        nodes: &[Node<'_>],
-        meta: &FrameMeta,
-        out: &mut Vec<MarketEvent>,
-    ) -> Result<FrameKind, ParseError> {
+    fn dispatch(&mut self, nodes: &[Node<'_>], meta: &FrameMeta, out: &mut Vec<MarketEvent>) -> Parsed {
         if nodes.is_empty() {
             return Err(ParseError::Json);
         }
@@ -430,12 +441,7 @@ impl Parser {
     }
 
     /// A frame that is not a combined-stream wrapper: a raw event, a REST snapshot, or a control reply.
-    fn dispatch_object<'i>(
-        &mut self,
-        root: &impl Msg<'i>,
-        meta: &FrameMeta,
-        out: &mut Vec<MarketEvent>,
-    ) -> Result<FrameKind, ParseError> {
+    fn dispatch_object<'i>(&mut self, root: &impl Msg<'i>, meta: &FrameMeta, out: &mut Vec<MarketEvent>) -> Parsed {
         if root.val(F::LowerE) != Val::Missing {
             return self.event(root, false, meta, out);
         }
@@ -448,13 +454,7 @@ impl Parser {
         Ok(FrameKind::Unknown)
     }
 
-    fn event<'i>(
-        &mut self,
-        m: &impl Msg<'i>,
-        partial: bool,
-        meta: &FrameMeta,
-        out: &mut Vec<MarketEvent>,
-    ) -> Result<FrameKind, ParseError> {
+    fn event<'i>(&mut self, m: &impl Msg<'i>, partial: bool, meta: &FrameMeta, out: &mut Vec<MarketEvent>) -> Parsed {
         match need_str(m, F::LowerE, "e")? {
             "aggTrade" => self.trade(m, true, meta, out),
             "trade" => self.trade(m, false, meta, out),
@@ -465,13 +465,7 @@ impl Parser {
         }
     }
 
-    fn trade<'i>(
-        &mut self,
-        m: &impl Msg<'i>,
-        agg: bool,
-        meta: &FrameMeta,
-        out: &mut Vec<MarketEvent>,
-    ) -> Result<FrameKind, ParseError> {
+    fn trade<'i>(&mut self, m: &impl Msg<'i>, agg: bool, meta: &FrameMeta, out: &mut Vec<MarketEvent>) -> Parsed {
         let sym = need_str(m, F::LowerS, "s")?;
         let px = need_str(m, F::LowerP, "p")?;
         let qty = need_str(m, F::LowerQ, "q")?;
@@ -518,10 +512,12 @@ impl Parser {
     }
 
     /// The first (price, qty) strings of a side, for scale inference, preferring a nonzero quantity.
-    fn probe_level<'i>(m: &impl Msg<'i>, side: (u32, u32)) -> Option<(&'i str, &'i str)> {
+    fn probe_level<'i>(m: &impl Msg<'i>, side: LevelArray) -> Option<(&'i str, &'i str)> {
         let mut first = None;
         let mut nonzero = None;
-        let _ = m.for_levels(side.0, side.1, |p, q| {
+        // Ignoring the result is right: the walk is stopped early with an error on purpose, and a malformed level
+        // is reported by the real walk in `levels` that follows.
+        let _ = m.for_levels(side, |p, q| {
             if first.is_none() {
                 first = Some((p, q));
             }
@@ -535,20 +531,19 @@ impl Parser {
     }
 
     /// Appends continuation events for one side.
-    #[allow(clippy::too_many_arguments)]
     fn levels<'i>(
         m: &impl Msg<'i>,
-        side: (u32, u32),
-        ps: Scale,
-        qs: Scale,
+        side: LevelArray,
+        scales: Scales,
         head: &MarketEvent,
         side_flags: u8,
         out: &mut Vec<MarketEvent>,
     ) -> Result<(), ParseError> {
+        let Scales { price: ps, qty: qs } = scales;
         let mut k = 0;
         let mut ev = MarketEvent::new(EventKind::Levels, head.symbol, head.exch_ts_ns, head.local_ts_ns, head.stamp_ns);
         ev.flags = side_flags;
-        m.for_levels(side.0, side.1, |p, q| {
+        m.for_levels(side, |p, q| {
             let px = dec(ps, p, "price")?;
             let qty = dec(qs, q, "qty")?;
             if px < 0 || qty < 0 {
@@ -572,17 +567,16 @@ impl Parser {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Appends a depth header (`head`, for `head.symbol`) and its levels, inferring the scales when unknown.
     fn depth_body<'i>(
         &mut self,
         m: &impl Msg<'i>,
-        sid: SymbolId,
-        bids: (u32, u32),
-        asks: (u32, u32),
+        Sides { bids, asks }: Sides,
         mut head: MarketEvent,
         level_flags: u8,
         out: &mut Vec<MarketEvent>,
     ) -> Result<(), ParseError> {
+        let sid = head.symbol;
         let known = self.symbols.get(sid);
         let (mut ps, mut qs) = (known.price, known.qty);
         if (ps.is_none() || qs.is_none())
@@ -594,27 +588,21 @@ impl Parser {
         // With no levels at all there is nothing to scale.
         let ps = ps.unwrap_or(Scale::decimals(0));
         let qs = qs.unwrap_or(Scale::decimals(0));
-        head.set_level_counts(bids.1, asks.1);
+        head.set_level_counts(bids.len, asks.len);
         out.push(head);
-        Self::levels(m, bids, ps, qs, &head, level_flags, out)?;
-        Self::levels(m, asks, ps, qs, &head, level_flags | flags::ASK, out)?;
+        let scales = Scales { price: ps, qty: qs };
+        Self::levels(m, bids, scales, &head, level_flags, out)?;
+        Self::levels(m, asks, scales, &head, level_flags | flags::ASK, out)?;
         Ok(())
     }
 
-    fn depth<'i>(
-        &mut self,
-        m: &impl Msg<'i>,
-        partial: bool,
-        meta: &FrameMeta,
-        out: &mut Vec<MarketEvent>,
-    ) -> Result<FrameKind, ParseError> {
+    fn depth<'i>(&mut self, m: &impl Msg<'i>, partial: bool, meta: &FrameMeta, out: &mut Vec<MarketEvent>) -> Parsed {
         let sym = need_str(m, F::LowerS, "s")?;
         let ts = exch_time(m)?;
         let first = need_int(m, F::UpperU, "U")?;
         let last = need_int(m, F::LowerU, "u")?;
         let prev = need_int(m, F::Pu, "pu")?;
-        let bids = need_side(m, F::LowerB, "b")?;
-        let asks = need_side(m, F::LowerA, "a")?;
+        let sides = Sides { bids: need_side(m, F::LowerB, "b")?, asks: need_side(m, F::LowerA, "a")? };
         let sid = self.intern(sym)?;
         let mut head = MarketEvent::new(EventKind::Depth, sid, ts, meta.local_ts_ns, meta.stamp_ns);
         head.p[0] = first;
@@ -623,20 +611,14 @@ impl Parser {
         if partial {
             head.flags = flags::PARTIAL;
         }
-        self.depth_body(m, sid, bids, asks, head, 0, out)?;
+        self.depth_body(m, sides, head, 0, out)?;
         self.stats.depth += 1;
         Ok(FrameKind::Market)
     }
 
-    fn snapshot<'i>(
-        &mut self,
-        m: &impl Msg<'i>,
-        meta: &FrameMeta,
-        out: &mut Vec<MarketEvent>,
-    ) -> Result<FrameKind, ParseError> {
+    fn snapshot<'i>(&mut self, m: &impl Msg<'i>, meta: &FrameMeta, out: &mut Vec<MarketEvent>) -> Parsed {
         let lid = need_int(m, F::LastUpdateId, "lastUpdateId")?;
-        let bids = need_side(m, F::Bids, "bids")?;
-        let asks = need_side(m, F::Asks, "asks")?;
+        let sides = Sides { bids: need_side(m, F::Bids, "bids")?, asks: need_side(m, F::Asks, "asks")? };
         let ts = match exch_time(m) {
             Ok(t) => t,
             Err(ParseError::MissingField(_)) => meta.local_ts_ns,
@@ -646,22 +628,15 @@ impl Parser {
         let sid = self.intern(name.as_str())?;
         let mut head = MarketEvent::new(EventKind::Snapshot, sid, ts, meta.local_ts_ns, meta.stamp_ns);
         head.p[0] = lid;
-        self.depth_body(m, sid, bids, asks, head, flags::SNAPSHOT, out)?;
+        self.depth_body(m, sides, head, flags::SNAPSHOT, out)?;
         Ok(FrameKind::Snapshot)
     }
 
-    fn book_ticker<'i>(
-        &mut self,
-        m: &impl Msg<'i>,
-        meta: &FrameMeta,
-        out: &mut Vec<MarketEvent>,
-    ) -> Result<FrameKind, ParseError> {
+    fn book_ticker<'i>(&mut self, m: &impl Msg<'i>, meta: &FrameMeta, out: &mut Vec<MarketEvent>) -> Parsed {
         let sym = need_str(m, F::LowerS, "s")?;
         let u = need_int(m, F::LowerU, "u")?;
-        let b = need_str(m, F::LowerB, "b")?;
-        let bq = need_str(m, F::UpperB, "B")?;
-        let a = need_str(m, F::LowerA, "a")?;
-        let aq = need_str(m, F::UpperA, "A")?;
+        let (b, bq) = (need_str(m, F::LowerB, "b")?, need_str(m, F::UpperB, "B")?);
+        let (a, aq) = (need_str(m, F::LowerA, "a")?, need_str(m, F::UpperA, "A")?);
         let ts = exch_time(m)?;
         let sid = self.intern(sym)?;
         let ps = self.price_scale(sid, b, "b")?;
@@ -676,12 +651,7 @@ impl Parser {
         Ok(FrameKind::Market)
     }
 
-    fn mark_price<'i>(
-        &mut self,
-        m: &impl Msg<'i>,
-        meta: &FrameMeta,
-        out: &mut Vec<MarketEvent>,
-    ) -> Result<FrameKind, ParseError> {
+    fn mark_price<'i>(&mut self, m: &impl Msg<'i>, meta: &FrameMeta, out: &mut Vec<MarketEvent>) -> Parsed {
         let sym = need_str(m, F::LowerS, "s")?;
         let p = need_str(m, F::LowerP, "p")?;
         let e_ms = need_int(m, F::UpperE, "E")?;
@@ -704,12 +674,28 @@ impl Parser {
     }
 }
 
-/// A short printable sample of a frame for logs.
-pub fn sample(frame: &[u8]) -> String {
-    let n = frame.len().min(160);
-    let mut s = String::from_utf8_lossy(&frame[..n]).into_owned();
-    if frame.len() > n {
-        s.push_str(&format!("… ({} bytes)", frame.len()));
+/// A short printable sample of a frame for logs: its first 160 bytes (invalid UTF-8 shown as U+FFFD), and its
+/// length when longer. Formatting it allocates nothing.
+pub fn sample(frame: &[u8]) -> Sample<'_> {
+    Sample(frame)
+}
+
+/// See [`sample`].
+pub struct Sample<'a>(&'a [u8]);
+
+impl std::fmt::Display for Sample<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        let n = self.0.len().min(160);
+        for chunk in self.0[..n].utf8_chunks() {
+            f.write_str(chunk.valid())?;
+            if !chunk.invalid().is_empty() {
+                f.write_char(char::REPLACEMENT_CHARACTER)?;
+            }
+        }
+        if self.0.len() > n {
+            write!(f, "… ({} bytes)", self.0.len())?;
+        }
+        Ok(())
     }
-    s
 }

@@ -2,7 +2,7 @@
 
 use simd_json::{Node, StaticNode};
 
-use super::fields::{F, Msg, NF, ParseError, Val, field_of};
+use super::fields::{F, LevelArray, LevelResult, Msg, NF, ParseError, Val, field_of};
 
 /// Index of the node after the value starting at `i`.
 #[inline]
@@ -60,14 +60,9 @@ impl<'i> Msg<'i> for TapeMsg<'_, 'i> {
     }
 
     #[inline]
-    fn for_levels(
-        &self,
-        handle: u32,
-        len: u32,
-        mut f: impl FnMut(&'i str, &'i str) -> Result<(), ParseError>,
-    ) -> Result<(), ParseError> {
-        let mut i = handle as usize + 1;
-        for _ in 0..len {
+    fn for_levels(&self, side: LevelArray, mut f: impl FnMut(&'i str, &'i str) -> LevelResult) -> LevelResult {
+        let mut i = side.handle as usize + 1;
+        for _ in 0..side.len {
             match (self.nodes[i], self.nodes.get(i + 1), self.nodes.get(i + 2)) {
                 (Node::Array { len: 2, .. }, Some(Node::String(p)), Some(Node::String(q))) => f(p, q)?,
                 (Node::Array { len: 2, .. }, _, _) => return Err(ParseError::WrongType("level")),

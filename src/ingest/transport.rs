@@ -1,0 +1,154 @@
+//! The transport under the websocket codec: the endpoint (parsed and resolved once, at start), the rustls client
+//! configuration, and the TCP stream with or without TLS.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::sync::Arc;
+
+use mio::net::TcpStream;
+use rustls::pki_types::pem::PemObject;
+
+use crate::ingest::error::NetError;
+
+/// A websocket endpoint (`wss://host:port` or `ws://host:port`).
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// Host name (SNI and the Host header).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// TLS or plain.
+    pub tls: bool,
+    /// Resolved addresses.
+    pub addrs: Vec<SocketAddr>,
+}
+
+impl Endpoint {
+    /// Parses and resolves `wss://host[:port]` / `ws://host[:port]` (resolution happens here, once, at start).
+    pub fn parse(url: &str) -> Result<Self, NetError> {
+        let (tls, rest) = if let Some(r) = url.strip_prefix("wss://") {
+            (true, r)
+        } else if let Some(r) = url.strip_prefix("ws://") {
+            (false, r)
+        } else {
+            return Err(NetError::Url(url.into(), "expected wss:// or ws://"));
+        };
+        let hostport = rest.split('/').next().unwrap_or("");
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p.parse().map_err(|_| NetError::Url(url.into(), "bad port"))?),
+            None => (hostport.to_string(), if tls { 443 } else { 80 }),
+        };
+        if host.is_empty() {
+            return Err(NetError::Url(url.into(), "no host"));
+        }
+        let addrs: Vec<SocketAddr> = (host.as_str(), port)
+            .to_socket_addrs()
+            .map_err(|e| NetError::Resolve(host.clone(), e.to_string()))?
+            .collect();
+        if addrs.is_empty() {
+            return Err(NetError::Resolve(host, "no address".into()));
+        }
+        Ok(Endpoint { host, port, tls, addrs })
+    }
+}
+
+/// The rustls client configuration: the webpki (Mozilla) roots, or, when a CA file is given, exactly the
+/// certificates in it (the local exchange's CA, or a private proxy's). There is no option to skip verification.
+pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, NetError> {
+    let mut roots = rustls::RootCertStore::empty();
+    if ca_file.is_none() {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    if let Some(p) = ca_file {
+        let mut n = 0;
+        for cert in rustls::pki_types::CertificateDer::pem_file_iter(p)
+            .map_err(|e| NetError::Tls(format!("{}: {e}", p.display())))?
+        {
+            let cert = cert.map_err(|e| NetError::Tls(format!("{}: {e}", p.display())))?;
+            roots.add(cert).map_err(|e| NetError::Tls(format!("{}: {e}", p.display())))?;
+            n += 1;
+        }
+        if n == 0 {
+            return Err(NetError::Tls(format!("{}: no certificate", p.display())));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| NetError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(cfg))
+}
+
+/// A TCP stream with or without TLS.
+pub enum Stream {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS over TCP.
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    pub(crate) fn tcp(&mut self) -> &mut TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => &mut s.sock,
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => {
+                s.flush()?;
+                while s.conn.wants_write() {
+                    s.conn.write_tls(&mut s.sock)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_parse_and_resolve_locally() {
+        let e = Endpoint::parse("wss://127.0.0.1:9443").unwrap();
+        assert!(e.tls);
+        assert_eq!(e.port, 9443);
+        let e = Endpoint::parse("ws://localhost").unwrap();
+        assert!(!e.tls);
+        assert_eq!(e.port, 80);
+        assert!(Endpoint::parse("http://x").is_err());
+        assert!(Endpoint::parse("wss://:1").is_err());
+    }
+
+    #[test]
+    fn tls_config_with_a_bad_ca_file_is_a_clear_error() {
+        assert!(tls_config(None).is_ok());
+        let e = tls_config(Some(Path::new("/nonexistent/ca.pem"))).err().unwrap().to_string();
+        assert!(e.contains("/nonexistent/ca.pem"), "{e}");
+    }
+}

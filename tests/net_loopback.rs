@@ -1,0 +1,119 @@
+//! The network thread over loopback against a minimal websocket server (tungstenite, plain `ws://`):
+//! - hundreds of fast rotations (a successor connection per rotation, the predecessor retired once the successor
+//!   delivers) keep the connection table bounded, because retired slots (and their mio tokens) are reused;
+//! - when the compute thread (the ring's consumer) is gone, the network thread counts it and stops by itself.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use rusto::handoff::publish::{FullPolicy, Publisher};
+use rusto::handoff::ring::ring;
+use rusto::ingest::net::{Endpoint, Net, NetConfig, NetInbox};
+use rusto::ingest::parse::Parser;
+use rusto::types::event::MarketEvent;
+use rusto::types::symbols::SymbolTable;
+
+const TRADE: &str = r#"{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1,"a":1,"s":"BTCUSDT","p":"1.0","q":"1","f":1,"l":1,"T":1,"m":false}}"#;
+
+/// Accepts websocket clients on a loopback port; each is sent a trade every few milliseconds until it goes away.
+fn serve(accepted: Arc<AtomicUsize>, stop: Arc<AtomicBool>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let Ok(tcp) = tcp else { continue };
+            accepted.fetch_add(1, Ordering::Relaxed);
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let Ok(mut ws) = tungstenite::accept(tcp) else { return };
+                while !stop.load(Ordering::Relaxed) && ws.send(tungstenite::Message::text(TRADE)).is_ok() {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            });
+        }
+    });
+    port
+}
+
+fn config(port: u16) -> NetConfig {
+    NetConfig {
+        endpoint: Endpoint::parse(&format!("ws://127.0.0.1:{port}")).unwrap(),
+        market_path: "/market".into(),
+        public_path: "/public".into(),
+        max_frame_bytes: 1 << 16,
+        reconnect_min_ms: 10,
+        reconnect_max_ms: 50,
+        max_reconnects: 1000,
+        reconnect_window_secs: 60,
+        // Rotate as soon as a connection is open: every successor replaces its predecessor at once.
+        rotate_after_secs: 0,
+        control_msgs_per_sec: 10,
+        max_reads_per_wake: 16,
+    }
+}
+
+#[test]
+fn hundreds_of_rotations_keep_the_connection_table_bounded() {
+    const ROTATIONS: usize = 300;
+    let (accepted, server_stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+    let port = serve(accepted.clone(), server_stop.clone());
+    let (mut net, waker) = Net::new(config(port), None, vec!["btcusdt@aggTrade".into()], vec![]).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let net_stop = stop.clone();
+    let net_thread = std::thread::spawn(move || {
+        let mut parser = Parser::new(SymbolTable::new(16, vec![]), 1 << 16);
+        let (tx, rx) = ring::<MarketEvent>(1 << 12);
+        let mut publisher = Publisher::new(tx, FullPolicy::DropAndResync, 16);
+        let inbox = NetInbox::new(16, waker);
+        let r = net.run(&mut parser, &mut publisher, &net_stop, &inbox, None);
+        drop(rx);
+        (net, r)
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while accepted.load(Ordering::Relaxed) < ROTATIONS && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (net, r) = net_thread.join().unwrap();
+    server_stop.store(true, Ordering::Relaxed);
+    r.unwrap();
+    let rotations = net.stats.rotations as usize;
+    assert!(
+        rotations + 1 >= ROTATIONS,
+        "only {rotations} rotations ({} connections accepted)",
+        accepted.load(Ordering::Relaxed)
+    );
+    assert_eq!(net.stats.disconnects, 0, "a rotation is not a disconnect: {}", net.stats.last_error);
+    // One route: the current connection, its successor, and a predecessor in its grace period (plus one in flight).
+    assert!(net.conn_slots() <= 4, "{} connection slots after {rotations} rotations", net.conn_slots());
+    assert!(net.live_conns() <= 3, "{} live connections", net.live_conns());
+}
+
+#[test]
+fn the_network_thread_stops_by_itself_when_the_consumer_is_gone() {
+    let (accepted, server_stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+    let port = serve(accepted, server_stop.clone());
+    let mut cfg = config(port);
+    cfg.rotate_after_secs = 3600;
+    let (mut net, waker) = Net::new(cfg, None, vec!["btcusdt@aggTrade".into()], vec![]).unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let net_stop = stop.clone();
+    std::thread::spawn(move || {
+        let mut parser = Parser::new(SymbolTable::new(16, vec![]), 1 << 16);
+        let (tx, rx) = ring::<MarketEvent>(4);
+        drop(rx);
+        let mut publisher = Publisher::new(tx, FullPolicy::DropAndResync, 16);
+        let inbox = NetInbox::new(16, waker);
+        let r = net.run(&mut parser, &mut publisher, &net_stop, &inbox, None);
+        let _ = done_tx.send((net.stats.clone(), r.is_ok()));
+    });
+    let got = done_rx.recv_timeout(Duration::from_secs(20));
+    stop.store(true, Ordering::Relaxed);
+    server_stop.store(true, Ordering::Relaxed);
+    let (stats, ok) = got.expect("the network thread kept running with nobody reading its ring");
+    assert!(ok, "a gone consumer is a clean stop");
+    assert!(stats.frames_undelivered >= 1, "{stats:?}");
+}
