@@ -250,7 +250,6 @@ fn long_functions(max: usize) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "issue 9: the long functions are being split; un-ignored when the last one is"]
 fn no_function_over_100_lines() {
     let long = long_functions(100);
     assert!(long.is_empty(), "functions over 100 lines (aim for 70):\n{}", long.join("\n"));
