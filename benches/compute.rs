@@ -13,12 +13,12 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use rusto::compute::engine::{Engine, EngineConfig};
-use rusto::compute::market::bars::{BarRange, RangeBars};
-use rusto::ingest::parse::{FrameMeta, MAX_EVENTS_PER_FRAME, Parser};
-use rusto::recording::reader::{Line, classify};
-use rusto::types::event::{EventKind, MarketEvent};
-use rusto::types::symbols::{SymbolName, SymbolTable};
+use rusto::compute::{BarRange, RangeBars};
+use rusto::compute::{Engine, EngineConfig};
+use rusto::ingest::{FrameMeta, MAX_EVENTS_PER_FRAME, Parser};
+use rusto::recording::{Line, classify};
+use rusto::types::{EventKind, MarketEvent};
+use rusto::types::{SymbolName, SymbolTable};
 
 fn events() -> Vec<MarketEvent> {
     let mut parser = Parser::new(SymbolTable::new(64, vec![]), 1 << 20);

@@ -26,9 +26,9 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use serde::Deserialize;
 
-use rusto::ingest::parse::{DEFAULT_MAX_FRAME_BYTES, FrameKind, FrameMeta, MAX_EVENTS_PER_FRAME, Parser};
-use rusto::types::event::{MarketEvent, depth_event_count};
-use rusto::types::symbols::{SymbolName, SymbolTable};
+use rusto::ingest::{DEFAULT_MAX_FRAME_BYTES, FrameKind, FrameMeta, MAX_EVENTS_PER_FRAME, Parser};
+use rusto::types::{MarketEvent, depth_event_count};
+use rusto::types::{SymbolName, SymbolTable};
 
 /// Most frames loaded per kind ("a few hundred").
 const MAX_FRAMES: usize = 400;

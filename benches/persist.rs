@@ -1,4 +1,4 @@
-//! Persistence throughput: `fills`-sized rows written through `rusto::persist::db::Db::write_batch` (the persistence
+//! Persistence throughput: `fills`-sized rows written through `rusto::persist::Db::write_batch` (the persistence
 //! thread's path: `Record::Fill` → cached prepared statement, one transaction per 1000-row batch, WAL,
 //! `synchronous = NORMAL`), against plain rusqlite inserting the same 10-column rows the same way, in one run.
 //! Run: `cargo bench --bench persist`.
@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rusqlite::{Connection, params};
-use rusto::persist::db::{Db, Names};
-use rusto::types::decimal::Scale;
-use rusto::types::record::{ExitReason, Record};
-use rusto::types::symbols::SymbolName;
+use rusto::persist::{Db, Names};
+use rusto::types::Scale;
+use rusto::types::SymbolName;
+use rusto::types::{ExitReason, Record};
 
 const BATCH: usize = 1000;
 const ROWS: usize = 200_000;

@@ -1,7 +1,7 @@
 //! Cross-thread SPSC queue benchmark for the engine's event type, [`MarketEvent`] (64 bytes, `Copy`).
 //!
 //! Compared in the same run, all with capacity [`CAP`]:
-//! - `rusto`: [`rusto::handoff::ring::ring`] with `push` / `pop`, and with the batch APIs the engine uses
+//! - `rusto`: [`rusto::handoff::ring`] with `push` / `pop`, and with the batch APIs the engine uses
 //!   (`push_slice` of [`SLICE`]-event slices, `pop_batch` of up to [`POP_MAX`]);
 //! - `crossbeam`: `crossbeam_queue::ArrayQueue` (`push` / `pop`; it has no batch API);
 //! - `rtrb`: `rtrb::RingBuffer` with `push` / `pop`, and with its slice APIs (`push_entire_slice`, `read_chunk`).
@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use crossbeam_queue::ArrayQueue;
 
-use rusto::types::event::{EventKind, MarketEvent};
+use rusto::types::{EventKind, MarketEvent};
 
 /// Queue capacity (all three).
 const CAP: usize = 4096;
@@ -106,7 +106,7 @@ impl Check {
 // Throughput
 
 fn tp_rusto(n: u64) -> Duration {
-    let (mut p, mut c) = rusto::handoff::ring::ring::<MarketEvent>(CAP);
+    let (mut p, mut c) = rusto::handoff::ring::<MarketEvent>(CAP);
     cross_thread(
         move || {
             for i in 0..n {
@@ -132,7 +132,7 @@ fn tp_rusto(n: u64) -> Duration {
 
 fn tp_rusto_batch(n: u64) -> Duration {
     assert_eq!(n % SLICE as u64, 0);
-    let (mut p, mut c) = rusto::handoff::ring::ring::<MarketEvent>(CAP);
+    let (mut p, mut c) = rusto::handoff::ring::<MarketEvent>(CAP);
     cross_thread(
         move || {
             let mut buf = [MarketEvent::default(); SLICE];
@@ -325,7 +325,7 @@ trait Link: Send + 'static {
     fn recv(&mut self) -> Option<MarketEvent>;
 }
 
-struct RustoLink(rusto::handoff::ring::Producer<MarketEvent>, rusto::handoff::ring::Consumer<MarketEvent>);
+struct RustoLink(rusto::handoff::Producer<MarketEvent>, rusto::handoff::Consumer<MarketEvent>);
 impl Link for RustoLink {
     #[inline]
     fn send(&mut self, e: MarketEvent) -> bool {
@@ -362,8 +362,8 @@ impl Link for RtrbLink {
 }
 
 fn rusto_links() -> (RustoLink, RustoLink) {
-    let (ap, ac) = rusto::handoff::ring::ring(CAP);
-    let (bp, bc) = rusto::handoff::ring::ring(CAP);
+    let (ap, ac) = rusto::handoff::ring(CAP);
+    let (bp, bc) = rusto::handoff::ring(CAP);
     (RustoLink(ap, bc), RustoLink(bp, ac))
 }
 

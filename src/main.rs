@@ -10,9 +10,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use rusto::app::config::Config;
-use rusto::app::replay::{ReplayOptions, run_replay};
-use rusto::recording::source::Speed;
+use rusto::app::Config;
+use rusto::app::{ReplayOptions, run_replay};
+use rusto::recording::Speed;
 
 /// The recording replayed when `rusto replay` is given no file (bundled in the repository).
 const BUNDLED_SAMPLE: &[&str] = &["data/sample/btcusdt_20230404.dat.gz", "data/sample/btcusdt_20230405.dat.gz"];
@@ -150,28 +150,27 @@ fn run() -> anyhow::Result<()> {
             let opts = ReplayOptions { files, speed, bars_csv, exchange_info, signals_csv, db };
             let report = run_replay(&cfg, &opts).context("replay failed")?;
             if json {
-                println!("{}", rusto::report::summary::to_json(&report));
+                println!("{}", rusto::report::to_json(&report));
             } else {
-                print!("{}", rusto::report::summary::to_text(&report));
+                print!("{}", rusto::report::to_text(&report));
             }
         }
         Cmd::Live { symbols, db, duration_secs, json } => {
             let stop = Arc::new(AtomicBool::new(false));
-            rusto::app::live::stop_on_signals(&stop)?;
-            let opts = rusto::app::live::LiveOptions { symbols, duration: duration_secs.map(Duration::from_secs), db };
-            let r = rusto::app::live::run_live(&cfg, &opts, stop).context("live run failed")?;
+            rusto::app::stop_on_signals(&stop)?;
+            let opts = rusto::app::LiveOptions { symbols, duration: duration_secs.map(Duration::from_secs), db };
+            let r = rusto::app::run_live(&cfg, &opts, stop).context("live run failed")?;
             if json {
-                println!("{}", rusto::report::summary::live_json(&r));
+                println!("{}", rusto::report::live_json(&r));
             } else {
-                print!("{}", rusto::report::summary::live_text(&r));
+                print!("{}", rusto::report::live_text(&r));
             }
         }
         Cmd::Record { out, symbols, duration_secs } => {
             let stop = Arc::new(AtomicBool::new(false));
-            rusto::app::live::stop_on_signals(&stop)?;
-            let st =
-                rusto::app::recorder::run_record(&cfg, &symbols, &out, duration_secs.map(Duration::from_secs), stop)
-                    .context("record failed")?;
+            rusto::app::stop_on_signals(&stop)?;
+            let st = rusto::app::run_record(&cfg, &symbols, &out, duration_secs.map(Duration::from_secs), stop)
+                .context("record failed")?;
             eprintln!(
                 "recorded {} frames ({} bytes) and {} snapshots to {}",
                 st.frames,
@@ -183,13 +182,13 @@ fn run() -> anyhow::Result<()> {
         Cmd::Report { db, bins, json, plot } => report(&cfg, &db, bins, json, plot)?,
         Cmd::Import { files, out, symbol } => import(&files, &out, symbol.as_deref())?,
         Cmd::Symbols => {
-            for (i, (s, q)) in rusto::app::live::print_symbols(&cfg)?.iter().enumerate() {
+            for (i, (s, q)) in rusto::app::print_symbols(&cfg)?.iter().enumerate() {
                 println!("{:>2} {:<16} {:>20.0}", i + 1, s.as_str(), q);
             }
         }
         Cmd::Config { cmd: ConfigCmd::Check { file } } => {
             let c = Config::load(&file.to_string_lossy())?;
-            let creds = match rusto::app::secrets::load(&c.secrets)? {
+            let creds = match rusto::app::load_secrets(&c.secrets)? {
                 Some(_) => "API credentials found (not shown)",
                 None => "no API credentials (paper trading)",
             };
@@ -204,25 +203,24 @@ fn run() -> anyhow::Result<()> {
 
 /// `rusto report`: the review of a database's closed trades (and charts).
 fn report(cfg: &Config, db: &std::path::Path, bins: usize, json: bool, plot: Option<PathBuf>) -> anyhow::Result<()> {
-    let trades = rusto::report::review::load(db)?;
-    let d = rusto::report::review::Distances {
+    let trades = rusto::report::load_trades(db)?;
+    let d = rusto::report::Distances {
         stop_pct: cfg.risk.stop_pct,
         tp1_pct: cfg.risk.stop_pct * cfg.position.tp1_rr,
         tp2_pct: cfg.risk.stop_pct * cfg.position.tp2_rr,
         soft_stop_pct: cfg.position.soft_stop_drawdown_pct,
         fees_pct: cfg.position.taker_fee * 200.0,
     };
-    let r = rusto::report::review::build(&trades, d, bins);
+    let r = rusto::report::build_review(&trades, d, bins);
     if let Some(dir) = plot {
         let exits: Vec<i64> = trades.iter().map(|t| t.exit_ms).collect();
-        rusto::report::plot::write_all(&dir, &trades, &exits, d)
-            .with_context(|| format!("plots in {}", dir.display()))?;
+        rusto::report::write_plots(&dir, &trades, &exits, d).with_context(|| format!("plots in {}", dir.display()))?;
         eprintln!("charts written to {}", dir.display());
     }
     if json {
         println!("{r}");
     } else {
-        print!("{}", rusto::report::review::text(&r));
+        print!("{}", rusto::report::review_text(&r));
     }
     Ok(())
 }
@@ -230,7 +228,7 @@ fn report(cfg: &Config, db: &std::path::Path, bins: usize, json: bool, plot: Opt
 /// `rusto import`: third-party files into a recording.
 fn import(files: &[PathBuf], out: &std::path::Path, symbol: Option<&str>) -> anyhow::Result<()> {
     let t = std::time::Instant::now();
-    let st = rusto::recording::import::import_files(files, symbol, out)?;
+    let st = rusto::recording::import_files(files, symbol, out)?;
     let secs = t.elapsed().as_secs_f64();
     eprintln!(
         "imported {} rows ({} malformed skipped) into {} in {:.2} s ({:.0} rows/s)",
@@ -244,15 +242,15 @@ fn import(files: &[PathBuf], out: &std::path::Path, symbol: Option<&str>) -> any
 }
 
 fn main() -> ExitCode {
-    rusto::app::logger::init();
+    rusto::app::init_log();
     let code = match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            rusto::app::logger::flush();
+            rusto::app::flush_log();
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
     };
-    rusto::app::logger::flush();
+    rusto::app::flush_log();
     code
 }

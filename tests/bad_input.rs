@@ -3,16 +3,16 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use rusto::app::config::Config;
-use rusto::app::replay::{ReplayError, ReplayOptions, run_replay};
-use rusto::ingest::parse::{FrameMeta, MAX_EVENTS_PER_FRAME, ParseError, Parser};
-use rusto::recording::source::Speed;
-use rusto::types::event::MarketEvent;
-use rusto::types::symbols::{SymbolName, SymbolTable};
+use rusto::app::Config;
+use rusto::app::{ReplayError, ReplayOptions, run_replay};
+use rusto::ingest::{FrameMeta, MAX_EVENTS_PER_FRAME, ParseError, Parser};
+use rusto::recording::Speed;
+use rusto::types::MarketEvent;
+use rusto::types::{SymbolName, SymbolTable};
 
 const TRADE: &str = r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1680652700455,"T":1680652700452,"s":"BTCUSDT","t":3535186032,"p":"28145.10","q":"0.002","X":"MARKET","m":true}}"#;
 
-fn parse(p: &mut Parser, frame: &[u8]) -> (Result<rusto::ingest::parse::FrameKind, ParseError>, usize) {
+fn parse(p: &mut Parser, frame: &[u8]) -> (Result<rusto::ingest::FrameKind, ParseError>, usize) {
     let mut out: Vec<MarketEvent> = Vec::with_capacity(MAX_EVENTS_PER_FRAME);
     out.push(MarketEvent::default()); // a previous frame's event must survive an error
     let meta = FrameMeta { snapshot_symbol: SymbolName::new(b"BTCUSDT"), ..Default::default() };
@@ -34,12 +34,9 @@ fn malformed_frames_are_counted_by_kind_and_the_stream_goes_on() {
         (TRADE.replace("\"q\":\"0.002\",", "").into_bytes(), ParseError::MissingField("q")),
         (
             TRADE.replace("\"28145.10\"", "\"28,145.10\"").into_bytes(),
-            ParseError::Decimal("p", rusto::types::decimal::DecimalError::Syntax),
+            ParseError::Decimal("p", rusto::types::DecimalError::Syntax),
         ),
-        (
-            TRADE.replace("BTCUSDT", "BTC/USDT").into_bytes(),
-            ParseError::Symbol(rusto::types::symbols::InternError::Invalid),
-        ),
+        (TRADE.replace("BTCUSDT", "BTC/USDT").into_bytes(), ParseError::Symbol(rusto::types::InternError::Invalid)),
         (b"[1,2,3]".to_vec(), ParseError::Shape),
         (vec![b' '; 2 << 20], ParseError::TooLarge(2 << 20)),
         (vec![0xff, 0xfe, b'{'], ParseError::Json),
@@ -63,7 +60,7 @@ fn symbol_table_full_is_a_counted_error() {
     let mut p = Parser::new(SymbolTable::new(1, vec![]), 1 << 20);
     assert!(parse(&mut p, TRADE.as_bytes()).0.is_ok());
     let other = TRADE.replace("BTCUSDT", "ETHUSDT");
-    assert_eq!(parse(&mut p, other.as_bytes()).0, Err(ParseError::Symbol(rusto::types::symbols::InternError::Full(1))));
+    assert_eq!(parse(&mut p, other.as_bytes()).0, Err(ParseError::Symbol(rusto::types::InternError::Full(1))));
 }
 
 fn tmp(name: &str, bytes: &[u8]) -> PathBuf {
@@ -74,7 +71,7 @@ fn tmp(name: &str, bytes: &[u8]) -> PathBuf {
     p
 }
 
-fn replay(files: Vec<PathBuf>) -> Result<rusto::report::summary::ReplayReport, ReplayError> {
+fn replay(files: Vec<PathBuf>) -> Result<rusto::report::ReplayReport, ReplayError> {
     let opts =
         ReplayOptions { files, speed: Speed::Asap, bars_csv: None, exchange_info: None, signals_csv: None, db: None };
     run_replay(&Config::default(), &opts)

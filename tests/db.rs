@@ -6,10 +6,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use rusqlite::Connection;
-use rusto::app::config::Config;
-use rusto::app::replay::{ReplayOptions, run_replay};
-use rusto::recording::source::Speed;
-use rusto::report::summary::ReplayReport;
+use rusto::app::Config;
+use rusto::app::{ReplayOptions, run_replay};
+use rusto::recording::Speed;
+use rusto::report::ReplayReport;
 
 fn tmp_db(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("rusto-db-{}", std::process::id()));
@@ -25,7 +25,7 @@ fn sample() -> Vec<PathBuf> {
     vec!["data/sample/btcusdt_20230404.dat.gz".into(), "data/sample/btcusdt_20230405.dat.gz".into()]
 }
 
-fn replay(cfg: &Config, db: &Path, speed: Speed) -> Result<ReplayReport, rusto::app::replay::ReplayError> {
+fn replay(cfg: &Config, db: &Path, speed: Speed) -> Result<ReplayReport, rusto::app::ReplayError> {
     let opts = ReplayOptions {
         files: sample(),
         speed,
@@ -82,8 +82,8 @@ fn schema_and_contents_after_a_real_replay() {
     assert_eq!(r.run_id, Some(1));
     let c = Connection::open(&db).unwrap();
     let one = |q: &str| -> i64 { c.query_row(q, [], |r| r.get(0)).unwrap() };
-    assert_eq!(one("SELECT MAX(version) FROM schema_version"), rusto::persist::db::Db::known_version());
-    assert_eq!(one("SELECT count(*) FROM schema_version"), rusto::persist::db::MIGRATIONS.len() as i64);
+    assert_eq!(one("SELECT MAX(version) FROM schema_version"), rusto::persist::Db::known_version());
+    assert_eq!(one("SELECT count(*) FROM schema_version"), rusto::persist::MIGRATIONS.len() as i64);
     let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
     assert_eq!(one("SELECT count(*) FROM runs WHERE status = 'finished' AND ended_at_ms >= started_at_ms"), 1);
@@ -106,7 +106,7 @@ fn schema_and_contents_after_a_real_replay() {
     assert_eq!(bad, 0);
     assert_eq!(r.persist.db_rows_dropped + r.persist.db_write_errors, 0);
     // Every loss counter is in the summary's db block, and zero here.
-    let j = rusto::report::summary::to_json(&r);
+    let j = rusto::report::to_json(&r);
     for k in ["rows_dropped", "rows_rejected", "control_dropped", "write_errors"] {
         assert_eq!(j["db"][k], 0, "db.{k} in {}", j["db"]);
     }
@@ -133,12 +133,12 @@ fn hour_expectancy_survives_a_restart() {
     let r1 = replay(&cfg, &db, Speed::Asap).unwrap();
     let s1 = &r1.engine.symbols[0];
     assert!(s1.trader().pnl < 0.0, "the sample's trade loses: the next run must see a negative hour");
-    let rows = rusto::persist::db::Db::open(&db).unwrap().load_hour_expectancy(80).unwrap();
+    let rows = rusto::persist::Db::open(&db).unwrap().load_hour_expectancy(80).unwrap();
     assert_eq!(rows.len(), s1.trader().opened as usize);
     let r2 = replay(&cfg, &db, Speed::Asap).unwrap();
     let s2 = &r2.engine.symbols[0];
     assert!(
-        s2.trader().gate_rejects[rusto::compute::trading::gate::GateReject::HourExpectancy.index()] >= 1,
+        s2.trader().gate_rejects[rusto::compute::GateReject::HourExpectancy.index()] >= 1,
         "{:?}",
         s2.trader().gate_rejects
     );
@@ -154,13 +154,13 @@ fn corrupt_locked_and_newer_databases_are_refused_up_front() {
     assert!(e.contains("not a database or corrupt"), "{e}");
 
     let newer = tmp_db("newer.db");
-    drop(rusto::persist::db::Db::open(&newer).unwrap());
+    drop(rusto::persist::Db::open(&newer).unwrap());
     Connection::open(&newer).unwrap().execute("INSERT INTO schema_version VALUES (99, 'future', 0)", []).unwrap();
     let e = replay(&loose(), &newer, Speed::Asap).err().expect("newer").to_string();
     assert!(e.contains("schema version 99 is newer"), "{e}");
 
     let locked = tmp_db("locked.db");
-    drop(rusto::persist::db::Db::open(&locked).unwrap());
+    drop(rusto::persist::Db::open(&locked).unwrap());
     let holder = Connection::open(&locked).unwrap();
     holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
     let e = replay(&loose(), &locked, Speed::Asap).err().expect("locked").to_string();
@@ -181,7 +181,7 @@ fn a_database_locked_mid_run_is_retried_and_loses_nothing() {
     replay(&cfg, &reference, Speed::Asap).unwrap();
     // Lock the database for 3 s (longer than the 2 s busy timeout) while rows are arriving: the first tuning run
     // needs 68 bars (≈ 190 s of the recording, ≈ 3.2 s at 60x), and rows then keep coming to the end (≈ 8.5 s).
-    drop(rusto::persist::db::Db::open(&db).unwrap());
+    drop(rusto::persist::Db::open(&db).unwrap());
     let path = db.clone();
     let locker = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(4000));

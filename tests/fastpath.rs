@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use rusto::ingest::parse::{FrameMeta, MAX_EVENTS_PER_FRAME, Parser};
-use rusto::recording::reader::{Line, classify};
-use rusto::types::event::MarketEvent;
-use rusto::types::symbols::{SymbolName, SymbolTable};
+use rusto::ingest::{FrameMeta, MAX_EVENTS_PER_FRAME, Parser};
+use rusto::recording::{Line, classify};
+use rusto::types::MarketEvent;
+use rusto::types::{SymbolName, SymbolTable};
 
 fn read_text(p: &Path) -> Vec<u8> {
     let raw = std::fs::read(p).unwrap();

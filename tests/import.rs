@@ -3,9 +3,9 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use rusto::app::config::Config;
-use rusto::app::replay::{ReplayOptions, run_replay};
-use rusto::recording::source::Speed;
+use rusto::app::Config;
+use rusto::app::{ReplayOptions, run_replay};
+use rusto::recording::Speed;
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("rusto-import-{}", std::process::id()));
@@ -58,7 +58,7 @@ fn agg_trades_csv_with_and_without_header_replays_to_the_same_trades() {
         writeln!(f, "1,not-a-price,1,1,1,1,true").unwrap(); // a malformed row: counted, skipped
         drop(f);
         let out = tmp(&format!("sushi-{header}.dat.gz"));
-        let st = rusto::recording::import::import_files(std::slice::from_ref(&csv), None, &out).unwrap();
+        let st = rusto::recording::import_files(std::slice::from_ref(&csv), None, &out).unwrap();
         assert_eq!(st.rows as usize, rows.len());
         assert_eq!(st.malformed, 1);
         assert_eq!(st.headers, header as u64);
@@ -112,7 +112,7 @@ fn book_ticker_csv_and_refusals() {
     }
     drop(f);
     let out = tmp("akro.dat");
-    let st = rusto::recording::import::import_files(&[csv], None, &out).unwrap();
+    let st = rusto::recording::import_files(&[csv], None, &out).unwrap();
     assert_eq!(st.rows, n);
     let r = run_replay(
         &Config::default(),
@@ -130,18 +130,13 @@ fn book_ticker_csv_and_refusals() {
     // bookDepth and zip archives are refused with a reason; a name without a symbol needs --symbol.
     let depth = tmp("BTCUSDT-bookDepth-2024-01-01.csv");
     std::fs::write(&depth, "timestamp,percentage,depth,notional\n").unwrap();
-    let e = rusto::recording::import::import_files(&[depth], None, &tmp("x.dat")).unwrap_err().to_string();
+    let e = rusto::recording::import_files(&[depth], None, &tmp("x.dat")).unwrap_err().to_string();
     assert!(e.contains("cannot rebuild a book"), "{e}");
     let zip = tmp("BTCUSDT-aggTrades-2024-01-01.zip");
     std::fs::write(&zip, b"PK\x03\x04rest").unwrap();
-    let e = rusto::recording::import::import_files(&[zip], None, &tmp("y.dat")).unwrap_err().to_string();
+    let e = rusto::recording::import_files(&[zip], None, &tmp("y.dat")).unwrap_err().to_string();
     assert!(e.contains("unzip"), "{e}");
     let anon = tmp("---.csv");
     std::fs::write(&anon, "1,1.0,1,1,1,1,true\n").unwrap();
-    assert!(
-        rusto::recording::import::import_files(&[anon], None, &tmp("z.dat"))
-            .unwrap_err()
-            .to_string()
-            .contains("--symbol")
-    );
+    assert!(rusto::recording::import_files(&[anon], None, &tmp("z.dat")).unwrap_err().to_string().contains("--symbol"));
 }

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use rusto::handoff::publish::{FullPolicy, Publisher};
-use rusto::handoff::ring::ring;
-use rusto::ingest::net::{Endpoint, Net, NetConfig, NetInbox};
-use rusto::ingest::parse::Parser;
-use rusto::types::event::MarketEvent;
-use rusto::types::symbols::SymbolTable;
+use rusto::handoff::ring;
+use rusto::handoff::{FullPolicy, Publisher};
+use rusto::ingest::Parser;
+use rusto::ingest::{Endpoint, Net, NetConfig, NetInbox};
+use rusto::types::MarketEvent;
+use rusto::types::SymbolTable;
 
 const TRADE: &str = r#"{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1,"a":1,"s":"BTCUSDT","p":"1.0","q":"1","f":1,"l":1,"T":1,"m":false}}"#;
 

@@ -9,13 +9,13 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rusto::compute::engine::{Engine, EngineConfig};
+use rusto::compute::{Engine, EngineConfig};
 
-use rusto::ingest::parse::{FrameMeta, MAX_EVENTS_PER_FRAME, Parser};
-use rusto::recording::reader::{Line, classify};
-use rusto::types::event::MarketEvent;
-use rusto::types::record::Record;
-use rusto::types::symbols::{SymbolName, SymbolTable};
+use rusto::ingest::{FrameMeta, MAX_EVENTS_PER_FRAME, Parser};
+use rusto::recording::{Line, classify};
+use rusto::types::MarketEvent;
+use rusto::types::Record;
+use rusto::types::{SymbolName, SymbolTable};
 
 struct Counting;
 
@@ -83,19 +83,14 @@ fn hot_path_allocates_nothing_after_warm_up() {
     // Small bars (1 USDT on BTCUSDT at 0.01 ticks) so bar closes, regime, profile levels, strategy and tuning runs
     // all happen many times after warm-up.
     let cfg = EngineConfig {
-        bar_range: rusto::compute::market::bars::BarRange::Ticks(100),
-        flow: rusto::compute::market::flow::FlowConfig { burst_baseline_bars: 10, ..Default::default() },
-        regime: rusto::compute::market::regime::RegimeConfig { window_bars: 10, min_history: 5, ..Default::default() },
-        tune: rusto::compute::signal::tune::TuneConfig {
-            every_bars: 5,
-            lookback_bars: 20,
-            lookahead_bars: 4,
-            ..Default::default()
-        },
+        bar_range: rusto::compute::BarRange::Ticks(100),
+        flow: rusto::compute::FlowConfig { burst_baseline_bars: 10, ..Default::default() },
+        regime: rusto::compute::RegimeConfig { window_bars: 10, min_history: 5, ..Default::default() },
+        tune: rusto::compute::TuneConfig { every_bars: 5, lookback_bars: 20, lookahead_bars: 4, ..Default::default() },
         ..EngineConfig::default()
     };
     let mut engine = Engine::new(cfg);
-    let (mut tx, mut rx) = rusto::handoff::ring::ring::<MarketEvent>(1 << 16);
+    let (mut tx, mut rx) = rusto::handoff::ring::<MarketEvent>(1 << 16);
     let mut staging: Vec<MarketEvent> = Vec::with_capacity(MAX_EVENTS_PER_FRAME);
     let mut records: Vec<Record> = Vec::with_capacity(1 << 16);
     let hint = SymbolName::new(b"BTCUSDT");
@@ -105,7 +100,7 @@ fn hot_path_allocates_nothing_after_warm_up() {
         if k == warm {
             COUNTING.with(|c| c.set(true));
         }
-        let meta = FrameMeta { local_ts_ns: *ts, stamp_ns: rusto::types::clock::now_ns(), snapshot_symbol: hint };
+        let meta = FrameMeta { local_ts_ns: *ts, stamp_ns: rusto::types::now_ns(), snapshot_symbol: hint };
         staging.clear();
         let _ = parser.parse_frame(frame, &meta, &mut staging);
         tx.push_slice(&staging).unwrap();

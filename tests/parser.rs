@@ -1,9 +1,9 @@
 //! Wire parser on real frames (copied verbatim from the recordings in tests/data and data/sample; the only edits are
 //! the deliberate ones a test names, such as an added unknown field).
 
-use rusto::ingest::parse::{FrameKind, FrameMeta, MAX_EVENTS_PER_FRAME, ParseError, Parser};
-use rusto::types::event::{EventKind, MarketEvent, flags};
-use rusto::types::symbols::{SymbolName, SymbolTable};
+use rusto::ingest::{FrameKind, FrameMeta, MAX_EVENTS_PER_FRAME, ParseError, Parser};
+use rusto::types::{EventKind, MarketEvent, flags};
+use rusto::types::{SymbolName, SymbolTable};
 
 fn parser() -> Parser {
     Parser::new(SymbolTable::new(64, vec![]), 1 << 20)
@@ -123,11 +123,11 @@ fn exchange_info_sets_ticks_and_steps() {
     let text = std::fs::read_to_string("tests/data/BINANCE_FUTURES.0.txt").unwrap();
     let body = text.lines().find(|l| l.contains("exchangeInfo")).unwrap();
     let body = &body[body.find('{').unwrap()..];
-    let specs = rusto::ingest::parse::parse_exchange_info(body.as_bytes()).unwrap();
+    let specs = rusto::ingest::parse_exchange_info(body.as_bytes()).unwrap();
     assert_eq!(specs.len(), 122);
     let btc = specs.iter().find(|s| s.name.as_str() == "BTCUSDT").unwrap();
-    assert_eq!(btc.tick, rusto::types::decimal::Scale { dec: 2, unit: 1 });
-    assert_eq!(btc.step, rusto::types::decimal::Scale { dec: 3, unit: 1 });
+    assert_eq!(btc.tick, rusto::types::Scale { dec: 2, unit: 1 });
+    assert_eq!(btc.step, rusto::types::Scale { dec: 3, unit: 1 });
     // Through the frame parser: the table is updated, and later frames use those scales.
     let mut p = Parser::new(SymbolTable::new(64, vec![]), 1 << 20);
     let mut out = Vec::new();

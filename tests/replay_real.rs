@@ -2,10 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use rusto::app::config::Config;
-use rusto::app::replay::{ReplayOptions, run_replay};
-use rusto::recording::source::Speed;
-use rusto::report::summary::ReplayReport;
+use rusto::app::Config;
+use rusto::app::{ReplayOptions, run_replay};
+use rusto::recording::Speed;
+use rusto::report::ReplayReport;
 
 fn replay_with(files: &[PathBuf], bars_csv: Option<PathBuf>) -> ReplayReport {
     let opts = ReplayOptions {
@@ -174,7 +174,7 @@ fn same_input_same_output() {
     );
     let r1 = replay_with(&files, Some(c1.clone()));
     let r2 = replay_with(&files, Some(c2.clone()));
-    assert_eq!(strip_timing(rusto::report::summary::to_json(&r1)), strip_timing(rusto::report::summary::to_json(&r2)));
+    assert_eq!(strip_timing(rusto::report::to_json(&r1)), strip_timing(rusto::report::to_json(&r2)));
     let (b1, b2) = (std::fs::read(&c1).unwrap(), std::fs::read(&c2).unwrap());
     assert!(b1.len() > 100);
     assert_eq!(b1, b2, "bars identical run after run");

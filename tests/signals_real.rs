@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use rusto::app::config::Config;
-use rusto::app::replay::{ReplayOptions, run_replay};
-use rusto::recording::source::Speed;
-use rusto::report::summary::ReplayReport;
+use rusto::app::Config;
+use rusto::app::{ReplayOptions, run_replay};
+use rusto::recording::Speed;
+use rusto::report::ReplayReport;
 
 fn replay(cfg: &Config, signals_csv: Option<PathBuf>) -> ReplayReport {
     let opts = ReplayOptions {

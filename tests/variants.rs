@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use rusto::app::config::Config;
-use rusto::app::replay::{ReplayOptions, run_replay};
-use rusto::recording::source::Speed;
+use rusto::app::Config;
+use rusto::app::{ReplayOptions, run_replay};
+use rusto::recording::Speed;
 
 #[test]
 fn variants_trade_on_the_same_feed_and_are_compared() {
@@ -46,8 +46,8 @@ fn variants_trade_on_the_same_feed_and_are_compared() {
     assert!((sum - s.variants()[1].pnl).abs() < 1e-9);
     assert!((r.engine.variant_accounts()[1].risk.balance - (10_000.0 + s.variants()[1].pnl)).abs() < 1e-6);
     // The report compares each variant with base.
-    let trades = rusto::report::review::load(&db).unwrap();
-    let cmp = rusto::report::review::variant_comparison(&trades);
+    let trades = rusto::report::load_trades(&db).unwrap();
+    let cmp = rusto::report::variant_comparison(&trades);
     assert!(cmp["quick_tp"]["vs_base"]["ci95_pct"].is_array(), "{cmp}");
     assert_eq!(cmp["base"]["trades"].as_u64().unwrap(), s.trader().opened);
     // A bad variant is a clear config error.

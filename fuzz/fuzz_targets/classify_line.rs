@@ -1,4 +1,4 @@
-//! Arbitrary bytes → `rusto::recording::reader::classify`; the check is in `fuzz/src/line_check.rs`.
+//! Arbitrary bytes → `rusto::recording::classify`; the check is in `fuzz/src/line_check.rs`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -24,8 +24,8 @@
 //! message, stray event or invalidation each side is strictly ordered from its best level outward with no zero
 //! quantity, and a synced book is not crossed (best bid < best ask).
 
-use rusto::compute::market::book::{Book, BookConfig, BookOutcome};
-use rusto::types::event::{EventKind, MarketEvent, flags};
+use rusto::compute::{Book, BookConfig, BookOutcome};
+use rusto::types::{EventKind, MarketEvent, flags};
 
 /// Most levels per side of the fuzzed book.
 pub const MAX_LEVELS: usize = 64;

@@ -1,6 +1,6 @@
 //! The `classify_line` fuzz target's check, shared with `tests/fuzz_regressions.rs` (included there with `#[path]`).
 
-use rusto::recording::reader::{Line, classify};
+use rusto::recording::{Line, classify};
 
 /// Classifies `line` (no panic allowed); a frame it finds must be a sub-slice of the line.
 pub fn check_line(line: &[u8]) {

@@ -1,4 +1,4 @@
-//! Invariants of `rusto::ingest::parse::Parser::parse_frame`, shared by the `parse_frame` fuzz target and by
+//! Invariants of `rusto::ingest::Parser::parse_frame`, shared by the `parse_frame` fuzz target and by
 //! `tests/fuzz_regressions.rs` (which includes this file with `#[path]`, so it must build in both crates).
 //!
 //! Checked on every call (each frame is parsed with the fast path on and off, and the two must agree exactly):
@@ -13,9 +13,9 @@
 //!   (`TWO_LEVELS`) except the last one of a side with an odd count, `SNAPSHOT` flag exactly for a snapshot's
 //!   levels, prices and quantities non-negative, the unused slot zero.
 
-use rusto::ingest::parse::{FrameKind, FrameMeta, MAX_EVENTS_PER_FRAME, MAX_LEVELS_PER_SIDE, ParseError, Parser};
-use rusto::types::event::{EventKind, MarketEvent, depth_event_count, flags};
-use rusto::types::symbols::{SymbolName, SymbolTable};
+use rusto::ingest::{FrameKind, FrameMeta, MAX_EVENTS_PER_FRAME, MAX_LEVELS_PER_SIDE, ParseError, Parser};
+use rusto::types::{EventKind, MarketEvent, depth_event_count, flags};
+use rusto::types::{SymbolName, SymbolTable};
 
 /// Set this environment variable (to anything) to also require what the module doc of `src/parse.rs` promises:
 /// "on error `out` is restored to its length on entry". The parser deliberately keeps the `SymbolDef` events of a

@@ -65,7 +65,7 @@ crate::bounds!(AlertConfig as _a {
 
 /// Destinations from the environment.
 #[derive(Clone, Default)]
-pub struct Destinations {
+pub(crate) struct Destinations {
     discord: Option<String>,
     telegram: Option<(String, String)>,
 }
@@ -79,7 +79,7 @@ impl std::fmt::Debug for Destinations {
 
 impl Destinations {
     /// From `$RUSTO_DISCORD_WEBHOOK`, `$RUSTO_TELEGRAM_TOKEN` and `$RUSTO_TELEGRAM_CHAT`.
-    pub fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         Destinations {
             discord: get("RUSTO_DISCORD_WEBHOOK"),
@@ -87,18 +87,19 @@ impl Destinations {
         }
     }
     /// Explicit destinations (tests).
-    pub fn new(discord: Option<String>, telegram: Option<(String, String)>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn new(discord: Option<String>, telegram: Option<(String, String)>) -> Self {
         Destinations { discord, telegram }
     }
     /// True when there is somewhere to send.
-    pub fn any(&self) -> bool {
+    pub(crate) fn any(&self) -> bool {
         self.discord.is_some() || self.telegram.is_some()
     }
 }
 
 /// Counters of the alert thread.
 #[derive(Debug, Default)]
-pub struct AlertStats {
+pub(crate) struct AlertStats {
     /// Messages delivered (per destination).
     pub sent: AtomicU64,
     /// Messages that failed every retry.
@@ -111,7 +112,7 @@ pub struct AlertStats {
 
 /// The handle producers use.
 #[derive(Clone)]
-pub struct Alerts {
+pub(crate) struct Alerts {
     q: Arc<ArrayQueue<Alert>>,
     /// Counters.
     pub stats: Arc<AlertStats>,
@@ -119,19 +120,19 @@ pub struct Alerts {
 
 impl Alerts {
     /// Queues an alert; a full queue is counted, never blocks.
-    pub fn send(&self, a: Alert) {
+    pub(crate) fn send(&self, a: Alert) {
         if self.q.push(a).is_err() {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
     /// The queue (for the compute thread's hook).
-    pub fn queue(&self) -> Arc<ArrayQueue<Alert>> {
+    pub(crate) fn queue(&self) -> Arc<ArrayQueue<Alert>> {
         self.q.clone()
     }
 }
 
 /// Formats a trading record; `None` for records that are not alerts.
-pub fn format(r: &Record) -> Option<String> {
+pub(crate) fn format(r: &Record) -> Option<String> {
     match r {
         Record::Opened { name, pos, features, .. } => Some(format!(
             "🟢 {name} {} opened: {:.8} @ {:.8} (confidence {:.2}, regime {})",
@@ -171,7 +172,11 @@ pub fn format(r: &Record) -> Option<String> {
 }
 
 /// Starts the alert thread. It runs until `stop` is set and its queue is empty.
-pub fn spawn(cfg: AlertConfig, dest: Destinations, stop: Arc<AtomicBool>) -> (Alerts, std::thread::JoinHandle<()>) {
+pub(crate) fn spawn(
+    cfg: AlertConfig,
+    dest: Destinations,
+    stop: Arc<AtomicBool>,
+) -> (Alerts, std::thread::JoinHandle<()>) {
     let q = Arc::new(ArrayQueue::new(cfg.queue.max(1)));
     let stats = Arc::new(AlertStats::default());
     let handle = Alerts { q: q.clone(), stats: stats.clone() };

@@ -8,7 +8,7 @@ use crate::bounds;
 use crate::compute::engine::EngineConfig;
 use crate::compute::market::bars::BarRange;
 use crate::compute::market::book::BookConfig;
-pub use crate::handoff::publish::FullPolicy;
+pub(crate) use crate::handoff::publish::FullPolicy;
 use crate::ingest::net::{Endpoint, NetConfig, NetError};
 use crate::types::bounds::{Bounded, Canon, OutOfBounds};
 use crate::types::symbols::SymbolName;
@@ -227,7 +227,7 @@ fn merge(base: &mut toml::Table, over: &toml::Table) {
 
 /// Keys renamed to the units-last rule (`<quantity>_<unit>[_<bound>]`, seconds as `s`): (section, old, new). The
 /// old key is still accepted, with a warning naming the new one; giving both is an error.
-pub const RENAMED_KEYS: &[(&str, &str, &str)] = &[
+pub(crate) const RENAMED_KEYS: &[(&str, &str, &str)] = &[
     ("live", "reconnect_min_ms", "reconnect_ms_min"),
     ("live", "reconnect_max_ms", "reconnect_ms_max"),
     ("live", "reconnect_window_secs", "reconnect_window_s"),

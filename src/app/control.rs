@@ -29,7 +29,7 @@ use crate::types::record::PositionEvent;
 use crate::types::symbols::SymbolName;
 
 /// The queues between the control thread and the others.
-pub struct Links {
+pub(crate) struct Links {
     /// Snapshot requests from compute.
     pub snapshots: Arc<ArrayQueue<SymbolName>>,
     /// Commands to the network thread (its push wakes the thread).
@@ -44,7 +44,7 @@ pub struct Links {
 
 impl Links {
     /// The queues with their capacities; `waker` wakes the network thread's poll (from `Net::new`).
-    pub fn new(waker: Arc<Waker>) -> Self {
+    pub(crate) fn new(waker: Arc<Waker>) -> Self {
         Links {
             snapshots: Arc::new(ArrayQueue::new(1024)),
             inbox: Arc::new(NetInbox::new(1024, waker)),
@@ -55,7 +55,7 @@ impl Links {
     }
 
     /// The compute thread's ends.
-    pub fn hooks(&self, l: &LiveConfig, alerts: Option<&Alerts>) -> ComputeHooks {
+    pub(crate) fn hooks(&self, l: &LiveConfig, alerts: Option<&Alerts>) -> ComputeHooks {
         ComputeHooks {
             alerts: alerts.map(|a| a.queue()),
             snapshot_requests: Some(self.snapshots.clone()),
@@ -67,7 +67,7 @@ impl Links {
 }
 
 /// Market and public stream names for `syms`.
-pub fn streams_for(cfg: &LiveConfig, syms: &[SymbolName]) -> (Vec<String>, Vec<String>) {
+pub(crate) fn streams_for(cfg: &LiveConfig, syms: &[SymbolName]) -> (Vec<String>, Vec<String>) {
     let mut market = Vec::new();
     let mut public = Vec::new();
     for s in syms {
@@ -102,7 +102,7 @@ fn push_cmd(inbox: &NetInbox, cmd: NetCmd) -> Result<(), NetCmd> {
 
 /// Commands for the network thread that its queue could not take yet, kept in order and retried.
 #[derive(Debug, Default)]
-pub struct Outbox {
+pub(crate) struct Outbox {
     held: VecDeque<NetCmd>,
     /// Pushes that found the queue full (each retried later).
     pub retries: u64,
@@ -110,13 +110,13 @@ pub struct Outbox {
 
 impl Outbox {
     /// Queues `cmd` behind any held ones and pushes what fits; true when something was pushed.
-    pub fn send(&mut self, inbox: &NetInbox, cmd: NetCmd) -> bool {
+    pub(crate) fn send(&mut self, inbox: &NetInbox, cmd: NetCmd) -> bool {
         self.held.push_back(cmd);
         self.flush(inbox)
     }
 
     /// Pushes held commands in order until the queue is full; true when something was pushed.
-    pub fn flush(&mut self, inbox: &NetInbox) -> bool {
+    pub(crate) fn flush(&mut self, inbox: &NetInbox) -> bool {
         let mut pushed = false;
         while let Some(cmd) = self.held.pop_front() {
             match push_cmd(inbox, cmd) {
@@ -132,14 +132,14 @@ impl Outbox {
     }
 
     /// Commands still held.
-    pub fn held(&self) -> usize {
+    pub(crate) fn held(&self) -> usize {
         self.held.len()
     }
 }
 
 /// The selected symbols, those dropped but still subscribed, and the open positions per symbol.
 #[derive(Debug, Default)]
-pub struct Selection {
+pub(crate) struct Selection {
     /// The current selection.
     pub current: Vec<SymbolName>,
     /// Dropped by a reselection, still subscribed until flat.
@@ -153,18 +153,18 @@ pub struct Selection {
 
 impl Selection {
     /// Starts with `current` subscribed.
-    pub fn new(current: Vec<SymbolName>) -> Self {
+    pub(crate) fn new(current: Vec<SymbolName>) -> Self {
         Selection { current, ..Default::default() }
     }
 
     /// Still subscribed: selected, or dropped with an open position.
-    pub fn subscribed(&self, s: &SymbolName) -> bool {
+    pub(crate) fn subscribed(&self, s: &SymbolName) -> bool {
         self.current.contains(s) || self.pending_drop.contains(s)
     }
 
     /// A new ranking: returns (symbols to subscribe, symbols dropped). A dropped symbol is only unsubscribed by
     /// [`Selection::take_flat`]; one that comes back before that is neither subscribed again nor dropped.
-    pub fn reselect(&mut self, next: Vec<SymbolName>) -> (Vec<SymbolName>, Vec<SymbolName>) {
+    pub(crate) fn reselect(&mut self, next: Vec<SymbolName>) -> (Vec<SymbolName>, Vec<SymbolName>) {
         let added: Vec<SymbolName> = next.iter().filter(|s| !self.subscribed(s)).copied().collect();
         let dropped: Vec<SymbolName> = self.current.iter().filter(|s| !next.contains(s)).copied().collect();
         self.pending_drop.retain(|s| !next.contains(s));
@@ -174,7 +174,7 @@ impl Selection {
     }
 
     /// A position opened or closed.
-    pub fn position(&mut self, ev: PositionEvent) {
+    pub(crate) fn position(&mut self, ev: PositionEvent) {
         match self.open.iter_mut().position(|(s, _)| *s == ev.name) {
             Some(i) if ev.open => self.open[i].1 += 1,
             Some(i) => {
@@ -190,32 +190,32 @@ impl Selection {
     }
 
     /// The symbols an interval report shows with an open position.
-    pub fn reported(&mut self, open: impl Iterator<Item = SymbolName>) {
+    pub(crate) fn reported(&mut self, open: impl Iterator<Item = SymbolName>) {
         self.reported_open.clear();
         self.reported_open.extend(open);
     }
 
     /// True while a position is open on `s` (by the events, or by the last report).
-    pub fn is_open(&self, s: &SymbolName) -> bool {
+    pub(crate) fn is_open(&self, s: &SymbolName) -> bool {
         self.open.iter().any(|(x, _)| x == s) || self.reported_open.contains(s)
     }
 
     /// The dropped symbols with no open position: they leave the subscribed set now.
-    pub fn take_flat(&mut self) -> Vec<SymbolName> {
+    pub(crate) fn take_flat(&mut self) -> Vec<SymbolName> {
         let (keep, go): (Vec<SymbolName>, Vec<SymbolName>) = self.pending_drop.iter().partition(|s| self.is_open(s));
         self.pending_drop = keep;
         go
     }
 
     /// Dropped symbols still subscribed because a position is open.
-    pub fn pending_drop(&self) -> &[SymbolName] {
+    pub(crate) fn pending_drop(&self) -> &[SymbolName] {
         &self.pending_drop
     }
 }
 
 /// Counters of the control thread.
 #[derive(Debug, Clone, Default)]
-pub struct ControlStats {
+pub(crate) struct ControlStats {
     /// Control records persistence's queue could not take (a health or selection row lost).
     pub side_dropped: u64,
     /// Network commands retried because the queue was full.
@@ -229,7 +229,7 @@ pub struct ControlStats {
 }
 
 /// Start-up facts the control loop needs.
-pub struct ControlStart {
+pub(crate) struct ControlStart {
     /// REST client.
     pub rest: Rest,
     /// exchangeInfo selection facts.
@@ -263,7 +263,7 @@ struct Watchdog {
 }
 
 /// The live control loop.
-pub struct Control<'a> {
+pub(crate) struct Control<'a> {
     cfg: &'a Config,
     l: &'a LiveConfig,
     auto: bool,
@@ -299,7 +299,7 @@ fn reselect_slot(l: &LiveConfig, now_ns: i64) -> i64 {
 
 impl<'a> Control<'a> {
     /// The loop's state at start (health and the start selection are already recorded by the caller).
-    pub fn new(cfg: &'a Config, links: Links, s: ControlStart) -> Self {
+    pub(crate) fn new(cfg: &'a Config, links: Links, s: ControlStart) -> Self {
         let l = &cfg.live;
         let notifier = Notifier::from_env();
         let every = notifier.watchdog.map(|w| w / 2);
@@ -327,12 +327,12 @@ impl<'a> Control<'a> {
     }
 
     /// The REST client (its counters go into the report).
-    pub fn rest(&self) -> &Rest {
+    pub(crate) fn rest(&self) -> &Rest {
         &self.rest
     }
 
     /// Runs until `stop` (or `deadline`, which then sets `stop`).
-    pub fn run(&mut self, stop: &AtomicBool, deadline: Option<Instant>) {
+    pub(crate) fn run(&mut self, stop: &AtomicBool, deadline: Option<Instant>) {
         self.notify(&format!("READY=1\nSTATUS=paper trading {} symbols", self.sel.current.len()));
         while !stop.load(Ordering::Relaxed) {
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -361,14 +361,14 @@ impl<'a> Control<'a> {
     }
 
     /// Sends a text alert (when alerts are on).
-    pub fn say(&self, text: String) {
+    pub(crate) fn say(&self, text: String) {
         if let Some(a) = &self.alerts {
             a.send(crate::types::record::Alert::Text(text));
         }
     }
 
     /// Records a control row for persistence; a full queue loses the row, counted.
-    pub fn record(&mut self, r: ControlRecord) {
+    pub(crate) fn record(&mut self, r: ControlRecord) {
         if self.links.side.push(r).is_err() {
             self.stats.side_dropped += 1;
             log::warn!("control record dropped: persistence queue full ({} so far)", self.stats.side_dropped);
@@ -548,7 +548,7 @@ impl<'a> Control<'a> {
 }
 
 /// Logs the link health, warning above the configured limits.
-pub fn warn_health(cfg: &LiveConfig, h: &crate::report::summary::Health) {
+pub(crate) fn warn_health(cfg: &LiveConfig, h: &crate::report::summary::Health) {
     log::info!("link: REST rtt {:.2} ms, clock offset {:+.1} ms", h.rtt_ms, h.offset_ms);
     if h.offset_ms.abs() > cfg.time_offset_ms_max {
         log::warn!("clock offset {:+.1} ms exceeds {} ms: check NTP", h.offset_ms, cfg.time_offset_ms_max);
@@ -567,7 +567,18 @@ fn print_interval(r: &IntervalReport) {
             format!("{n}:{t}{}{}", if *synced { "" } else { "(unsynced)" }, if *open { "*" } else { "" })
         })
         .collect();
-    eprintln!("events {}; {}\n{}", r.events, syms.join(" "), table(&r.latency));
+    let h = &r.hooks;
+    let lost = h.reports_dropped + h.alerts_dropped + h.snapshot_requests_dropped + h.position_events_deferred;
+    let hooks = if lost == 0 {
+        String::new()
+    } else {
+        format!(
+            "; compute hooks: reports dropped {}, alerts dropped {}, snapshot requests dropped {}, position \
+             states deferred {}",
+            h.reports_dropped, h.alerts_dropped, h.snapshot_requests_dropped, h.position_events_deferred
+        )
+    };
+    eprintln!("events {}; {}{hooks}\n{}", r.events, syms.join(" "), table(&r.latency));
 }
 
 #[cfg(test)]

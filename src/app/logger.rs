@@ -22,9 +22,9 @@ use crossbeam_queue::ArrayQueue;
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
 /// Longest line kept, in bytes (longer lines are cut).
-pub const LINE_BYTES_MAX: usize = 512;
+pub(crate) const LINE_BYTES_MAX: usize = 512;
 /// Lines that may wait for the drain thread.
-pub const QUEUE_LINES_MAX: usize = 4096;
+pub(crate) const QUEUE_LINES_MAX: usize = 4096;
 
 struct Line {
     level: Level,
@@ -33,7 +33,7 @@ struct Line {
 }
 
 /// The installed logger.
-pub struct Logger {
+pub(crate) struct Logger {
     queue: ArrayQueue<Line>,
     dropped: AtomicU64,
     journal: bool,
@@ -44,7 +44,7 @@ static LOGGER: OnceLock<Arc<Logger>> = OnceLock::new();
 
 impl Logger {
     /// Lines lost to a full queue since start.
-    pub fn dropped(&self) -> u64 {
+    pub(crate) fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 
@@ -132,7 +132,7 @@ fn syslog_priority(l: Level) -> u8 {
 }
 
 /// Parses a `RUST_LOG`-style filter; the entry for `rusto` (or a bare level) decides.
-pub fn parse_filter(spec: &str) -> Result<LevelFilter, String> {
+pub(crate) fn parse_filter(spec: &str) -> Result<LevelFilter, String> {
     let mut level = None;
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (target, lv) = match part.split_once('=') {

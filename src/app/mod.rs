@@ -2,17 +2,17 @@
 //! start-up of `threads`), the live control loop (`control`), the recorder, the REST client, alerts, notifications,
 //! secrets.
 
-pub mod alert;
-pub mod config;
-pub mod control;
-pub mod live;
-pub mod logger;
-pub mod notify;
-pub mod recorder;
-pub mod replay;
-pub mod rest;
-pub mod secrets;
-pub mod threads;
+pub(crate) mod alert;
+pub(crate) mod config;
+pub(crate) mod control;
+pub(crate) mod live;
+pub(crate) mod logger;
+pub(crate) mod notify;
+pub(crate) mod recorder;
+pub(crate) mod replay;
+pub(crate) mod rest;
+pub(crate) mod secrets;
+pub(crate) mod threads;
 
 /// A fresh scratch directory for a unit test of this layer.
 #[cfg(test)]
@@ -21,3 +21,10 @@ pub(crate) fn test_dir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+pub use config::Config;
+pub use live::{LiveOptions, print_symbols, run_live, stop_on_signals};
+pub use logger::{flush as flush_log, init as init_log};
+pub use recorder::run_record;
+pub use replay::{ReplayError, ReplayOptions, run_replay};
+pub use secrets::load as load_secrets;

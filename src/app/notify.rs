@@ -9,7 +9,7 @@ use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
 /// A notifier bound to `NOTIFY_SOCKET`.
-pub struct Notifier {
+pub(crate) struct Notifier {
     sock: Option<(UnixDatagram, String)>,
     /// Watchdog period from `WATCHDOG_USEC`.
     pub watchdog: Option<Duration>,
@@ -17,24 +17,25 @@ pub struct Notifier {
 
 impl Notifier {
     /// From the environment.
-    pub fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         Self::new(std::env::var("NOTIFY_SOCKET").ok(), std::env::var("WATCHDOG_USEC").ok())
     }
 
     /// From explicit values (tests).
-    pub fn new(socket: Option<String>, watchdog_usec: Option<String>) -> Self {
+    pub(crate) fn new(socket: Option<String>, watchdog_usec: Option<String>) -> Self {
         let sock = socket.filter(|s| !s.is_empty()).and_then(|s| UnixDatagram::unbound().ok().map(|d| (d, s)));
         let watchdog = watchdog_usec.and_then(|v| v.parse::<u64>().ok()).filter(|&u| u > 0).map(Duration::from_micros);
         Notifier { sock, watchdog }
     }
 
     /// True when systemd listens.
-    pub fn enabled(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn enabled(&self) -> bool {
         self.sock.is_some()
     }
 
     /// Sends one notification; errors are returned (the caller logs them once).
-    pub fn notify(&self, msg: &str) -> std::io::Result<()> {
+    pub(crate) fn notify(&self, msg: &str) -> std::io::Result<()> {
         let Some((d, path)) = &self.sock else { return Ok(()) };
         if let Some(name) = path.strip_prefix('@') {
             #[cfg(target_os = "linux")]

@@ -59,7 +59,7 @@ pub struct ReplayOptions {
 }
 
 /// Loads symbol specs from a file holding an exchangeInfo body (bare JSON or a recording line).
-pub fn load_exchange_info(path: &std::path::Path) -> Result<Vec<SymbolSpec>, ReplayError> {
+pub(crate) fn load_exchange_info(path: &std::path::Path) -> Result<Vec<SymbolSpec>, ReplayError> {
     let err = |msg: String| ReplayError::ExchangeInfo { path: path.to_owned(), msg };
     let text = std::fs::read(path).map_err(|e| err(e.to_string()))?;
     for line in text.split(|&c| c == b'\n') {

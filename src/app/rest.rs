@@ -48,7 +48,7 @@ pub enum RestError {
 }
 
 /// A blocking REST client.
-pub struct Rest {
+pub(crate) struct Rest {
     agent: ureq::Agent,
     base: String,
     blocked_until: Option<Instant>,
@@ -58,11 +58,11 @@ pub struct Rest {
 }
 
 /// Most seconds a Retry-After is honoured for at once.
-pub const RETRY_AFTER_MAX_SECS: u64 = 120;
+pub(crate) const RETRY_AFTER_MAX_SECS: u64 = 120;
 
 impl Rest {
     /// A client for `base` (e.g. `https://fapi.binance.com`), trusting `ca_file` only when given, else webpki.
-    pub fn new(base: &str, ca_file: Option<&std::path::Path>, weight_budget: u64) -> Result<Self, RestError> {
+    pub(crate) fn new(base: &str, ca_file: Option<&std::path::Path>, weight_budget: u64) -> Result<Self, RestError> {
         let mut tls = ureq::tls::TlsConfig::builder();
         if let Some(p) = ca_file {
             let pem = std::fs::read(p).map_err(|e| RestError::Ca(p.display().to_string(), e.to_string()))?;
@@ -86,7 +86,7 @@ impl Rest {
     }
 
     /// GET `path` (with query), honouring rate limits. Returns the body.
-    pub fn get(&mut self, path: &str) -> Result<Vec<u8>, RestError> {
+    pub(crate) fn get(&mut self, path: &str) -> Result<Vec<u8>, RestError> {
         let url = format!("{}{path}", self.base);
         for _attempt in 0..3 {
             if let Some(t) = self.blocked_until.take() {
@@ -139,7 +139,7 @@ impl Rest {
     }
 
     /// `exchangeInfo`: specs for the parser and the selection facts.
-    pub fn exchange_info(&mut self) -> Result<(Vec<SymbolSpec>, Vec<Listing>), RestError> {
+    pub(crate) fn exchange_info(&mut self) -> Result<(Vec<SymbolSpec>, Vec<Listing>), RestError> {
         let body = self.get("/fapi/v1/exchangeInfo")?;
         let url = format!("{}/fapi/v1/exchangeInfo", self.base);
         let specs = crate::ingest::parse::parse_exchange_info(&body)
@@ -149,12 +149,12 @@ impl Rest {
     }
 
     /// A depth snapshot body for `symbol`.
-    pub fn depth(&mut self, symbol: &SymbolName, limit: u32) -> Result<Vec<u8>, RestError> {
+    pub(crate) fn depth(&mut self, symbol: &SymbolName, limit: u32) -> Result<Vec<u8>, RestError> {
         self.get(&format!("/fapi/v1/depth?symbol={}&limit={limit}", symbol.as_str()))
     }
 
     /// 24 h quote volumes.
-    pub fn quote_volumes(&mut self) -> Result<Vec<(SymbolName, f64)>, RestError> {
+    pub(crate) fn quote_volumes(&mut self) -> Result<Vec<(SymbolName, f64)>, RestError> {
         let body = self.get("/fapi/v1/ticker/24hr")?;
         let url = format!("{}/fapi/v1/ticker/24hr", self.base);
         let v: serde_json::Value =
@@ -171,7 +171,7 @@ impl Rest {
     }
 
     /// Link health: (median RTT of `samples` pings in ms, clock offset in ms from `/time`).
-    pub fn health(&mut self, samples: usize) -> Result<Health, RestError> {
+    pub(crate) fn health(&mut self, samples: usize) -> Result<Health, RestError> {
         let mut rtts = Vec::with_capacity(samples.max(1));
         for _ in 0..samples.max(1) {
             let t = Instant::now();
@@ -193,7 +193,7 @@ impl Rest {
 
 /// Selection facts of one symbol from exchangeInfo.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Listing {
+pub(crate) struct Listing {
     /// Symbol.
     pub name: SymbolName,
     /// `contractType`.
@@ -205,7 +205,7 @@ pub struct Listing {
 }
 
 /// Parses the selection facts of an exchangeInfo body.
-pub fn listings(body: &[u8]) -> Result<Vec<Listing>, String> {
+pub(crate) fn listings(body: &[u8]) -> Result<Vec<Listing>, String> {
     let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let arr = v["symbols"].as_array().ok_or("no symbols array")?;
     Ok(arr
@@ -222,7 +222,7 @@ pub fn listings(body: &[u8]) -> Result<Vec<Listing>, String> {
 }
 
 /// The top `n` USDT perpetuals in trading by 24 h quote volume, minus `exclude`, highest first (ties by name).
-pub fn select_top(
+pub(crate) fn select_top(
     listings: &[Listing],
     volumes: &[(SymbolName, f64)],
     n: usize,

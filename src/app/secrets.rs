@@ -47,7 +47,7 @@ pub enum SecretsError {
 }
 
 /// Reads a credentials file, refusing one that group or others can access.
-pub fn from_file(path: &Path) -> Result<Credentials, SecretsError> {
+pub(crate) fn from_file(path: &Path) -> Result<Credentials, SecretsError> {
     let p = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|e| SecretsError::Read(p.clone(), e.to_string()))?;
     let mode = meta.permissions().mode() & 0o777;

@@ -31,7 +31,7 @@ pub enum PipelineError {
 }
 
 /// Pins the calling thread to `core` (when given and the machine has more than one core); a failure is a warning.
-pub fn pin(core: Option<usize>, what: &str) {
+pub(crate) fn pin(core: Option<usize>, what: &str) {
     let Some(want) = core else { return };
     let ids = core_affinity::get_core_ids().unwrap_or_default();
     if ids.len() < 2 {
@@ -48,7 +48,7 @@ pub fn pin(core: Option<usize>, what: &str) {
 }
 
 /// Starts `rusto-<what>`, pinned to `core`.
-pub fn spawn_pinned<T: Send + 'static>(
+pub(crate) fn spawn_pinned<T: Send + 'static>(
     what: &'static str,
     core: Option<usize>,
     f: impl FnOnce() -> T + Send + 'static,
@@ -63,13 +63,13 @@ pub fn spawn_pinned<T: Send + 'static>(
 }
 
 /// Joins a pipeline thread (a panic is an error naming it).
-pub fn join<T>(h: JoinHandle<T>, what: &'static str) -> Result<T, PipelineError> {
+pub(crate) fn join<T>(h: JoinHandle<T>, what: &'static str) -> Result<T, PipelineError> {
     h.join().map_err(|_| PipelineError::Thread(what, "panicked".into()))
 }
 
 /// Opens the run's database before any thread starts (a locked, read-only or corrupt database is an error before
 /// any trading): variants registered, the hour expectancy loaded into `engine`, the run begun.
-pub fn open_db(
+pub(crate) fn open_db(
     cfg: &Config,
     engine: &mut Engine,
     path: Option<&Path>,
@@ -85,16 +85,16 @@ pub fn open_db(
 }
 
 /// One named latency summary.
-pub type Latency = (&'static str, Summary);
+pub(crate) type Latency = (&'static str, Summary);
 
 /// The persistence and compute threads of a run.
-pub struct Backend {
+pub(crate) struct Backend {
     persist: JoinHandle<(Persist, Result<(), PersistError>)>,
     compute: JoinHandle<(Engine, ComputeStages)>,
 }
 
 /// What the persistence and compute threads hand back.
-pub struct BackendEnd {
+pub(crate) struct BackendEnd {
     /// The engine (its counters and state).
     pub engine: Engine,
     /// Compute stage histograms.
@@ -106,7 +106,7 @@ pub struct BackendEnd {
 }
 
 /// The rings a backend consumes and produces.
-pub struct BackendRings {
+pub(crate) struct BackendRings {
     /// Events from the network (or recording) thread.
     pub events: Consumer<MarketEvent>,
     /// Records to persistence: the compute side.
@@ -117,7 +117,7 @@ pub struct BackendRings {
 
 impl Backend {
     /// Starts persistence, then compute, each on its configured core.
-    pub fn start(
+    pub(crate) fn start(
         cfg: &Config,
         persist: Persist,
         engine: Engine,
@@ -136,7 +136,7 @@ impl Backend {
     }
 
     /// Joins compute, then persistence (which drains what compute wrote).
-    pub fn join(self) -> Result<BackendEnd, PipelineError> {
+    pub(crate) fn join(self) -> Result<BackendEnd, PipelineError> {
         let (engine, stages) = join(self.compute, "compute")?;
         let (persist, persist_result) = join(self.persist, "persist")?;
         Ok(BackendEnd { engine, stages, persist, persist_result })
@@ -146,7 +146,10 @@ impl Backend {
 impl BackendEnd {
     /// Latency summaries: parse, the compute stages in print order, persist_commit; `tick_to_decision` is
     /// returned apart (replay prints it last, live keeps it with the compute stages).
-    pub fn latency(&self, parse: &crate::types::latency::Stage) -> (Vec<(&'static str, Summary)>, Option<Latency>) {
+    pub(crate) fn latency(
+        &self,
+        parse: &crate::types::latency::Stage,
+    ) -> (Vec<(&'static str, Summary)>, Option<Latency>) {
         let mut latency = vec![("parse", Summary::of(&parse.hist))];
         let mut compute = self.stages.summaries(&self.engine);
         let tick_to_decision = compute.pop();

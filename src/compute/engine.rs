@@ -24,8 +24,8 @@ use crate::types::latency::Stage;
 use crate::types::record::{Bar, HourSample, Position, Record, Side};
 use crate::types::symbols::SymbolName;
 
-pub use crate::compute::market::audit::{AUDIT_PENDING, AuditQueue};
-pub use crate::compute::trading::trader::{Trader, Variant};
+pub(crate) use crate::compute::market::audit::AuditQueue;
+pub(crate) use crate::compute::trading::trader::{Trader, Variant};
 
 /// Engine settings.
 #[derive(Debug, Clone)]

@@ -1,7 +1,12 @@
 //! The pinned compute thread: per-symbol market state, signals and paper trading, driven by one event at a time.
 
-pub mod engine;
-pub mod market;
-pub mod signal;
-pub mod thread;
-pub mod trading;
+pub(crate) mod engine;
+pub(crate) mod market;
+pub(crate) mod signal;
+pub(crate) mod thread;
+pub(crate) mod trading;
+
+pub use engine::{Engine, EngineConfig};
+pub use market::{BarRange, Book, BookConfig, BookOutcome, FlowConfig, RangeBars, RegimeConfig};
+pub use signal::TuneConfig;
+pub use trading::GateReject;

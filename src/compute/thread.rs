@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
 
-pub use crate::compute::engine::HookStats;
+pub(crate) use crate::compute::engine::HookStats;
 
 use crate::compute::engine::{Engine, Verdict};
 use crate::handoff::publish::Waiter;
@@ -26,7 +26,7 @@ use crate::types::symbols::SymbolName;
 
 /// Live hooks of the compute thread (all optional; replay uses none).
 #[derive(Default, Clone)]
-pub struct ComputeHooks {
+pub(crate) struct ComputeHooks {
     /// Where snapshot requests go (the control thread).
     pub snapshot_requests: Option<Arc<ArrayQueue<SymbolName>>>,
     /// Periodic latency reports (to the main thread) and their interval.
@@ -40,7 +40,7 @@ pub struct ComputeHooks {
 
 /// One symbol's activity in an [`IntervalReport`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SymbolActivity {
+pub(crate) struct SymbolActivity {
     /// The symbol.
     pub name: SymbolName,
     /// Market trades so far.
@@ -53,7 +53,7 @@ pub struct SymbolActivity {
 
 /// A latency and activity snapshot published by the compute thread at intervals.
 #[derive(Debug, Clone)]
-pub struct IntervalReport {
+pub(crate) struct IntervalReport {
     /// Per-stage percentiles since start.
     pub latency: Vec<(&'static str, Summary)>,
     /// Events processed.
@@ -65,7 +65,7 @@ pub struct IntervalReport {
 }
 
 /// Per-stage histograms of the compute thread.
-pub struct ComputeStages {
+pub(crate) struct ComputeStages {
     ring_wait: Stage,
     book: Stage,
     bars: Stage,
@@ -245,7 +245,7 @@ impl ComputeLoop {
 
 /// The compute thread's loop: drains the event ring through the engine until the producer is gone, then closes
 /// open positions (`Shutdown`) and hands every record to the persistence ring.
-pub fn run_compute(
+pub(crate) fn run_compute(
     engine: Engine,
     mut rx: Consumer<MarketEvent>,
     tx: Producer<Record>,
@@ -335,7 +335,7 @@ impl ComputeStages {
     }
 
     /// Percentiles of every compute-side stage, in print order.
-    pub fn summaries(&self, engine: &Engine) -> Vec<(&'static str, Summary)> {
+    pub(crate) fn summaries(&self, engine: &Engine) -> Vec<(&'static str, Summary)> {
         vec![
             ("ring_wait", Summary::of(&self.ring_wait.hist)),
             ("book", Summary::of(&self.book.hist)),

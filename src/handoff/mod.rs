@@ -1,4 +1,7 @@
 //! Thread hand-off: the bounded SPSC ring and the publisher that pushes parsed frames into it.
 
-pub mod publish;
-pub mod ring;
+pub(crate) mod publish;
+pub(crate) mod ring;
+
+pub use publish::{FullPolicy, Publisher};
+pub use ring::{Consumer, Producer, ring};

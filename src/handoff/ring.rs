@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// Pads and aligns a value to 128 bytes (two cache lines: adjacent-line prefetch pulls pairs on x86).
 #[repr(align(128))]
 #[derive(Default)]
-pub struct CachePadded<T>(pub T);
+pub(crate) struct CachePadded<T>(pub T);
 
 struct Shared<T> {
     head: CachePadded<AtomicUsize>,

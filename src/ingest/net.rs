@@ -37,9 +37,9 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use rustls::pki_types::ServerName;
 
 use crate::handoff::publish::Publisher;
-pub use crate::ingest::error::NetError;
+pub(crate) use crate::ingest::error::NetError;
 use crate::ingest::parse::{FrameMeta, MAX_EVENTS_PER_FRAME, Parser};
-pub use crate::ingest::transport::{Endpoint, Stream, tls_config};
+pub(crate) use crate::ingest::transport::{Endpoint, Stream, tls_config};
 use crate::ingest::ws::{ReadStats, WsConn, WsError, WsState};
 use crate::types::clock;
 use crate::types::event::MarketEvent;
@@ -47,10 +47,10 @@ use crate::types::latency::Stage;
 use crate::types::symbols::SymbolName;
 
 /// Where `rusto record` writes each raw frame with its local receive time.
-pub type RecordSink<'a> = &'a mut dyn FnMut(i64, &[u8]);
+pub(crate) type RecordSink<'a> = &'a mut dyn FnMut(i64, &[u8]);
 
 /// Token of the control thread's waker.
-pub const WAKER: Token = Token(usize::MAX - 1);
+pub(crate) const WAKER: Token = Token(usize::MAX - 1);
 
 /// Which routed endpoint a connection uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -290,11 +290,11 @@ pub struct NetStats {
 
 /// Most SUBSCRIBE/UNSUBSCRIBE requests waiting on one connection: at Binance's 10 messages per second, 25 s of
 /// backlog. A request beyond it is counted in [`NetStats::ctrl_dropped`] and logged, never queued.
-pub const PENDING_CTRL_MAX: usize = 256;
+pub(crate) const PENDING_CTRL_MAX: usize = 256;
 
 /// How long a predecessor keeps being read after its successor delivered data (capped by `rotate_after_secs`);
 /// then it sends its close frame and is read until the server's close reply, for at most as long again.
-pub const RETIRE_GRACE: Duration = Duration::from_secs(1);
+pub(crate) const RETIRE_GRACE: Duration = Duration::from_secs(1);
 
 /// One slot of the connection table; slot `i` polls under `Token(i)`. A retired slot is reused by the next
 /// connection (a rotation's successor), so the table stays as small as the most connections open at once.

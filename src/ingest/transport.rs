@@ -55,7 +55,7 @@ impl Endpoint {
 
 /// The rustls client configuration: the webpki (Mozilla) roots, or, when a CA file is given, exactly the
 /// certificates in it (the local exchange's CA, or a private proxy's). There is no option to skip verification.
-pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, NetError> {
+pub(crate) fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, NetError> {
     let mut roots = rustls::RootCertStore::empty();
     if ca_file.is_none() {
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -83,7 +83,7 @@ pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, N
 }
 
 /// A TCP stream with or without TLS.
-pub enum Stream {
+pub(crate) enum Stream {
     /// Plain TCP.
     Plain(TcpStream),
     /// TLS over TCP.

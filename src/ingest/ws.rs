@@ -17,7 +17,7 @@ use std::io::{ErrorKind, Read, Write};
 
 /// Websocket errors, one per kind of failure.
 #[derive(Debug, thiserror::Error)]
-pub enum WsError {
+pub(crate) enum WsError {
     /// Transport error.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
@@ -43,7 +43,7 @@ pub enum WsError {
 
 /// Where the connection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WsState {
+pub(crate) enum WsState {
     /// Upgrade request sent (or queued), waiting for the 101.
     Upgrading,
     /// Frames flow.
@@ -56,7 +56,7 @@ pub enum WsState {
 
 /// What one `read` call saw besides text messages.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ReadStats {
+pub(crate) struct ReadStats {
     /// Text messages delivered.
     pub texts: u32,
     /// Pings answered.
@@ -68,10 +68,10 @@ pub struct ReadStats {
 }
 
 /// Most bytes queued for writing.
-pub const WRITE_BUFFER_MAX: usize = 1 << 20;
+pub(crate) const WRITE_BUFFER_MAX: usize = 1 << 20;
 
 /// The client connection.
-pub struct WsConn<S> {
+pub(crate) struct WsConn<S> {
     stream: S,
     rbuf: Vec<u8>,
     rlen: usize,
@@ -88,7 +88,7 @@ pub struct WsConn<S> {
 impl<S: Read + Write> WsConn<S> {
     /// Wraps a connected (possibly still handshaking TLS) stream and queues the upgrade request for `path` on
     /// `host`. Buffers are allocated here, once.
-    pub fn new(stream: S, host: &str, path: &str, max_frame: usize, seed: u32) -> Self {
+    pub(crate) fn new(stream: S, host: &str, path: &str, max_frame: usize, seed: u32) -> Self {
         let key = tungstenite::handshake::client::generate_key();
         let mut wbuf = Vec::with_capacity(64 << 10);
         let req = format!(
@@ -113,22 +113,22 @@ impl<S: Read + Write> WsConn<S> {
     }
 
     /// State.
-    pub fn state(&self) -> WsState {
+    pub(crate) fn state(&self) -> WsState {
         self.state
     }
 
     /// The stream.
-    pub fn stream_mut(&mut self) -> &mut S {
+    pub(crate) fn stream_mut(&mut self) -> &mut S {
         &mut self.stream
     }
 
     /// True while output is queued.
-    pub fn wants_write(&self) -> bool {
+    pub(crate) fn wants_write(&self) -> bool {
         self.wpos < self.wbuf.len()
     }
 
     /// Writes queued output until done or `WouldBlock`.
-    pub fn flush(&mut self) -> Result<(), WsError> {
+    pub(crate) fn flush(&mut self) -> Result<(), WsError> {
         while self.wpos < self.wbuf.len() {
             match self.stream.write(&self.wbuf[self.wpos..]) {
                 Ok(0) => return Err(WsError::Eof),
@@ -186,7 +186,7 @@ impl<S: Read + Write> WsConn<S> {
     }
 
     /// Queues a text message (e.g. a SUBSCRIBE request) and tries to send it.
-    pub fn send_text(&mut self, text: &str) -> Result<(), WsError> {
+    pub(crate) fn send_text(&mut self, text: &str) -> Result<(), WsError> {
         self.queue_frame(0x1, text.as_bytes())?;
         self.flush()
     }
@@ -194,7 +194,7 @@ impl<S: Read + Write> WsConn<S> {
     /// Queues a close frame and starts the closing handshake ([`WsState::Closing`]): reads go on delivering what
     /// the peer sent before it saw the close, until its close reply ends the connection ([`WsError::Closed`]). A
     /// connection that is not open is simply marked closed.
-    pub fn close(&mut self, code: u16) -> Result<(), WsError> {
+    pub(crate) fn close(&mut self, code: u16) -> Result<(), WsError> {
         if self.state == WsState::Open {
             self.queue_frame(0x8, &code.to_be_bytes())?;
             self.state = WsState::Closing;
@@ -207,14 +207,16 @@ impl<S: Read + Write> WsConn<S> {
         Ok(())
     }
 
-    /// Reads what is available and delivers each complete text message to `on_text`. `ReadStats::read_done_ns`
-    /// holds `now()` taken right after the last socket read that returned data (the frames' receive stamp).
-    pub fn read(&mut self, max_reads: usize, mut on_text: impl FnMut(&[u8])) -> Result<ReadStats, WsError> {
+    /// Reads what is available and delivers each complete text message to `on_text` (tests; the network loop uses
+    /// [`WsConn::read_stamped`]). `ReadStats::read_done_ns` holds `now()` taken right after the last socket read
+    /// that returned data (the frames' receive stamp).
+    #[cfg(test)]
+    pub(crate) fn read(&mut self, max_reads: usize, mut on_text: impl FnMut(&[u8])) -> Result<ReadStats, WsError> {
         self.read_stamped(max_reads, || 0, |t, _| on_text(t))
     }
 
     /// As [`WsConn::read`], passing each text with the monotonic stamp of the socket read that completed it.
-    pub fn read_stamped(
+    pub(crate) fn read_stamped(
         &mut self,
         max_reads: usize,
         now: impl Fn() -> u64,

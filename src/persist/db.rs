@@ -509,7 +509,7 @@ fn write_tuning(b: &Batch<'_, '_>, symbol: u16, log: &TuningLog) -> rusqlite::Re
 }
 
 /// True when a record goes to the database.
-pub fn is_db_record(r: &Record) -> bool {
+pub(crate) fn is_db_record(r: &Record) -> bool {
     matches!(
         r,
         Record::Opened { .. }

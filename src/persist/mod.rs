@@ -1,4 +1,6 @@
 //! The persistence thread: batched SQLite writes and CSV outputs.
 
-pub mod db;
-pub mod writer;
+pub(crate) mod db;
+pub(crate) mod writer;
+
+pub use db::{Db, MIGRATIONS, Names};

@@ -80,10 +80,10 @@ pub struct PersistStats {
 }
 
 /// The CSV header of `--bars-csv`.
-pub const BARS_CSV_HEADER: &str = "symbol,first_ts_ms,last_ts_ms,open,high,low,close,volume,buy_volume,sell_volume,trades,range_ticks,first_trade_id,last_trade_id";
+pub(crate) const BARS_CSV_HEADER: &str = "symbol,first_ts_ms,last_ts_ms,open,high,low,close,volume,buy_volume,sell_volume,trades,range_ticks,first_trade_id,last_trade_id";
 
 /// The CSV header of `--signals-csv` (prices in quote units; zone level at its bin centre).
-pub const SIGNALS_CSV_HEADER: &str = "symbol,ts_ms,side,price,level,burst_threshold,imbalance_ratio,cvd_1min_change,volume_burst_ratio,bar_range_pct,zone_distance_pct,near_val,near_vah,near_hvn,regime,confidence";
+pub(crate) const SIGNALS_CSV_HEADER: &str = "symbol,ts_ms,side,price,level,burst_threshold,imbalance_ratio,cvd_1min_change,volume_burst_ratio,bar_range_pct,zone_distance_pct,near_val,near_vah,near_hvn,regime,confidence";
 
 /// Which CSV output (for its error).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,7 +146,7 @@ impl CsvOut {
 }
 
 /// Persistence stage state.
-pub struct Persist {
+pub(crate) struct Persist {
     csv: Option<CsvOut>,
     signals_csv: Option<CsvOut>,
     line: String,
@@ -188,7 +188,7 @@ crate::bounds!(BatchConfig as _c {
 
 impl Persist {
     /// Opens the outputs (before any trading starts, so a bad path is an error up front).
-    pub fn open(
+    pub(crate) fn open(
         bars_csv: Option<PathBuf>,
         signals_csv: Option<PathBuf>,
         db: Option<Db>,
@@ -211,7 +211,7 @@ impl Persist {
     }
 
     /// Attaches the control thread's queue of control records.
-    pub fn with_control_queue(
+    pub(crate) fn with_control_queue(
         mut self,
         q: std::sync::Arc<crossbeam_queue::ArrayQueue<crate::persist::db::ControlRecord>>,
     ) -> Self {
@@ -231,12 +231,12 @@ impl Persist {
     }
 
     /// The database run id, when a database is attached.
-    pub fn run_id(&self) -> Option<i64> {
+    pub(crate) fn run_id(&self) -> Option<i64> {
         self.db.as_ref().map(|d| d.run_id)
     }
 
     /// Handles one record: counters and the symbol table always, CSV lines while their file takes them.
-    pub fn on_record(&mut self, r: &Record) -> Result<(), PersistError> {
+    pub(crate) fn on_record(&mut self, r: &Record) -> Result<(), PersistError> {
         self.stats.records += 1;
         match *r {
             Record::Symbol { id, name, price, qty } => self.names.set(id, name, price, qty),
@@ -272,7 +272,7 @@ impl Persist {
     }
 
     /// Flushes buffered output (both CSVs: a failed flush is an error, never lost in a drop).
-    pub fn flush(&mut self) -> Result<(), PersistError> {
+    pub(crate) fn flush(&mut self) -> Result<(), PersistError> {
         if let Some(out) = &mut self.csv {
             out.flush()?;
         }
@@ -364,7 +364,7 @@ impl Persist {
 
     /// Runs the stage until the producer is gone and the ring is empty; commits on drain, every `batch_rows`
     /// rows or every `batch_ms`, whichever comes first.
-    pub fn run(mut self, mut rx: Consumer<Record>) -> (Self, Result<(), PersistError>) {
+    pub(crate) fn run(mut self, mut rx: Consumer<Record>) -> (Self, Result<(), PersistError>) {
         let mut idle = 0u32;
         let mut err = Ok(());
         let mut pacing = CommitPacing::default();

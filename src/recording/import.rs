@@ -196,7 +196,7 @@ fn input_symbol(input: &Path, symbol: Option<&str>, name: &str) -> Result<Symbol
 }
 
 /// Converts one file. `out` receives `<ns> <frame>` lines.
-pub fn import(input: &Path, symbol: Option<&str>, out: &mut dyn Write) -> Result<ImportStats, ImportError> {
+pub(crate) fn import(input: &Path, symbol: Option<&str>, out: &mut dyn Write) -> Result<ImportStats, ImportError> {
     let name = input.display().to_string();
     let sym = input_symbol(input, symbol, &name)?;
     if name.to_ascii_lowercase().contains("bookdepth") {

@@ -1,5 +1,9 @@
 //! Recorded feeds: the line reader, and the import of Binance historical CSVs.
 
-pub mod import;
-pub mod reader;
-pub mod source;
+pub(crate) mod import;
+pub(crate) mod reader;
+pub(crate) mod source;
+
+pub use import::import_files;
+pub use reader::{Line, LineReader, classify, symbol_from_file_name};
+pub use source::Speed;

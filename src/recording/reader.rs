@@ -24,11 +24,11 @@ use std::thread::JoinHandle;
 use crate::types::symbols::SymbolName;
 
 /// Chunk size handed from a reader thread to the parser.
-pub const CHUNK_BYTES: usize = 1 << 20;
+pub(crate) const CHUNK_BYTES: usize = 1 << 20;
 /// Chunks in flight per file.
-pub const CHUNKS_IN_FLIGHT: usize = 4;
+pub(crate) const CHUNKS_IN_FLIGHT: usize = 4;
 /// Lines looked at before a file with no recognisable line is rejected.
-pub const SNIFF_LINES: u64 = 64;
+pub(crate) const SNIFF_LINES: u64 = 64;
 
 /// Errors of the recording reader.
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +95,7 @@ fn parse_uint(b: &[u8]) -> Option<i64> {
 
 /// An integer timestamp whose unit is told by its digit count, in ns.
 #[inline]
-pub fn int_ts_to_ns(b: &[u8]) -> Option<i64> {
+pub(crate) fn int_ts_to_ns(b: &[u8]) -> Option<i64> {
     let v = parse_uint(b)?;
     match b.len() {
         18.. => Some(v),
@@ -106,7 +106,7 @@ pub fn int_ts_to_ns(b: &[u8]) -> Option<i64> {
 }
 
 /// Seconds as a decimal (`1626992741.06217`) to ns, exactly (digits past the 9th decimal are dropped).
-pub fn secs_to_ns(b: &[u8]) -> Option<i64> {
+pub(crate) fn secs_to_ns(b: &[u8]) -> Option<i64> {
     let n = digits(b);
     let secs = parse_uint(&b[..n])?;
     let mut ns = secs.checked_mul(1_000_000_000)?;

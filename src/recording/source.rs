@@ -251,7 +251,7 @@ impl SourceRun {
 
 /// The recording thread: merges `files` by local time, paces them, parses every frame and publishes its events;
 /// returns the parser (with its counters), the feed counters, the parse latency and how reading ended.
-pub fn run_source(
+pub(crate) fn run_source(
     parser: Parser,
     files: Vec<PathBuf>,
     max_line: usize,

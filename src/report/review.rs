@@ -49,7 +49,7 @@ pub struct Trade {
 }
 
 /// The entry features binned by the report.
-pub const FEATURES: [&str; 6] =
+pub(crate) const FEATURES: [&str; 6] =
     ["imbalance_ratio", "cvd_1min_change", "volume_burst_ratio", "bar_range_pct", "zone_distance_pct", "confidence"];
 
 /// Aggregate of a group of trades.
@@ -548,7 +548,7 @@ fn moments(v: &[f64]) -> (f64, f64, f64) {
 /// Per trader: trades, win rate, expectancy, PnL; for each variant the difference in expectancy (variant − base)
 /// with a 95 % confidence interval (Welch: ± 1.96 × √(s²ᵥ/nᵥ + s²ᵦ/nᵦ), normal approximation), and whether the
 /// interval excludes zero (a promotion is a decision, not a guess).
-pub fn variant_rows(trades: &[Trade]) -> BTreeMap<String, VariantRow> {
+pub(crate) fn variant_rows(trades: &[Trade]) -> BTreeMap<String, VariantRow> {
     let mut groups: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut aggs: BTreeMap<String, Agg> = BTreeMap::new();
     for t in trades {

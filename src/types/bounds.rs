@@ -20,7 +20,7 @@ pub struct OutOfBounds {
 }
 
 /// A section with a bounds table (implemented by [`bounds!`]).
-pub trait Bounded {
+pub(crate) trait Bounded {
     /// Checks every ranged key; `prefix` is the section's dotted name.
     fn check_bounds(&self, prefix: &str) -> Result<(), OutOfBounds>;
     /// Appends one `prefix.key=value` line per key, in table order.
@@ -28,7 +28,7 @@ pub trait Bounded {
 }
 
 /// A number a range applies to.
-pub trait Scalar: Copy + PartialOrd + std::fmt::Display {
+pub(crate) trait Scalar: Copy + PartialOrd + std::fmt::Display {
     /// False for NaN and ±inf.
     fn is_finite_value(self) -> bool;
 }
@@ -70,7 +70,7 @@ impl Ranged for f64 {
 }
 
 /// A key a range applies to: a number, or an optional number (`None` is always allowed).
-pub trait Ranged {
+pub(crate) trait Ranged {
     /// The number.
     type Item: Scalar;
     /// The value to check, if any.
@@ -85,7 +85,7 @@ impl<T: Scalar + Ranged<Item = T>> Ranged for Option<T> {
 }
 
 /// Checks `lo <= v <= hi` (and finiteness).
-pub fn check_range<V: Ranged>(
+pub(crate) fn check_range<V: Ranged>(
     prefix: &str,
     field: &str,
     v: &V,
@@ -102,17 +102,17 @@ pub fn check_range<V: Ranged>(
 }
 
 /// Checks that a float is finite.
-pub fn check_finite(prefix: &str, field: &str, v: f64, allowed: &'static str) -> Result<(), OutOfBounds> {
+pub(crate) fn check_finite(prefix: &str, field: &str, v: f64, allowed: &'static str) -> Result<(), OutOfBounds> {
     if v.is_finite() { Ok(()) } else { Err(OutOfBounds { key: join(prefix, field), value: v.to_string(), allowed }) }
 }
 
 /// `prefix.field` (or `field` without a prefix).
-pub fn join(prefix: &str, field: &str) -> String {
+pub(crate) fn join(prefix: &str, field: &str) -> String {
     if prefix.is_empty() { field.to_string() } else { format!("{prefix}.{field}") }
 }
 
 /// The canonical text of a value in the configuration hash.
-pub trait Canon {
+pub(crate) trait Canon {
     /// Appends the value.
     fn canon(&self, out: &mut String);
 }
@@ -173,7 +173,7 @@ impl<V: Canon> Canon for std::collections::BTreeMap<String, V> {
 }
 
 /// Appends `prefix.field=value\n`.
-pub fn canon_line<T: Canon + ?Sized>(prefix: &str, field: &str, v: &T, out: &mut String) {
+pub(crate) fn canon_line<T: Canon + ?Sized>(prefix: &str, field: &str, v: &T, out: &mut String) {
     out.push_str(&join(prefix, field));
     out.push('=');
     v.canon(out);

@@ -13,6 +13,6 @@ pub fn now_ns() -> u64 {
 }
 
 /// Wall-clock nanoseconds since the Unix epoch (receive stamps of live frames, run times; never trading logic).
-pub fn wall_ns() -> i64 {
+pub(crate) fn wall_ns() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }

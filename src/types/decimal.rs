@@ -6,9 +6,9 @@
 //! [`DecimalError::OffGrid`] error, never a rounded value. Floats appear nowhere in this module.
 
 /// Largest number of decimals we accept (Binance uses at most 8).
-pub const MAX_DECIMALS: u8 = 12;
+pub(crate) const MAX_DECIMALS: u8 = 12;
 /// Largest number of significant digits in one decimal string (keeps every value inside i64).
-pub const MAX_DIGITS: usize = 18;
+pub(crate) const MAX_DIGITS: usize = 18;
 
 const POW10: [i64; 19] = [
     1,
@@ -195,7 +195,7 @@ impl Scale {
 /// Parses a decimal string into fixed 1e-8 units (used for the mark price, which is not on the tick grid).
 /// Digits beyond the 8th decimal are truncated toward zero.
 #[inline]
-pub fn parse_e8(s: &[u8]) -> Result<i64, DecimalError> {
+pub(crate) fn parse_e8(s: &[u8]) -> Result<i64, DecimalError> {
     let d = parse_decimal(s)?;
     if d.dec <= 8 {
         d.mantissa.checked_mul(POW10[(8 - d.dec) as usize]).ok_or(DecimalError::Overflow)

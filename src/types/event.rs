@@ -11,12 +11,12 @@
 //! Contract: the events of one frame are pushed into the ring together (all or none), so the consumer always sees a
 //! header followed by exactly the continuation events it announces.
 
-pub use super::symbols::SymbolId;
+pub(crate) use super::symbols::SymbolId;
 
 use super::decimal::Scale;
 
 /// Number of price levels one continuation event carries.
-pub const LEVELS_PER_EVENT: usize = 2;
+pub(crate) const LEVELS_PER_EVENT: usize = 2;
 
 /// What a [`MarketEvent`] is.
 #[repr(u8)]

@@ -5,7 +5,7 @@
 use hdrhistogram::Histogram;
 
 /// Highest value tracked (ns); larger values saturate.
-pub const MAX_TRACKED_NS: u64 = 60_000_000_000;
+pub(crate) const MAX_TRACKED_NS: u64 = 60_000_000_000;
 
 /// A named stage histogram.
 #[derive(Clone)]
@@ -66,7 +66,7 @@ impl Summary {
 }
 
 /// Formats ns for a table (ns, µs or ms with 3 significant digits).
-pub fn fmt_ns(ns: u64) -> String {
+pub(crate) fn fmt_ns(ns: u64) -> String {
     if ns < 10_000 {
         format!("{ns} ns")
     } else if ns < 10_000_000 {
@@ -77,7 +77,7 @@ pub fn fmt_ns(ns: u64) -> String {
 }
 
 /// A latency table: one line per stage with p50/p90/p99/p99.9/max.
-pub fn table(stages: &[(&str, Summary)]) -> String {
+pub(crate) fn table(stages: &[(&str, Summary)]) -> String {
     let mut s = format!(
         "{:<18} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n",
         "stage", "count", "p50", "p90", "p99", "p99.9", "max"

@@ -1,9 +1,15 @@
 //! Leaf vocabulary shared by every layer: clocks, exact decimals, symbols, the 64-byte market event, the records the compute thread emits, latency stages. Imports nothing from the crate.
 
-pub mod bounds;
-pub mod clock;
-pub mod decimal;
-pub mod event;
-pub mod latency;
-pub mod record;
-pub mod symbols;
+pub(crate) mod bounds;
+pub(crate) mod clock;
+pub(crate) mod decimal;
+pub(crate) mod event;
+pub(crate) mod latency;
+pub(crate) mod record;
+pub(crate) mod symbols;
+
+pub use clock::now_ns;
+pub use decimal::{DecimalError, Scale, parse_decimal};
+pub use event::{EventKind, MarketEvent, depth_event_count, flags};
+pub use record::{ExitReason, Record};
+pub use symbols::{InternError, SymbolId, SymbolName, SymbolTable};

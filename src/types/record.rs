@@ -416,7 +416,7 @@ pub enum Record {
 /// the size difference with the text variant is deliberate.)
 #[derive(Debug, Clone)]
 #[allow(clippy::large_enum_variant)]
-pub enum Alert {
+pub(crate) enum Alert {
     /// A trading record from the compute thread.
     Trade(Record),
     /// Text from the control thread.
@@ -426,7 +426,7 @@ pub enum Alert {
 /// A position opened or closed on a symbol (compute thread → control thread, so that a symbol with an open
 /// position is never unsubscribed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PositionEvent {
+pub(crate) struct PositionEvent {
     /// The symbol.
     pub name: SymbolName,
     /// True when a position opened, false when one closed.

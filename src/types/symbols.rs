@@ -11,7 +11,7 @@ use crate::types::decimal::Scale;
 pub type SymbolId = u16;
 
 /// Longest symbol name accepted (Binance's longest are delivery contracts such as `BTCUSDT_260327`).
-pub const SYMBOL_NAME_MAX: usize = 16;
+pub(crate) const SYMBOL_NAME_MAX: usize = 16;
 
 /// An upper-case symbol name stored inline, NUL padded.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]

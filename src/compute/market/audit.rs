@@ -47,7 +47,7 @@ pub struct AuditQueue {
 }
 
 /// Book tickers kept waiting per symbol.
-pub const AUDIT_PENDING: usize = 32;
+pub(crate) const AUDIT_PENDING: usize = 32;
 
 /// Audit counters of one symbol.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

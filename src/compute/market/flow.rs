@@ -24,9 +24,9 @@
 use crate::types::record::Bar;
 
 /// Most CVD samples kept (one per second).
-pub const CVD_SAMPLES: usize = 256;
+pub(crate) const CVD_SAMPLES: usize = 256;
 /// Most bars of history kept for baselines.
-pub const BAR_HISTORY: usize = 512;
+pub(crate) const BAR_HISTORY: usize = 512;
 
 /// How CVD resets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]

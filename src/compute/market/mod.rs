@@ -1,8 +1,13 @@
 //! Market state per symbol: order book, range bars, order flow, volume profile, regime.
 
-pub mod audit;
-pub mod bars;
-pub mod book;
-pub mod flow;
-pub mod profile;
-pub mod regime;
+pub(crate) mod audit;
+pub(crate) mod bars;
+pub(crate) mod book;
+pub(crate) mod flow;
+pub(crate) mod profile;
+pub(crate) mod regime;
+
+pub use bars::{BarRange, RangeBars};
+pub use book::{Book, BookConfig, BookOutcome};
+pub use flow::FlowConfig;
+pub use regime::RegimeConfig;

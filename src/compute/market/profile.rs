@@ -23,7 +23,7 @@
 //!   the most prominent first. Levels are recomputed at bar close, not per trade.
 
 /// Most HVNs or LVNs reported.
-pub const MAX_NODES: usize = 8;
+pub(crate) const MAX_NODES: usize = 8;
 
 /// Profile parameters.
 #[derive(Debug, Clone, serde::Deserialize)]

@@ -14,9 +14,9 @@
 use crate::types::record::Regime;
 
 /// Values of the speed history kept.
-pub const SPEED_HISTORY: usize = 512;
+pub(crate) const SPEED_HISTORY: usize = 512;
 /// Bars kept for the window.
-pub const WINDOW_MAX: usize = 512;
+pub(crate) const WINDOW_MAX: usize = 512;
 
 /// Regime classifier parameters.
 #[derive(Debug, Clone, serde::Deserialize)]

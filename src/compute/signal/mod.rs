@@ -1,4 +1,6 @@
 //! The AdvancedOrderFlow strategy and the burst threshold tuner.
 
-pub mod strategy;
-pub mod tune;
+pub(crate) mod strategy;
+pub(crate) mod tune;
+
+pub use tune::TuneConfig;

@@ -19,9 +19,9 @@ use crate::compute::signal::strategy::BarEval;
 use crate::types::record::TuningLog;
 
 /// Most candidates.
-pub const MAX_CANDIDATES: usize = 16;
+pub(crate) const MAX_CANDIDATES: usize = 16;
 /// Most bars in a window.
-pub const MAX_WINDOW: usize = 1024;
+pub(crate) const MAX_WINDOW: usize = 1024;
 
 /// Tuning parameters.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -78,7 +78,7 @@ crate::bounds!(TuneConfig as _t {
 
 /// Result of one candidate.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct CandidateResult {
+pub(crate) struct CandidateResult {
     /// Threshold.
     pub ratio: f64,
     /// Simulated trades.
@@ -211,7 +211,7 @@ impl Tuner {
 }
 
 /// Backtests one threshold over `bars` (see the module doc).
-pub fn backtest(cfg: &TuneConfig, bars: &[BarEval], c: f64) -> CandidateResult {
+pub(crate) fn backtest(cfg: &TuneConfig, bars: &[BarEval], c: f64) -> CandidateResult {
     let mut r = CandidateResult { ratio: c, ..CandidateResult::default() };
     let la = cfg.lookahead_bars;
     let last_entry = bars.len().saturating_sub(la).min(cfg.lookback_bars);

@@ -119,7 +119,7 @@ impl GateReject {
 }
 
 /// Most closed trades kept per symbol and hour.
-pub const HOUR_LOOKBACK_MAX: usize = 1024;
+pub(crate) const HOUR_LOOKBACK_MAX: usize = 1024;
 
 /// Recent closed-trade PnL per UTC hour of one symbol (a ring per hour, fixed capacity).
 #[derive(Debug, Clone)]
@@ -180,7 +180,7 @@ fn depth(side: &crate::compute::market::book::BookSide, n: usize) -> i64 {
 }
 
 /// Runs the three filters for an entry of `qty` steps at exchange time `ts_ns`.
-pub fn check(
+pub(crate) fn check(
     cfg: &GateConfig,
     book: &Book,
     hours: &HourExpectancy,
@@ -232,7 +232,7 @@ pub fn check(
 
 /// A simulated taker fill that walks the book: (VWAP price in ticks, filled qty). Takes asks for a buy and bids for
 /// a sell; fills at most what the kept levels hold.
-pub fn walk(book: &Book, buy: bool, qty: i64) -> (f64, i64) {
+pub(crate) fn walk(book: &Book, buy: bool, qty: i64) -> (f64, i64) {
     let side = if buy { &book.asks } else { &book.bids };
     let mut left = qty;
     let mut notional = 0.0;

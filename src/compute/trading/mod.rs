@@ -1,6 +1,8 @@
 //! Execution gate, risk, and paper positions.
 
-pub mod gate;
-pub mod position;
-pub mod risk;
-pub mod trader;
+pub(crate) mod gate;
+pub(crate) mod position;
+pub(crate) mod risk;
+pub(crate) mod trader;
+
+pub use gate::GateReject;

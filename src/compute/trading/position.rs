@@ -79,7 +79,7 @@ crate::bounds!(PositionConfig as q {
 });
 
 /// Liquidation price (ticks) for an isolated position (see the module doc).
-pub fn liquidation_price(side: Side, entry: f64, leverage: f64, mmr: f64) -> f64 {
+pub(crate) fn liquidation_price(side: Side, entry: f64, leverage: f64, mmr: f64) -> f64 {
     match side {
         Side::Long => entry * (1.0 - 1.0 / leverage) / (1.0 - mmr),
         Side::Short => entry * (1.0 + 1.0 / leverage) / (1.0 + mmr),

@@ -16,10 +16,10 @@
 //!   compute thread's copy of the table never falls behind the parser's).
 //! - Limits: a frame is at most `max_frame_bytes`; a depth side has at most [`MAX_LEVELS_PER_SIDE`] levels.
 
-pub mod exchange_info;
-pub mod fast;
-pub mod fields;
-pub mod tape;
+pub(crate) mod exchange_info;
+pub(crate) mod fast;
+pub(crate) mod fields;
+pub(crate) mod tape;
 
 pub use exchange_info::parse_exchange_info;
 pub use fields::{MAX_LEVELS_PER_SIDE, ParseError};
@@ -676,12 +676,12 @@ impl Parser {
 
 /// A short printable sample of a frame for logs: its first 160 bytes (invalid UTF-8 shown as U+FFFD), and its
 /// length when longer. Formatting it allocates nothing.
-pub fn sample(frame: &[u8]) -> Sample<'_> {
+pub(crate) fn sample(frame: &[u8]) -> Sample<'_> {
     Sample(frame)
 }
 
 /// See [`sample`].
-pub struct Sample<'a>(&'a [u8]);
+pub(crate) struct Sample<'a>(&'a [u8]);
 
 impl std::fmt::Display for Sample<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

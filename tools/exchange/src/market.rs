@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use rusto::types::decimal::parse_decimal;
+use rusto::types::parse_decimal;
 
 /// Stream kinds (what the counters and the routes talk about).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use rusto::recording::reader::{Line, LineReader, classify, symbol_from_file_name};
-use rusto::types::decimal::parse_decimal;
+use rusto::recording::{Line, LineReader, classify, symbol_from_file_name};
+use rusto::types::parse_decimal;
 use serde_json::Value;
 
 use crate::json::{NumKind, Template, field_text};
@@ -142,7 +142,7 @@ impl Grid {
             }
             base = base.saturating_mul(10);
         }
-        let scale = rusto::types::decimal::Scale { dec: self.dec, unit };
+        let scale = rusto::types::Scale { dec: self.dec, unit };
         (scale.to_string(1), self.dec)
     }
 }

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use rusto::types::decimal::Scale;
+use rusto::types::Scale;
 
 use crate::ctx::{Ctx, wall_ms};
 use crate::market::{DepthIn, Frame, Kind, Lvl, Spec, TradeIn};

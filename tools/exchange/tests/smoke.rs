@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
-use rusto::compute::market::book::{Book, BookConfig};
-use rusto::ingest::parse::{DEFAULT_MAX_FRAME_BYTES, FrameMeta, Parser, parse_exchange_info};
-use rusto::types::event::{EventKind, MarketEvent, SymbolId};
-use rusto::types::symbols::{SymbolName, SymbolTable};
+use rusto::compute::{Book, BookConfig};
+use rusto::ingest::{DEFAULT_MAX_FRAME_BYTES, FrameMeta, Parser, parse_exchange_info};
+use rusto::types::{EventKind, MarketEvent, SymbolId};
+use rusto::types::{SymbolName, SymbolTable};
 use serde_json::{Value, json};
 use tungstenite::{Message, WebSocket};
 
@@ -342,8 +342,8 @@ fn routes_rest_sync_and_subscribe_over_tls() {
     let specs = parse_exchange_info(info.body.as_bytes()).unwrap();
     assert_eq!(specs.len(), 1);
     assert_eq!(specs[0].name.as_str(), "BTCUSDT");
-    assert_eq!(specs[0].tick, rusto::types::decimal::Scale { dec: 2, unit: 10 }, "tickSize 0.10");
-    assert_eq!(specs[0].step, rusto::types::decimal::Scale { dec: 3, unit: 1 }, "stepSize 0.001");
+    assert_eq!(specs[0].tick, rusto::types::Scale { dec: 2, unit: 10 }, "tickSize 0.10");
+    assert_eq!(specs[0].step, rusto::types::Scale { dec: 3, unit: 1 }, "stepSize 0.001");
     let v: Value = serde_json::from_str(&info.body).unwrap();
     let s = &v["symbols"][0];
     assert_eq!(
@@ -702,7 +702,7 @@ fn synthetic_market_syncs_and_drop_fault_closes() {
             let b = cb.book("SYM0USDT");
             if b.is_synced() && d["u"].as_u64() == Some(b.last_update_id()) {
                 let (bid, ask) = b.top();
-                let scale = rusto::types::decimal::Scale::decimals(1);
+                let scale = rusto::types::Scale::decimals(1);
                 assert_eq!(scale.to_string(bid.unwrap().px), d["b"].as_str().unwrap());
                 assert_eq!(scale.to_string(ask.unwrap().px), d["a"].as_str().unwrap());
                 audited += 1;
