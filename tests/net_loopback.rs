@@ -43,13 +43,13 @@ fn config(port: u16) -> NetConfig {
         market_path: "/market".into(),
         public_path: "/public".into(),
         max_frame_bytes: 1 << 16,
-        reconnect_min_ms: 10,
-        reconnect_max_ms: 50,
+        reconnect_ms_min: 10,
+        reconnect_ms_max: 50,
         max_reconnects: 1000,
-        reconnect_window_secs: 60,
+        reconnect_window_s: 60,
         // Rotate as soon as a connection is open: every successor replaces its predecessor at once.
-        rotate_after_secs: 0,
-        control_msgs_per_sec: 10,
+        rotate_after_s: 0,
+        control_msgs_per_s: 10,
         max_reads_per_wake: 16,
     }
 }
@@ -96,7 +96,7 @@ fn the_network_thread_stops_by_itself_when_the_consumer_is_gone() {
     let (accepted, server_stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
     let port = serve(accepted, server_stop.clone());
     let mut cfg = config(port);
-    cfg.rotate_after_secs = 3600;
+    cfg.rotate_after_s = 3600;
     let (mut net, waker) = Net::new(cfg, None, vec!["btcusdt@aggTrade".into()], vec![]).unwrap();
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));

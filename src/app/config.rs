@@ -627,12 +627,12 @@ impl LiveConfig {
             market_path: self.market_path.clone(),
             public_path: self.public_path.clone(),
             max_frame_bytes,
-            reconnect_min_ms: self.reconnect_ms_min,
-            reconnect_max_ms: self.reconnect_ms_max,
+            reconnect_ms_min: self.reconnect_ms_min,
+            reconnect_ms_max: self.reconnect_ms_max,
             max_reconnects: self.max_reconnects,
-            reconnect_window_secs: self.reconnect_window_s,
-            rotate_after_secs: self.rotate_after_s,
-            control_msgs_per_sec: self.control_msgs_per_s,
+            reconnect_window_s: self.reconnect_window_s,
+            rotate_after_s: self.rotate_after_s,
+            control_msgs_per_s: self.control_msgs_per_s,
             max_reads_per_wake: MAX_READS_PER_WAKE,
         })
     }

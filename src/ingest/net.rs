@@ -10,15 +10,15 @@
 //! - Pings are answered at once; the server's pings keep the connection alive (Binance: every 3 minutes, dropped
 //!   after 10 without a pong).
 //! - On any disconnect: the connection's books are marked unsynced (`Dropped` events, so the compute thread asks
-//!   for fresh snapshots), and it reconnects with exponential backoff and jitter (`reconnect_min_ms` doubling to
-//!   `reconnect_max_ms`). More than `max_reconnects` reconnects within `reconnect_window_secs` is a fatal
+//!   for fresh snapshots), and it reconnects with exponential backoff and jitter (`reconnect_ms_min` doubling to
+//!   `reconnect_ms_max`). More than `max_reconnects` reconnects within `reconnect_window_s` is a fatal
 //!   [`NetError::TooManyReconnects`].
-//! - Before a connection reaches Binance's 24 h limit (`rotate_after_secs`), a successor connection is opened; once
+//! - Before a connection reaches Binance's 24 h limit (`rotate_after_s`), a successor connection is opened; once
 //!   it delivers its first frame the old one is closed after [`RETIRE_GRACE`], with a closing handshake: it is read
 //!   until the server answers our close frame, so nothing the server sent on it is lost. The engine drops the
 //!   duplicated trades and depth updates. A closed connection's slot (and its mio token) is reused by the next successor, so
 //!   the connection table never grows past the connections open at once (a month of rotations included).
-//! - SUBSCRIBE/UNSUBSCRIBE requests ([`SubscribeCmd`]) are rate limited to `control_msgs_per_sec` (Binance allows 10
+//! - SUBSCRIBE/UNSUBSCRIBE requests ([`SubscribeCmd`]) are rate limited to `control_msgs_per_s` (Binance allows 10
 //!   incoming messages per second per connection); at most [`PENDING_CTRL_MAX`] wait per connection, and one more
 //!   is counted ([`NetStats::ctrl_dropped`]) while the connection's stream list still takes the change.
 //! - Commands from the control thread (REST snapshot bodies, subscription changes) arrive through a [`NetInbox`]
@@ -243,17 +243,17 @@ pub struct NetConfig {
     /// Largest frame, bytes.
     pub max_frame_bytes: usize,
     /// Reconnect backoff start (`live.reconnect_ms_min`).
-    pub reconnect_min_ms: u64,
+    pub reconnect_ms_min: u64,
     /// Reconnect backoff cap (`live.reconnect_ms_max`).
-    pub reconnect_max_ms: u64,
+    pub reconnect_ms_max: u64,
     /// Most reconnects per window before giving up.
     pub max_reconnects: usize,
     /// The window (`live.reconnect_window_s`).
-    pub reconnect_window_secs: u64,
+    pub reconnect_window_s: u64,
     /// Open a successor connection after this long (`live.rotate_after_s`; Binance drops at 24 h).
-    pub rotate_after_secs: u64,
+    pub rotate_after_s: u64,
     /// SUBSCRIBE/UNSUBSCRIBE messages per second per connection (`live.control_msgs_per_s`).
-    pub control_msgs_per_sec: u32,
+    pub control_msgs_per_s: u32,
     /// Reads per readable event per connection.
     pub max_reads_per_wake: usize,
 }
@@ -292,7 +292,7 @@ pub struct NetStats {
 /// backlog. A request beyond it is counted in [`NetStats::ctrl_dropped`] and logged, never queued.
 pub(crate) const PENDING_CTRL_MAX: usize = 256;
 
-/// How long a predecessor keeps being read after its successor delivered data (capped by `rotate_after_secs`);
+/// How long a predecessor keeps being read after its successor delivered data (capped by `rotate_after_s`);
 /// then it sends its close frame and is read until the server's close reply, for at most as long again.
 pub(crate) const RETIRE_GRACE: Duration = Duration::from_secs(1);
 
@@ -485,7 +485,7 @@ impl Net {
     fn add_conn(&mut self, route: Route, streams: Vec<String>, successor_of: Option<usize>) -> usize {
         let path = stream_path(self.prefix(route), &streams);
         let i = self.conns.iter().position(|c| c.retired).unwrap_or(self.conns.len());
-        let mut conn = Conn::new(route, Token(i), path, streams, self.cfg.reconnect_min_ms);
+        let mut conn = Conn::new(route, Token(i), path, streams, self.cfg.reconnect_ms_min);
         conn.successor_of = successor_of;
         if i == self.conns.len() {
             self.conns.push(conn);
@@ -546,9 +546,9 @@ impl Net {
         let now = Instant::now();
         let delay = jitter(&mut self.seed, c.backoff_ms);
         c.next_attempt = now + Duration::from_millis(delay);
-        c.backoff_ms = (c.backoff_ms * 2).min(self.cfg.reconnect_max_ms);
+        c.backoff_ms = (c.backoff_ms * 2).min(self.cfg.reconnect_ms_max);
         self.reconnects.push_back(now);
-        let window = Duration::from_secs(self.cfg.reconnect_window_secs);
+        let window = Duration::from_secs(self.cfg.reconnect_window_s);
         while self.reconnects.front().is_some_and(|t| now.duration_since(*t) > window) {
             self.reconnects.pop_front();
         }
@@ -556,7 +556,7 @@ impl Net {
             return Err(NetError::TooManyReconnects {
                 route: c.route.name(),
                 count: self.reconnects.len(),
-                window_secs: self.cfg.reconnect_window_secs,
+                window_secs: self.cfg.reconnect_window_s,
                 last: why,
             });
         }
@@ -590,9 +590,9 @@ impl Net {
         }
     }
 
-    /// Sends waiting requests on open connections within `control_msgs_per_sec`.
+    /// Sends waiting requests on open connections within `control_msgs_per_s`.
     fn send_ctrl(&mut self) {
-        let limit = self.cfg.control_msgs_per_sec.max(1);
+        let limit = self.cfg.control_msgs_per_s.max(1);
         for c in &mut self.conns {
             if c.sec_start.elapsed() >= Duration::from_secs(1) {
                 c.sec_start = Instant::now();
@@ -715,7 +715,7 @@ impl Net {
 
     /// The grace of a predecessor, capped by the rotation period (so fast test rotations stay bounded).
     fn retire_grace(&self) -> Duration {
-        RETIRE_GRACE.min(Duration::from_secs(self.cfg.rotate_after_secs))
+        RETIRE_GRACE.min(Duration::from_secs(self.cfg.rotate_after_s))
     }
 
     /// Closes a retiring connection for good and frees its slot.
@@ -739,11 +739,11 @@ impl Net {
         self.fail(i, why, feed)
     }
 
-    /// An open connection older than `rotate_after_secs` that is not itself a successor still waiting for data,
+    /// An open connection older than `rotate_after_s` that is not itself a successor still waiting for data,
     /// not retiring, and has no successor yet.
     fn due_for_rotation(&self, i: usize, now: Instant) -> bool {
         let c = &self.conns[i];
-        let rotate = Duration::from_secs(self.cfg.rotate_after_secs);
+        let rotate = Duration::from_secs(self.cfg.rotate_after_s);
         c.retire_at.is_none()
             && c.successor_of.is_none()
             && c.opened_at.is_some_and(|t| now.duration_since(t) >= rotate)
@@ -786,7 +786,7 @@ impl Net {
         conn.frames += frames;
         if !was_open && conn.ws.as_ref().is_some_and(|w| w.state() == WsState::Open) {
             conn.opened_at = Some(Instant::now());
-            conn.backoff_ms = self.cfg.reconnect_min_ms;
+            conn.backoff_ms = self.cfg.reconnect_ms_min;
             self.stats.connects += 1;
         }
         if writable
@@ -842,12 +842,12 @@ mod tests {
             market_path: "/market".into(),
             public_path: "/public".into(),
             max_frame_bytes: 1 << 16,
-            reconnect_min_ms: 10,
-            reconnect_max_ms: 50,
+            reconnect_ms_min: 10,
+            reconnect_ms_max: 50,
             max_reconnects: 10,
-            reconnect_window_secs: 60,
-            rotate_after_secs: 3600,
-            control_msgs_per_sec: 10,
+            reconnect_window_s: 60,
+            rotate_after_s: 3600,
+            control_msgs_per_s: 10,
             max_reads_per_wake: 16,
         };
         Net::new(cfg, None, vec!["a@trade".into()], vec!["a@depth".into()]).unwrap()
