@@ -89,6 +89,7 @@ impl<'i> Sc<'i> {
             n += 1;
         }
         self.i = start + n + 1;
+        debug_assert!(rest[..n].iter().all(|c| (0x20..0x7f).contains(c)), "printable ASCII only");
         // SAFETY: every byte of rest[..n] was checked above to be printable ASCII (0x20..0x7f), which is valid
         // UTF-8.
         Some(unsafe { std::str::from_utf8_unchecked(&rest[..n]) })
