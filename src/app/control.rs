@@ -198,6 +198,8 @@ pub struct Selection {
     due: Vec<DrainCmd>,
     /// The last drain ticket handed out.
     last_ticket: u64,
+    /// Symbols unsubscribed after their drain (the compute thread still drains them until told otherwise).
+    retired: Vec<SymbolName>,
 }
 
 impl Selection {
@@ -216,9 +218,9 @@ impl Selection {
     pub fn reselect(&mut self, next: Vec<SymbolName>) -> (Vec<SymbolName>, Vec<SymbolName>) {
         let added: Vec<SymbolName> = next.iter().filter(|s| !self.subscribed(s)).copied().collect();
         let dropped: Vec<SymbolName> = self.current.iter().filter(|s| !next.contains(s)).copied().collect();
-        for &name in self.pending_drop.iter().filter(|s| next.contains(s)) {
-            self.due.push(DrainCmd::Undrain { name });
-        }
+        let back = self.pending_drop.iter().chain(&self.retired).filter(|s| next.contains(s));
+        self.due.extend(back.map(|&name| DrainCmd::Undrain { name }));
+        self.retired.retain(|s| !next.contains(s));
         self.pending_drop.retain(|s| !next.contains(s));
         self.tickets.retain(|(s, _)| !next.contains(s));
         self.drained.retain(|s| !next.contains(s));
@@ -282,6 +284,7 @@ impl Selection {
         self.pending_drop = keep;
         self.tickets.retain(|(s, _)| !go.contains(s));
         self.drained.retain(|s| !go.contains(s));
+        self.retired.extend(go.iter().copied());
         go
     }
 
@@ -753,6 +756,20 @@ mod tests {
         sel.position(drained("AUSDT", first)); // A confirmation of the first drain, sent before the undrain.
         assert_eq!(sel.take_flat(), vec![s("BUSDT")], "only the symbol really dropped");
         assert!(sel.subscribed(&s("AUSDT")));
+    }
+
+    #[test]
+    fn a_symbol_selected_again_after_its_unsubscribe_is_undrained_and_subscribed() {
+        let mut sel = Selection::new(vec![s("AUSDT")]);
+        sel.reselect(vec![]);
+        let t = ticket(&sel.take_drain_cmds(), "AUSDT");
+        sel.position(drained("AUSDT", t));
+        assert_eq!(sel.take_flat(), vec![s("AUSDT")]);
+        let (added, _) = sel.reselect(vec![s("AUSDT")]);
+        assert_eq!(added, vec![s("AUSDT")], "subscribed again");
+        assert_eq!(sel.take_drain_cmds(), vec![DrainCmd::Undrain { name: s("AUSDT") }], "and trades again");
+        sel.reselect(vec![s("AUSDT")]);
+        assert!(sel.take_drain_cmds().is_empty(), "undrained once");
     }
 
     #[test]

@@ -429,7 +429,7 @@ pub enum Alert {
 pub struct PositionEvent {
     /// The symbol.
     pub name: SymbolName,
-    /// True when a position opened, false when one closed.
+    /// True when a position opened, false when one closed (or, with `drained`, none is open).
     pub open: bool,
     /// `Some(ticket)`: the symbol is draining under the [`DrainCmd::Drain`] with that ticket and no account holds a
     /// position on it, so none will open one (the control thread may unsubscribe it); `None` otherwise.
