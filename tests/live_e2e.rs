@@ -319,6 +319,11 @@ fn an_open_position_keeps_its_symbol_subscribed_until_it_closes() {
     let closed = dropped + err[dropped..].find("position closed on BTCUSDT").expect("closed after the drop");
     let unsub = at("unsubscribing [BTCUSDT]");
     assert!(dropped < closed && closed < unsub, "drop, close, unsubscribe in that order:\n{err}");
+    // Two-phase: the compute thread confirmed the drain (flat, opening nothing) before the UNSUBSCRIBE.
+    let drained = closed + err[closed..].find("BTCUSDT: drained").expect("drain confirmed after the close");
+    assert!(drained < unsub, "drained, then unsubscribed:\n{err}");
+    assert_eq!(r["symbols"]["BTCUSDT"]["draining"], true, "still draining at the end: {r}");
+    assert!(r["symbols"]["BTCUSDT"]["drain_refused"].is_u64(), "{r}");
     let c = rusqlite::Connection::open(&db).unwrap();
     let managed: i64 = c
         .query_row(

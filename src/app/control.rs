@@ -5,6 +5,11 @@
 //! - a symbol with an open position is never unsubscribed: a symbol dropped by a reselection stays subscribed
 //!   (and served snapshots) until every position on it (base and variants) has closed, then it is unsubscribed
 //!   (open/close events counted per symbol; the interval reports' open flags are a second source);
+//! - the drain is two-phase, so the compute thread cannot open a position between the check and the UNSUBSCRIBE:
+//!   a dropped symbol is first drained ([`DrainCmd::Drain`]: the compute thread opens no new position on it), and
+//!   unsubscribed only once the compute thread confirmed that drain with no position open
+//!   ([`PositionEvent::drained`] carrying that drain's ticket); one selected again before is undrained. Drain
+//!   commands the queue cannot take are held and retried like network commands ([`DrainOutbox`]);
 //! - nothing for the network thread is dropped: a command its queue cannot take now is kept, in order, and
 //!   retried on the next turn of the loop (counted in [`ControlStats::cmd_retries`]).
 
@@ -25,7 +30,7 @@ use crate::ingest::net::{NetCmd, NetInbox, Route};
 use crate::persist::db::ControlRecord;
 use crate::types::clock;
 use crate::types::latency::table;
-use crate::types::record::PositionEvent;
+use crate::types::record::{DrainCmd, PositionEvent};
 use crate::types::symbols::SymbolName;
 
 /// The queues between the control thread and the others.
@@ -40,6 +45,8 @@ pub(crate) struct Links {
     pub positions: Arc<ArrayQueue<PositionEvent>>,
     /// Control records (health, selections) to persistence.
     pub side: Arc<ArrayQueue<ControlRecord>>,
+    /// Drain and undrain commands to compute.
+    pub drains: Arc<ArrayQueue<DrainCmd>>,
 }
 
 impl Links {
@@ -51,6 +58,7 @@ impl Links {
             reports: Arc::new(ArrayQueue::new(4)),
             positions: Arc::new(ArrayQueue::new(4096)),
             side: Arc::new(ArrayQueue::new(256)),
+            drains: Arc::new(ArrayQueue::new(256)),
         }
     }
 
@@ -62,6 +70,7 @@ impl Links {
             reports: (l.report_interval_s > 0)
                 .then(|| (self.reports.clone(), Duration::from_secs(l.report_interval_s))),
             position_events: Some(self.positions.clone()),
+            drains: Some(self.drains.clone()),
         }
     }
 }
@@ -137,6 +146,38 @@ impl Outbox {
     }
 }
 
+/// Drain commands for the compute thread that its queue could not take yet, kept in order and retried.
+#[derive(Debug, Default)]
+pub(crate) struct DrainOutbox {
+    held: VecDeque<DrainCmd>,
+    /// Pushes that found the queue full (each retried later).
+    pub retries: u64,
+}
+
+impl DrainOutbox {
+    /// Queues `cmds` behind any held ones and pushes what fits.
+    pub(crate) fn send(&mut self, q: &ArrayQueue<DrainCmd>, cmds: impl IntoIterator<Item = DrainCmd>) {
+        self.held.extend(cmds);
+        self.flush(q);
+    }
+
+    /// Pushes held commands in order until the queue is full.
+    pub(crate) fn flush(&mut self, q: &ArrayQueue<DrainCmd>) {
+        while let Some(&cmd) = self.held.front() {
+            if q.push(cmd).is_err() {
+                self.retries += 1;
+                return;
+            }
+            self.held.pop_front();
+        }
+    }
+
+    /// Commands still held.
+    pub(crate) fn held(&self) -> usize {
+        self.held.len()
+    }
+}
+
 /// The selected symbols, those dropped but still subscribed, and the open positions per symbol.
 #[derive(Debug, Default)]
 pub(crate) struct Selection {
@@ -149,6 +190,16 @@ pub(crate) struct Selection {
     /// Symbols the compute thread's last interval report showed with an open position (a level, not an edge:
     /// a second source that heals a lost open event).
     reported_open: Vec<SymbolName>,
+    /// The ticket of the drain sent for each dropped symbol.
+    tickets: Vec<(SymbolName, u64)>,
+    /// Dropped symbols whose current drain the compute thread confirmed (flat, opening nothing).
+    drained: Vec<SymbolName>,
+    /// Drain commands the reselections made, for the compute thread.
+    due: Vec<DrainCmd>,
+    /// The last drain ticket handed out.
+    last_ticket: u64,
+    /// Symbols unsubscribed after their drain (the compute thread still drains them until told otherwise).
+    retired: Vec<SymbolName>,
 }
 
 impl Selection {
@@ -167,14 +218,34 @@ impl Selection {
     pub(crate) fn reselect(&mut self, next: Vec<SymbolName>) -> (Vec<SymbolName>, Vec<SymbolName>) {
         let added: Vec<SymbolName> = next.iter().filter(|s| !self.subscribed(s)).copied().collect();
         let dropped: Vec<SymbolName> = self.current.iter().filter(|s| !next.contains(s)).copied().collect();
+        let back = self.pending_drop.iter().chain(&self.retired).filter(|s| next.contains(s));
+        self.due.extend(back.map(|&name| DrainCmd::Undrain { name }));
+        self.retired.retain(|s| !next.contains(s));
         self.pending_drop.retain(|s| !next.contains(s));
-        self.pending_drop.extend(dropped.iter().copied());
+        self.tickets.retain(|(s, _)| !next.contains(s));
+        self.drained.retain(|s| !next.contains(s));
+        for &name in &dropped {
+            self.last_ticket += 1;
+            self.due.push(DrainCmd::Drain { name, ticket: self.last_ticket });
+            self.tickets.push((name, self.last_ticket));
+            self.pending_drop.push(name);
+        }
         self.current = next;
         (added, dropped)
     }
 
-    /// A position opened or closed.
+    /// The drain and undrain commands the reselections made since the last call, in order.
+    pub(crate) fn take_drain_cmds(&mut self) -> Vec<DrainCmd> {
+        std::mem::take(&mut self.due)
+    }
+
+    /// A position opened or closed, or a drain confirmed (or no longer: the symbol is not drained).
     pub(crate) fn position(&mut self, ev: PositionEvent) {
+        self.drained.retain(|s| *s != ev.name);
+        // Only the confirmation of the drain last sent counts (an earlier one may predate an undrain).
+        if ev.drained.is_some_and(|t| self.tickets.contains(&(ev.name, t))) {
+            self.drained.push(ev.name);
+        }
         match self.open.iter_mut().position(|(s, _)| *s == ev.name) {
             Some(i) if ev.open => self.open[i].1 += 1,
             Some(i) => {
@@ -200,10 +271,20 @@ impl Selection {
         self.open.iter().any(|(x, _)| x == s) || self.reported_open.contains(s)
     }
 
-    /// The dropped symbols with no open position: they leave the subscribed set now.
+    /// True when the compute thread confirmed the current drain of `s` (flat, opening nothing).
+    pub(crate) fn is_drained(&self, s: &SymbolName) -> bool {
+        self.drained.contains(s)
+    }
+
+    /// The dropped symbols whose drain the compute thread confirmed and with no open position: they leave the
+    /// subscribed set now.
     pub(crate) fn take_flat(&mut self) -> Vec<SymbolName> {
-        let (keep, go): (Vec<SymbolName>, Vec<SymbolName>) = self.pending_drop.iter().partition(|s| self.is_open(s));
+        let (keep, go): (Vec<SymbolName>, Vec<SymbolName>) =
+            self.pending_drop.iter().partition(|s| self.is_open(s) || !self.is_drained(s));
         self.pending_drop = keep;
+        self.tickets.retain(|(s, _)| !go.contains(s));
+        self.drained.retain(|s| !go.contains(s));
+        self.retired.extend(go.iter().copied());
         go
     }
 
@@ -226,6 +307,8 @@ pub(crate) struct ControlStats {
     pub notify_failed: u64,
     /// Snapshot requests retried after a REST error.
     pub snapshot_retries: u64,
+    /// Drain commands retried because the compute thread's queue was full.
+    pub drain_retries: u64,
 }
 
 /// Start-up facts the control loop needs.
@@ -276,6 +359,7 @@ pub(crate) struct Control<'a> {
     /// What is selected and subscribed.
     pub sel: Selection,
     outbox: Outbox,
+    drains: DrainOutbox,
     snapshot_retry: VecDeque<SymbolName>,
     next_health: Instant,
     reselect_slot: i64,
@@ -315,6 +399,7 @@ impl<'a> Control<'a> {
             alerts: s.alerts,
             sel: Selection::new(s.current),
             outbox: Outbox::default(),
+            drains: DrainOutbox::default(),
             snapshot_retry: VecDeque::new(),
             next_health: Instant::now() + Duration::from_secs(l.health_interval_s.max(1)),
             reselect_slot: reselect_slot(l, clock::wall_ns()),
@@ -347,6 +432,7 @@ impl<'a> Control<'a> {
             self.watchdog();
             // Held commands go out as soon as the queue has room (each successful push wakes the network thread).
             self.outbox.flush(&self.links.inbox);
+            self.drains.flush(&self.links.drains);
             if !busy {
                 std::thread::sleep(Duration::from_millis(5));
             }
@@ -355,6 +441,10 @@ impl<'a> Control<'a> {
         self.say("🛑 rusto stopping".into());
         self.wake();
         self.stats.cmd_retries = self.outbox.retries;
+        self.stats.drain_retries = self.drains.retries;
+        if self.drains.held() > 0 {
+            log::warn!("{} drain commands not delivered at shutdown", self.drains.held());
+        }
         if self.outbox.held() > 0 {
             log::warn!("{} network commands not delivered at shutdown", self.outbox.held());
         }
@@ -488,6 +578,7 @@ impl<'a> Control<'a> {
         let exclude: Vec<SymbolName> = self.l.exclude.iter().filter_map(|s| SymbolName::new(s.as_bytes())).collect();
         let sel = select_top(&self.listings, &vols, self.l.top_n, &exclude);
         let (added, dropped) = self.sel.reselect(sel.iter().map(|s| s.0).collect());
+        self.drains.send(&self.links.drains, self.sel.take_drain_cmds());
         if added.is_empty() && dropped.is_empty() {
             log::debug!("reselection: no change");
         } else {
@@ -507,14 +598,18 @@ impl<'a> Control<'a> {
     /// unsubscribed (never one with an open position).
     fn positions(&mut self) {
         while let Some(ev) = self.links.positions.pop() {
+            let was_open = self.sel.is_open(&ev.name);
             self.sel.position(ev);
-            if !ev.open && self.sel.pending_drop().contains(&ev.name) {
+            if was_open && !ev.open && self.sel.pending_drop().contains(&ev.name) {
                 log::info!("position closed on {} (dropped from the selection)", ev.name);
+            }
+            if self.sel.is_drained(&ev.name) {
+                log::info!("{}: drained (no open position, no new entry)", ev.name);
             }
         }
         let go = self.sel.take_flat();
         for s in self.sel.pending_drop() {
-            log::debug!("{s}: dropped from the selection, kept subscribed while its position is open");
+            log::debug!("{s}: dropped from the selection, kept subscribed until drained");
         }
         if !go.is_empty() {
             log::info!("unsubscribing {go:?} (no open position)");
@@ -591,7 +686,23 @@ mod tests {
     }
 
     fn ev(n: &str, open: bool) -> PositionEvent {
-        PositionEvent { name: s(n), open }
+        PositionEvent { name: s(n), open, drained: None }
+    }
+
+    /// The drain ticket the reselections sent for `n` (the compute thread's confirmation echoes it).
+    fn ticket(cmds: &[DrainCmd], n: &str) -> u64 {
+        cmds.iter()
+            .rev()
+            .find_map(|c| match *c {
+                DrainCmd::Drain { name, ticket } if name == s(n) => Some(ticket),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    /// The compute thread's confirmation that `n` is drained under `ticket` (the closing event when one was open).
+    fn drained(n: &str, ticket: u64) -> PositionEvent {
+        PositionEvent { name: s(n), open: false, drained: Some(ticket) }
     }
 
     #[test]
@@ -601,14 +712,32 @@ mod tests {
         sel.position(ev("AUSDT", true)); // a variant
         let (added, dropped) = sel.reselect(vec![s("BUSDT"), s("CUSDT")]);
         assert_eq!((added, dropped), (vec![s("CUSDT")], vec![s("AUSDT")]));
+        let cmds = sel.take_drain_cmds();
+        assert_eq!(cmds, vec![DrainCmd::Drain { name: s("AUSDT"), ticket: ticket(&cmds, "AUSDT") }]);
+        assert!(sel.take_drain_cmds().is_empty(), "sent once");
         assert!(sel.take_flat().is_empty(), "open: kept");
         assert!(sel.subscribed(&s("AUSDT")), "snapshots still served");
         sel.position(ev("AUSDT", false));
         assert!(sel.take_flat().is_empty(), "the variant's position is still open");
-        sel.position(ev("AUSDT", false));
+        sel.position(drained("AUSDT", ticket(&cmds, "AUSDT")));
         assert_eq!(sel.take_flat(), vec![s("AUSDT")]);
         assert!(!sel.subscribed(&s("AUSDT")));
         assert!(sel.take_flat().is_empty(), "unsubscribed once");
+    }
+
+    #[test]
+    fn a_flat_dropped_symbol_waits_for_the_compute_threads_drain_confirmation() {
+        let mut sel = Selection::new(vec![s("AUSDT")]);
+        sel.reselect(vec![]);
+        let t = ticket(&sel.take_drain_cmds(), "AUSDT");
+        assert!(sel.take_flat().is_empty(), "flat as far as the control thread knows, but not confirmed");
+        // Before the drain reached it, the compute thread opened a position: the race this closes.
+        sel.position(ev("AUSDT", true));
+        assert!(sel.take_flat().is_empty());
+        sel.position(ev("AUSDT", false));
+        assert!(sel.take_flat().is_empty(), "closed, but new entries may still open until the drain is confirmed");
+        sel.position(drained("AUSDT", t));
+        assert_eq!(sel.take_flat(), vec![s("AUSDT")]);
     }
 
     #[test]
@@ -616,7 +745,9 @@ mod tests {
         let mut sel = Selection::new(vec![s("AUSDT")]);
         sel.reported([s("AUSDT")].into_iter()); // The open event was lost; the report still shows it.
         sel.reselect(vec![]);
-        assert!(sel.take_flat().is_empty());
+        let t = ticket(&sel.take_drain_cmds(), "AUSDT");
+        sel.position(drained("AUSDT", t));
+        assert!(sel.take_flat().is_empty(), "the report still shows it open");
         sel.reported(std::iter::empty());
         assert_eq!(sel.take_flat(), vec![s("AUSDT")]);
     }
@@ -626,12 +757,59 @@ mod tests {
         let mut sel = Selection::new(vec![s("AUSDT")]);
         sel.position(ev("AUSDT", true));
         sel.reselect(vec![s("BUSDT")]);
+        let first = ticket(&sel.take_drain_cmds(), "AUSDT");
         let (added, dropped) = sel.reselect(vec![s("AUSDT")]);
         assert!(added.is_empty(), "still subscribed: {added:?}");
         assert_eq!(dropped, vec![s("BUSDT")]);
-        sel.position(ev("AUSDT", false));
+        let cmds = sel.take_drain_cmds();
+        assert_eq!(cmds[0], DrainCmd::Undrain { name: s("AUSDT") }, "back in the ranking: trades normally again");
+        sel.position(drained("BUSDT", ticket(&cmds, "BUSDT")));
+        sel.position(drained("AUSDT", first)); // A confirmation of the first drain, sent before the undrain.
         assert_eq!(sel.take_flat(), vec![s("BUSDT")], "only the symbol really dropped");
         assert!(sel.subscribed(&s("AUSDT")));
+    }
+
+    #[test]
+    fn a_symbol_selected_again_after_its_unsubscribe_is_undrained_and_subscribed() {
+        let mut sel = Selection::new(vec![s("AUSDT")]);
+        sel.reselect(vec![]);
+        let t = ticket(&sel.take_drain_cmds(), "AUSDT");
+        sel.position(drained("AUSDT", t));
+        assert_eq!(sel.take_flat(), vec![s("AUSDT")]);
+        let (added, _) = sel.reselect(vec![s("AUSDT")]);
+        assert_eq!(added, vec![s("AUSDT")], "subscribed again");
+        assert_eq!(sel.take_drain_cmds(), vec![DrainCmd::Undrain { name: s("AUSDT") }], "and trades again");
+        sel.reselect(vec![s("AUSDT")]);
+        assert!(sel.take_drain_cmds().is_empty(), "undrained once");
+    }
+
+    #[test]
+    fn a_confirmation_of_an_earlier_drain_never_unsubscribes() {
+        let mut sel = Selection::new(vec![s("AUSDT")]);
+        sel.reselect(vec![]);
+        let first = ticket(&sel.take_drain_cmds(), "AUSDT");
+        sel.reselect(vec![s("AUSDT")]); // Undrained: the compute thread may open a position again ...
+        sel.reselect(vec![]); // ... and dropped again before it saw either command.
+        let second = ticket(&sel.take_drain_cmds(), "AUSDT");
+        assert_ne!(first, second);
+        sel.position(drained("AUSDT", first)); // Stale: predates the undrain.
+        assert!(sel.take_flat().is_empty(), "a stale confirmation is not this drain's");
+        sel.position(drained("AUSDT", second));
+        assert_eq!(sel.take_flat(), vec![s("AUSDT")]);
+    }
+
+    #[test]
+    fn drain_commands_the_queue_cannot_take_are_kept_in_order_and_retried() {
+        let q = ArrayQueue::new(1);
+        let mut out = DrainOutbox::default();
+        let (a, b) = (DrainCmd::Drain { name: s("AUSDT"), ticket: 1 }, DrainCmd::Undrain { name: s("BUSDT") });
+        out.send(&q, [a, b]);
+        assert_eq!((out.held(), out.retries), (1, 1));
+        out.flush(&q);
+        assert_eq!(out.retries, 2, "still full");
+        assert_eq!(q.pop(), Some(a));
+        out.flush(&q);
+        assert_eq!((q.pop(), out.held()), (Some(b), 0), "in order, none lost");
     }
 
     #[test]

@@ -224,6 +224,7 @@ fn finish(control: &Control<'_>, t: Threads, health: Health, started: Instant) -
         s.wake_failed,
         s.notify_failed
     );
+    log::info!("control: {} drain command retries", s.drain_retries);
     net_result?;
     let (mut latency, tick_to_decision) = end.latency(&parse_stage);
     if let Some(t) = tick_to_decision {

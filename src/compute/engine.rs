@@ -21,7 +21,7 @@ use crate::types::clock;
 use crate::types::decimal::Scale;
 use crate::types::event::{EventKind, MarketEvent, SymbolId};
 use crate::types::latency::Stage;
-use crate::types::record::{Bar, HourSample, Position, Record, Side};
+use crate::types::record::{Bar, DrainCmd, HourSample, Position, Record, Side};
 use crate::types::symbols::SymbolName;
 
 pub(crate) use crate::compute::market::audit::AuditQueue;
@@ -136,6 +136,10 @@ pub struct SymbolState {
     pub last_trade_id: i64,
     /// Duplicated trades dropped.
     pub duplicate_trades: u64,
+    /// `Some(ticket)` while the symbol drains (dropped by a reselection): no account opens a new position on it.
+    pub draining: Option<u64>,
+    /// Entry signals of a flat account refused because the symbol was draining (not a gate or risk rejection).
+    pub drain_refused: u64,
 }
 
 /// Engine-wide counters.
@@ -166,6 +170,10 @@ pub struct HookStats {
     pub position_events_deferred: u64,
     /// Position state changes still unsent when the thread ended (the queue was full at shutdown).
     pub position_events_unsent: u64,
+    /// Drain commands for a symbol the engine does not know (confirmed drained at once: nothing is open on it).
+    pub drains_unknown: u64,
+    /// … of which the confirmation did not fit the bounded buffer (that symbol stays subscribed).
+    pub drains_unconfirmed: u64,
 }
 
 /// The compute stage (see the module doc).
@@ -225,6 +233,11 @@ impl SymbolState {
     /// True when any account holds a position on the symbol.
     pub fn has_position(&self) -> bool {
         self.traders.iter().any(|t| t.position.is_some())
+    }
+
+    /// The drain ticket to confirm: the symbol drains and no account holds a position on it.
+    pub fn drained(&self) -> Option<u64> {
+        self.draining.filter(|_| !self.has_position())
     }
 
     fn add_audit(&mut self, c: AuditCounts) {
@@ -351,6 +364,8 @@ impl Engine {
             last_px: 0,
             last_trade_id: i64::MIN,
             duplicate_trades: 0,
+            draining: None,
+            drain_refused: 0,
         }
     }
 
@@ -422,6 +437,16 @@ impl Engine {
         }
     }
 
+    /// Starts or ends the drain of the symbol `cmd` names; false when no symbol has that name.
+    pub fn drain(&mut self, cmd: DrainCmd) -> bool {
+        let Some(s) = self.symbols.iter_mut().find(|s| s.name == cmd.name()) else { return false };
+        s.draining = match cmd {
+            DrainCmd::Drain { ticket, .. } => Some(ticket),
+            DrainCmd::Undrain { .. } => None,
+        };
+        true
+    }
+
     /// A market trade: bars (and at a bar close the signals), positions, flow, profile, tuning.
     fn on_trade(&mut self, id: usize, e: &MarketEvent, out: &mut impl FnMut(Record)) -> Verdict {
         let s = &mut self.symbols[id];
@@ -487,6 +512,11 @@ impl Engine {
                 s.signals_by_regime[regime.index()] += 1;
                 out(Record::Signal { symbol: c.id, signal });
                 verdict = Verdict::Signal(signal.side);
+            }
+            if s.draining.is_some() {
+                // Draining: existing positions run to their exit, none opens.
+                s.drain_refused += u64::from(trader.position.is_none());
+                continue;
             }
             trader.enter(account, &mut self.next_seq, &c, &signal, out);
             let t2 = clock::now_ns();

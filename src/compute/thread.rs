@@ -21,7 +21,7 @@ use crate::handoff::ring::{Consumer, Producer};
 use crate::types::clock;
 use crate::types::event::{EventKind, MarketEvent};
 use crate::types::latency::{Stage, Summary};
-use crate::types::record::{Alert, ExitReason, PositionEvent, Record};
+use crate::types::record::{Alert, DrainCmd, ExitReason, PositionEvent, Record};
 use crate::types::symbols::SymbolName;
 
 /// Live hooks of the compute thread (all optional; replay uses none).
@@ -36,6 +36,9 @@ pub(crate) struct ComputeHooks {
     /// Per symbol, a position opened (true: the first open position of any account) or the last one closed
     /// (false), for the control thread's reselection. Lossless: see the module doc.
     pub position_events: Option<Arc<ArrayQueue<PositionEvent>>>,
+    /// Drain and undrain commands from the control thread (a symbol dropped by a reselection opens no new
+    /// position; its drained state goes back through `position_events`).
+    pub drains: Option<Arc<ArrayQueue<DrainCmd>>>,
 }
 
 /// One symbol's activity in an [`IntervalReport`].
@@ -120,15 +123,36 @@ impl RecordSink {
 
 /// Tells the control thread each symbol's open-position state whenever it changes (see the module doc).
 struct PositionReporter {
-    /// Per symbol id: the state the control thread was last told.
-    told: Vec<bool>,
+    /// Per symbol id: the state the control thread was last told (open, drained ticket).
+    told: Vec<(bool, Option<u64>)>,
     /// Some symbol's state may differ from what was told.
     dirty: bool,
+    /// Drains of symbols the engine does not know (so flat): confirmed from here (preallocated, bounded).
+    unknown: Vec<PositionEvent>,
 }
 
 impl PositionReporter {
     fn new(max_symbols: usize) -> Self {
-        PositionReporter { told: Vec::with_capacity(max_symbols), dirty: false }
+        PositionReporter { told: Vec::with_capacity(max_symbols), dirty: false, unknown: Vec::with_capacity(64) }
+    }
+
+    /// Applies the control thread's drain commands (each changes a state to tell).
+    fn drains(&mut self, engine: &mut Engine, q: &ArrayQueue<DrainCmd>, stats: &mut HookStats) {
+        while let Some(cmd) = q.pop() {
+            self.dirty = true;
+            if engine.drain(cmd) {
+                continue;
+            }
+            stats.drains_unknown += 1;
+            self.unknown.retain(|e| e.name != cmd.name());
+            if let DrainCmd::Drain { name, ticket } = cmd {
+                if self.unknown.len() < self.unknown.capacity() {
+                    self.unknown.push(PositionEvent { name, open: false, drained: Some(ticket) });
+                } else {
+                    stats.drains_unconfirmed += 1;
+                }
+            }
+        }
     }
 
     /// Sends every changed state that fits in the queue; the rest stays due for the next call. Returns how many
@@ -139,14 +163,21 @@ impl PositionReporter {
         }
         let mut due = 0;
         self.dirty = false;
-        self.told.resize(engine.symbols.len(), false);
+        self.told.resize(engine.symbols.len(), (false, None));
+        while let Some(&e) = self.unknown.last() {
+            if q.push(e).is_err() {
+                self.dirty = true;
+                return self.unknown.len() as u64;
+            }
+            self.unknown.pop();
+        }
         for (s, told) in engine.symbols.iter().zip(self.told.iter_mut()) {
-            let open = s.has_position();
-            if open == *told {
+            let now = (s.has_position(), s.drained());
+            if now == *told {
                 continue;
             }
-            if q.push(PositionEvent { name: s.name, open }).is_ok() {
-                *told = open;
+            if q.push(PositionEvent { name: s.name, open: now.0, drained: now.1 }).is_ok() {
+                *told = now;
             } else {
                 stats.position_events_deferred += 1;
                 self.dirty = true;
@@ -209,6 +240,9 @@ impl ComputeLoop {
             }
         }
         self.sink.flush();
+        if let Some(q) = &self.hooks.drains {
+            self.positions.drains(&mut self.engine, q, &mut self.stats);
+        }
         if let Some(q) = &self.hooks.position_events {
             // Whatever stays due is retried on the next loop.
             self.positions.publish(&self.engine, q, &mut self.stats);
@@ -399,7 +433,7 @@ mod tests {
         let hooks = ComputeHooks::default();
         let mut e = engine(&["AAAUSDT", "BBBUSDT"]);
         let (mut rep, mut stats) = (PositionReporter::new(8), HookStats::default());
-        let event = |s: &str, open: bool| Some(PositionEvent { name: name(s), open });
+        let event = |s: &str, open: bool| Some(PositionEvent { name: name(s), open, drained: None });
         // Both symbols open a position in one batch; the queue has room for one event.
         e.symbols[0].traders[0].position = Some(position());
         passes(&hooks, &mut rep, &mut stats, "AAAUSDT");
@@ -424,6 +458,40 @@ mod tests {
         passes(&hooks, &mut rep, &mut stats, "AAAUSDT");
         rep.publish(&e, &q, &mut stats);
         assert_eq!(q.pop(), event("AAAUSDT", false));
+    }
+
+    #[test]
+    fn a_drain_is_confirmed_only_once_the_symbol_is_flat_and_undrained_on_request() {
+        let (q, dq) = (ArrayQueue::new(8), ArrayQueue::new(8));
+        let hooks = ComputeHooks::default();
+        let mut e = engine(&["AAAUSDT", "BBBUSDT"]);
+        let (mut rep, mut stats) = (PositionReporter::new(8), HookStats::default());
+        let ev = |s: &str, open: bool, drained: Option<u64>| Some(PositionEvent { name: name(s), open, drained });
+        e.symbols[0].traders[0].position = Some(position());
+        passes(&hooks, &mut rep, &mut stats, "AAAUSDT");
+        assert!(dq.push(DrainCmd::Drain { name: name("AAAUSDT"), ticket: 7 }).is_ok());
+        rep.drains(&mut e, &dq, &mut stats);
+        assert_eq!(e.symbols[0].draining, Some(7));
+        rep.publish(&e, &q, &mut stats);
+        assert_eq!(q.pop(), ev("AAAUSDT", true, None), "open: not drained yet");
+        assert_eq!(q.pop(), None);
+        e.symbols[0].traders[0].position = None;
+        passes(&hooks, &mut rep, &mut stats, "AAAUSDT");
+        rep.publish(&e, &q, &mut stats);
+        assert_eq!(q.pop(), ev("AAAUSDT", false, Some(7)), "flat and draining: confirmed with the drain's ticket");
+        assert!(dq.push(DrainCmd::Undrain { name: name("AAAUSDT") }).is_ok());
+        rep.drains(&mut e, &dq, &mut stats);
+        rep.publish(&e, &q, &mut stats);
+        assert_eq!((e.symbols[0].draining, q.pop()), (None, ev("AAAUSDT", false, None)), "undrained");
+        // A symbol the engine never saw holds nothing: confirmed at once, even through a full queue.
+        assert!(dq.push(DrainCmd::Drain { name: name("ZZZUSDT"), ticket: 9 }).is_ok());
+        rep.drains(&mut e, &dq, &mut stats);
+        let full = ArrayQueue::new(1);
+        assert!(full.push(PositionEvent { name: name("BBBUSDT"), open: false, drained: None }).is_ok());
+        assert_eq!(rep.publish(&e, &full, &mut stats), 1, "kept due");
+        rep.publish(&e, &q, &mut stats);
+        assert_eq!((q.pop(), stats.drains_unknown), (ev("ZZZUSDT", false, Some(9)), 1));
+        assert_eq!(q.pop(), None);
     }
 
     #[test]

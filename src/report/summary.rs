@@ -412,6 +412,8 @@ pub fn live_json(r: &LiveReport) -> Value {
                 "signals": {"long": s.trader().signals[0], "short": s.trader().signals[1]},
                 "positions_opened": s.trader().opened,
                 "pnl": s.trader().pnl,
+                "draining": s.draining.is_some(),
+                "drain_refused": s.drain_refused,
             }),
         );
     }

@@ -429,8 +429,39 @@ pub(crate) enum Alert {
 pub(crate) struct PositionEvent {
     /// The symbol.
     pub name: SymbolName,
-    /// True when a position opened, false when one closed.
+    /// True when a position opened, false when one closed (or, with `drained`, none is open).
     pub open: bool,
+    /// `Some(ticket)`: the symbol is draining under the [`DrainCmd::Drain`] with that ticket and no account holds a
+    /// position on it, so none will open one (the control thread may unsubscribe it); `None` otherwise.
+    pub drained: Option<u64>,
+}
+
+/// Control thread → compute thread: stop opening new positions on a symbol dropped by a reselection (existing ones
+/// are managed to their exit), or resume because it was selected again before it was unsubscribed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrainCmd {
+    /// Drain the symbol; `ticket` (unique per drain) is echoed in [`PositionEvent::drained`] once it is flat, so a
+    /// confirmation of an earlier drain is never taken for this one.
+    Drain {
+        /// The symbol.
+        name: SymbolName,
+        /// This drain's ticket.
+        ticket: u64,
+    },
+    /// Trade the symbol normally again.
+    Undrain {
+        /// The symbol.
+        name: SymbolName,
+    },
+}
+
+impl DrainCmd {
+    /// The symbol it is about.
+    pub fn name(&self) -> SymbolName {
+        match *self {
+            DrainCmd::Drain { name, .. } | DrainCmd::Undrain { name } => name,
+        }
+    }
 }
 
 /// One stored symbol + UTC hour expectancy sample (loaded from the database at start, oldest first).
