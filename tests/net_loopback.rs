@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rusto::handoff::ring;
 use rusto::handoff::{FullPolicy, Publisher};
 use rusto::ingest::Parser;
-use rusto::ingest::{Endpoint, Net, NetConfig, NetInbox};
+use rusto::ingest::{ConnectionPolicy, Endpoint, Net, NetConfig, NetInbox};
 use rusto::types::MarketEvent;
 use rusto::types::SymbolTable;
 
@@ -43,13 +43,15 @@ fn config(port: u16) -> NetConfig {
         market_path: "/market".into(),
         public_path: "/public".into(),
         max_frame_bytes: 1 << 16,
-        reconnect_ms_min: 10,
-        reconnect_ms_max: 50,
-        max_reconnects: 1000,
-        reconnect_window_s: 60,
-        // Rotate as soon as a connection is open: every successor replaces its predecessor at once.
-        rotate_after_s: 0,
-        control_msgs_per_s: 10,
+        policy: ConnectionPolicy {
+            reconnect_ms_min: 10,
+            reconnect_ms_max: 50,
+            max_reconnects: 1000,
+            reconnect_window_s: 60,
+            // Rotate as soon as a connection is open: every successor replaces its predecessor at once.
+            rotate_after_s: 0,
+            control_msgs_per_s: 10,
+        },
         max_reads_per_wake: 16,
     }
 }
@@ -96,7 +98,7 @@ fn the_network_thread_stops_by_itself_when_the_consumer_is_gone() {
     let (accepted, server_stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
     let port = serve(accepted, server_stop.clone());
     let mut cfg = config(port);
-    cfg.rotate_after_s = 3600;
+    cfg.policy.rotate_after_s = 3600;
     let (mut net, waker) = Net::new(cfg, None, vec!["btcusdt@aggTrade".into()], vec![]).unwrap();
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));

@@ -9,7 +9,7 @@ use crate::compute::engine::EngineConfig;
 use crate::compute::market::bars::BarRange;
 use crate::compute::market::book::BookConfig;
 pub(crate) use crate::handoff::publish::FullPolicy;
-use crate::ingest::net::{Endpoint, NetConfig, NetError};
+use crate::ingest::net::{ConnectionPolicy, Endpoint, NetConfig, NetError};
 use crate::types::bounds::{Bounded, Canon, OutOfBounds};
 use crate::types::symbols::SymbolName;
 
@@ -266,6 +266,19 @@ impl From<OutOfBounds> for ConfigError {
     }
 }
 
+/// Refuses a `[live]` key that is not in its bounds table (the table lists every key, flattened ones included),
+/// naming the key and the section, as serde's `deny_unknown_fields` does for the other sections.
+fn reject_unknown_live_keys(t: &toml::Table, path: &str) -> Result<(), ConfigError> {
+    let Some(toml::Value::Table(live)) = t.get("live") else { return Ok(()) };
+    let mut known = String::new();
+    LiveConfig::default().canon("", &mut known);
+    let is_known = |k: &str| known.lines().any(|l| l.split('=').next() == Some(k));
+    match live.keys().find(|k| !is_known(k)) {
+        Some(k) => Err(ConfigError::Syntax { path: path.into(), msg: format!("unknown field `{k}` in [live]") }),
+        None => Ok(()),
+    }
+}
+
 fn out_of_range(key: &str, value: impl std::fmt::Display, allowed: &'static str) -> ConfigError {
     ConfigError::Range { key: key.to_string(), value: value.to_string(), allowed }
 }
@@ -276,6 +289,7 @@ impl Config {
         let syntax = |e: toml::de::Error| ConfigError::Syntax { path: path.into(), msg: e.to_string() };
         let mut base: toml::Table = toml::from_str(text).map_err(syntax)?;
         let warnings = upgrade_keys(&mut base)?;
+        reject_unknown_live_keys(&base, path)?;
         // Without deprecated keys the text itself is parsed again, so syntax errors keep their line numbers.
         let mut c: Config = if warnings.is_empty() {
             toml::from_str(text).map_err(syntax)?
@@ -489,9 +503,11 @@ impl Canon for crate::compute::market::flow::CvdReset {
     }
 }
 
-/// `[live]`.
+/// `[live]`. Its connection keys (`reconnect_ms_min` …) belong to the network layer's [`ConnectionPolicy`],
+/// flattened into this table; unknown keys are refused by [`reject_unknown_live_keys`] (serde cannot deny unknown
+/// fields next to a flattened struct).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct LiveConfig {
     /// Websocket base, `wss://host[:port]` (2026 routed endpoints below).
     pub ws_url: String,
@@ -519,18 +535,10 @@ pub struct LiveConfig {
     pub mark_price_stream: String,
     /// Levels of a REST snapshot.
     pub snapshot_limit: u32,
-    /// Reconnect backoff start, ms.
-    pub reconnect_ms_min: u64,
-    /// Reconnect backoff cap, ms.
-    pub reconnect_ms_max: u64,
-    /// Most reconnects per window before exiting with an error.
-    pub max_reconnects: usize,
-    /// The window, s.
-    pub reconnect_window_s: u64,
-    /// Open a successor connection after this long (Binance drops connections at 24 h).
-    pub rotate_after_s: u64,
-    /// SUBSCRIBE/UNSUBSCRIBE per second per connection (Binance: at most 10 incoming messages per second).
-    pub control_msgs_per_s: u32,
+    /// Reconnects, rotation and control pacing (keys `reconnect_ms_min`, `reconnect_ms_max`, `max_reconnects`,
+    /// `reconnect_window_s`, `rotate_after_s`, `control_msgs_per_s`).
+    #[serde(flatten)]
+    pub connection: ConnectionPolicy,
     /// Latency report interval, s (0: only at exit).
     pub report_interval_s: u64,
     /// Link health interval, s.
@@ -566,12 +574,7 @@ impl Default for LiveConfig {
             book_ticker: true,
             mark_price_stream: "markPrice@1s".into(),
             snapshot_limit: 1000,
-            reconnect_ms_min: 250,
-            reconnect_ms_max: 30_000,
-            max_reconnects: 30,
-            reconnect_window_s: 600,
-            rotate_after_s: 23 * 3600 + 1800,
-            control_msgs_per_s: 5,
+            connection: ConnectionPolicy::default(),
             report_interval_s: 10,
             health_interval_s: 300,
             time_offset_ms_max: 500.0,
@@ -599,12 +602,7 @@ bounds!(LiveConfig as l {
     book_ticker: any;
     mark_price_stream: any;
     snapshot_limit: [5, 1000] "5 to 1000 (Binance's limits)";
-    reconnect_ms_min: [10, 60_000] "10 to 60000 ms";
-    reconnect_ms_max: [l.reconnect_ms_min, 600_000] "reconnect_ms_min to 600000 ms";
-    max_reconnects: [1, 10_000] "1 to 10000";
-    reconnect_window_s: [1, 86_400] "1 to 86400 s";
-    rotate_after_s: [1, 86_000] "1 to 86000 s (under Binance's 24 h)";
-    control_msgs_per_s: [1, 10] "1 to 10 (Binance's limit)";
+    connection: flat;
     report_interval_s: any;
     health_interval_s: any;
     time_offset_ms_max: finite "a finite number of ms";
@@ -627,12 +625,7 @@ impl LiveConfig {
             market_path: self.market_path.clone(),
             public_path: self.public_path.clone(),
             max_frame_bytes,
-            reconnect_ms_min: self.reconnect_ms_min,
-            reconnect_ms_max: self.reconnect_ms_max,
-            max_reconnects: self.max_reconnects,
-            reconnect_window_s: self.reconnect_window_s,
-            rotate_after_s: self.rotate_after_s,
-            control_msgs_per_s: self.control_msgs_per_s,
+            policy: self.connection.clone(),
             max_reads_per_wake: MAX_READS_PER_WAKE,
         })
     }
@@ -641,6 +634,16 @@ impl LiveConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_live_keys_are_refused_next_to_the_flattened_connection_keys() {
+        let e = Config::from_toml("[live]\nreconect_ms_min = 80\n", "x").unwrap_err().to_string();
+        assert!(e.contains("reconect_ms_min") && e.contains("[live]"), "{e}");
+        let c = Config::from_toml("[live]\nreconnect_ms_min = 80\ntop_n = 3\n", "x").unwrap();
+        assert_eq!((c.live.connection.reconnect_ms_min, c.live.top_n), (80, 3));
+        let e = Config::from_toml("[live]\nmax_reconnects = 0\n", "x").unwrap_err().to_string();
+        assert!(e.contains("live.max_reconnects"), "the flattened keys keep their [live] names: {e}");
+    }
 
     #[test]
     fn defaults_validate() {
@@ -685,7 +688,7 @@ mod tests {
     fn old_live_keys_are_accepted_with_a_warning_naming_the_new_key() {
         let old = Config::from_toml("[live]\nreconnect_min_ms = 75\nrotate_after_secs = 30\n", "x").unwrap();
         let new = Config::from_toml("[live]\nreconnect_ms_min = 75\nrotate_after_s = 30\n", "x").unwrap();
-        assert_eq!((old.live.reconnect_ms_min, old.live.rotate_after_s), (75, 30));
+        assert_eq!((old.live.connection.reconnect_ms_min, old.live.connection.rotate_after_s), (75, 30));
         assert_eq!(old.hash(), new.hash());
         assert!(new.warnings.is_empty());
         assert_eq!(old.warnings.len(), 2, "{:?}", old.warnings);

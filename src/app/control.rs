@@ -9,7 +9,7 @@
 //!   a dropped symbol is first drained ([`DrainCmd::Drain`]: the compute thread opens no new position on it), and
 //!   unsubscribed only once the compute thread confirmed that drain with no position open
 //!   ([`PositionEvent::drained`] carrying that drain's ticket); one selected again before is undrained. Drain
-//!   commands the queue cannot take are held and retried like network commands ([`DrainOutbox`]);
+//!   commands the queue cannot take are held and retried like network commands ([`Outbox`]);
 //! - nothing for the network thread is dropped: a command its queue cannot take now is kept, in order, and
 //!   retried on the next turn of the loop (counted in [`ControlStats::cmd_retries`]).
 
@@ -103,35 +103,65 @@ fn subscription(cfg: &LiveConfig, syms: &[SymbolName], subscribe: bool) -> [NetC
     }
 }
 
-/// Hands one command to the network thread (and wakes it): the one call site of its queue (gives the command back
-/// when full).
-fn push_cmd(inbox: &NetInbox, cmd: NetCmd) -> Result<(), NetCmd> {
-    inbox.push(cmd)
+/// A bounded queue that hands an item back when it is full (never blocks, never drops).
+pub(crate) trait Sink<T> {
+    /// Queues `item`, or gives it back when full.
+    fn offer(&self, item: T) -> Result<(), T>;
 }
 
-/// Commands for the network thread that its queue could not take yet, kept in order and retried.
-#[derive(Debug, Default)]
-pub(crate) struct Outbox {
-    held: VecDeque<NetCmd>,
+impl Sink<NetCmd> for NetInbox {
+    /// The network thread's queue (a successful push wakes the thread; a refusal is counted there too).
+    fn offer(&self, cmd: NetCmd) -> Result<(), NetCmd> {
+        self.push(cmd)
+    }
+}
+
+impl<T> Sink<T> for ArrayQueue<T> {
+    fn offer(&self, item: T) -> Result<(), T> {
+        self.push(item)
+    }
+}
+
+impl<T, Q: Sink<T>> Sink<T> for Arc<Q> {
+    fn offer(&self, item: T) -> Result<(), T> {
+        (**self).offer(item)
+    }
+}
+
+/// Items a queue could not take yet (network commands, drain commands), kept in order and retried.
+#[derive(Debug)]
+pub(crate) struct Outbox<T> {
+    held: VecDeque<T>,
     /// Pushes that found the queue full (each retried later).
     pub retries: u64,
 }
 
-impl Outbox {
-    /// Queues `cmd` behind any held ones and pushes what fits; true when something was pushed.
-    pub(crate) fn send(&mut self, inbox: &NetInbox, cmd: NetCmd) -> bool {
-        self.held.push_back(cmd);
-        self.flush(inbox)
+impl<T> Default for Outbox<T> {
+    fn default() -> Self {
+        Outbox { held: VecDeque::new(), retries: 0 }
+    }
+}
+
+impl<T> Outbox<T> {
+    /// Queues `item` behind any held ones and pushes what fits; true when something was pushed.
+    pub(crate) fn send(&mut self, q: &impl Sink<T>, item: T) -> bool {
+        self.send_all(q, [item])
     }
 
-    /// Pushes held commands in order until the queue is full; true when something was pushed.
-    pub(crate) fn flush(&mut self, inbox: &NetInbox) -> bool {
+    /// Queues `items` behind any held ones and pushes what fits; true when something was pushed.
+    pub(crate) fn send_all(&mut self, q: &impl Sink<T>, items: impl IntoIterator<Item = T>) -> bool {
+        self.held.extend(items);
+        self.flush(q)
+    }
+
+    /// Pushes held items in order until the queue is full; true when something was pushed.
+    pub(crate) fn flush(&mut self, q: &impl Sink<T>) -> bool {
         let mut pushed = false;
-        while let Some(cmd) = self.held.pop_front() {
-            match push_cmd(inbox, cmd) {
+        while let Some(item) = self.held.pop_front() {
+            match q.offer(item) {
                 Ok(()) => pushed = true,
-                Err(cmd) => {
-                    self.held.push_front(cmd);
+                Err(item) => {
+                    self.held.push_front(item);
                     self.retries += 1;
                     break;
                 }
@@ -140,39 +170,7 @@ impl Outbox {
         pushed
     }
 
-    /// Commands still held.
-    pub(crate) fn held(&self) -> usize {
-        self.held.len()
-    }
-}
-
-/// Drain commands for the compute thread that its queue could not take yet, kept in order and retried.
-#[derive(Debug, Default)]
-pub(crate) struct DrainOutbox {
-    held: VecDeque<DrainCmd>,
-    /// Pushes that found the queue full (each retried later).
-    pub retries: u64,
-}
-
-impl DrainOutbox {
-    /// Queues `cmds` behind any held ones and pushes what fits.
-    pub(crate) fn send(&mut self, q: &ArrayQueue<DrainCmd>, cmds: impl IntoIterator<Item = DrainCmd>) {
-        self.held.extend(cmds);
-        self.flush(q);
-    }
-
-    /// Pushes held commands in order until the queue is full.
-    pub(crate) fn flush(&mut self, q: &ArrayQueue<DrainCmd>) {
-        while let Some(&cmd) = self.held.front() {
-            if q.push(cmd).is_err() {
-                self.retries += 1;
-                return;
-            }
-            self.held.pop_front();
-        }
-    }
-
-    /// Commands still held.
+    /// Items still held.
     pub(crate) fn held(&self) -> usize {
         self.held.len()
     }
@@ -358,8 +356,8 @@ pub(crate) struct Control<'a> {
     alerts: Option<Alerts>,
     /// What is selected and subscribed.
     pub sel: Selection,
-    outbox: Outbox,
-    drains: DrainOutbox,
+    outbox: Outbox<NetCmd>,
+    drains: Outbox<DrainCmd>,
     snapshot_retry: VecDeque<SymbolName>,
     next_health: Instant,
     reselect_slot: i64,
@@ -399,7 +397,7 @@ impl<'a> Control<'a> {
             alerts: s.alerts,
             sel: Selection::new(s.current),
             outbox: Outbox::default(),
-            drains: DrainOutbox::default(),
+            drains: Outbox::default(),
             snapshot_retry: VecDeque::new(),
             next_health: Instant::now() + Duration::from_secs(l.health_interval_s.max(1)),
             reselect_slot: reselect_slot(l, clock::wall_ns()),
@@ -578,7 +576,7 @@ impl<'a> Control<'a> {
         let exclude: Vec<SymbolName> = self.l.exclude.iter().filter_map(|s| SymbolName::new(s.as_bytes())).collect();
         let sel = select_top(&self.listings, &vols, self.l.top_n, &exclude);
         let (added, dropped) = self.sel.reselect(sel.iter().map(|s| s.0).collect());
-        self.drains.send(&self.links.drains, self.sel.take_drain_cmds());
+        self.drains.send_all(&self.links.drains, self.sel.take_drain_cmds());
         if added.is_empty() && dropped.is_empty() {
             log::debug!("reselection: no change");
         } else {
@@ -801,9 +799,9 @@ mod tests {
     #[test]
     fn drain_commands_the_queue_cannot_take_are_kept_in_order_and_retried() {
         let q = ArrayQueue::new(1);
-        let mut out = DrainOutbox::default();
+        let mut out = Outbox::default();
         let (a, b) = (DrainCmd::Drain { name: s("AUSDT"), ticket: 1 }, DrainCmd::Undrain { name: s("BUSDT") });
-        out.send(&q, [a, b]);
+        out.send_all(&q, [a, b]);
         assert_eq!((out.held(), out.retries), (1, 1));
         out.flush(&q);
         assert_eq!(out.retries, 2, "still full");

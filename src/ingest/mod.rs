@@ -7,7 +7,7 @@ pub(crate) mod parse;
 pub(crate) mod transport;
 pub(crate) mod ws;
 
-pub use net::{Net, NetConfig, NetInbox};
+pub use net::{ConnectionPolicy, Net, NetConfig, NetInbox};
 pub use parse::{
     DEFAULT_MAX_FRAME_BYTES, FrameKind, FrameMeta, MAX_EVENTS_PER_FRAME, MAX_LEVELS_PER_SIDE, ParseError, Parser,
     parse_exchange_info,

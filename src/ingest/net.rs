@@ -229,9 +229,50 @@ impl NetInbox {
     }
 }
 
-/// Network thread settings: a plain struct built only by the app from `[live]` (`LiveConfig::net`), where the
-/// keys, defaults and bounds live (`live.reconnect_ms_min`, `live.reconnect_ms_max`, `live.max_reconnects`,
-/// `live.reconnect_window_s`, `live.rotate_after_s`, `live.control_msgs_per_s`).
+/// How the network thread reconnects, rotates and paces its control messages: keys of `[live]` (flattened into
+/// the app's `LiveConfig`), with their defaults and bounds here, next to the code that uses them.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default)]
+pub struct ConnectionPolicy {
+    /// Reconnect backoff start, ms (`live.reconnect_ms_min`).
+    pub reconnect_ms_min: u64,
+    /// Reconnect backoff cap, ms (`live.reconnect_ms_max`).
+    pub reconnect_ms_max: u64,
+    /// Most reconnects per window before exiting with an error (`live.max_reconnects`).
+    pub max_reconnects: usize,
+    /// The window, s (`live.reconnect_window_s`).
+    pub reconnect_window_s: u64,
+    /// Open a successor connection after this long, s (`live.rotate_after_s`; Binance drops connections at 24 h).
+    pub rotate_after_s: u64,
+    /// SUBSCRIBE/UNSUBSCRIBE per second per connection (`live.control_msgs_per_s`; Binance: at most 10 incoming
+    /// messages per second).
+    pub control_msgs_per_s: u32,
+}
+
+impl Default for ConnectionPolicy {
+    fn default() -> Self {
+        ConnectionPolicy {
+            reconnect_ms_min: 250,
+            reconnect_ms_max: 30_000,
+            max_reconnects: 30,
+            reconnect_window_s: 600,
+            rotate_after_s: 23 * 3600 + 1800,
+            control_msgs_per_s: 5,
+        }
+    }
+}
+
+// Bounds of the connection keys of `[live]`.
+crate::bounds!(ConnectionPolicy as c {
+    reconnect_ms_min: [10, 60_000] "10 to 60000 ms";
+    reconnect_ms_max: [c.reconnect_ms_min, 600_000] "reconnect_ms_min to 600000 ms";
+    max_reconnects: [1, 10_000] "1 to 10000";
+    reconnect_window_s: [1, 86_400] "1 to 86400 s";
+    rotate_after_s: [1, 86_000] "1 to 86000 s (under Binance's 24 h)";
+    control_msgs_per_s: [1, 10] "1 to 10 (Binance's limit)";
+});
+
+/// Network thread settings, built by the app from `[live]` (`LiveConfig::net`).
 #[derive(Debug, Clone)]
 pub struct NetConfig {
     /// Endpoint.
@@ -242,18 +283,8 @@ pub struct NetConfig {
     pub public_path: String,
     /// Largest frame, bytes.
     pub max_frame_bytes: usize,
-    /// Reconnect backoff start (`live.reconnect_ms_min`).
-    pub reconnect_ms_min: u64,
-    /// Reconnect backoff cap (`live.reconnect_ms_max`).
-    pub reconnect_ms_max: u64,
-    /// Most reconnects per window before giving up.
-    pub max_reconnects: usize,
-    /// The window (`live.reconnect_window_s`).
-    pub reconnect_window_s: u64,
-    /// Open a successor connection after this long (`live.rotate_after_s`; Binance drops at 24 h).
-    pub rotate_after_s: u64,
-    /// SUBSCRIBE/UNSUBSCRIBE messages per second per connection (`live.control_msgs_per_s`).
-    pub control_msgs_per_s: u32,
+    /// Reconnects, rotation and control pacing.
+    pub policy: ConnectionPolicy,
     /// Reads per readable event per connection.
     pub max_reads_per_wake: usize,
 }
@@ -485,7 +516,7 @@ impl Net {
     fn add_conn(&mut self, route: Route, streams: Vec<String>, successor_of: Option<usize>) -> usize {
         let path = stream_path(self.prefix(route), &streams);
         let i = self.conns.iter().position(|c| c.retired).unwrap_or(self.conns.len());
-        let mut conn = Conn::new(route, Token(i), path, streams, self.cfg.reconnect_ms_min);
+        let mut conn = Conn::new(route, Token(i), path, streams, self.cfg.policy.reconnect_ms_min);
         conn.successor_of = successor_of;
         if i == self.conns.len() {
             self.conns.push(conn);
@@ -546,17 +577,17 @@ impl Net {
         let now = Instant::now();
         let delay = jitter(&mut self.seed, c.backoff_ms);
         c.next_attempt = now + Duration::from_millis(delay);
-        c.backoff_ms = (c.backoff_ms * 2).min(self.cfg.reconnect_ms_max);
+        c.backoff_ms = (c.backoff_ms * 2).min(self.cfg.policy.reconnect_ms_max);
         self.reconnects.push_back(now);
-        let window = Duration::from_secs(self.cfg.reconnect_window_s);
+        let window = Duration::from_secs(self.cfg.policy.reconnect_window_s);
         while self.reconnects.front().is_some_and(|t| now.duration_since(*t) > window) {
             self.reconnects.pop_front();
         }
-        if self.reconnects.len() > self.cfg.max_reconnects {
+        if self.reconnects.len() > self.cfg.policy.max_reconnects {
             return Err(NetError::TooManyReconnects {
                 route: c.route.name(),
                 count: self.reconnects.len(),
-                window_secs: self.cfg.reconnect_window_s,
+                window_secs: self.cfg.policy.reconnect_window_s,
                 last: why,
             });
         }
@@ -592,7 +623,7 @@ impl Net {
 
     /// Sends waiting requests on open connections within `control_msgs_per_s`.
     fn send_ctrl(&mut self) {
-        let limit = self.cfg.control_msgs_per_s.max(1);
+        let limit = self.cfg.policy.control_msgs_per_s.max(1);
         for c in &mut self.conns {
             if c.sec_start.elapsed() >= Duration::from_secs(1) {
                 c.sec_start = Instant::now();
@@ -715,7 +746,7 @@ impl Net {
 
     /// The grace of a predecessor, capped by the rotation period (so fast test rotations stay bounded).
     fn retire_grace(&self) -> Duration {
-        RETIRE_GRACE.min(Duration::from_secs(self.cfg.rotate_after_s))
+        RETIRE_GRACE.min(Duration::from_secs(self.cfg.policy.rotate_after_s))
     }
 
     /// Closes a retiring connection for good and frees its slot.
@@ -743,7 +774,7 @@ impl Net {
     /// not retiring, and has no successor yet.
     fn due_for_rotation(&self, i: usize, now: Instant) -> bool {
         let c = &self.conns[i];
-        let rotate = Duration::from_secs(self.cfg.rotate_after_s);
+        let rotate = Duration::from_secs(self.cfg.policy.rotate_after_s);
         c.retire_at.is_none()
             && c.successor_of.is_none()
             && c.opened_at.is_some_and(|t| now.duration_since(t) >= rotate)
@@ -786,7 +817,7 @@ impl Net {
         conn.frames += frames;
         if !was_open && conn.ws.as_ref().is_some_and(|w| w.state() == WsState::Open) {
             conn.opened_at = Some(Instant::now());
-            conn.backoff_ms = self.cfg.reconnect_ms_min;
+            conn.backoff_ms = self.cfg.policy.reconnect_ms_min;
             self.stats.connects += 1;
         }
         if writable
@@ -842,12 +873,14 @@ mod tests {
             market_path: "/market".into(),
             public_path: "/public".into(),
             max_frame_bytes: 1 << 16,
-            reconnect_ms_min: 10,
-            reconnect_ms_max: 50,
-            max_reconnects: 10,
-            reconnect_window_s: 60,
-            rotate_after_s: 3600,
-            control_msgs_per_s: 10,
+            policy: ConnectionPolicy {
+                reconnect_ms_min: 10,
+                reconnect_ms_max: 50,
+                max_reconnects: 10,
+                reconnect_window_s: 60,
+                rotate_after_s: 3600,
+                control_msgs_per_s: 10,
+            },
             max_reads_per_wake: 16,
         };
         Net::new(cfg, None, vec!["a@trade".into()], vec!["a@depth".into()]).unwrap()

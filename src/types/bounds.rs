@@ -185,6 +185,7 @@ pub(crate) fn canon_line<T: Canon + ?Sized>(prefix: &str, field: &str, v: &T, ou
 /// - `finite "message"`: a float with no range but never NaN or ±inf;
 /// - `any`: no range (booleans, enums, strings, lists; checked elsewhere if at all);
 /// - `nested`: a sub-table with its own `bounds!`;
+/// - `flat`: a struct with its own `bounds!` whose keys sit in this table (`#[serde(flatten)]`), same prefix;
 /// - `skip`: not configuration (derived state), neither checked nor hashed.
 ///
 /// `Type as v` names the section value for bounds that depend on another key (`[0.0, v.trend_enter_pct]`).
@@ -214,10 +215,16 @@ macro_rules! bounds {
     (@check $p:ident, $s:ident, $f:ident, nested) => {
         $crate::types::bounds::Bounded::check_bounds(&$s.$f, &$crate::types::bounds::join($p, stringify!($f)))?
     };
+    (@check $p:ident, $s:ident, $f:ident, flat) => {
+        $crate::types::bounds::Bounded::check_bounds(&$s.$f, $p)?
+    };
     (@check $p:ident, $s:ident, $f:ident, any) => {};
     (@check $p:ident, $s:ident, $f:ident, skip) => {};
     (@canon $p:ident, $s:ident, $f:ident, $out:ident, nested) => {
         $crate::types::bounds::Bounded::canon(&$s.$f, &$crate::types::bounds::join($p, stringify!($f)), $out)
+    };
+    (@canon $p:ident, $s:ident, $f:ident, $out:ident, flat) => {
+        $crate::types::bounds::Bounded::canon(&$s.$f, $p, $out)
     };
     (@canon $p:ident, $s:ident, $f:ident, $out:ident, skip) => {};
     (@canon $p:ident, $s:ident, $f:ident, $out:ident, $kind:tt) => {
