@@ -319,8 +319,6 @@ pub(crate) struct ControlStart {
     pub current: Vec<SymbolName>,
     /// Auto selection (no manual symbols).
     pub auto: bool,
-    /// Wakes the network thread.
-    pub waker: Arc<Waker>,
     /// Frames received by the network thread.
     pub progress: Arc<AtomicU64>,
     /// Alerts, when enabled.
@@ -351,7 +349,6 @@ pub(crate) struct Control<'a> {
     rest: Rest,
     listings: Vec<Listing>,
     links: Links,
-    waker: Arc<Waker>,
     progress: Arc<AtomicU64>,
     alerts: Option<Alerts>,
     /// What is selected and subscribed.
@@ -392,7 +389,6 @@ impl<'a> Control<'a> {
             rest: s.rest,
             listings: s.listings,
             links,
-            waker: s.waker,
             progress: s.progress,
             alerts: s.alerts,
             sel: Selection::new(s.current),
@@ -437,7 +433,8 @@ impl<'a> Control<'a> {
         }
         self.notify("STOPPING=1");
         self.say("🛑 rusto stopping".into());
-        self.wake();
+        self.links.inbox.wake();
+        self.stats.wake_failed = self.links.inbox.wake_errors();
         self.stats.cmd_retries = self.outbox.retries;
         self.stats.drain_retries = self.drains.retries;
         if self.drains.held() > 0 {
@@ -469,13 +466,6 @@ impl<'a> Control<'a> {
             if self.stats.notify_failed == 1 {
                 log::warn!("systemd notify: {e}");
             }
-        }
-    }
-
-    fn wake(&mut self) {
-        if let Err(e) = self.waker.wake() {
-            self.stats.wake_failed += 1;
-            log::warn!("waking the network thread: {e}");
         }
     }
 

@@ -183,7 +183,7 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
 
     // The control loop (this thread).
     let auto = opts.symbols.is_empty() && l.symbols.is_empty();
-    let start = ControlStart { rest, listings, current, auto, waker, progress, alerts };
+    let start = ControlStart { rest, listings, current, auto, progress, alerts };
     let mut control = Control::new(cfg, links, start);
     let ts_ms = clock::wall_ns() / 1_000_000;
     control.record(ControlRecord::Health { ts_ms, rtt_ms: health.rtt_ms, offset_ms: health.offset_ms });

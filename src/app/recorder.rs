@@ -42,7 +42,7 @@ pub fn run_record(
     let inbox = Arc::new(NetInbox::new(256, waker.clone()));
     let (stop_net, inbox_net) = (stop.clone(), inbox.clone());
     let deadline = duration.map(|d| Instant::now() + d);
-    let snaps = Snapshots { rest, syms, limit: l.snapshot_limit, inbox, waker, stop, deadline };
+    let snaps = Snapshots { rest, syms, limit: l.snapshot_limit, inbox, stop, deadline };
     let control = std::thread::spawn(move || snaps.run());
     let mut write_err: Option<String> = None;
     let mut rec = |ts: i64, frame: &[u8]| {
@@ -68,20 +68,12 @@ pub fn run_record(
     Ok(net.stats)
 }
 
-/// Wakes the network thread; a failure only delays it to its poll timeout, so it is logged.
-fn wake(waker: &mio::Waker) {
-    if let Err(e) = waker.wake() {
-        log::warn!("waking the network thread: {e}");
-    }
-}
-
 /// The recorder's control side: REST snapshots into the network thread's queue.
 struct Snapshots {
     rest: crate::app::rest::Rest,
     syms: Vec<SymbolName>,
     limit: u32,
     inbox: Arc<NetInbox>,
-    waker: Arc<mio::Waker>,
     stop: Arc<AtomicBool>,
     deadline: Option<Instant>,
 }
@@ -89,7 +81,7 @@ struct Snapshots {
 impl Snapshots {
     /// Snapshots once the diff streams are flowing, and hourly after, until `stop` (or the deadline).
     fn run(self) {
-        let Snapshots { mut rest, syms, limit, inbox, waker, stop, deadline } = self;
+        let Snapshots { mut rest, syms, limit, inbox, stop, deadline } = self;
         // Snapshots once the diff streams are flowing (so the recording can be synced), and hourly after.
         let mut next = Instant::now() + Duration::from_secs(1);
         // Snapshots the network queue cannot take yet are kept and retried, never dropped.
@@ -97,7 +89,7 @@ impl Snapshots {
         while !stop.load(Ordering::Relaxed) {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 stop.store(true, Ordering::Relaxed);
-                wake(&waker);
+                inbox.wake();
                 break;
             }
             if Instant::now() >= next {

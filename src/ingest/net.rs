@@ -196,11 +196,13 @@ impl NetInbox {
         Ok(())
     }
 
-    /// Wakes the network thread (e.g. to see a stop flag at once). A failed wake is counted; the poll times out
-    /// within 20 ms anyway.
+    /// Wakes the network thread (e.g. to see a stop flag at once). A failed wake is counted (the first one logged);
+    /// the poll times out within 20 ms anyway.
     pub fn wake(&self) {
-        if self.waker.wake().is_err() {
-            self.wake_errors.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.waker.wake()
+            && self.wake_errors.fetch_add(1, Ordering::Relaxed) == 0
+        {
+            log::warn!("waking the network thread: {e}");
         }
     }
 
@@ -695,10 +697,9 @@ impl Net {
             }
             self.stats.inbox_full = inbox.refused();
             self.send_ctrl();
-            // Pending drop notices go out as soon as there is room.
-            if !feed.publisher.publish(&[]) {
-                feed.consumer_gone = true;
-            }
+            // Pending drop notices go out as soon as there is room. An empty publish always reports the consumer
+            // as present (a gone consumer is seen on the next frame's publish), so its result carries nothing here.
+            let _ = feed.publisher.publish(&[]);
         }
         Ok(())
     }
@@ -763,7 +764,9 @@ impl Net {
     /// A read or write error on connection `i`: the end of a retiring connection's closing handshake, else a
     /// failure (see [`Net::fail`]).
     fn lost(&mut self, i: usize, why: String, feed: &mut Feed) -> Result<(), NetError> {
-        if self.conns[i].closing {
+        // A retiring predecessor (in its grace period or its closing handshake) is not an outage: its successor
+        // carries the streams, so it is closed for good without a disconnect, a resync or a reconnect.
+        if self.conns[i].retire_at.is_some() {
             self.finish_retiring(i);
             return Ok(());
         }
