@@ -260,6 +260,16 @@ impl Db {
 
     /// Writes a batch of records in one transaction (all or nothing).
     pub fn write_batch(&mut self, names: &Names, batch: &[Record]) -> Result<(), DbError> {
+        let r = self.write_batch_tx(names, batch);
+        if r.is_err() {
+            // The transaction rolled back, so ids it put in the cache may be given to later positions: forget them
+            // (lookups fall back to the positions table, which is always right).
+            self.pos_ids.clear();
+        }
+        r
+    }
+
+    fn write_batch_tx(&mut self, names: &Names, batch: &[Record]) -> Result<(), DbError> {
         let path = self.path.clone();
         let run = self.run_id;
         let err = |e| classify(&path, e);

@@ -273,13 +273,10 @@ impl Persist {
 
     /// Flushes buffered output (both CSVs: a failed flush is an error, never lost in a drop).
     pub(crate) fn flush(&mut self) -> Result<(), PersistError> {
-        if let Some(out) = &mut self.csv {
-            out.flush()?;
-        }
-        if let Some(out) = &mut self.signals_csv {
-            out.flush()?;
-        }
-        Ok(())
+        // Both are flushed even when the first fails, so neither is left to a drop that would lose its error.
+        let bars = self.csv.as_mut().map_or(Ok(()), CsvOut::flush);
+        let signals = self.signals_csv.as_mut().map_or(Ok(()), CsvOut::flush);
+        bars.and(signals)
     }
 
     /// Commits the waiting rows in one transaction. On failure the rows stay (bounded) for the next attempt; a row
