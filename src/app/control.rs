@@ -24,7 +24,7 @@ use mio::Waker;
 use crate::app::alert::Alerts;
 use crate::app::config::{Config, LiveConfig};
 use crate::app::notify::Notifier;
-use crate::app::rest::{Listing, Rest, select_top};
+use crate::app::rest::{Listing, Rest};
 use crate::compute::thread::{ComputeHooks, IntervalReport, SymbolActivity};
 use crate::ingest::net::{NetCmd, NetInbox, Route};
 use crate::persist::db::ControlRecord;
@@ -315,6 +315,8 @@ pub(crate) struct ControlStart {
     pub rest: Rest,
     /// exchangeInfo selection facts.
     pub listings: Vec<Listing>,
+    /// Never selected (`live.exclude`).
+    pub exclude: Vec<SymbolName>,
     /// Initial symbols.
     pub current: Vec<SymbolName>,
     /// Auto selection (no manual symbols).
@@ -348,6 +350,7 @@ pub(crate) struct Control<'a> {
     auto: bool,
     rest: Rest,
     listings: Vec<Listing>,
+    exclude: Vec<SymbolName>,
     links: Links,
     progress: Arc<AtomicU64>,
     alerts: Option<Alerts>,
@@ -388,6 +391,7 @@ impl<'a> Control<'a> {
             auto: s.auto,
             rest: s.rest,
             listings: s.listings,
+            exclude: s.exclude,
             links,
             progress: s.progress,
             alerts: s.alerts,
@@ -559,12 +563,10 @@ impl<'a> Control<'a> {
             return;
         }
         self.reselect_slot = slot;
-        let vols = match self.rest.quote_volumes() {
-            Ok(v) => v,
+        let sel = match self.rest.top(&self.listings, self.l.top_n, &self.exclude) {
+            Ok(sel) => sel,
             Err(e) => return log::warn!("reselection: {e}; keeping the current symbols"),
         };
-        let exclude: Vec<SymbolName> = self.l.exclude.iter().filter_map(|s| SymbolName::new(s.as_bytes())).collect();
-        let sel = select_top(&self.listings, &vols, self.l.top_n, &exclude);
         let (added, dropped) = self.sel.reselect(sel.iter().map(|s| s.0).collect());
         self.drains.send_all(&self.links.drains, self.sel.take_drain_cmds());
         if added.is_empty() && dropped.is_empty() {
@@ -596,9 +598,6 @@ impl<'a> Control<'a> {
             }
         }
         let go = self.sel.take_flat();
-        for s in self.sel.pending_drop() {
-            log::debug!("{s}: dropped from the selection, kept subscribed until drained");
-        }
         if !go.is_empty() {
             log::info!("unsubscribing {go:?} (no open position)");
             for cmd in subscription(self.l, &go, false) {

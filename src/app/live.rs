@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::app::config::{Config, LiveConfig};
 use crate::app::control::{Control, ControlStart, Links, streams_for, warn_health};
-use crate::app::rest::{Listing, Rest, RestError, select_top};
+use crate::app::rest::{Listing, Rest, RestError};
 use crate::app::threads::{Backend, BackendEnd, BackendRings, PipelineError, join, open_db, spawn_pinned};
 use crate::compute::engine::Engine;
 use crate::handoff::publish::{FeedStats, Publisher};
@@ -75,6 +75,12 @@ pub fn stop_on_signals(stop: &Arc<AtomicBool>) -> Result<(), LiveError> {
     Ok(())
 }
 
+/// The REST client of `[live]` (its base, CA and weight budget).
+fn live_rest(cfg: &LiveConfig) -> Result<Rest, RestError> {
+    let ca = cfg.ca_file.as_ref().map(PathBuf::from);
+    Rest::new(&cfg.rest_url, ca.as_deref(), cfg.weight_budget)
+}
+
 fn names(list: &[String]) -> Result<Vec<SymbolName>, LiveError> {
     list.iter().map(|s| SymbolName::new(s.as_bytes()).ok_or_else(|| LiveError::BadSymbol(s.clone()))).collect()
 }
@@ -86,25 +92,26 @@ pub(crate) struct Start {
     pub(crate) listings: Vec<Listing>,
     pub(crate) health: Health,
     pub(crate) selection: Vec<(SymbolName, f64)>,
+    /// `live.exclude`, parsed once.
+    pub(crate) exclude: Vec<SymbolName>,
 }
 
 pub(crate) fn start(cfg: &LiveConfig, manual: &[String]) -> Result<Start, LiveError> {
-    let ca = cfg.ca_file.as_ref().map(PathBuf::from);
-    let mut rest = Rest::new(&cfg.rest_url, ca.as_deref(), cfg.weight_budget)?;
+    let mut rest = live_rest(cfg)?;
     let (specs, listings) = rest.exchange_info()?;
     let health = rest.health(cfg.ping_samples)?;
     warn_health(cfg, &health);
     let manual = if manual.is_empty() { names(&cfg.symbols)? } else { names(manual)? };
+    let exclude = names(&cfg.exclude)?;
     let selection = if manual.is_empty() {
-        let vols = rest.quote_volumes()?;
-        select_top(&listings, &vols, cfg.top_n, &names(&cfg.exclude)?)
+        rest.top(&listings, cfg.top_n, &exclude)?
     } else {
         manual.into_iter().map(|s| (s, f64::NAN)).collect()
     };
     if selection.is_empty() {
         return Err(LiveError::NoSymbols);
     }
-    Ok(Start { rest, specs, listings, health, selection })
+    Ok(Start { rest, specs, listings, health, selection, exclude })
 }
 
 /// The network thread's loop for `syms` (TLS for `wss://`), shared by live and the recorder.
@@ -154,7 +161,7 @@ fn describe(selection: &[(SymbolName, f64)]) -> String {
 pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Result<LiveReport, LiveError> {
     let started = Instant::now();
     let l = &cfg.live;
-    let Start { rest, specs, listings, health, selection } = start(l, &opts.symbols)?;
+    let Start { rest, specs, listings, health, selection, exclude } = start(l, &opts.symbols)?;
     let current: Vec<SymbolName> = selection.iter().map(|s| s.0).collect();
     log::info!("symbols: {}", describe(&selection));
     // Database first: a bad one stops us before any trading.
@@ -183,7 +190,7 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
 
     // The control loop (this thread).
     let auto = opts.symbols.is_empty() && l.symbols.is_empty();
-    let start = ControlStart { rest, listings, current, auto, progress, alerts };
+    let start = ControlStart { rest, listings, exclude, current, auto, progress, alerts };
     let mut control = Control::new(cfg, links, start);
     let ts_ms = clock::wall_ns() / 1_000_000;
     control.record(ControlRecord::Health { ts_ms, rtt_ms: health.rtt_ms, offset_ms: health.offset_ms });
@@ -249,9 +256,7 @@ fn finish(control: &Control<'_>, t: Threads, health: Health, started: Instant) -
 
 /// Prints the current top symbols (`rusto symbols`).
 pub fn print_symbols(cfg: &Config) -> Result<Vec<(SymbolName, f64)>, LiveError> {
-    let ca = cfg.live.ca_file.as_ref().map(PathBuf::from);
-    let mut rest = Rest::new(&cfg.live.rest_url, ca.as_deref(), cfg.live.weight_budget)?;
+    let mut rest = live_rest(&cfg.live)?;
     let (_, listings) = rest.exchange_info()?;
-    let vols = rest.quote_volumes()?;
-    Ok(select_top(&listings, &vols, cfg.live.top_n, &names(&cfg.live.exclude)?))
+    Ok(rest.top(&listings, cfg.live.top_n, &names(&cfg.live.exclude)?)?)
 }

@@ -153,6 +153,17 @@ impl Rest {
         self.get(&format!("/fapi/v1/depth?symbol={}&limit={limit}", symbol.as_str()))
     }
 
+    /// The `n` listed symbols with the highest 24 h quote volume, less `exclude` (start-up, `rusto symbols` and
+    /// the reselection all choose through here).
+    pub(crate) fn top(
+        &mut self,
+        listings: &[Listing],
+        n: usize,
+        exclude: &[SymbolName],
+    ) -> Result<Vec<(SymbolName, f64)>, RestError> {
+        Ok(select_top(listings, &self.quote_volumes()?, n, exclude))
+    }
+
     /// 24 h quote volumes.
     pub(crate) fn quote_volumes(&mut self) -> Result<Vec<(SymbolName, f64)>, RestError> {
         let body = self.get("/fapi/v1/ticker/24hr")?;
