@@ -288,11 +288,6 @@ impl Engine {
         }
     }
 
-    /// The paper accounts: 0 = base, then the A/B variants in config order.
-    pub fn accounts(&self) -> &[Account] {
-        &self.accounts
-    }
-
     /// The base account's risk state (balance, open positions, daily limit).
     pub fn risk(&self) -> &Risk {
         &self.accounts[0].risk

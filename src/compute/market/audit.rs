@@ -60,11 +60,6 @@ pub struct AuditCounts {
 }
 
 impl AuditQueue {
-    /// Tickers waiting.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
     /// True when no ticker waits.
     pub fn is_empty(&self) -> bool {
         self.len == 0

@@ -303,12 +303,9 @@ impl Parser {
     /// A `SymbolDef` event for `id` with its current scales.
     pub fn symbol_def(&self, id: SymbolId, meta: &FrameMeta) -> MarketEvent {
         let s = self.symbols.get(id);
-        let mut e = MarketEvent::new(EventKind::SymbolDef, id, 0, meta.local_ts_ns, meta.stamp_ns);
-        let b = s.name.padded();
-        e.p[0] = i64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8]));
-        e.p[1] = i64::from_le_bytes(b[8..].try_into().unwrap_or([0; 8]));
-        e.p[2] = s.price.map_or(0, |x| x.pack());
-        e.p[3] = s.qty.map_or(0, |x| x.pack());
+        let mut e = MarketEvent::symbol_def(id, s.name, s.price, s.qty);
+        e.local_ts_ns = meta.local_ts_ns;
+        e.stamp_ns = meta.stamp_ns;
         e
     }
 
