@@ -223,6 +223,26 @@ fn the_checker_sees_what_it_checks() {
     assert!(!cycles(&bad).is_empty());
 }
 
+/// True when `line` (trimmed) starts a function: `fn` after any visibility (`pub`, `pub(…)`) and qualifiers
+/// (`const`, `async`, `unsafe`, `extern "C"`).
+fn fn_item(line: &str) -> bool {
+    let mut rest = line;
+    loop {
+        let word_end = rest.find(|c: char| c == ' ' || c == '(').unwrap_or(rest.len());
+        let word = &rest[..word_end];
+        let after = &rest[word_end..];
+        match word {
+            "fn" => return after.starts_with(' '),
+            "pub" if after.starts_with('(') => match after.find(')') {
+                Some(k) => rest = after[k + 1..].trim_start(),
+                None => return false,
+            },
+            "pub" | "const" | "async" | "unsafe" | "extern" | "\"C\"" => rest = after.trim_start(),
+            _ => return false,
+        }
+    }
+}
+
 /// Functions (outside test modules) longer than `max` lines, as `file:line name (n lines)`.
 fn long_functions(max: usize) -> Vec<String> {
     let mut out = Vec::new();
@@ -233,10 +253,7 @@ fn long_functions(max: usize) -> Vec<String> {
             let l = lines[i];
             let indent = l.len() - l.trim_start().len();
             let t = l.trim_start();
-            let is_fn =
-                ["fn ", "pub fn ", "pub(crate) fn ", "pub(super) fn ", "const fn ", "pub const fn ", "unsafe fn "]
-                    .iter()
-                    .any(|p| t.starts_with(p));
+            let is_fn = fn_item(t);
             if is_fn && !t.ends_with(';') {
                 let close = format!("{}}}", " ".repeat(indent));
                 let end = (i..lines.len()).find(|&j| lines[j] == close).unwrap_or(lines.len() - 1);
@@ -291,4 +308,14 @@ fn folders_show_their_public_face_through_mod_rs() {
     let root = sources().remove("").unwrap();
     assert!(root.lines().any(|l| l.starts_with("pub mod compute;")));
     assert!(sources()["compute"].contains("pub use engine::"));
+}
+
+#[test]
+fn the_function_scanner_sees_every_qualified_fn() {
+    for l in ["fn a() {", "pub fn a() {", "pub(crate) const fn a() {", "pub(super) unsafe fn a() {", "async fn a() {"] {
+        assert!(fn_item(l), "{l}");
+    }
+    for l in ["let fnx = 1;", "pub struct F {", "// fn a", "pub(crate) mod fnord;"] {
+        assert!(!fn_item(l), "{l}");
+    }
 }

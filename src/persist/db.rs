@@ -104,17 +104,22 @@ impl Names {
     pub fn set(&mut self, id: u16, name: SymbolName, price: Scale, qty: Scale) {
         let i = id as usize;
         if self.0.len() <= i {
-            self.0.resize(i + 1, (SymbolName::default(), Scale::decimals(0), Scale::decimals(0)));
+            self.0.resize(i + 1, Self::unknown());
         }
         self.0[i] = (name, price, qty);
     }
     /// (name, price scale, quantity scale) of a symbol (an unknown id: no name, scales of 1).
     pub fn scales(&self, id: u16) -> (SymbolName, Scale, Scale) {
-        self.0.get(id as usize).copied().unwrap_or((SymbolName::default(), Scale::decimals(0), Scale::decimals(0)))
+        self.0.get(id as usize).copied().unwrap_or_else(Self::unknown)
     }
     /// (name, tick value, step value) of a symbol.
     pub fn get(&self, id: u16) -> (SymbolName, f64, f64) {
-        self.0.get(id as usize).map_or((SymbolName::default(), 1.0, 1.0), |(n, p, q)| (*n, p.to_f64(1), q.to_f64(1)))
+        let (n, p, q) = self.scales(id);
+        (n, p.to_f64(1), q.to_f64(1))
+    }
+    /// What an id never announced reads as: no name, scales of 1.
+    fn unknown() -> (SymbolName, Scale, Scale) {
+        (SymbolName::default(), Scale::decimals(0), Scale::decimals(0))
     }
 }
 
@@ -122,7 +127,7 @@ impl Names {
 pub struct Db {
     conn: Connection,
     path: PathBuf,
-    /// Position row ids by sequence number (filled on insert; a rolled-back batch re-inserts and overwrites).
+    /// Position row ids by sequence number (a cache filled on insert, cleared when a batch rolls back).
     pos_ids: std::collections::HashMap<u64, i64>,
     /// Trader names by variant index (0 = "base").
     variants: Vec<String>,

@@ -8,6 +8,7 @@ use crate::ingest::net::NetStats;
 use crate::ingest::parse::ParseError;
 use crate::ingest::parse::ParseStats;
 use crate::persist::writer::PersistStats;
+use crate::types::decimal::Scale;
 use crate::types::latency;
 use crate::types::latency::Summary;
 use crate::types::symbols::SymbolName;
@@ -91,14 +92,18 @@ fn latency_json(stages: &[(&'static str, crate::types::latency::Summary)]) -> Va
     Value::Object(lat)
 }
 
+/// A price in ticks as its decimal text under the symbol's scale (`None` when either is not known).
+fn price_text(scale: Option<Scale>, px: Option<i64>) -> Option<String> {
+    Some(scale?.to_string(px?))
+}
+
+/// [`price_text`] as JSON (null when not known).
+fn price_json(scale: Option<Scale>, px: Option<i64>) -> Value {
+    price_text(scale, px).map_or(Value::Null, Value::String)
+}
+
 /// The volume profile of a symbol (prices in quote units), or null before the first profile.
 fn profile_json(s: &SymbolState, vwap_band_sigmas: f64) -> Value {
-    let fmt_px = |px: i64| -> Value {
-        match s.price {
-            Some(sc) => Value::String(sc.to_string(px)),
-            None => Value::Null,
-        }
-    };
     let px_f = |t: f64| -> Value {
         match s.price {
             Some(sc) => json!(format!("{:.*}", sc.dec as usize, t * sc.to_f64(1))),
@@ -107,15 +112,15 @@ fn profile_json(s: &SymbolState, vwap_band_sigmas: f64) -> Value {
     };
     match &s.levels {
         Some(l) => json!({
-            "poc": fmt_px(l.poc),
-            "val": fmt_px(l.val),
-            "vah": fmt_px(l.vah),
+            "poc": price_json(s.price, Some(l.poc)),
+            "val": price_json(s.price, Some(l.val)),
+            "vah": price_json(s.price, Some(l.vah)),
             "vwap": px_f(l.vwap),
             "vwap_upper": px_f(l.vwap + l.sigma * vwap_band_sigmas),
             "vwap_lower": px_f(l.vwap - l.sigma * vwap_band_sigmas),
             "value_area_share": l.va_share,
-            "hvn": l.hvn[..l.n_hvn].iter().map(|&h| fmt_px(h)).collect::<Vec<_>>(),
-            "lvn": l.lvn[..l.n_lvn].iter().map(|&h| fmt_px(h)).collect::<Vec<_>>(),
+            "hvn": l.hvn[..l.n_hvn].iter().map(|&h| price_json(s.price, Some(h))).collect::<Vec<_>>(),
+            "lvn": l.lvn[..l.n_lvn].iter().map(|&h| price_json(s.price, Some(h))).collect::<Vec<_>>(),
         }),
         None => Value::Null,
     }
@@ -132,12 +137,6 @@ fn symbol_json(r: &ReplayReport, s: &SymbolState) -> Value {
     use crate::compute::trading::risk::RiskReject;
     use crate::types::record::{ExitReason, Regime};
     let (bid, ask) = s.book.top();
-    let fmt_px = |px: Option<i64>| -> Value {
-        match (px, s.price) {
-            (Some(px), Some(sc)) => Value::String(sc.to_string(px)),
-            _ => Value::Null,
-        }
-    };
     let bs = &s.book.stats;
     let t = s.trader();
     let gate = counts(GateReject::ALL.iter().map(|g| (g.name(), t.gate_rejects[g.index()])));
@@ -156,8 +155,8 @@ fn symbol_json(r: &ReplayReport, s: &SymbolState) -> Value {
         "stale_snapshots": bs.stale_snapshots,
         "crossed": bs.crossed,
         "synced": s.book.is_synced(),
-        "best_bid": fmt_px(bid.map(|l| l.px)),
-        "best_ask": fmt_px(ask.map(|l| l.px)),
+        "best_bid": price_json(s.price, bid.map(|l| l.px)),
+        "best_ask": price_json(s.price, ask.map(|l| l.px)),
         "bars": s.bars.closed,
         "book_audit": {"compared": s.audit_compared, "matched": s.audit_matched},
         "signals": {"long": t.signals[0], "short": t.signals[1]},
@@ -285,10 +284,6 @@ fn book_table(r: &ReplayReport) -> String {
     ));
     for sym in &r.engine.symbols {
         let (bid, ask) = sym.book.top();
-        let px = |l: Option<crate::types::event::Level>| match (l, sym.price) {
-            (Some(l), Some(sc)) => sc.to_string(l.px),
-            _ => "-".into(),
-        };
         s.push_str(&format!(
             "{:<12} {:>8} {:>14} {:>8} {:>5} {:>7} {:>7} {:>14} {:>14} {:>6} {:>15}\n",
             sym.name.as_str(),
@@ -298,8 +293,8 @@ fn book_table(r: &ReplayReport) -> String {
             sym.book.stats.gaps,
             sym.book.stats.resyncs,
             if sym.book.is_synced() { "yes" } else { "no" },
-            px(bid),
-            px(ask),
+            price_text(sym.price, bid.map(|l| l.px)).unwrap_or_else(|| "-".into()),
+            price_text(sym.price, ask.map(|l| l.px)).unwrap_or_else(|| "-".into()),
             sym.bars.closed,
             format!("{}/{}", sym.audit_matched, sym.audit_compared)
         ));
@@ -386,10 +381,6 @@ pub fn live_json(r: &LiveReport) -> Value {
     let mut symbols = Map::new();
     for s in &r.engine.symbols {
         let (bid, ask) = s.book.top();
-        let px = |l: Option<crate::types::event::Level>| match (l, s.price) {
-            (Some(l), Some(sc)) => Value::String(sc.to_string(l.px)),
-            _ => Value::Null,
-        };
         let bs = &s.book.stats;
         symbols.insert(
             s.name.as_str().to_string(),
@@ -405,8 +396,8 @@ pub fn live_json(r: &LiveReport) -> Value {
                 "crossed": bs.crossed,
                 "synced": s.book.is_synced(),
                 "dropped_frames": s.dropped_frames,
-                "best_bid": px(bid),
-                "best_ask": px(ask),
+                "best_bid": price_json(s.price, bid.map(|l| l.px)),
+                "best_ask": price_json(s.price, ask.map(|l| l.px)),
                 "book_audit": {"compared": s.audit_compared, "matched": s.audit_matched},
                 "bars": s.bars.closed,
                 "signals": {"long": s.trader().signals[0], "short": s.trader().signals[1]},
