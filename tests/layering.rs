@@ -228,7 +228,7 @@ fn the_checker_sees_what_it_checks() {
 fn fn_item(line: &str) -> bool {
     let mut rest = line;
     loop {
-        let word_end = rest.find(|c: char| c == ' ' || c == '(').unwrap_or(rest.len());
+        let word_end = rest.find([' ', '(']).unwrap_or(rest.len());
         let word = &rest[..word_end];
         let after = &rest[word_end..];
         match word {
