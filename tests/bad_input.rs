@@ -10,6 +10,16 @@ use rusto::recording::Speed;
 use rusto::types::MarketEvent;
 use rusto::types::{SymbolName, SymbolTable};
 
+// One module per area, so the cases of each stage stay together (issue 14).
+#[path = "bad_input/config.rs"]
+mod config;
+#[path = "bad_input/db.rs"]
+mod db;
+#[path = "bad_input/feed.rs"]
+mod feed;
+#[path = "bad_input/net.rs"]
+mod net;
+
 const TRADE: &str = r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1680652700455,"T":1680652700452,"s":"BTCUSDT","t":3535186032,"p":"28145.10","q":"0.002","X":"MARKET","m":true}}"#;
 
 fn parse(p: &mut Parser, frame: &[u8]) -> (Result<rusto::ingest::FrameKind, ParseError>, usize) {

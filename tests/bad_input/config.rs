@@ -1,0 +1,1 @@
+//! Bad input, config cases (issue 14). Shared helpers live in `tests/bad_input.rs` (`super::`).

@@ -1,0 +1,1 @@
+//! Bad input, db cases (issue 14). Shared helpers live in `tests/bad_input.rs` (`super::`).
