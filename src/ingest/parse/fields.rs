@@ -41,11 +41,15 @@ pub enum ParseError {
     /// A price outside the range the event can carry.
     #[error("price out of range")]
     PriceRange,
+    /// A price or quantity that must be > 0 is zero or negative (a trade's `p`/`q`, a bookTicker's `b`/`B`/`a`/`A`,
+    /// a markPriceUpdate's `p`/`i`).
+    #[error("field `{0}` is zero or negative")]
+    NotPositive(&'static str),
 }
 
 impl ParseError {
     /// Number of distinct kinds (for per-kind counters).
-    pub const KINDS: usize = 10;
+    pub const KINDS: usize = 11;
     /// Index for per-kind counters.
     pub fn index(&self) -> usize {
         match self {
@@ -59,6 +63,7 @@ impl ParseError {
             ParseError::TooManyLevels => 7,
             ParseError::SnapshotWithoutSymbol => 8,
             ParseError::PriceRange => 9,
+            ParseError::NotPositive(_) => 10,
         }
     }
     /// Stable name for reports.
@@ -74,6 +79,7 @@ impl ParseError {
             "too_many_levels",
             "snapshot_without_symbol",
             "price_range",
+            "not_positive",
         ][i]
     }
 }

@@ -14,6 +14,10 @@
 //! - The events of one frame are appended to `out` as a unit; on error `out` is restored to its length on entry,
 //!   except for the `SymbolDef` events announcing a symbol or a scale the failed frame taught the table (so the
 //!   compute thread's copy of the table never falls behind the parser's).
+//! - Values: a trade's price and quantity, a bookTicker's four prices and quantities and a markPriceUpdate's mark
+//!   and index prices must be > 0, else [`ParseError::NotPositive`] (checked before the frame may teach the symbol
+//!   table a scale); a depth level may have quantity 0 (a deleted level) but no negative value
+//!   ([`ParseError::PriceRange`]). Funding rates may be negative.
 //! - Limits: a frame is at most `max_frame_bytes`; a depth side has at most [`MAX_LEVELS_PER_SIDE`] levels.
 
 pub(crate) mod exchange_info;
@@ -30,7 +34,7 @@ use tape::TapeMsg;
 
 use simd_json::{Node, Tape};
 
-use crate::types::decimal::{Scale, parse_decimal, parse_e8};
+use crate::types::decimal::{Decimal, Scale, parse_decimal, parse_e8};
 use crate::types::event::{EventKind, LEVELS_PER_EVENT, MarketEvent, SymbolId, depth_event_count, flags};
 use crate::types::symbols::{SymbolName, SymbolTable};
 
@@ -182,6 +186,30 @@ fn ms_to_ns(ms: i64) -> i64 {
 #[inline]
 fn dec(scale: Scale, s: &str, name: &'static str) -> Result<i64, ParseError> {
     scale.parse(s.as_bytes()).map_err(|e| ParseError::Decimal(name, e))
+}
+
+/// A decimal that must be > 0 (a trade's, a ticker's or a mark price's price or quantity): parsed once, checked
+/// before the frame may teach the symbol table a scale, and converted with [`units`].
+#[inline]
+fn positive(s: &str, name: &'static str) -> Result<Decimal, ParseError> {
+    let d = parse_decimal(s.as_bytes()).map_err(|e| ParseError::Decimal(name, e))?;
+    if d.mantissa > 0 { Ok(d) } else { Err(ParseError::NotPositive(name)) }
+}
+
+/// A decimal from [`positive`] in units of `scale` (> 0: a positive mantissa on the grid is at least one unit).
+#[inline]
+fn units(scale: Scale, d: Decimal, name: &'static str) -> Result<i64, ParseError> {
+    scale.units_of(d).map_err(|e| ParseError::Decimal(name, e))
+}
+
+/// A 1e-8 fixed-point price that must be > 0 (a mark or index price).
+#[inline]
+fn positive_e8(s: &str, name: &'static str) -> Result<i64, ParseError> {
+    match parse_e8(s.as_bytes()) {
+        Ok(v) if v > 0 => Ok(v),
+        Ok(_) => Err(ParseError::NotPositive(name)),
+        Err(e) => Err(ParseError::Decimal(name, e)),
+    }
 }
 
 /// Exchange time: `T` when present, else `E`, in ns.
@@ -493,12 +521,13 @@ impl Parser {
                 };
             }
         }
+        let (pd, qd) = (positive(px, "p")?, positive(qty, "q")?);
         let sid = self.intern(sym)?;
         let ps = self.price_scale(sid, px, "p")?;
         let qs = self.qty_scale(sid, qty, "q")?;
         let mut ev = MarketEvent::new(kind, sid, ts, meta.local_ts_ns, meta.stamp_ns);
         ev.flags = fl;
-        ev.p = [dec(ps, px, "p")?, dec(qs, qty, "q")?, id, n];
+        ev.p = [units(ps, pd, "p")?, units(qs, qd, "q")?, id, n];
         out.push(ev);
         if kind == EventKind::Trade {
             self.stats.trade += 1;
@@ -635,13 +664,16 @@ impl Parser {
         let (b, bq) = (need_str(m, F::LowerB, "b")?, need_str(m, F::UpperB, "B")?);
         let (a, aq) = (need_str(m, F::LowerA, "a")?, need_str(m, F::UpperA, "A")?);
         let ts = exch_time(m)?;
+        // A best level always has a price and a quantity: an empty side is not a ticker the book can match.
+        let (bd, bqd) = (positive(b, "b")?, positive(bq, "B")?);
+        let (ad, aqd) = (positive(a, "a")?, positive(aq, "A")?);
         let sid = self.intern(sym)?;
         let ps = self.price_scale(sid, b, "b")?;
         let qs = self.qty_scale(sid, bq, "B")?;
         let mut ev = MarketEvent::new(EventKind::BookTicker, sid, ts, meta.local_ts_ns, meta.stamp_ns);
-        ev.p[0] = MarketEvent::pack_prices(dec(ps, b, "b")?, dec(ps, a, "a")?).ok_or(ParseError::PriceRange)?;
-        ev.p[1] = dec(qs, bq, "B")?;
-        ev.p[2] = dec(qs, aq, "A")?;
+        ev.p[0] = MarketEvent::pack_prices(units(ps, bd, "b")?, units(ps, ad, "a")?).ok_or(ParseError::PriceRange)?;
+        ev.p[1] = units(qs, bqd, "B")?;
+        ev.p[2] = units(qs, aqd, "A")?;
         ev.p[3] = u;
         out.push(ev);
         self.stats.book_ticker += 1;
@@ -658,8 +690,11 @@ impl Parser {
                 None => Ok(0),
             }
         };
-        let mark = e8(Some(p), "p")?;
-        let index = e8(opt_str(m, F::LowerI, "i")?, "i")?;
+        let mark = positive_e8(p, "p")?;
+        let index = match opt_str(m, F::LowerI, "i")? {
+            Some(i) => positive_e8(i, "i")?,
+            None => 0,
+        };
         let rate = e8(opt_str(m, F::LowerR, "r")?, "r")?;
         let next = opt_int(m, F::UpperT, "T")?.unwrap_or(0);
         let sid = self.intern(sym)?;
