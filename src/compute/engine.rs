@@ -4,6 +4,11 @@
 //! order. It reads time only from events (exchange time), never from the wall clock, so a recording replayed
 //! through it gives the same bars, counts and decisions every time. Per-symbol state is created on the
 //! `SymbolDef` event that announces the symbol (bounded by `max_symbols`), after which nothing allocates.
+//!
+//! Nothing is dropped without a counter, and every counter is in the summaries (`report::summary`, replay and
+//! live): a trade (market or not) whose id was seen is a `duplicate_trades`, an older id never seen an
+//! `out_of_order_trades` (told apart by [`TradeIds`], a fixed window of recent ids); the book counts its skipped
+//! diffs ([`crate::compute::market::book::BookStats`]); events of an unknown symbol are `orphan_events`.
 
 use crate::compute::market::audit::{AuditCounts, Ticker};
 use crate::compute::market::bars::{BarRange, RangeBars};
@@ -132,14 +137,97 @@ pub struct SymbolState {
     pub traders: Vec<Trader>,
     /// Last market trade price (ticks).
     pub last_px: i64,
-    /// Highest market trade id seen (duplicates from overlapping connections are dropped).
-    pub last_trade_id: i64,
-    /// Duplicated trades dropped.
+    /// The trade ids seen (market and non-market prints share one id sequence).
+    pub trade_ids: TradeIds,
+    /// Trades (market or not) dropped because their id was already seen (overlapping connections, a repeated
+    /// recording).
     pub duplicate_trades: u64,
+    /// Trades (market or not) dropped because their id is older than the highest seen but was never seen (or is
+    /// older than the [`TRADE_ID_WINDOW`] ids remembered, where the two cannot be told apart).
+    pub out_of_order_trades: u64,
     /// `Some(ticket)` while the symbol drains (dropped by a reselection): no account opens a new position on it.
     pub draining: Option<u64>,
     /// Entry signals of a flat account refused because the symbol was draining (not a gate or risk rejection).
     pub drain_refused: u64,
+}
+
+/// Trade ids remembered per symbol, up to the highest seen: enough to tell a copy from a late trade on overlapping
+/// connections or a reordered recording.
+pub(crate) const TRADE_ID_WINDOW: usize = 1 << 14;
+
+/// What a trade's id says about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TradeIdCheck {
+    /// Higher than every id seen (or the first): taken.
+    New,
+    /// Seen already: dropped as a duplicate.
+    Duplicate,
+    /// Older than the highest id seen and never seen (or too old to tell): dropped as out of order.
+    OutOfOrder,
+}
+
+/// The trade ids of one symbol: the highest seen and a bit per id for the [`TRADE_ID_WINDOW`] ids up to it (a
+/// fixed ring of bits, allocated with the symbol; checking an id allocates nothing).
+#[derive(Debug, Clone)]
+pub struct TradeIds {
+    last: Option<i64>,
+    bits: Box<[u64; TRADE_ID_WINDOW / 64]>,
+}
+
+impl Default for TradeIds {
+    fn default() -> Self {
+        TradeIds { last: None, bits: Box::new([0; TRADE_ID_WINDOW / 64]) }
+    }
+}
+
+impl TradeIds {
+    /// The highest id seen.
+    pub fn last(&self) -> Option<i64> {
+        self.last
+    }
+
+    #[inline]
+    fn slot(id: i64) -> (usize, u64) {
+        let k = (id as u64 as usize) & (TRADE_ID_WINDOW - 1);
+        (k / 64, 1u64 << (k % 64))
+    }
+
+    #[inline]
+    fn mark(&mut self, id: i64) -> bool {
+        let (w, b) = Self::slot(id);
+        let seen = self.bits[w] & b != 0;
+        self.bits[w] |= b;
+        seen
+    }
+
+    /// Classifies `id` and remembers it.
+    #[inline]
+    pub fn check(&mut self, id: i64) -> TradeIdCheck {
+        let Some(last) = self.last else {
+            self.last = Some(id);
+            self.mark(id);
+            return TradeIdCheck::New;
+        };
+        let ahead = id as i128 - last as i128;
+        if ahead > 0 {
+            // Forget the ids that leave the window: their bits are the ones of the ids last+1 ..= id.
+            if ahead >= TRADE_ID_WINDOW as i128 {
+                self.bits.fill(0);
+            } else {
+                for x in last + 1..=id {
+                    let (w, b) = Self::slot(x);
+                    self.bits[w] &= !b;
+                }
+            }
+            self.last = Some(id);
+            self.mark(id);
+            return TradeIdCheck::New;
+        }
+        if -ahead >= TRADE_ID_WINDOW as i128 {
+            return TradeIdCheck::OutOfOrder;
+        }
+        if self.mark(id) { TradeIdCheck::Duplicate } else { TradeIdCheck::OutOfOrder }
+    }
 }
 
 /// Engine-wide counters.
@@ -238,6 +326,22 @@ impl SymbolState {
     /// The drain ticket to confirm: the symbol drains and no account holds a position on it.
     pub fn drained(&self) -> Option<u64> {
         self.draining.filter(|_| !self.has_position())
+    }
+
+    /// True when a trade with this id is new; a duplicate or out-of-order one is counted and must be dropped.
+    #[inline]
+    fn take_trade_id(&mut self, id: i64) -> bool {
+        match self.trade_ids.check(id) {
+            TradeIdCheck::New => true,
+            TradeIdCheck::Duplicate => {
+                self.duplicate_trades += 1;
+                false
+            }
+            TradeIdCheck::OutOfOrder => {
+                self.out_of_order_trades += 1;
+                false
+            }
+        }
     }
 
     fn add_audit(&mut self, c: AuditCounts) {
@@ -357,8 +461,9 @@ impl Engine {
             tuning_changes: 0,
             traders: self.accounts.iter().map(|a| Trader::new(a, name, &self.preload)).collect(),
             last_px: 0,
-            last_trade_id: i64::MIN,
+            trade_ids: TradeIds::default(),
             duplicate_trades: 0,
+            out_of_order_trades: 0,
             draining: None,
             drain_refused: 0,
         }
@@ -409,7 +514,9 @@ impl Engine {
         match e.kind {
             EventKind::Trade => self.on_trade(id, e, out),
             EventKind::NonMarketTrade => {
-                s.non_market_trades += 1;
+                if s.take_trade_id(e.trade_id()) {
+                    s.non_market_trades += 1;
+                }
                 Verdict::None
             }
             EventKind::Depth | EventKind::Snapshot | EventKind::Levels => self.on_book(id, e, out),
@@ -446,11 +553,9 @@ impl Engine {
     fn on_trade(&mut self, id: usize, e: &MarketEvent, out: &mut impl FnMut(Record)) -> Verdict {
         let s = &mut self.symbols[id];
         let (px, qty, trade_id, maker) = (e.trade_price_ticks(), e.trade_qty_steps(), e.trade_id(), e.buyer_is_maker());
-        if trade_id <= s.last_trade_id {
-            s.duplicate_trades += 1;
+        if !s.take_trade_id(trade_id) {
             return Verdict::None;
         }
-        s.last_trade_id = trade_id;
         s.trades += 1;
         s.trade_qty += qty;
         let mut verdict = Verdict::None;
@@ -578,5 +683,35 @@ impl Engine {
             }
         }
         Verdict::Book(o)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{TRADE_ID_WINDOW, TradeIdCheck as C, TradeIds};
+
+    #[test]
+    fn trade_ids_tell_a_copy_from_a_late_trade() {
+        let mut t = TradeIds::default();
+        assert_eq!(t.check(100), C::New);
+        assert_eq!(t.check(100), C::Duplicate);
+        assert_eq!(t.check(103), C::New);
+        assert_eq!(t.check(101), C::OutOfOrder, "older, never seen");
+        assert_eq!(t.check(101), C::Duplicate, "a late trade seen once is a copy the second time");
+        assert_eq!(t.check(102), C::OutOfOrder);
+        assert_eq!(t.last(), Some(103));
+        // At the window's edge: the oldest id remembered is still known, one older cannot be told apart.
+        let w = TRADE_ID_WINDOW as i64;
+        assert_eq!(t.check(100 + w - 1), C::New);
+        assert_eq!(t.check(100), C::Duplicate);
+        assert_eq!(t.check(99), C::OutOfOrder);
+        // The bits of the ids that left the window are forgotten: their slots serve the new ids.
+        assert_eq!(t.check(100 + w), C::New);
+        assert_eq!(t.check(100 + w), C::Duplicate);
+        assert_eq!(t.check(101 + w), C::New);
+        // A jump past the whole window forgets everything before it.
+        assert_eq!(t.check(100 + 3 * w), C::New);
+        assert_eq!(t.check(100 + 2 * w + 1), C::OutOfOrder);
+        assert_eq!(t.check(100 + 3 * w - 1), C::OutOfOrder);
     }
 }

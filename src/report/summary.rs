@@ -131,6 +131,21 @@ fn counts<'a>(pairs: impl Iterator<Item = (&'a str, u64)>) -> Map<String, Value>
     pairs.map(|(k, n)| (k.to_string(), json!(n))).collect()
 }
 
+/// What a symbol's compute stage dropped, by reason (shown in every summary, replay and live).
+fn dropped_json(s: &SymbolState) -> Value {
+    let bs = &s.book.stats;
+    json!({
+        "duplicate_trades": s.duplicate_trades,
+        "out_of_order_trades": s.out_of_order_trades,
+        "depth_duplicates": bs.duplicates,
+        "depth_before_sync": bs.depth_before_sync,
+        "depth_buffered": s.book.buffered_messages(),
+        "partial_depth": bs.partial_depth,
+        "snapshots_ignored": bs.snapshots_ignored,
+        "orphan_levels": bs.orphan_levels,
+    })
+}
+
 /// One symbol of the `--json` object.
 fn symbol_json(r: &ReplayReport, s: &SymbolState) -> Value {
     use crate::compute::trading::gate::GateReject;
@@ -148,6 +163,7 @@ fn symbol_json(r: &ReplayReport, s: &SymbolState) -> Value {
         "trades": s.trades,
         "trade_qty": s.qty.map(|q| q.to_string(s.trade_qty)).unwrap_or_else(|| s.trade_qty.to_string()),
         "non_market_trades": s.non_market_trades,
+        "dropped": dropped_json(s),
         "depth_applied": bs.depth_applied,
         "gaps": bs.gaps,
         "resyncs": bs.resyncs,
@@ -257,6 +273,8 @@ pub fn to_json(r: &ReplayReport) -> Value {
         "ring_full": f.ring_full,
         "frames_dropped": f.frames_dropped,
         "records_lost": r.engine.stats.records_lost,
+        "orphan_events": r.engine.stats.orphan_events,
+        "symbols_over_limit": r.engine.stats.symbols_over_limit,
         "bars_written": r.persist.bars_written,
         "signals": r.persist.signals,
         "variant_balances": r.engine.variant_accounts().iter()
@@ -300,6 +318,35 @@ fn book_table(r: &ReplayReport) -> String {
         ));
     }
     s
+}
+
+/// What a symbol dropped, as one text line (both summaries).
+fn dropped_line(sym: &SymbolState) -> String {
+    let bs = &sym.book.stats;
+    format!(
+        "{:<12} dropped: trades duplicate {}, out of order {}; depth duplicate {}, before sync {}, still buffered {}, partial {}; snapshots ignored {}; orphan levels {}\n",
+        sym.name.as_str(),
+        sym.duplicate_trades,
+        sym.out_of_order_trades,
+        bs.duplicates,
+        bs.depth_before_sync,
+        sym.book.buffered_messages(),
+        bs.partial_depth,
+        bs.snapshots_ignored,
+        bs.orphan_levels
+    )
+}
+
+/// Events dropped for symbols the engine does not hold, as a text line (empty when none).
+fn unknown_symbols_line(e: &Engine) -> String {
+    let st = &e.stats;
+    if st.orphan_events + st.symbols_over_limit == 0 {
+        return String::new();
+    }
+    format!(
+        "events of unknown symbols dropped {}, symbols over the limit {}\n",
+        st.orphan_events, st.symbols_over_limit
+    )
 }
 
 /// The text summary's signal and profile table: one line per symbol.
@@ -365,6 +412,10 @@ pub fn to_text(r: &ReplayReport) -> String {
         r.engine.stats.records_lost
     ));
     s.push_str(&book_table(r));
+    for sym in &r.engine.symbols {
+        s.push_str(&dropped_line(sym));
+    }
+    s.push_str(&unknown_symbols_line(&r.engine));
     s.push('\n');
     s.push_str(&signal_table(r));
     if r.persist.csv_lines_lost > 0 {
@@ -388,6 +439,7 @@ pub fn live_json(r: &LiveReport) -> Value {
                 "trades": s.trades,
                 "non_market_trades": s.non_market_trades,
                 "duplicate_trades": s.duplicate_trades,
+                "dropped": dropped_json(s),
                 "trade_qty": s.qty.map(|q| q.to_string(s.trade_qty)),
                 "depth_applied": bs.depth_applied,
                 "gaps": bs.gaps,
@@ -429,6 +481,8 @@ pub fn live_json(r: &LiveReport) -> Value {
         "ring_full": r.feed.ring_full,
         "frames_dropped": r.feed.frames_dropped,
         "compute_hooks": r.engine.stats.hooks,
+        "orphan_events": r.engine.stats.orphan_events,
+        "symbols_over_limit": r.engine.stats.symbols_over_limit,
         "rest": {"requests": r.rest.requests, "rate_limited": r.rest.rate_limited, "used_weight": r.rest.used_weight},
         "health": {"rtt_ms": r.health.rtt_ms, "clock_offset_ms": r.health.offset_ms},
         "db": db_json(&r.persist),
@@ -465,7 +519,9 @@ pub fn live_text(r: &LiveReport) -> String {
             sym.trader().signals[1],
             sym.trader().pnl
         ));
+        s.push_str(&dropped_line(sym));
     }
+    s.push_str(&unknown_symbols_line(&r.engine));
     s.push_str("latency per stage (tick-to-decision from the socket read):\n");
     s.push_str(&latency::table(&r.latency.iter().map(|(n, m)| (*n, *m)).collect::<Vec<_>>()));
     s

@@ -86,3 +86,108 @@ fn a_replay_counts_zero_or_negative_values_as_malformed_and_leaves_the_flow_alon
     assert_eq!(btc["trade_qty"], "0.002");
     assert_eq!(btc["cvd"], "-0.002", "the good trade was a sell (buyer maker); the refused ones moved nothing");
 }
+
+/// The lines of the bundled 2023-04-04 recording (decompressed).
+fn sample_lines() -> Vec<String> {
+    let raw = std::fs::read("data/sample/btcusdt_20230404.dat.gz").unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&raw[..]), &mut text).unwrap();
+    text.lines().map(str::to_string).collect()
+}
+
+fn joined(lines: &[String]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for l in lines {
+        out.extend_from_slice(l.as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
+
+/// A fixed permutation (Fisher–Yates driven by xorshift64, seed 14), the same on every run.
+fn shuffled(mut lines: Vec<String>) -> Vec<String> {
+    let mut x: u64 = 14;
+    for i in (1..lines.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        lines.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    lines
+}
+
+/// Every trade frame and every depth message of one symbol lands in exactly one counter.
+fn assert_every_event_accounted(r: &rusto::report::ReplayReport) {
+    let trades: u64 = r.engine.symbols.iter().map(|s| s.trades + s.duplicate_trades + s.out_of_order_trades).sum();
+    let non_market: u64 = r.engine.symbols.iter().map(|s| s.non_market_trades).sum();
+    assert_eq!(trades + non_market, r.parse.trade + r.parse.non_market_trade, "every trade frame counted once");
+    let depth: u64 = r
+        .engine
+        .symbols
+        .iter()
+        .map(|s| {
+            let b = &s.book.stats;
+            b.depth_applied + b.duplicates + b.depth_before_sync + s.book.buffered_messages() + b.partial_depth
+        })
+        .sum();
+    assert_eq!(depth, r.parse.depth, "every depth message counted once");
+}
+
+/// Issue 14 item 5: a shuffled recording drops most trades and diffs, and says so: the 2,197 trade frames are
+/// 7 trades taken, the rest out of order (none is a copy); the 4,322 diffs are all before the sync or still
+/// waiting for a snapshot.
+#[test]
+fn a_shuffled_recording_counts_every_dropped_trade_and_diff() {
+    let lines = shuffled(sample_lines());
+    let r = super::replay(vec![super::tmp("shuffled.dat", &joined(&lines))]).unwrap();
+    assert_eq!((r.parse.trade, r.parse.depth), (2_197, 4_322));
+    let s = &r.engine.symbols[0];
+    let b = &s.book.stats;
+    let got = (s.trades, s.duplicate_trades, s.out_of_order_trades);
+    let depth = (b.depth_applied, b.duplicates, b.depth_before_sync, s.book.buffered_messages());
+    assert_eq!(got, (7, 0, 2_190), "trades taken, duplicates, out of order");
+    assert_eq!(depth, (0, 0, 2_677, 1_645), "diffs applied, duplicates, before sync, still buffered");
+    assert_every_event_accounted(&r);
+    let j = rusto::report::to_json(&r);
+    let d = &j["symbols"]["BTCUSDT"]["dropped"];
+    assert_eq!((d["out_of_order_trades"].as_u64(), d["depth_before_sync"].as_u64()), (Some(got.2), Some(depth.2)));
+    assert_eq!(d["depth_buffered"], depth.3);
+    let text = rusto::report::to_text(&r);
+    let want = format!("trades duplicate 0, out of order {}; depth duplicate 0, before sync {}", got.2, depth.2);
+    assert!(text.contains(&want), "{text}");
+}
+
+/// The recording concatenated with itself: exactly the second copy's trades are duplicates, its diffs are
+/// duplicates of applied ones, its snapshot is not needed, and the book audit is not counted twice.
+#[test]
+fn a_recording_concatenated_twice_counts_the_copy_as_duplicates() {
+    let lines = sample_lines();
+    let once = super::replay(vec![super::tmp("once.dat", &joined(&lines))]).unwrap();
+    let twice: Vec<String> = lines.iter().chain(lines.iter()).cloned().collect();
+    let r = super::replay(vec![super::tmp("twice.dat", &joined(&twice))]).unwrap();
+    let (s, o) = (&r.engine.symbols[0], &once.engine.symbols[0]);
+    assert_eq!((o.trades, o.duplicate_trades), (2_197, 0));
+    assert_eq!((s.trades, s.duplicate_trades, s.out_of_order_trades), (2_197, 2_197, 0));
+    assert_eq!(s.qty.unwrap().to_string(s.trade_qty), o.qty.unwrap().to_string(o.trade_qty));
+    assert_eq!((s.book.stats.depth_applied, s.book.stats.duplicates), (4_322, 4_322));
+    assert_eq!(s.book.stats.snapshots_ignored, 1);
+    assert_eq!((s.audit_compared, s.audit_matched), (o.audit_compared, o.audit_matched));
+    assert_every_event_accounted(&r);
+}
+
+/// The cryptofeed recording's snapshots arrive after its streams start: the diffs older than each snapshot are
+/// counted as before sync (3 + 1 + 3 + 5 of 764), and every other diff is applied.
+#[test]
+fn diffs_older_than_the_snapshot_are_counted_before_sync() {
+    let files = vec!["tests/data/BINANCE_FUTURES.ws.1.0.txt".into(), "tests/data/BINANCE_FUTURES.http.0.0.txt".into()];
+    let r = super::replay(files).unwrap();
+    let got: Vec<(&str, u64, u64)> = r
+        .engine
+        .symbols
+        .iter()
+        .map(|s| (s.name.as_str(), s.book.stats.depth_before_sync, s.book.stats.depth_applied))
+        .collect();
+    assert_eq!(got, [("SUSHIUSDT", 3, 252), ("AKROUSDT", 1, 188), ("KEEPUSDT", 3, 132), ("CTKUSDT", 5, 180)]);
+    assert_eq!(r.parse.depth, 764);
+    assert_every_event_accounted(&r);
+}

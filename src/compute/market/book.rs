@@ -13,6 +13,11 @@
 //!    next snapshot in the recording serves).
 //! 6. Quantities are absolute; quantity 0 deletes the level; deleting a missing level is normal.
 //!
+//! Every diff message ends in exactly one counter: applied (`depth_applied`), a copy of an applied one
+//! (`duplicates`), discarded before the sync (`depth_before_sync`: older than the snapshot, cut from a full buffer,
+//! or buffered when data was lost), a partial-depth picture (`partial_depth`), or still buffered
+//! ([`Book::buffered_messages`]).
+//!
 //! Invariant: a synced book is never crossed (best bid < best ask) after a whole message is applied. A crossed book
 //! would mean our sync is wrong, so it is counted (`crossed`), the symbol is unsynced and resynced; the tests
 //! assert the count stays 0 on every real recording.
@@ -239,6 +244,11 @@ pub struct BookStats {
     pub snapshot_requests: u64,
     /// Diff messages already applied (overlapping connections), skipped.
     pub duplicates: u64,
+    /// Diff messages discarded before the book synced: older than the snapshot (`depth_dropped_old`), cut from a
+    /// full buffer (`buffer_overflow` counts their events), or buffered when data was lost upstream.
+    pub depth_before_sync: u64,
+    /// Level continuations that arrived without their header (cannot happen with whole-frame pushes), ignored.
+    pub orphan_levels: u64,
 }
 
 /// What a message did to the book (for the caller's stage accounting).
@@ -333,11 +343,22 @@ impl Book {
         (self.bids.best(), self.asks.best())
     }
 
+    /// Diff messages buffered while unsynced, waiting for a snapshot (at the end of a replay: never applied).
+    pub fn buffered_messages(&self) -> u64 {
+        messages(&self.buffer)
+    }
+
+    /// Empties the buffer, counting its messages as discarded before sync.
+    fn clear_buffer(&mut self) {
+        self.stats.depth_before_sync += messages(&self.buffer);
+        self.buffer.clear();
+    }
+
     /// Marks the book unsynced because data was lost upstream (e.g. a frame dropped on a full ring).
     pub fn invalidate(&mut self) {
         if self.state != SyncState::Unsynced {
             self.state = SyncState::Unsynced;
-            self.buffer.clear();
+            self.clear_buffer();
             self.request_snapshot();
         }
         self.debug_check();
@@ -405,9 +426,10 @@ impl Book {
                 cut += 1;
             }
             self.stats.buffer_overflow += cut as u64;
+            self.stats.depth_before_sync += messages(&self.buffer[..cut]);
             self.buffer.drain(..cut);
             if self.buffer.len() == self.buffer_cap {
-                self.buffer.clear();
+                self.clear_buffer();
             }
             if e.kind != EventKind::Depth && self.buffer.is_empty() {
                 // A continuation whose header was discarded: drop it too.
@@ -454,7 +476,7 @@ impl Book {
                 } else {
                     self.stats.gaps += 1;
                     self.state = SyncState::Unsynced;
-                    self.buffer.clear();
+                    self.clear_buffer();
                     self.request_snapshot();
                     outcome = BookOutcome::LostSync;
                     Mode::Buffer
@@ -463,6 +485,7 @@ impl Book {
             SyncState::AwaitingBridge => {
                 if last < self.snapshot_id {
                     self.stats.depth_dropped_old += 1;
+                    self.stats.depth_before_sync += 1;
                     Mode::Skip
                 } else if first <= self.snapshot_id {
                     Mode::Apply
@@ -506,7 +529,8 @@ impl Book {
 
     fn on_levels(&mut self, e: &MarketEvent) -> BookOutcome {
         if self.cur_remaining == 0 {
-            // A continuation without a header (cannot happen with whole-frame pushes); ignore.
+            // A continuation without a header (cannot happen with whole-frame pushes): counted, ignored.
+            self.stats.orphan_levels += 1;
             return BookOutcome::Pending;
         }
         self.cur_remaining -= 1;
@@ -548,7 +572,7 @@ impl Book {
         if self.is_crossed() {
             self.stats.crossed += 1;
             self.state = SyncState::Unsynced;
-            self.buffer.clear();
+            self.clear_buffer();
             self.request_snapshot();
             return BookOutcome::LostSync;
         }
@@ -588,6 +612,11 @@ impl Book {
         self.debug_check_all();
         outcome
     }
+}
+
+/// Depth messages (headers) among buffered events.
+fn messages(evs: &[MarketEvent]) -> u64 {
+    evs.iter().filter(|e| e.kind == EventKind::Depth).count() as u64
 }
 
 impl BookOutcome {
