@@ -13,7 +13,7 @@ use crate::handoff::ring::ring;
 use crate::ingest::parse::{MAX_EVENTS_PER_FRAME, Parser};
 use crate::persist::writer::Persist;
 use crate::recording::reader::{FeedError, Line, classify};
-use crate::recording::source::{Speed, run_source};
+use crate::recording::source::{Speed, check_distinct, run_source};
 use crate::report::summary::ReplayReport;
 use crate::types::event::MarketEvent;
 use crate::types::record::Record;
@@ -89,6 +89,7 @@ pub fn run_replay(cfg: &Config, opts: &ReplayOptions) -> Result<ReplayReport, Re
             .into());
         }
     }
+    check_distinct(&opts.files)?;
     let specs = match &opts.exchange_info {
         Some(p) => load_exchange_info(p)?,
         None => Vec::new(),

@@ -5,5 +5,5 @@ pub(crate) mod reader;
 pub(crate) mod source;
 
 pub use import::import_files;
-pub use reader::{Line, LineReader, classify, symbol_from_file_name};
+pub use reader::{FeedError, Line, LineReader, Rejected, classify, symbol_from_file_name};
 pub use source::Speed;

@@ -14,6 +14,14 @@
 //! Limits: a line is at most `max_line_bytes`; a longer line is skipped to its end without being buffered and
 //! counted. A file whose first [`SNIFF_LINES`] non-empty lines hold no recognisable line is rejected with
 //! [`FeedError::UnknownFormat`].
+//!
+//! One rule for bad files: a file with lines but not one valid frame is an error, whatever its lines were (random
+//! bytes, one 50 MB line, frames the parser refuses): [`FeedError::NoValidFrame`] names the file and counts the
+//! lines rejected. A file with nothing to read (empty, blank lines, connection headers only) replays nothing and
+//! is not an error: nothing in it was refused. A file with some valid frames replays them and counts the rest
+//! (bad lines, oversize lines, malformed frames). The same file given twice, under any name (a symlink, a hard
+//! link, another spelling of the path), is refused with [`FeedError::SameFile`]: merged with itself it would
+//! count every event twice.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -50,13 +58,53 @@ pub enum FeedError {
         msg: String,
     },
     /// The file is not a recording in a format we know.
-    #[error("{path}: not a recording in a known format (first lines: {sample})")]
+    #[error("{path}: not a recording in a known format (the first {lines} lines rejected: none is a recording line)")]
     UnknownFormat {
         /// File.
         path: PathBuf,
-        /// The first line, shortened.
-        sample: String,
+        /// Lines looked at, all rejected.
+        lines: u64,
     },
+    /// The file holds lines but not one valid frame: every line was rejected.
+    #[error(
+        "{path}: not one valid frame; lines rejected: {} ({} not in a recording format, {} longer than the \
+         {}-byte line limit, {} malformed frames)",
+        .rejected.total(), .rejected.bad, .rejected.oversize, .rejected.max_line, .rejected.malformed
+    )]
+    NoValidFrame {
+        /// File.
+        path: PathBuf,
+        /// What was rejected.
+        rejected: Rejected,
+    },
+    /// The same file was given twice (under the same or another name).
+    #[error("{path}: the same file as {first} (given twice); pass each recording once")]
+    SameFile {
+        /// The second name of the file.
+        path: PathBuf,
+        /// The first name it was given under.
+        first: PathBuf,
+    },
+}
+
+/// The lines of one file that were rejected, by reason (for [`FeedError::NoValidFrame`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rejected {
+    /// Lines in no recording format.
+    pub bad: u64,
+    /// Lines longer than the limit.
+    pub oversize: u64,
+    /// Frames the parser refused.
+    pub malformed: u64,
+    /// The line limit, in bytes.
+    pub max_line: usize,
+}
+
+impl Rejected {
+    /// All rejected lines.
+    pub fn total(&self) -> u64 {
+        self.bad + self.oversize + self.malformed
+    }
 }
 
 /// One classified line.

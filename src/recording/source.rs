@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::handoff::publish::{FeedStats, Publisher};
 use crate::ingest::parse::{FrameMeta, MAX_EVENTS_PER_FRAME, Parser};
-use crate::recording::reader::{FeedError, Line, LineReader, classify, symbol_from_file_name};
+use crate::recording::reader::{FeedError, Line, LineReader, Rejected, classify, symbol_from_file_name};
 use crate::types::clock;
 use crate::types::event::MarketEvent;
 use crate::types::latency::Stage;
@@ -44,6 +44,11 @@ struct Source {
     name_hint: Option<SymbolName>,
     recognised: u64,
     looked: u64,
+    /// Frames of this file the parser accepted.
+    frames_ok: u64,
+    /// Frames of this file the parser refused.
+    malformed: u64,
+    max_line: usize,
     live: bool,
 }
 
@@ -71,6 +76,9 @@ impl Source {
             name_hint: symbol_from_file_name(path),
             recognised: 0,
             looked: 0,
+            frames_ok: 0,
+            malformed: 0,
+            max_line,
             live: true,
         })
     }
@@ -95,7 +103,7 @@ impl Source {
         loop {
             let Some(kind) = self.next_kind()? else {
                 self.live = false;
-                return Ok(false);
+                return self.check_end().map(|()| false);
             };
             feed.lines += 1;
             match kind {
@@ -119,11 +127,64 @@ impl Source {
                 LineKind::Blank => feed.skipped_lines += 1,
             }
             if self.recognised == 0 && self.looked >= crate::recording::reader::SNIFF_LINES {
-                return Err(FeedError::UnknownFormat {
-                    path: self.reader.path().to_owned(),
-                    sample: String::from("no line in a known recording format"),
-                });
+                return Err(FeedError::UnknownFormat { path: self.reader.path().to_owned(), lines: self.looked });
             }
+        }
+    }
+}
+
+impl Source {
+    /// At the end of the file (every frame of it published): lines but not one valid frame is an error.
+    fn check_end(&self) -> Result<(), FeedError> {
+        let rejected = Rejected {
+            bad: self.looked,
+            oversize: self.reader.oversize_lines,
+            malformed: self.malformed,
+            max_line: self.max_line,
+        };
+        if self.frames_ok == 0 && rejected.total() > 0 {
+            return Err(FeedError::NoValidFrame { path: self.reader.path().to_owned(), rejected });
+        }
+        Ok(())
+    }
+}
+
+/// Refuses a file given twice under any name (same device and inode on Unix, same canonical path elsewhere).
+pub(crate) fn check_distinct(files: &[PathBuf]) -> Result<(), FeedError> {
+    let mut seen: Vec<(FileKey, &PathBuf)> = Vec::with_capacity(files.len());
+    for f in files {
+        let key = FileKey::of(f)?;
+        if let Some((_, first)) = seen.iter().find(|(k, _)| *k == key) {
+            return Err(FeedError::SameFile { path: f.clone(), first: (*first).clone() });
+        }
+        seen.push((key, f));
+    }
+    Ok(())
+}
+
+/// What identifies a file whatever name it is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum FileKey {
+    /// Device and inode.
+    #[cfg(unix)]
+    Inode(u64, u64),
+    /// The canonical path.
+    #[cfg(not(unix))]
+    Canonical(PathBuf),
+}
+
+impl FileKey {
+    fn of(path: &Path) -> Result<Self, FeedError> {
+        let open = |source| FeedError::Open { path: path.to_owned(), source };
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let m = std::fs::metadata(path).map_err(open)?;
+            Ok(FileKey::Inode(m.dev(), m.ino()))
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(FileKey::Canonical(std::fs::canonicalize(path).map_err(open)?))
         }
     }
 }
@@ -198,6 +259,11 @@ impl SourceRun {
         self.staging.clear();
         // A frame that fails to parse is counted by the parser (its `malformed` counters).
         let ok = self.parser.parse_frame(&s.head, &meta, &mut self.staging).is_ok();
+        if ok {
+            s.frames_ok += 1;
+        } else {
+            s.malformed += 1;
+        }
         let parse_ns = clock::now_ns().saturating_sub(meta.stamp_ns);
         self.parse_stage.record(parse_ns);
         let parse_ns = parse_ns.min(u32::MAX as u64) as u32;

@@ -191,3 +191,106 @@ fn diffs_older_than_the_snapshot_are_counted_before_sync() {
     assert_eq!(r.parse.depth, 764);
     assert_every_event_accounted(&r);
 }
+
+fn feed_error(files: Vec<std::path::PathBuf>) -> rusto::recording::FeedError {
+    match super::replay(files) {
+        Err(rusto::app::ReplayError::Feed(e)) => e,
+        Err(e) => panic!("not a feed error: {e}"),
+        Ok(_) => panic!("must be refused"),
+    }
+}
+
+/// Issue 14 item 8: the same file given twice (same name, another spelling, a symlink, a hard link) is refused,
+/// naming both names; merged with itself it would count every event (and the book audit) twice.
+#[test]
+fn the_same_file_given_twice_is_refused_under_any_name() {
+    let lines = sample_lines();
+    let a = super::tmp("same.dat", &joined(&lines[..2_000]));
+    let dir = a.parent().unwrap().to_path_buf();
+    let spelled = dir.join(".").join("same.dat");
+    let link = dir.join("same-link.dat");
+    let hard = dir.join("same-hard.dat");
+    let _ = std::fs::remove_file(&link); // left by an earlier run of this process id: absent is fine
+    let _ = std::fs::remove_file(&hard);
+    std::os::unix::fs::symlink(&a, &link).unwrap();
+    std::fs::hard_link(&a, &hard).unwrap();
+    for second in [a.clone(), spelled, link, hard] {
+        let e = feed_error(vec![a.clone(), second.clone()]);
+        assert!(
+            matches!(&e, rusto::recording::FeedError::SameFile { path, first } if *path == second && *first == a),
+            "{e}"
+        );
+        let want =
+            format!("{}: the same file as {} (given twice); pass each recording once", second.display(), a.display());
+        assert_eq!(e.to_string(), want);
+    }
+    // Two different files with the same content are two recordings: merged as usual.
+    let copy = super::tmp("same-copy.dat", &joined(&lines[..2_000]));
+    assert!(super::replay(vec![a, copy]).is_ok());
+}
+
+/// Issue 14 item 8, one rule: a file with lines but not one valid frame is an error naming the file and the count
+/// of lines rejected, whether it is one 50 MB line, lines in no format, or frames the parser refuses.
+#[test]
+fn a_file_without_one_valid_frame_is_an_error() {
+    use rusto::recording::{FeedError, Rejected};
+    let max_line = rusto::app::Config::default().parser.max_frame_bytes + 64;
+    let mut big = b"1680652700441533 ".to_vec();
+    big.extend(std::iter::repeat_n(b'x', 50 << 20));
+    big.push(b'\n');
+    let ts = 1_680_652_700_441_533u64;
+    let refused: String = (0..3).map(|k| format!("{} {}\n", ts + k, &super::TRADE[..40])).collect();
+    let cases = [
+        ("one-line.txt", big, Rejected { oversize: 1, max_line, ..Default::default() }),
+        ("bad-lines.txt", b"not a recording\nnor this\n".to_vec(), Rejected { bad: 2, max_line, ..Default::default() }),
+        ("refused.txt", refused.into_bytes(), Rejected { malformed: 3, max_line, ..Default::default() }),
+    ];
+    for (name, bytes, want) in cases {
+        let path = super::tmp(name, &bytes);
+        let e = feed_error(vec![path.clone()]);
+        assert!(matches!(&e, FeedError::NoValidFrame { path: p, rejected } if *p == path && *rejected == want), "{e}");
+        let text = e.to_string();
+        assert!(text.starts_with(&format!(
+            "{}: not one valid frame; lines rejected: {}",
+            path.display(),
+            want.total()
+        )));
+    }
+    let path = super::tmp("one-refused.txt", b"1680652700441533 x\n");
+    assert_eq!(
+        feed_error(vec![path.clone()]).to_string(),
+        format!(
+            "{}: not one valid frame; lines rejected: 1 (0 not in a recording format, 0 longer than the \
+             {max_line}-byte line limit, 1 malformed frames)",
+            path.display()
+        )
+    );
+    // 1 MB of random bytes: refused after the first lines already, with their count.
+    let mut x: u64 = 8;
+    let random: Vec<u8> = (0..1 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let path = super::tmp("random.bin", &random);
+    let e = feed_error(vec![path.clone()]);
+    assert!(matches!(&e, FeedError::UnknownFormat { lines: 64, .. }), "{e}");
+    assert!(e.to_string().starts_with(&format!("{}: not a recording in a known format (the first 64", path.display())));
+    // One valid frame among the bad lines: a counted recovery, not an error.
+    let mut mixed = format!("{ts} {}\n", super::TRADE).into_bytes();
+    mixed.extend_from_slice(b"not a recording\nnor this\n");
+    let r = super::replay(vec![super::tmp("mixed-one-good.txt", &mixed)]).unwrap();
+    assert_eq!((r.engine.symbols[0].trades, r.feed.bad_lines), (1, 2));
+    // Nothing to read is not an error: nothing was refused.
+    for (name, bytes) in [
+        ("nothing.txt", &b""[..]),
+        ("blank.txt", &b"\n\n  \n"[..]),
+        ("connection-only.txt", &b"wss://fstream.binance.com/stream?streams=a@b <-> 1626992740.179554\n"[..]),
+    ] {
+        let r = super::replay(vec![super::tmp(name, bytes)]).unwrap();
+        assert_eq!(r.parse.frames, 0, "{name}");
+    }
+}
