@@ -173,6 +173,12 @@ fn a_recording_concatenated_twice_counts_the_copy_as_duplicates() {
     assert_eq!(s.book.stats.snapshots_ignored, 1);
     assert_eq!((s.audit_compared, s.audit_matched), (o.audit_compared, o.audit_matched));
     assert_every_event_accounted(&r);
+    let j = rusto::report::to_json(&r);
+    let d = &j["symbols"]["BTCUSDT"]["dropped"];
+    assert_eq!(
+        (&d["duplicate_trades"], &d["depth_duplicates"], &d["snapshots_ignored"]),
+        (&2_197.into(), &4_322.into(), &1.into())
+    );
 }
 
 /// The cryptofeed recording's snapshots arrive after its streams start: the diffs older than each snapshot are

@@ -823,6 +823,21 @@ mod tests {
     }
 
     #[test]
+    fn diffs_cut_from_a_full_buffer_are_counted_before_sync() {
+        let mut b = Book::new(BookConfig { max_levels: 100, buffer_events: 8 });
+        // Ten one-level diffs (a header and a continuation each) into room for eight events.
+        for k in 0..10 {
+            feed(&mut b, &diff(10 + k, 10 + k, 9 + k, &[(100, 1 + k as i64)], &[]));
+        }
+        assert_eq!(b.stats.buffer_overflow, 12, "events cut");
+        assert_eq!((b.stats.depth_before_sync, b.buffered_messages()), (6, 4), "every message in one counter");
+        // A snapshot at 16: the kept diffs are 16..=19, the first bridges it and all four apply.
+        feed(&mut b, &snapshot(16, &[(100, 1)], &[(101, 1)]));
+        assert!(b.is_synced());
+        assert_eq!((b.stats.depth_applied, b.stats.depth_before_sync, b.buffered_messages()), (4, 6, 0));
+    }
+
+    #[test]
     fn partial_depth_is_not_applied() {
         let mut b = Book::new(BookConfig { max_levels: 100, buffer_events: 1024 });
         let mut p = diff(1, 2, 0, &[(100, 1)], &[(101, 1)]);
