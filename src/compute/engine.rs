@@ -111,6 +111,8 @@ pub struct SymbolState {
     pub audit_queue: AuditQueue,
     /// … of which the book's best bid and ask (price and quantity) agreed.
     pub audit_matched: u64,
+    /// Tickers the audit could not compare, by reason ([`AuditCounts`] without `compared` and `matched`).
+    pub audit_skipped: AuditCounts,
     /// Mark price (1e-8) of the last markPriceUpdate.
     pub mark_price_e8: i64,
     /// markPriceUpdate messages.
@@ -347,6 +349,9 @@ impl SymbolState {
     fn add_audit(&mut self, c: AuditCounts) {
         self.audit_compared += c.compared;
         self.audit_matched += c.matched;
+        self.audit_skipped.unsynced += c.unsynced;
+        self.audit_skipped.passed += c.passed;
+        self.audit_skipped.overflow += c.overflow;
     }
 
     fn on_book_ticker(&mut self, e: &MarketEvent) {
@@ -447,6 +452,7 @@ impl Engine {
             book_tickers: 0,
             audit_compared: 0,
             audit_matched: 0,
+            audit_skipped: AuditCounts::default(),
             audit_queue: AuditQueue::default(),
             mark_price_e8: 0,
             mark_prices: 0,

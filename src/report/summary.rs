@@ -146,6 +146,18 @@ fn dropped_json(s: &SymbolState) -> Value {
     })
 }
 
+/// The book audit of a symbol: compared and matched, and the tickers not compared by reason.
+fn audit_json(s: &SymbolState) -> Value {
+    let k = &s.audit_skipped;
+    json!({
+        "compared": s.audit_compared,
+        "matched": s.audit_matched,
+        "not_compared": {
+            "unsynced": k.unsynced, "passed": k.passed, "overflow": k.overflow, "pending": s.audit_queue.pending(),
+        },
+    })
+}
+
 /// One symbol of the `--json` object.
 fn symbol_json(r: &ReplayReport, s: &SymbolState) -> Value {
     use crate::compute::trading::gate::GateReject;
@@ -174,7 +186,7 @@ fn symbol_json(r: &ReplayReport, s: &SymbolState) -> Value {
         "best_bid": price_json(s.price, bid.map(|l| l.px)),
         "best_ask": price_json(s.price, ask.map(|l| l.px)),
         "bars": s.bars.closed,
-        "book_audit": {"compared": s.audit_compared, "matched": s.audit_matched},
+        "book_audit": audit_json(s),
         "signals": {"long": t.signals[0], "short": t.signals[1]},
         "signals_by_regime": by_regime,
         "regime": s.regime.regime.name(),
@@ -324,7 +336,7 @@ fn book_table(r: &ReplayReport) -> String {
 fn dropped_line(sym: &SymbolState) -> String {
     let bs = &sym.book.stats;
     format!(
-        "{:<12} dropped: trades duplicate {}, out of order {}; depth duplicate {}, before sync {}, still buffered {}, partial {}; snapshots ignored {}; orphan levels {}\n",
+        "{:<12} dropped: trades duplicate {}, out of order {}; depth duplicate {}, before sync {}, still buffered {}, partial {}; snapshots ignored {}; orphan levels {}; tickers not audited: unsynced {}, passed {}, overflow {}\n",
         sym.name.as_str(),
         sym.duplicate_trades,
         sym.out_of_order_trades,
@@ -333,7 +345,10 @@ fn dropped_line(sym: &SymbolState) -> String {
         sym.book.buffered_messages(),
         bs.partial_depth,
         bs.snapshots_ignored,
-        bs.orphan_levels
+        bs.orphan_levels,
+        sym.audit_skipped.unsynced,
+        sym.audit_skipped.passed,
+        sym.audit_skipped.overflow
     )
 }
 
@@ -450,7 +465,7 @@ pub fn live_json(r: &LiveReport) -> Value {
                 "dropped_frames": s.dropped_frames,
                 "best_bid": price_json(s.price, bid.map(|l| l.px)),
                 "best_ask": price_json(s.price, ask.map(|l| l.px)),
-                "book_audit": {"compared": s.audit_compared, "matched": s.audit_matched},
+                "book_audit": audit_json(s),
                 "bars": s.bars.closed,
                 "signals": {"long": s.trader().signals[0], "short": s.trader().signals[1]},
                 "positions_opened": s.trader().opened,

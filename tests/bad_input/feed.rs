@@ -131,6 +131,16 @@ fn assert_every_event_accounted(r: &rusto::report::ReplayReport) {
         })
         .sum();
     assert_eq!(depth, r.parse.depth, "every depth message counted once");
+    let tickers: u64 = r
+        .engine
+        .symbols
+        .iter()
+        .map(|s| {
+            let k = &s.audit_skipped;
+            s.audit_compared + k.unsynced + k.passed + k.overflow + s.audit_queue.pending()
+        })
+        .sum();
+    assert_eq!(tickers, r.parse.book_ticker, "every bookTicker compared or not compared for a counted reason");
 }
 
 /// Issue 14 item 5: a shuffled recording drops most trades and diffs, and says so: the 2,197 trade frames are
@@ -152,6 +162,8 @@ fn a_shuffled_recording_counts_every_dropped_trade_and_diff() {
     let d = &j["symbols"]["BTCUSDT"]["dropped"];
     assert_eq!((d["out_of_order_trades"].as_u64(), d["depth_before_sync"].as_u64()), (Some(got.2), Some(depth.2)));
     assert_eq!(d["depth_buffered"], depth.3);
+    let audit = &j["symbols"]["BTCUSDT"]["book_audit"];
+    assert_eq!(audit["not_compared"]["unsynced"], 6_765, "the book never synced: no ticker compared");
     let text = rusto::report::to_text(&r);
     let want = format!("trades duplicate 0, out of order {}; depth duplicate 0, before sync {}", got.2, depth.2);
     assert!(text.contains(&want), "{text}");

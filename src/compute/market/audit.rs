@@ -39,7 +39,8 @@ impl Ticker {
     }
 }
 
-/// Book tickers waiting for the depth update with the same `u`. Fixed capacity; the oldest entry is overwritten.
+/// Book tickers waiting for the depth update with the same `u`. Fixed capacity; the oldest entry is overwritten
+/// (counted). Every ticker ends compared, not compared for a counted reason, or still pending.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AuditQueue {
     items: [Ticker; AUDIT_PENDING],
@@ -57,6 +58,13 @@ pub struct AuditCounts {
     pub compared: u64,
     /// … of which the book's best bid and ask (price and quantity) agreed.
     pub matched: u64,
+    /// Tickers not compared because the book was not synced when they arrived.
+    pub unsynced: u64,
+    /// Tickers not compared because the book passed their `u` without stopping at it (a depth update covers a
+    /// range of ids; the ticker's fell inside one).
+    pub passed: u64,
+    /// Tickers not compared because the queue was full (the oldest waiting one is dropped).
+    pub overflow: u64,
 }
 
 impl AuditQueue {
@@ -65,13 +73,21 @@ impl AuditQueue {
         self.len == 0
     }
 
-    fn push(&mut self, t: Ticker) {
-        if self.len == AUDIT_PENDING {
+    /// Tickers waiting for their depth update.
+    pub fn pending(&self) -> u64 {
+        self.len as u64
+    }
+
+    /// Queues `t`; true when the oldest waiting ticker had to be dropped to make room.
+    fn push(&mut self, t: Ticker) -> bool {
+        let full = self.len == AUDIT_PENDING;
+        if full {
             self.items.copy_within(1.., 0);
             self.len -= 1;
         }
         self.items[self.len] = t;
         self.len += 1;
+        full
     }
 
     /// A ticker arrived: compared now when the synced book is at its `u`, kept when the book is behind.
@@ -83,8 +99,12 @@ impl AuditQueue {
                 c.compared = 1;
                 c.matched = t.matches(book) as u64;
             } else if t.u > last_u {
-                self.push(t);
+                c.overflow = self.push(t) as u64;
+            } else {
+                c.passed = 1;
             }
+        } else {
+            c.unsynced = 1;
         }
         c
     }
@@ -102,6 +122,8 @@ impl AuditQueue {
             } else if t.u > last_u {
                 self.items[keep] = t;
                 keep += 1;
+            } else {
+                c.passed += 1;
             }
         }
         self.len = keep;
