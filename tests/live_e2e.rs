@@ -149,7 +149,8 @@ fn wss_against_a_plain_server_times_out_in_the_tls_handshake_counts_logs_and_rec
     assert_eq!(net["frames"], 0);
     assert!(net["last_error"].as_str().unwrap().contains("TLS handshake timed out after 300 ms"), "{r}");
     for route in ["market", "public"] {
-        let line = format!("{route}: TLS handshake timed out after 300 ms ({url}/{route}/stream?streams=");
+        let line =
+            format!("{route} connection lost: TLS handshake timed out after 300 ms ({url}/{route}/stream?streams=");
         assert!(err.contains(&line), "{line:?} not logged:\n{err}");
     }
     // The feed never started: one feed-down episode, warned once.

@@ -582,8 +582,8 @@ impl Net {
         Ok(())
     }
 
-    /// Connection `i` did not finish its handshake in time: counted, warned with the phase it was stuck in and the
-    /// URL, then dropped and retried with the backoff like any failure.
+    /// Connection `i` did not finish its handshake in time: counted, then dropped and retried with the backoff like
+    /// any failure, warned with the phase it was stuck in and the URL.
     fn handshake_timed_out(&mut self, i: usize, feed: &mut Feed) -> Result<(), NetError> {
         let c = &mut self.conns[i];
         let phase = c.ws.as_mut().map_or(HandshakePhase::TcpConnect, |ws| ws.stream_mut().phase());
@@ -591,8 +591,8 @@ impl Net {
         let url = format!("{}://{}:{}{}", if ep.tls { "wss" } else { "ws" }, ep.host, ep.port, c.path);
         let ms = self.cfg.policy.handshake_timeout_ms;
         self.stats.handshake_timeouts += 1;
-        log::warn!("{}: {} timed out after {ms} ms ({url}); reconnecting with backoff", c.route.name(), phase.name());
-        self.fail(i, format!("{} timed out after {ms} ms", phase.name()), feed)
+        // One warning, from `fail`: "<route> connection lost: <phase> timed out after <ms> ms (<url>); reconnecting".
+        self.fail(i, format!("{} timed out after {ms} ms ({url})", phase.name()), feed)
     }
 
     /// Drops connection `i` after an error: counts it, marks its books unsynced, schedules the reconnect. Its

@@ -105,7 +105,12 @@ fn a_peer_that_accepts_tcp_and_never_answers_times_out_in_the_tls_handshake_and_
     assert!(timeouts >= 3, "{timeouts} timeouts: {last}");
     assert_eq!(disconnects, timeouts, "every failure was the deadline: {last}");
     assert_eq!(connects, 0);
-    assert_eq!(last, "market: TLS handshake timed out after 200 ms");
+    assert_eq!(
+        last,
+        format!(
+            "market: TLS handshake timed out after 200 ms (wss://127.0.0.1:{port}/market/stream?streams=btcusdt@trade)"
+        )
+    );
     assert!(accepted.load(Ordering::Relaxed) as u64 >= timeouts, "each timeout was followed by a new attempt");
 }
 
@@ -116,7 +121,12 @@ fn a_peer_that_accepts_tcp_and_never_answers_times_out_in_the_websocket_upgrade(
         run_net(&format!("ws://127.0.0.1:{port}"), None, 200, Duration::from_millis(1000));
     assert!(timeouts >= 2, "{timeouts} timeouts: {last}");
     assert_eq!((disconnects, connects), (timeouts, 0), "{last}");
-    assert_eq!(last, "market: websocket upgrade timed out after 200 ms");
+    assert_eq!(
+        last,
+        format!(
+            "market: websocket upgrade timed out after 200 ms (ws://127.0.0.1:{port}/market/stream?streams=btcusdt@trade)"
+        )
+    );
 }
 
 #[test]
