@@ -15,7 +15,10 @@
 //!   compute thread never does in trading logic), so it is deterministic and needs no command from the control
 //!   thread: the control thread only sees frame counts, not which symbol's depth stream went quiet, and a command
 //!   computed from its wall clock would race the events already in the ring. A whole feed that goes silent has no
-//!   trade to notice it with: that is the control thread's `feed down` duty.
+//!   trade to notice it with: that is the control thread's `feed down` duty. When such an outage (longer than
+//!   `feed_down_s`) ends, the first trade may be processed before the first diff (they come on two connections):
+//!   the book then resyncs from a snapshot, the fail-closed side of that race. Exchange time runs `--speed` times
+//!   faster on the local exchange, so its tests use a `feed_down_s` well above the connections' drift.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
