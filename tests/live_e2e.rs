@@ -50,9 +50,19 @@ fn start_exchange(name: &str, extra: &[&str]) -> Exchange {
 
 /// Starts the exchange in `dir` on a free loopback port with TLS (CA in `dir/ca.pem`) and the given feed flags.
 fn spawn_exchange(dir: PathBuf, feed: &[&str]) -> Exchange {
+    let ca = dir.join("ca.pem");
+    spawn_exchange_with(dir, &["--ca-out".as_ref(), ca.as_os_str()], feed)
+}
+
+/// Starts the exchange in `dir` serving plain `ws://` and `http://` (no TLS), with the given feed flags.
+fn spawn_plain_exchange(dir: PathBuf, feed: &[&str]) -> Exchange {
+    spawn_exchange_with(dir, &["--plain".as_ref()], feed)
+}
+
+fn spawn_exchange_with(dir: PathBuf, transport: &[&std::ffi::OsStr], feed: &[&str]) -> Exchange {
     let mut child = Command::new(exchange_bin())
-        .args(["--listen", "127.0.0.1:0", "--duration-secs", "25", "--ca-out"])
-        .arg(dir.join("ca.pem"))
+        .args(["--listen", "127.0.0.1:0", "--duration-secs", "25"])
+        .args(transport)
         .arg("--stats-out")
         .arg(dir.join("stats.json"))
         .args(feed)
@@ -73,18 +83,23 @@ fn run_rusto(ex: &Exchange, extra_cfg: &str, secs: u64) -> (Value, String) {
         &cfg,
         format!(
             "[live]\nws_url = \"wss://localhost:{p}\"\nrest_url = \"https://localhost:{p}\"\nca_file = \"{ca}\"\n\
-             symbols = [\"BTCUSDT\"]\ntrade_stream = \"trade\"\nreport_interval_secs = 0\nreconnect_min_ms = 50\n\
-             reconnect_max_ms = 400\nmax_time_offset_ms = 1e9\n{extra_cfg}",
+             symbols = [\"BTCUSDT\"]\ntrade_stream = \"trade\"\nreport_interval_s = 0\nreconnect_ms_min = 50\n\
+             reconnect_ms_max = 400\ntime_offset_ms_max = 1e9\n{extra_cfg}",
             p = ex.port,
             ca = ex.dir.join("ca.pem").display()
         ),
     )
     .unwrap();
+    live_with(&ex.dir, &cfg, secs)
+}
+
+/// `rusto live --json` with the configuration file `cfg` for `secs`, database in `dir`: (summary, stderr).
+fn live_with(dir: &Path, cfg: &Path, secs: u64) -> (Value, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_rusto"))
         .arg("--config")
-        .arg(&cfg)
+        .arg(cfg)
         .args(["live", "--json", "--duration-secs", &secs.to_string(), "--db"])
-        .arg(ex.dir.join("live.db"))
+        .arg(dir.join("live.db"))
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -93,6 +108,111 @@ fn run_rusto(ex: &Exchange, extra_cfg: &str, secs: u64) -> (Value, String) {
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout))),
         err,
     )
+}
+
+/// A `[live]` configuration against a plain exchange on `port`: websocket URL `ws_url` (`ws://` or `wss://`),
+/// REST over plain HTTP, BTCUSDT, fast reconnects; `extra` goes at the end (more `[live]` keys, then sections).
+fn plain_cfg(dir: &Path, ws_url: &str, port: u16, extra: &str) -> PathBuf {
+    let cfg = dir.join("rusto.toml");
+    let text = format!(
+        "[live]\nws_url = \"{ws_url}\"\nrest_url = \"http://localhost:{port}\"\nsymbols = [\"BTCUSDT\"]\n\
+         trade_stream = \"trade\"\nreport_interval_s = 0\nreconnect_ms_min = 50\nreconnect_ms_max = 100\n\
+         time_offset_ms_max = 1e9\n{extra}"
+    );
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
+/// The exchange replaying the bundled recording at 100x forever (looped), plain, with `extra` flags.
+fn start_plain_looping(name: &str, extra: &[&str]) -> Exchange {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (a, b) = (root.join("data/sample/btcusdt_20230404.dat.gz"), root.join("data/sample/btcusdt_20230405.dat.gz"));
+    let mut args = vec!["--speed", "100", "--loops", "0", "--recording", a.to_str().unwrap(), b.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    spawn_plain_exchange(workdir(name), &args)
+}
+
+#[test]
+fn wss_against_a_plain_server_times_out_in_the_tls_handshake_counts_logs_and_reconnects() {
+    // Issue 14, item 4: the TLS ClientHello reaches a plain HTTP server, which waits for the end of a request head
+    // that never comes. Before the fix: 0 events, connects 0, disconnects 0, no log line, for the whole run.
+    let ex = start_plain_looping("wss-plain", &[]);
+    let url = format!("wss://localhost:{}", ex.port);
+    let cfg = plain_cfg(&ex.dir, &url, ex.port, "handshake_timeout_ms = 300\n[alerts]\nfeed_down_s = 1\n");
+    let (r, err) = live_with(&ex.dir, &cfg, 3);
+    let net = &r["net"];
+    let timeouts = net["handshake_timeouts"].as_u64().unwrap();
+    // Two routes, each attempt 300 ms + a 50–100 ms backoff, for about 3 s.
+    assert!(timeouts >= 4, "{r}\n{err}");
+    assert_eq!(net["disconnects"].as_u64().unwrap(), timeouts, "every failure was a handshake timeout: {r}");
+    assert_eq!(net["connects"], 0);
+    assert_eq!(net["frames"], 0);
+    assert!(net["last_error"].as_str().unwrap().contains("TLS handshake timed out after 300 ms"), "{r}");
+    for route in ["market", "public"] {
+        let line =
+            format!("{route} connection lost: TLS handshake timed out after 300 ms ({url}/{route}/stream?streams=");
+        assert!(err.contains(&line), "{line:?} not logged:\n{err}");
+    }
+    // The feed never started: one feed-down episode, warned once.
+    assert_eq!(net["feed_down"], 1, "{r}");
+    assert_eq!(err.matches("feed down: no market data for").count(), 1, "{err}");
+}
+
+#[test]
+fn a_stalled_feed_is_warned_and_counted_once_without_systemd_and_its_return_logged() {
+    // No NOTIFY_SOCKET / WATCHDOG_USEC: before the fix the silence was only seen by the systemd watchdog duty.
+    let ex = start_plain_looping("stall", &["--stall-secs", "3", "--fault-after-secs", "2"]);
+    let cfg = plain_cfg(&ex.dir, &format!("ws://localhost:{}", ex.port), ex.port, "[alerts]\nfeed_down_s = 1\n");
+    let (r, err) = live_with(&ex.dir, &cfg, 7);
+    assert_eq!(r["net"]["feed_down"], 1, "one stall, one episode: {r}\n{err}");
+    assert_eq!(r["net"]["disconnects"], 0, "pings went on: {r}");
+    assert_eq!(err.matches("feed down: no market data for").count(), 1, "{err}");
+    assert_eq!(err.matches("(alerts.feed_down_s = 1)").count(), 1, "{err}");
+    let down = err.find("feed down:").unwrap();
+    let back = err.find("feed back: market data again after").unwrap_or_else(|| panic!("no return logged:\n{err}"));
+    assert!(down < back, "{err}");
+    assert!(r["events"]["trade"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn a_silent_depth_stream_unsyncs_its_book_while_trades_go_on() {
+    // From 2 s on, every depth diff of BTCUSDT is withheld (the exchange's book still applies them, so REST stays
+    // consistent); trades, bookTickers and markPrices go on. With feed_down_s = 60 of exchange time (0.6 s of wall
+    // time at 100x: well above the few ms by which the two connections may drift apart, and the recording's depth
+    // never pauses for 1 s), the first trade 60 s of exchange time after the last diff marks the book unsynced; the
+    // snapshot asked for then cannot bridge (no diff comes), so the book stays unsynced and the gate refuses entries.
+    let ex = start_plain_looping(
+        "depth-silent",
+        &["--skip-depth", "100000000", "--fault-after-secs", "2", "--fault-symbol", "BTCUSDT"],
+    );
+    let cfg = plain_cfg(&ex.dir, &format!("ws://localhost:{}", ex.port), ex.port, "[alerts]\nfeed_down_s = 60\n");
+    let (r, err) = live_with(&ex.dir, &cfg, 5);
+    let s = &r["symbols"]["BTCUSDT"];
+    assert_eq!(r["compute_hooks"]["depth_silent"], 1, "marked once: {r}\n{err}");
+    assert_eq!(s["synced"], false, "{s}");
+    assert_eq!(s["resyncs"], 1, "synced once at start, never again: {s}");
+    assert_eq!(s["gaps"], 0, "no diff came to show a gap: {s}");
+    assert_eq!(s["snapshots_applied"], 2, "the start one and the one the silence asked for: {s}");
+    assert_eq!(r["net"]["disconnects"], 0);
+    assert_eq!(r["net"]["feed_down"], 0, "trades kept the feed alive: {r}");
+    assert!(s["trades"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn a_418_ip_ban_is_reported_as_418_with_its_retry_after() {
+    // Issue 14, item 8: the final error said "HTTP 429" whatever the answer was.
+    let ex = start_plain_looping("rest-418", &["--rest-418", "3", "--fault-after-secs", "0"]);
+    let cfg = plain_cfg(&ex.dir, &format!("ws://localhost:{}", ex.port), ex.port, "");
+    let out = Command::new(env!("CARGO_BIN_EXE_rusto")).arg("--config").arg(&cfg).arg("symbols").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    let want = format!(
+        "GET http://localhost:{}/fapi/v1/exchangeInfo: HTTP 418 (IP banned) on all 3 attempts (Retry-After 1 s",
+        ex.port
+    );
+    assert!(err.contains(&want), "{want:?} not in:\n{err}");
+    assert!(!err.contains("HTTP 429"), "{err}");
+    assert_eq!(err.matches("HTTP 418; waiting 1 s as told (Retry-After)").count(), 3, "{err}");
 }
 
 fn exchange_stats(ex: &Exchange) -> Value {
@@ -187,7 +307,7 @@ fn reselection_swaps_symbols_live_without_a_restart() {
         &cfg,
         format!(
             "[live]\nws_url = \"wss://localhost:{p}\"\nrest_url = \"https://localhost:{p}\"\nca_file = \"{ca}\"\n\
-             top_n = 1\nreselect_every_secs = 4\nreport_interval_secs = 0\nmax_time_offset_ms = 1e9\n",
+             top_n = 1\nreselect_every_s = 4\nreport_interval_s = 0\ntime_offset_ms_max = 1e9\n",
             p = ex.port,
             ca = dir.join("ca.pem").display()
         ),
@@ -222,7 +342,7 @@ fn reselection_swaps_symbols_live_without_a_restart() {
 #[test]
 fn rotation_overlaps_connections_and_counts_every_trade_once() {
     let ex = start_exchange("rotate", &[]);
-    let (r, _) = run_rusto(&ex, "rotate_after_secs = 3\n", 11);
+    let (r, _) = run_rusto(&ex, "rotate_after_s = 3\n", 11);
     let s = &r["symbols"]["BTCUSDT"];
     assert!(r["net"]["rotations"].as_u64().unwrap() >= 2, "both routes rotated at least once: {r}");
     assert_eq!(r["net"]["disconnects"], 0, "a rotation is not a disconnect");

@@ -51,6 +51,7 @@ fn config(port: u16) -> NetConfig {
             // Rotate as soon as a connection is open: every successor replaces its predecessor at once.
             rotate_after_s: 0,
             control_msgs_per_s: 10,
+            handshake_timeout_ms: 10_000,
         },
         max_reads_per_wake: 16,
     }

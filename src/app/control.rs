@@ -1,5 +1,10 @@
 //! The live control loop (the main thread of `rusto live`), one method per duty: snapshots for the compute
-//! thread, interval reports and their alerts, link health, reselection, position tracking, the systemd watchdog.
+//! thread, interval reports and their alerts, link health, reselection, position tracking, feed silence, the
+//! systemd watchdog.
+//!
+//! A feed with no frame for `alerts.feed_down_s` (a stall, a handshake that never completes, a dead link) is
+//! warned once per episode, counted ([`ControlStats::feed_down`], the run's `net.feed_down`) and alerted, and its
+//! end logged, whether or not systemd's watchdog is set (the watchdog is only fed while frames arrive).
 //!
 //! Two guarantees live here:
 //! - a symbol with an open position is never unsubscribed: a symbol dropped by a reselection stays subscribed
@@ -62,9 +67,10 @@ impl Links {
         }
     }
 
-    /// The compute thread's ends.
-    pub(crate) fn hooks(&self, l: &LiveConfig, alerts: Option<&Alerts>) -> ComputeHooks {
+    /// The compute thread's ends; a depth stream silent for `feed_down_s` of exchange time unsyncs its book.
+    pub(crate) fn hooks(&self, l: &LiveConfig, feed_down_s: u64, alerts: Option<&Alerts>) -> ComputeHooks {
         ComputeHooks {
+            depth_silence_ns: Some((feed_down_s as i64).saturating_mul(1_000_000_000)),
             alerts: alerts.map(|a| a.queue()),
             snapshot_requests: Some(self.snapshots.clone()),
             reports: (l.report_interval_s > 0)
@@ -307,6 +313,8 @@ pub(crate) struct ControlStats {
     pub snapshot_retries: u64,
     /// Drain commands retried because the compute thread's queue was full.
     pub drain_retries: u64,
+    /// Episodes of a silent feed: no frame for `alerts.feed_down_s` (each warned once, its end logged).
+    pub feed_down: u64,
 }
 
 /// Start-up facts the control loop needs.
@@ -327,12 +335,37 @@ pub(crate) struct ControlStart {
     pub alerts: Option<Alerts>,
 }
 
-/// Feed-down bookkeeping shared by the report and watchdog duties.
-#[derive(Debug, Default)]
+/// How often the feed-silence duty looks at the network thread's frame count.
+const FEED_CHECK_EVERY: Duration = Duration::from_millis(100);
+
+/// Feed-down bookkeeping: symbols unsynced in the interval reports, and the silence of the whole feed (watched
+/// on its own, whether or not systemd's watchdog is set).
+#[derive(Debug)]
 struct FeedWatch {
     unsynced_for: u64,
     alerted: bool,
-    silent_since: Option<Instant>,
+    /// Frames received when last looked at, and when that count last moved.
+    last_progress: u64,
+    last_frame_at: Instant,
+    next_check: Instant,
+    /// In a silence episode (warned and counted once).
+    down: bool,
+    /// `depth_silent` of the last interval report (a rise is warned).
+    depth_silent: u64,
+}
+
+impl FeedWatch {
+    fn new(now: Instant) -> Self {
+        FeedWatch {
+            unsynced_for: 0,
+            alerted: false,
+            last_progress: 0,
+            last_frame_at: now,
+            next_check: now,
+            down: false,
+            depth_silent: 0,
+        }
+    }
 }
 
 /// The systemd watchdog: pings only while frames keep arriving.
@@ -402,7 +435,7 @@ impl<'a> Control<'a> {
             next_health: Instant::now() + Duration::from_secs(l.health_interval_s.max(1)),
             reselect_slot: reselect_slot(l, clock::wall_ns()),
             next_summary: Instant::now() + Duration::from_secs(3600),
-            feed: FeedWatch::default(),
+            feed: FeedWatch::new(Instant::now()),
             watchdog: Watchdog { notifier, every, next: Instant::now(), last_progress: 0 },
             selections: 1,
             stats: ControlStats::default(),
@@ -427,6 +460,7 @@ impl<'a> Control<'a> {
             self.health();
             self.reselection();
             self.positions();
+            self.feed_silence();
             self.watchdog();
             // Held commands go out as soon as the queue has room (each successful push wakes the network thread).
             self.outbox.flush(&self.links.inbox);
@@ -516,6 +550,16 @@ impl<'a> Control<'a> {
 
     /// Duty: alerts on a report: a symbol unsynced for `feed_down_s`, and the hourly summary.
     fn report_alerts(&mut self, r: &IntervalReport) {
+        if r.hooks.depth_silent > self.feed.depth_silent {
+            let unsynced: Vec<&str> = r.symbols.iter().filter(|s| !s.synced).map(|s| s.name.as_str()).collect();
+            log::warn!(
+                "depth silent for {} s while trades went on: {} book(s) marked unsynced, resyncing (unsynced now: {})",
+                self.cfg.alerts.feed_down_s,
+                r.hooks.depth_silent - self.feed.depth_silent,
+                unsynced.join(", ")
+            );
+            self.feed.depth_silent = r.hooks.depth_silent;
+        }
         let unsynced: Vec<String> = r.symbols.iter().filter(|s| !s.synced).map(|s| s.name.to_string()).collect();
         if !unsynced.is_empty() {
             self.feed.unsynced_for += self.l.report_interval_s;
@@ -606,7 +650,40 @@ impl<'a> Control<'a> {
         }
     }
 
-    /// Duty: the systemd watchdog, fed only while frames arrive; a silent feed raises the feed-down alert.
+    /// Duty: a feed silent for `alerts.feed_down_s` (no frame on any connection: a stall, a handshake that never
+    /// ends, a dead link) is warned once per episode, counted ([`ControlStats::feed_down`]) and alerted; its end is
+    /// logged. Runs whether or not systemd's watchdog is set.
+    fn feed_silence(&mut self) {
+        let now = Instant::now();
+        if now < self.feed.next_check {
+            return;
+        }
+        self.feed.next_check = now + FEED_CHECK_EVERY;
+        let p = self.progress.load(Ordering::Relaxed);
+        if p != self.feed.last_progress {
+            let silent = now.duration_since(self.feed.last_frame_at);
+            self.feed.last_progress = p;
+            self.feed.last_frame_at = now;
+            if std::mem::take(&mut self.feed.down) {
+                log::info!("feed back: market data again after {:.1} s of silence", silent.as_secs_f64());
+                self.say(format!("✅ feed back after {:.0} s", silent.as_secs_f64()));
+            }
+            return;
+        }
+        let silent = now.duration_since(self.feed.last_frame_at);
+        if !self.feed.down && silent >= Duration::from_secs(self.cfg.alerts.feed_down_s) {
+            self.feed.down = true;
+            self.stats.feed_down += 1;
+            log::warn!(
+                "feed down: no market data for {:.1} s (alerts.feed_down_s = {})",
+                silent.as_secs_f64(),
+                self.cfg.alerts.feed_down_s
+            );
+            self.say(format!("⚠️ feed down: no market data for {:.0} s", silent.as_secs_f64()));
+        }
+    }
+
+    /// Duty: the systemd watchdog, fed only while frames arrive (the silence itself is [`Control::feed_silence`]'s).
     fn watchdog(&mut self) {
         let Some(every) = self.watchdog.every else { return };
         if Instant::now() < self.watchdog.next {
@@ -616,13 +693,7 @@ impl<'a> Control<'a> {
         let p = self.progress.load(Ordering::Relaxed);
         if p > self.watchdog.last_progress {
             self.notify("WATCHDOG=1");
-            self.feed.silent_since = None;
         } else {
-            let since = *self.feed.silent_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= Duration::from_secs(self.cfg.alerts.feed_down_s) && !self.feed.alerted {
-                self.feed.alerted = true;
-                self.say(format!("⚠️ feed down: no market data for {:?}", since.elapsed()));
-            }
             log::warn!("no market data for {every:?}: watchdog not fed");
         }
         self.watchdog.last_progress = p;

@@ -183,7 +183,7 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
         crate::app::alert::spawn(cfg.alerts.clone(), crate::app::alert::Destinations::from_env(), stop.clone())
     });
     let (alerts, alert_thread) = alerts.map_or((None, None), |(a, t)| (Some(a), Some(t)));
-    let hooks = links.hooks(l, alerts.as_ref());
+    let hooks = links.hooks(l, cfg.alerts.feed_down_s, alerts.as_ref());
     let rings = BackendRings { events: ev_rx, records_tx: rec_tx, records_rx: rec_rx };
     let backend = Backend::start(cfg, persist, engine, rings, hooks, waiter)?;
     let net_h = spawn_net(cfg, net, parser, publisher, stop.clone(), links.inbox.clone())?;
@@ -215,7 +215,7 @@ struct Threads {
 
 /// Joins the threads (network, compute, persistence, alerts) and builds the report.
 fn finish(control: &Control<'_>, t: Threads, health: Health, started: Instant) -> Result<LiveReport, LiveError> {
-    let (net_stats, parse_stage, parse_stats, feed, net_result) = join(t.net, "net")?;
+    let (mut net_stats, parse_stage, parse_stats, feed, net_result) = join(t.net, "net")?;
     let end = t.backend.join()?;
     if let Some(a) = t.alerts
         && a.join().is_err()
@@ -231,7 +231,8 @@ fn finish(control: &Control<'_>, t: Threads, health: Health, started: Instant) -
         s.wake_failed,
         s.notify_failed
     );
-    log::info!("control: {} drain command retries", s.drain_retries);
+    log::info!("control: {} drain command retries, {} feed-down episodes", s.drain_retries, s.feed_down);
+    net_stats.feed_down = s.feed_down;
     net_result?;
     let (mut latency, tick_to_decision) = end.latency(&parse_stage);
     if let Some(t) = tick_to_decision {

@@ -34,6 +34,23 @@ pub enum RestError {
         /// Status.
         status: u16,
     },
+    /// Every attempt was refused by the rate limiter: the last status (429 too many requests, 418 IP banned) and
+    /// the `Retry-After` waited before the last attempt.
+    #[error(
+        "GET {url}: HTTP {status}{} on all {attempts} attempts (Retry-After {retry_after_s} s honoured between them \
+         and before the next request)",
+        if *status == 418 { " (IP banned)" } else { "" }
+    )]
+    RateLimited {
+        /// URL.
+        url: String,
+        /// The last status, 429 or 418.
+        status: u16,
+        /// Attempts made.
+        attempts: u32,
+        /// The last `Retry-After`, s (bounded by [`RETRY_AFTER_MAX_SECS`]).
+        retry_after_s: u64,
+    },
     /// The body was not what Binance sends.
     #[error("GET {url}: unexpected body: {msg}")]
     Body {
@@ -56,6 +73,9 @@ pub(crate) struct Rest {
     /// Counters.
     pub stats: RestStats,
 }
+
+/// Attempts of one GET before a rate-limited answer is an error.
+const GET_ATTEMPTS: u32 = 3;
 
 /// Most seconds a Retry-After is honoured for at once.
 pub(crate) const RETRY_AFTER_MAX_SECS: u64 = 120;
@@ -88,7 +108,8 @@ impl Rest {
     /// GET `path` (with query), honouring rate limits. Returns the body.
     pub(crate) fn get(&mut self, path: &str) -> Result<Vec<u8>, RestError> {
         let url = format!("{}{path}", self.base);
-        for _attempt in 0..3 {
+        let mut limited = (0u16, 0u64);
+        for _attempt in 0..GET_ATTEMPTS {
             if let Some(t) = self.blocked_until.take() {
                 let now = Instant::now();
                 if t > now {
@@ -123,6 +144,7 @@ impl Rest {
                     .clamp(1, RETRY_AFTER_MAX_SECS);
                 log::warn!("GET {path}: HTTP {status}; waiting {secs} s as told (Retry-After)");
                 self.blocked_until = Some(Instant::now() + Duration::from_secs(secs));
+                limited = (status, secs);
                 continue;
             }
             if !(200..300).contains(&status) {
@@ -135,7 +157,7 @@ impl Rest {
                 .read_to_vec()
                 .map_err(|e| RestError::Transport { url: url.clone(), msg: e.to_string() });
         }
-        Err(RestError::Status { url, status: 429 })
+        Err(RestError::RateLimited { url, status: limited.0, attempts: GET_ATTEMPTS, retry_after_s: limited.1 })
     }
 
     /// `exchangeInfo`: specs for the parser and the selection facts.

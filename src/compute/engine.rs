@@ -264,6 +264,9 @@ pub struct HookStats {
     pub drains_unknown: u64,
     /// … of which the confirmation did not fit the bounded buffer (that symbol stays subscribed).
     pub drains_unconfirmed: u64,
+    /// Synced books marked unsynced because their depth stream was silent for `alerts.feed_down_s` of exchange
+    /// time while trades went on (live only; see `compute::thread`).
+    pub depth_silent: u64,
 }
 
 /// The compute stage (see the module doc).

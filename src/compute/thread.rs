@@ -7,6 +7,18 @@
 //! - The control thread learns, per symbol, whether any account holds a position ([`PositionEvent`]): the state,
 //!   not each open and close, is what is sent, so a full queue delays the news (counted) but never loses it.
 //! - Latency stamps use the monotonic clock; trading logic never sees them.
+//! - A depth stream silent while trades go on (live: [`ComputeHooks::depth_silence_ns`]) fails closed: a trade at
+//!   exchange time `T` on a synced book whose last depth message is older than `T − feed_down_s` marks the book
+//!   unsynced ([`Book::invalidate`](crate::compute::market::book::Book::invalidate)), so the gate refuses entries
+//!   (`book_missing`) until a fresh snapshot resyncs it; the snapshot is requested at once and the mark counted
+//!   ([`HookStats::depth_silent`]). The check reads the exchange time the events carry, not the wall clock (the
+//!   compute thread never does in trading logic), so it is deterministic and needs no command from the control
+//!   thread: the control thread only sees frame counts, not which symbol's depth stream went quiet, and a command
+//!   computed from its wall clock would race the events already in the ring. A whole feed that goes silent has no
+//!   trade to notice it with: that is the control thread's `feed down` duty. When such an outage (longer than
+//!   `feed_down_s`) ends, the first trade may be processed before the first diff (they come on two connections):
+//!   the book then resyncs from a snapshot, the fail-closed side of that race. Exchange time runs `--speed` times
+//!   faster on the local exchange, so its tests use a `feed_down_s` well above the connections' drift.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,6 +51,9 @@ pub(crate) struct ComputeHooks {
     /// Drain and undrain commands from the control thread (a symbol dropped by a reselection opens no new
     /// position; its drained state goes back through `position_events`).
     pub drains: Option<Arc<ArrayQueue<DrainCmd>>>,
+    /// Exchange-time silence of a symbol's depth stream, ns, after which a trade marks its book unsynced (live:
+    /// `alerts.feed_down_s`; replay: none). See the module doc.
+    pub depth_silence_ns: Option<i64>,
 }
 
 /// One symbol's activity in an [`IntervalReport`].
@@ -249,8 +264,30 @@ impl ComputeLoop {
         }
     }
 
+    /// A trade on a synced book whose depth stream has been silent for longer than `limit_ns` of exchange time:
+    /// the book is marked unsynced (the gate then refuses entries) and a snapshot requested (see the module doc).
+    fn check_depth_silence(&mut self, e: &MarketEvent, limit_ns: i64) {
+        let Some(s) = self.engine.symbols.get_mut(e.symbol as usize) else { return };
+        if !s.book.is_synced() || e.exch_ts_ns.saturating_sub(s.book.last_update_ns) <= limit_ns {
+            return;
+        }
+        s.book.invalidate();
+        self.stats.depth_silent += 1;
+        if s.book.take_snapshot_request() {
+            let r = Record::SnapshotRequest { symbol: e.symbol, name: s.name };
+            if route(&self.hooks, &r, &mut self.stats, &mut self.positions) {
+                self.sink.push(r);
+            }
+        }
+    }
+
     /// One event through the engine, its records to their places; `t0` is when it started. Returns the end time.
     fn on_event(&mut self, e: &MarketEvent, t0: u64) -> u64 {
+        if e.kind == EventKind::Trade
+            && let Some(limit) = self.hooks.depth_silence_ns
+        {
+            self.check_depth_silence(e, limit);
+        }
         let (hooks, sink, stats, positions) = (&self.hooks, &mut self.sink, &mut self.stats, &mut self.positions);
         let v = self.engine.on_event(e, &mut |r: Record| {
             if route(hooks, &r, stats, positions) {

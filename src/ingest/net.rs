@@ -9,6 +9,13 @@
 //!   the reused staging buffer and pushed into the ring under the `drop-and-resync` policy.
 //! - Pings are answered at once; the server's pings keep the connection alive (Binance: every 3 minutes, dropped
 //!   after 10 without a pong).
+//! - Every connection attempt has one deadline, `handshake_timeout_ms` after its TCP connect starts, for the TCP
+//!   connect, the TLS handshake and the websocket upgrade (HTTP 101) together; it is checked on every turn of the
+//!   loop (at most 20 ms apart, the poll timeout; no extra thread, nothing blocks). A peer that accepts TCP and
+//!   never answers, or a plain server behind a `wss://` URL, therefore costs one counted timeout
+//!   ([`NetStats::handshake_timeouts`]), a warning naming the phase and the URL, and a reconnect with the backoff
+//!   (and so counts towards `max_reconnects`), instead of a silent stall. A peer that answers garbage fails the
+//!   TLS or HTTP parse at once (a disconnect, same backoff).
 //! - On any disconnect: the connection's books are marked unsynced (`Dropped` events, so the compute thread asks
 //!   for fresh snapshots), and it reconnects with exponential backoff and jitter (`reconnect_ms_min` doubling to
 //!   `reconnect_ms_max`). More than `max_reconnects` reconnects within `reconnect_window_s` is a fatal
@@ -39,7 +46,7 @@ use rustls::pki_types::ServerName;
 use crate::handoff::publish::Publisher;
 pub(crate) use crate::ingest::error::NetError;
 use crate::ingest::parse::{FrameMeta, MAX_EVENTS_PER_FRAME, Parser};
-pub(crate) use crate::ingest::transport::{Endpoint, Stream, tls_config};
+pub(crate) use crate::ingest::transport::{Endpoint, HandshakePhase, Stream, tls_config};
 use crate::ingest::ws::{ReadStats, WsConn, WsError, WsState};
 use crate::types::clock;
 use crate::types::event::MarketEvent;
@@ -249,6 +256,10 @@ pub struct ConnectionPolicy {
     /// SUBSCRIBE/UNSUBSCRIBE per second per connection (`live.control_msgs_per_s`; Binance: at most 10 incoming
     /// messages per second).
     pub control_msgs_per_s: u32,
+    /// Longest a connection may take from the TCP connect to the websocket upgrade's 101, ms
+    /// (`live.handshake_timeout_ms`): TCP connect, TLS handshake and upgrade each end within it, or the attempt is
+    /// counted ([`NetStats::handshake_timeouts`]), logged with its phase and URL, and retried with the backoff.
+    pub handshake_timeout_ms: u64,
 }
 
 impl Default for ConnectionPolicy {
@@ -260,6 +271,7 @@ impl Default for ConnectionPolicy {
             reconnect_window_s: 600,
             rotate_after_s: 23 * 3600 + 1800,
             control_msgs_per_s: 5,
+            handshake_timeout_ms: 10_000,
         }
     }
 }
@@ -272,6 +284,7 @@ crate::bounds!(ConnectionPolicy as c {
     reconnect_window_s: [1, 86_400] "1 to 86400 s";
     rotate_after_s: [1, 86_000] "1 to 86000 s (under Binance's 24 h)";
     control_msgs_per_s: [1, 10] "1 to 10 (Binance's limit)";
+    handshake_timeout_ms: [50, 120_000] "50 to 120000 ms";
 });
 
 /// Network thread settings, built by the app from `[live]` (`LiveConfig::net`).
@@ -317,6 +330,12 @@ pub struct NetStats {
     pub inbox_full: u64,
     /// Frames not delivered because the compute thread is gone (the network thread then stops).
     pub frames_undelivered: u64,
+    /// Connection attempts that did not finish their handshake (TCP connect, TLS or websocket upgrade) within
+    /// `handshake_timeout_ms` (each also a disconnect, retried with the backoff; the phase is in the log).
+    pub handshake_timeouts: u64,
+    /// Episodes of a silent feed (no frame for `alerts.feed_down_s`), counted by the control thread whether or not
+    /// systemd's watchdog is set (filled in at the end of the run).
+    pub feed_down: u64,
     /// Last disconnect reason.
     pub last_error: String,
 }
@@ -349,6 +368,8 @@ struct Conn {
     retired: bool,
     retire_at: Option<Instant>,
     closing: bool,
+    /// While the handshake runs: when it must be done (see [`ConnectionPolicy::handshake_timeout_ms`]).
+    handshake_deadline: Option<Instant>,
 }
 
 impl Conn {
@@ -371,6 +392,7 @@ impl Conn {
             retired: false,
             retire_at: None,
             closing: false,
+            handshake_deadline: None,
         }
     }
 }
@@ -556,7 +578,21 @@ impl Net {
         c.ws = Some(WsConn::new(stream, &host, &c.path, self.cfg.max_frame_bytes, self.seed ^ i as u32));
         c.opened_at = None;
         c.frames = 0;
+        c.handshake_deadline = Some(Instant::now() + Duration::from_millis(self.cfg.policy.handshake_timeout_ms));
         Ok(())
+    }
+
+    /// Connection `i` did not finish its handshake in time: counted, then dropped and retried with the backoff like
+    /// any failure, warned with the phase it was stuck in and the URL.
+    fn handshake_timed_out(&mut self, i: usize, feed: &mut Feed) -> Result<(), NetError> {
+        let c = &mut self.conns[i];
+        let phase = c.ws.as_mut().map_or(HandshakePhase::TcpConnect, |ws| ws.stream_mut().phase());
+        let ep = &self.cfg.endpoint;
+        let url = format!("{}://{}:{}{}", if ep.tls { "wss" } else { "ws" }, ep.host, ep.port, c.path);
+        let ms = self.cfg.policy.handshake_timeout_ms;
+        self.stats.handshake_timeouts += 1;
+        // One warning, from `fail`: "<route> connection lost: <phase> timed out after <ms> ms (<url>); reconnecting".
+        self.fail(i, format!("{} timed out after {ms} ms ({url})", phase.name()), feed)
     }
 
     /// Drops connection `i` after an error: counts it, marks its books unsynced, schedules the reconnect. Its
@@ -725,6 +761,12 @@ impl Net {
                 }
                 continue;
             }
+            if c.handshake_deadline.is_some_and(|d| now >= d)
+                && c.ws.as_ref().is_some_and(|ws| ws.state() == WsState::Upgrading)
+            {
+                self.handshake_timed_out(i, feed)?;
+                continue;
+            }
             if c.ws.is_none() {
                 if now >= c.next_attempt
                     && let Err(e) = self.connect(i)
@@ -820,6 +862,7 @@ impl Net {
         conn.frames += frames;
         if !was_open && conn.ws.as_ref().is_some_and(|w| w.state() == WsState::Open) {
             conn.opened_at = Some(Instant::now());
+            conn.handshake_deadline = None;
             conn.backoff_ms = self.cfg.policy.reconnect_ms_min;
             self.stats.connects += 1;
         }
@@ -883,6 +926,7 @@ mod tests {
                 reconnect_window_s: 60,
                 rotate_after_s: 3600,
                 control_msgs_per_s: 10,
+                handshake_timeout_ms: 1000,
             },
             max_reads_per_wake: 16,
         };

@@ -90,11 +90,44 @@ pub(crate) enum Stream {
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
 }
 
+/// Where a connection's handshake stands (for the timeout's count and log line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HandshakePhase {
+    /// The TCP connect has not completed.
+    TcpConnect,
+    /// TCP is up, the TLS handshake has not completed.
+    Tls,
+    /// The transport is up, the websocket upgrade (HTTP 101) has not arrived.
+    Upgrade,
+}
+
+impl HandshakePhase {
+    /// Name for the log.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            HandshakePhase::TcpConnect => "TCP connect",
+            HandshakePhase::Tls => "TLS handshake",
+            HandshakePhase::Upgrade => "websocket upgrade",
+        }
+    }
+}
+
 impl Stream {
     pub(crate) fn tcp(&mut self) -> &mut TcpStream {
         match self {
             Stream::Plain(s) => s,
             Stream::Tls(s) => &mut s.sock,
+        }
+    }
+
+    /// The handshake phase of a connection whose websocket upgrade is not done: a socket without a peer address
+    /// is still connecting (mio connects in the background), a TLS session still handshaking is in TLS.
+    pub(crate) fn phase(&mut self) -> HandshakePhase {
+        let connected = self.tcp().peer_addr().is_ok();
+        match self {
+            _ if !connected => HandshakePhase::TcpConnect,
+            Stream::Tls(s) if s.conn.is_handshaking() => HandshakePhase::Tls,
+            _ => HandshakePhase::Upgrade,
         }
     }
 }

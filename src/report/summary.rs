@@ -486,6 +486,7 @@ pub fn live_json(r: &LiveReport) -> Value {
             "disconnects": r.net.disconnects, "rotations": r.net.rotations, "snapshots": r.net.snapshots,
             "control_sent": r.net.control_sent, "last_error": r.net.last_error,
             "ctrl_dropped": r.net.ctrl_dropped, "inbox_full": r.net.inbox_full, "frames_undelivered": r.net.frames_undelivered,
+            "handshake_timeouts": r.net.handshake_timeouts, "feed_down": r.net.feed_down,
         },
         "events": {
             "trade": r.parse.trade, "depth": r.parse.depth, "book_ticker": r.parse.book_ticker,
