@@ -287,6 +287,10 @@ fn a_run_killed_with_an_open_position_is_marked_crashed_at_the_next_start() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    // A start on the same database while the run is alive (another process) leaves it running.
+    let other = rusto::persist::Db::open(&db).unwrap();
+    assert!(other.recovered().is_empty());
+    drop(other);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     // What the killed run committed: its newest row's time, and the position's entry.

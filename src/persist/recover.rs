@@ -76,9 +76,13 @@ fn is_alive(db: &Path, id: i64) -> Result<bool, DbError> {
     }
     let fail = |e: rusqlite::Error| DbError::Other(db.to_owned(), format!("run lock {}: {e}", p.display()));
     let c = Connection::open_with_flags(&p, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE).map_err(fail)?;
+    // Asked once, not waited for: a live run holds its lock for its whole life.
+    c.busy_timeout(std::time::Duration::ZERO).map_err(fail)?;
     match c.execute_batch("BEGIN EXCLUSIVE; ROLLBACK;") {
         Ok(()) => Ok(false),
         Err(e) if matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy)) => Ok(true),
+        // Not a lock file rusto wrote (only rusto locks these): nobody holds it.
+        Err(e) if matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::NotADatabase)) => Ok(false),
         Err(e) => Err(fail(e)),
     }
 }
