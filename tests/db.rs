@@ -249,9 +249,94 @@ fn kill_9_mid_write_keeps_every_committed_row() {
         if n > 0 && n < full.len() {
             partial += 1;
         }
-        // The killed run is still marked running (it never ended), and a new run on the same file works.
+        // A new run on the same file works, and marks the killed run crashed (issue 14).
         let again = replay(&loose(), &db, Speed::Asap).unwrap();
         assert!(again.run_id.unwrap() >= 2);
+        assert_eq!(again.persist.crashed_runs_recovered, 1);
     }
     assert!(partial >= 1, "at least one kill landed while rows were being written");
+}
+
+/// Issue 14 (7): a run killed with -9 while its paper position is open used to stay `running`, its position `open`,
+/// forever. The next start marks it `crashed` at its last committed row and closes the position as `Crashed` at
+/// its last recorded price (its entry fill here: the sample's position opens 229 s in and no TP1 is reached), PnL
+/// as the engine computes an exit (the exit fee at the run's own rate), counted in the summary's `db` block.
+#[test]
+fn a_run_killed_with_an_open_position_is_marked_crashed_at_the_next_start() {
+    let bin = env!("CARGO_BIN_EXE_rusto");
+    let db = tmp_db("crash-e2e.db");
+    let args = ["--config", "tests/config/loose-signals.toml", "replay", "--speed", "50", "--db"];
+    let mut child = Command::new(bin)
+        .args(args)
+        .arg(&db)
+        .args(sample())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // At 50x the position opens ≈ 4.6 s in and stays open to the end (≈ 10.3 s): poll until it and its entry fill
+    // are committed.
+    let t0 = std::time::Instant::now();
+    let open_with_fill = "SELECT count(*) FROM positions p WHERE status = 'open'
+                            AND EXISTS (SELECT 1 FROM fills f WHERE f.position_id = p.id AND f.kind = 'entry')";
+    loop {
+        assert!(t0.elapsed() < Duration::from_secs(60), "no open position seen");
+        let n = Connection::open(&db).ok().and_then(|c| c.query_row(open_with_fill, [], |r| r.get::<_, i64>(0)).ok());
+        if n == Some(1) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A start on the same database while the run is alive (another process) leaves it running.
+    let other = rusto::persist::Db::open(&db).unwrap();
+    assert!(other.recovered().is_empty());
+    drop(other);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // What the killed run committed: its newest row's time, and the position's entry.
+    let c = Connection::open(&db).unwrap();
+    let last: i64 = c
+        .query_row(
+            "SELECT MAX(t) FROM (SELECT MAX(entry_ts_ms) AS t FROM positions UNION ALL SELECT MAX(ts_ms) FROM fills
+               UNION ALL SELECT MAX(ts_ms) FROM volume_burst_tuning_logs)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let (entry_px, qty, entry_fee): (f64, f64, f64) = c
+        .query_row("SELECT entry_price, quantity, fees FROM positions", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap();
+    let status: String = c.query_row("SELECT status FROM runs WHERE id = 1", [], |r| r.get(0)).unwrap();
+    assert_eq!(status, "running");
+    drop(c);
+    assert!(rusto::persist::lock_path(&db, 1).exists());
+    let out = Command::new(bin).args(&args[..3]).args(["--json", "--db"]).arg(&db).args(sample()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["db"]["crashed_runs_recovered"], 1, "{}", j["db"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("run 1 was left running by a process that is gone"));
+    let c = Connection::open(&db).unwrap();
+    let (status, last_row): (String, i64) =
+        c.query_row("SELECT status, last_row_ms FROM runs WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    assert_eq!((status.as_str(), last_row), ("crashed", last));
+    let (reason, exit_ts, exit_px, fees, pnl): (String, i64, f64, f64, f64) = c
+        .query_row(
+            "SELECT exit_reason, exit_ts_ms, exit_price, fees, pnl FROM positions WHERE run_id = 1 AND seq = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap();
+    assert_eq!((reason.as_str(), exit_ts), ("Crashed", last));
+    assert_eq!(exit_px, entry_px, "closed at its last fill, the entry");
+    // At the entry price: no gross PnL, the entry fee and an exit fee at the same rate.
+    assert!((fees - 2.0 * entry_fee).abs() < 1e-9 && (pnl + 2.0 * entry_fee).abs() < 1e-9, "{fees} {pnl}");
+    let crashed_fill: f64 =
+        c.query_row("SELECT quantity FROM fills WHERE run_id = 1 AND kind = 'Crashed'", [], |r| r.get(0)).unwrap();
+    assert_eq!(crashed_fill, qty);
+    assert!(!rusto::persist::lock_path(&db, 1).exists());
+    // `rusto report` lists the crashed run apart and leaves its position out of the statistics.
+    let rep = Command::new(bin).args(["report", "--db"]).arg(&db).output().unwrap();
+    let text = String::from_utf8_lossy(&rep.stdout);
+    assert!(text.contains(&format!("  run 1: 1 position(s), pnl {:.2} USDT, last row at {last} ms", pnl)), "{text}");
+    assert!(text.starts_with("closed positions: 1\n"), "only run 2's own close is counted: {text}");
 }

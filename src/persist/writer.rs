@@ -77,6 +77,8 @@ pub struct PersistStats {
     pub control_dropped: u64,
     /// CSV lines not written because their CSV failed earlier (the run reports that first error).
     pub csv_lines_lost: u64,
+    /// Runs left `running` by a killed process, marked `crashed` when the database was opened (each logged).
+    pub crashed_runs_recovered: u64,
 }
 
 /// The CSV header of `--bars-csv`.
@@ -196,6 +198,7 @@ impl Persist {
     ) -> Result<Self, PersistError> {
         let signals_csv = signals_csv.map(|p| CsvOut::create(CsvKind::Signals, p, SIGNALS_CSV_HEADER)).transpose()?;
         let csv = bars_csv.map(|p| CsvOut::create(CsvKind::Bars, p, BARS_CSV_HEADER)).transpose()?;
+        let crashed_runs_recovered = db.as_ref().map_or(0, |d| d.recovered().len() as u64);
         Ok(Persist {
             csv,
             signals_csv,
@@ -206,7 +209,7 @@ impl Persist {
             batch: Vec::with_capacity(batch_cfg.batch_rows.max(1) * 2),
             batch_cfg,
             commit_stage: Stage::new("persist_commit"),
-            stats: PersistStats::default(),
+            stats: PersistStats { crashed_runs_recovered, ..PersistStats::default() },
         })
     }
 

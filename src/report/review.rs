@@ -11,6 +11,12 @@
 //!   first loses the stop, otherwise it keeps its realised PnL; the pair with the best expectancy is suggested,
 //!   with that expectancy (an estimate: intrabar order beyond the first touch is unknown).
 //!
+//! - Positions closed as `Crashed` (their run was killed; the database closed them at the next start, see
+//!   `persist/recover.rs`) are not strategy outcomes: they are left out of every statistic above and listed apart,
+//!   by run (`crashed_runs`).
+//! - The database is refused, as the writer refuses it, when its schema is newer than this binary knows, or when a
+//!   read meets a damaged page (the error quotes `PRAGMA quick_check`, run then).
+//!
 //! Everything is read in one pass over the closed positions and computed in memory (1 M positions: see PERF.md).
 
 use std::collections::BTreeMap;
@@ -46,6 +52,15 @@ pub struct Trade {
     pub exit_ms: i64,
     /// Trader: "base" or an A/B variant's name.
     pub variant: std::rc::Rc<str>,
+    /// The run it belongs to.
+    pub run_id: i64,
+}
+
+impl Trade {
+    /// Closed by the database because its run was killed (not a strategy outcome).
+    pub fn crashed(&self) -> bool {
+        &*self.exit_reason == crate::types::record::ExitReason::Crashed.name()
+    }
 }
 
 /// The entry features binned by the report.
@@ -88,6 +103,21 @@ pub enum ReviewError {
     /// The database could not be read.
     #[error("database {0}: {1}")]
     Db(String, String),
+    /// The database is damaged or its schema is newer than this binary (the writer's own refusals).
+    #[error(transparent)]
+    Refused(#[from] crate::persist::DbError),
+}
+
+/// Refuses a database whose schema is newer than this binary (as the writer does).
+fn check_schema(c: &Connection, path: &Path) -> Result<(), ReviewError> {
+    let e = |x: rusqlite::Error| ReviewError::Db(path.display().to_string(), x.to_string());
+    let found: i64 =
+        c.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0)).map_err(e)?;
+    let known = crate::persist::Db::known_version();
+    if found > known {
+        return Err(crate::persist::DbError::TooNew { path: path.to_owned(), found, known }.into());
+    }
+    Ok(())
 }
 
 /// Reads the closed positions (read-only; works while a live run writes).
@@ -97,12 +127,14 @@ pub fn load(path: &Path) -> Result<Vec<Trade>, ReviewError> {
         return Err(ReviewError::Db(path.display().to_string(), "no such file".into()));
     }
     let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(e)?;
+    check_schema(&c, path)?;
+    let e = |x: rusqlite::Error| read_error(&c, path, x);
     let mut st = c
         .prepare(
             "SELECT p.symbol, (p.entry_ts_ms / 3600000) % 24, p.regime, p.exit_reason, p.pnl, p.pnl_pct, p.mfe_pct,
                     p.mae_pct, p.time_to_mfe_secs <= p.time_to_mae_secs,
                     f.imbalance_ratio, f.cvd_1min_change, f.volume_burst_ratio, f.bar_range_pct,
-                    f.zone_distance_pct, f.confidence, COALESCE(p.exit_ts_ms, 0), p.variant
+                    f.zone_distance_pct, f.confidence, COALESCE(p.exit_ts_ms, 0), p.variant, p.run_id
              FROM positions p JOIN entry_features f ON f.position_id = p.id
              WHERE p.status = 'closed' ORDER BY p.exit_ts_ms, p.id",
         )
@@ -143,12 +175,26 @@ pub fn load(path: &Path) -> Result<Vec<Trade>, ReviewError> {
                     features: [r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?, r.get(14)?],
                     exit_ms: r.get(15)?,
                     variant: var.clone(),
+                    run_id: r.get(17)?,
                 })
             })()
             .map_err(e)?,
         );
     }
     Ok(out)
+}
+
+/// A read error; a damaged page is reported as the writer reports it, with `quick_check`'s first problems. (The
+/// report does not run `quick_check` up front: ≈ 3–6 s per GB, see PERF.md, while damage where it does not read
+/// cannot change its figures, and damage where it reads fails the read.)
+fn read_error(c: &Connection, path: &Path, x: rusqlite::Error) -> ReviewError {
+    if !matches!(x.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseCorrupt)) {
+        return ReviewError::Db(path.display().to_string(), x.to_string());
+    }
+    match crate::persist::db::quick_check(c, path) {
+        Err(d) => d.into(),
+        Ok(()) => crate::persist::DbError::Damaged(path.to_owned(), x.to_string()).into(),
+    }
 }
 
 fn pct(v: &mut [f64], q: f64) -> f64 {
@@ -292,7 +338,7 @@ pub struct MfeMae {
     pub share_reaching_pct: Reach,
     /// Estimated expectancy with the configured stop and TP2, %.
     pub configured_estimate_expectancy_pct: f64,
-    /// The best pair of the grid (none only without a grid).
+    /// The best pair of the grid (none without closed positions: nothing to suggest).
     pub suggested: Option<Suggested>,
 }
 
@@ -341,6 +387,32 @@ pub struct Review {
     pub negative_expectancy_feature_bins: Vec<FeatureBin>,
     /// The MFE/MAE fit.
     pub mfe_mae: MfeMae,
+    /// Positions closed as `Crashed`, by run id (left out of everything above; absent when there are none).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub crashed_runs: BTreeMap<String, CrashedRun>,
+}
+
+/// A killed run's positions, closed by the database at the next start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct CrashedRun {
+    /// Positions closed as `Crashed`.
+    pub positions: u64,
+    /// Their net PnL, USDT.
+    pub pnl: f64,
+    /// Their close time: the run's last committed row, ms.
+    pub last_row_ms: i64,
+}
+
+/// The `Crashed` positions grouped by run.
+fn crashed_runs(trades: &[Trade]) -> BTreeMap<String, CrashedRun> {
+    let mut m: BTreeMap<String, CrashedRun> = BTreeMap::new();
+    for t in trades.iter().filter(|t| t.crashed()) {
+        let c = m.entry(t.run_id.to_string()).or_default();
+        c.positions += 1;
+        c.pnl += t.pnl;
+        c.last_row_ms = c.last_row_ms.max(t.exit_ms);
+    }
+    m
 }
 
 /// The JSON text of a value with its object keys sorted (as `serde_json::Value` prints them).
@@ -370,9 +442,12 @@ fn rows(m: BTreeMap<String, Agg>) -> BTreeMap<String, AggRow> {
 
 /// Builds the report.
 pub fn build(trades: &[Trade], d: Distances, feature_bins: usize) -> Review {
-    // A/B: everything below describes the base trader; variants are compared with it.
-    let variants = variant_rows(trades);
-    let base: Vec<Trade> = trades.iter().filter(|t| &*t.variant == "base").cloned().collect();
+    // Crashed closes are listed apart; of the rest, everything below describes the base trader and the variants
+    // are compared with it.
+    let crashed = crashed_runs(trades);
+    let kept: Vec<Trade> = trades.iter().filter(|t| !t.crashed()).cloned().collect();
+    let variants = variant_rows(&kept);
+    let base: Vec<Trade> = kept.into_iter().filter(|t| &*t.variant == "base").collect();
     let trades = &base[..];
     let (total, [by_symbol, by_utc_hour, by_regime, by_exit_reason]) = groups(trades);
     Review {
@@ -385,6 +460,7 @@ pub fn build(trades: &[Trade], d: Distances, feature_bins: usize) -> Review {
         by_exit_reason: rows(by_exit_reason),
         negative_expectancy_feature_bins: negative_bins(trades, feature_bins.max(1)),
         mfe_mae: mfe_mae(trades, d),
+        crashed_runs: crashed,
     }
 }
 
@@ -497,7 +573,8 @@ fn mfe_mae(trades: &[Trade], d: Distances) -> MfeMae {
     }
 }
 
-/// Grid search of stop/target distances on the same trades: (estimate with the configured stop and TP2, best pair).
+/// Grid search of stop/target distances on the same trades: (estimate with the configured stop and TP2, best pair;
+/// none without trades).
 fn grid_fit(trades: &[Trade], d: Distances) -> (f64, Option<Suggested>) {
     let grid = [0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.2, 1.5, 2.0];
     let mut best: Option<Suggested> = None;
@@ -523,7 +600,7 @@ fn grid_fit(trades: &[Trade], d: Distances) -> (f64, Option<Suggested>) {
             - d.fees_pct * cols.len() as f64;
         if cols.is_empty() { 0.0 } else { s / cols.len() as f64 }
     };
-    for &stop_pct in &grid {
+    for &stop_pct in grid.iter().filter(|_| !cols.is_empty()) {
         for &target_pct in &grid {
             let expectancy_pct = sim(stop_pct, target_pct);
             if best.is_none_or(|b| expectancy_pct > b.expectancy_pct) {
@@ -625,6 +702,19 @@ pub fn text(r: &Review) -> String {
         s.push_str(&variants_text(&r.variants));
     }
     s.push_str(&mfe_mae_text(&r.mfe_mae));
+    if !r.crashed_runs.is_empty() {
+        s.push_str(
+            "\nruns killed before they ended (positions closed as Crashed at the run's last row, not counted above):\n",
+        );
+        for (id, c) in &r.crashed_runs {
+            s.push_str(&format!(
+                "  run {id}: {} position(s), pnl {:.2} USDT, last row at {} ms\n",
+                c.positions,
+                finite_or_zero(c.pnl),
+                c.last_row_ms
+            ));
+        }
+    }
     s
 }
 
@@ -669,10 +759,13 @@ fn mfe_mae_text(m: &MfeMae) -> String {
         json_text(&m.configured),
         json_text(&m.share_reaching_pct)
     ));
+    let suggested = match &m.suggested {
+        Some(x) => json_text(x),
+        None => "nothing to suggest (no closed positions)".into(),
+    };
     s.push_str(&format!(
-        "estimated expectancy now {:.4} %, suggested {}\n",
-        finite_or_zero(m.configured_estimate_expectancy_pct),
-        json_text(&m.suggested)
+        "estimated expectancy now {:.4} %, suggested {suggested}\n",
+        finite_or_zero(m.configured_estimate_expectancy_pct)
     ));
     s
 }
@@ -695,6 +788,7 @@ mod tests {
             features: [f0, 0.0, 0.0, 0.0, 0.0, 0.5],
             exit_ms: hour as i64 * 3_600_000,
             variant: "base".into(),
+            run_id: 1,
         }
     }
 
@@ -799,7 +893,7 @@ MFE/MAE (p50) winners: MFE 1.25 MAE 0.2; losers: MFE 0.1 MAE 0.4
 configured {"soft_stop_pct":0.15,"stop_pct":0.4,"tp1_pct":0.6,"tp2_pct":1.2}; share reaching {"soft_stop":80.0,"stop":40.0,"tp1":60.0,"tp2":40.0}
 estimated expectancy now 0.3960 %, suggested {"expectancy_pct":0.45999998569488526,"stop_pct":0.5,"target_pct":1.5}
 "##;
-    const EMPTY_JSON: &str = r##"{"by_exit_reason":{},"by_regime":{},"by_symbol":{},"by_utc_hour":{},"closed_positions":0,"mfe_mae":{"configured":{"soft_stop_pct":0.15,"stop_pct":0.4,"tp1_pct":0.6,"tp2_pct":1.2},"configured_estimate_expectancy_pct":0.0,"losers":{"mae_pct":{"p25":0.0,"p50":0.0,"p75":0.0,"p90":0.0},"mfe_pct":{"p25":0.0,"p50":0.0,"p75":0.0,"p90":0.0},"trades":0},"share_reaching_pct":{"soft_stop":0.0,"stop":0.0,"tp1":0.0,"tp2":0.0},"suggested":{"expectancy_pct":0.0,"stop_pct":0.1,"target_pct":0.1},"winners":{"mae_pct":{"p25":0.0,"p50":0.0,"p75":0.0,"p90":0.0},"mfe_pct":{"p25":0.0,"p50":0.0,"p75":0.0,"p90":0.0},"trades":0}},"negative_expectancy_feature_bins":[],"total":{"expectancy_pct":0.0,"pnl":0.0,"trades":0,"win_rate_pct":0.0},"variants":{}}"##;
+    const EMPTY_JSON: &str = r##"{"by_exit_reason":{},"by_regime":{},"by_symbol":{},"by_utc_hour":{},"closed_positions":0,"mfe_mae":{"configured":{"soft_stop_pct":0.15,"stop_pct":0.4,"tp1_pct":0.6,"tp2_pct":1.2},"configured_estimate_expectancy_pct":0.0,"losers":{"mae_pct":{"p25":0.0,"p50":0.0,"p75":0.0,"p90":0.0},"mfe_pct":{"p25":0.0,"p50":0.0,"p75":0.0,"p90":0.0},"trades":0},"share_reaching_pct":{"soft_stop":0.0,"stop":0.0,"tp1":0.0,"tp2":0.0},"suggested":null,"winners":{"mae_pct":{"p25":0.0,"p50":0.0,"p75":0.0,"p90":0.0},"mfe_pct":{"p25":0.0,"p50":0.0,"p75":0.0,"p90":0.0},"trades":0}},"negative_expectancy_feature_bins":[],"total":{"expectancy_pct":0.0,"pnl":0.0,"trades":0,"win_rate_pct":0.0},"variants":{}}"##;
     const EMPTY_TEXT: &str = r##"closed positions: 0
   TOTAL            0      0.0       0.0000         0.00
 
@@ -820,7 +914,7 @@ feature ranges with negative expectancy:
 
 MFE/MAE (p50) winners: MFE 0.0 MAE 0.0; losers: MFE 0.0 MAE 0.0
 configured {"soft_stop_pct":0.15,"stop_pct":0.4,"tp1_pct":0.6,"tp2_pct":1.2}; share reaching {"soft_stop":0.0,"stop":0.0,"tp1":0.0,"tp2":0.0}
-estimated expectancy now 0.0000 %, suggested {"expectancy_pct":0.0,"stop_pct":0.1,"target_pct":0.1}
+estimated expectancy now 0.0000 %, suggested nothing to suggest (no closed positions)
 "##;
     /// The `--json` and text output, pinned as the `serde_json::Value` version printed them (issue 9).
     #[test]

@@ -255,6 +255,7 @@ fn db_json(p: &PersistStats) -> Value {
         "rows_dropped": p.db_rows_dropped,
         "rows_rejected": p.db_rows_rejected,
         "control_dropped": p.control_dropped,
+        "crashed_runs_recovered": p.crashed_runs_recovered,
     })
 }
 
@@ -435,6 +436,12 @@ pub fn to_text(r: &ReplayReport) -> String {
     s.push_str(&signal_table(r));
     if r.persist.csv_lines_lost > 0 {
         s.push_str(&format!("CSV lines not written after the CSV's write error: {}\n", r.persist.csv_lines_lost));
+    }
+    if r.persist.crashed_runs_recovered > 0 {
+        s.push_str(&format!(
+            "database: runs of killed processes marked crashed: {}\n",
+            r.persist.crashed_runs_recovered
+        ));
     }
     s.push('\n');
     s.push_str("latency per stage (monotonic clock; replay --speed asap includes queueing in ring_wait):\n");

@@ -154,10 +154,13 @@ pub enum ExitReason {
     Breakeven,
     /// Closed at shutdown (end of replay).
     Shutdown,
+    /// Closed by the database at the next start because its run was killed (never by the engine, so not in
+    /// [`ExitReason::ALL`], whose order indexes the engine's per-reason counters).
+    Crashed,
 }
 
 impl ExitReason {
-    /// All reasons.
+    /// Every reason the engine closes with ([`ExitReason::Crashed`] is the database's, see its doc).
     pub const ALL: [ExitReason; 7] = [
         ExitReason::StopLoss,
         ExitReason::Tp1,
@@ -178,6 +181,7 @@ impl ExitReason {
             ExitReason::Liquidation => "Liquidation",
             ExitReason::Breakeven => "Breakeven",
             ExitReason::Shutdown => "Shutdown",
+            ExitReason::Crashed => "Crashed",
         }
     }
     /// Index in [`ExitReason::ALL`].
