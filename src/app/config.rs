@@ -366,16 +366,19 @@ pub(crate) fn looks_like_credential(name: &str) -> bool {
 }
 
 /// Every dotted key and section of the schema (`secrets`, `secrets.credentials_file`, …): never a credential.
-fn schema_names() -> Vec<String> {
-    let canon = Config::default().canonical();
-    let mut names = vec!["variants".to_string()];
-    for line in canon.lines() {
-        let key = line.split('=').next().unwrap_or("");
-        for (i, _) in key.match_indices('.').chain([(key.len(), "")]) {
-            names.push(key[..i].to_string());
+fn schema_names() -> &'static [String] {
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        let canon = Config::default().canonical();
+        let mut names = vec!["variants".to_string()];
+        for line in canon.lines() {
+            let key = line.split('=').next().unwrap_or("");
+            for (i, _) in key.match_indices('.').chain([(key.len(), "")]) {
+                names.push(key[..i].to_string());
+            }
         }
-    }
-    names
+        names
+    })
 }
 
 /// The first credential-looking segment of a dotted key (a key or a table the schema does not have), as the
@@ -424,13 +427,17 @@ fn keyed_lines(text: &str) -> Vec<(usize, String)> {
 }
 
 /// A credential-looking key in a parsed value (inline tables and arrays of tables included), as its dotted key.
-fn credential_in(v: &toml::Value, name: &str, schema: &[String]) -> Option<String> {
+fn credential_in(t: &toml::Table, name: &str, schema: &[String]) -> Option<String> {
+    t.iter().find_map(|(k, v)| {
+        let name = crate::types::bounds::join(name, k);
+        credential_prefix(&name, schema).or_else(|| credential_in_value(v, &name, schema))
+    })
+}
+
+fn credential_in_value(v: &toml::Value, name: &str, schema: &[String]) -> Option<String> {
     match v {
-        toml::Value::Table(t) => t.iter().find_map(|(k, v)| {
-            let name = crate::types::bounds::join(name, k);
-            credential_prefix(&name, schema).or_else(|| credential_in(v, &name, schema))
-        }),
-        toml::Value::Array(a) => a.iter().find_map(|v| credential_in(v, name, schema)),
+        toml::Value::Table(t) => credential_in(t, name, schema),
+        toml::Value::Array(a) => a.iter().find_map(|v| credential_in_value(v, name, schema)),
         _ => None,
     }
 }
@@ -440,8 +447,8 @@ fn credential_in(v: &toml::Value, name: &str, schema: &[String]) -> Option<Strin
 fn refuse_credentials(text: &str, parsed: Option<&toml::Table>, path: &str) -> Result<(), ConfigError> {
     let schema = schema_names();
     let found = match parsed {
-        None => keyed_lines(text).into_iter().find_map(|(l, k)| credential_prefix(&k, &schema).map(|k| (k, Some(l)))),
-        Some(t) => credential_in(&toml::Value::Table(t.clone()), "", &schema).map(|k| {
+        None => keyed_lines(text).into_iter().find_map(|(l, k)| credential_prefix(&k, schema).map(|k| (k, Some(l)))),
+        Some(t) => credential_in(t, "", schema).map(|k| {
             let seg = k.rsplit('.').next().unwrap_or(&k);
             (k.clone(), text.lines().position(|l| l.contains(seg)).map(|i| i + 1))
         }),
