@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Regenerates fuzz/seeds/ from the real recordings in data/sample/*.gz and tests/data/*.txt.
+"""Regenerates fuzz/seeds/ from the real recordings in data/sample/*.gz and tests/data/*.txt, and the
+`parse_config` seeds from config/*.toml and tests/config/*.toml.
 
 Every seed is a real frame (or line) copied byte for byte, or a real frame cut short or changed in one named way
 (the file name says how). Nothing is invented. Run from anywhere: `python3 fuzz/make_seeds.py`.
@@ -302,6 +303,19 @@ def book_tape_seeds(hl, cw, ch):
         write(t, f"cf-{sym.lower()}-sync", bytes(w.b))
 
 
+def parse_config_seeds():
+    t = "parse_config"
+    for p in sorted(list((ROOT / "config").glob("*.toml")) + list((ROOT / "tests" / "config").glob("*.toml"))):
+        text = p.read_bytes()
+        write(t, p.stem, text)
+        # The same file with one line cut short (a syntax error mid-file).
+        lines = text.split(b"\n")
+        i = next((k for k, l in enumerate(lines) if b" = " in l and k > len(lines) // 2), None)
+        if i is not None:
+            lines[i] = lines[i][: lines[i].index(b" = ") + 4]
+            write(t, f"cut-{p.stem}-line{i + 1}", b"\n".join(lines))
+
+
 def main():
     if SEEDS.exists():
         shutil.rmtree(SEEDS)
@@ -312,6 +326,7 @@ def main():
     parse_frame_seeds(hl, cw, ch)
     classify_line_seeds(hl, cw, ch)
     book_tape_seeds(hl, cw, ch)
+    parse_config_seeds()
     for d in sorted(SEEDS.iterdir()):
         files = list(d.iterdir())
         print(f"{d.name}: {len(files)} seeds, {sum(f.stat().st_size for f in files)} bytes")

@@ -1,13 +1,15 @@
 //! The fuzz seeds and every input the fuzzers found, run through the fuzz targets' own checks, so CI keeps checking
 //! them without cargo-fuzz (see fuzz/README.md).
 //!
-//! For each target (`parse_frame`, `book_tape`, `classify_line`): every file in `fuzz/seeds/<target>/` and in
+//! For each target (`parse_frame`, `book_tape`, `classify_line`, `parse_config`): every file in `fuzz/seeds/<target>/` and in
 //! `fuzz/regressions/<target>/` must pass the target's checks. Files in `fuzz/regressions/<target>/open/` reproduce
 //! bugs that are not fixed yet: they must still fail (so each one keeps reproducing what its README entry says);
 //! once a fix makes one pass, this test says so, and the file moves up into `fuzz/regressions/<target>/`.
 
 #[path = "../fuzz/src/book_tape.rs"]
 mod book_tape;
+#[path = "../fuzz/src/config_check.rs"]
+mod config_check;
 #[path = "../fuzz/src/line_check.rs"]
 mod line_check;
 #[path = "../fuzz/src/parse_check.rs"]
@@ -74,4 +76,10 @@ fn book_tape_inputs_hold_the_book_invariants() {
 #[test]
 fn classify_line_inputs_do_not_panic() {
     run_target("classify_line", line_check::check_line);
+}
+
+#[test]
+fn parse_config_inputs_never_show_a_planted_secret() {
+    let n = run_target("parse_config", config_check::check_config);
+    assert!(n >= 6, "only {n} parse_config inputs");
 }

@@ -13,24 +13,48 @@ use crate::ingest::net::{ConnectionPolicy, Endpoint, NetConfig, NetError};
 use crate::types::bounds::{Bounded, Canon, OutOfBounds};
 use crate::types::symbols::SymbolName;
 
-/// A configuration problem.
+/// A configuration problem. No message quotes a line of the file or a value read as text (a misplaced API key
+/// must not reach a terminal or the journal): parse errors give the line, the column and the key, and the parser's
+/// message with every quoted value cut out ([`redact`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Read {
         /// File.
         path: String,
-        /// Cause.
-        source: std::io::Error,
+        /// Cause (shown in the message, so not a `source()`: the chain would print it twice).
+        cause: std::io::Error,
     },
     /// Not valid TOML or an unknown key or a wrong type.
-    #[error("{path}: {msg}")]
+    #[error("{path}{}: {msg}", at_key(at.as_ref(), key.as_deref()))]
     Syntax {
         /// File.
         path: String,
-        /// The parser's message (names the key).
+        /// Where, when the parser knows.
+        at: Option<Location>,
+        /// The dotted key, when known.
+        key: Option<String>,
+        /// The parser's message, values cut out.
         msg: String,
+    },
+    /// A key that looks like a credential, anywhere in the file (its value is never shown).
+    #[error("{path}{}: `{key}` looks like a credential (value not shown); {}", at_key(line.map(Location::line).as_ref(), None), crate::app::secrets::where_they_belong())]
+    Credential {
+        /// File.
+        path: String,
+        /// The dotted key.
+        key: String,
+        /// Its line (1-based), when found.
+        line: Option<usize>,
+    },
+    /// A `[[variants]]` entry's merged configuration is invalid.
+    #[error("variant `{name}`: {inner}")]
+    Variant {
+        /// The variant's name.
+        name: String,
+        /// What is wrong with it (shown in the message, so not a `source()`).
+        inner: Box<ConfigError>,
     },
     /// A value out of range.
     #[error("config key `{key}` = {value}: {allowed}")]
@@ -42,6 +66,44 @@ pub enum ConfigError {
         /// What is allowed.
         allowed: &'static str,
     },
+}
+
+/// A place in the file, 1-based (column 0: the whole line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    /// Line.
+    pub line: usize,
+    /// Column in characters.
+    pub column: usize,
+}
+
+impl Location {
+    fn line(line: usize) -> Location {
+        Location { line, column: 0 }
+    }
+
+    /// The place of byte `offset` of `text`.
+    fn of(text: &str, offset: usize) -> Location {
+        let before = &text.as_bytes()[..offset.min(text.len())];
+        let start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        Location { line, column: String::from_utf8_lossy(&before[start..]).chars().count() + 1 }
+    }
+}
+
+/// `: line 2, column 12, key `risk.stop_pct``, or what of it is known, for the messages above.
+fn at_key(at: Option<&Location>, key: Option<&str>) -> String {
+    let mut out = String::new();
+    if let Some(at) = at {
+        out.push_str(&format!(": line {}", at.line));
+        if at.column > 0 {
+            out.push_str(&format!(", column {}", at.column));
+        }
+    }
+    if let Some(k) = key {
+        out.push_str(&format!("{} key `{k}`", if at.is_some() { "," } else { ":" }));
+    }
+    out
 }
 
 /// `[pipeline]`.
@@ -274,7 +336,12 @@ fn reject_unknown_live_keys(t: &toml::Table, path: &str) -> Result<(), ConfigErr
     LiveConfig::default().canon("", &mut known);
     let is_known = |k: &str| known.lines().any(|l| l.split('=').next() == Some(k));
     match live.keys().find(|k| !is_known(k)) {
-        Some(k) => Err(ConfigError::Syntax { path: path.into(), msg: format!("unknown field `{k}` in [live]") }),
+        Some(k) => Err(ConfigError::Syntax {
+            path: path.into(),
+            at: None,
+            key: Some(format!("live.{k}")),
+            msg: format!("unknown field `{k}` in [live]"),
+        }),
         None => Ok(()),
     }
 }
@@ -283,18 +350,189 @@ fn out_of_range(key: &str, value: impl std::fmt::Display, allowed: &'static str)
     ConfigError::Range { key: key.to_string(), value: value.to_string(), allowed }
 }
 
+/// A `_`/`-`-separated word that marks a key as a credential (`api_key`, `token`, `db-password`).
+const CREDENTIAL_WORDS: &[&str] =
+    &["key", "secret", "token", "password", "passwd", "pwd", "passphrase", "pass", "auth", "signature", "mnemonic"];
+/// Text that marks a key as a credential wherever it appears in it, separators and case ignored (`apiSecret`).
+const CREDENTIAL_PARTS: &[&str] =
+    &["secret", "password", "passphrase", "apikey", "privatekey", "accesskey", "accesstoken", "authtoken"];
+
+/// Whether a key name (one segment, as written) looks like it holds a credential. Case-insensitive.
+pub(crate) fn looks_like_credential(name: &str) -> bool {
+    let k = name.to_ascii_lowercase();
+    let joined: String = k.chars().filter(char::is_ascii_alphanumeric).collect();
+    k.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| CREDENTIAL_WORDS.contains(&w))
+        || CREDENTIAL_PARTS.iter().any(|p| joined.contains(p))
+}
+
+/// Every dotted key and section of the schema (`secrets`, `secrets.credentials_file`, …): never a credential.
+fn schema_names() -> &'static [String] {
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        let canon = Config::default().canonical();
+        let mut names = vec!["variants".to_string()];
+        for line in canon.lines() {
+            let key = line.split('=').next().unwrap_or("");
+            for (i, _) in key.match_indices('.').chain([(key.len(), "")]) {
+                names.push(key[..i].to_string());
+            }
+        }
+        names
+    })
+}
+
+/// The first credential-looking segment of a dotted key (a key or a table the schema does not have), as the
+/// dotted key up to it.
+fn credential_prefix(dotted: &str, schema: &[String]) -> Option<String> {
+    let mut end = 0;
+    for seg in dotted.split('.') {
+        end += seg.len();
+        let prefix = &dotted[..end];
+        if looks_like_credential(seg) && !schema.iter().any(|s| s == prefix) {
+            return Some(prefix.to_string());
+        }
+        end += 1;
+    }
+    None
+}
+
+/// `a . "b" .c` as `a.b.c`.
+fn clean_key(k: &str) -> String {
+    k.split('.').map(|s| s.trim().trim_matches(['"', '\''])).collect::<Vec<_>>().join(".")
+}
+
+/// Each table header and each `key = …` line of `text` as (1-based line, dotted key under the last header). Read
+/// line by line, so it also works on a file that does not parse (a multi-line value's lines read as keys too:
+/// this errs towards refusing).
+fn keyed_lines(text: &str) -> Vec<(usize, String)> {
+    let mut table = String::new();
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim_start();
+        if line.starts_with('[') {
+            table = clean_key(line.trim_start_matches('[').split(']').next().unwrap_or(""));
+            out.push((i + 1, table.clone()));
+        } else if !line.is_empty() && !line.starts_with('#') {
+            let key = match line.split_once('=') {
+                Some((k, _)) => k,
+                None => line.split_whitespace().next().unwrap_or(""),
+            };
+            let key = clean_key(key);
+            if !key.is_empty() {
+                out.push((i + 1, crate::types::bounds::join(&table, &key)));
+            }
+        }
+    }
+    out
+}
+
+/// A credential-looking key in a parsed value (inline tables and arrays of tables included), as its dotted key.
+fn credential_in(t: &toml::Table, name: &str, schema: &[String]) -> Option<String> {
+    t.iter().find_map(|(k, v)| {
+        let name = crate::types::bounds::join(name, k);
+        credential_prefix(&name, schema).or_else(|| credential_in_value(v, &name, schema))
+    })
+}
+
+fn credential_in_value(v: &toml::Value, name: &str, schema: &[String]) -> Option<String> {
+    match v {
+        toml::Value::Table(t) => credential_in(t, name, schema),
+        toml::Value::Array(a) => a.iter().find_map(|v| credential_in_value(v, name, schema)),
+        _ => None,
+    }
+}
+
+/// Refuses a file holding a credential-looking key: first line by line (`parsed: None`, before parsing, so a
+/// syntax error on that line cannot show it either), then in the parsed table (inline tables, arrays).
+fn refuse_credentials(text: &str, parsed: Option<&toml::Table>, path: &str) -> Result<(), ConfigError> {
+    let schema = schema_names();
+    let found = match parsed {
+        None => keyed_lines(text).into_iter().find_map(|(l, k)| credential_prefix(&k, schema).map(|k| (k, Some(l)))),
+        Some(t) => credential_in(t, "", schema).map(|k| {
+            let seg = k.rsplit('.').next().unwrap_or(&k);
+            (k.clone(), text.lines().position(|l| l.contains(seg)).map(|i| i + 1))
+        }),
+    };
+    match found {
+        Some((key, line)) => Err(ConfigError::Credential { path: path.into(), key, line }),
+        None => Ok(()),
+    }
+}
+
+/// The toml crate's message with every quoted value cut out: its `Display` quotes the source line, and its
+/// messages quote values (`invalid type: string "…"`, `unknown variant `…``). What follows the last
+/// ", expected " is the schema's side (types, field and variant names) and is kept, as is the key of an
+/// unknown/missing/duplicate field; anything from the first quote on before it is cut.
+///
+/// Every value is cut, not only those of credential-looking keys: a secret pasted under a wrong key name (or a
+/// value that swallowed the next lines through an unclosed string) must not show either.
+pub(crate) fn redact(msg: &str) -> String {
+    let (head, tail) = match msg.rsplit_once(", expected ") {
+        Some((h, t)) => (h, Some(t)),
+        None => (msg, None),
+    };
+    let head = redact_head(head);
+    match tail {
+        Some(t) => format!("{head}, expected {t}"),
+        None => head,
+    }
+}
+
+fn redact_head(head: &str) -> String {
+    for prefix in ["unknown field `", "missing field `", "duplicate field `"] {
+        if let Some(name) = head.strip_prefix(prefix).and_then(|r| r.strip_suffix('`')) {
+            let bare = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            return if bare { head.to_string() } else { format!("{}(name not shown)", &prefix[..prefix.len() - 1]) };
+        }
+    }
+    match head.find(['"', '`', '\'']) {
+        Some(i) => format!("{} (value not shown)", head[..i].trim_end_matches([' ', ':'])),
+        None => head.to_string(),
+    }
+}
+
+/// The dotted key of line `line`, when that line is `bare.key = …` (a name, never a value: a line without `=`,
+/// or with anything but bare-key characters before it, gives none).
+fn key_on_line(text: &str, line: usize) -> Option<String> {
+    let (k, _) = text.lines().nth(line.checked_sub(1)?)?.split_once('=')?;
+    let bare = |c: char| c.is_ascii_alphanumeric() || "_-. ".contains(c);
+    if k.trim().is_empty() || !k.chars().all(bare) {
+        return None;
+    }
+    keyed_lines(text).into_iter().find(|(l, _)| *l == line).map(|(_, k)| k)
+}
+
+/// A toml error as a [`ConfigError::Syntax`]: place (from `text`, when the error has a span into it), dotted key
+/// (when the parser names it, else the key on that line) and [`redact`]ed message; never the source line.
+fn syntax_error(path: &str, text: Option<&str>, mut e: toml::de::Error) -> ConfigError {
+    let at = text.zip(e.span()).map(|(t, s)| Location::of(t, s.start));
+    let msg = redact(e.message());
+    // Without its input the error's `Display` is the message and then "in `a.b`" (names only) when it has keys.
+    e.set_input(None);
+    let shown = e.to_string();
+    let key = shown
+        .strip_prefix(e.message())
+        .and_then(|r| r.strip_prefix("\nin `"))
+        .and_then(|r| r.strip_suffix("`\n"))
+        .map(str::to_string)
+        .or_else(|| key_on_line(text?, at?.line));
+    ConfigError::Syntax { path: path.into(), at, key, msg }
+}
+
 impl Config {
     /// Parses and validates TOML text (`path` is only for messages).
     pub fn from_toml(text: &str, path: &str) -> Result<Self, ConfigError> {
-        let syntax = |e: toml::de::Error| ConfigError::Syntax { path: path.into(), msg: e.to_string() };
+        refuse_credentials(text, None, path)?;
+        let syntax = |e| syntax_error(path, Some(text), e);
         let mut base: toml::Table = toml::from_str(text).map_err(syntax)?;
+        refuse_credentials(text, Some(&base), path)?;
         let warnings = upgrade_keys(&mut base)?;
         reject_unknown_live_keys(&base, path)?;
         // Without deprecated keys the text itself is parsed again, so syntax errors keep their line numbers.
         let mut c: Config = if warnings.is_empty() {
             toml::from_str(text).map_err(syntax)?
         } else {
-            base.clone().try_into().map_err(syntax)?
+            base.clone().try_into().map_err(|e| syntax_error(path, None, e))?
         };
         for w in &warnings {
             log::warn!("{path}: {w}");
@@ -308,11 +546,9 @@ impl Config {
         for v in &c.variants {
             let mut t = base.clone();
             merge(&mut t, &v.overrides);
-            let merged: Config = t.try_into().map_err(|e: toml::de::Error| ConfigError::Syntax {
-                path: format!("{path} [variant {}]", v.name),
-                msg: e.to_string(),
-            })?;
-            merged.validate()?;
+            let merged: Config =
+                t.try_into().map_err(|e| syntax_error(&format!("{path} [variant {}]", v.name), None, e))?;
+            merged.validate().map_err(|e| ConfigError::Variant { name: v.name.clone(), inner: Box::new(e) })?;
             resolved.push(crate::compute::engine::Variant {
                 name: v.name.clone(),
                 strategy: merged.strategy,
@@ -350,7 +586,7 @@ impl Config {
 
     /// Reads and validates a file.
     pub fn load(path: &str) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read { path: path.into(), cause })?;
         Self::from_toml(&text, path)
     }
 

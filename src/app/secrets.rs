@@ -46,6 +46,22 @@ pub enum SecretsError {
     Missing(String, &'static str),
 }
 
+/// The variable holding the API key.
+pub(crate) const ENV_KEY: &str = "RUSTO_API_KEY";
+/// The variable holding the API secret.
+pub(crate) const ENV_SECRET: &str = "RUSTO_API_SECRET";
+/// The variable naming a credentials file.
+pub(crate) const ENV_FILE: &str = "RUSTO_API_CREDENTIALS_FILE";
+
+/// Where credentials belong (the places [`load`] reads), for the refusal of a credential found anywhere else.
+pub(crate) fn where_they_belong() -> String {
+    format!(
+        "credentials are never read from the config file: set {ENV_KEY} and {ENV_SECRET} in the environment, or \
+         put `key=...` and `secret=...` lines in a file only its owner can read (chmod 600) and name it in \
+         {ENV_FILE} or in `[secrets] credentials_file`"
+    )
+}
+
 /// Reads a credentials file, refusing one that group or others can access.
 pub(crate) fn from_file(path: &Path) -> Result<Credentials, SecretsError> {
     let p = path.display().to_string();
@@ -67,10 +83,10 @@ pub(crate) fn from_file(path: &Path) -> Result<Credentials, SecretsError> {
 /// Loads credentials by the order in the module doc; `Ok(None)` when none are configured (paper trading).
 pub fn load(cfg: &SecretsConfig) -> Result<Option<Credentials>, SecretsError> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    if let (Some(key), Some(secret)) = (env("RUSTO_API_KEY"), env("RUSTO_API_SECRET")) {
+    if let (Some(key), Some(secret)) = (env(ENV_KEY), env(ENV_SECRET)) {
         return Ok(Some(Credentials { key, secret }));
     }
-    match env("RUSTO_API_CREDENTIALS_FILE").or_else(|| cfg.credentials_file.clone()) {
+    match env(ENV_FILE).or_else(|| cfg.credentials_file.clone()) {
         Some(f) => from_file(Path::new(&f)).map(Some),
         None => Ok(None),
     }

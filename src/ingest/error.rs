@@ -14,7 +14,7 @@ pub enum NetError {
     Tls(String),
     /// Polling failed.
     #[error("poll: {0}")]
-    Poll(#[from] std::io::Error),
+    Poll(std::io::Error),
     /// The connection keeps failing.
     #[error("{route}: {count} reconnects within {window_secs} s (last error: {last}); giving up")]
     TooManyReconnects {
@@ -27,4 +27,11 @@ pub enum NetError {
         /// Last error.
         last: String,
     },
+}
+
+// Not `#[from]`: that would make the cause a `source()` too, and it is already in the message (printed twice).
+impl From<std::io::Error> for NetError {
+    fn from(e: std::io::Error) -> Self {
+        NetError::Poll(e)
+    }
 }

@@ -20,7 +20,7 @@ use std::io::{ErrorKind, Read, Write};
 pub(crate) enum WsError {
     /// Transport error.
     #[error("io: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// The peer closed the TCP connection.
     #[error("connection closed by peer")]
     Eof,
@@ -39,6 +39,13 @@ pub(crate) enum WsError {
     /// Too much queued output.
     #[error("write buffer full")]
     WriteBufferFull,
+}
+
+// Not `#[from]`: that would make the cause a `source()` too, and it is already in the message (printed twice).
+impl From<std::io::Error> for WsError {
+    fn from(e: std::io::Error) -> Self {
+        WsError::Io(e)
+    }
 }
 
 /// Where the connection stands.

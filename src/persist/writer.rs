@@ -26,20 +26,20 @@ pub enum PersistError {
     #[error(transparent)]
     Db(#[from] crate::persist::db::DbError),
     /// Creating or writing the signals CSV failed.
-    #[error("signals csv {path}: {source}")]
+    #[error("signals csv {path}: {cause}")]
     SignalsCsv {
         /// File.
         path: PathBuf,
         /// Cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// Creating or writing the bars CSV failed.
-    #[error("bars csv {path}: {source}")]
+    #[error("bars csv {path}: {cause}")]
     BarsCsv {
         /// File.
         path: PathBuf,
         /// Cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -105,8 +105,8 @@ struct CsvOut {
 impl CsvOut {
     fn error(kind: CsvKind, path: PathBuf, source: std::io::Error) -> PersistError {
         match kind {
-            CsvKind::Bars => PersistError::BarsCsv { path, source },
-            CsvKind::Signals => PersistError::SignalsCsv { path, source },
+            CsvKind::Bars => PersistError::BarsCsv { path, cause: source },
+            CsvKind::Signals => PersistError::SignalsCsv { path, cause: source },
         }
     }
 

@@ -42,12 +42,12 @@ pub(crate) const SNIFF_LINES: u64 = 64;
 #[derive(Debug, thiserror::Error)]
 pub enum FeedError {
     /// The file could not be opened.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Open {
         /// File.
         path: PathBuf,
         /// Cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// Reading or inflating failed.
     #[error("{path}: read error: {msg}")]
@@ -275,11 +275,11 @@ fn open_reader(
     path: &Path,
     counter: std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) -> Result<Box<dyn Read + Send>, FeedError> {
-    let mut f = File::open(path).map_err(|source| FeedError::Open { path: path.to_owned(), source })?;
+    let mut f = File::open(path).map_err(|cause| FeedError::Open { path: path.to_owned(), cause })?;
     let mut magic = [0u8; 2];
     let n = f.read(&mut magic).map_err(|e| FeedError::Read { path: path.to_owned(), msg: e.to_string() })?;
     drop(f);
-    let f = File::open(path).map_err(|source| FeedError::Open { path: path.to_owned(), source })?;
+    let f = File::open(path).map_err(|cause| FeedError::Open { path: path.to_owned(), cause })?;
     let r = BufReader::with_capacity(1 << 18, Counting { inner: f, n: counter });
     if n == 2 && magic == [0x1f, 0x8b] { Ok(Box::new(flate2::read::MultiGzDecoder::new(r))) } else { Ok(Box::new(r)) }
 }
