@@ -175,7 +175,7 @@ enum FileKey {
 
 impl FileKey {
     fn of(path: &Path) -> Result<Self, FeedError> {
-        let open = |source| FeedError::Open { path: path.to_owned(), source };
+        let open = |cause| FeedError::Open { path: path.to_owned(), cause };
         #[cfg(unix)]
         {
             use std::os::unix::fs::MetadataExt;
