@@ -178,6 +178,7 @@ fn symbol_json(r: &ReplayReport, s: &SymbolState) -> Value {
         "dropped": dropped_json(s),
         "depth_applied": bs.depth_applied,
         "gaps": bs.gaps,
+        "reordered": bs.reordered,
         "resyncs": bs.resyncs,
         "snapshots_applied": bs.snapshots_applied,
         "stale_snapshots": bs.stale_snapshots,
@@ -337,11 +338,12 @@ fn book_table(r: &ReplayReport) -> String {
 fn dropped_line(sym: &SymbolState) -> String {
     let bs = &sym.book.stats;
     format!(
-        "{:<12} dropped: trades duplicate {}, out of order {}; depth duplicate {}, before sync {}, still buffered {}, partial {}; snapshots ignored {}; orphan levels {}; tickers not audited: unsynced {}, passed {}, overflow {}\n",
+        "{:<12} dropped: trades duplicate {}, out of order {}; depth duplicate {}, reordered {}, before sync {}, still buffered {}, partial {}; snapshots ignored {}; orphan levels {}; tickers not audited: unsynced {}, passed {}, overflow {}\n",
         sym.name.as_str(),
         sym.duplicate_trades,
         sym.out_of_order_trades,
         bs.duplicates,
+        bs.reordered,
         bs.depth_before_sync,
         sym.book.buffered_messages(),
         bs.partial_depth,
@@ -465,6 +467,7 @@ pub fn live_json(r: &LiveReport) -> Value {
                 "trade_qty": s.qty.map(|q| q.to_string(s.trade_qty)),
                 "depth_applied": bs.depth_applied,
                 "gaps": bs.gaps,
+                "reordered": bs.reordered,
                 "resyncs": bs.resyncs,
                 "snapshots_applied": bs.snapshots_applied,
                 "crossed": bs.crossed,

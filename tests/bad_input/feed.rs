@@ -165,7 +165,8 @@ fn a_shuffled_recording_counts_every_dropped_trade_and_diff() {
     let audit = &j["symbols"]["BTCUSDT"]["book_audit"];
     assert_eq!(audit["not_compared"]["unsynced"], 6_765, "the book never synced: no ticker compared");
     let text = rusto::report::to_text(&r);
-    let want = format!("trades duplicate 0, out of order {}; depth duplicate 0, before sync {}", got.2, depth.2);
+    let want =
+        format!("trades duplicate 0, out of order {}; depth duplicate 0, reordered 0, before sync {}", got.2, depth.2);
     assert!(text.contains(&want), "{text}");
 }
 

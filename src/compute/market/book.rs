@@ -11,6 +11,16 @@
 //! 5. After that every event must have `pu ==` the previous event's `u`; otherwise the symbol is marked unsynced
 //!    (`gaps`), nothing may trade on it, diffs are buffered again, and a new snapshot is requested (in replay the
 //!    next snapshot in the recording serves).
+//!
+//!    Reorder window: two connections carry the same stream while one is rotated out, and their frames interleave
+//!    in arrival order, so a diff can arrive before the one it follows. A diff ahead of the chain (`pu` > the last
+//!    `u`) therefore first puts the book in [`SyncState::Reordering`]: it is not synced (nothing may trade on it,
+//!    it fails closed), its levels are kept, and diffs ahead of the chain are held in the buffer. The diff that
+//!    continues the chain is applied, then every held diff that now continues it, in `u` order; when none is left
+//!    held the book is synced again (`reordered`, no snapshot needed). A diff arriving [`REORDER_WINDOW_NS`] (local
+//!    receive time, from the events: replay is deterministic) after the first held one, a full buffer, or a
+//!    snapshot ends the window: the missing diff is lost, which is a gap as above; the held diffs stay buffered
+//!    for the next snapshot's bridge.
 //! 6. Quantities are absolute; quantity 0 deletes the level; deleting a missing level is normal.
 //!
 //! Every diff message ends in exactly one counter: applied (`depth_applied`), a copy of an applied one
@@ -27,6 +37,11 @@
 //! When a side is full, the level farthest from the top is evicted (counted).
 
 use crate::types::event::{EventKind, Level, MarketEvent};
+
+/// How long (local receive time) a diff ahead of the chain waits for the one it follows before the missing diff is
+/// taken as lost: well above the skew of two connections to the same stream, short enough that a real gap is
+/// resynced promptly (the book is not tradable meanwhile).
+pub(crate) const REORDER_WINDOW_NS: i64 = 200_000_000;
 
 /// Book limits.
 #[derive(Debug, Clone, Copy, serde::Deserialize)]
@@ -211,6 +226,9 @@ pub enum SyncState {
     LoadingSnapshot,
     /// Snapshot applied, waiting for the event that bridges `lastUpdateId`.
     AwaitingBridge,
+    /// A diff arrived ahead of the chain: levels kept, later diffs held while the missing one may still arrive on
+    /// another connection (module doc, step 5). Not tradable.
+    Reordering,
     /// In sync: every diff is applied as it arrives.
     Synced,
 }
@@ -224,8 +242,10 @@ pub struct BookStats {
     pub depth_dropped_old: u64,
     /// Partial-depth messages seen (not applied: they are pictures of the top, not diffs).
     pub partial_depth: u64,
-    /// `pu != previous u` while synced.
+    /// `pu != previous u` while synced, and the missing diff did not arrive within the reorder window.
     pub gaps: u64,
+    /// Times diffs arrived out of order (overlapping connections) and the chain was restored without a snapshot.
+    pub reordered: u64,
     /// Times the book went from unsynced to synced.
     pub resyncs: u64,
     /// Snapshots applied.
@@ -284,6 +304,10 @@ pub struct Book {
     cur_remaining: u32,
     cur_mode: Mode,
     cur_u: u64,
+    // Local receive time of the first diff held in the reorder window.
+    reorder_since_ns: i64,
+    // True while held diffs are being re-fed (so a held diff that still does not chain is held again, not a gap).
+    refeeding: bool,
     /// Counters.
     pub stats: BookStats,
     /// True while a snapshot is wanted (cleared when one is applied).
@@ -315,6 +339,8 @@ impl Book {
             cur_remaining: 0,
             cur_mode: Mode::Skip,
             cur_u: 0,
+            reorder_since_ns: 0,
+            refeeding: false,
             stats: BookStats::default(),
             wants_snapshot: true,
             request_pending: true,
@@ -417,6 +443,10 @@ impl Book {
     }
 
     fn buffer_push(&mut self, e: &MarketEvent) {
+        if self.buffer.len() == self.buffer_cap && self.state == SyncState::Reordering {
+            // No room to hold more: the missing diff is taken as lost.
+            self.reorder_lost();
+        }
         if self.buffer.len() == self.buffer_cap {
             // Keep the newest half; everything older than a later snapshot is dropped anyway.
             let half = self.buffer_cap / 2;
@@ -465,22 +495,25 @@ impl Book {
         }
         let mut outcome = BookOutcome::Pending;
         self.cur_mode = match self.state {
-            SyncState::Synced if last <= self.last_u => {
+            SyncState::Synced | SyncState::Reordering if last <= self.last_u => {
                 // Already applied (a duplicate from an overlapping connection): skip it.
                 self.stats.duplicates += 1;
                 Mode::Skip
             }
+            SyncState::Synced | SyncState::Reordering if prev == self.last_u => Mode::Apply,
             SyncState::Synced => {
-                if prev == self.last_u {
-                    Mode::Apply
-                } else {
-                    self.stats.gaps += 1;
-                    self.state = SyncState::Unsynced;
-                    self.clear_buffer();
-                    self.request_snapshot();
-                    outcome = BookOutcome::LostSync;
-                    Mode::Buffer
+                // Ahead of the chain: hold it, the missing diff may be on another connection.
+                self.state = SyncState::Reordering;
+                self.clear_buffer();
+                self.reorder_since_ns = e.local_ts_ns;
+                outcome = BookOutcome::LostSync;
+                Mode::Buffer
+            }
+            SyncState::Reordering => {
+                if !self.refeeding && e.local_ts_ns.saturating_sub(self.reorder_since_ns) > REORDER_WINDOW_NS {
+                    self.reorder_lost();
                 }
+                Mode::Buffer
             }
             SyncState::AwaitingBridge => {
                 if last < self.snapshot_id {
@@ -507,9 +540,20 @@ impl Book {
         outcome
     }
 
+    /// The reorder window ends without the missing diff: a gap. The held diffs stay buffered for the next
+    /// snapshot's bridge.
+    fn reorder_lost(&mut self) {
+        self.stats.gaps += 1;
+        self.state = SyncState::Unsynced;
+        self.request_snapshot();
+    }
+
     fn on_snapshot_header(&mut self, e: &MarketEvent) -> BookOutcome {
         let (nb, na) = e.level_counts();
         self.cur_remaining = nb.div_ceil(2).saturating_add(na.div_ceil(2));
+        if self.state == SyncState::Reordering {
+            self.reorder_lost();
+        }
         if self.state == SyncState::Synced || self.state == SyncState::AwaitingBridge && !self.wants_snapshot {
             self.stats.snapshots_ignored += 1;
             self.cur_mode = Mode::Skip;
@@ -567,6 +611,12 @@ impl Book {
         self.last_u = self.cur_u;
         self.last_update_ns = ts;
         self.stats.depth_applied += 1;
+        if self.state == SyncState::Reordering {
+            if self.refeeding {
+                return BookOutcome::Pending; // the re-feed loop decides when the chain is whole again
+            }
+            return self.refeed_held();
+        }
         let became = self.state != SyncState::Synced;
         self.state = SyncState::Synced;
         if self.is_crossed() {
@@ -583,6 +633,42 @@ impl Book {
         } else {
             BookOutcome::Applied
         }
+    }
+
+    /// The diff that continued the chain was applied in the reorder window: re-feed the held diffs (each pass
+    /// applies those that now continue the chain, holds the rest again) until a pass applies nothing. With nothing
+    /// held the book is synced again; otherwise the window goes on.
+    fn refeed_held(&mut self) -> BookOutcome {
+        self.refeeding = true;
+        loop {
+            let before = self.last_u;
+            std::mem::swap(&mut self.buffer, &mut self.scratch);
+            for i in 0..self.scratch.len() {
+                let ev = self.scratch[i];
+                match ev.kind {
+                    EventKind::Depth => self.on_depth_header(&ev),
+                    EventKind::Levels => self.on_levels(&ev),
+                    _ => BookOutcome::Pending,
+                };
+            }
+            self.scratch.clear();
+            if self.last_u == before || self.buffer.is_empty() {
+                break;
+            }
+        }
+        self.refeeding = false;
+        if !self.buffer.is_empty() {
+            return BookOutcome::Pending;
+        }
+        self.stats.reordered += 1;
+        self.state = SyncState::Synced;
+        if self.is_crossed() {
+            self.stats.crossed += 1;
+            self.state = SyncState::Unsynced;
+            self.request_snapshot();
+            return BookOutcome::LostSync;
+        }
+        BookOutcome::Synced
     }
 
     fn is_crossed(&self) -> bool {
@@ -645,6 +731,12 @@ mod tests {
         h.p[1] = last as i64;
         h.p[2] = prev as i64;
         msg(h, bids, asks, 0)
+    }
+
+    /// The events of a message received at local time `local_ns`.
+    fn at(local_ns: i64, mut evs: Vec<MarketEvent>) -> Vec<MarketEvent> {
+        evs.iter_mut().for_each(|e| e.local_ts_ns = local_ns);
+        evs
     }
 
     fn snapshot(lid: u64, bids: &[(i64, i64)], asks: &[(i64, i64)]) -> Vec<MarketEvent> {
@@ -717,19 +809,70 @@ mod tests {
         feed(&mut b, &snapshot(10, &[(100, 1)], &[(101, 1)]));
         assert_eq!(b.state(), SyncState::AwaitingBridge);
         assert_eq!(feed(&mut b, &diff(9, 12, 8, &[(100, 2)], &[])), BookOutcome::Synced);
-        // pu 13 != 12: gap.
+        // pu 13 != 12: held in the reorder window (not tradable, no snapshot yet).
         assert_eq!(feed(&mut b, &diff(14, 15, 13, &[(100, 3)], &[])), BookOutcome::LostSync);
         assert!(!b.is_synced());
+        assert_eq!(b.state(), SyncState::Reordering);
+        assert_eq!((b.stats.gaps, b.stats.snapshot_requests), (0, 0));
+        // A diff past the window: 13 is lost, a gap; the held diffs stay buffered for the next snapshot.
+        feed(&mut b, &at(REORDER_WINDOW_NS + 1, diff(16, 18, 15, &[(100, 4)], &[])));
         assert!(b.wants_snapshot);
-        assert_eq!(b.stats.gaps, 1);
-        assert_eq!(b.stats.snapshot_requests, 1);
-        // More diffs are buffered; the new snapshot plus the buffer resync.
-        feed(&mut b, &diff(16, 18, 15, &[(100, 4)], &[]));
+        assert_eq!(b.state(), SyncState::Unsynced);
+        assert_eq!((b.stats.gaps, b.stats.snapshot_requests, b.stats.reordered), (1, 1, 0));
         feed(&mut b, &diff(19, 20, 18, &[], &[(101, 7)]));
         assert_eq!(feed(&mut b, &snapshot(17, &[(100, 9)], &[(101, 1)])), BookOutcome::Synced);
         assert_eq!(b.last_update_id(), 20);
         assert_eq!(top(&b), (100, 4, 101, 7));
         assert_eq!(b.stats.resyncs, 2);
+    }
+
+    #[test]
+    fn diffs_out_of_order_within_the_window_are_applied_in_chain_order() {
+        let mut b = Book::new(BookConfig { max_levels: 100, buffer_events: 1024 });
+        feed(&mut b, &snapshot(10, &[(100, 1)], &[(105, 1)]));
+        assert_eq!(feed(&mut b, &diff(9, 12, 8, &[(100, 2)], &[])), BookOutcome::Synced);
+        // The successor connection delivers 19..20 and 16..18 before the predecessor's 13..15.
+        assert_eq!(feed(&mut b, &diff(19, 20, 18, &[], &[(105, 7)])), BookOutcome::LostSync);
+        assert_eq!(feed(&mut b, &diff(16, 18, 15, &[(100, 4)], &[])), BookOutcome::Pending);
+        assert_eq!(top(&b), (100, 2, 105, 1), "held diffs are not applied yet");
+        // A copy of an applied diff is still a duplicate inside the window.
+        feed(&mut b, &diff(11, 12, 10, &[(100, 9)], &[]));
+        assert_eq!(b.stats.duplicates, 1);
+        assert_eq!(feed(&mut b, &diff(13, 15, 12, &[(101, 1)], &[])), BookOutcome::Synced);
+        assert_eq!(b.last_update_id(), 20);
+        assert_eq!(top(&b), (101, 1, 105, 7));
+        let st = b.stats;
+        assert_eq!((st.reordered, st.gaps, st.snapshot_requests, st.resyncs, st.depth_applied), (1, 0, 0, 1, 4));
+        assert_eq!(b.buffered_messages(), 0);
+        // The predecessor's late copies are duplicates.
+        feed(&mut b, &diff(16, 18, 15, &[(100, 4)], &[]));
+        assert_eq!(b.stats.duplicates, 2);
+        assert_eq!(feed(&mut b, &diff(21, 21, 20, &[(99, 1)], &[])), BookOutcome::Applied);
+    }
+
+    #[test]
+    fn a_full_buffer_ends_the_reorder_window_as_a_gap() {
+        let mut b = Book::new(BookConfig { max_levels: 100, buffer_events: 4 });
+        feed(&mut b, &snapshot(10, &[(100, 1)], &[(105, 1)]));
+        feed(&mut b, &diff(9, 12, 8, &[(100, 2)], &[]));
+        feed(&mut b, &diff(14, 15, 13, &[(100, 3)], &[]));
+        feed(&mut b, &diff(16, 16, 15, &[(100, 3)], &[]));
+        assert_eq!(b.state(), SyncState::Reordering);
+        feed(&mut b, &diff(17, 17, 16, &[(100, 3)], &[]));
+        assert_eq!(b.state(), SyncState::Unsynced);
+        assert_eq!((b.stats.gaps, b.stats.reordered), (1, 0));
+        assert!(b.take_snapshot_request());
+    }
+
+    #[test]
+    fn a_snapshot_during_the_reorder_window_ends_it_as_a_gap() {
+        let mut b = Book::new(BookConfig { max_levels: 100, buffer_events: 1024 });
+        feed(&mut b, &snapshot(10, &[(100, 1)], &[(105, 1)]));
+        feed(&mut b, &diff(9, 12, 8, &[(100, 2)], &[]));
+        feed(&mut b, &diff(14, 15, 13, &[(100, 3)], &[]));
+        assert_eq!(feed(&mut b, &snapshot(14, &[(100, 8)], &[(105, 2)])), BookOutcome::Synced);
+        assert_eq!((b.stats.gaps, b.stats.resyncs, b.last_update_id()), (1, 2, 15));
+        assert_eq!(top(&b), (100, 3, 105, 2));
     }
 
     #[test]
