@@ -14,6 +14,9 @@
 //! - Order of checks on each price: liquidation, stop, SoftStop, TP1, TP2, then the breakeven move.
 //! - Fills are taker fills (the engine walks the book; without a synced book, the observed price), each paying
 //!   `taker_fee` on its notional. PnL = (exit − entry) × quantity − fees.
+//! - Stop, breakeven and SoftStop exits are stop-market orders: they fill at the price that triggered them (the
+//!   trade or exit-side touch at or past the level) or worse, never better. The book is rebuilt from diffs that can
+//!   lag the trades, so a walk that would sell above the triggering trade (or buy below it) is capped at that price.
 //! - **MFE / MAE**: the largest favourable and adverse excursion of the exit-side price from the entry, in % of the
 //!   entry (both ≥ 0), with the seconds from entry to each.
 //! - On shutdown (end of a replay) open positions are closed at the last price with reason `Shutdown`, so every
@@ -282,13 +285,19 @@ impl Position {
             out(f);
             return;
         }
+        // Stop-market exits fill at the triggering price or worse, never better: a book walk over levels the
+        // triggering trade or touch had already left is capped at that price.
+        let mut stop_fill = |q: i64| {
+            let f = fill(q);
+            if s > 0.0 { f.min(px) } else { f.max(px) }
+        };
         if beyond(self.stop) {
             let reason = if self.be_moved { ExitReason::Breakeven } else { ExitReason::StopLoss };
-            out(self.exit(cfg, reason, self.remaining, ts_ns, fill));
+            out(self.exit(cfg, reason, self.remaining, ts_ns, &mut stop_fill));
             return;
         }
         if age_s >= cfg.soft_stop_seconds as f64 && -exc >= cfg.soft_stop_drawdown_pct {
-            out(self.exit(cfg, ExitReason::SoftStop, self.remaining, ts_ns, fill));
+            out(self.exit(cfg, ExitReason::SoftStop, self.remaining, ts_ns, &mut stop_fill));
             return;
         }
         if !self.tp1_done && reached(self.tp1) {
@@ -393,6 +402,31 @@ mod tests {
         assert!((p.pnl - (-4.0 - 0.4 - 0.3984)).abs() < 1e-9, "{}", p.pnl);
         assert!((p.mae_pct - 0.4).abs() < 1e-9);
         assert_eq!(p.mae_ts_ns, T + 2 * S);
+    }
+
+    #[test]
+    fn a_stop_never_fills_better_than_the_price_that_triggered_it() {
+        for side in [Side::Long, Side::Short] {
+            let mut p = Position::open(&cfg(), 0.4, 50.0, &entry(side));
+            let (trigger, stale) = if side == Side::Long { (9_950.0, 9_990.0) } else { (10_050.0, 10_010.0) };
+            // The book (stale) still shows a better price than the trade that crossed the stop.
+            let mut fills = vec![];
+            p.on_price(&cfg(), trigger, 1.0, T + S, &mut |_| stale, &mut |f| fills.push(f));
+            assert_eq!((fills.len(), fills[0].reason), (1, ExitReason::StopLoss));
+            assert_eq!(fills[0].px, trigger, "{side:?}: capped at the triggering price");
+            // A walk worse than the trigger is kept.
+            let mut p = Position::open(&cfg(), 0.4, 50.0, &entry(side));
+            let worse = if side == Side::Long { 9_940.0 } else { 10_060.0 };
+            let mut fills = vec![];
+            p.on_price(&cfg(), trigger, 1.0, T + S, &mut |_| worse, &mut |f| fills.push(f));
+            assert_eq!(fills[0].px, worse);
+            // SoftStop is capped the same way.
+            let mut p = Position::open(&cfg(), 0.4, 50.0, &entry(side));
+            let (soft, better) = if side == Side::Long { (9_980.0, 9_999.0) } else { (10_020.0, 10_001.0) };
+            let mut fills = vec![];
+            p.on_price(&cfg(), soft, 1.0, T + 60 * S, &mut |_| better, &mut |f| fills.push(f));
+            assert_eq!((fills[0].reason, fills[0].px), (ExitReason::SoftStop, soft));
+        }
     }
 
     #[test]
