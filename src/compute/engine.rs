@@ -536,6 +536,7 @@ impl Engine {
             EventKind::MarkPrice => {
                 s.mark_prices += 1;
                 s.mark_price_e8 = e.mark_price_e8();
+                self.mark_positions(id, e.exch_ts_ns, out);
                 Verdict::None
             }
             EventKind::Dropped => {
@@ -655,6 +656,19 @@ impl Engine {
             if let Some(px) = t.position.as_ref().and_then(&price_of) {
                 t.manage(account, &c, px, ts_ns, out);
             }
+        }
+        self.position_stage.record(clock::now_ns().saturating_sub(t0));
+    }
+
+    /// The symbol's latest mark price to every account's trader (the liquidation trigger, position module doc).
+    fn mark_positions(&mut self, id: usize, ts_ns: i64, out: &mut impl FnMut(Record)) {
+        let t0 = clock::now_ns();
+        let s = &mut self.symbols[id];
+        let Some(ps) = s.price else { return };
+        let mark = s.mark_price_e8 as f64 / 1e8 / ps.to_f64(1);
+        let c = SymbolCtx { id: id as SymbolId, name: s.name, book: &s.book, price: s.price, qty: s.qty };
+        for (account, t) in seats(&mut self.accounts, &mut s.traders) {
+            t.on_mark(account, &c, mark, ts_ns, out);
         }
         self.position_stage.record(clock::now_ns().saturating_sub(t0));
     }

@@ -318,3 +318,18 @@ fn an_error_names_its_cause_once() {
     let (_, out) = rusto(&["report", "--db", "/nonexistent/rusto.db"]);
     once(&out, "no such file");
 }
+
+/// A negative fee (taker, liquidation clearance) is refused naming the key, in the base file and in a variant.
+#[test]
+fn a_negative_fee_is_refused_with_its_key() {
+    for (key, allowed) in [("position.taker_fee", "0 to 0.01"), ("position.liquidation_fee_rate", "0 to 0.1")] {
+        let e = Config::from_toml(&toml_setting(key, "-0.0001", ""), "t.toml").unwrap_err().to_string();
+        assert_eq!(e, format!("config key `{key}` = -0.0001: {allowed}"));
+        let v = format!("[[variants]]\nname = \"v\"\n{}", toml_setting(key, "-0.0001", "variants.overrides"));
+        let e = Config::from_toml(&v, "t.toml").unwrap_err().to_string();
+        assert_eq!(e, format!("variant `v`: config key `{key}` = -0.0001: {allowed}"));
+    }
+    // The defaults: Binance's base-tier taker fee and BTCUSDT's clearance fee rate.
+    let c = Config::default();
+    assert_eq!((c.position.taker_fee, c.position.liquidation_fee_rate), (0.0005, 0.012));
+}

@@ -11,9 +11,25 @@
 //! - **Liquidation** (isolated margin, one position, leverage `L`, maintenance margin rate `m`): the equity
 //!   `E·q/L + q·(P − E)` meets the maintenance margin `m·q·P` at `P_long = E × (1 − 1/L) / (1 − m)` and
 //!   `P_short = E × (1 + 1/L) / (1 + m)`. With L = 50 and m = 0.004 a long is liquidated 1.606 % below entry.
+//!   As on Binance ("Liquidation occurs when the Mark Price hits the liquidation price of a position",
+//!   <https://www.binance.com/en/support/faq/360033525371>, Binance Futures Liquidation Protocols), the trigger is
+//!   the **mark price** (`markPrice` stream, fed by [`Position::on_mark`]), not the last trade or the touch. The
+//!   loss is the position's whole isolated margin, `E·q/L` for the quantity still open, plus the liquidation
+//!   (insurance) clearance fee, `liquidation_fee_rate` × `q` × mark: the same page charges "a liquidation fee on
+//!   the amount being liquidated"; the rate is per symbol, the `liquidationFee` field of `GET /fapi/v1/exchangeInfo`
+//!   (<https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Exchange-Information>);
+//!   the default 0.012 is BTCUSDT's in the real response bundled as `tests/data/BINANCE_FUTURES.0.txt`
+//!   (2021-07, from cryptofeed's sample data; ETHUSDT and most others 0.005). The fill is recorded as
+//!   `Liquidation` at the mark price that triggered it.
+//! - Maintenance margin: Binance tiers it by notional (`GET /fapi/v1/leverageBracket`); no real bracket response
+//!   is bundled (the shared docs examples hold none), so the configured `maintenance_margin_rate` is used for
+//!   every notional (0.004 = Binance's first BTCUSDT bracket, notional up to 50 000 USDT).
+//! - Without any mark price yet (a recording without the `markPrice` stream), the liquidation is triggered by the
+//!   exit-side trade or touch price as before, that price standing in for the mark; the loss is the same (whole
+//!   margin plus clearance fee). Once a symbol has had a mark price, trades and touches no longer liquidate.
 //! - Order of checks on each price: liquidation, stop, SoftStop, TP1, TP2, then the breakeven move.
 //! - Fills are taker fills (the engine walks the book; without a synced book, the observed price), each paying
-//!   `taker_fee` on its notional. PnL = (exit − entry) × quantity − fees.
+//!   `taker_fee` on its notional. PnL = (exit − entry) × quantity − fees (a liquidation: see above).
 //! - Stop, breakeven and SoftStop exits are stop-market orders: they fill at the price that triggered them (the
 //!   trade or exit-side touch at or past the level) or worse, never better. The book is rebuilt from diffs that can
 //!   lag the trades, so a walk that would sell above the triggering trade (or buy below it) is capped at that price.
@@ -44,10 +60,15 @@ pub struct PositionConfig {
     pub break_even_trigger_rr: f64,
     /// Breakeven "+ alpha", ticks.
     pub profit_lock_ticks: i64,
-    /// Taker fee rate.
+    /// Taker fee rate. Default 0.0005 (0.05 %): Binance's base (Regular) tier for USDⓈ-M futures, 0.02 % maker /
+    /// 0.05 % taker (<https://www.binance.com/en/support/faq/360033544231>, Binance Futures Fee Structure). Paying
+    /// fees in BNB takes 10 % off (0.045 % taker): set 0.00045 for an account that does. Every paper fill is a
+    /// taker fill today, so there is no maker rate yet.
     pub taker_fee: f64,
     /// Maintenance margin rate for the liquidation price.
     pub maintenance_margin_rate: f64,
+    /// Liquidation clearance fee rate, charged on the liquidated notional at the mark price (module doc).
+    pub liquidation_fee_rate: f64,
 }
 
 impl Default for PositionConfig {
@@ -61,8 +82,9 @@ impl Default for PositionConfig {
             break_even_min_hold_secs: 45,
             break_even_trigger_rr: 1.2,
             profit_lock_ticks: 1,
-            taker_fee: 0.0004,
+            taker_fee: 0.0005,
             maintenance_margin_rate: 0.004,
+            liquidation_fee_rate: 0.012,
         }
     }
 }
@@ -79,6 +101,7 @@ crate::bounds!(PositionConfig as q {
     profit_lock_ticks: [0, 1_000_000] "0 to 1000000 ticks";
     taker_fee: [0.0, 0.01] "0 to 0.01";
     maintenance_margin_rate: [0.0, 0.5] "0 to 0.5";
+    liquidation_fee_rate: [0.0, 0.1] "0 to 0.1";
 });
 
 /// Liquidation price (ticks) for an isolated position (see the module doc).
@@ -87,6 +110,15 @@ pub(crate) fn liquidation_price(side: Side, entry: f64, leverage: f64, mmr: f64)
         Side::Long => entry * (1.0 - 1.0 / leverage) / (1.0 - mmr),
         Side::Short => entry * (1.0 + 1.0 / leverage) / (1.0 + mmr),
     }
+}
+
+/// How a trade or touch price may liquidate (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LiqTrigger {
+    /// The account's leverage (the isolated margin is the entry notional over it).
+    pub leverage: f64,
+    /// The price liquidates: no mark price has been seen on the symbol yet.
+    pub by_price: bool,
 }
 
 /// One exit fill.
@@ -236,6 +268,11 @@ impl Position {
         let base = qty as f64 * self.step_value;
         let fee = px * self.tick_value * base * cfg.taker_fee;
         let gross = self.sgn() * (px - self.entry_px) * self.tick_value * base;
+        self.book(reason, qty, px, fee, gross, ts_ns)
+    }
+
+    /// Books an exit of `qty` at `px` with its fee and gross PnL (quote).
+    fn book(&mut self, reason: ExitReason, qty: i64, px: f64, fee: f64, gross: f64, ts_ns: i64) -> ExitFill {
         let pnl = gross - fee;
         let done = self.qty - self.remaining;
         self.exit_px =
@@ -252,14 +289,36 @@ impl Position {
         ExitFill { reason, qty, px, fee, pnl, closed, ts_ns }
     }
 
+    /// Liquidates what is open at `mark` (ticks): the loss is the whole isolated margin of the open quantity
+    /// (entry notional / leverage) plus the clearance fee on the liquidated notional at `mark` (module doc).
+    fn liquidate(&mut self, cfg: &PositionConfig, mark: f64, leverage: f64, ts_ns: i64) -> ExitFill {
+        let qty = self.remaining;
+        let base = qty as f64 * self.step_value;
+        let margin = self.entry_px * self.tick_value * base / leverage.max(1.0);
+        let fee = mark * self.tick_value * base * cfg.liquidation_fee_rate;
+        self.book(ExitReason::Liquidation, qty, mark, fee, -margin, ts_ns)
+    }
+
+    /// Feeds a mark price (ticks) at exchange time `ts_ns`: the liquidation trigger (module doc). Returns the
+    /// liquidation fill when the mark is at or past the liquidation price.
+    pub fn on_mark(&mut self, cfg: &PositionConfig, mark: f64, leverage: f64, ts_ns: i64) -> Option<ExitFill> {
+        if self.remaining <= 0 || mark <= 0.0 || self.sgn() * (mark - self.liq) > 0.0 {
+            return None;
+        }
+        Some(self.liquidate(cfg, mark, leverage, ts_ns))
+    }
+
     /// Feeds an observed exit-side price (ticks) at exchange time `ts_ns`. Exit fills go to `out`; `fill(qty)`
-    /// gives the fill price for a taker exit of `qty`.
+    /// gives the fill price for a taker exit of `qty`; `liq` says whether this price can liquidate (no mark price
+    /// seen yet) and the leverage.
+    #[allow(clippy::too_many_arguments)]
     pub fn on_price(
         &mut self,
         cfg: &PositionConfig,
         px: f64,
         tick: f64,
         ts_ns: i64,
+        liq: LiqTrigger,
         fill: &mut impl FnMut(i64) -> f64,
         out: &mut impl FnMut(ExitFill),
     ) {
@@ -279,10 +338,8 @@ impl Position {
         let beyond = |level: f64| s * (px - level) <= 0.0; // at or past a level against us
         let reached = |level: f64| s * (px - level) >= 0.0; // at or past a level in our favour
         let age_s = (ts_ns - self.entry_ts_ns) as f64 / 1e9;
-        if beyond(self.liq) {
-            let liq = self.liq;
-            let f = self.exit(cfg, ExitReason::Liquidation, self.remaining, ts_ns, &mut |_| liq);
-            out(f);
+        if liq.by_price && beyond(self.liq) {
+            out(self.liquidate(cfg, px, liq.leverage, ts_ns));
             return;
         }
         // Stop-market exits fill at the triggering price or worse, never better: a book walk over levels the
@@ -364,6 +421,9 @@ mod tests {
         }
     }
 
+    /// 50x, no mark price seen: trade prices liquidate.
+    const BY_PRICE: LiqTrigger = LiqTrigger { leverage: 50.0, by_price: true };
+
     fn cfg() -> PositionConfig {
         PositionConfig::default()
     }
@@ -372,7 +432,7 @@ mod tests {
     fn run(p: &mut Position, tape: &[(i64, f64)]) -> Vec<ExitFill> {
         let mut fills = vec![];
         for &(sec, px) in tape {
-            p.on_price(&cfg(), px, 1.0, T + sec * S, &mut |_| px, &mut |f| fills.push(f));
+            p.on_price(&cfg(), px, 1.0, T + sec * S, BY_PRICE, &mut |_| px, &mut |f| fills.push(f));
         }
         fills
     }
@@ -398,8 +458,8 @@ mod tests {
         let f = run(&mut p, &[(1, 9_990.0), (2, 9_960.0)]);
         assert_eq!(f.len(), 1);
         assert_eq!((f[0].reason, f[0].qty, f[0].closed), (ExitReason::StopLoss, 10, true));
-        // (99.60 - 100) x 10 - fees (0.04 % of 1000 in, 0.04 % of 996 out).
-        assert!((p.pnl - (-4.0 - 0.4 - 0.3984)).abs() < 1e-9, "{}", p.pnl);
+        // (99.60 - 100) x 10 - fees (0.05 % of 1000 in, 0.05 % of 996 out).
+        assert!((p.pnl - (-4.0 - 0.5 - 0.498)).abs() < 1e-9, "{}", p.pnl);
         assert!((p.mae_pct - 0.4).abs() < 1e-9);
         assert_eq!(p.mae_ts_ns, T + 2 * S);
     }
@@ -411,20 +471,20 @@ mod tests {
             let (trigger, stale) = if side == Side::Long { (9_950.0, 9_990.0) } else { (10_050.0, 10_010.0) };
             // The book (stale) still shows a better price than the trade that crossed the stop.
             let mut fills = vec![];
-            p.on_price(&cfg(), trigger, 1.0, T + S, &mut |_| stale, &mut |f| fills.push(f));
+            p.on_price(&cfg(), trigger, 1.0, T + S, BY_PRICE, &mut |_| stale, &mut |f| fills.push(f));
             assert_eq!((fills.len(), fills[0].reason), (1, ExitReason::StopLoss));
             assert_eq!(fills[0].px, trigger, "{side:?}: capped at the triggering price");
             // A walk worse than the trigger is kept.
             let mut p = Position::open(&cfg(), 0.4, 50.0, &entry(side));
             let worse = if side == Side::Long { 9_940.0 } else { 10_060.0 };
             let mut fills = vec![];
-            p.on_price(&cfg(), trigger, 1.0, T + S, &mut |_| worse, &mut |f| fills.push(f));
+            p.on_price(&cfg(), trigger, 1.0, T + S, BY_PRICE, &mut |_| worse, &mut |f| fills.push(f));
             assert_eq!(fills[0].px, worse);
             // SoftStop is capped the same way.
             let mut p = Position::open(&cfg(), 0.4, 50.0, &entry(side));
             let (soft, better) = if side == Side::Long { (9_980.0, 9_999.0) } else { (10_020.0, 10_001.0) };
             let mut fills = vec![];
-            p.on_price(&cfg(), soft, 1.0, T + 60 * S, &mut |_| better, &mut |f| fills.push(f));
+            p.on_price(&cfg(), soft, 1.0, T + 60 * S, BY_PRICE, &mut |_| better, &mut |f| fills.push(f));
             assert_eq!((fills[0].reason, fills[0].px), (ExitReason::SoftStop, soft));
         }
     }
@@ -469,12 +529,55 @@ mod tests {
 
     #[test]
     fn liquidation_before_the_stop_when_leverage_is_high() {
-        // 200x: liquidation at E (1 - 0.005) / 0.996 = 99.90 % of E, above the 0.4 % stop.
+        // 200x: liquidation at E (1 - 0.005) / 0.996 = 99.90 % of E, above the 0.4 % stop. No mark price yet: the
+        // trade price triggers it and stands in for the mark.
         let mut p = Position::open(&cfg(), 0.4, 200.0, &entry(Side::Long));
         assert!(p.liq > p.stop);
-        let f = run(&mut p, &[(1, 9_985.0)]);
-        assert_eq!((f[0].reason, f[0].closed), (ExitReason::Liquidation, true));
-        assert!((f[0].px - p.liq).abs() < 1e-9);
+        let mut f = vec![];
+        let by_price = LiqTrigger { leverage: 200.0, by_price: true };
+        p.on_price(&cfg(), 9_985.0, 1.0, T + S, by_price, &mut |_| 9_985.0, &mut |x| f.push(x));
+        assert_eq!((f[0].reason, f[0].closed, f[0].px), (ExitReason::Liquidation, true, 9_985.0));
+        // Whole margin 1000 / 200 = 5, clearance fee 1.2 % of 99.85 x 10 = 11.982.
+        assert!((f[0].fee - 11.982).abs() < 1e-9, "{}", f[0].fee);
+        assert!((f[0].pnl - (-5.0 - 11.982)).abs() < 1e-9, "{}", f[0].pnl);
+    }
+
+    #[test]
+    fn mark_price_liquidation_takes_the_whole_margin_plus_the_clearance_fee() {
+        // 50x on a 1000 USDT entry: margin 20; long liquidated at 9839.357 ticks, short at 10159.363.
+        for (side, not_yet, mark) in [(Side::Long, 9_840.0, 9_839.0), (Side::Short, 10_159.0, 10_160.0)] {
+            let mut p = Position::open(&cfg(), 5.0, 50.0, &entry(side));
+            assert_eq!(p.on_mark(&cfg(), not_yet, 50.0, T + S), None, "{side:?}: mark short of the price");
+            let f = p.on_mark(&cfg(), mark, 50.0, T + 2 * S).unwrap();
+            // Clearance fee: 1.2 % of the notional at the mark (mark x 0.01 x 10).
+            let fee = 0.012 * mark * 0.1;
+            assert_eq!(
+                (f.reason, f.qty, f.px, f.closed, f.ts_ns),
+                (ExitReason::Liquidation, 10, mark, true, T + 2 * S)
+            );
+            assert!((f.fee - fee).abs() < 1e-9, "{side:?}: {}", f.fee);
+            assert!((f.pnl - (-20.0 - fee)).abs() < 1e-9, "{side:?}: {}", f.pnl);
+            // Entry fee 0.05 % of 1000 = 0.5: long -20 - 11.8068 - 0.5, short -20 - 12.192 - 0.5.
+            let total = if side == Side::Long { -32.3068 } else { -32.692 };
+            assert!((p.pnl - total).abs() < 1e-9, "{side:?}: {}", p.pnl);
+            assert_eq!((p.exit_reason, p.exit_px, p.remaining), (Some(ExitReason::Liquidation), mark, 0));
+            assert_eq!(p.on_mark(&cfg(), mark, 50.0, T + 3 * S), None, "closed");
+        }
+    }
+
+    #[test]
+    fn a_trade_past_the_liquidation_price_does_not_liquidate_once_a_mark_is_known() {
+        // 5 % stop (9500), liquidation at 9839.357: a trade at 9800 is past the liquidation price only.
+        let mark_known = LiqTrigger { leverage: 50.0, by_price: false };
+        let mut p = Position::open(&cfg(), 5.0, 50.0, &entry(Side::Long));
+        let mut f = vec![];
+        p.on_price(&cfg(), 9_800.0, 1.0, T + S, mark_known, &mut |_| 9_800.0, &mut |x| f.push(x));
+        assert!(f.is_empty(), "{f:?}");
+        assert_eq!(p.on_mark(&cfg(), 9_900.0, 50.0, T + S), None, "the mark is not past it");
+        assert_eq!(p.remaining, 10);
+        // The same trade without any mark seen liquidates (the fallback).
+        p.on_price(&cfg(), 9_800.0, 1.0, T + 2 * S, BY_PRICE, &mut |_| 9_800.0, &mut |x| f.push(x));
+        assert_eq!((f[0].reason, f[0].px), (ExitReason::Liquidation, 9_800.0));
     }
 
     #[test]

@@ -12,7 +12,7 @@
 use crate::compute::market::book::Book;
 use crate::compute::signal::strategy::{BarEval, BarInputs, Strategy, StrategyConfig};
 use crate::compute::trading::gate::{self, GateConfig, GateReject, HourExpectancy};
-use crate::compute::trading::position::{Entry, ExitFill, PositionConfig};
+use crate::compute::trading::position::{Entry, ExitFill, LiqTrigger, PositionConfig};
 use crate::compute::trading::risk::{Risk, RiskConfig, RiskReject, SymbolRisk};
 use crate::types::decimal::Scale;
 use crate::types::event::SymbolId;
@@ -92,6 +92,8 @@ pub struct Trader {
     pub pnl: f64,
     /// Signals (long, short) of this trader's strategy.
     pub signals: [u64; 2],
+    /// A mark price has been seen on the symbol: from then on only the mark liquidates (position module doc).
+    pub mark_seen: bool,
 }
 
 /// Why an entry was refused.
@@ -129,6 +131,7 @@ impl Trader {
             exits_by_reason: [0; 7],
             pnl: 0.0,
             signals: [0; 2],
+            mark_seen: false,
         }
     }
 
@@ -246,7 +249,8 @@ impl Trader {
         let mut fills: [Option<ExitFill>; 3] = [None; 3];
         let mut n = 0;
         let mut fill = |q: i64| exit_price(c.book, buy, q, px);
-        pos.on_price(&account.rules.position, px, tick, ts_ns, &mut fill, &mut |f| {
+        let liq = LiqTrigger { leverage: account.rules.risk.leverage, by_price: !self.mark_seen };
+        pos.on_price(&account.rules.position, px, tick, ts_ns, liq, &mut fill, &mut |f| {
             if n < fills.len() {
                 fills[n] = Some(f);
                 n += 1;
@@ -259,6 +263,29 @@ impl Trader {
         if pos.be_moved && !moved_before && pos.remaining > 0 {
             out(Record::StopMoved { symbol, variant, name: c.name, stop: pos.stop });
         }
+        if account.risk.daily_limit_hits > limit_hits {
+            out(Record::DailyLimitHit { ts_ns, balance: account.risk.balance });
+        }
+        self.position = if pos.remaining > 0 { Some(pos) } else { None };
+    }
+
+    /// Feeds a mark price (ticks) at exchange time `ts_ns`: the liquidation trigger of the open position.
+    pub fn on_mark(
+        &mut self,
+        account: &mut Account,
+        c: &SymbolCtx<'_>,
+        mark: f64,
+        ts_ns: i64,
+        out: &mut impl FnMut(Record),
+    ) {
+        if mark <= 0.0 {
+            return;
+        }
+        self.mark_seen = true;
+        let Some(mut pos) = self.position else { return };
+        let limit_hits = account.risk.daily_limit_hits;
+        let Some(f) = pos.on_mark(&account.rules.position, mark, account.rules.risk.leverage, ts_ns) else { return };
+        self.book_exit(account, c, &pos, &f, out);
         if account.risk.daily_limit_hits > limit_hits {
             out(Record::DailyLimitHit { ts_ns, balance: account.risk.balance });
         }
