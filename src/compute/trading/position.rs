@@ -603,6 +603,50 @@ mod tests {
         Position::open(&cfg(), 0.4, 50.0, &Entry { qty: 0, ..entry(Side::Long) });
     }
 
+    /// Through the trader (what the engine's `markPrice` arm calls): a trade past the liquidation price does not
+    /// liquidate once a mark is known; the mark past it books a `Liquidation` fill at the mark, the whole margin
+    /// plus the clearance fee off the balance, and the close.
+    #[test]
+    fn the_trader_liquidates_on_the_mark_and_books_it() {
+        use crate::compute::market::book::{Book, BookConfig};
+        use crate::compute::trading::trader::{Account, SymbolCtx, Trader, Variant};
+        use crate::types::decimal::Scale;
+        use crate::types::record::Record;
+        use crate::types::symbols::SymbolName;
+        let rules = Variant {
+            name: "base".into(),
+            strategy: Default::default(),
+            gate: Default::default(),
+            risk: Default::default(),
+            position: cfg(),
+        };
+        let mut account = Account::new(0, rules);
+        let name = SymbolName::new(b"BTCUSDT").unwrap();
+        let mut t = Trader::new(&account, name, &[]);
+        let book = Book::new(BookConfig::default());
+        let c = SymbolCtx { id: 0, name, book: &book, price: Some(Scale::decimals(2)), qty: Some(Scale::decimals(0)) };
+        let pos = Position::open(&cfg(), 5.0, 50.0, &entry(Side::Long));
+        account.risk.on_open(&mut t.risk, pos.notional());
+        t.position = Some(pos);
+        let mut recs = vec![];
+        t.on_mark(&mut account, &c, 9_900.0, T + S, &mut |r| recs.push(r));
+        t.manage(&mut account, &c, 9_800.0, T + 2 * S, &mut |r| recs.push(r));
+        assert!(recs.is_empty() && t.position.is_some(), "{recs:?}");
+        t.on_mark(&mut account, &c, 9_839.0, T + 3 * S, &mut |r| recs.push(r));
+        let fee = 0.012 * 98.39 * 10.0;
+        match recs.first() {
+            Some(&Record::Fill { reason: Some(ExitReason::Liquidation), px, qty: 10, fee: f, pnl, ts_ns, .. }) => {
+                assert_eq!((px, ts_ns), (9_839.0, T + 3 * S));
+                assert!((f - fee).abs() < 1e-9 && (pnl - (-20.0 - fee)).abs() < 1e-9, "{f} {pnl}");
+            }
+            r => panic!("{r:?}"),
+        }
+        assert!(recs.iter().any(|r| matches!(r, Record::Closed { .. })));
+        assert!(t.position.is_none());
+        assert_eq!(t.closed_by_reason[ExitReason::Liquidation.index()], 1);
+        assert!((account.risk.balance - (10_000.0 - 20.0 - fee)).abs() < 1e-9, "{}", account.risk.balance);
+    }
+
     #[test]
     fn shutdown_closes_the_rest() {
         let mut p = Position::open(&cfg(), 0.4, 50.0, &entry(Side::Long));
