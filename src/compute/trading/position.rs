@@ -14,9 +14,11 @@
 //!   As on Binance ("Liquidation occurs when the Mark Price hits the liquidation price of a position",
 //!   <https://www.binance.com/en/support/faq/360033525371>, Binance Futures Liquidation Protocols), the trigger is
 //!   the **mark price** (`markPrice` stream, fed by [`Position::on_mark`]), not the last trade or the touch. The
-//!   loss is the position's whole isolated margin, `E·q/L` for the quantity still open, plus the liquidation
-//!   (insurance) clearance fee, `liquidation_fee_rate` × `q` × mark: the same page charges "a liquidation fee on
-//!   the amount being liquidated"; the rate is per symbol, the `liquidationFee` field of `GET /fapi/v1/exchangeInfo`
+//!   loss is the position's whole isolated margin, `E·q/L` for the quantity still open, and no more: an isolated
+//!   position cannot lose more than its margin. The liquidation (insurance) clearance fee,
+//!   `liquidation_fee_rate` × `q` × mark (capped at the margin), is taken out of that margin and recorded as the
+//!   fill's fee, so the fill's PnL is exactly −margin: the same page charges "a liquidation fee on the amount
+//!   being liquidated" from what is left of the margin, the insurance fund covering a shortfall; the rate is per symbol, the `liquidationFee` field of `GET /fapi/v1/exchangeInfo`
 //!   (<https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Exchange-Information>);
 //!   the default 0.012 is BTCUSDT's in the real response bundled as `tests/data/BINANCE_FUTURES.0.txt`
 //!   (2021-07, from cryptofeed's sample data; ETHUSDT and most others 0.005). The fill is recorded as
@@ -25,8 +27,8 @@
 //!   is bundled (the shared docs examples hold none), so the configured `maintenance_margin_rate` is used for
 //!   every notional (0.004 = Binance's first BTCUSDT bracket, notional up to 50 000 USDT).
 //! - Without any mark price yet (a recording without the `markPrice` stream), the liquidation is triggered by the
-//!   exit-side trade or touch price as before, that price standing in for the mark; the loss is the same (whole
-//!   margin plus clearance fee). Once a symbol has had a mark price, trades and touches no longer liquidate.
+//!   exit-side trade or touch price as before, that price standing in for the mark; the loss is the same (the
+//!   whole margin, the clearance fee out of it). Once a symbol has had a mark price, trades and touches no longer liquidate.
 //! - Order of checks on each price: liquidation, stop, SoftStop, TP1, TP2, then the breakeven move.
 //! - Fills are taker fills (the engine walks the book; without a synced book, the observed price), each paying
 //!   `taker_fee` on its notional. PnL = (exit − entry) × quantity − fees (a liquidation: see above).
@@ -295,8 +297,9 @@ impl Position {
         let qty = self.remaining;
         let base = qty as f64 * self.step_value;
         let margin = self.entry_px * self.tick_value * base / leverage.max(1.0);
-        let fee = mark * self.tick_value * base * cfg.liquidation_fee_rate;
-        self.book(ExitReason::Liquidation, qty, mark, fee, -margin, ts_ns)
+        let fee = (mark * self.tick_value * base * cfg.liquidation_fee_rate).min(margin);
+        // The fill's PnL is gross − fee = −margin: the clearance fee comes out of the margin, not on top of it.
+        self.book(ExitReason::Liquidation, qty, mark, fee, fee - margin, ts_ns)
     }
 
     /// Feeds a mark price (ticks) at exchange time `ts_ns`: the liquidation trigger (module doc). Returns the
@@ -537,13 +540,13 @@ mod tests {
         let by_price = LiqTrigger { leverage: 200.0, by_price: true };
         p.on_price(&cfg(), 9_985.0, 1.0, T + S, by_price, &mut |_| 9_985.0, &mut |x| f.push(x));
         assert_eq!((f[0].reason, f[0].closed, f[0].px), (ExitReason::Liquidation, true, 9_985.0));
-        // Whole margin 1000 / 200 = 5, clearance fee 1.2 % of 99.85 x 10 = 11.982.
-        assert!((f[0].fee - 11.982).abs() < 1e-9, "{}", f[0].fee);
-        assert!((f[0].pnl - (-5.0 - 11.982)).abs() < 1e-9, "{}", f[0].pnl);
+        // Whole margin 1000 / 200 = 5; the clearance fee (1.2 % of 99.85 x 10 = 11.982) is capped at it.
+        assert!((f[0].fee - 5.0).abs() < 1e-9, "{}", f[0].fee);
+        assert!((f[0].pnl - (-5.0)).abs() < 1e-9, "{}", f[0].pnl);
     }
 
     #[test]
-    fn mark_price_liquidation_takes_the_whole_margin_plus_the_clearance_fee() {
+    fn mark_price_liquidation_takes_the_whole_margin_with_the_clearance_fee_out_of_it() {
         // 50x on a 1000 USDT entry: margin 20; long liquidated at 9839.357 ticks, short at 10159.363.
         for (side, not_yet, mark) in [(Side::Long, 9_840.0, 9_839.0), (Side::Short, 10_159.0, 10_160.0)] {
             let mut p = Position::open(&cfg(), 5.0, 50.0, &entry(side));
@@ -556,9 +559,9 @@ mod tests {
                 (ExitReason::Liquidation, 10, mark, true, T + 2 * S)
             );
             assert!((f.fee - fee).abs() < 1e-9, "{side:?}: {}", f.fee);
-            assert!((f.pnl - (-20.0 - fee)).abs() < 1e-9, "{side:?}: {}", f.pnl);
-            // Entry fee 0.05 % of 1000 = 0.5: long -20 - 11.8068 - 0.5, short -20 - 12.192 - 0.5.
-            let total = if side == Side::Long { -32.3068 } else { -32.692 };
+            assert!((f.pnl - (-20.0)).abs() < 1e-9, "{side:?}: the whole margin and no more: {}", f.pnl);
+            // Entry fee 0.05 % of 1000 = 0.5: -20 - 0.5 either side.
+            let total = -20.5;
             assert!((p.pnl - total).abs() < 1e-9, "{side:?}: {}", p.pnl);
             assert_eq!((p.exit_reason, p.exit_px, p.remaining), (Some(ExitReason::Liquidation), mark, 0));
             assert_eq!(p.on_mark(&cfg(), mark, 50.0, T + 3 * S), None, "closed");
@@ -637,14 +640,14 @@ mod tests {
         match recs.first() {
             Some(&Record::Fill { reason: Some(ExitReason::Liquidation), px, qty: 10, fee: f, pnl, ts_ns, .. }) => {
                 assert_eq!((px, ts_ns), (9_839.0, T + 3 * S));
-                assert!((f - fee).abs() < 1e-9 && (pnl - (-20.0 - fee)).abs() < 1e-9, "{f} {pnl}");
+                assert!((f - fee).abs() < 1e-9 && (pnl - (-20.0)).abs() < 1e-9, "{f} {pnl}");
             }
             r => panic!("{r:?}"),
         }
         assert!(recs.iter().any(|r| matches!(r, Record::Closed { .. })));
         assert!(t.position.is_none());
         assert_eq!(t.closed_by_reason[ExitReason::Liquidation.index()], 1);
-        assert!((account.risk.balance - (10_000.0 - 20.0 - fee)).abs() < 1e-9, "{}", account.risk.balance);
+        assert!((account.risk.balance - (10_000.0 - 20.0)).abs() < 1e-9, "{}", account.risk.balance);
     }
 
     #[test]
