@@ -359,7 +359,10 @@ impl SymbolState {
 
     fn on_book_ticker(&mut self, e: &MarketEvent) {
         self.book_tickers += 1;
-        let c = self.audit_queue.on_ticker(Ticker::of(e), &self.book);
+        let t = Ticker::of(e);
+        // A ticker ahead of the book clips its top until the diff with its `u` is applied.
+        self.book.clip.on_ticker((t.bid_px, t.bid_qty), (t.ask_px, t.ask_qty), t.u, self.book.last_update_id());
+        let c = self.audit_queue.on_ticker(t, &self.book);
         self.add_audit(c);
     }
 
@@ -567,6 +570,8 @@ impl Engine {
         }
         s.trades += 1;
         s.trade_qty += qty;
+        // The trade consumed the levels beyond its price: no fill from here on takes them (see `market::touch`).
+        s.book.clip.on_trade(px, maker, e.exch_ts_ns, s.book.last_update_ns);
         let mut verdict = Verdict::None;
         if let Some(bar) = s.bars.on_trade(px, qty, maker, e.exch_ts_ns, trade_id) {
             // The closed bar is evaluated with the flow and profile as of its last trade; the trade that closed it
@@ -680,6 +685,7 @@ impl Engine {
         let o = s.book.on_event(e);
         s.forward_snapshot_request(id, out);
         if matches!(o, BookOutcome::Applied | BookOutcome::Synced) {
+            s.book.clip.on_depth(s.book.last_update_id(), s.book.last_update_ns);
             if !s.audit_queue.is_empty() {
                 let c = s.audit_queue.settle(&s.book);
                 s.add_audit(c);
@@ -692,6 +698,102 @@ impl Engine {
             }
         }
         Verdict::Book(o)
+    }
+}
+
+/// Real recordings through the engine event by event: every entry fill is no better than the freshest touch seen.
+#[cfg(test)]
+mod freshest_touch {
+    use super::Engine;
+    use crate::app::config::{Config, FullPolicy};
+    use crate::handoff::publish::Publisher;
+    use crate::handoff::ring::ring;
+    use crate::ingest::parse::Parser;
+    use crate::recording::source::{Speed, run_source};
+    use crate::types::event::{EventKind, MarketEvent};
+    use crate::types::record::Record;
+    use crate::types::symbols::SymbolTable;
+
+    /// The freshest bid and ask of one symbol: whichever event last told it (ticker, trade, applied diff).
+    #[derive(Default, Clone, Copy)]
+    struct Fresh {
+        bid: Option<i64>,
+        ask: Option<i64>,
+    }
+
+    /// Replays `files` with `cfg`; returns (entries checked, worst excess in ticks: > 0 means an entry filled
+    /// better than the freshest touch).
+    fn check(cfg: &Config, files: &[&str]) -> (usize, f64) {
+        let files: Vec<std::path::PathBuf> = files.iter().map(Into::into).collect();
+        let parser = Parser::new(SymbolTable::new(cfg.parser.max_symbols, Vec::new()), cfg.parser.max_frame_bytes);
+        let (tx, mut rx) = ring::<MarketEvent>(1 << 16);
+        let publisher = Publisher::new(tx, FullPolicy::Spin, cfg.parser.max_symbols);
+        let max_line = cfg.parser.max_frame_bytes + 64;
+        let h = std::thread::spawn(move || run_source(parser, files, max_line, Speed::Asap, publisher).3);
+        let mut engine = Engine::new(cfg.engine());
+        let mut fresh = [Fresh::default(); 64];
+        let (mut entries, mut worst) = (0usize, f64::NEG_INFINITY);
+        loop {
+            let Some(e) = rx.pop() else {
+                if rx.is_abandoned() && rx.available() == 0 {
+                    break;
+                }
+                std::thread::yield_now();
+                continue;
+            };
+            let before = fresh[e.symbol as usize % 64];
+            let mut fills = Vec::new();
+            engine.on_event(&e, &mut |r| {
+                if let Record::Fill { reason: None, buy, px, .. } = r {
+                    fills.push((buy, px));
+                }
+            });
+            for (buy, px) in fills {
+                // Long: the fill is at or above the freshest ask; short: at or below the freshest bid.
+                let excess = match (buy, before.ask, before.bid) {
+                    (true, Some(a), _) => a as f64 - px,
+                    (false, _, Some(b)) => px - b as f64,
+                    _ => continue,
+                };
+                entries += 1;
+                worst = worst.max(excess);
+            }
+            let f = &mut fresh[e.symbol as usize % 64];
+            match e.kind {
+                EventKind::BookTicker => (f.bid, f.ask) = (Some(e.ticker_bid_px()), Some(e.ticker_ask_px())),
+                EventKind::Trade if e.buyer_is_maker() => f.bid = Some(e.trade_price_ticks()),
+                EventKind::Trade => f.ask = Some(e.trade_price_ticks()),
+                EventKind::Depth | EventKind::Levels | EventKind::Snapshot => {
+                    if let Some(s) = engine.symbols.get(e.symbol as usize)
+                        && s.book.last_update_ns == e.exch_ts_ns
+                        && let (Some(b), Some(a)) = s.book.top()
+                    {
+                        (f.bid, f.ask) = (Some(b.px), Some(a.px));
+                    }
+                }
+                _ => {}
+            }
+        }
+        h.join().unwrap().unwrap();
+        (entries, worst)
+    }
+
+    #[test]
+    fn entries_fill_no_better_than_the_freshest_touch_on_the_sample() {
+        let cfg = Config::load("tests/config/loose-signals.toml").unwrap();
+        let (n, worst) = check(&cfg, &["data/sample/btcusdt_20230404.dat.gz", "data/sample/btcusdt_20230405.dat.gz"]);
+        eprintln!("sample: {n} entries, worst excess {worst} ticks");
+        assert_eq!(n, 1, "the loose config opens one position on the sample");
+        assert!(worst <= 0.0, "an entry filled {worst} ticks better than the freshest touch");
+    }
+
+    #[test]
+    fn entries_fill_no_better_than_the_freshest_touch_with_the_ab_variants() {
+        let cfg = Config::load("tests/config/ab-variants.toml").unwrap();
+        let (n, worst) = check(&cfg, &["data/sample/btcusdt_20230404.dat.gz", "data/sample/btcusdt_20230405.dat.gz"]);
+        eprintln!("ab-variants: {n} entries, worst excess {worst} ticks");
+        assert_eq!(n, 3, "the A/B config opens three positions on the sample");
+        assert!(worst <= 0.0, "an entry filled {worst} ticks better than the freshest touch");
     }
 }
 
