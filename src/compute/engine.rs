@@ -701,6 +701,89 @@ impl Engine {
     }
 }
 
+/// Hand-built tapes through [`Engine::on_event`]: the trade, bookTicker and depth arms keep the book's clip.
+#[cfg(test)]
+mod clip_tape {
+    use super::{Engine, EngineConfig};
+    use crate::compute::trading::gate::walk;
+    use crate::types::event::{EventKind, MarketEvent, flags};
+    use crate::types::symbols::SymbolName;
+
+    const T: i64 = 1_680_652_800_000_000_000;
+    const MS: i64 = 1_000_000;
+
+    /// An engine with one synced symbol: bids 99.99 x30, 99.98 x20, 99.97 x10; asks 100.00 x10, 100.01 x10; last
+    /// applied u = 11 at `T`.
+    fn engine() -> Engine {
+        let mut en = Engine::new(EngineConfig::default());
+        let mut out = |_| {};
+        en.on_event(&MarketEvent::symbol_def(0, SymbolName::new(b"BTCUSDT").unwrap(), None, None), &mut out);
+        let mut h = MarketEvent::new(EventKind::Snapshot, 0, T, 0, 0);
+        h.p[0] = 10;
+        h.set_level_counts(3, 2);
+        en.on_event(&h, &mut out);
+        for (ask, lv) in
+            [(false, [(9999, 30), (9998, 20)]), (false, [(9997, 10), (0, 0)]), (true, [(10000, 10), (10001, 10)])]
+        {
+            let mut e = MarketEvent::new(EventKind::Levels, 0, T, 0, 0);
+            let two = lv[1].1 > 0;
+            e.flags = flags::SNAPSHOT | if ask { flags::ASK } else { 0 } | if two { flags::TWO_LEVELS } else { 0 };
+            e.p = [lv[0].0, lv[0].1, lv[1].0, lv[1].1];
+            en.on_event(&e, &mut out);
+        }
+        en.on_event(&diff(10, 11, 9, T), &mut out);
+        assert!(en.symbols[0].book.is_synced());
+        en
+    }
+
+    fn diff(first: i64, last: i64, prev: i64, ts: i64) -> MarketEvent {
+        let mut d = MarketEvent::new(EventKind::Depth, 0, ts, 0, 0);
+        d.p = [first, last, prev, 0];
+        d
+    }
+
+    fn trade(px: i64, id: i64, seller_aggressor: bool, ts: i64) -> MarketEvent {
+        let mut e = MarketEvent::new(EventKind::Trade, 0, ts, 0, 0);
+        e.p = [px, 1, id, 1];
+        e.flags = if seller_aggressor { flags::BUYER_MAKER } else { 0 };
+        e
+    }
+
+    fn ticker(bid: (i64, i64), ask: (i64, i64), u: i64, ts: i64) -> MarketEvent {
+        let mut e = MarketEvent::new(EventKind::BookTicker, 0, ts, 0, 0);
+        e.p = [MarketEvent::pack_prices(bid.0, ask.0).unwrap(), bid.1, ask.1, u];
+        e
+    }
+
+    #[test]
+    fn a_trade_below_the_stale_bid_caps_the_next_sell_until_a_diff_at_its_time() {
+        let mut en = engine();
+        let mut out = |_| {};
+        assert_eq!(walk(&en.symbols[0].book, false, 5), (9999.0, 5));
+        en.on_event(&trade(9998, 1, true, T + 20 * MS), &mut out);
+        assert_eq!(walk(&en.symbols[0].book, false, 5), (9998.0, 5), "no higher than the trade");
+        en.on_event(&diff(12, 12, 11, T + 10 * MS), &mut out);
+        assert_eq!(walk(&en.symbols[0].book, false, 5), (9998.0, 5), "a diff older than the trade keeps the clip");
+        en.on_event(&diff(13, 13, 12, T + 20 * MS), &mut out);
+        assert_eq!(walk(&en.symbols[0].book, false, 5), (9999.0, 5), "the diff at the trade's time clears it");
+    }
+
+    #[test]
+    fn a_ticker_newer_than_the_book_clips_it_until_the_diff_with_its_u() {
+        let mut en = engine();
+        let mut out = |_| {};
+        en.on_event(&ticker((9999, 30), (10000, 10), 11, T + MS), &mut out);
+        assert_eq!(walk(&en.symbols[0].book, true, 5), (10000.0, 5), "a ticker the book has reached: no clip");
+        en.on_event(&ticker((9999, 30), (10001, 3), 13, T + MS), &mut out);
+        // 100.00 is gone; at 100.01 the ticker's 3 replace the book's 10, and this book has nothing deeper.
+        assert_eq!(walk(&en.symbols[0].book, true, 5), (10001.0, 3));
+        en.on_event(&diff(12, 12, 11, T + 2 * MS), &mut out);
+        assert_eq!(walk(&en.symbols[0].book, true, 3), (10001.0, 3), "u 12 < 13: still clipped");
+        en.on_event(&diff(13, 13, 12, T + 3 * MS), &mut out);
+        assert_eq!(walk(&en.symbols[0].book, true, 5), (10000.0, 5), "the diff with u 13 clears it");
+    }
+}
+
 /// Real recordings through the engine event by event: every entry fill is no better than the freshest touch seen.
 #[cfg(test)]
 mod freshest_touch {
