@@ -359,7 +359,10 @@ impl SymbolState {
 
     fn on_book_ticker(&mut self, e: &MarketEvent) {
         self.book_tickers += 1;
-        let c = self.audit_queue.on_ticker(Ticker::of(e), &self.book);
+        let t = Ticker::of(e);
+        // A ticker ahead of the book clips its top until the diff with its `u` is applied.
+        self.book.clip.on_ticker((t.bid_px, t.bid_qty), (t.ask_px, t.ask_qty), t.u, self.book.last_update_id());
+        let c = self.audit_queue.on_ticker(t, &self.book);
         self.add_audit(c);
     }
 
@@ -568,6 +571,8 @@ impl Engine {
         }
         s.trades += 1;
         s.trade_qty += qty;
+        // The trade consumed the levels beyond its price: no fill from here on takes them (see `market::touch`).
+        s.book.clip.on_trade(px, maker, e.exch_ts_ns, s.book.last_update_ns);
         let mut verdict = Verdict::None;
         if let Some(bar) = s.bars.on_trade(px, qty, maker, e.exch_ts_ns, trade_id) {
             // The closed bar is evaluated with the flow and profile as of its last trade; the trade that closed it
@@ -694,6 +699,7 @@ impl Engine {
         let o = s.book.on_event(e);
         s.forward_snapshot_request(id, out);
         if matches!(o, BookOutcome::Applied | BookOutcome::Synced) {
+            s.book.clip.on_depth(s.book.last_update_id(), s.book.last_update_ns);
             if !s.audit_queue.is_empty() {
                 let c = s.audit_queue.settle(&s.book);
                 s.add_audit(c);
@@ -706,6 +712,185 @@ impl Engine {
             }
         }
         Verdict::Book(o)
+    }
+}
+
+/// Hand-built tapes through [`Engine::on_event`]: the trade, bookTicker and depth arms keep the book's clip.
+#[cfg(test)]
+mod clip_tape {
+    use super::{Engine, EngineConfig};
+    use crate::compute::trading::gate::walk;
+    use crate::types::event::{EventKind, MarketEvent, flags};
+    use crate::types::symbols::SymbolName;
+
+    const T: i64 = 1_680_652_800_000_000_000;
+    const MS: i64 = 1_000_000;
+
+    /// An engine with one synced symbol: bids 99.99 x30, 99.98 x20, 99.97 x10; asks 100.00 x10, 100.01 x10; last
+    /// applied u = 11 at `T`.
+    fn engine() -> Engine {
+        let mut en = Engine::new(EngineConfig::default());
+        let mut out = |_| {};
+        en.on_event(&MarketEvent::symbol_def(0, SymbolName::new(b"BTCUSDT").unwrap(), None, None), &mut out);
+        let mut h = MarketEvent::new(EventKind::Snapshot, 0, T, 0, 0);
+        h.p[0] = 10;
+        h.set_level_counts(3, 2);
+        en.on_event(&h, &mut out);
+        for (ask, lv) in
+            [(false, [(9999, 30), (9998, 20)]), (false, [(9997, 10), (0, 0)]), (true, [(10000, 10), (10001, 10)])]
+        {
+            let mut e = MarketEvent::new(EventKind::Levels, 0, T, 0, 0);
+            let two = lv[1].1 > 0;
+            e.flags = flags::SNAPSHOT | if ask { flags::ASK } else { 0 } | if two { flags::TWO_LEVELS } else { 0 };
+            e.p = [lv[0].0, lv[0].1, lv[1].0, lv[1].1];
+            en.on_event(&e, &mut out);
+        }
+        en.on_event(&diff(10, 11, 9, T), &mut out);
+        assert!(en.symbols[0].book.is_synced());
+        en
+    }
+
+    fn diff(first: i64, last: i64, prev: i64, ts: i64) -> MarketEvent {
+        let mut d = MarketEvent::new(EventKind::Depth, 0, ts, 0, 0);
+        d.p = [first, last, prev, 0];
+        d
+    }
+
+    fn trade(px: i64, id: i64, seller_aggressor: bool, ts: i64) -> MarketEvent {
+        let mut e = MarketEvent::new(EventKind::Trade, 0, ts, 0, 0);
+        e.p = [px, 1, id, 1];
+        e.flags = if seller_aggressor { flags::BUYER_MAKER } else { 0 };
+        e
+    }
+
+    fn ticker(bid: (i64, i64), ask: (i64, i64), u: i64, ts: i64) -> MarketEvent {
+        let mut e = MarketEvent::new(EventKind::BookTicker, 0, ts, 0, 0);
+        e.p = [MarketEvent::pack_prices(bid.0, ask.0).unwrap(), bid.1, ask.1, u];
+        e
+    }
+
+    #[test]
+    fn a_trade_below_the_stale_bid_caps_the_next_sell_until_a_diff_at_its_time() {
+        let mut en = engine();
+        let mut out = |_| {};
+        assert_eq!(walk(&en.symbols[0].book, false, 5), (9999.0, 5));
+        en.on_event(&trade(9998, 1, true, T + 20 * MS), &mut out);
+        assert_eq!(walk(&en.symbols[0].book, false, 5), (9998.0, 5), "no higher than the trade");
+        en.on_event(&diff(12, 12, 11, T + 10 * MS), &mut out);
+        assert_eq!(walk(&en.symbols[0].book, false, 5), (9998.0, 5), "a diff older than the trade keeps the clip");
+        en.on_event(&diff(13, 13, 12, T + 20 * MS), &mut out);
+        assert_eq!(walk(&en.symbols[0].book, false, 5), (9999.0, 5), "the diff at the trade's time clears it");
+    }
+
+    #[test]
+    fn a_ticker_newer_than_the_book_clips_it_until_the_diff_with_its_u() {
+        let mut en = engine();
+        let mut out = |_| {};
+        en.on_event(&ticker((9999, 30), (10000, 10), 11, T + MS), &mut out);
+        assert_eq!(walk(&en.symbols[0].book, true, 5), (10000.0, 5), "a ticker the book has reached: no clip");
+        en.on_event(&ticker((9999, 30), (10001, 3), 13, T + MS), &mut out);
+        // 100.00 is gone; at 100.01 the ticker's 3 replace the book's 10, and this book has nothing deeper.
+        assert_eq!(walk(&en.symbols[0].book, true, 5), (10001.0, 3));
+        en.on_event(&diff(12, 12, 11, T + 2 * MS), &mut out);
+        assert_eq!(walk(&en.symbols[0].book, true, 3), (10001.0, 3), "u 12 < 13: still clipped");
+        en.on_event(&diff(13, 13, 12, T + 3 * MS), &mut out);
+        assert_eq!(walk(&en.symbols[0].book, true, 5), (10000.0, 5), "the diff with u 13 clears it");
+    }
+}
+
+/// Real recordings through the engine event by event: every entry fill is no better than the freshest touch seen.
+#[cfg(test)]
+mod freshest_touch {
+    use super::Engine;
+    use crate::app::config::{Config, FullPolicy};
+    use crate::handoff::publish::Publisher;
+    use crate::handoff::ring::ring;
+    use crate::ingest::parse::Parser;
+    use crate::recording::source::{Speed, run_source};
+    use crate::types::event::{EventKind, MarketEvent};
+    use crate::types::record::Record;
+    use crate::types::symbols::SymbolTable;
+
+    /// The freshest bid and ask of one symbol: whichever event last told it (ticker, trade, applied diff).
+    #[derive(Default, Clone, Copy)]
+    struct Fresh {
+        bid: Option<i64>,
+        ask: Option<i64>,
+    }
+
+    /// Replays `files` with `cfg`; returns (entries checked, worst excess in ticks: > 0 means an entry filled
+    /// better than the freshest touch).
+    fn check(cfg: &Config, files: &[&str]) -> (usize, f64) {
+        let files: Vec<std::path::PathBuf> = files.iter().map(Into::into).collect();
+        let parser = Parser::new(SymbolTable::new(cfg.parser.max_symbols, Vec::new()), cfg.parser.max_frame_bytes);
+        let (tx, mut rx) = ring::<MarketEvent>(1 << 16);
+        let publisher = Publisher::new(tx, FullPolicy::Spin, cfg.parser.max_symbols);
+        let max_line = cfg.parser.max_frame_bytes + 64;
+        let h = std::thread::spawn(move || run_source(parser, files, max_line, Speed::Asap, publisher).3);
+        let mut engine = Engine::new(cfg.engine());
+        let mut fresh = [Fresh::default(); 64];
+        let (mut entries, mut worst) = (0usize, f64::NEG_INFINITY);
+        loop {
+            let Some(e) = rx.pop() else {
+                if rx.is_abandoned() && rx.available() == 0 {
+                    break;
+                }
+                std::thread::yield_now();
+                continue;
+            };
+            let before = fresh[e.symbol as usize % 64];
+            let mut fills = Vec::new();
+            engine.on_event(&e, &mut |r| {
+                if let Record::Fill { reason: None, buy, px, .. } = r {
+                    fills.push((buy, px));
+                }
+            });
+            for (buy, px) in fills {
+                // Long: the fill is at or above the freshest ask; short: at or below the freshest bid.
+                let excess = match (buy, before.ask, before.bid) {
+                    (true, Some(a), _) => a as f64 - px,
+                    (false, _, Some(b)) => px - b as f64,
+                    _ => continue,
+                };
+                entries += 1;
+                worst = worst.max(excess);
+            }
+            let f = &mut fresh[e.symbol as usize % 64];
+            match e.kind {
+                EventKind::BookTicker => (f.bid, f.ask) = (Some(e.ticker_bid_px()), Some(e.ticker_ask_px())),
+                EventKind::Trade if e.buyer_is_maker() => f.bid = Some(e.trade_price_ticks()),
+                EventKind::Trade => f.ask = Some(e.trade_price_ticks()),
+                EventKind::Depth | EventKind::Levels | EventKind::Snapshot => {
+                    if let Some(s) = engine.symbols.get(e.symbol as usize)
+                        && s.book.last_update_ns == e.exch_ts_ns
+                        && let (Some(b), Some(a)) = s.book.top()
+                    {
+                        (f.bid, f.ask) = (Some(b.px), Some(a.px));
+                    }
+                }
+                _ => {}
+            }
+        }
+        h.join().unwrap().unwrap();
+        (entries, worst)
+    }
+
+    #[test]
+    fn entries_fill_no_better_than_the_freshest_touch_on_the_sample() {
+        let cfg = Config::load("tests/config/loose-signals.toml").unwrap();
+        let (n, worst) = check(&cfg, &["data/sample/btcusdt_20230404.dat.gz", "data/sample/btcusdt_20230405.dat.gz"]);
+        eprintln!("sample: {n} entries, worst excess {worst} ticks");
+        assert_eq!(n, 1, "the loose config opens one position on the sample");
+        assert!(worst <= 0.0, "an entry filled {worst} ticks better than the freshest touch");
+    }
+
+    #[test]
+    fn entries_fill_no_better_than_the_freshest_touch_with_the_ab_variants() {
+        let cfg = Config::load("tests/config/ab-variants.toml").unwrap();
+        let (n, worst) = check(&cfg, &["data/sample/btcusdt_20230404.dat.gz", "data/sample/btcusdt_20230405.dat.gz"]);
+        eprintln!("ab-variants: {n} entries, worst excess {worst} ticks");
+        assert_eq!(n, 3, "the A/B config opens three positions on the sample");
+        assert!(worst <= 0.0, "an entry filled {worst} ticks better than the freshest touch");
     }
 }
 

@@ -36,6 +36,7 @@
 //! to [`BookConfig::max_levels`]: updates near the top touch the end of the array, nothing allocates after start.
 //! When a side is full, the level farthest from the top is evicted (counted).
 
+use crate::compute::market::touch::Touch;
 use crate::types::event::{EventKind, Level, MarketEvent};
 
 /// How long (local receive time) a diff ahead of the chain waits for the one it follows before the missing diff is
@@ -313,6 +314,9 @@ pub struct Book {
     /// True while a snapshot is wanted (cleared when one is applied).
     pub wants_snapshot: bool,
     request_pending: bool,
+    /// The clips fresher events (bookTicker, trades) put on the top until a diff supersedes them; kept here so
+    /// every fill walk of the book sees them (updated by the engine, see [`crate::compute::market::touch`]).
+    pub clip: Touch,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -343,6 +347,7 @@ impl Book {
             refeeding: false,
             stats: BookStats::default(),
             wants_snapshot: true,
+            clip: Touch::default(),
             request_pending: true,
         }
     }

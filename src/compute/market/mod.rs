@@ -6,6 +6,7 @@ pub(crate) mod book;
 pub(crate) mod flow;
 pub(crate) mod profile;
 pub(crate) mod regime;
+pub(crate) mod touch;
 
 pub use bars::{BarRange, RangeBars};
 pub use book::{Book, BookConfig, BookOutcome};

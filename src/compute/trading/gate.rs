@@ -231,18 +231,42 @@ pub(crate) fn check(
 }
 
 /// A simulated taker fill that walks the book: (VWAP price in ticks, filled qty). Takes asks for a buy and bids for
-/// a sell; fills at most what the kept levels hold.
+/// a sell; fills at most what the kept levels hold. Levels the book's clip ([`crate::compute::market::touch`])
+/// proves gone are skipped: a sell never fills above the clip's bid, a buy never below its ask; at a ticker clip's
+/// price the ticker's quantity replaces the book's, deeper levels come from the book.
 pub(crate) fn walk(book: &Book, buy: bool, qty: i64) -> (f64, i64) {
-    let side = if buy { &book.asks } else { &book.bids };
+    let (side, limit) = if buy { (&book.asks, book.clip.ask_limit()) } else { (&book.bids, book.clip.bid_limit()) };
     let mut left = qty;
     let mut notional = 0.0;
+    let mut take_at = |px: i64, avail: i64, left: &mut i64| {
+        let take = (*left).min(avail.max(0));
+        notional += take as f64 * px as f64;
+        *left -= take;
+    };
+    // `beyond(px)`: the level is past the clip (better for the taker than the freshest touch allows).
+    let (cap, strict) = match limit {
+        Some(l) => {
+            if let Some(q) = l.ticker_qty {
+                take_at(l.px, q, &mut left);
+            }
+            // With the ticker's level taken, the book's level at that price is replaced, not added.
+            (Some(l.px), l.ticker_qty.is_some())
+        }
+        None => (None, false),
+    };
+    let beyond = |px: i64| match cap {
+        None => false,
+        Some(c) if buy => px < c || (strict && px == c),
+        Some(c) => px > c || (strict && px == c),
+    };
     for l in side.iter_from_best() {
         if left <= 0 {
             break;
         }
-        let take = left.min(l.qty);
-        notional += take as f64 * l.px as f64;
-        left -= take;
+        if beyond(l.px) {
+            continue;
+        }
+        take_at(l.px, l.qty, &mut left);
     }
     let filled = qty - left;
     if filled == 0 { (0.0, 0) } else { (notional / filled as f64, filled) }
@@ -334,6 +358,56 @@ mod tests {
         assert_eq!(q, 15);
         assert!((px - (10.0 * 10000.0 + 5.0 * 10001.0) / 15.0).abs() < 1e-9);
         assert_eq!(walk(&b, false, 100).1, 60, "only what the book holds");
+    }
+
+    #[test]
+    fn a_trade_below_the_stale_bid_caps_a_sell() {
+        // Book (last diff at T): bids 99.99 x30, 99.98 x20, 99.97 x10. A taker sell at 99.97 (buyer is maker) at
+        // T + 10 ms swept the two upper levels: a sell walk takes only 99.97 and below.
+        let mut b = book();
+        assert_eq!(walk(&b, false, 5), (9999.0, 5), "stale book: the old best bid");
+        b.clip.on_trade(9997, true, T + 10_000_000, b.last_update_ns);
+        assert_eq!(walk(&b, false, 5), (9997.0, 5), "no higher than the trade");
+        assert_eq!(walk(&b, false, 30), (9997.0, 10), "only what is left at and below the trade");
+        assert_eq!(walk(&b, true, 5), (10000.0, 5), "the asks are not clipped by a sell");
+        // A diff at the trade's time (or later) supersedes the clip.
+        b.clip.on_depth(b.last_update_id(), T + 9_000_000);
+        assert_eq!(walk(&b, false, 5), (9997.0, 5), "an older diff keeps it");
+        b.clip.on_depth(b.last_update_id(), T + 10_000_000);
+        assert_eq!(walk(&b, false, 5), (9999.0, 5));
+    }
+
+    #[test]
+    fn a_ticker_newer_than_the_book_clips_it_until_a_diff_reaches_its_u() {
+        let mut b = book(); // last applied u = 11
+        // Ticker u = 12: bid 99.98 x 7, ask 100.01 x 4 (99.99 and 100.00 are gone).
+        b.clip.on_ticker((9998, 7), (10001, 4), 12, b.last_update_id());
+        assert_eq!(walk(&b, false, 7), (9998.0, 7), "the ticker's quantity at its bid");
+        // 7 at 99.98 from the ticker (not the book's 20), then 3 from the book at 99.97.
+        let (px, q) = walk(&b, false, 10);
+        assert_eq!(q, 10);
+        assert!((px - (7.0 * 9998.0 + 3.0 * 9997.0) / 10.0).abs() < 1e-9, "{px}");
+        assert_eq!(walk(&b, false, 100).1, 17, "ticker level + the book below it");
+        let (px, q) = walk(&b, true, 6);
+        assert_eq!(q, 6);
+        assert!((px - (4.0 * 10001.0 + 2.0 * 10002.0) / 6.0).abs() < 1e-9, "{px}");
+        // A ticker the book already reached does not clip; the diff with u = 12 clears the clip.
+        let mut c = book();
+        c.clip.on_ticker((9998, 7), (10001, 4), 11, c.last_update_id());
+        assert_eq!(walk(&c, false, 5), (9999.0, 5));
+        b.clip.on_depth(12, b.last_update_ns);
+        assert_eq!(walk(&b, false, 5), (9999.0, 5), "cleared by the diff");
+        assert_eq!(walk(&b, true, 5), (10000.0, 5));
+    }
+
+    #[test]
+    fn a_ticker_with_a_new_better_level_is_taken_at_its_quantity() {
+        // The ticker shows a bid at 100.00 x 2 (a level the stale book does not have) and the sell takes it first.
+        let mut b = book();
+        b.clip.on_ticker((10000, 2), (10001, 4), 12, b.last_update_id());
+        let (px, q) = walk(&b, false, 5);
+        assert_eq!(q, 5);
+        assert!((px - (2.0 * 10000.0 + 3.0 * 9999.0) / 5.0).abs() < 1e-9, "{px}");
     }
 
     #[test]
