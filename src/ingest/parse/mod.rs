@@ -26,6 +26,7 @@ pub(crate) mod fast;
 pub(crate) mod fields;
 pub(crate) mod tape;
 
+pub(crate) use exchange_info::bundled_specs;
 pub use exchange_info::parse_exchange_info;
 pub use fields::{MAX_LEVELS_PER_SIDE, ParseError};
 
@@ -398,7 +399,7 @@ impl Parser {
             }
         };
         log::warn!(
-            "{}: no exchangeInfo entry; {what} inferred as 1e-{} from {text:?}",
+            "{}: no exchangeInfo entry (neither given nor bundled); {what} inferred as 1e-{} from {text:?}",
             self.symbols.get(id).name,
             d.dec
         );
