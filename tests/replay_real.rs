@@ -251,7 +251,7 @@ fn a_price_off_the_bundled_tick_is_a_counted_malformed_frame() {
     let text = format!("1680652700441533 {off}\n1680652700441534 {good}\n");
     let p = std::env::temp_dir().join(format!("rusto-offgrid-{}.txt", std::process::id()));
     std::fs::write(&p, text).unwrap();
-    let j = replay_json(&[p.clone()], None);
+    let j = replay_json(std::slice::from_ref(&p), None);
     let _ = std::fs::remove_file(&p);
     assert_eq!(j["malformed"], 1);
     assert_eq!(j["malformed_kinds"], serde_json::json!({"decimal": 1}));
