@@ -225,7 +225,13 @@ fn scales(j: &serde_json::Value, sym: &str) -> serde_json::Value {
 fn replay_takes_ticks_from_the_bundled_exchange_info_and_says_so() {
     let sample: Vec<PathBuf> =
         vec!["data/sample/btcusdt_20230404.dat.gz".into(), "data/sample/btcusdt_20230405.dat.gz".into()];
-    let j = replay_json(&sample, None);
+    let r = replay_with(&sample, None);
+    assert!(
+        rusto::report::to_text(&r).contains("\ntick/step: BTCUSDT 0.10/0.001 bundled\n"),
+        "{}",
+        rusto::report::to_text(&r)
+    );
+    let j = rusto::report::to_json(&r);
     assert_eq!(scales(&j, "BTCUSDT"), serde_json::json!({"tick": "0.10", "step": "0.001", "source": "bundled"}));
     assert_eq!(j["malformed"], 0);
     // The 2021 body given as a file wins: BTCUSDT was at tick 0.01 then (every 0.10 price is on that grid too).
