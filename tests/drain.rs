@@ -15,7 +15,9 @@ use rusto::types::{SymbolName, SymbolTable};
 fn run(drain: bool) -> (Engine, u64) {
     let cfg = Config::load("tests/config/loose-signals.toml").unwrap();
     let mut engine = Engine::new(cfg.engine());
-    let mut parser = Parser::new(SymbolTable::new(64, vec![]), 1 << 20);
+    // BTCUSDT's real tick (0.10) from the bundled exchangeInfo, as `rusto replay` uses it (the config's bars are in ticks).
+    let specs = rusto::ingest::parse_exchange_info(include_bytes!("../data/exchange-info/binance-usdm.json")).unwrap();
+    let mut parser = Parser::new(SymbolTable::new(64, specs), 1 << 20);
     let btc = SymbolName::new(b"BTCUSDT").unwrap();
     let mut staging: Vec<MarketEvent> = Vec::with_capacity(MAX_EVENTS_PER_FRAME);
     let mut opened = 0;

@@ -201,3 +201,66 @@ fn speed_factor_paces_by_local_timestamps() {
     assert!("realtime".parse::<Speed>().unwrap() == Speed::Factor(1.0));
     assert!("0".parse::<Speed>().is_err() && "fast".parse::<Speed>().is_err());
 }
+
+fn replay_json(files: &[PathBuf], exchange_info: Option<PathBuf>) -> serde_json::Value {
+    let opts = ReplayOptions {
+        files: files.to_vec(),
+        speed: Speed::Asap,
+        bars_csv: None,
+        exchange_info,
+        signals_csv: None,
+        db: None,
+    };
+    rusto::report::to_json(&run_replay(&Config::default(), &opts).unwrap())
+}
+
+fn scales(j: &serde_json::Value, sym: &str) -> serde_json::Value {
+    j["symbols"][sym]["scales"].clone()
+}
+
+/// Issue 10 item 6: without `--exchange-info`, a replay takes each symbol's tick and step from the bundled real
+/// exchangeInfo entries (BTCUSDT 0.10, not the 0.01 "28145.10" suggests), infers the symbols it has no entry for,
+/// and says per symbol which; `--exchange-info` overrides the bundled entry.
+#[test]
+fn replay_takes_ticks_from_the_bundled_exchange_info_and_says_so() {
+    let sample: Vec<PathBuf> =
+        vec!["data/sample/btcusdt_20230404.dat.gz".into(), "data/sample/btcusdt_20230405.dat.gz".into()];
+    let r = replay_with(&sample, None);
+    assert!(
+        rusto::report::to_text(&r).contains("\ntick/step: BTCUSDT 0.10/0.001 bundled\n"),
+        "{}",
+        rusto::report::to_text(&r)
+    );
+    let j = rusto::report::to_json(&r);
+    assert_eq!(scales(&j, "BTCUSDT"), serde_json::json!({"tick": "0.10", "step": "0.001", "source": "bundled"}));
+    assert_eq!(j["malformed"], 0);
+    // The 2021 body given as a file wins: BTCUSDT was at tick 0.01 then (every 0.10 price is on that grid too).
+    let j = replay_json(&sample, Some("tests/data/BINANCE_FUTURES.0.txt".into()));
+    assert_eq!(scales(&j, "BTCUSDT"), serde_json::json!({"tick": "0.01", "step": "0.001", "source": "exchange_info"}));
+    let cf: Vec<PathBuf> =
+        vec!["tests/data/BINANCE_FUTURES.ws.1.0.txt".into(), "tests/data/BINANCE_FUTURES.http.0.0.txt".into()];
+    let j = replay_json(&cf, None);
+    assert_eq!(scales(&j, "SUSHIUSDT"), serde_json::json!({"tick": "0.0010", "step": "1", "source": "bundled"}));
+    assert_eq!(scales(&j, "AKROUSDT"), serde_json::json!({"tick": "0.00001", "step": "1", "source": "bundled"}));
+    assert_eq!(scales(&j, "KEEPUSDT"), serde_json::json!({"tick": "0.0001", "step": "1", "source": "bundled"}));
+    // CTKUSDT is not bundled (its snapshot holds levels off the 2021-07 grid): inferred from its first price.
+    assert_eq!(scales(&j, "CTKUSDT")["source"], "inferred");
+    assert_eq!(j["malformed"], 0);
+}
+
+/// A BTCUSDT price off the bundled 0.10 grid is a counted malformed frame (`decimal`: not on the tick grid), and
+/// the flow keeps only the good trade; before the bundled table, "28145.15" taught an inferred 0.01 tick instead.
+#[test]
+fn a_price_off_the_bundled_tick_is_a_counted_malformed_frame() {
+    let good = r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1680652700455,"T":1680652700452,"s":"BTCUSDT","t":1,"p":"28145.10","q":"0.002","X":"MARKET","m":true}}"#;
+    let off = good.replace("28145.10", "28145.15").replace("\"t\":1,", "\"t\":2,");
+    let text = format!("1680652700441533 {off}\n1680652700441534 {good}\n");
+    let p = std::env::temp_dir().join(format!("rusto-offgrid-{}.txt", std::process::id()));
+    std::fs::write(&p, text).unwrap();
+    let j = replay_json(std::slice::from_ref(&p), None);
+    let _ = std::fs::remove_file(&p);
+    assert_eq!(j["malformed"], 1);
+    assert_eq!(j["malformed_kinds"], serde_json::json!({"decimal": 1}));
+    assert_eq!(j["symbols"]["BTCUSDT"]["trades"], 1);
+    assert_eq!(scales(&j, "BTCUSDT"), serde_json::json!({"tick": "0.10", "step": "0.001", "source": "bundled"}));
+}

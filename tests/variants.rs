@@ -30,9 +30,15 @@ fn variants_trade_on_the_same_feed_and_are_compared() {
     };
     let r = run_replay(&cfg, &opts).unwrap();
     let s = &r.engine.symbols[0];
-    assert_eq!(s.trader().signals, [1, 1], "base: the sample's long and short");
-    assert_eq!(s.variants()[0].signals, [1, 1], "quick_tp has the base entry rules");
-    assert_eq!(s.variants()[1].signals, [0, 1], "strict filters the long (imbalance 12.8 < 15)");
+    // At BTCUSDT's real 0.10 tick (bundled exchangeInfo; 1 USDT bars = 10 ticks) the sample gives one long and
+    // two shorts (before, at an inferred 0.01 tick: one of each).
+    assert_eq!(s.trader().signals, [1, 2], "base: the sample's long and two shorts");
+    assert_eq!(s.variants()[0].signals, [1, 2], "quick_tp has the base entry rules");
+    assert_eq!(
+        s.variants()[1].signals,
+        [0, 2],
+        "strict filters the range_low long (imbalance 1.24 < 15); range_high keeps the base threshold"
+    );
     // Every trader's positions are stored under its name, with their own accounts.
     let c = rusqlite::Connection::open(&db).unwrap();
     let n = |v: &str| -> i64 {

@@ -14,10 +14,10 @@ use crate::ingest::parse::{MAX_EVENTS_PER_FRAME, Parser};
 use crate::persist::writer::Persist;
 use crate::recording::reader::{FeedError, Line, classify};
 use crate::recording::source::{Speed, check_distinct, run_source};
-use crate::report::summary::ReplayReport;
+use crate::report::summary::{ReplayReport, ScaleSource, SymbolScales};
 use crate::types::event::MarketEvent;
 use crate::types::record::Record;
-use crate::types::symbols::{SymbolSpec, SymbolTable};
+use crate::types::symbols::{SymbolId, SymbolName, SymbolSpec, SymbolTable};
 
 /// Errors of a replay.
 #[derive(Debug, thiserror::Error)]
@@ -90,10 +90,7 @@ pub fn run_replay(cfg: &Config, opts: &ReplayOptions) -> Result<ReplayReport, Re
         }
     }
     check_distinct(&opts.files)?;
-    let specs = match &opts.exchange_info {
-        Some(p) => load_exchange_info(p)?,
-        None => Vec::new(),
-    };
+    let (specs, given) = replay_specs(opts.exchange_info.as_deref())?;
     let mut engine = Engine::new(cfg.engine());
     let inputs: Vec<String> = opts.files.iter().map(|f| f.display().to_string()).collect();
     let db = open_db(cfg, &mut engine, opts.db.as_deref(), "replay", &inputs.join(" "))?;
@@ -114,6 +111,7 @@ pub fn run_replay(cfg: &Config, opts: &ReplayOptions) -> Result<ReplayReport, Re
         spawn_pinned("net", cfg.pipeline.net_core, move || run_source(parser, files, max_line, speed, publisher))?;
 
     let (parser, feed, parse_stage, feed_result) = join(net_h, "net")?;
+    let scale_sources = scale_sources(parser.symbols(), &given);
     let end = backend.join()?;
     let elapsed = started.elapsed();
     // parse, the compute stages in print order, persist_commit, then tick_to_decision last.
@@ -131,5 +129,37 @@ pub fn run_replay(cfg: &Config, opts: &ReplayOptions) -> Result<ReplayReport, Re
         latency,
         elapsed,
         vwap_band_sigmas: cfg.profile.vwap_band_sigmas,
+        scale_sources,
     })
+}
+
+/// The specs the replay's parser starts with: those of the `--exchange-info` file, then the bundled entries
+/// (`data/exchange-info/`) of the symbols the file does not name. Also the names the file gave.
+fn replay_specs(file: Option<&std::path::Path>) -> Result<(Vec<SymbolSpec>, Vec<SymbolName>), ReplayError> {
+    let mut specs = match file {
+        Some(p) => load_exchange_info(p)?,
+        None => Vec::new(),
+    };
+    let given: Vec<SymbolName> = specs.iter().map(|s| s.name).collect();
+    let bundled = crate::ingest::parse::bundled_specs().map_err(|e| ReplayError::ExchangeInfo {
+        path: "data/exchange-info/binance-usdm.json".into(),
+        msg: e.to_string(),
+    })?;
+    specs.extend(bundled.into_iter().filter(|b| !given.contains(&b.name)));
+    Ok((specs, given))
+}
+
+/// Where each interned symbol's scales came from: the file (`given`), the bundled table, or inferred.
+fn scale_sources(table: &SymbolTable, given: &[SymbolName]) -> Vec<SymbolScales> {
+    (0..table.len())
+        .map(|i| {
+            let e = table.get(i as SymbolId);
+            let source = match (e.from_exchange_info, given.contains(&e.name)) {
+                (true, true) => ScaleSource::ExchangeInfo,
+                (true, false) => ScaleSource::Bundled,
+                (false, _) => ScaleSource::Inferred,
+            };
+            SymbolScales { name: e.name, tick: e.price, step: e.qty, source }
+        })
+        .collect()
 }

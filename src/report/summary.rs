@@ -33,6 +33,70 @@ pub struct ReplayReport {
     pub elapsed: Duration,
     /// VWAP band width (σ) for reports.
     pub vwap_band_sigmas: f64,
+    /// Where each symbol's tick and step came from.
+    pub(crate) scale_sources: Vec<SymbolScales>,
+}
+
+/// Where a symbol's tick and step sizes came from in a replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ScaleSource {
+    /// The `--exchange-info` file.
+    ExchangeInfo,
+    /// The exchangeInfo entries bundled with the binary (`data/exchange-info/`).
+    Bundled,
+    /// Inferred from the decimals of the first price and quantity seen (no entry anywhere).
+    Inferred,
+}
+
+impl ScaleSource {
+    /// The name in reports.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ScaleSource::ExchangeInfo => "exchange_info",
+            ScaleSource::Bundled => "bundled",
+            ScaleSource::Inferred => "inferred",
+        }
+    }
+}
+
+/// One symbol's scales at the end of a replay and where they came from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SymbolScales {
+    /// Symbol.
+    pub(crate) name: SymbolName,
+    /// Tick size (`None` when no price was ever seen).
+    pub(crate) tick: Option<Scale>,
+    /// Step size (`None` when no non-zero quantity was ever seen).
+    pub(crate) step: Option<Scale>,
+    /// Where they came from.
+    pub(crate) source: ScaleSource,
+}
+
+/// A tick or step size as its decimal text ("0.10" for dec 2, unit 10).
+fn scale_text(s: Option<Scale>) -> Option<String> {
+    s.map(|s| Scale::decimals(s.dec).to_string(s.unit))
+}
+
+/// The tick/step line of a symbol in the `--json` object: `{"tick", "step", "source"}`.
+fn scales_json(r: &ReplayReport, name: SymbolName) -> Value {
+    match r.scale_sources.iter().find(|s| s.name == name) {
+        Some(s) => json!({"tick": scale_text(s.tick), "step": scale_text(s.step), "source": s.source.name()}),
+        None => Value::Null,
+    }
+}
+
+/// The text summary's tick-source line: `tick/step: BTCUSDT 0.10/0.001 bundled, …`.
+fn scales_line(r: &ReplayReport) -> String {
+    let items: Vec<String> = r
+        .scale_sources
+        .iter()
+        .map(|s| {
+            let t = scale_text(s.tick).unwrap_or_else(|| "-".into());
+            let q = scale_text(s.step).unwrap_or_else(|| "-".into());
+            format!("{} {t}/{q} {}", s.name, s.source.name())
+        })
+        .collect();
+    if items.is_empty() { String::new() } else { format!("tick/step: {}\n", items.join(", ")) }
 }
 
 /// What a live run did.
@@ -172,6 +236,7 @@ fn symbol_json(r: &ReplayReport, s: &SymbolState) -> Value {
     let exits = counts(ExitReason::ALL.iter().map(|x| (x.name(), t.exits_by_reason[x.index()])));
     let by_regime = counts(Regime::ALL.iter().map(|g| (g.name(), s.signals_by_regime[g.index()])));
     json!({
+        "scales": scales_json(r, s.name),
         "trades": s.trades,
         "trade_qty": s.qty.map(|q| q.to_string(s.trade_qty)).unwrap_or_else(|| s.trade_qty.to_string()),
         "non_market_trades": s.non_market_trades,
@@ -430,6 +495,7 @@ pub fn to_text(r: &ReplayReport) -> String {
         r.engine.stats.records_lost
     ));
     s.push_str(&book_table(r));
+    s.push_str(&scales_line(r));
     for sym in &r.engine.symbols {
         s.push_str(&dropped_line(sym));
     }

@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use rusto::ingest::{FrameKind, ParseError};
+use rusto::types::DecimalError::Syntax;
 use rusto::types::MarketEvent;
 
 const AGG_TRADE: &str = r#"{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1680652700455,"s":"BTCUSDT","a":1,"p":"28145.10","q":"0.002","f":10,"l":11,"T":1680652700452,"m":true}}"#;
@@ -312,4 +313,66 @@ fn a_file_without_one_valid_frame_is_an_error() {
         let r = super::replay(vec![super::tmp(name, bytes)]).unwrap();
         assert_eq!(r.parse.frames, 0, "{name}");
     }
+}
+
+/// `frame` without its string field `field` (the `,"field":"…"` pair removed).
+fn without(frame: &str, field: &str) -> String {
+    let key = format!(",\"{field}\":\"");
+    let at = frame.find(&key).unwrap_or_else(|| panic!("{field} in {frame}"));
+    let end = at + key.len() + frame[at + key.len()..].find('"').unwrap() + 1;
+    format!("{}{}", &frame[..at], &frame[end..])
+}
+
+/// Every markPrice frame with a missing or non-numeric `p` or `r`, with the error it must give.
+fn bad_mark_price_cases() -> Vec<(String, ParseError)> {
+    let mut cases = Vec::new();
+    for name in ["p", "r"] {
+        cases.push((without(MARK_PRICE, name), ParseError::MissingField(name)));
+        for value in ["abc", "", "1.2.3", "0x10"] {
+            cases.push((with(MARK_PRICE, name, value), ParseError::Decimal(name, Syntax)));
+        }
+    }
+    cases
+}
+
+/// Issue 10 (bad input): a markPrice frame with a missing or non-numeric mark price `p` or funding rate `r` is a
+/// malformed frame (`missing_field` / `decimal`), on the fast path and on the simd-json path alike; nothing is
+/// emitted and no markPrice is counted.
+#[test]
+fn a_mark_price_without_a_numeric_p_or_r_is_malformed() {
+    let cases = bad_mark_price_cases();
+    assert_eq!(cases.len(), 10);
+    for fast in [true, false] {
+        let mut p = super::parser();
+        p.set_fast_path(fast);
+        for (frame, want) in &cases {
+            let (r, len) = super::parse(&mut p, frame.as_bytes());
+            assert_eq!(r, Err(*want), "fast path {fast}: {frame}");
+            assert_eq!(len, 1, "no event of a refused frame: {frame}");
+        }
+        let (missing, decimal) = (ParseError::MissingField("r").index(), ParseError::Decimal("r", Syntax).index());
+        assert_eq!((ParseError::kind_name(missing), ParseError::kind_name(decimal)), ("missing_field", "decimal"));
+        assert_eq!((p.stats.malformed[missing], p.stats.malformed[decimal]), (2, 8), "fast path {fast}");
+        assert_eq!(p.stats.malformed_total(), 10);
+        assert_eq!(p.stats.mark_price, 0);
+        let (r, _) = super::parse(&mut p, MARK_PRICE.as_bytes());
+        assert_eq!(r, Ok(FrameKind::Market), "the good frame still parses");
+        assert_eq!(p.stats.mark_price, 1);
+    }
+}
+
+/// The same cases through a replay: counted under `malformed_kinds`, with exact counts per kind.
+#[test]
+fn a_replay_counts_bad_mark_prices_by_kind() {
+    let cases = bad_mark_price_cases();
+    let mut text = Vec::new();
+    let ts = 1_680_652_700_441_533u64;
+    writeln!(text, "{ts} {}", super::TRADE).unwrap();
+    for (k, (frame, _)) in cases.iter().enumerate() {
+        writeln!(text, "{} {frame}", ts + 1 + k as u64).unwrap();
+    }
+    let r = super::replay(vec![super::tmp("bad-mark-price.txt", &text)]).unwrap();
+    let j = rusto::report::to_json(&r);
+    assert_eq!(j["malformed"], 10);
+    assert_eq!(j["malformed_kinds"], serde_json::json!({"missing_field": 2, "decimal": 8}));
 }

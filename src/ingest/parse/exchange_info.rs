@@ -114,3 +114,41 @@ pub fn parse_exchange_info(body: &[u8]) -> Result<Vec<SymbolSpec>, ParseError> {
         _ => Err(ParseError::WrongType("symbols")),
     }
 }
+
+/// Real exchangeInfo entries bundled with the binary for the symbols of the bundled and shared recordings (sources
+/// in `data/exchange-info/README.md`). Replay looks a symbol up here before inferring its scales.
+const BUNDLED_EXCHANGE_INFO: &str = include_str!("../../../data/exchange-info/binance-usdm.json");
+
+/// The specs of the bundled exchangeInfo entries (start-up path; allocates).
+pub(crate) fn bundled_specs() -> Result<Vec<SymbolSpec>, ParseError> {
+    parse_exchange_info(BUNDLED_EXCHANGE_INFO.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec<'a>(specs: &'a [SymbolSpec], name: &str) -> &'a SymbolSpec {
+        specs.iter().find(|s| s.name.as_str() == name).unwrap_or_else(|| panic!("{name} bundled"))
+    }
+
+    /// The bundled table holds the symbols of the bundled and shared recordings whose real filters every price of
+    /// theirs is on, with Binance's filters: BTCUSDT at tick 0.10 (not the 0.01 the decimals of "28145.10" suggest)
+    /// and step 0.001. CTKUSDT, KSMUSDT and YFIUSDT are left out (see data/exchange-info/README.md).
+    #[test]
+    fn the_bundled_table_holds_the_recordings_symbols_with_their_real_filters() {
+        let specs = bundled_specs().unwrap();
+        assert_eq!(specs.len(), 10);
+        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        assert!(!names.contains(&"CTKUSDT") && !names.contains(&"KSMUSDT") && !names.contains(&"YFIUSDT"));
+        let btc = spec(&specs, "BTCUSDT");
+        assert_eq!((btc.tick, btc.step), (Scale { dec: 2, unit: 10 }, Scale { dec: 3, unit: 1 }));
+        assert_eq!((btc.price_precision, btc.qty_precision), (2, 3));
+        let xmr = spec(&specs, "XMRUSDT");
+        assert_eq!((xmr.tick, xmr.step), (Scale { dec: 2, unit: 1 }, Scale { dec: 3, unit: 1 }));
+        let sushi = spec(&specs, "SUSHIUSDT");
+        assert_eq!((sushi.tick, sushi.step), (Scale { dec: 4, unit: 10 }, Scale { dec: 0, unit: 1 }));
+        let dent = spec(&specs, "DENTUSDT");
+        assert_eq!((dent.tick, dent.step), (Scale { dec: 6, unit: 1 }, Scale { dec: 0, unit: 1 }));
+    }
+}

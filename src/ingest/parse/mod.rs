@@ -17,7 +17,8 @@
 //! - Values: a trade's price and quantity, a bookTicker's four prices and quantities and a markPriceUpdate's mark
 //!   and index prices must be > 0, else [`ParseError::NotPositive`] (checked before the frame may teach the symbol
 //!   table a scale); a depth level may have quantity 0 (a deleted level) but no negative value
-//!   ([`ParseError::PriceRange`]). Funding rates may be negative.
+//!   ([`ParseError::PriceRange`]). Funding rates may be negative; a markPriceUpdate without `r` is
+//!   [`ParseError::MissingField`], a non-numeric `p` or `r` [`ParseError::Decimal`].
 //! - Limits: a frame is at most `max_frame_bytes`; a depth side has at most [`MAX_LEVELS_PER_SIDE`] levels.
 
 pub(crate) mod exchange_info;
@@ -25,6 +26,7 @@ pub(crate) mod fast;
 pub(crate) mod fields;
 pub(crate) mod tape;
 
+pub(crate) use exchange_info::bundled_specs;
 pub use exchange_info::parse_exchange_info;
 pub use fields::{MAX_LEVELS_PER_SIDE, ParseError};
 
@@ -397,7 +399,7 @@ impl Parser {
             }
         };
         log::warn!(
-            "{}: no exchangeInfo entry; {what} inferred as 1e-{} from {text:?}",
+            "{}: no exchangeInfo entry (neither given nor bundled); {what} inferred as 1e-{} from {text:?}",
             self.symbols.get(id).name,
             d.dec
         );
@@ -684,18 +686,15 @@ impl Parser {
         let sym = need_str(m, F::LowerS, "s")?;
         let p = need_str(m, F::LowerP, "p")?;
         let e_ms = need_int(m, F::UpperE, "E")?;
-        let e8 = |s: Option<&str>, name: &'static str| -> Result<i64, ParseError> {
-            match s {
-                Some(s) => parse_e8(s.as_bytes()).map_err(|e| ParseError::Decimal(name, e)),
-                None => Ok(0),
-            }
-        };
+        // The funding rate is required: a mark price without one cannot settle funding (issue 10 item 5), so a
+        // frame without it, or with a non-numeric one, is a malformed frame like a bad `p`.
+        let r = need_str(m, F::LowerR, "r")?;
         let mark = positive_e8(p, "p")?;
         let index = match opt_str(m, F::LowerI, "i")? {
             Some(i) => positive_e8(i, "i")?,
             None => 0,
         };
-        let rate = e8(opt_str(m, F::LowerR, "r")?, "r")?;
+        let rate = parse_e8(r.as_bytes()).map_err(|e| ParseError::Decimal("r", e))?;
         let next = opt_int(m, F::UpperT, "T")?.unwrap_or(0);
         let sid = self.intern(sym)?;
         let mut ev = MarketEvent::new(EventKind::MarkPrice, sid, ms_to_ns(e_ms), meta.local_ts_ns, meta.stamp_ns);
