@@ -375,12 +375,10 @@ fn an_open_position_keeps_its_symbol_subscribed_until_it_closes() {
     let mut args: Vec<&str> = feed.to_vec();
     args.extend([a.to_str().unwrap(), b.to_str().unwrap()]);
     let ex = spawn_exchange(dir.clone(), &args);
-    // The exchange's BTCUSDT tick is 0.1 (replay without exchangeInfo uses 0.01): 10 ticks keep the 1 USDT bars.
+    // BTCUSDT's tick is 0.10 (the exchange and the bundled exchangeInfo agree): range_ticks = 10 gives 1 USDT bars.
     // A soft stop at any adverse move after 300 s (3 s at 100x) closes the position by the market, after the
     // test had time to see it open and the next reselection to drop the symbol.
-    let loose = std::fs::read_to_string(root.join("tests/config/loose-signals.toml"))
-        .unwrap()
-        .replace("range_ticks = 100", "range_ticks = 10");
+    let loose = std::fs::read_to_string(root.join("tests/config/loose-signals.toml")).unwrap();
     let loose = format!("{loose}\n[position]\nsoft_stop_seconds = 300\nsoft_stop_drawdown_pct = 0.0\n");
     let cfg = dir.join("rusto.toml");
     std::fs::write(

@@ -822,7 +822,9 @@ mod freshest_touch {
     /// better than the freshest touch).
     fn check(cfg: &Config, files: &[&str]) -> (usize, f64) {
         let files: Vec<std::path::PathBuf> = files.iter().map(Into::into).collect();
-        let parser = Parser::new(SymbolTable::new(cfg.parser.max_symbols, Vec::new()), cfg.parser.max_frame_bytes);
+        // BTCUSDT's real tick (0.10) from the bundled exchangeInfo, as `rusto replay` uses it (the bars are in ticks).
+        let specs = crate::ingest::parse::exchange_info::bundled_specs().unwrap();
+        let parser = Parser::new(SymbolTable::new(cfg.parser.max_symbols, specs), cfg.parser.max_frame_bytes);
         let (tx, mut rx) = ring::<MarketEvent>(1 << 16);
         let publisher = Publisher::new(tx, FullPolicy::Spin, cfg.parser.max_symbols);
         let max_line = cfg.parser.max_frame_bytes + 64;

@@ -195,8 +195,17 @@ impl Trader {
         out: &mut impl FnMut(Record),
     ) {
         let buy = signal.side == Side::Long;
+        // The freshest touch: the book's top as clipped by newer tickers and trades (compute/market/touch.rs), so
+        // the realised slippage is measured against the market as it stood, not as the last diff left it.
         let (bid, ask) = c.book.top();
-        let touch = if buy { ask } else { bid }.map_or(0.0, |l| l.px as f64);
+        let touch = if buy {
+            let limit = c.book.clip.ask_limit().map(|l| l.px);
+            ask.map(|l| limit.map_or(l.px, |x| x.max(l.px)))
+        } else {
+            let limit = c.book.clip.bid_limit().map(|l| l.px);
+            bid.map(|l| limit.map_or(l.px, |x| x.min(l.px)))
+        };
+        let touch = touch.map_or(0.0, |px| px as f64);
         let entry = Entry {
             seq,
             side: signal.side,
