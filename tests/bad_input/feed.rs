@@ -37,6 +37,18 @@ fn not_positive_cases() -> Vec<(String, ParseError)> {
     cases
 }
 
+/// A fresh parser (fast path on or off) fed every case: each is refused with its error and emits nothing.
+fn refused_each(cases: &[(String, ParseError)], fast: bool) -> rusto::ingest::Parser {
+    let mut p = super::parser();
+    p.set_fast_path(fast);
+    for (frame, want) in cases {
+        let (r, len) = super::parse(&mut p, frame.as_bytes());
+        assert_eq!(r, Err(*want), "fast path {fast}: {frame}");
+        assert_eq!(len, 1, "no event of a refused frame: {frame}");
+    }
+    p
+}
+
 /// Issue 14 item 3: a zero or negative trade, aggTrade, bookTicker or markPrice price or quantity is a malformed
 /// frame (`not_positive`), on the fast path and on the simd-json path alike; nothing is emitted, no scale is
 /// learnt from it, and the next good frame parses as before.
@@ -45,13 +57,7 @@ fn zero_or_negative_prices_and_quantities_are_refused_by_kind() {
     let cases = not_positive_cases();
     assert_eq!(cases.len(), 4 * (2 + 2 + 4 + 2));
     for fast in [true, false] {
-        let mut p = super::parser();
-        p.set_fast_path(fast);
-        for (frame, want) in &cases {
-            let (r, len) = super::parse(&mut p, frame.as_bytes());
-            assert_eq!(r, Err(*want), "fast path {fast}: {frame}");
-            assert_eq!(len, 1, "no event of a refused frame: {frame}");
-        }
+        let mut p = refused_each(&cases, fast);
         let k = ParseError::NotPositive("p").index();
         assert_eq!(ParseError::kind_name(k), "not_positive");
         assert_eq!(p.stats.malformed[k], cases.len() as u64);
@@ -67,19 +73,24 @@ fn zero_or_negative_prices_and_quantities_are_refused_by_kind() {
     }
 }
 
-/// The same cases through a replay: counted under `malformed_kinds.not_positive`, traded quantity and CVD those of
-/// the one good trade.
-#[test]
-fn a_replay_counts_zero_or_negative_values_as_malformed_and_leaves_the_flow_alone() {
-    let cases = not_positive_cases();
+/// Replays one good trade followed by each case's frame (a recording named `name`); returns the JSON summary.
+fn replay_after_a_good_trade(name: &str, cases: &[(String, ParseError)]) -> serde_json::Value {
     let mut text = Vec::new();
     let ts = 1_680_652_700_441_533u64;
     writeln!(text, "{ts} {}", super::TRADE).unwrap();
     for (k, (frame, _)) in cases.iter().enumerate() {
         writeln!(text, "{} {frame}", ts + 1 + k as u64).unwrap();
     }
-    let r = super::replay(vec![super::tmp("not-positive.txt", &text)]).unwrap();
-    let j = rusto::report::to_json(&r);
+    let r = super::replay(vec![super::tmp(name, &text)]).unwrap();
+    rusto::report::to_json(&r)
+}
+
+/// The same cases through a replay: counted under `malformed_kinds.not_positive`, traded quantity and CVD those of
+/// the one good trade.
+#[test]
+fn a_replay_counts_zero_or_negative_values_as_malformed_and_leaves_the_flow_alone() {
+    let cases = not_positive_cases();
+    let j = replay_after_a_good_trade("not-positive.txt", &cases);
     assert_eq!(j["malformed"], cases.len());
     assert_eq!(j["malformed_kinds"], serde_json::json!({"not_positive": cases.len()}));
     let btc = &j["symbols"]["BTCUSDT"];
@@ -343,13 +354,7 @@ fn a_mark_price_without_a_numeric_p_or_r_is_malformed() {
     let cases = bad_mark_price_cases();
     assert_eq!(cases.len(), 10);
     for fast in [true, false] {
-        let mut p = super::parser();
-        p.set_fast_path(fast);
-        for (frame, want) in &cases {
-            let (r, len) = super::parse(&mut p, frame.as_bytes());
-            assert_eq!(r, Err(*want), "fast path {fast}: {frame}");
-            assert_eq!(len, 1, "no event of a refused frame: {frame}");
-        }
+        let mut p = refused_each(&cases, fast);
         let (missing, decimal) = (ParseError::MissingField("r").index(), ParseError::Decimal("r", Syntax).index());
         assert_eq!((ParseError::kind_name(missing), ParseError::kind_name(decimal)), ("missing_field", "decimal"));
         assert_eq!((p.stats.malformed[missing], p.stats.malformed[decimal]), (2, 8), "fast path {fast}");
@@ -365,14 +370,7 @@ fn a_mark_price_without_a_numeric_p_or_r_is_malformed() {
 #[test]
 fn a_replay_counts_bad_mark_prices_by_kind() {
     let cases = bad_mark_price_cases();
-    let mut text = Vec::new();
-    let ts = 1_680_652_700_441_533u64;
-    writeln!(text, "{ts} {}", super::TRADE).unwrap();
-    for (k, (frame, _)) in cases.iter().enumerate() {
-        writeln!(text, "{} {frame}", ts + 1 + k as u64).unwrap();
-    }
-    let r = super::replay(vec![super::tmp("bad-mark-price.txt", &text)]).unwrap();
-    let j = rusto::report::to_json(&r);
+    let j = replay_after_a_good_trade("bad-mark-price.txt", &cases);
     assert_eq!(j["malformed"], 10);
     assert_eq!(j["malformed_kinds"], serde_json::json!({"missing_field": 2, "decimal": 8}));
 }
