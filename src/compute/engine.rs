@@ -361,7 +361,7 @@ impl SymbolState {
         self.book_tickers += 1;
         let t = Ticker::of(e);
         // A ticker ahead of the book clips its top until the diff with its `u` is applied.
-        self.book.clip.on_ticker((t.bid_px, t.bid_qty), (t.ask_px, t.ask_qty), t.u, self.book.last_update_id());
+        self.book.clip_by_ticker((t.bid_px, t.bid_qty), (t.ask_px, t.ask_qty), t.u);
         let c = self.audit_queue.on_ticker(t, &self.book);
         self.add_audit(c);
     }
@@ -572,7 +572,7 @@ impl Engine {
         s.trades += 1;
         s.trade_qty += qty;
         // The trade consumed the levels beyond its price: no fill from here on takes them (see `market::touch`).
-        s.book.clip.on_trade(px, maker, e.exch_ts_ns, s.book.last_update_ns);
+        s.book.clip_by_trade(px, maker, e.exch_ts_ns);
         let mut verdict = Verdict::None;
         if let Some(bar) = s.bars.on_trade(px, qty, maker, e.exch_ts_ns, trade_id) {
             // The closed bar is evaluated with the flow and profile as of its last trade; the trade that closed it
@@ -699,7 +699,6 @@ impl Engine {
         let o = s.book.on_event(e);
         s.forward_snapshot_request(id, out);
         if matches!(o, BookOutcome::Applied | BookOutcome::Synced) {
-            s.book.clip.on_depth(s.book.last_update_id(), s.book.last_update_ns);
             if !s.audit_queue.is_empty() {
                 let c = s.audit_queue.settle(&s.book);
                 s.add_audit(c);

@@ -307,7 +307,8 @@ pub struct Book {
     cur_u: u64,
     // Local receive time of the first diff held in the reorder window.
     reorder_since_ns: i64,
-    // True while held diffs are being re-fed (so a held diff that still does not chain is held again, not a gap).
+    // True while buffered diffs are being re-fed (after a snapshot or in the reorder window): an applied diff does
+    // not start a nested re-feed, and a held diff that still does not chain is held again, not a gap.
     refeeding: bool,
     /// Counters.
     pub stats: BookStats,
@@ -315,7 +316,8 @@ pub struct Book {
     pub wants_snapshot: bool,
     request_pending: bool,
     /// The clips fresher events (bookTicker, trades) put on the top until a diff supersedes them; kept here so
-    /// every fill walk of the book sees them (updated by the engine, see [`crate::compute::market::touch`]).
+    /// every fill walk of the book sees them. Set through [`Book::clip_by_ticker`] and [`Book::clip_by_trade`];
+    /// the book expires them itself whenever it applies a message (see [`crate::compute::market::touch`]).
     pub clip: Touch,
 }
 
@@ -383,6 +385,18 @@ impl Book {
     fn clear_buffer(&mut self) {
         self.stats.depth_before_sync += messages(&self.buffer);
         self.buffer.clear();
+    }
+
+    /// A bookTicker arrived: it clips the top while its `u` is ahead of the book ([`Touch::on_ticker`]).
+    #[inline]
+    pub fn clip_by_ticker(&mut self, bid: (i64, i64), ask: (i64, i64), u: u64) {
+        self.clip.on_ticker(bid, ask, u, self.last_u);
+    }
+
+    /// A market trade arrived: it clips the side it consumed while it is newer than the book ([`Touch::on_trade`]).
+    #[inline]
+    pub fn clip_by_trade(&mut self, px: i64, buyer_is_maker: bool, ts_ns: i64) {
+        self.clip.on_trade(px, buyer_is_maker, ts_ns, self.last_update_ns);
     }
 
     /// Marks the book unsynced because data was lost upstream (e.g. a frame dropped on a full ring).
@@ -615,6 +629,7 @@ impl Book {
         }
         self.last_u = self.cur_u;
         self.last_update_ns = ts;
+        self.clip.on_depth(self.last_u, ts);
         self.stats.depth_applied += 1;
         if self.state == SyncState::Reordering {
             if self.refeeding {
@@ -644,24 +659,13 @@ impl Book {
     /// applies those that now continue the chain, holds the rest again) until a pass applies nothing. With nothing
     /// held the book is synced again; otherwise the window goes on.
     fn refeed_held(&mut self) -> BookOutcome {
-        self.refeeding = true;
         loop {
             let before = self.last_u;
-            std::mem::swap(&mut self.buffer, &mut self.scratch);
-            for i in 0..self.scratch.len() {
-                let ev = self.scratch[i];
-                match ev.kind {
-                    EventKind::Depth => self.on_depth_header(&ev),
-                    EventKind::Levels => self.on_levels(&ev),
-                    _ => BookOutcome::Pending,
-                };
-            }
-            self.scratch.clear();
+            self.refeed_buffer();
             if self.last_u == before || self.buffer.is_empty() {
                 break;
             }
         }
-        self.refeeding = false;
         if !self.buffer.is_empty() {
             return BookOutcome::Pending;
         }
@@ -683,11 +687,29 @@ impl Book {
     fn finish_snapshot(&mut self) -> BookOutcome {
         self.stats.snapshots_applied += 1;
         self.last_u = self.snapshot_id;
+        self.clip.on_depth(self.last_u, self.last_update_ns);
         self.state = SyncState::AwaitingBridge;
         self.wants_snapshot = false;
         self.request_pending = false;
-        // Replay the buffered diffs through the same state machine. The buffer and the preallocated scratch swap
-        // roles, so events re-buffered during the replay (after a stale snapshot) need no allocation.
+        let mut outcome = self.refeed_buffer();
+        if self.state == SyncState::Reordering {
+            // The buffer held diffs out of order: apply the rest in chain order as in the reorder window.
+            outcome = match self.refeed_held() {
+                BookOutcome::Pending => outcome,
+                o => o,
+            };
+        }
+        self.debug_check_all();
+        outcome
+    }
+
+    /// Feeds the buffered diffs through the state machine again (after a snapshot, or in the reorder window once
+    /// the chain moved); returns the strongest outcome. The buffer and the preallocated scratch swap roles, so
+    /// events buffered again meanwhile (after a stale snapshot, or still ahead of the chain) need no allocation.
+    fn refeed_buffer(&mut self) -> BookOutcome {
+        // While re-feeding, an applied diff in the reorder window does not start another re-feed (the caller's
+        // loop does), and the window's time limit does not apply (these diffs arrived within it).
+        let was_refeeding = std::mem::replace(&mut self.refeeding, true);
         std::mem::swap(&mut self.buffer, &mut self.scratch);
         let mut outcome = BookOutcome::Pending;
         for i in 0..self.scratch.len() {
@@ -700,7 +722,7 @@ impl Book {
             outcome = outcome.max_outcome(o);
         }
         self.scratch.clear();
-        self.debug_check_all();
+        self.refeeding = was_refeeding;
         outcome
     }
 }
@@ -853,6 +875,17 @@ mod tests {
         feed(&mut b, &diff(16, 18, 15, &[(100, 4)], &[]));
         assert_eq!(b.stats.duplicates, 2);
         assert_eq!(feed(&mut b, &diff(21, 21, 20, &[(99, 1)], &[])), BookOutcome::Applied);
+    }
+
+    #[test]
+    fn diffs_buffered_out_of_order_before_the_snapshot_are_applied_in_chain_order() {
+        let mut b = Book::new(BookConfig { max_levels: 100, buffer_events: 1024 });
+        feed(&mut b, &diff(11, 12, 10, &[(100, 2)], &[]));
+        feed(&mut b, &diff(16, 18, 15, &[(100, 4)], &[]));
+        feed(&mut b, &diff(13, 15, 12, &[(100, 3)], &[]));
+        assert_eq!(feed(&mut b, &snapshot(11, &[(100, 1)], &[(105, 1)])), BookOutcome::Synced);
+        assert_eq!((b.last_update_id(), top(&b)), (18, (100, 4, 105, 1)));
+        assert_eq!((b.stats.reordered, b.stats.gaps, b.stats.resyncs, b.buffered_messages()), (1, 0, 1, 0));
     }
 
     #[test]

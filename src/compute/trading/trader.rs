@@ -195,17 +195,9 @@ impl Trader {
         out: &mut impl FnMut(Record),
     ) {
         let buy = signal.side == Side::Long;
-        // The freshest touch: the book's top as clipped by newer tickers and trades (compute/market/touch.rs), so
-        // the realised slippage is measured against the market as it stood, not as the last diff left it.
-        let (bid, ask) = c.book.top();
-        let touch = if buy {
-            let limit = c.book.clip.ask_limit().map(|l| l.px);
-            ask.map(|l| limit.map_or(l.px, |x| x.max(l.px)))
-        } else {
-            let limit = c.book.clip.bid_limit().map(|l| l.px);
-            bid.map(|l| limit.map_or(l.px, |x| x.min(l.px)))
-        };
-        let touch = touch.map_or(0.0, |px| px as f64);
+        // The freshest touch: the first level the fill walk may take (the book's top as clipped by newer tickers and
+        // trades, compute/market/touch.rs), so the realised slippage is measured against the market as it stood.
+        let touch = gate::walk(c.book, buy, 1).0;
         let entry = Entry {
             seq,
             side: signal.side,
