@@ -10,7 +10,7 @@ use rusqlite::{Connection, params};
 use rusto::persist::{Db, Names};
 use rusto::types::Scale;
 use rusto::types::SymbolName;
-use rusto::types::{ExitReason, Record};
+use rusto::types::{ExitReason, FillKind, Liquidity, Record};
 
 const BATCH: usize = 1000;
 const ROWS: usize = 200_000;
@@ -30,7 +30,11 @@ fn fills() -> Vec<Record> {
             variant: 0,
             seq: 1,
             ts_ns: 1_680_652_800_000_000_000 + i as i64 * 1_000_000,
-            reason: if i % 2 == 0 { None } else { Some(ExitReason::Tp1) },
+            decision_ts_ns: 1_680_652_800_000_000_000 + i as i64 * 1_000_000,
+            kind: if i % 2 == 0 { FillKind::Entry } else { FillKind::Exit(ExitReason::Tp1) },
+            liquidity: if i % 2 == 0 { Liquidity::Taker } else { Liquidity::Maker },
+            trigger_px: None,
+            latency_ns: 0,
             buy: i % 2 == 0,
             qty: 1 + (i % 7) as i64,
             px: 2_814_510.0 + (i % 100) as f64,
@@ -97,12 +101,12 @@ fn persist(c: &mut Criterion) {
                             )
                             .expect("prepare");
                         for r in chunk {
-                            if let Record::Fill { ts_ns, reason, buy, qty, px, fee, pnl, .. } = *r {
+                            if let Record::Fill { ts_ns, kind, buy, qty, px, fee, pnl, .. } = *r {
                                 st.execute(params![
                                     1,
                                     1,
                                     ts_ns / 1_000_000,
-                                    reason.map_or("entry", |x| x.name()),
+                                    kind.name(),
                                     if buy { "buy" } else { "sell" },
                                     qty as f64 * 0.001,
                                     px * 0.01,

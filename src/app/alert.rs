@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crossbeam_queue::ArrayQueue;
 
 use crate::types::record::Alert;
-use crate::types::record::{ExitReason, Record};
+use crate::types::record::{ExitReason, FillKind, Record};
 
 /// `[alerts]`.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -142,7 +142,7 @@ pub(crate) fn format(r: &Record) -> Option<String> {
             features.confidence,
             features.regime.name()
         )),
-        Record::Fill { reason: Some(ExitReason::Tp1), qty, px, pnl, .. } => {
+        Record::Fill { kind: FillKind::Exit(ExitReason::Tp1), qty, px, pnl, .. } => {
             Some(format!("🎯 TP1 filled: {qty} steps @ {px:.2} ticks, pnl {pnl:+.2} USDT"))
         }
         Record::StopMoved { name, stop, .. } => {

@@ -807,6 +807,7 @@ mod freshest_touch {
     use crate::ingest::parse::Parser;
     use crate::recording::source::{Speed, run_source};
     use crate::types::event::{EventKind, MarketEvent};
+    use crate::types::record::FillKind;
     use crate::types::record::Record;
     use crate::types::symbols::SymbolTable;
 
@@ -842,7 +843,7 @@ mod freshest_touch {
             let before = fresh[e.symbol as usize % 64];
             let mut fills = Vec::new();
             engine.on_event(&e, &mut |r| {
-                if let Record::Fill { reason: None, buy, px, .. } = r {
+                if let Record::Fill { kind: FillKind::Entry, buy, px, .. } = r {
                     fills.push((buy, px));
                 }
             });

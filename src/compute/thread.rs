@@ -33,7 +33,7 @@ use crate::handoff::ring::{Consumer, Producer};
 use crate::types::clock;
 use crate::types::event::{EventKind, MarketEvent};
 use crate::types::latency::{Stage, Summary};
-use crate::types::record::{Alert, DrainCmd, ExitReason, PositionEvent, Record};
+use crate::types::record::{Alert, DrainCmd, ExitReason, FillKind, PositionEvent, Record};
 use crate::types::symbols::SymbolName;
 
 /// Live hooks of the compute thread (all optional; replay uses none).
@@ -220,7 +220,7 @@ fn route(hooks: &ComputeHooks, r: &Record, stats: &mut HookStats, positions: &mu
                 | Record::Closed { .. }
                 | Record::StopMoved { .. }
                 | Record::DailyLimitHit { .. }
-                | Record::Fill { reason: Some(ExitReason::Tp1), .. }
+                | Record::Fill { kind: FillKind::Exit(ExitReason::Tp1), .. }
         )
         && q.push(Alert::Trade(*r)).is_err()
     {

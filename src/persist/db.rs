@@ -392,14 +392,14 @@ fn write_one(
             ids.insert(pos.seq, id);
             write_entry_features(b, id, f, gate)
         }
-        Record::Fill { symbol, seq, ts_ns, reason, buy, qty, px, fee, pnl, .. } => {
+        Record::Fill { symbol, seq, ts_ns, kind, buy, qty, px, fee, pnl, .. } => {
             let (_, tv, sv) = b.names.get(symbol);
             let id = pos_id(b.tx, b.run, ids, seq)?;
             fill.execute(params![
                 b.run,
                 id,
                 ts_ns / 1_000_000,
-                reason.map_or("entry", |r| r.name()),
+                kind.name(),
                 if buy { "buy" } else { "sell" },
                 qty as f64 * sv,
                 px * tv,
@@ -559,7 +559,7 @@ pub(crate) fn is_db_record(r: &Record) -> bool {
 mod tests {
     use super::*;
     use crate::persist::recover::lock_path;
-    use crate::types::record::{Regime, Side};
+    use crate::types::record::{FillKind, Liquidity, Regime, Side};
 
     fn tmp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("rusto-dbunit-{}", std::process::id()));
@@ -597,6 +597,9 @@ mod tests {
             seq,
             side: Side::Long,
             entry_ts_ns: 1_000_000_000,
+            bar_ts_ns: 1_000_000_000,
+            entry_fill_ts_ns: 1_000_000_000,
+            latency_ns: 0,
             entry_px: 281_437.0,
             qty: 988,
             remaining: 988,
@@ -608,6 +611,7 @@ mod tests {
             tp1_done: false,
             be_moved: false,
             fees: 11.0,
+            funding: 0.0,
             pnl: -11.0,
             mfe_pct: 0.0,
             mae_pct: 0.0,
@@ -643,7 +647,11 @@ mod tests {
             variant: 0,
             seq,
             ts_ns: 1_000_000_000,
-            reason: None,
+            decision_ts_ns: 1_000_000_000,
+            kind: FillKind::Entry,
+            liquidity: Liquidity::Taker,
+            trigger_px: None,
+            latency_ns: 0,
             buy: true,
             qty: 988,
             px: 281_437.0,
@@ -697,7 +705,11 @@ mod tests {
             variant: 0,
             seq: 1,
             ts_ns: 2_000_000_000,
-            reason: Some(crate::types::record::ExitReason::Tp1),
+            decision_ts_ns: 2_000_000_000,
+            kind: FillKind::Exit(crate::types::record::ExitReason::Tp1),
+            liquidity: Liquidity::Maker,
+            trigger_px: Some(282_000.0),
+            latency_ns: 0,
             buy: false,
             qty: 494,
             px: 282_000.0,

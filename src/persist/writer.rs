@@ -515,6 +515,7 @@ impl Default for CommitPacing {
 mod tests {
     use super::*;
     use crate::persist::db::ControlRecord;
+    use crate::types::record::{FillKind, Liquidity};
 
     fn tmp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("rusto-writer-{}", std::process::id()));
@@ -554,7 +555,11 @@ mod tests {
             variant: 0,
             seq: 99,
             ts_ns: 1,
-            reason: None,
+            decision_ts_ns: 1,
+            kind: FillKind::Entry,
+            liquidity: Liquidity::Taker,
+            trigger_px: None,
+            latency_ns: 0,
             buy: true,
             qty: 1,
             px: 1.0,

@@ -11,5 +11,5 @@ pub(crate) mod symbols;
 pub use clock::now_ns;
 pub use decimal::{DecimalError, Scale, parse_decimal};
 pub use event::{EventKind, MarketEvent, depth_event_count, flags};
-pub use record::{DrainCmd, ExitReason, Record};
+pub use record::{DrainCmd, ExitReason, FillKind, Liquidity, Record};
 pub use symbols::{InternError, SymbolId, SymbolName, SymbolTable};

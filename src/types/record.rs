@@ -190,6 +190,62 @@ impl ExitReason {
     }
 }
 
+/// What a fill is: the entry, an exit, or a funding payment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FillKind {
+    /// The entry (a taker market order).
+    Entry,
+    /// An exit, by reason.
+    Exit(ExitReason),
+    /// A funding payment at a funding time: `qty × mark × rate`, paid by a long and received by a short when
+    /// `rate` is positive (the other way round when it is negative); no fee.
+    Funding {
+        /// The funding rate settled (a fraction, 0.0001 = 0.01 %).
+        rate: f64,
+    },
+}
+
+impl FillKind {
+    /// Name as stored in `fills.kind`: `entry`, the exit reason's name, or `Funding`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FillKind::Entry => "entry",
+            FillKind::Exit(r) => r.name(),
+            FillKind::Funding { .. } => "Funding",
+        }
+    }
+    /// The exit reason, for an exit.
+    pub fn exit_reason(&self) -> Option<ExitReason> {
+        match self {
+            FillKind::Exit(r) => Some(*r),
+            _ => None,
+        }
+    }
+}
+
+/// Which side of the book a fill took: a resting (maker) order, a taker order, or neither (a liquidation by the
+/// exchange, a funding payment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liquidity {
+    /// A resting limit order filled (maker fee).
+    Maker,
+    /// A market order or a triggered stop-market order (taker fee).
+    Taker,
+    /// Not an order of ours: a liquidation or a funding payment.
+    None,
+}
+
+impl Liquidity {
+    /// Name as stored in `fills.liquidity` (`None` is stored as SQL NULL).
+    pub fn name(&self) -> Option<&'static str> {
+        match self {
+            Liquidity::Maker => Some("maker"),
+            Liquidity::Taker => Some("taker"),
+            Liquidity::None => None,
+        }
+    }
+}
+
 /// An open paper position.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Position {
@@ -197,8 +253,14 @@ pub struct Position {
     pub seq: u64,
     /// Direction.
     pub side: Side,
-    /// Entry exchange time.
+    /// Exchange time of the decision to enter: the event (the trade that closed the signal bar) that produced it.
     pub entry_ts_ns: i64,
+    /// Exchange time of the signal bar's last trade.
+    pub bar_ts_ns: i64,
+    /// Exchange time the entry filled: the first event at or after the order's arrival (decision + latency).
+    pub entry_fill_ts_ns: i64,
+    /// Order latency used for this position's orders (decision → exchange), ns.
+    pub latency_ns: i64,
     /// Entry VWAP (ticks).
     pub entry_px: f64,
     /// Entry quantity (steps).
@@ -221,7 +283,9 @@ pub struct Position {
     pub be_moved: bool,
     /// Fees paid, quote.
     pub fees: f64,
-    /// Realised net PnL, quote.
+    /// Funding received (positive) or paid (negative), quote; included in `pnl`.
+    pub funding: f64,
+    /// Realised net PnL (fees and funding included), quote.
     pub pnl: f64,
     /// MFE, %.
     pub mfe_pct: f64,
@@ -245,7 +309,7 @@ pub struct Position {
     pub step_value: f64,
     /// Last exit reason (when closed).
     pub exit_reason: Option<ExitReason>,
-    /// Exit exchange time (when closed).
+    /// Exchange time of the decision (or trigger) of the last exit (when closed).
     pub exit_ts_ns: i64,
     /// Quantity-weighted exit price (ticks).
     pub exit_px: f64,
@@ -344,16 +408,26 @@ pub enum Record {
         variant: u8,
         /// Position sequence number.
         seq: u64,
-        /// Exchange time.
+        /// Exchange time of the fill (a funding payment: the funding time).
         ts_ns: i64,
-        /// None for the entry, else the exit reason.
-        reason: Option<ExitReason>,
+        /// Exchange time of the event that produced the order's decision (a triggered stop or a resting limit:
+        /// the trade that triggered or filled it; equal to `ts_ns` when no latency applies).
+        decision_ts_ns: i64,
+        /// Entry, exit by reason, or funding.
+        kind: FillKind,
+        /// Maker, taker, or neither.
+        liquidity: Liquidity,
         /// True for a buy.
         buy: bool,
         /// Quantity (steps).
         qty: i64,
-        /// Price (ticks, VWAP).
+        /// Price (ticks, VWAP; a funding payment: the mark price).
         px: f64,
+        /// The order's reference price (ticks): a stop's triggering price, a SoftStop's decision price, a take
+        /// profit's limit price, the touch an entry was decided at; `None` for a liquidation or funding.
+        trigger_px: Option<f64>,
+        /// Order latency applied (decision → fill), ns; 0 for exchange-side triggers and funding.
+        latency_ns: i64,
         /// Fee, quote.
         fee: f64,
         /// Net PnL of the fill, quote (the entry's is minus its fee).

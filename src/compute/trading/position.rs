@@ -180,6 +180,9 @@ impl Position {
             seq: e.seq,
             side: e.side,
             entry_ts_ns: e.ts_ns,
+            bar_ts_ns: e.ts_ns,
+            entry_fill_ts_ns: e.ts_ns,
+            latency_ns: 0,
             entry_px: e.px,
             qty: e.qty,
             remaining: e.qty,
@@ -191,6 +194,7 @@ impl Position {
             tp1_done: false,
             be_moved: false,
             fees: fee,
+            funding: 0.0,
             pnl: -fee,
             mfe_pct: 0.0,
             mae_pct: 0.0,
@@ -614,7 +618,7 @@ mod tests {
         use crate::compute::market::book::{Book, BookConfig};
         use crate::compute::trading::trader::{Account, SymbolCtx, Trader, Variant};
         use crate::types::decimal::Scale;
-        use crate::types::record::Record;
+        use crate::types::record::{FillKind, Record};
         use crate::types::symbols::SymbolName;
         let rules = Variant {
             name: "base".into(),
@@ -638,7 +642,15 @@ mod tests {
         t.on_mark(&mut account, &c, 9_839.0, T + 3 * S, &mut |r| recs.push(r));
         let fee = 0.012 * 98.39 * 10.0;
         match recs.first() {
-            Some(&Record::Fill { reason: Some(ExitReason::Liquidation), px, qty: 10, fee: f, pnl, ts_ns, .. }) => {
+            Some(&Record::Fill {
+                kind: FillKind::Exit(ExitReason::Liquidation),
+                px,
+                qty: 10,
+                fee: f,
+                pnl,
+                ts_ns,
+                ..
+            }) => {
                 assert_eq!((px, ts_ns), (9_839.0, T + 3 * S));
                 assert!((f - fee).abs() < 1e-9 && (pnl - (-20.0)).abs() < 1e-9, "{f} {pnl}");
             }

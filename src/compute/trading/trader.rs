@@ -16,7 +16,7 @@ use crate::compute::trading::position::{Entry, ExitFill, LiqTrigger, PositionCon
 use crate::compute::trading::risk::{Risk, RiskConfig, RiskReject, SymbolRisk};
 use crate::types::decimal::Scale;
 use crate::types::event::SymbolId;
-use crate::types::record::{GatePass, HourSample, Position, Record, Side, Signal};
+use crate::types::record::{ExitReason, FillKind, GatePass, HourSample, Liquidity, Position, Record, Side, Signal};
 use crate::types::symbols::SymbolName;
 
 /// The rules one account trades by.
@@ -88,8 +88,16 @@ pub struct Trader {
     pub closed_by_reason: [u64; 7],
     /// Exit fills by reason (TP1 partials included).
     pub exits_by_reason: [u64; 7],
-    /// Realised net PnL, quote.
+    /// Realised net PnL (fees and funding included), quote.
     pub pnl: f64,
+    /// Fees paid (entries, exits, liquidation clearance), quote.
+    pub fees: f64,
+    /// Funding received (positive) or paid (negative), quote.
+    pub funding: f64,
+    /// Fills by liquidity: maker (resting take profits), taker (entries, stops, SoftStops, shutdown closes).
+    pub maker_fills: u64,
+    /// See `maker_fills`.
+    pub taker_fills: u64,
     /// Signals (long, short) of this trader's strategy.
     pub signals: [u64; 2],
     /// A mark price has been seen on the symbol: from then on only the mark liquidates (position module doc).
@@ -130,6 +138,10 @@ impl Trader {
             closed_by_reason: [0; 7],
             exits_by_reason: [0; 7],
             pnl: 0.0,
+            fees: 0.0,
+            funding: 0.0,
+            maker_fills: 0,
+            taker_fills: 0,
             signals: [0; 2],
             mark_seen: false,
         }
@@ -224,7 +236,11 @@ impl Trader {
             variant,
             seq: pos.seq,
             ts_ns: signal.ts_ns,
-            reason: None,
+            decision_ts_ns: signal.ts_ns,
+            kind: FillKind::Entry,
+            liquidity: Liquidity::Taker,
+            trigger_px: Some(touch),
+            latency_ns: 0,
             buy,
             qty: plan.qty,
             px: plan.vwap,
@@ -328,7 +344,11 @@ impl Trader {
             variant,
             seq: pos.seq,
             ts_ns,
-            reason: Some(f.reason),
+            decision_ts_ns: ts_ns,
+            kind: FillKind::Exit(f.reason),
+            liquidity: if f.reason == ExitReason::Liquidation { Liquidity::None } else { Liquidity::Taker },
+            trigger_px: None,
+            latency_ns: 0,
             buy: pos.side == Side::Short,
             qty: f.qty,
             px: f.px,
