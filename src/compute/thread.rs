@@ -134,6 +134,8 @@ pub(crate) struct ComputeStages {
     bars: Stage,
     other: Stage,
     compute: Stage,
+    /// The trade that closes a bar → its verdict (the whole event, bars through signals and entries).
+    decision: Stage,
     tick_to_decision: Stage,
 }
 
@@ -444,6 +446,7 @@ impl ComputeStages {
             bars: Stage::new("bars"),
             other: Stage::new("other"),
             compute: Stage::new("compute"),
+            decision: Stage::new("decision"),
             tick_to_decision: Stage::new("tick_to_decision"),
         }
     }
@@ -459,6 +462,9 @@ impl ComputeStages {
             _ => self.other.record(d),
         }
         self.compute.record(d);
+        if matches!(v, Verdict::BarClosed | Verdict::Signal(_)) {
+            self.decision.record(d);
+        }
         if v != Verdict::None || e.kind == EventKind::Trade || e.kind == EventKind::BookTicker {
             self.tick_to_decision.record(t1.saturating_sub(e.stamp_ns));
         }
@@ -476,6 +482,7 @@ impl ComputeStages {
             ("entry", Summary::of(&engine.entry_stage.hist)),
             ("position", Summary::of(&engine.position_stage.hist)),
             ("compute", Summary::of(&self.compute.hist)),
+            ("decision", Summary::of(&self.decision.hist)),
             ("tick_to_decision", Summary::of(&self.tick_to_decision.hist)),
         ]
     }
