@@ -730,6 +730,15 @@ impl Canon for FullPolicy {
     }
 }
 
+impl Canon for crate::compute::trading::position::StopTrigger {
+    fn canon(&self, out: &mut String) {
+        out.push_str(match self {
+            crate::compute::trading::position::StopTrigger::Last => "last",
+            crate::compute::trading::position::StopTrigger::Mark => "mark",
+        });
+    }
+}
+
 impl Canon for crate::compute::market::flow::CvdReset {
     fn canon(&self, out: &mut String) {
         out.push_str(match self {

@@ -288,6 +288,8 @@ pub struct Engine {
     accounts: Vec<Account>,
     next_seq: u64,
     preload: Vec<HourSample>,
+    /// The measured order latency (live: REST round trip / 2), ns; `None`: each account's `order_latency_ms`.
+    order_latency_ns: Option<i64>,
 }
 
 /// The verdict for one event (what the caller times as "decision").
@@ -399,8 +401,21 @@ impl Engine {
             accounts,
             next_seq: 0,
             preload: Vec::new(),
+            order_latency_ns: None,
             cfg,
         }
+    }
+
+    /// Sets the measured order latency (one way, ns; live: the REST round trip / 2 from link health) that every
+    /// account's orders use from now on instead of their configured `order_latency_ms`; `None` goes back to the
+    /// configured figures. A negative figure is taken as 0.
+    pub fn set_order_latency_ns(&mut self, ns: Option<i64>) {
+        self.order_latency_ns = ns.map(|n| n.max(0));
+    }
+
+    /// The measured order latency in force (see [`Engine::set_order_latency_ns`]).
+    pub fn order_latency_ns(&self) -> Option<i64> {
+        self.order_latency_ns
     }
 
     /// The base account's risk state (balance, open positions, daily limit).

@@ -56,7 +56,7 @@ impl Default for TuneConfig {
             lookahead_bars: 8,
             stop_pct: 0.20,
             target_pct: 0.35,
-            fee_pct: 0.04,
+            fee_pct: 0.05,
             min_trades: 8,
             candidates: vec![1.2, 1.5, 1.8, 2.2, 2.6, 3.0],
         }

@@ -42,6 +42,16 @@
 
 use crate::types::record::{ExitReason, Position, Regime, Side};
 
+/// The price that triggers a stop-market order (Binance's `workingType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StopTrigger {
+    /// The last trade price (`CONTRACT_PRICE`).
+    Last,
+    /// The mark price (`MARK_PRICE`).
+    Mark,
+}
+
 /// Position management parameters.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -62,11 +72,21 @@ pub struct PositionConfig {
     pub break_even_trigger_rr: f64,
     /// Breakeven "+ alpha", ticks.
     pub profit_lock_ticks: i64,
-    /// Taker fee rate. Default 0.0005 (0.05 %): Binance's base (Regular) tier for USDⓈ-M futures, 0.02 % maker /
-    /// 0.05 % taker (<https://www.binance.com/en/support/faq/360033544231>, Binance Futures Fee Structure). Paying
-    /// fees in BNB takes 10 % off (0.045 % taker): set 0.00045 for an account that does. Every paper fill is a
-    /// taker fill today, so there is no maker rate yet.
+    /// Taker fee rate (market entries, triggered stops, SoftStop and shutdown closes). Default 0.0005 (0.05 %):
+    /// Binance's base (Regular) tier for USDⓈ-M futures, 0.02 % maker / 0.05 % taker
+    /// (<https://www.binance.com/en/support/faq/360033544231>, Binance Futures Fee Structure). Paying fees in BNB
+    /// takes 10 % off (0.045 % taker, 0.018 % maker): set 0.00045 and 0.00018 for an account that does.
     pub taker_fee: f64,
+    /// Maker fee rate (the resting TP1/TP2 limit orders). Default 0.0002 (0.02 %), the same tier; never above
+    /// `taker_fee`.
+    pub maker_fee: f64,
+    /// Order latency, ms: a decision at exchange time `t` reaches the exchange at `t + order_latency_ms` and fills
+    /// against the market as it stands then (`compute::trading::orders`). Default 5 ms, one way (see that module).
+    /// Live paper runs use the measured REST round trip / 2 once link health has one.
+    pub order_latency_ms: f64,
+    /// The price that triggers the stop-market orders (stop loss, breakeven stop): `last` (the last trade,
+    /// Binance's default `workingType` CONTRACT_PRICE) or `mark` (`workingType` MARK_PRICE).
+    pub stop_trigger: StopTrigger,
     /// Maintenance margin rate for the liquidation price.
     pub maintenance_margin_rate: f64,
     /// Liquidation clearance fee rate, charged on the liquidated notional at the mark price (module doc).
@@ -85,6 +105,9 @@ impl Default for PositionConfig {
             break_even_trigger_rr: 1.2,
             profit_lock_ticks: 1,
             taker_fee: 0.0005,
+            maker_fee: 0.0002,
+            order_latency_ms: 5.0,
+            stop_trigger: StopTrigger::Last,
             maintenance_margin_rate: 0.004,
             liquidation_fee_rate: 0.012,
         }
@@ -102,6 +125,9 @@ crate::bounds!(PositionConfig as q {
     break_even_trigger_rr: [0.0, 100.0] "0 to 100";
     profit_lock_ticks: [0, 1_000_000] "0 to 1000000 ticks";
     taker_fee: [0.0, 0.01] "0 to 0.01";
+    maker_fee: [0.0, q.taker_fee] "0 to taker_fee";
+    order_latency_ms: [0.0, 10_000.0] "0 to 10000 ms";
+    stop_trigger: any;
     maintenance_margin_rate: [0.0, 0.5] "0 to 0.5";
     liquidation_fee_rate: [0.0, 0.1] "0 to 0.1";
 });
