@@ -9,9 +9,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// A source file's module path (`compute::market::book`) → its text with test modules removed.
+/// A source file's module path (`compute::market::book`) → its text with test modules removed. A file that is
+/// a test module of its own (declared `#[cfg(test)] #[path = "file.rs"] mod …;` beside it) is left out whole.
 fn sources() -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
+    let mut files = Vec::new();
     let mut stack = vec![PathBuf::from("src")];
     while let Some(dir) = stack.pop() {
         for e in std::fs::read_dir(&dir).unwrap() {
@@ -20,11 +21,25 @@ fn sources() -> BTreeMap<String, String> {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "rs") {
                 let text = std::fs::read_to_string(&p).unwrap();
-                out.insert(module_of(&p), strip_tests(&text));
+                files.push((p, text));
             }
         }
     }
-    out
+    let test_files: BTreeSet<PathBuf> = files
+        .iter()
+        .flat_map(|(p, text)| {
+            let dir = p.parent().unwrap().to_path_buf();
+            text.split("#[cfg(test)]\n#[path = \"")
+                .skip(1)
+                .filter_map(move |rest| rest.split('"').next().map(|f| dir.join(f)))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    files
+        .into_iter()
+        .filter(|(p, _)| !test_files.contains(p))
+        .map(|(p, text)| (module_of(&p), strip_tests(&text)))
+        .collect()
 }
 
 fn module_of(p: &Path) -> String {

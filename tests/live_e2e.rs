@@ -225,8 +225,9 @@ fn exchange_stats(ex: &Exchange) -> Value {
 fn live_end_to_end_syncs_audits_counts_and_persists() {
     let ex = start_exchange("clean", &[]);
     // The feed lasts about 5 s at 100x; the margin lets it finish on a loaded 2-core machine (the tests of this file
-    // run at the same time), since every count below is exact.
-    let (r, _) = run_rusto(&ex, "", 11);
+    // run at the same time), since every count below is exact. Link health every second: each check sets the
+    // paper orders' latency (below).
+    let (r, _) = run_rusto(&ex, "health_interval_s = 1\n", 11);
     let s = &r["symbols"]["BTCUSDT"];
     assert_eq!(s["synced"], true, "{r}");
     assert_eq!(s["gaps"], 0);
@@ -253,6 +254,15 @@ fn live_end_to_end_syncs_audits_counts_and_persists() {
     let sel: i64 =
         c.query_row("SELECT count(*) FROM symbol_selections WHERE symbol = 'BTCUSDT'", [], |r| r.get(0)).unwrap();
     assert_eq!(sel, 1);
+    // Issue 10, item 2: the engine ends with the order latency of the run's last link-health check, RTT / 2 (not
+    // the start-up check's, not the configured 5 ms).
+    let checks: i64 = c.query_row("SELECT count(*) FROM link_health", [], |r| r.get(0)).unwrap();
+    assert!(checks >= 5, "start-up + one a second for 11 s: {checks}");
+    let last: f64 = c.query_row("SELECT rtt_ms FROM link_health ORDER BY id DESC LIMIT 1", [], |r| r.get(0)).unwrap();
+    assert_eq!(r["order_latency_source"], "measured", "{r}");
+    assert_eq!(r["order_latency_ns"].as_i64().unwrap(), (last * 1e6 / 2.0).round() as i64, "last rtt {last} ms: {r}");
+    let (ms, ns) = (r["order_latency_ms"].as_f64().unwrap(), r["order_latency_ns"].as_i64().unwrap());
+    assert!(ns > 0 && (ms - ns as f64 / 1e6).abs() < 1e-9, "{r}");
 }
 
 #[test]

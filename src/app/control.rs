@@ -6,6 +6,12 @@
 //! warned once per episode, counted ([`ControlStats::feed_down`], the run's `net.feed_down`) and alerted, and its
 //! end logged, whether or not systemd's watchdog is set (the watchdog is only fed while frames arrive).
 //!
+//! Each link-health check (at start, by `rusto live`, then every `health_interval_s`) also sets the paper orders'
+//! one-way latency: the check's RTT, itself the median of its `ping_samples` REST pings (so one slow ping does not
+//! move it), halved ([`one_way_ns`]) and published to the compute thread through one atomic
+//! ([`MeasuredLatency`]); the latest check wins, so a route that got slower shows within one interval. The figure
+//! in force is printed in each interval report and in the final summary.
+//!
 //! Two guarantees live here:
 //! - a symbol with an open position is never unsubscribed: a symbol dropped by a reselection stays subscribed
 //!   (and served snapshots) until every position on it (base and variants) has closed, then it is unsubscribed
@@ -30,7 +36,7 @@ use crate::app::alert::Alerts;
 use crate::app::config::{Config, LiveConfig};
 use crate::app::notify::Notifier;
 use crate::app::rest::{Listing, Rest};
-use crate::compute::thread::{ComputeHooks, IntervalReport, SymbolActivity};
+use crate::compute::thread::{ComputeHooks, IntervalReport, MeasuredLatency, SymbolActivity};
 use crate::ingest::net::{NetCmd, NetInbox, Route};
 use crate::persist::db::ControlRecord;
 use crate::types::clock;
@@ -52,6 +58,8 @@ pub(crate) struct Links {
     pub side: Arc<ArrayQueue<ControlRecord>>,
     /// Drain and undrain commands to compute.
     pub drains: Arc<ArrayQueue<DrainCmd>>,
+    /// The measured one-way order latency, to compute (see the module doc).
+    pub order_latency: Arc<MeasuredLatency>,
 }
 
 impl Links {
@@ -64,7 +72,13 @@ impl Links {
             positions: Arc::new(ArrayQueue::new(4096)),
             side: Arc::new(ArrayQueue::new(256)),
             drains: Arc::new(ArrayQueue::new(256)),
+            order_latency: Arc::new(MeasuredLatency::new()),
         }
+    }
+
+    /// A link-health check: its RTT / 2 becomes the paper orders' latency (see the module doc).
+    pub(crate) fn measured(&self, h: &crate::report::summary::Health) {
+        self.order_latency.publish(one_way_ns(h.rtt_ms));
     }
 
     /// The compute thread's ends; a depth stream silent for `feed_down_s` of exchange time unsyncs its book.
@@ -77,8 +91,14 @@ impl Links {
                 .then(|| (self.reports.clone(), Duration::from_secs(l.report_interval_s))),
             position_events: Some(self.positions.clone()),
             drains: Some(self.drains.clone()),
+            order_latency: Some(self.order_latency.clone()),
         }
     }
+}
+
+/// The one-way latency of a round trip of `rtt_ms`: half of it, in ns (rounded).
+pub(crate) fn one_way_ns(rtt_ms: f64) -> i64 {
+    (rtt_ms * 1e6 / 2.0).round() as i64
 }
 
 /// Market and public stream names for `syms`.
@@ -542,7 +562,7 @@ impl<'a> Control<'a> {
     /// Duty: interval reports (printed) and the alerts they raise.
     fn reports(&mut self) {
         while let Some(r) = self.links.reports.pop() {
-            print_interval(&r);
+            print_interval(&r, self.cfg.position.order_latency_ms);
             self.sel.reported(r.symbols.iter().filter(|s| s.open_position).map(|s| s.name));
             self.report_alerts(&r);
         }
@@ -591,6 +611,7 @@ impl<'a> Control<'a> {
         match self.rest.health(self.l.ping_samples) {
             Ok(h) => {
                 warn_health(self.l, &h);
+                self.links.measured(&h);
                 let ts_ms = clock::wall_ns() / 1_000_000;
                 self.record(ControlRecord::Health { ts_ms, rtt_ms: h.rtt_ms, offset_ms: h.offset_ms });
             }
@@ -711,8 +732,16 @@ pub(crate) fn warn_health(cfg: &LiveConfig, h: &crate::report::summary::Health) 
     }
 }
 
+/// The order latency in force, for the reports: measured (REST RTT / 2) or the configured `order_latency_ms`.
+pub(crate) fn latency_text(measured_ns: Option<i64>, config_ms: f64) -> String {
+    match measured_ns {
+        Some(ns) => format!("order latency {:.3} ms (measured: REST rtt / 2)", ns as f64 / 1e6),
+        None => format!("order latency {config_ms} ms (config)"),
+    }
+}
+
 /// Prints an interval report: a multi-line table for the operator, on the control thread (never a hot thread).
-fn print_interval(r: &IntervalReport) {
+fn print_interval(r: &IntervalReport, config_latency_ms: f64) {
     let syms: Vec<String> = r
         .symbols
         .iter()
@@ -731,7 +760,8 @@ fn print_interval(r: &IntervalReport) {
             h.reports_dropped, h.alerts_dropped, h.snapshot_requests_dropped, h.position_events_deferred
         )
     };
-    eprintln!("events {}; {}{hooks}\n{}", r.events, syms.join(" "), table(&r.latency));
+    let latency = latency_text(r.order_latency_ns, config_latency_ms);
+    eprintln!("events {}; {}; {latency}{hooks}\n{}", r.events, syms.join(" "), table(&r.latency));
 }
 
 #[cfg(test)]
@@ -854,6 +884,21 @@ mod tests {
         assert!(sel.take_flat().is_empty(), "a stale confirmation is not this drain's");
         sel.position(drained("AUSDT", second));
         assert_eq!(sel.take_flat(), vec![s("AUSDT")]);
+    }
+
+    #[test]
+    fn a_health_check_sets_the_order_latency_to_half_its_round_trip() {
+        let poll = mio::Poll::new().unwrap();
+        let links = Links::new(Arc::new(Waker::new(poll.registry(), mio::Token(0)).unwrap()));
+        let hooks = links.hooks(&LiveConfig::default(), 60, None);
+        let seen = hooks.order_latency.as_ref().unwrap();
+        assert_eq!(seen.get(), None, "nothing measured yet");
+        links.measured(&crate::report::summary::Health { rtt_ms: 0.223565, offset_ms: 1.0 });
+        assert_eq!(seen.get(), Some(111_783), "RTT / 2, ns, rounded");
+        links.measured(&crate::report::summary::Health { rtt_ms: 3.0, offset_ms: 1.0 });
+        assert_eq!(seen.get(), Some(1_500_000), "the latest check wins");
+        assert_eq!(latency_text(seen.get(), 5.0), "order latency 1.500 ms (measured: REST rtt / 2)");
+        assert_eq!(latency_text(None, 5.0), "order latency 5 ms (config)");
     }
 
     #[test]

@@ -9,6 +9,13 @@
 //! subscribed at once, a dropped symbol is unsubscribed only once it has no open position — and prints the latency
 //! report every `report_interval_s`. SIGINT/SIGTERM (or `--duration-secs`) stops reading, drains the rings,
 //! closes paper positions (`Shutdown`), commits the database, prints the final report, and exits 0.
+//!
+//! Order latency: every link-health check (the start-up one, then the control thread's) sets the paper orders'
+//! one-way latency to its REST round trip (the median of its pings) / 2, published to the compute thread through
+//! one atomic (`app::control`, `compute::thread`). It replaces every account's configured
+//! `position.order_latency_ms` from the first batch on, and is shown with its source in the interval reports and
+//! the final summary (`order_latency_ms`, `order_latency_ns`, `order_latency_source` = `measured`; `config` only
+//! if no measurement reached the engine). Replay uses the configured figures.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -169,6 +176,7 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
     let db = open_db(cfg, &mut engine, opts.db.as_deref(), "live-paper", &l.ws_url)?;
     let (net, waker) = open_net(cfg, &current)?;
     let links = Links::new(waker.clone());
+    links.measured(&health);
     let persist = Persist::open(None, None, db, cfg.persist.clone())
         .map_err(PipelineError::from)?
         .with_control_queue(links.side.clone());
@@ -203,7 +211,7 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
     ));
     control.run(&stop, opts.duration.map(|d| started + d));
     let threads = Threads { net: net_h, backend, alerts: alert_thread };
-    finish(&control, threads, health, started)
+    finish(cfg, &control, threads, (health, started))
 }
 
 /// The threads of a live run, joined at the end.
@@ -214,7 +222,12 @@ struct Threads {
 }
 
 /// Joins the threads (network, compute, persistence, alerts) and builds the report.
-fn finish(control: &Control<'_>, t: Threads, health: Health, started: Instant) -> Result<LiveReport, LiveError> {
+fn finish(
+    cfg: &Config,
+    control: &Control<'_>,
+    t: Threads,
+    (health, started): (Health, Instant),
+) -> Result<LiveReport, LiveError> {
     let (mut net_stats, parse_stage, parse_stats, feed, net_result) = join(t.net, "net")?;
     let end = t.backend.join()?;
     if let Some(a) = t.alerts
@@ -252,6 +265,7 @@ fn finish(control: &Control<'_>, t: Threads, health: Health, started: Instant) -
         rest: control.rest().stats.clone(),
         selections: control.selections,
         elapsed: started.elapsed(),
+        config_order_latency_ms: cfg.position.order_latency_ms,
     })
 }
 

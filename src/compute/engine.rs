@@ -21,12 +21,12 @@ use crate::compute::signal::tune::{TuneConfig, Tuner};
 use crate::compute::trading::gate::GateConfig;
 use crate::compute::trading::position::PositionConfig;
 use crate::compute::trading::risk::{Risk, RiskConfig};
-use crate::compute::trading::trader::{Account, SymbolCtx};
+use crate::compute::trading::trader::{Account, SymbolCtx, TradeTick};
 use crate::types::clock;
 use crate::types::decimal::Scale;
 use crate::types::event::{EventKind, MarketEvent, SymbolId};
 use crate::types::latency::Stage;
-use crate::types::record::{Bar, DrainCmd, HourSample, Position, Record, Side};
+use crate::types::record::{Bar, DrainCmd, HourSample, Record, Side};
 use crate::types::symbols::SymbolName;
 
 pub(crate) use crate::compute::market::audit::AuditQueue;
@@ -117,6 +117,17 @@ pub struct SymbolState {
     pub mark_price_e8: i64,
     /// markPriceUpdate messages.
     pub mark_prices: u64,
+    /// Funding rate (1e-8) of the last markPriceUpdate: the rate that settles at `funding_next_ms`.
+    pub funding_rate_e8: i64,
+    /// The next funding time the markPriceUpdates announced (ms; 0 before any).
+    pub funding_next_ms: i64,
+    /// The last funding time settled (ms; 0 before any).
+    pub funding_settled_ms: i64,
+    /// Funding times settled on the symbol's open positions.
+    pub fundings: u64,
+    /// Exchange time (ns) of the next thing due before an event is applied: an order arriving at the exchange or a
+    /// funding time (`i64::MAX`: nothing).
+    pub next_due_ns: i64,
     /// Frames of this symbol lost upstream (ring full).
     pub dropped_frames: u64,
     /// Exchange time of the last event.
@@ -305,6 +316,22 @@ pub enum Verdict {
     Signal(Side),
 }
 
+/// The [`SymbolCtx`] of symbol `$s` (a `SymbolState`) with id `$id`, borrowing only its book (so that its traders
+/// can be borrowed mutably beside it).
+macro_rules! ctx {
+    ($s:expr, $id:expr, $lat:expr) => {
+        SymbolCtx {
+            id: $id as SymbolId,
+            name: $s.name,
+            book: &$s.book,
+            price: $s.price,
+            qty: $s.qty,
+            last_px: $s.last_px,
+            latency_ns: $lat,
+        }
+    };
+}
+
 /// Each account with its trader on one symbol (the same index in both lists).
 fn seats<'a>(
     accounts: &'a mut [Account],
@@ -327,7 +354,19 @@ impl SymbolState {
 
     /// True when any account holds a position on the symbol.
     pub fn has_position(&self) -> bool {
-        self.traders.iter().any(|t| t.position.is_some())
+        self.traders.iter().any(|t| t.is_active())
+    }
+
+    /// Recomputes [`SymbolState::next_due_ns`]: the earliest order arrival of its traders, or the next funding
+    /// time when a position could owe it.
+    fn refresh_due(&mut self) {
+        let orders = self.traders.iter().map(Trader::next_arrival_ns).min().unwrap_or(i64::MAX);
+        let funding = if self.funding_next_ms > self.funding_settled_ms && self.has_position() {
+            self.funding_next_ms.saturating_mul(1_000_000)
+        } else {
+            i64::MAX
+        };
+        self.next_due_ns = orders.min(funding);
     }
 
     /// The drain ticket to confirm: the symbol drains and no account holds a position on it.
@@ -441,8 +480,9 @@ impl Engine {
     /// Closes every open position at the last price (end of a replay), reason `Shutdown`.
     pub fn shutdown(&mut self, out: &mut impl FnMut(Record)) {
         let ts = self.symbols.iter().map(|s| s.last_exch_ns).max().unwrap_or(0);
+        let lat = self.order_latency_ns;
         for (id, s) in self.symbols.iter_mut().enumerate() {
-            let c = SymbolCtx { id: id as SymbolId, name: s.name, book: &s.book, price: s.price, qty: s.qty };
+            let c = ctx!(s, id, lat);
             let last = s.last_px as f64;
             for (account, t) in seats(&mut self.accounts, &mut s.traders) {
                 t.close_out(account, &c, last, ts, out);
@@ -477,6 +517,11 @@ impl Engine {
             audit_queue: AuditQueue::default(),
             mark_price_e8: 0,
             mark_prices: 0,
+            funding_rate_e8: 0,
+            funding_next_ms: 0,
+            funding_settled_ms: 0,
+            fundings: 0,
+            next_due_ns: i64::MAX,
             dropped_frames: 0,
             last_exch_ns: 0,
             flow: OrderFlow::new(self.cfg.flow.clone()),
@@ -538,6 +583,24 @@ impl Engine {
             return Verdict::None;
         };
         s.last_exch_ns = s.last_exch_ns.max(e.exch_ts_ns);
+        if e.exch_ts_ns >= s.next_due_ns && e.kind != EventKind::Levels {
+            // Orders that reached the exchange (and a funding time that passed) before this event meet the market
+            // as the earlier events left it (`compute::trading::orders`). Never between a message's header and its
+            // levels, which carry the header's time: the book would be half applied.
+            self.settle_due(id, e.exch_ts_ns, out);
+        }
+        let verdict = self.dispatch(id, e, out);
+        let s = &mut self.symbols[id];
+        if s.next_due_ns != i64::MAX || s.has_position() {
+            s.refresh_due();
+        }
+        verdict
+    }
+
+    /// The arm of [`Engine::on_event`] for the event's kind.
+    #[inline]
+    fn dispatch(&mut self, id: usize, e: &MarketEvent, out: &mut impl FnMut(Record)) -> Verdict {
+        let s = &mut self.symbols[id];
         match e.kind {
             EventKind::Trade => self.on_trade(id, e, out),
             EventKind::NonMarketTrade => {
@@ -554,6 +617,10 @@ impl Engine {
             EventKind::MarkPrice => {
                 s.mark_prices += 1;
                 s.mark_price_e8 = e.mark_price_e8();
+                s.funding_rate_e8 = e.funding_rate_e8();
+                if e.next_funding_ms() > s.funding_settled_ms {
+                    s.funding_next_ms = e.next_funding_ms();
+                }
                 self.mark_positions(id, e.exch_ts_ns, out);
                 Verdict::None
             }
@@ -565,6 +632,36 @@ impl Engine {
             }
             EventKind::SymbolDef | EventKind::None => Verdict::None,
         }
+    }
+
+    /// Executes what is due on symbol `id` by `ts_ns`, in time order: orders that arrived before the funding time,
+    /// the funding (at the last rate and mark announced before it), then the orders that arrived after it.
+    fn settle_due(&mut self, id: usize, ts_ns: i64, out: &mut impl FnMut(Record)) {
+        let t0 = clock::now_ns();
+        let lat = self.order_latency_ns;
+        let s = &mut self.symbols[id];
+        let funding_ns = if s.funding_next_ms > s.funding_settled_ms {
+            s.funding_next_ms.saturating_mul(1_000_000)
+        } else {
+            i64::MAX
+        };
+        let c = ctx!(s, id, lat);
+        if funding_ns <= ts_ns {
+            let rate = s.funding_rate_e8 as f64 / 1e8;
+            let mark = s.price.map_or(0.0, |p| s.mark_price_e8 as f64 / 1e8 / p.to_f64(1));
+            let mut funded = false;
+            for (account, t) in seats(&mut self.accounts, &mut s.traders) {
+                t.settle(account, &mut self.next_seq, &c, funding_ns - 1, out);
+                funded |= t.position.is_some();
+                t.on_funding(account, &c, rate, mark, funding_ns, out);
+            }
+            s.funding_settled_ms = s.funding_next_ms;
+            s.fundings += u64::from(funded);
+        }
+        for (account, t) in seats(&mut self.accounts, &mut s.traders) {
+            t.settle(account, &mut self.next_seq, &c, ts_ns, out);
+        }
+        self.position_stage.record(clock::now_ns().saturating_sub(t0));
     }
 
     /// Starts or ends the drain of the symbol `cmd` names; false when no symbol has that name.
@@ -588,17 +685,19 @@ impl Engine {
         s.trade_qty += qty;
         // The trade consumed the levels beyond its price: no fill from here on takes them (see `market::touch`).
         s.book.clip_by_trade(px, maker, e.exch_ts_ns);
+        s.last_px = px;
+        if s.traders.iter().any(|t| t.position.is_some()) {
+            // Positions open before this trade: their stops, take profits and the bot's decisions on it.
+            let t = TradeTick { px, qty, buyer_is_maker: maker, ts_ns: e.exch_ts_ns };
+            self.trade_positions(id, t, out);
+        }
         let mut verdict = Verdict::None;
+        let s = &mut self.symbols[id];
         if let Some(bar) = s.bars.on_trade(px, qty, maker, e.exch_ts_ns, trade_id) {
             // The closed bar is evaluated with the flow and profile as of its last trade; the trade that closed it
-            // belongs to the next bar and is added after.
+            // belongs to the next bar and is added after. It is the event of the decision: entries leave at its time.
             out(Record::Bar { symbol: e.symbol, bar });
-            verdict = self.on_bar_closed(id, &bar, out);
-        }
-        let s = &mut self.symbols[id];
-        s.last_px = px;
-        if s.has_position() {
-            self.manage_positions(id, |_| Some(px as f64), e.exch_ts_ns, out);
+            verdict = self.on_bar_closed(id, &bar, e.exch_ts_ns, out);
         }
         let s = &mut self.symbols[id];
         s.flow.on_trade(qty, maker, e.exch_ts_ns);
@@ -611,7 +710,7 @@ impl Engine {
 
     /// A closed bar: features once, then every account's strategy and, on a signal, its entry. The base account's
     /// evaluation feeds the tuner; its signals are the ones recorded and counted by regime.
-    fn on_bar_closed(&mut self, id: usize, bar: &Bar, out: &mut impl FnMut(Record)) -> Verdict {
+    fn on_bar_closed(&mut self, id: usize, bar: &Bar, decided_ns: i64, out: &mut impl FnMut(Record)) -> Verdict {
         let mut t = clock::now_ns();
         let s = &mut self.symbols[id];
         let flow = s.flow.on_bar(bar);
@@ -626,7 +725,7 @@ impl Engine {
             qty_per_step,
             bin_ticks: s.profile.bin_ticks(),
         };
-        let c = SymbolCtx { id: id as SymbolId, name: s.name, book: &s.book, price: s.price, qty: s.qty };
+        let c = ctx!(s, id, self.order_latency_ns);
         let (mut verdict, mut signal_ns, mut entry_ns) = (Verdict::BarClosed, 0, None);
         for (account, trader) in seats(&mut self.accounts, &mut s.traders) {
             let (ev, sig) = trader.on_bar(account, &m);
@@ -645,10 +744,10 @@ impl Engine {
             }
             if s.draining.is_some() {
                 // Draining: existing positions run to their exit, none opens.
-                s.drain_refused += u64::from(trader.position.is_none());
+                s.drain_refused += u64::from(!trader.is_active());
                 continue;
             }
-            trader.enter(account, &mut self.next_seq, &c, &signal, out);
+            trader.enter(account, &mut self.next_seq, &c, &signal, decided_ns, out);
             let t2 = clock::now_ns();
             entry_ns = Some(entry_ns.unwrap_or(0) + t2.saturating_sub(t));
             t = t2;
@@ -660,21 +759,14 @@ impl Engine {
         verdict
     }
 
-    /// Position management for every account's trader of a symbol, in account order; `price_of` gives the
-    /// exit-side price a position is checked against (`None`: not checked now).
-    fn manage_positions(
-        &mut self,
-        id: usize,
-        price_of: impl Fn(&Position) -> Option<f64>,
-        ts_ns: i64,
-        out: &mut impl FnMut(Record),
-    ) {
+    /// A market trade to every account's open position, in account order.
+    fn trade_positions(&mut self, id: usize, t: TradeTick, out: &mut impl FnMut(Record)) {
         let t0 = clock::now_ns();
         let s = &mut self.symbols[id];
-        let c = SymbolCtx { id: id as SymbolId, name: s.name, book: &s.book, price: s.price, qty: s.qty };
-        for (account, t) in seats(&mut self.accounts, &mut s.traders) {
-            if let Some(px) = t.position.as_ref().and_then(&price_of) {
-                t.manage(account, &c, px, ts_ns, out);
+        let c = ctx!(s, id, self.order_latency_ns);
+        for (account, tr) in seats(&mut self.accounts, &mut s.traders) {
+            if tr.position.is_some() {
+                tr.on_trade(account, &mut self.next_seq, &c, t, out);
             }
         }
         self.position_stage.record(clock::now_ns().saturating_sub(t0));
@@ -686,7 +778,7 @@ impl Engine {
         let s = &mut self.symbols[id];
         let Some(ps) = s.price else { return };
         let mark = s.mark_price_e8 as f64 / 1e8 / ps.to_f64(1);
-        let c = SymbolCtx { id: id as SymbolId, name: s.name, book: &s.book, price: s.price, qty: s.qty };
+        let c = ctx!(s, id, self.order_latency_ns);
         for (account, t) in seats(&mut self.accounts, &mut s.traders) {
             t.on_mark(account, &c, mark, ts_ns, out);
         }
@@ -708,7 +800,7 @@ impl Engine {
         self.tuning_stage.record(clock::now_ns().saturating_sub(t0));
     }
 
-    /// A book event: the book, then (on an applied message) the audit and the exit-side touch of open positions.
+    /// A book event: the book, then (on an applied message) the audit and the take profits' queues.
     fn on_book(&mut self, id: usize, e: &MarketEvent, out: &mut impl FnMut(Record)) -> Verdict {
         let s = &mut self.symbols[id];
         let o = s.book.on_event(e);
@@ -718,16 +810,19 @@ impl Engine {
                 let c = s.audit_queue.settle(&s.book);
                 s.add_audit(c);
             }
-            if s.has_position() {
-                // Exit-side touch: the bid for a long, the ask for a short.
-                let (bid, ask) = s.book.top();
-                let touch = |p: &Position| if p.side == Side::Long { bid } else { ask }.map(|l| l.px as f64);
-                self.manage_positions(id, touch, e.exch_ts_ns, out);
+            if s.traders.iter().any(|t| t.position.is_some()) {
+                // The take profits' queues can only shorten to what now rests at their price.
+                let c = ctx!(s, id, self.order_latency_ns);
+                s.traders.iter_mut().for_each(|t| t.on_depth(&c));
             }
         }
         Verdict::Book(o)
     }
 }
+
+#[cfg(test)]
+#[path = "exec_tape.rs"]
+mod exec_tape;
 
 /// Hand-built tapes through [`Engine::on_event`]: the trade, bookTicker and depth arms keep the book's clip.
 #[cfg(test)]
@@ -812,104 +907,10 @@ mod clip_tape {
     }
 }
 
-/// Real recordings through the engine event by event: every entry fill is no better than the freshest touch seen.
+/// Real recordings through the engine event by event: the execution rules hold on every fill.
 #[cfg(test)]
-mod freshest_touch {
-    use super::Engine;
-    use crate::app::config::{Config, FullPolicy};
-    use crate::handoff::publish::Publisher;
-    use crate::handoff::ring::ring;
-    use crate::ingest::parse::Parser;
-    use crate::recording::source::{Speed, run_source};
-    use crate::types::event::{EventKind, MarketEvent};
-    use crate::types::record::FillKind;
-    use crate::types::record::Record;
-    use crate::types::symbols::SymbolTable;
-
-    /// The freshest bid and ask of one symbol: whichever event last told it (ticker, trade, applied diff).
-    #[derive(Default, Clone, Copy)]
-    struct Fresh {
-        bid: Option<i64>,
-        ask: Option<i64>,
-    }
-
-    /// Replays `files` with `cfg`; returns (entries checked, worst excess in ticks: > 0 means an entry filled
-    /// better than the freshest touch).
-    fn check(cfg: &Config, files: &[&str]) -> (usize, f64) {
-        let files: Vec<std::path::PathBuf> = files.iter().map(Into::into).collect();
-        // BTCUSDT's real tick (0.10) from the bundled exchangeInfo, as `rusto replay` uses it (the bars are in ticks).
-        let specs = crate::ingest::parse::exchange_info::bundled_specs().unwrap();
-        let parser = Parser::new(SymbolTable::new(cfg.parser.max_symbols, specs), cfg.parser.max_frame_bytes);
-        let (tx, mut rx) = ring::<MarketEvent>(1 << 16);
-        let publisher = Publisher::new(tx, FullPolicy::Spin, cfg.parser.max_symbols);
-        let max_line = cfg.parser.max_frame_bytes + 64;
-        let h = std::thread::spawn(move || run_source(parser, files, max_line, Speed::Asap, publisher).3);
-        let mut engine = Engine::new(cfg.engine());
-        let mut fresh = [Fresh::default(); 64];
-        let (mut entries, mut worst) = (0usize, f64::NEG_INFINITY);
-        loop {
-            let Some(e) = rx.pop() else {
-                if rx.is_abandoned() && rx.available() == 0 {
-                    break;
-                }
-                std::thread::yield_now();
-                continue;
-            };
-            let before = fresh[e.symbol as usize % 64];
-            let mut fills = Vec::new();
-            engine.on_event(&e, &mut |r| {
-                if let Record::Fill { kind: FillKind::Entry, buy, px, .. } = r {
-                    fills.push((buy, px));
-                }
-            });
-            for (buy, px) in fills {
-                // Long: the fill is at or above the freshest ask; short: at or below the freshest bid.
-                let excess = match (buy, before.ask, before.bid) {
-                    (true, Some(a), _) => a as f64 - px,
-                    (false, _, Some(b)) => px - b as f64,
-                    _ => continue,
-                };
-                entries += 1;
-                worst = worst.max(excess);
-            }
-            let f = &mut fresh[e.symbol as usize % 64];
-            match e.kind {
-                EventKind::BookTicker => (f.bid, f.ask) = (Some(e.ticker_bid_px()), Some(e.ticker_ask_px())),
-                EventKind::Trade if e.buyer_is_maker() => f.bid = Some(e.trade_price_ticks()),
-                EventKind::Trade => f.ask = Some(e.trade_price_ticks()),
-                EventKind::Depth | EventKind::Levels | EventKind::Snapshot => {
-                    if let Some(s) = engine.symbols.get(e.symbol as usize)
-                        && s.book.last_update_ns == e.exch_ts_ns
-                        && let (Some(b), Some(a)) = s.book.top()
-                    {
-                        (f.bid, f.ask) = (Some(b.px), Some(a.px));
-                    }
-                }
-                _ => {}
-            }
-        }
-        h.join().unwrap().unwrap();
-        (entries, worst)
-    }
-
-    #[test]
-    fn entries_fill_no_better_than_the_freshest_touch_on_the_sample() {
-        let cfg = Config::load("tests/config/loose-signals.toml").unwrap();
-        let (n, worst) = check(&cfg, &["data/sample/btcusdt_20230404.dat.gz", "data/sample/btcusdt_20230405.dat.gz"]);
-        eprintln!("sample: {n} entries, worst excess {worst} ticks");
-        assert_eq!(n, 1, "the loose config opens one position on the sample");
-        assert!(worst <= 0.0, "an entry filled {worst} ticks better than the freshest touch");
-    }
-
-    #[test]
-    fn entries_fill_no_better_than_the_freshest_touch_with_the_ab_variants() {
-        let cfg = Config::load("tests/config/ab-variants.toml").unwrap();
-        let (n, worst) = check(&cfg, &["data/sample/btcusdt_20230404.dat.gz", "data/sample/btcusdt_20230405.dat.gz"]);
-        eprintln!("ab-variants: {n} entries, worst excess {worst} ticks");
-        assert_eq!(n, 3, "the A/B config opens three positions on the sample");
-        assert!(worst <= 0.0, "an entry filled {worst} ticks better than the freshest touch");
-    }
-}
+#[path = "exec_real.rs"]
+mod exec_real;
 
 #[cfg(test)]
 mod tests {

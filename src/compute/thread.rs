@@ -19,8 +19,16 @@
 //!   `feed_down_s`) ends, the first trade may be processed before the first diff (they come on two connections):
 //!   the book then resyncs from a snapshot, the fail-closed side of that race. Exchange time runs `--speed` times
 //!   faster on the local exchange, so its tests use a `feed_down_s` well above the connections' drift.
+//! - The measured order latency (live: [`ComputeHooks::order_latency`]) reaches the engine without a lock or an
+//!   allocation: the control thread stores the one-way figure (the REST round trip of its latest link-health check
+//!   / 2, ns) in one [`MeasuredLatency`] atomic; the compute thread loads it (relaxed) once per loop turn, so once
+//!   before each batch, and calls [`Engine::set_order_latency_ns`] only when it changed, and once more at the end
+//!   of input (so a run's last measurement is the figure in force when it ends). A measurement applies from the
+//!   next batch on: orders decided before it keep the latency they were sent with. Until the first measurement,
+//!   and always in replay (no hook), every account uses its configured `position.order_latency_ms`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
@@ -54,6 +62,41 @@ pub(crate) struct ComputeHooks {
     /// Exchange-time silence of a symbol's depth stream, ns, after which a trade marks its book unsynced (live:
     /// `alerts.feed_down_s`; replay: none). See the module doc.
     pub depth_silence_ns: Option<i64>,
+    /// The measured one-way order latency, written by the control thread (live: REST round trip / 2 of each
+    /// link-health check; replay: none, the configured figures). See the module doc.
+    pub order_latency: Option<Arc<MeasuredLatency>>,
+}
+
+/// A one-way order latency measured by another thread, handed to the compute thread through one atomic (no lock,
+/// no allocation; see the module doc).
+#[derive(Debug)]
+pub(crate) struct MeasuredLatency(AtomicI64);
+
+impl MeasuredLatency {
+    /// Nothing measured yet.
+    const NONE: i64 = -1;
+
+    /// No measurement yet.
+    pub(crate) fn new() -> Self {
+        MeasuredLatency(AtomicI64::new(Self::NONE))
+    }
+
+    /// Publishes a one-way latency, ns (a negative figure is taken as 0).
+    pub(crate) fn publish(&self, ns: i64) {
+        self.0.store(ns.max(0), Ordering::Relaxed);
+    }
+
+    /// The latest figure published, ns, if any.
+    pub(crate) fn get(&self) -> Option<i64> {
+        let ns = self.0.load(Ordering::Relaxed);
+        (ns != Self::NONE).then_some(ns)
+    }
+}
+
+impl Default for MeasuredLatency {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// One symbol's activity in an [`IntervalReport`].
@@ -80,6 +123,8 @@ pub(crate) struct IntervalReport {
     pub symbols: Vec<SymbolActivity>,
     /// Hand-over counters so far.
     pub hooks: HookStats,
+    /// The measured order latency in force, ns (`None`: the configured figures).
+    pub order_latency_ns: Option<i64>,
 }
 
 /// Per-stage histograms of the compute thread.
@@ -244,8 +289,20 @@ struct ComputeLoop {
 }
 
 impl ComputeLoop {
-    /// Work between batches: the interval report, waiting records, due position states.
+    /// Hands a new measured order latency to the engine (one relaxed load; see the module doc).
+    fn sync_order_latency(&mut self) {
+        if let Some(m) = &self.hooks.order_latency
+            && let Some(ns) = m.get()
+            && self.engine.order_latency_ns() != Some(ns)
+        {
+            self.engine.set_order_latency_ns(Some(ns));
+        }
+    }
+
+    /// Work between batches: the measured order latency, the interval report, waiting records, due position
+    /// states.
     fn housekeeping(&mut self) {
+        self.sync_order_latency();
         if let Some((q, every)) = &self.hooks.reports
             && Instant::now() >= self.next_report
         {
@@ -302,6 +359,7 @@ impl ComputeLoop {
     /// End of input: closes open positions (reason `Shutdown`) so every position has a complete PnL, tells the
     /// control thread, and hands every record over.
     fn finish(mut self) -> (Engine, ComputeStages) {
+        self.sync_order_latency();
         let sink = &mut self.sink;
         self.engine.shutdown(&mut |r: Record| sink.push(r));
         self.positions.dirty = true;
@@ -374,6 +432,7 @@ fn interval_report(engine: &Engine, st: &ComputeStages, hooks: HookStats) -> Int
             })
             .collect(),
         hooks,
+        order_latency_ns: engine.order_latency_ns(),
     }
 }
 
@@ -446,6 +505,9 @@ mod tests {
             seq: 1,
             side: Side::Long,
             ts_ns: 0,
+            bar_ts_ns: 0,
+            fill_ts_ns: 0,
+            latency_ns: 0,
             px: 100.0,
             qty: 1,
             touch: 100.0,
@@ -529,6 +591,28 @@ mod tests {
         rep.publish(&e, &q, &mut stats);
         assert_eq!((q.pop(), stats.drains_unknown), (ev("ZZZUSDT", false, Some(9)), 1));
         assert_eq!(q.pop(), None);
+    }
+
+    /// The engine a whole (empty) run of the compute loop ends with, given its latency hook.
+    fn run_with(latency: Option<Arc<MeasuredLatency>>) -> Engine {
+        let (ev_tx, ev_rx) = crate::handoff::ring::ring::<MarketEvent>(16);
+        let (rec_tx, _rec_rx) = crate::handoff::ring::ring::<Record>(16);
+        let publisher = crate::handoff::publish::Publisher::new(ev_tx, Default::default(), 8);
+        let waiter = publisher.waiter();
+        drop(publisher); // The producer is gone: the loop ends at once.
+        let hooks = ComputeHooks { order_latency: latency, ..Default::default() };
+        run_compute(Engine::new(EngineConfig::default()), ev_rx, rec_tx, 1, 16, hooks, waiter).0
+    }
+
+    #[test]
+    fn the_measured_order_latency_reaches_the_engine_and_replay_keeps_the_configured_one() {
+        assert_eq!(run_with(None).order_latency_ns(), None, "replay: no hook, the configured figures");
+        let m = Arc::new(MeasuredLatency::new());
+        assert_eq!((m.get(), run_with(Some(m.clone())).order_latency_ns()), (None, None), "nothing measured yet");
+        m.publish(21_500);
+        assert_eq!(run_with(Some(m.clone())).order_latency_ns(), Some(21_500));
+        m.publish(-3);
+        assert_eq!((m.get(), run_with(Some(m)).order_latency_ns()), (Some(0), Some(0)), "never negative");
     }
 
     #[test]

@@ -123,6 +123,8 @@ pub struct LiveReport {
     pub selections: u64,
     /// Wall time.
     pub elapsed: Duration,
+    /// The base account's configured `position.order_latency_ms` (in force until a measurement reaches the engine).
+    pub config_order_latency_ms: f64,
 }
 
 /// Link health.
@@ -645,6 +647,8 @@ pub fn live_json(r: &LiveReport) -> Value {
         );
     }
     let lat = latency_json(&r.latency);
+    let (latency_ns, source) = order_latency(r);
+    let latency_ms = latency_ns as f64 / 1e6;
     json!({
         "elapsed_s": r.elapsed.as_secs_f64(),
         "selected": r.symbols.iter().map(|s| s.as_str().to_string()).collect::<Vec<_>>(),
@@ -670,10 +674,22 @@ pub fn live_json(r: &LiveReport) -> Value {
         "symbols_over_limit": r.engine.stats.symbols_over_limit,
         "rest": {"requests": r.rest.requests, "rate_limited": r.rest.rate_limited, "used_weight": r.rest.used_weight},
         "health": {"rtt_ms": r.health.rtt_ms, "clock_offset_ms": r.health.offset_ms},
+        "order_latency_ms": latency_ms,
+        "order_latency_ns": latency_ns,
+        "order_latency_source": source,
         "db": db_json(&r.persist),
         "symbols": symbols,
         "latency_ns": lat,
     })
+}
+
+/// The order latency in force at the end of a live run, ns, and where it comes from: `measured` (the last link
+/// health check's REST round trip / 2) or `config` (`position.order_latency_ms`).
+fn order_latency(r: &LiveReport) -> (i64, &'static str) {
+    match r.engine.order_latency_ns() {
+        Some(ns) => (ns, "measured"),
+        None => ((r.config_order_latency_ms * 1e6).round() as i64, "config"),
+    }
 }
 
 /// The `rusto live` final text report.
@@ -707,6 +723,8 @@ pub fn live_text(r: &LiveReport) -> String {
         s.push_str(&dropped_line(sym));
     }
     s.push_str(&unknown_symbols_line(&r.engine));
+    let (latency_ns, source) = order_latency(r);
+    s.push_str(&format!("order latency {:.3} ms ({source})\n", latency_ns as f64 / 1e6));
     s.push_str("latency per stage (tick-to-decision from the socket read):\n");
     s.push_str(&latency::table(&r.latency.iter().map(|(n, m)| (*n, *m)).collect::<Vec<_>>()));
     s

@@ -333,3 +333,58 @@ fn a_negative_fee_is_refused_with_its_key() {
     let c = Config::default();
     assert_eq!((c.position.taker_fee, c.position.liquidation_fee_rate), (0.0005, 0.012));
 }
+
+/// The refusal of a `[position]` text, through `Config::from_toml` (base file, then `[[variants]]` override where
+/// `variant` is the override's text) and through the binary's `config check`; `{P}` in the wanted errors stands for
+/// the file's path.
+fn refused_everywhere(name: &str, texts: [&str; 2], wants: [&str; 2]) {
+    let files = [texts[0].to_string(), format!("[[variants]]\nname = \"v\"\n{}", texts[1])];
+    for ((text, want), place) in files.iter().zip(wants).zip(["base", "variant"]) {
+        let e = Config::from_toml(text, "t.toml").expect_err(name).to_string();
+        assert_eq!(e, want.replace("{P}", "t.toml"), "{name} in the {place}");
+        let f = super::tmp(&format!("exec-{name}-{place}.toml"), text.as_bytes());
+        let (code, out) = rusto(&["config", "check", f.to_str().unwrap()]);
+        assert_eq!(code, Some(2), "{name} in the {place}: {out}");
+        let shown = want.replace("{P}", f.to_str().unwrap());
+        assert!(out.contains(&format!("error: {shown}\n")), "{name} in the {place}: want {shown}\ngot {out}");
+    }
+}
+
+/// Issue 10, bad input: a negative fee or latency, a maker fee above the taker fee and an unknown stop trigger are
+/// each refused naming the key, in the base file and in a `[[variants]]` override, and by `config check`.
+#[test]
+fn execution_keys_out_of_bounds_are_refused_with_their_key() {
+    let bounded = [
+        ("negative-taker-fee", "taker_fee = -0.0005", "`position.taker_fee` = -0.0005: 0 to 0.01"),
+        ("negative-maker-fee", "maker_fee = -0.0002", "`position.maker_fee` = -0.0002: 0 to taker_fee"),
+        ("negative-latency", "order_latency_ms = -1.0", "`position.order_latency_ms` = -1: 0 to 10000 ms"),
+        ("maker-above-taker", "maker_fee = 0.0006", "`position.maker_fee` = 0.0006: 0 to taker_fee"),
+        (
+            "maker-above-its-taker",
+            "taker_fee = 0.0004\nmaker_fee = 0.00041",
+            "`position.maker_fee` = 0.00041: 0 to taker_fee",
+        ),
+    ];
+    for (name, keys, refusal) in bounded {
+        let texts = [format!("[position]\n{keys}\n"), format!("[variants.overrides.position]\n{keys}\n")];
+        let wants = [format!("config key {refusal}"), format!("variant `v`: config key {refusal}")];
+        refused_everywhere(name, [&texts[0], &texts[1]], [&wants[0], &wants[1]]);
+    }
+    let unknown = "key `position.stop_trigger`: unknown variant (value not shown), expected `last` or `mark`";
+    refused_everywhere(
+        "stop-trigger-bid",
+        ["[position]\nstop_trigger = \"bid\"\n", "[variants.overrides.position]\nstop_trigger = \"bid\"\n"],
+        [&format!("{{P}}: line 2, column 16, {unknown}"), &format!("{{P}} [variant v]: {unknown}")],
+    );
+    // A variant lowering the base's taker fee below the base's maker fee: the merged account is refused.
+    let v = "[position]\ntaker_fee = 0.001\nmaker_fee = 0.0008\n[[variants]]\nname = \"v\"\n\
+             [variants.overrides.position]\ntaker_fee = 0.0005\n";
+    let e = Config::from_toml(v, "t.toml").unwrap_err().to_string();
+    assert_eq!(e, "variant `v`: config key `position.maker_fee` = 0.0008: 0 to taker_fee");
+    // The bounds themselves are allowed: free fees, zero latency, maker = taker, the mark trigger.
+    let ok = "[position]\ntaker_fee = 0.0\nmaker_fee = 0.0\norder_latency_ms = 0.0\nstop_trigger = \"mark\"\n\
+              [[variants]]\nname = \"v\"\n[variants.overrides.position]\ntaker_fee = 0.0004\nmaker_fee = 0.0004\n\
+              order_latency_ms = 10000.0\nstop_trigger = \"last\"\n";
+    let c = Config::from_toml(ok, "t.toml").unwrap();
+    assert_eq!((c.position.maker_fee, c.resolved_variants[0].position.maker_fee), (0.0, 0.0004));
+}

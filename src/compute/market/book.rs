@@ -121,6 +121,15 @@ impl BookSide {
         }
     }
 
+    /// The quantity resting at `px` (0 when no level is there).
+    pub fn qty_at(&self, px: i64) -> i64 {
+        let (k, ask) = (self.key(px), self.ask);
+        match self.levels.binary_search_by(|l| (if ask { -l.px } else { l.px }).cmp(&k)) {
+            Ok(i) => self.levels[i].qty,
+            Err(_) => 0,
+        }
+    }
+
     /// Best level.
     #[inline]
     pub fn best(&self) -> Option<Level> {
@@ -368,6 +377,11 @@ impl Book {
     /// `u` of the last applied diff (or the snapshot's `lastUpdateId` right after a snapshot).
     pub fn last_update_id(&self) -> u64 {
         self.last_u
+    }
+
+    /// The quantity resting at `px` on the asks (`ask`) or the bids.
+    pub fn qty_at(&self, ask: bool, px: i64) -> i64 {
+        if ask { self.asks.qty_at(px) } else { self.bids.qty_at(px) }
     }
 
     /// Best bid and ask.

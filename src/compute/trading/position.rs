@@ -40,7 +40,7 @@
 //! - On shutdown (end of a replay) open positions are closed at the last price with reason `Shutdown`, so every
 //!   position in the database has a complete PnL.
 
-use crate::types::record::{ExitReason, Position, Regime, Side};
+use crate::types::record::{ExitReason, FillKind, Liquidity, Position, Regime, Side};
 
 /// The price that triggers a stop-market order (Binance's `workingType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -140,24 +140,19 @@ pub(crate) fn liquidation_price(side: Side, entry: f64, leverage: f64, mmr: f64)
     }
 }
 
-/// How a trade or touch price may liquidate (see the module doc).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LiqTrigger {
-    /// The account's leverage (the isolated margin is the entry notional over it).
-    pub leverage: f64,
-    /// The price liquidates: no mark price has been seen on the symbol yet.
-    pub by_price: bool,
-}
-
-/// One exit fill.
+/// One fill of an open position: an exit, a liquidation or a funding payment.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ExitFill {
-    /// Reason.
-    pub reason: ExitReason,
+    /// Exit by reason, or funding.
+    pub kind: FillKind,
+    /// Maker, taker, or neither (liquidation, funding).
+    pub liquidity: Liquidity,
     /// Quantity (steps).
     pub qty: i64,
-    /// Fill price (ticks, VWAP).
+    /// Fill price (ticks, VWAP; funding: the mark).
     pub px: f64,
+    /// The order's reference price (ticks; see [`crate::types::record::Record::Fill`]).
+    pub trigger_px: Option<f64>,
     /// Fee, quote.
     pub fee: f64,
     /// Net PnL of this fill, quote.
@@ -166,6 +161,29 @@ pub struct ExitFill {
     pub closed: bool,
     /// Exchange time of the fill.
     pub ts_ns: i64,
+    /// Exchange time of the event that produced the decision.
+    pub decided_ns: i64,
+    /// Order latency applied, ns.
+    pub latency_ns: i64,
+}
+
+/// An exit order's execution: how much, at what price, which fee, and its times.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExitOrder {
+    /// Why.
+    pub reason: ExitReason,
+    /// Quantity (steps; clamped to what is open).
+    pub qty: i64,
+    /// Fill price (ticks).
+    pub px: f64,
+    /// Maker (a resting limit) or taker.
+    pub liquidity: Liquidity,
+    /// The order's reference price (ticks).
+    pub trigger_px: Option<f64>,
+    /// Exchange time of the fill.
+    pub ts_ns: i64,
+    /// Exchange time of the decision.
+    pub decided_ns: i64,
 }
 
 /// Everything needed to open a position.
@@ -175,8 +193,14 @@ pub struct Entry {
     pub seq: u64,
     /// Direction.
     pub side: Side,
-    /// Exchange time.
+    /// Exchange time of the decision (the event that closed the signal bar).
     pub ts_ns: i64,
+    /// Exchange time of the signal bar's last trade.
+    pub bar_ts_ns: i64,
+    /// Exchange time of the fill.
+    pub fill_ts_ns: i64,
+    /// Order latency used, ns.
+    pub latency_ns: i64,
     /// Fill VWAP (ticks).
     pub px: f64,
     /// Quantity (steps).
@@ -196,7 +220,7 @@ pub struct Entry {
 }
 
 impl Position {
-    /// Opens a position (the entry fee is charged here).
+    /// Opens a position (the entry fee, taker, is charged here).
     pub fn open(cfg: &PositionConfig, stop_pct: f64, leverage: f64, e: &Entry) -> Self {
         let sgn = if e.side == Side::Long { 1.0 } else { -1.0 };
         let r = e.px * stop_pct / 100.0;
@@ -206,9 +230,9 @@ impl Position {
             seq: e.seq,
             side: e.side,
             entry_ts_ns: e.ts_ns,
-            bar_ts_ns: e.ts_ns,
-            entry_fill_ts_ns: e.ts_ns,
-            latency_ns: 0,
+            bar_ts_ns: e.bar_ts_ns,
+            entry_fill_ts_ns: e.fill_ts_ns,
+            latency_ns: e.latency_ns,
             entry_px: e.px,
             qty: e.qty,
             remaining: e.qty,
@@ -224,8 +248,8 @@ impl Position {
             pnl: -fee,
             mfe_pct: 0.0,
             mae_pct: 0.0,
-            mfe_ts_ns: e.ts_ns,
-            mae_ts_ns: e.ts_ns,
+            mfe_ts_ns: e.fill_ts_ns,
+            mae_ts_ns: e.fill_ts_ns,
             expected_slippage_bps: e.expected_slippage_bps,
             realized_slippage_bps: if e.touch > 0.0 { sgn * (e.px - e.touch) / e.touch * 1e4 } else { 0.0 },
             regime: e.regime,
@@ -286,25 +310,23 @@ impl Position {
         if self.side == Side::Long { 1.0 } else { -1.0 }
     }
 
-    /// Closes `qty` at a fill price from `fill(qty)`.
-    fn exit(
-        &mut self,
-        cfg: &PositionConfig,
-        reason: ExitReason,
-        qty: i64,
-        ts_ns: i64,
-        fill: &mut impl FnMut(i64) -> f64,
-    ) -> ExitFill {
-        let qty = qty.clamp(0, self.remaining);
-        let px = fill(qty);
+    /// Executes an exit order (module doc): its fee at the maker or taker rate, gross PnL from the entry.
+    pub fn exit(&mut self, cfg: &PositionConfig, o: &ExitOrder, latency_ns: i64) -> ExitFill {
+        let qty = o.qty.clamp(0, self.remaining);
         let base = qty as f64 * self.step_value;
-        let fee = px * self.tick_value * base * cfg.taker_fee;
-        let gross = self.sgn() * (px - self.entry_px) * self.tick_value * base;
-        self.book(reason, qty, px, fee, gross, ts_ns)
+        let rate = if o.liquidity == Liquidity::Maker { cfg.maker_fee } else { cfg.taker_fee };
+        let fee = o.px * self.tick_value * base * rate;
+        let gross = self.sgn() * (o.px - self.entry_px) * self.tick_value * base;
+        let mut f = self.book(o.reason, qty, o.px, fee, gross, o.decided_ns);
+        f.liquidity = o.liquidity;
+        f.trigger_px = o.trigger_px;
+        f.ts_ns = o.ts_ns;
+        f.latency_ns = latency_ns;
+        f
     }
 
-    /// Books an exit of `qty` at `px` with its fee and gross PnL (quote).
-    fn book(&mut self, reason: ExitReason, qty: i64, px: f64, fee: f64, gross: f64, ts_ns: i64) -> ExitFill {
+    /// Books an exit of `qty` at `px` with its fee and gross PnL (quote); `decided_ns` is the exit time recorded.
+    fn book(&mut self, reason: ExitReason, qty: i64, px: f64, fee: f64, gross: f64, decided_ns: i64) -> ExitFill {
         let pnl = gross - fee;
         let done = self.qty - self.remaining;
         self.exit_px =
@@ -315,10 +337,22 @@ impl Position {
         let closed = self.remaining == 0;
         if closed {
             self.exit_reason = Some(reason);
-            self.exit_ts_ns = ts_ns;
+            self.exit_ts_ns = decided_ns;
         }
         self.debug_check();
-        ExitFill { reason, qty, px, fee, pnl, closed, ts_ns }
+        ExitFill {
+            kind: FillKind::Exit(reason),
+            liquidity: Liquidity::None,
+            qty,
+            px,
+            trigger_px: None,
+            fee,
+            pnl,
+            closed,
+            ts_ns: decided_ns,
+            decided_ns,
+            latency_ns: 0,
+        }
     }
 
     /// Liquidates what is open at `mark` (ticks): the loss is the whole isolated margin of the open quantity
@@ -341,25 +375,39 @@ impl Position {
         Some(self.liquidate(cfg, mark, leverage, ts_ns))
     }
 
-    /// Feeds an observed exit-side price (ticks) at exchange time `ts_ns`. Exit fills go to `out`; `fill(qty)`
-    /// gives the fill price for a taker exit of `qty`; `liq` says whether this price can liquidate (no mark price
-    /// seen yet) and the leverage.
-    #[allow(clippy::too_many_arguments)]
-    pub fn on_price(
-        &mut self,
-        cfg: &PositionConfig,
-        px: f64,
-        tick: f64,
-        ts_ns: i64,
-        liq: LiqTrigger,
-        fill: &mut impl FnMut(i64) -> f64,
-        out: &mut impl FnMut(ExitFill),
-    ) {
-        if self.remaining <= 0 || px <= 0.0 {
-            return;
+    /// The fallback before any mark price: a trade at or past the liquidation price liquidates at that price.
+    pub fn liquidate_by_price(&mut self, cfg: &PositionConfig, px: f64, leverage: f64, ts_ns: i64) -> Option<ExitFill> {
+        self.on_mark(cfg, px, leverage, ts_ns)
+    }
+
+    /// Funding at `ts_ns` (a funding time) with `rate` at `mark` (ticks): the open quantity pays (a long, positive
+    /// rate) or receives `qty × mark × rate`; booked into fees-free PnL and `funding`.
+    pub fn fund(&mut self, rate: f64, mark: f64, ts_ns: i64) -> Option<ExitFill> {
+        if self.remaining <= 0 || mark <= 0.0 {
+            return None;
         }
-        let s = self.sgn();
-        let exc = s * (px - self.entry_px) / self.entry_px * 100.0;
+        let qty = self.remaining;
+        let pnl = -self.sgn() * qty as f64 * self.step_value * mark * self.tick_value * rate;
+        self.funding += pnl;
+        self.pnl += pnl;
+        Some(ExitFill {
+            kind: FillKind::Funding { rate },
+            liquidity: Liquidity::None,
+            qty,
+            px: mark,
+            trigger_px: None,
+            fee: 0.0,
+            pnl,
+            closed: false,
+            ts_ns,
+            decided_ns: ts_ns,
+            latency_ns: 0,
+        })
+    }
+
+    /// Updates MFE / MAE with a trade price (ticks) at `ts_ns`.
+    pub fn observe(&mut self, px: f64, ts_ns: i64) {
+        let exc = self.sgn() * (px - self.entry_px) / self.entry_px * 100.0;
         if exc > self.mfe_pct {
             self.mfe_pct = exc;
             self.mfe_ts_ns = ts_ns;
@@ -368,65 +416,43 @@ impl Position {
             self.mae_pct = -exc;
             self.mae_ts_ns = ts_ns;
         }
-        let beyond = |level: f64| s * (px - level) <= 0.0; // at or past a level against us
-        let reached = |level: f64| s * (px - level) >= 0.0; // at or past a level in our favour
-        let age_s = (ts_ns - self.entry_ts_ns) as f64 / 1e9;
-        if liq.by_price && beyond(self.liq) {
-            out(self.liquidate(cfg, px, liq.leverage, ts_ns));
-            return;
-        }
-        // Stop-market exits fill at the triggering price or worse, never better: a book walk over levels the
-        // triggering trade or touch had already left is capped at that price.
-        let mut stop_fill = |q: i64| {
-            let f = fill(q);
-            if s > 0.0 { f.min(px) } else { f.max(px) }
-        };
-        if beyond(self.stop) {
-            let reason = if self.be_moved { ExitReason::Breakeven } else { ExitReason::StopLoss };
-            out(self.exit(cfg, reason, self.remaining, ts_ns, &mut stop_fill));
-            return;
-        }
-        if age_s >= cfg.soft_stop_seconds as f64 && -exc >= cfg.soft_stop_drawdown_pct {
-            out(self.exit(cfg, ExitReason::SoftStop, self.remaining, ts_ns, &mut stop_fill));
-            return;
-        }
-        if !self.tp1_done && reached(self.tp1) {
-            self.tp1_done = true;
-            let q = ((self.qty as f64 * cfg.tp1_fraction).round() as i64).clamp(1, self.remaining);
-            let f = self.exit(cfg, ExitReason::Tp1, q, ts_ns, fill);
-            out(f);
-            if f.closed {
-                return;
-            }
-        }
-        if self.tp1_done && reached(self.tp2) {
-            out(self.exit(cfg, ExitReason::Tp2, self.remaining, ts_ns, fill));
-            return;
-        }
-        if self.tp1_done && !self.be_moved && age_s >= cfg.break_even_min_hold_secs as f64 {
-            let rr = if self.risk > 0.0 { s * (px - self.entry_px) / self.risk } else { 0.0 };
-            if rr >= cfg.break_even_trigger_rr {
-                let be = self.entry_px + s * cfg.profit_lock_ticks as f64 * tick;
-                if s * (be - self.stop) > 0.0 {
-                    self.stop = be;
-                }
-                self.be_moved = true;
-            }
-        }
-        self.debug_check();
     }
 
-    /// Closes whatever is open (shutdown).
-    pub fn close_all(
-        &mut self,
-        cfg: &PositionConfig,
-        ts_ns: i64,
-        fill: &mut impl FnMut(i64) -> f64,
-    ) -> Option<ExitFill> {
-        if self.remaining <= 0 {
+    /// The stop's exit reason when `px` is at or past the stop.
+    pub fn stop_hit(&self, px: f64) -> Option<ExitReason> {
+        if self.remaining <= 0 || self.sgn() * (px - self.stop) > 0.0 {
             return None;
         }
-        Some(self.exit(cfg, ExitReason::Shutdown, self.remaining, ts_ns, fill))
+        Some(if self.be_moved { ExitReason::Breakeven } else { ExitReason::StopLoss })
+    }
+
+    /// True when `px` at `ts_ns` calls for a SoftStop: old enough and far enough against the entry.
+    pub fn soft_stop_due(&self, cfg: &PositionConfig, px: f64, ts_ns: i64) -> bool {
+        let age_s = (ts_ns - self.entry_fill_ts_ns) as f64 / 1e9;
+        let adverse = -self.sgn() * (px - self.entry_px) / self.entry_px * 100.0;
+        self.remaining > 0 && age_s >= cfg.soft_stop_seconds as f64 && adverse >= cfg.soft_stop_drawdown_pct
+    }
+
+    /// The breakeven + alpha stop level when `px` at `ts_ns` calls for the move (after TP1, old and far enough in
+    /// profit); `tick` is one tick in the price unit.
+    pub fn breakeven_due(&self, cfg: &PositionConfig, px: f64, ts_ns: i64, tick: f64) -> Option<f64> {
+        if !self.tp1_done || self.be_moved || self.remaining <= 0 {
+            return None;
+        }
+        let age_s = (ts_ns - self.entry_fill_ts_ns) as f64 / 1e9;
+        let s = self.sgn();
+        let rr = if self.risk > 0.0 { s * (px - self.entry_px) / self.risk } else { 0.0 };
+        (age_s >= cfg.break_even_min_hold_secs as f64 && rr >= cfg.break_even_trigger_rr)
+            .then_some(self.entry_px + s * cfg.profit_lock_ticks as f64 * tick)
+    }
+
+    /// Moves the stop to `px` (never backwards) and marks the breakeven move done.
+    pub fn move_stop(&mut self, px: f64) {
+        if self.sgn() * (px - self.stop) > 0.0 {
+            self.stop = px;
+        }
+        self.be_moved = true;
+        self.debug_check();
     }
 }
 
@@ -443,6 +469,9 @@ mod tests {
             seq: 1,
             side,
             ts_ns: T,
+            bar_ts_ns: T,
+            fill_ts_ns: T,
+            latency_ns: 0,
             px: 10_000.0,
             qty: 10,
             touch: 10_000.0,
@@ -454,20 +483,12 @@ mod tests {
         }
     }
 
-    /// 50x, no mark price seen: trade prices liquidate.
-    const BY_PRICE: LiqTrigger = LiqTrigger { leverage: 50.0, by_price: true };
-
     fn cfg() -> PositionConfig {
         PositionConfig::default()
     }
 
-    /// Feeds prices at given seconds after entry; returns the fills.
-    fn run(p: &mut Position, tape: &[(i64, f64)]) -> Vec<ExitFill> {
-        let mut fills = vec![];
-        for &(sec, px) in tape {
-            p.on_price(&cfg(), px, 1.0, T + sec * S, BY_PRICE, &mut |_| px, &mut |f| fills.push(f));
-        }
-        fills
+    fn order(reason: ExitReason, qty: i64, px: f64, liquidity: Liquidity) -> ExitOrder {
+        ExitOrder { reason, qty, px, liquidity, trigger_px: Some(px), ts_ns: T + S, decided_ns: T + S }
     }
 
     #[test]
@@ -485,94 +506,88 @@ mod tests {
     }
 
     #[test]
-    fn stop_loss() {
+    fn maker_and_taker_exits_pay_their_own_fee() {
         let mut p = Position::open(&cfg(), 0.4, 50.0, &entry(Side::Long));
-        assert_eq!(p.stop, 9_960.0);
-        let f = run(&mut p, &[(1, 9_990.0), (2, 9_960.0)]);
-        assert_eq!(f.len(), 1);
-        assert_eq!((f[0].reason, f[0].qty, f[0].closed), (ExitReason::StopLoss, 10, true));
-        // (99.60 - 100) x 10 - fees (0.05 % of 1000 in, 0.05 % of 996 out).
-        assert!((p.pnl - (-4.0 - 0.5 - 0.498)).abs() < 1e-9, "{}", p.pnl);
-        assert!((p.mae_pct - 0.4).abs() < 1e-9);
-        assert_eq!(p.mae_ts_ns, T + 2 * S);
+        // Entry: 0.05 % of 1000 = 0.5.
+        assert!((p.fees - 0.5).abs() < 1e-12);
+        // TP1 half at 100.60 as a maker: fee 0.02 % of 503 = 0.1006; gross 0.60 x 5 = 3.0.
+        let f = p.exit(&cfg(), &order(ExitReason::Tp1, 5, 10_060.0, Liquidity::Maker), 0);
+        assert!((f.fee - 0.1006).abs() < 1e-12 && (f.pnl - (3.0 - 0.1006)).abs() < 1e-12, "{f:?}");
+        assert_eq!((f.kind, f.liquidity, f.closed), (FillKind::Exit(ExitReason::Tp1), Liquidity::Maker, false));
+        // The rest as a taker stop at 99.60: fee 0.05 % of 498 = 0.249; gross -0.40 x 5 = -2.0.
+        let f = p.exit(&cfg(), &order(ExitReason::StopLoss, 5, 9_960.0, Liquidity::Taker), 0);
+        assert!((f.fee - 0.249).abs() < 1e-12 && (f.pnl - (-2.0 - 0.249)).abs() < 1e-12, "{f:?}");
+        assert!(f.closed);
+        assert!((p.pnl - (-0.5 + 3.0 - 0.1006 - 2.0 - 0.249)).abs() < 1e-12, "{}", p.pnl);
+        assert!((p.exit_px - 10_010.0).abs() < 1e-9, "quantity-weighted exit");
+        assert_eq!((p.exit_reason, p.exit_ts_ns), (Some(ExitReason::StopLoss), T + S));
     }
 
     #[test]
-    fn a_stop_never_fills_better_than_the_price_that_triggered_it() {
-        for side in [Side::Long, Side::Short] {
+    fn funding_sign_for_long_and_short_with_positive_and_negative_rates() {
+        // 10 units at a mark of 100.00 (10000 ticks x 0.01): notional 1000; rate 0.01 % = 0.1 USDT.
+        for (side, rate, want) in [
+            (Side::Long, 0.0001, -0.1),
+            (Side::Short, 0.0001, 0.1),
+            (Side::Long, -0.0001, 0.1),
+            (Side::Short, -0.0001, -0.1),
+        ] {
             let mut p = Position::open(&cfg(), 0.4, 50.0, &entry(side));
-            let (trigger, stale) = if side == Side::Long { (9_950.0, 9_990.0) } else { (10_050.0, 10_010.0) };
-            // The book (stale) still shows a better price than the trade that crossed the stop.
-            let mut fills = vec![];
-            p.on_price(&cfg(), trigger, 1.0, T + S, BY_PRICE, &mut |_| stale, &mut |f| fills.push(f));
-            assert_eq!((fills.len(), fills[0].reason), (1, ExitReason::StopLoss));
-            assert_eq!(fills[0].px, trigger, "{side:?}: capped at the triggering price");
-            // A walk worse than the trigger is kept.
-            let mut p = Position::open(&cfg(), 0.4, 50.0, &entry(side));
-            let worse = if side == Side::Long { 9_940.0 } else { 10_060.0 };
-            let mut fills = vec![];
-            p.on_price(&cfg(), trigger, 1.0, T + S, BY_PRICE, &mut |_| worse, &mut |f| fills.push(f));
-            assert_eq!(fills[0].px, worse);
-            // SoftStop is capped the same way.
-            let mut p = Position::open(&cfg(), 0.4, 50.0, &entry(side));
-            let (soft, better) = if side == Side::Long { (9_980.0, 9_999.0) } else { (10_020.0, 10_001.0) };
-            let mut fills = vec![];
-            p.on_price(&cfg(), soft, 1.0, T + 60 * S, BY_PRICE, &mut |_| better, &mut |f| fills.push(f));
-            assert_eq!((fills[0].reason, fills[0].px), (ExitReason::SoftStop, soft));
+            let f = p.fund(rate, 10_000.0, T + 8 * 3600 * S).unwrap();
+            assert!((f.pnl - want).abs() < 1e-12, "{side:?} {rate}: {}", f.pnl);
+            assert_eq!((f.kind, f.fee, f.qty, f.closed), (FillKind::Funding { rate }, 0.0, 10, false));
+            assert!((p.funding - want).abs() < 1e-12 && (p.pnl - (-0.5 + want)).abs() < 1e-12);
+            assert_eq!(p.fees, 0.5, "funding is not a fee");
         }
-    }
-
-    #[test]
-    fn tp1_then_breakeven_stop() {
+        // Funding on the open quantity only (after a partial exit) at the mark, not the entry.
         let mut p = Position::open(&cfg(), 0.4, 50.0, &entry(Side::Long));
-        // TP1 at +0.6 % (10060): half closes. Breakeven needs 45 s and 1.2 R (10048).
-        let f = run(&mut p, &[(10, 10_060.0), (20, 10_050.0)]);
-        assert_eq!(f.len(), 1);
-        assert_eq!((f[0].reason, f[0].qty, f[0].closed), (ExitReason::Tp1, 5, false));
-        assert!(!p.be_moved, "too young for the breakeven move");
-        let f = run(&mut p, &[(50, 10_050.0)]);
-        assert!(f.is_empty());
-        assert!(p.be_moved);
-        assert_eq!(p.stop, 10_001.0, "breakeven + 1 tick");
-        let f = run(&mut p, &[(60, 10_001.0)]);
-        assert_eq!((f[0].reason, f[0].qty, f[0].closed), (ExitReason::Breakeven, 5, true));
-        assert_eq!(p.exit_reason, Some(ExitReason::Breakeven));
-        assert!(p.pnl > 0.0);
+        p.exit(&cfg(), &order(ExitReason::Tp1, 5, 10_060.0, Liquidity::Maker), 0);
+        let f = p.fund(0.0001, 10_100.0, T + 2 * S).unwrap();
+        assert!((f.pnl - (-5.0 * 101.0 * 0.0001)).abs() < 1e-12, "{}", f.pnl);
     }
 
     #[test]
-    fn tp1_then_tp2() {
-        let mut p = Position::open(&cfg(), 0.4, 50.0, &entry(Side::Short));
-        // Short: TP1 at 9940, TP2 at 9880 (one jump crosses both: TP1 then TP2 on the same price).
-        let f = run(&mut p, &[(5, 9_870.0)]);
-        assert_eq!(f.len(), 2);
-        assert_eq!((f[0].reason, f[0].qty), (ExitReason::Tp1, 5));
-        assert_eq!((f[1].reason, f[1].qty, f[1].closed), (ExitReason::Tp2, 5, true));
-        assert!((p.mfe_pct - 1.3).abs() < 1e-9);
+    fn stop_soft_stop_and_breakeven_rules() {
+        let c = cfg();
+        let mut p = Position::open(&c, 0.4, 50.0, &entry(Side::Long));
+        assert_eq!(p.stop, 9_960.0);
+        assert_eq!(p.stop_hit(9_961.0), None);
+        assert_eq!(p.stop_hit(9_960.0), Some(ExitReason::StopLoss));
+        // SoftStop: -0.15 % after 45 s of the fill.
+        assert!(!p.soft_stop_due(&c, 9_980.0, T + 30 * S), "too young");
+        assert!(p.soft_stop_due(&c, 9_985.0, T + 46 * S));
+        assert!(!p.soft_stop_due(&c, 9_990.0, T + 46 * S), "not far enough");
+        // Breakeven: only after TP1, 45 s and 1.2 R (10048).
+        assert_eq!(p.breakeven_due(&c, 10_050.0, T + 50 * S, 1.0), None, "before TP1");
+        p.tp1_done = true;
+        assert_eq!(p.breakeven_due(&c, 10_050.0, T + 40 * S, 1.0), None, "too young");
+        assert_eq!(p.breakeven_due(&c, 10_040.0, T + 50 * S, 1.0), None, "not far enough");
+        assert_eq!(p.breakeven_due(&c, 10_050.0, T + 50 * S, 1.0), Some(10_001.0));
+        p.move_stop(10_001.0);
+        assert_eq!((p.stop, p.be_moved), (10_001.0, true));
+        assert_eq!(p.stop_hit(10_001.0), Some(ExitReason::Breakeven));
+        // Never backwards.
+        p.move_stop(9_000.0);
+        assert_eq!(p.stop, 10_001.0);
+        // A short mirrors.
+        let s = Position::open(&c, 0.4, 50.0, &entry(Side::Short));
+        assert_eq!((s.stop, s.stop_hit(10_040.0), s.stop_hit(10_039.0)), (10_040.0, Some(ExitReason::StopLoss), None));
     }
 
     #[test]
-    fn soft_stop_after_the_minimum_age() {
-        let mut p = Position::open(&cfg(), 0.4, 50.0, &entry(Side::Long));
-        // -0.2 % at 30 s: too early; at 46 s: SoftStop.
-        assert!(run(&mut p, &[(30, 9_980.0)]).is_empty());
-        let f = run(&mut p, &[(46, 9_984.0)]);
-        assert_eq!((f[0].reason, f[0].closed), (ExitReason::SoftStop, true));
-    }
-
-    #[test]
-    fn liquidation_before_the_stop_when_leverage_is_high() {
-        // 200x: liquidation at E (1 - 0.005) / 0.996 = 99.90 % of E, above the 0.4 % stop. No mark price yet: the
-        // trade price triggers it and stands in for the mark.
+    fn liquidation_by_price_before_any_mark_takes_the_margin_capped() {
+        // 200x: liquidation at E (1 - 0.005) / 0.996 = 99.90 % of E, above the 0.4 % stop.
         let mut p = Position::open(&cfg(), 0.4, 200.0, &entry(Side::Long));
         assert!(p.liq > p.stop);
-        let mut f = vec![];
-        let by_price = LiqTrigger { leverage: 200.0, by_price: true };
-        p.on_price(&cfg(), 9_985.0, 1.0, T + S, by_price, &mut |_| 9_985.0, &mut |x| f.push(x));
-        assert_eq!((f[0].reason, f[0].closed, f[0].px), (ExitReason::Liquidation, true, 9_985.0));
+        assert_eq!(p.liquidate_by_price(&cfg(), 9_995.0, 200.0, T + S), None);
+        let f = p.liquidate_by_price(&cfg(), 9_985.0, 200.0, T + S).unwrap();
+        assert_eq!(
+            (f.kind, f.closed, f.px, f.liquidity),
+            (FillKind::Exit(ExitReason::Liquidation), true, 9_985.0, Liquidity::None)
+        );
         // Whole margin 1000 / 200 = 5; the clearance fee (1.2 % of 99.85 x 10 = 11.982) is capped at it.
-        assert!((f[0].fee - 5.0).abs() < 1e-9, "{}", f[0].fee);
-        assert!((f[0].pnl - (-5.0)).abs() < 1e-9, "{}", f[0].pnl);
+        assert!((f.fee - 5.0).abs() < 1e-9, "{}", f.fee);
+        assert!((f.pnl - (-5.0)).abs() < 1e-9, "{}", f.pnl);
     }
 
     #[test]
@@ -585,42 +600,28 @@ mod tests {
             // Clearance fee: 1.2 % of the notional at the mark (mark x 0.01 x 10).
             let fee = 0.012 * mark * 0.1;
             assert_eq!(
-                (f.reason, f.qty, f.px, f.closed, f.ts_ns),
-                (ExitReason::Liquidation, 10, mark, true, T + 2 * S)
+                (f.kind, f.qty, f.px, f.closed, f.ts_ns),
+                (FillKind::Exit(ExitReason::Liquidation), 10, mark, true, T + 2 * S)
             );
             assert!((f.fee - fee).abs() < 1e-9, "{side:?}: {}", f.fee);
             assert!((f.pnl - (-20.0)).abs() < 1e-9, "{side:?}: the whole margin and no more: {}", f.pnl);
             // Entry fee 0.05 % of 1000 = 0.5: -20 - 0.5 either side.
-            let total = -20.5;
-            assert!((p.pnl - total).abs() < 1e-9, "{side:?}: {}", p.pnl);
+            assert!((p.pnl - (-20.5)).abs() < 1e-9, "{side:?}: {}", p.pnl);
             assert_eq!((p.exit_reason, p.exit_px, p.remaining), (Some(ExitReason::Liquidation), mark, 0));
             assert_eq!(p.on_mark(&cfg(), mark, 50.0, T + 3 * S), None, "closed");
         }
     }
 
     #[test]
-    fn a_trade_past_the_liquidation_price_does_not_liquidate_once_a_mark_is_known() {
-        // 5 % stop (9500), liquidation at 9839.357: a trade at 9800 is past the liquidation price only.
-        let mark_known = LiqTrigger { leverage: 50.0, by_price: false };
-        let mut p = Position::open(&cfg(), 5.0, 50.0, &entry(Side::Long));
-        let mut f = vec![];
-        p.on_price(&cfg(), 9_800.0, 1.0, T + S, mark_known, &mut |_| 9_800.0, &mut |x| f.push(x));
-        assert!(f.is_empty(), "{f:?}");
-        assert_eq!(p.on_mark(&cfg(), 9_900.0, 50.0, T + S), None, "the mark is not past it");
-        assert_eq!(p.remaining, 10);
-        // The same trade without any mark seen liquidates (the fallback).
-        p.on_price(&cfg(), 9_800.0, 1.0, T + 2 * S, BY_PRICE, &mut |_| 9_800.0, &mut |x| f.push(x));
-        assert_eq!((f[0].reason, f[0].px), (ExitReason::Liquidation, 9_800.0));
-    }
-
-    #[test]
     fn invariants_hold_through_every_exit_and_catch_a_broken_position() {
         let mut p = Position::open(&cfg(), 0.4, 50.0, &entry(Side::Long));
         assert_eq!(p.check_invariants(), Ok(()));
-        run(&mut p, &[(10, 10_060.0), (50, 10_050.0)]);
+        p.exit(&cfg(), &order(ExitReason::Tp1, 5, 10_060.0, Liquidity::Maker), 0);
+        p.tp1_done = true;
+        p.move_stop(10_001.0);
         assert_eq!(p.check_invariants(), Ok(()));
-        run(&mut p, &[(60, 10_001.0)]);
-        assert_eq!(p.remaining, 0);
+        p.exit(&cfg(), &order(ExitReason::Breakeven, 50, 10_001.0, Liquidity::Taker), 0);
+        assert_eq!(p.remaining, 0, "an exit is clamped to what is open");
         assert_eq!(p.check_invariants(), Ok(()));
         let ok = Position::open(&cfg(), 0.4, 50.0, &entry(Side::Short));
         assert!(Position { remaining: -1, ..ok }.check_invariants().is_err(), "negative quantity");
@@ -634,65 +635,5 @@ mod tests {
     #[should_panic(expected = "position invariant")]
     fn opening_with_no_quantity_trips_the_debug_check() {
         Position::open(&cfg(), 0.4, 50.0, &Entry { qty: 0, ..entry(Side::Long) });
-    }
-
-    /// Through the trader (what the engine's `markPrice` arm calls): a trade past the liquidation price does not
-    /// liquidate once a mark is known; the mark past it books a `Liquidation` fill at the mark, the whole margin
-    /// plus the clearance fee off the balance, and the close.
-    #[test]
-    fn the_trader_liquidates_on_the_mark_and_books_it() {
-        use crate::compute::market::book::{Book, BookConfig};
-        use crate::compute::trading::trader::{Account, SymbolCtx, Trader, Variant};
-        use crate::types::decimal::Scale;
-        use crate::types::record::{FillKind, Record};
-        use crate::types::symbols::SymbolName;
-        let rules = Variant {
-            name: "base".into(),
-            strategy: Default::default(),
-            gate: Default::default(),
-            risk: Default::default(),
-            position: cfg(),
-        };
-        let mut account = Account::new(0, rules);
-        let name = SymbolName::new(b"BTCUSDT").unwrap();
-        let mut t = Trader::new(&account, name, &[]);
-        let book = Book::new(BookConfig::default());
-        let c = SymbolCtx { id: 0, name, book: &book, price: Some(Scale::decimals(2)), qty: Some(Scale::decimals(0)) };
-        let pos = Position::open(&cfg(), 5.0, 50.0, &entry(Side::Long));
-        account.risk.on_open(&mut t.risk, pos.notional());
-        t.position = Some(pos);
-        let mut recs = vec![];
-        t.on_mark(&mut account, &c, 9_900.0, T + S, &mut |r| recs.push(r));
-        t.manage(&mut account, &c, 9_800.0, T + 2 * S, &mut |r| recs.push(r));
-        assert!(recs.is_empty() && t.position.is_some(), "{recs:?}");
-        t.on_mark(&mut account, &c, 9_839.0, T + 3 * S, &mut |r| recs.push(r));
-        let fee = 0.012 * 98.39 * 10.0;
-        match recs.first() {
-            Some(&Record::Fill {
-                kind: FillKind::Exit(ExitReason::Liquidation),
-                px,
-                qty: 10,
-                fee: f,
-                pnl,
-                ts_ns,
-                ..
-            }) => {
-                assert_eq!((px, ts_ns), (9_839.0, T + 3 * S));
-                assert!((f - fee).abs() < 1e-9 && (pnl - (-20.0)).abs() < 1e-9, "{f} {pnl}");
-            }
-            r => panic!("{r:?}"),
-        }
-        assert!(recs.iter().any(|r| matches!(r, Record::Closed { .. })));
-        assert!(t.position.is_none());
-        assert_eq!(t.closed_by_reason[ExitReason::Liquidation.index()], 1);
-        assert!((account.risk.balance - (10_000.0 - 20.0)).abs() < 1e-9, "{}", account.risk.balance);
-    }
-
-    #[test]
-    fn shutdown_closes_the_rest() {
-        let mut p = Position::open(&cfg(), 0.4, 50.0, &entry(Side::Long));
-        let f = p.close_all(&cfg(), T + S, &mut |_| 10_010.0).unwrap();
-        assert_eq!((f.reason, f.qty, f.closed), (ExitReason::Shutdown, 10, true));
-        assert!(p.close_all(&cfg(), T + S, &mut |_| 1.0).is_none());
     }
 }

@@ -234,6 +234,23 @@ impl Risk {
         self.open_notional += notional;
     }
 
+    /// Sets the notional of the position the symbol reserved (the entry filled at another price than decided).
+    pub fn resize_open(&mut self, sym: &mut SymbolRisk, notional: f64) {
+        self.open_notional = (self.open_notional - sym.notional + notional).max(0.0);
+        sym.notional = notional;
+    }
+
+    /// Releases a reservation that never became a position (the entry did not fill): no PnL, no cooldown.
+    pub fn on_cancel(&mut self, sym: &mut SymbolRisk) {
+        if !sym.open {
+            return;
+        }
+        sym.open = false;
+        self.open_positions = self.open_positions.saturating_sub(1);
+        self.open_notional = (self.open_notional - sym.notional).max(0.0);
+        sym.notional = 0.0;
+    }
+
     /// Books realised PnL (partial or final).
     pub fn on_pnl(&mut self, pnl: f64, ts_ns: i64) {
         self.roll_day(ts_ns);

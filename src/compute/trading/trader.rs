@@ -12,11 +12,12 @@
 use crate::compute::market::book::Book;
 use crate::compute::signal::strategy::{BarEval, BarInputs, Strategy, StrategyConfig};
 use crate::compute::trading::gate::{self, GateConfig, GateReject, HourExpectancy};
-use crate::compute::trading::position::{Entry, ExitFill, LiqTrigger, PositionConfig};
+use crate::compute::trading::orders::{EntryOrder, IN_FLIGHT_MAX, InFlight, OrderKind, OrderQueue, Resting};
+use crate::compute::trading::position::{Entry, ExitFill, ExitOrder, PositionConfig, StopTrigger};
 use crate::compute::trading::risk::{Risk, RiskConfig, RiskReject, SymbolRisk};
 use crate::types::decimal::Scale;
 use crate::types::event::SymbolId;
-use crate::types::record::{ExitReason, FillKind, GatePass, HourSample, Liquidity, Position, Record, Side, Signal};
+use crate::types::record::{ExitReason, FillKind, HourSample, Liquidity, Position, Record, Side, Signal};
 use crate::types::symbols::SymbolName;
 
 /// The rules one account trades by.
@@ -65,6 +66,23 @@ pub struct SymbolCtx<'a> {
     pub price: Option<Scale>,
     /// Quantity scale (steps).
     pub qty: Option<Scale>,
+    /// The last market trade price (ticks; 0 before any).
+    pub last_px: i64,
+    /// The measured order latency (live), ns, in force instead of the configured one.
+    pub latency_ns: Option<i64>,
+}
+
+/// A market trade as the positions see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TradeTick {
+    /// Price (ticks).
+    pub px: i64,
+    /// Quantity (steps).
+    pub qty: i64,
+    /// The buyer was the maker (a sell aggressor).
+    pub buyer_is_maker: bool,
+    /// Exchange time.
+    pub ts_ns: i64,
 }
 
 /// One account's paper trader on one symbol.
@@ -78,12 +96,24 @@ pub struct Trader {
     pub hours: HourExpectancy,
     /// The open position.
     pub position: Option<Position>,
+    /// Orders in flight (`orders` module doc).
+    pub(crate) orders: OrderQueue,
+    /// The open position's resting take profits: TP1, TP2 (`None`: not placed yet, filled, or none).
+    pub(crate) tps: [Option<Resting>; 2],
+    /// The open position's stop and take profits are at the exchange (their order has arrived).
+    pub(crate) brackets_live: bool,
     /// Gate rejections by reason ([`GateReject::ALL`] order).
     pub gate_rejects: [u64; 6],
     /// Risk rejections by reason ([`RiskReject::ALL`] order).
     pub risk_rejects: [u64; 6],
     /// Positions opened.
     pub opened: u64,
+    /// Entries that reached the exchange with no synced book deep enough to price them: not opened (fail closed).
+    pub entries_unfilled: u64,
+    /// Entries still in flight when the input ended: never filled.
+    pub entries_unsent: u64,
+    /// Orders refused because the in-flight queue was full (must stay 0).
+    pub orders_refused: u64,
     /// Positions closed, by final exit reason ([`crate::types::record::ExitReason::ALL`] order).
     pub closed_by_reason: [u64; 7],
     /// Exit fills by reason (TP1 partials included).
@@ -104,20 +134,41 @@ pub struct Trader {
     pub mark_seen: bool,
 }
 
+/// When a fill happens and when it was decided.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    ts_ns: i64,
+    decided_ns: i64,
+}
+
+impl Timing {
+    /// At the exchange, on the event at `ts_ns` (a resting order: no latency).
+    fn now(ts_ns: i64) -> Self {
+        Timing { ts_ns, decided_ns: ts_ns }
+    }
+
+    /// On the arrival of an order in flight.
+    fn of(o: &InFlight) -> Self {
+        Timing { ts_ns: o.arrival_ns, decided_ns: o.decided_ns }
+    }
+
+    fn latency_ns(&self) -> i64 {
+        self.ts_ns - self.decided_ns
+    }
+}
+
+/// A stop-market order triggered: why, by which price (ticks), when.
+#[derive(Debug, Clone, Copy)]
+struct StopHit {
+    reason: ExitReason,
+    trigger: f64,
+    at: Timing,
+}
+
 /// Why an entry was refused.
 enum Refusal {
     Gate(GateReject),
     Risk(RiskReject),
-}
-
-/// An entry that passed sizing, the gate, the fill walk and risk.
-struct Plan {
-    qty: i64,
-    vwap: f64,
-    notional: f64,
-    tick_value: f64,
-    step_value: f64,
-    gate: GatePass,
 }
 
 impl Trader {
@@ -132,9 +183,15 @@ impl Trader {
             risk: SymbolRisk::default(),
             hours,
             position: None,
+            orders: OrderQueue::default(),
+            tps: [None; 2],
+            brackets_live: false,
             gate_rejects: [0; 6],
             risk_rejects: [0; 6],
             opened: 0,
+            entries_unfilled: 0,
+            entries_unsent: 0,
+            orders_refused: 0,
             closed_by_reason: [0; 7],
             exits_by_reason: [0; 7],
             pnl: 0.0,
@@ -147,6 +204,17 @@ impl Trader {
         }
     }
 
+    /// True while the trader holds a position or has orders in flight (an entry on its way counts).
+    pub fn is_active(&self) -> bool {
+        self.position.is_some() || self.orders.len() > 0
+    }
+
+    /// The earliest arrival of its orders in flight, `i64::MAX` when none.
+    #[inline]
+    pub fn next_arrival_ns(&self) -> i64 {
+        self.orders.next_arrival_ns()
+    }
+
     /// Runs the account's strategy on a closed bar; counts the signal. Returns the bar's evaluation and the signal.
     pub fn on_bar(&mut self, account: &Account, m: &BarInputs<'_>) -> (BarEval, Option<Signal>) {
         let (ev, sig) = self.strategy.on_bar(&account.rules.strategy, m);
@@ -156,26 +224,43 @@ impl Trader {
         (ev, sig)
     }
 
-    /// Sizing → gate → risk → entry fill → position on `signal`; `next_seq` numbers the positions of the run.
+    /// The order latency in force, ns.
+    fn latency_ns(account: &Account, c: &SymbolCtx<'_>) -> i64 {
+        c.latency_ns.unwrap_or((account.rules.position.order_latency_ms * 1e6).round() as i64)
+    }
+
+    /// Queues an order decided at `decided_ns`; a full queue refuses it (counted). Returns whether it was queued.
+    fn send(&mut self, account: &Account, c: &SymbolCtx<'_>, decided_ns: i64, kind: OrderKind) -> bool {
+        let arrival_ns = decided_ns.saturating_add(Self::latency_ns(account, c));
+        let queued = self.orders.push(InFlight { arrival_ns, decided_ns, kind }).is_ok();
+        self.orders_refused += u64::from(!queued);
+        queued
+    }
+
+    /// Sizing → gate → risk at the decision (the event at `decided_ns` that closed the signal bar); the entry then
+    /// travels to the exchange and fills on arrival ([`Trader::settle`]). The risk limits reserve its notional now.
     pub fn enter(
         &mut self,
         account: &mut Account,
         next_seq: &mut u64,
         c: &SymbolCtx<'_>,
         signal: &Signal,
+        decided_ns: i64,
         out: &mut impl FnMut(Record),
     ) {
         match self.plan(account, c, signal) {
-            Ok(plan) => {
-                *next_seq += 1;
-                self.open(account, *next_seq, c, signal, &plan, out);
+            Ok(order) => {
+                if self.send(account, c, decided_ns, OrderKind::Entry(order)) {
+                    account.risk.on_open(&mut self.risk, order.reserved_notional);
+                }
+                self.settle(account, next_seq, c, decided_ns, out);
             }
             Err(Refusal::Gate(r)) => self.gate_rejects[r.index()] += 1,
             Err(Refusal::Risk(r)) => self.risk_rejects[r.index()] += 1,
         }
     }
 
-    fn plan(&self, account: &mut Account, c: &SymbolCtx<'_>, signal: &Signal) -> Result<Plan, Refusal> {
+    fn plan(&self, account: &mut Account, c: &SymbolCtx<'_>, signal: &Signal) -> Result<EntryOrder, Refusal> {
         let (Some(ps), Some(qs)) = (c.price, c.qty) else {
             return Err(Refusal::Gate(GateReject::BookMissing));
         };
@@ -194,99 +279,347 @@ impl Trader {
         }
         let notional = vwap * tick_value * qty as f64 * step_value;
         account.risk.check(&self.risk, notional, signal.ts_ns).map_err(Refusal::Risk)?;
-        Ok(Plan { qty, vwap, notional, tick_value, step_value, gate })
+        Ok(EntryOrder {
+            side: signal.side,
+            qty,
+            bar_ts_ns: signal.ts_ns,
+            reserved_notional: notional,
+            gate,
+            features: signal.features,
+            tick_value,
+            step_value,
+        })
     }
 
-    fn open(
+    /// Executes, in arrival order, every order in flight that has reached the exchange by `ts_ns`, against the
+    /// market as the events before `ts_ns` left it (the engine calls this before applying the event at `ts_ns`).
+    pub fn settle(
         &mut self,
         account: &mut Account,
-        seq: u64,
+        next_seq: &mut u64,
         c: &SymbolCtx<'_>,
-        signal: &Signal,
-        plan: &Plan,
+        ts_ns: i64,
         out: &mut impl FnMut(Record),
     ) {
-        let buy = signal.side == Side::Long;
+        // Bounded: each pass takes one order out; an order executed here queues at most one more (the brackets
+        // after an entry), and the queue holds at most IN_FLIGHT_MAX.
+        for _ in 0..2 * IN_FLIGHT_MAX {
+            let Some(o) = self.orders.pop_due(ts_ns) else { return };
+            match o.kind {
+                OrderKind::Entry(e) => self.fill_entry(account, next_seq, c, &o, &e, out),
+                OrderKind::Close { reason, trigger_px } => {
+                    self.close_at_arrival(account, c, &o, reason, trigger_px, out)
+                }
+                OrderKind::MoveStop { px } => self.move_stop(account, c, &o, px, out),
+                OrderKind::Brackets => self.place_brackets(account, c, &o, out),
+            }
+        }
+    }
+
+    /// The entry reaches the exchange: a taker walk of the freshest book (fail closed without one).
+    fn fill_entry(
+        &mut self,
+        account: &mut Account,
+        next_seq: &mut u64,
+        c: &SymbolCtx<'_>,
+        o: &InFlight,
+        e: &EntryOrder,
+        out: &mut impl FnMut(Record),
+    ) {
+        let buy = e.side == Side::Long;
+        let (vwap, filled) = if c.book.is_synced() { gate::walk(c.book, buy, e.qty) } else { (0.0, 0) };
+        if filled < e.qty || vwap <= 0.0 {
+            self.entries_unfilled += 1;
+            account.risk.on_cancel(&mut self.risk);
+            return;
+        }
+        *next_seq += 1;
         // The freshest touch: the first level the fill walk may take (the book's top as clipped by newer tickers and
         // trades, compute/market/touch.rs), so the realised slippage is measured against the market as it stood.
         let touch = gate::walk(c.book, buy, 1).0;
+        let latency_ns = o.arrival_ns - o.decided_ns;
         let entry = Entry {
-            seq,
-            side: signal.side,
-            ts_ns: signal.ts_ns,
-            px: plan.vwap,
-            qty: plan.qty,
+            seq: *next_seq,
+            side: e.side,
+            ts_ns: o.decided_ns,
+            bar_ts_ns: e.bar_ts_ns,
+            fill_ts_ns: o.arrival_ns,
+            latency_ns,
+            px: vwap,
+            qty: e.qty,
             touch,
-            expected_slippage_bps: plan.gate.expected_slippage_bps,
-            regime: signal.features.regime,
-            confidence: signal.features.confidence,
-            tick_value: plan.tick_value,
-            step_value: plan.step_value,
+            expected_slippage_bps: e.gate.expected_slippage_bps,
+            regime: e.features.regime,
+            confidence: e.features.confidence,
+            tick_value: e.tick_value,
+            step_value: e.step_value,
         };
         let rules = &account.rules;
         let pos = Position::open(&rules.position, rules.risk.stop_pct, rules.risk.leverage, &entry);
-        account.risk.on_open(&mut self.risk, plan.notional);
-        account.risk.on_pnl(-pos.fees, signal.ts_ns);
+        account.risk.resize_open(&mut self.risk, pos.notional());
+        account.risk.on_pnl(-pos.fees, o.arrival_ns);
         self.opened += 1;
         self.pnl -= pos.fees;
+        self.fees += pos.fees;
+        self.taker_fills += 1;
         let (symbol, variant) = (c.id, account.id);
-        out(Record::Opened { symbol, variant, name: c.name, pos, features: signal.features, gate: plan.gate });
+        out(Record::Opened { symbol, variant, name: c.name, pos, features: e.features, gate: e.gate });
         out(Record::Fill {
             symbol,
             variant,
             seq: pos.seq,
-            ts_ns: signal.ts_ns,
-            decision_ts_ns: signal.ts_ns,
+            ts_ns: o.arrival_ns,
+            decision_ts_ns: o.decided_ns,
             kind: FillKind::Entry,
             liquidity: Liquidity::Taker,
-            trigger_px: Some(touch),
-            latency_ns: 0,
             buy,
-            qty: plan.qty,
-            px: plan.vwap,
+            qty: e.qty,
+            px: vwap,
+            trigger_px: Some(touch),
+            latency_ns,
             fee: pos.fees,
             pnl: -pos.fees,
         });
         self.position = Some(pos);
+        // The fill report takes one latency back, the stop and take profits one more to the exchange.
+        self.send(account, c, o.arrival_ns.saturating_add(Self::latency_ns(account, c)), OrderKind::Brackets);
     }
 
-    /// Feeds an exit-side price to the open position and books its exits.
-    pub fn manage(
+    /// The stop and take profits reach the exchange: the take profits join their queues (or cross at once), the
+    /// stop rests (or triggers at once if the last trade is already past it).
+    fn place_brackets(&mut self, account: &mut Account, c: &SymbolCtx<'_>, o: &InFlight, out: &mut impl FnMut(Record)) {
+        let Some(mut pos) = self.position else { return };
+        let cfg = &account.rules.position;
+        let sell = pos.side == Side::Long;
+        let tp1_qty = ((pos.qty as f64 * cfg.tp1_fraction).round() as i64).clamp(1, pos.qty);
+        let tp2_qty = pos.qty - tp1_qty;
+        self.tps[0] = Some(Resting::join(pos.tp1, tp1_qty, sell, c.book));
+        self.tps[1] = (tp2_qty > 0).then(|| Resting::join(pos.tp2, tp2_qty, sell, c.book));
+        self.brackets_live = true;
+        // The freshest touch on the side the take profits would take (the book's top as clipped by newer tickers and
+        // trades): a sell limit at or below the best bid crosses, a buy limit at or above the best ask.
+        let first = if c.book.is_synced() { gate::walk(c.book, !sell, 1).0 } else { 0.0 };
+        let touch = (first > 0.0).then_some(first as i64);
+        for i in 0..2 {
+            let Some(r) = self.tps[i] else { continue };
+            if r.crosses(touch) {
+                let q = r.qty;
+                self.tps[i] = None;
+                self.tp_filled(&mut pos, i, q, r.px, Liquidity::Taker, Timing::of(o), account, c, out);
+            }
+        }
+        self.after_stop_change(&mut pos, account, c, Timing::of(o), out);
+        self.store(pos);
+    }
+
+    /// A take profit filled `q` at its limit `px`: books it (`tp` 0 = TP1, 1 = TP2).
+    #[allow(clippy::too_many_arguments)]
+    fn tp_filled(
+        &mut self,
+        pos: &mut Position,
+        tp: usize,
+        q: i64,
+        px: i64,
+        liquidity: Liquidity,
+        at: Timing,
+        account: &mut Account,
+        c: &SymbolCtx<'_>,
+        out: &mut impl FnMut(Record),
+    ) {
+        let reason = if tp == 0 { ExitReason::Tp1 } else { ExitReason::Tp2 };
+        if tp == 0 && self.tps[0].is_none_or(|r| r.qty == 0) {
+            pos.tp1_done = true;
+        }
+        let px = px as f64;
+        let (ts_ns, decided_ns) = (at.ts_ns, at.decided_ns);
+        let order = ExitOrder { reason, qty: q, px, liquidity, trigger_px: Some(px), ts_ns, decided_ns };
+        let f = pos.exit(&account.rules.position, &order, at.latency_ns());
+        self.book_exit(account, c, pos, &f, out);
+    }
+
+    /// A stop-market exit triggered at `trigger` (ticks) at `ts_ns`: a taker walk of the freshest book, never better
+    /// than the trigger (module doc of `position`).
+    fn stop_out(
+        &mut self,
+        pos: &mut Position,
+        hit: StopHit,
+        account: &mut Account,
+        c: &SymbolCtx<'_>,
+        out: &mut impl FnMut(Record),
+    ) {
+        let StopHit { reason, trigger, at } = hit;
+        let px = capped_exit_price(c.book, pos, pos.remaining, trigger);
+        let order = ExitOrder {
+            reason,
+            qty: pos.remaining,
+            px,
+            liquidity: Liquidity::Taker,
+            trigger_px: Some(trigger),
+            ts_ns: at.ts_ns,
+            decided_ns: at.decided_ns,
+        };
+        let f = pos.exit(&account.rules.position, &order, at.latency_ns());
+        self.book_exit(account, c, pos, &f, out);
+    }
+
+    /// A SoftStop close reaches the exchange: a taker walk of the book as it stands, never better than the price
+    /// the decision was made at.
+    fn close_at_arrival(
         &mut self,
         account: &mut Account,
         c: &SymbolCtx<'_>,
-        px: f64,
-        ts_ns: i64,
+        o: &InFlight,
+        reason: ExitReason,
+        trigger_px: f64,
         out: &mut impl FnMut(Record),
     ) {
         let Some(mut pos) = self.position else { return };
-        let tick = 1.0;
-        let (moved_before, limit_hits) = (pos.be_moved, account.risk.daily_limit_hits);
-        let buy = pos.side == Side::Short;
-        let mut fills: [Option<ExitFill>; 3] = [None; 3];
-        let mut n = 0;
-        let mut fill = |q: i64| exit_price(c.book, buy, q, px);
-        let liq = LiqTrigger { leverage: account.rules.risk.leverage, by_price: !self.mark_seen };
-        pos.on_price(&account.rules.position, px, tick, ts_ns, liq, &mut fill, &mut |f| {
-            if n < fills.len() {
-                fills[n] = Some(f);
-                n += 1;
-            }
-        });
-        for f in fills.into_iter().take(n).flatten() {
+        let px = capped_exit_price(c.book, &pos, pos.remaining, trigger_px);
+        let order = ExitOrder {
+            reason,
+            qty: pos.remaining,
+            px,
+            liquidity: Liquidity::Taker,
+            trigger_px: Some(trigger_px),
+            ts_ns: o.arrival_ns,
+            decided_ns: o.decided_ns,
+        };
+        let f = pos.exit(&account.rules.position, &order, o.arrival_ns - o.decided_ns);
+        self.book_exit(account, c, &pos, &f, out);
+        self.store(pos);
+    }
+
+    /// The breakeven move reaches the exchange: the stop moves (never backwards); it triggers at once if the last
+    /// trade is already past it.
+    fn move_stop(
+        &mut self,
+        account: &mut Account,
+        c: &SymbolCtx<'_>,
+        o: &InFlight,
+        px: f64,
+        out: &mut impl FnMut(Record),
+    ) {
+        let Some(mut pos) = self.position else { return };
+        pos.move_stop(px);
+        out(Record::StopMoved { symbol: c.id, variant: account.id, name: c.name, stop: pos.stop });
+        self.after_stop_change(&mut pos, account, c, Timing::of(o), out);
+        self.store(pos);
+    }
+
+    /// A stop that arrives (or moves) past the last trade triggers at once, at that trade's price or worse.
+    fn after_stop_change(
+        &mut self,
+        pos: &mut Position,
+        account: &mut Account,
+        c: &SymbolCtx<'_>,
+        at: Timing,
+        out: &mut impl FnMut(Record),
+    ) {
+        let last = c.last_px as f64;
+        if pos.remaining > 0
+            && last > 0.0
+            && account.rules.position.stop_trigger == StopTrigger::Last
+            && let Some(reason) = pos.stop_hit(last)
+        {
+            self.stop_out(pos, StopHit { reason, trigger: last, at }, account, c, out);
+        }
+    }
+
+    /// A market trade: MFE/MAE, the liquidation fallback, the stop (last-price trigger), the take profits' queues,
+    /// then the bot's decisions (SoftStop close, breakeven move), which travel with the order latency.
+    pub fn on_trade(
+        &mut self,
+        account: &mut Account,
+        next_seq: &mut u64,
+        c: &SymbolCtx<'_>,
+        t: TradeTick,
+        out: &mut impl FnMut(Record),
+    ) {
+        let Some(mut pos) = self.position else { return };
+        let (px, cfg) = (t.px as f64, &account.rules.position);
+        pos.observe(px, t.ts_ns);
+        let limit_hits = account.risk.daily_limit_hits;
+        if !self.mark_seen
+            && let Some(f) = pos.liquidate_by_price(cfg, px, account.rules.risk.leverage, t.ts_ns)
+        {
             self.book_exit(account, c, &pos, &f, out);
+        } else if self.brackets_live
+            && cfg.stop_trigger == StopTrigger::Last
+            && let Some(reason) = pos.stop_hit(px)
+        {
+            self.stop_out(&mut pos, StopHit { reason, trigger: px, at: Timing::now(t.ts_ns) }, account, c, out);
+        } else if self.brackets_live {
+            self.take_profits(&mut pos, t, account, c, out);
         }
-        let (symbol, variant) = (c.id, account.id);
-        if pos.be_moved && !moved_before && pos.remaining > 0 {
-            out(Record::StopMoved { symbol, variant, name: c.name, stop: pos.stop });
+        if pos.remaining > 0 {
+            self.decide(&pos, account, c, t);
         }
+        self.after(account, limit_hits, t.ts_ns, out);
+        self.store(pos);
+        self.settle(account, next_seq, c, t.ts_ns, out);
+    }
+
+    /// The take profits' queues on a trade.
+    fn take_profits(
+        &mut self,
+        pos: &mut Position,
+        t: TradeTick,
+        account: &mut Account,
+        c: &SymbolCtx<'_>,
+        out: &mut impl FnMut(Record),
+    ) {
+        for i in 0..2 {
+            let Some(mut r) = self.tps[i] else { continue };
+            let q = r.on_trade(t.px, t.qty, t.buyer_is_maker);
+            self.tps[i] = (r.qty > 0).then_some(r);
+            if q > 0 && pos.remaining > 0 {
+                self.tp_filled(pos, i, q, r.px, Liquidity::Maker, Timing::now(t.ts_ns), account, c, out);
+            }
+        }
+    }
+
+    /// The bot's own decisions on a trade: a SoftStop close, the breakeven move (sent with the order latency).
+    fn decide(&mut self, pos: &Position, account: &Account, c: &SymbolCtx<'_>, t: TradeTick) {
+        let (px, cfg) = (t.px as f64, &account.rules.position);
+        if !self.orders.has(|k| matches!(k, OrderKind::Close { .. })) && pos.soft_stop_due(cfg, px, t.ts_ns) {
+            let kind = OrderKind::Close { reason: ExitReason::SoftStop, trigger_px: px };
+            self.send(account, c, t.ts_ns, kind);
+        }
+        if !self.orders.has(|k| matches!(k, OrderKind::MoveStop { .. }))
+            && let Some(be) = pos.breakeven_due(cfg, px, t.ts_ns, 1.0)
+        {
+            self.send(account, c, t.ts_ns, OrderKind::MoveStop { px: be });
+        }
+    }
+
+    /// A daily-limit record if this step's PnL hit the limit.
+    fn after(&self, account: &Account, limit_hits: u64, ts_ns: i64, out: &mut impl FnMut(Record)) {
         if account.risk.daily_limit_hits > limit_hits {
             out(Record::DailyLimitHit { ts_ns, balance: account.risk.balance });
         }
-        self.position = if pos.remaining > 0 { Some(pos) } else { None };
     }
 
-    /// Feeds a mark price (ticks) at exchange time `ts_ns`: the liquidation trigger of the open position.
+    /// Keeps `pos` as the open position, or clears the position's orders once it is closed.
+    fn store(&mut self, pos: Position) {
+        if pos.remaining > 0 {
+            self.position = Some(pos);
+        } else {
+            self.position = None;
+            self.tps = [None; 2];
+            self.brackets_live = false;
+            self.orders.clear();
+        }
+    }
+
+    /// The book changed: the take profits' queues can only shorten to what rests at their price.
+    pub fn on_depth(&mut self, c: &SymbolCtx<'_>) {
+        for r in self.tps.iter_mut().flatten() {
+            r.on_depth(c.book);
+        }
+    }
+
+    /// Feeds a mark price (ticks) at exchange time `ts_ns`: the liquidation trigger of the open position, and the
+    /// stop's when `stop_trigger` is `mark`.
     pub fn on_mark(
         &mut self,
         account: &mut Account,
@@ -301,15 +634,41 @@ impl Trader {
         self.mark_seen = true;
         let Some(mut pos) = self.position else { return };
         let limit_hits = account.risk.daily_limit_hits;
-        let Some(f) = pos.on_mark(&account.rules.position, mark, account.rules.risk.leverage, ts_ns) else { return };
-        self.book_exit(account, c, &pos, &f, out);
-        if account.risk.daily_limit_hits > limit_hits {
-            out(Record::DailyLimitHit { ts_ns, balance: account.risk.balance });
+        let cfg = &account.rules.position;
+        if let Some(f) = pos.on_mark(cfg, mark, account.rules.risk.leverage, ts_ns) {
+            self.book_exit(account, c, &pos, &f, out);
+        } else if self.brackets_live
+            && cfg.stop_trigger == StopTrigger::Mark
+            && let Some(reason) = pos.stop_hit(mark)
+        {
+            self.stop_out(&mut pos, StopHit { reason, trigger: mark, at: Timing::now(ts_ns) }, account, c, out);
         }
-        self.position = if pos.remaining > 0 { Some(pos) } else { None };
+        self.after(account, limit_hits, ts_ns, out);
+        self.store(pos);
     }
 
-    /// Closes the open position at `last` (or a book walk), reason `Shutdown`.
+    /// Funding at the funding time `ts_ns` with `rate` at `mark` (ticks): a position filled before it pays or
+    /// receives `qty × mark × rate`.
+    pub fn on_funding(
+        &mut self,
+        account: &mut Account,
+        c: &SymbolCtx<'_>,
+        rate: f64,
+        mark: f64,
+        ts_ns: i64,
+        out: &mut impl FnMut(Record),
+    ) {
+        let Some(mut pos) = self.position.filter(|p| p.entry_fill_ts_ns < ts_ns) else { return };
+        let limit_hits = account.risk.daily_limit_hits;
+        if let Some(f) = pos.fund(rate, mark, ts_ns) {
+            self.book_exit(account, c, &pos, &f, out);
+        }
+        self.after(account, limit_hits, ts_ns, out);
+        self.store(pos);
+    }
+
+    /// End of input: the open position closes at the book (or `last`), reason `Shutdown`; entries still in flight
+    /// never fill (counted) and release their reservation.
     pub fn close_out(
         &mut self,
         account: &mut Account,
@@ -318,15 +677,31 @@ impl Trader {
         ts_ns: i64,
         out: &mut impl FnMut(Record),
     ) {
-        let Some(mut pos) = self.position.take() else { return };
-        let buy = pos.side == Side::Short;
-        let mut fill = |q: i64| exit_price(c.book, buy, q, last);
-        if let Some(f) = pos.close_all(&account.rules.position, ts_ns, &mut fill) {
-            self.book_exit(account, c, &pos, &f, out);
+        if self.position.is_none() {
+            let unsent = self.orders.clear();
+            self.entries_unsent += unsent as u64;
+            for _ in 0..unsent {
+                account.risk.on_cancel(&mut self.risk);
+            }
+            return;
         }
+        let Some(mut pos) = self.position else { return };
+        let px = exit_price(c.book, pos.side == Side::Short, pos.remaining, last);
+        let order = ExitOrder {
+            reason: ExitReason::Shutdown,
+            qty: pos.remaining,
+            px,
+            liquidity: Liquidity::Taker,
+            trigger_px: Some(last),
+            ts_ns,
+            decided_ns: ts_ns,
+        };
+        let f = pos.exit(&account.rules.position, &order, 0);
+        self.book_exit(account, c, &pos, &f, out);
+        self.store(pos);
     }
 
-    /// Books one exit fill of `pos` (already applied to it): PnL, counters, records; on the last fill the close.
+    /// Books one fill of `pos` (already applied to it): PnL, counters, records; on the last fill the close.
     fn book_exit(
         &mut self,
         account: &mut Account,
@@ -338,26 +713,35 @@ impl Trader {
         let (symbol, variant, ts_ns) = (c.id, account.id, f.ts_ns);
         account.risk.on_pnl(f.pnl, ts_ns);
         self.pnl += f.pnl;
-        self.exits_by_reason[f.reason.index()] += 1;
+        self.fees += f.fee;
+        if let FillKind::Funding { .. } = f.kind {
+            self.funding += f.pnl;
+        }
+        if let Some(r) = f.kind.exit_reason() {
+            self.exits_by_reason[r.index()] += 1;
+        }
+        self.maker_fills += u64::from(f.liquidity == Liquidity::Maker);
+        self.taker_fills += u64::from(f.liquidity == Liquidity::Taker);
         out(Record::Fill {
             symbol,
             variant,
             seq: pos.seq,
             ts_ns,
-            decision_ts_ns: ts_ns,
-            kind: FillKind::Exit(f.reason),
-            liquidity: if f.reason == ExitReason::Liquidation { Liquidity::None } else { Liquidity::Taker },
-            trigger_px: None,
-            latency_ns: 0,
+            decision_ts_ns: f.decided_ns,
+            kind: f.kind,
+            liquidity: f.liquidity,
             buy: pos.side == Side::Short,
             qty: f.qty,
             px: f.px,
+            trigger_px: f.trigger_px,
+            latency_ns: f.latency_ns,
             fee: f.fee,
             pnl: f.pnl,
         });
         if f.closed {
+            let reason = pos.exit_reason.unwrap_or(ExitReason::Shutdown);
             account.risk.on_close(&mut self.risk, pos.pnl, ts_ns);
-            self.closed_by_reason[f.reason.index()] += 1;
+            self.closed_by_reason[reason.index()] += 1;
             let hour = HourExpectancy::hour_of(pos.entry_ts_ns);
             let pct = pos.pnl_pct();
             self.hours.push(hour, pct);
@@ -376,4 +760,10 @@ fn exit_price(book: &Book, buy: bool, qty: i64, observed: f64) -> f64 {
         }
     }
     observed
+}
+
+/// A stop-market or SoftStop exit price: the taker walk, never better than `trigger` (ticks).
+fn capped_exit_price(book: &Book, pos: &Position, qty: i64, trigger: f64) -> f64 {
+    let px = exit_price(book, pos.side == Side::Short, qty, trigger);
+    if pos.side == Side::Long { px.min(trigger) } else { px.max(trigger) }
 }
