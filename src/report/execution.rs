@@ -253,13 +253,53 @@ pub(crate) fn build<'a>(positions: impl Iterator<Item = Keyed<'a>>) -> Execution
     Execution { total: total.into(), by_symbol: rows(s), by_exit_reason: rows(e), by_variant: rows(v) }
 }
 
-/// Every position's fill statistics, by position row id. `schema` is the database's version: before 5 the
-/// execution columns do not exist and read as NULL.
-pub(crate) fn load_fill_stats(c: &Connection, schema: i64) -> rusqlite::Result<HashMap<i64, FillStats>> {
+/// Every position's fill statistics, by position row id: a vector indexed by the id when the ids are dense (row
+/// ids of one database: the common case, no hashing on 1 M positions), a map otherwise.
+pub(crate) enum ByPosition {
+    /// Index = row id.
+    Dense(Vec<FillStats>),
+    /// Sparse or negative ids.
+    Sparse(HashMap<i64, FillStats>),
+}
+
+impl ByPosition {
+    fn slot(&mut self, id: i64) -> &mut FillStats {
+        let fits = |v: &Vec<FillStats>| usize::try_from(id).is_ok_and(|i| i < v.len());
+        if let ByPosition::Dense(v) = self
+            && !fits(v)
+        {
+            // Beyond the maximum read up front (a row added since): kept in a map from here on.
+            let used = v.iter().enumerate().filter(|(_, s)| s.fills + s.funding_payments > 0);
+            *self = ByPosition::Sparse(used.map(|(i, s)| (i as i64, *s)).collect());
+        }
+        match self {
+            ByPosition::Dense(v) => &mut v[id as usize],
+            ByPosition::Sparse(m) => m.entry(id).or_default(),
+        }
+    }
+
+    /// Takes position `id`'s statistics out (nothing recorded: zeros).
+    pub(crate) fn take(&mut self, id: i64) -> FillStats {
+        match self {
+            ByPosition::Dense(v) => usize::try_from(id).ok().and_then(|i| v.get_mut(i)).map(std::mem::take),
+            ByPosition::Sparse(m) => m.remove(&id),
+        }
+        .unwrap_or_default()
+    }
+}
+
+/// Reads every fill once into [`ByPosition`]. `schema` is the database's version: before 5 the execution columns
+/// do not exist and read as NULL.
+pub(crate) fn load_fill_stats(c: &Connection, schema: i64) -> rusqlite::Result<ByPosition> {
+    let (n, max): (i64, Option<i64>) =
+        c.query_row("SELECT count(*), MAX(position_id) FROM fills", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let mut out = match max {
+        Some(m) if m >= 0 && m <= 4 * n + 1024 => ByPosition::Dense(vec![FillStats::default(); m as usize + 1]),
+        _ => ByPosition::Sparse(HashMap::new()),
+    };
     let cols = if schema >= 5 { "liquidity, trigger_price, decision_ts_ms IS NOT NULL" } else { "NULL, NULL, 0" };
     let mut st = c.prepare(&format!("SELECT position_id, kind, side = 'sell', price, {cols} FROM fills"))?;
     let mut rows = st.query([])?;
-    let mut out: HashMap<i64, FillStats> = HashMap::new();
     while let Some(r) = rows.next()? {
         let text = |i: usize| -> rusqlite::Result<Option<&str>> {
             Ok(match r.get_ref(i)? {
@@ -275,7 +315,7 @@ pub(crate) fn load_fill_stats(c: &Connection, schema: i64) -> rusqlite::Result<H
             trigger_price: r.get(5)?,
             described: r.get(6)?,
         };
-        out.entry(r.get(0)?).or_default().add(&f);
+        out.slot(r.get(0)?).add(&f);
     }
     Ok(out)
 }
@@ -384,5 +424,17 @@ mod tests {
         assert_eq!((r.fills, r.maker_fills, r.taker_fills, r.tp_fills, r.tp_fills_at_limit), (3, None, None, 1, None));
         assert_eq!((r.stop_exits, r.stop_exit_slippage_bps), (0, None));
         assert_eq!(line("X", &r).split_whitespace().collect::<Vec<_>>()[6..8], ["-", "-"]);
+    }
+
+    /// A position id beyond the dense vector (a fill added after the maximum was read) moves everything to the
+    /// map, losing nothing; a position without fills takes zeros.
+    #[test]
+    fn ids_beyond_the_dense_range_are_kept() {
+        let mut b = ByPosition::Dense(vec![FillStats::default(); 3]);
+        b.slot(2).add(&fill("entry", false, 1.0, Some("taker"), Some(1.0)));
+        b.slot(7).add(&fill("entry", false, 1.0, Some("maker"), Some(1.0)));
+        assert!(matches!(b, ByPosition::Sparse(_)));
+        assert_eq!((b.take(2).taker, b.take(7).maker, b.take(1)), (1, 1, FillStats::default()));
+        assert_eq!(b.take(2), FillStats::default(), "taken out");
     }
 }

@@ -28,7 +28,7 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
 
-use crate::report::execution::{Execution, FillStats, PositionCosts};
+use crate::report::execution::{ByPosition, Execution, PositionCosts};
 
 /// One closed position with what the report needs.
 #[derive(Debug, Clone, Default)]
@@ -134,7 +134,9 @@ pub fn load(path: &Path) -> Result<Vec<Trade>, ReviewError> {
     if !path.exists() {
         return Err(ReviewError::Db(path.display().to_string(), "no such file".into()));
     }
-    let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(e)?;
+    // One thread reads it: no SQLite mutex per column read (≈ 20 % of the time on 1 M positions).
+    let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(e)?;
     let schema = check_schema(&c, path)?;
     let e = |x: rusqlite::Error| read_error(&c, path, x);
     let mut fills = crate::report::execution::load_fill_stats(&c, schema).map_err(e)?;
@@ -172,7 +174,7 @@ pub fn load(path: &Path) -> Result<Vec<Trade>, ReviewError> {
 fn trade_of(
     r: &rusqlite::Row<'_>,
     intern: &mut impl FnMut(&str) -> std::rc::Rc<str>,
-    fills: &mut std::collections::HashMap<i64, FillStats>,
+    fills: &mut ByPosition,
 ) -> rusqlite::Result<Trade> {
     let text = |i: usize| -> rusqlite::Result<&str> {
         Ok(match r.get_ref(i)? {
@@ -200,7 +202,7 @@ fn trade_of(
             funding: r.get(20)?,
             expected_slippage_bps: r.get(21)?,
             realized_slippage_bps: r.get(22)?,
-            fills: fills.remove(&id).unwrap_or_default(),
+            fills: fills.take(id),
         },
     })
 }
@@ -468,11 +470,12 @@ pub fn build(trades: &[Trade], d: Distances, feature_bins: usize) -> Review {
     // Crashed closes are listed apart; of the rest, everything below describes the base trader and the variants
     // are compared with it.
     let crashed = crashed_runs(trades);
-    let kept: Vec<Trade> = trades.iter().filter(|t| !t.crashed()).cloned().collect();
+    // Copied only when something is left out (1 M trades of one trader and no crash: no copy at all).
+    let kept = keep(trades, |t| !t.crashed());
     let variants = variant_rows(&kept);
     let execution =
         crate::report::execution::build(kept.iter().map(|t| (&*t.symbol, &*t.exit_reason, &*t.variant, &t.costs)));
-    let base: Vec<Trade> = kept.into_iter().filter(|t| &*t.variant == "base").collect();
+    let base = keep(&kept, |t| &*t.variant == "base");
     let trades = &base[..];
     let (total, [by_symbol, by_utc_hour, by_regime, by_exit_reason]) = groups(trades);
     Review {
@@ -487,6 +490,15 @@ pub fn build(trades: &[Trade], d: Distances, feature_bins: usize) -> Review {
         mfe_mae: mfe_mae(trades, d),
         execution,
         crashed_runs: crashed,
+    }
+}
+
+/// The trades that pass `f`: borrowed when all do, copied otherwise.
+fn keep(trades: &[Trade], f: impl Fn(&Trade) -> bool) -> std::borrow::Cow<'_, [Trade]> {
+    if trades.iter().all(&f) {
+        std::borrow::Cow::Borrowed(trades)
+    } else {
+        std::borrow::Cow::Owned(trades.iter().filter(|t| f(t)).cloned().collect())
     }
 }
 
