@@ -75,20 +75,10 @@ fn load_lines() -> Vec<(i64, Vec<u8>)> {
     out
 }
 
-#[test]
-fn hot_path_allocates_nothing_after_warm_up() {
-    let lines = load_lines();
-    assert!(lines.len() > 70_000);
-    let mut parser = Parser::new(SymbolTable::new(64, vec![]), 1 << 20);
-    // Small bars (1 USDT on BTCUSDT at 0.01 ticks) so bar closes, regime, profile levels, strategy and tuning runs
-    // all happen many times after warm-up.
-    let cfg = EngineConfig {
-        bar_range: rusto::compute::BarRange::Ticks(100),
-        flow: rusto::compute::FlowConfig { burst_baseline_bars: 10, ..Default::default() },
-        regime: rusto::compute::RegimeConfig { window_bars: 10, min_history: 5, ..Default::default() },
-        tune: rusto::compute::TuneConfig { every_bars: 5, lookback_bars: 20, lookahead_bars: 4, ..Default::default() },
-        ..EngineConfig::default()
-    };
+/// Parses and computes the whole sample with `cfg` (symbols from `specs`), counting allocations after the first
+/// fifth; returns (allocations, the engine, events).
+fn run(lines: &[(i64, Vec<u8>)], cfg: EngineConfig, specs: Vec<rusto::types::SymbolSpec>) -> (u64, Engine, u64) {
+    let mut parser = Parser::new(SymbolTable::new(64, specs), 1 << 20);
     let mut engine = Engine::new(cfg);
     let (mut tx, mut rx) = rusto::handoff::ring::<MarketEvent>(1 << 16);
     let mut staging: Vec<MarketEvent> = Vec::with_capacity(MAX_EVENTS_PER_FRAME);
@@ -96,6 +86,7 @@ fn hot_path_allocates_nothing_after_warm_up() {
     let hint = SymbolName::new(b"BTCUSDT");
     let warm = lines.len() / 5;
     let mut events = 0u64;
+    ALLOCS.store(0, Ordering::Relaxed);
     for (k, (ts, frame)) in lines.iter().enumerate() {
         if k == warm {
             COUNTING.with(|c| c.set(true));
@@ -114,7 +105,23 @@ fn hot_path_allocates_nothing_after_warm_up() {
         });
     }
     COUNTING.with(|c| c.set(false));
-    let allocs = ALLOCS.load(Ordering::Relaxed);
+    (ALLOCS.load(Ordering::Relaxed), engine, events)
+}
+
+#[test]
+fn hot_path_allocates_nothing_after_warm_up() {
+    let lines = load_lines();
+    assert!(lines.len() > 70_000);
+    // Small bars (1 USDT on BTCUSDT at 0.01 ticks) so bar closes, regime, profile levels, strategy and tuning runs
+    // all happen many times after warm-up.
+    let cfg = EngineConfig {
+        bar_range: rusto::compute::BarRange::Ticks(100),
+        flow: rusto::compute::FlowConfig { burst_baseline_bars: 10, ..Default::default() },
+        regime: rusto::compute::RegimeConfig { window_bars: 10, min_history: 5, ..Default::default() },
+        tune: rusto::compute::TuneConfig { every_bars: 5, lookback_bars: 20, lookahead_bars: 4, ..Default::default() },
+        ..EngineConfig::default()
+    };
+    let (allocs, engine, events) = run(&lines, cfg, vec![]);
     let s = &engine.symbols[0];
     assert!(s.book.is_synced() && s.audit_compared > 0 && s.trades > 10_000, "the real pipeline ran");
     assert!(events > 200_000);
@@ -122,4 +129,19 @@ fn hot_path_allocates_nothing_after_warm_up() {
     assert!(s.tuner.runs > 10, "tuning runs: {}", s.tuner.runs);
     assert!(s.levels.is_some());
     assert_eq!(allocs, 0, "{allocs} heap allocations on the hot path after warm-up");
+    // The execution path too (orders in flight, resting take profits, stops, funding, five accounts), on the
+    // bundled exchangeInfo's ticks as `rusto replay` uses them.
+    let cfg = rusto::app::Config::load("tests/config/realism.toml").unwrap().engine();
+    let info = std::fs::read("data/exchange-info/binance-usdm.json").unwrap();
+    let specs = rusto::ingest::parse_exchange_info(&info).unwrap();
+    let (allocs, engine, _) = run(&lines, cfg, specs);
+    let t = &engine.symbols[0].traders[0];
+    assert!(
+        t.opened > 10 && t.maker_fills > 2 && t.funding != 0.0,
+        "{} opened, {} maker fills, funding {}",
+        t.opened,
+        t.maker_fills,
+        t.funding
+    );
+    assert_eq!(allocs, 0, "{allocs} heap allocations on the execution path after warm-up");
 }

@@ -12,4 +12,4 @@ pub use clock::now_ns;
 pub use decimal::{DecimalError, Scale, parse_decimal};
 pub use event::{EventKind, MarketEvent, depth_event_count, flags};
 pub use record::{DrainCmd, ExitReason, FillKind, Liquidity, Record};
-pub use symbols::{InternError, SymbolId, SymbolName, SymbolTable};
+pub use symbols::{InternError, SymbolId, SymbolName, SymbolSpec, SymbolTable};

@@ -1,4 +1,4 @@
-//! Paper positions: entry, every exit, MFE/MAE. Exchange time only; checked on every trade and book update.
+//! Paper positions: entry, every exit, funding, MFE/MAE. Exchange time only.
 //!
 //! Levels for a long (a short mirrors every sign), from the entry VWAP `E` and the stop distance `s` % (risk):
 //! - **Stop** at `E × (1 − s/100)`; **TP1** at `E × (1 + tp1_rr × s/100)` closes `tp1_fraction` (50 %) of the
@@ -26,19 +26,34 @@
 //! - Maintenance margin: Binance tiers it by notional (`GET /fapi/v1/leverageBracket`); no real bracket response
 //!   is bundled (the shared docs examples hold none), so the configured `maintenance_margin_rate` is used for
 //!   every notional (0.004 = Binance's first BTCUSDT bracket, notional up to 50 000 USDT).
-//! - Without any mark price yet (a recording without the `markPrice` stream), the liquidation is triggered by the
-//!   exit-side trade or touch price as before, that price standing in for the mark; the loss is the same (the
-//!   whole margin, the clearance fee out of it). Once a symbol has had a mark price, trades and touches no longer liquidate.
-//! - Order of checks on each price: liquidation, stop, SoftStop, TP1, TP2, then the breakeven move.
-//! - Fills are taker fills (the engine walks the book; without a synced book, the observed price), each paying
-//!   `taker_fee` on its notional. PnL = (exit − entry) × quantity − fees (a liquidation: see above).
-//! - Stop, breakeven and SoftStop exits are stop-market orders: they fill at the price that triggered them (the
-//!   trade or exit-side touch at or past the level) or worse, never better. The book is rebuilt from diffs that can
-//!   lag the trades, so a walk that would sell above the triggering trade (or buy below it) is capped at that price.
-//! - **MFE / MAE**: the largest favourable and adverse excursion of the exit-side price from the entry, in % of the
-//!   entry (both ≥ 0), with the seconds from entry to each.
-//! - On shutdown (end of a replay) open positions are closed at the last price with reason `Shutdown`, so every
-//!   position in the database has a complete PnL.
+//! - Without any mark price yet (a recording without the `markPrice` stream), the liquidation is triggered by a
+//!   trade at or past the liquidation price, that price standing in for the mark; the loss is the same (the whole
+//!   margin, the clearance fee out of it). Once a symbol has had a mark price, trades no longer liquidate.
+//! - **Orders** (`compute::trading::orders`, `trader`): the entry is a market order that travels with the order
+//!   latency and walks the freshest book on arrival (taker). The stop and the take profits are sent on the fill
+//!   and rest at the exchange two latencies later. Checks on each market trade, in order: liquidation (before any
+//!   mark price), the stop, the take profits' queues, then the bot's decisions (SoftStop close, breakeven move),
+//!   which travel with the latency; on each mark price: liquidation, and the stop when `stop_trigger` is `mark`.
+//! - **Stops** (stop loss, breakeven): stop-market orders resting at the exchange, triggered by the last trade
+//!   (Binance's default `workingType`, CONTRACT_PRICE) or the mark price (MARK_PRICE) at or past the level, with no
+//!   latency. They fill as a taker walk of the freshest book, at the triggering price or worse, never better: the
+//!   book is rebuilt from diffs that can lag the trades, so a walk that would sell above the triggering trade (or
+//!   buy below it) is capped at that price. A SoftStop close is the bot's market order, decided on a trade and
+//!   filled on arrival, capped the same way at the price it was decided at.
+//! - **Take profits**: TP1/TP2 are reduce-only limit orders, maker fee, filled by trades with a queue position
+//!   (`orders` module doc); the breakeven move needs TP1 filled completely.
+//! - **Fees**: `taker_fee` on the entry, stops, SoftStop and shutdown closes, `maker_fee` on resting take profits,
+//!   each on its fill's notional. PnL = (exit − entry) × quantity − fees + funding (a liquidation: see above).
+//! - **Funding**: at each funding time (`T` of the `markPrice` stream) a position filled before it pays (a long,
+//!   positive rate) or receives `qty × mark × r` at the last mark and rate announced before `T`; recorded as a
+//!   `Funding` fill, included in PnL, not in fees.
+//! - **Times**: `entry_ts_ns` is the decision (the trade that closed the signal bar), `bar_ts_ns` the bar's last
+//!   trade, `entry_fill_ts_ns` the fill; SoftStop and breakeven ages count from the fill; `exit_ts_ns` is the
+//!   decision or trigger of the last exit.
+//! - **MFE / MAE**: the largest favourable and adverse excursion of the last trade price from the entry, in % of
+//!   the entry (both ≥ 0), with the times of each.
+//! - On shutdown (end of a replay) open positions are closed at the book (or the last price) with reason
+//!   `Shutdown`, so every position in the database has a complete PnL; entries still in flight never fill.
 
 use crate::types::record::{ExitReason, FillKind, Liquidity, Position, Regime, Side};
 

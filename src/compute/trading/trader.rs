@@ -157,7 +157,8 @@ impl Timing {
     }
 }
 
-/// A stop-market order triggered: why, by which price (ticks), when.
+/// A close of what is open (a stop-market order triggered, a SoftStop or shutdown close): why, by which price
+/// (ticks), when.
 #[derive(Debug, Clone, Copy)]
 struct StopHit {
     reason: ExitReason,
@@ -447,18 +448,30 @@ impl Trader {
         c: &SymbolCtx<'_>,
         out: &mut impl FnMut(Record),
     ) {
-        let StopHit { reason, trigger, at } = hit;
-        let px = capped_exit_price(c.book, pos, pos.remaining, trigger);
+        let px = capped_exit_price(c.book, pos, pos.remaining, hit.trigger);
+        self.close_all(pos, px, hit, account, c, out);
+    }
+
+    /// Closes what is open as a taker at `px` (ticks) for `hit` (its reason, reference price and times).
+    fn close_all(
+        &mut self,
+        pos: &mut Position,
+        px: f64,
+        hit: StopHit,
+        account: &mut Account,
+        c: &SymbolCtx<'_>,
+        out: &mut impl FnMut(Record),
+    ) {
         let order = ExitOrder {
-            reason,
+            reason: hit.reason,
             qty: pos.remaining,
             px,
             liquidity: Liquidity::Taker,
-            trigger_px: Some(trigger),
-            ts_ns: at.ts_ns,
-            decided_ns: at.decided_ns,
+            trigger_px: Some(hit.trigger),
+            ts_ns: hit.at.ts_ns,
+            decided_ns: hit.at.decided_ns,
         };
-        let f = pos.exit(&account.rules.position, &order, at.latency_ns());
+        let f = pos.exit(&account.rules.position, &order, hit.at.latency_ns());
         self.book_exit(account, c, pos, &f, out);
     }
 
@@ -474,18 +487,7 @@ impl Trader {
         out: &mut impl FnMut(Record),
     ) {
         let Some(mut pos) = self.position else { return };
-        let px = capped_exit_price(c.book, &pos, pos.remaining, trigger_px);
-        let order = ExitOrder {
-            reason,
-            qty: pos.remaining,
-            px,
-            liquidity: Liquidity::Taker,
-            trigger_px: Some(trigger_px),
-            ts_ns: o.arrival_ns,
-            decided_ns: o.decided_ns,
-        };
-        let f = pos.exit(&account.rules.position, &order, o.arrival_ns - o.decided_ns);
-        self.book_exit(account, c, &pos, &f, out);
+        self.stop_out(&mut pos, StopHit { reason, trigger: trigger_px, at: Timing::of(o) }, account, c, out);
         self.store(pos);
     }
 
@@ -687,17 +689,8 @@ impl Trader {
         }
         let Some(mut pos) = self.position else { return };
         let px = exit_price(c.book, pos.side == Side::Short, pos.remaining, last);
-        let order = ExitOrder {
-            reason: ExitReason::Shutdown,
-            qty: pos.remaining,
-            px,
-            liquidity: Liquidity::Taker,
-            trigger_px: Some(last),
-            ts_ns,
-            decided_ns: ts_ns,
-        };
-        let f = pos.exit(&account.rules.position, &order, 0);
-        self.book_exit(account, c, &pos, &f, out);
+        let hit = StopHit { reason: ExitReason::Shutdown, trigger: last, at: Timing::now(ts_ns) };
+        self.close_all(&mut pos, px, hit, account, c, out);
         self.store(pos);
     }
 
