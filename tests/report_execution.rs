@@ -129,12 +129,7 @@ fn known_rows(c: &Connection) {
 
 #[test]
 fn the_execution_section_adds_up_known_rows() {
-    let db = fresh("known.db");
-    let mut w = rusto::persist::Db::open(&db).unwrap();
-    w.begin_run("test", "h", "replay", "").unwrap();
-    w.end_run("finished").unwrap();
-    drop(w);
-    known_rows(&Connection::open(&db).unwrap());
+    let db = known_db("known.db");
     let x = report(&db);
     let j = serde_json::to_value(&x).unwrap();
     let slip_a = (9_990.0 - 9_980.0) / 9_990.0 * 1e4; // 10.01001001
@@ -185,7 +180,23 @@ fn the_execution_section_adds_up_known_rows() {
     let tight = &x.by_variant["tight"];
     assert_eq!((tight.positions, tight.stop_exits, tight.stop_exit_slippage_bps), (1, 1, Some(0.0)));
     assert_eq!(x.by_variant.len(), 2);
-    // The text table: the TOTAL line and the StopLoss line, figure by figure.
+}
+
+/// A database holding the rows of [`known_rows`] (one finished run).
+fn known_db(name: &str) -> PathBuf {
+    let db = fresh(name);
+    let mut w = rusto::persist::Db::open(&db).unwrap();
+    w.begin_run("test", "h", "replay", "").unwrap();
+    w.end_run("finished").unwrap();
+    drop(w);
+    known_rows(&Connection::open(&db).unwrap());
+    db
+}
+
+/// The text table of the same rows: the TOTAL, StopLoss and "tight" lines, figure by figure.
+#[test]
+fn the_execution_table_shows_known_rows() {
+    let db = known_db("known-text.db");
     let trades = rusto::report::load_trades(&db).unwrap();
     let text = rusto::report::review_text(&rusto::report::build_review(&trades, dist(), 5));
     let words = |l: String| l.split_whitespace().map(String::from).collect::<Vec<_>>();

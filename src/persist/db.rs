@@ -842,6 +842,49 @@ mod tests {
         }
     }
 
+    /// Position 1's entry decided at 999.9 ms, filled 0.25 ms later at 1000.15 ms against a touch of 28143.6.
+    fn late_entry_fill() -> Record {
+        let Record::Fill { symbol, variant, seq, kind, buy, qty, px, fee, pnl, .. } = entry_fill(1) else {
+            unreachable!()
+        };
+        Record::Fill {
+            symbol,
+            variant,
+            seq,
+            ts_ns: 1_000_150_000,
+            decision_ts_ns: 999_900_000,
+            kind,
+            liquidity: Liquidity::Taker,
+            trigger_px: Some(281_436.0),
+            latency_ns: 250_000,
+            buy,
+            qty,
+            px,
+            fee,
+            pnl,
+        }
+    }
+
+    /// Position 1's TP1 resting at 28200.0, filled there (maker) at 9 s.
+    fn maker_tp1() -> Record {
+        Record::Fill {
+            symbol: 0,
+            variant: 0,
+            seq: 1,
+            ts_ns: 9_000_000_000,
+            decision_ts_ns: 9_000_000_000,
+            kind: FillKind::Exit(crate::types::record::ExitReason::Tp1),
+            liquidity: Liquidity::Maker,
+            trigger_px: Some(282_000.0),
+            latency_ns: 0,
+            buy: false,
+            qty: 494,
+            px: 282_000.0,
+            fee: 2.786_16,
+            pnl: 25.02,
+        }
+    }
+
     type FillRow = (String, Option<String>, Option<f64>, i64, i64, Option<f64>, Option<f64>, f64, f64, f64);
 
     fn fill_row(db: &Db, kind: &str) -> FillRow {
@@ -883,42 +926,7 @@ mod tests {
             (998_500_000, 999_900_000, 1_000_150_000, 250_000);
         let name = SymbolName::new(b"BTCUSDT").unwrap();
         let open = Record::Opened { symbol: 0, variant: 0, name, pos, features: features(), gate: GatePass::default() };
-        let Record::Fill { symbol, variant, seq, kind, buy, qty, px, fee, pnl, .. } = entry_fill(1) else {
-            unreachable!()
-        };
-        let entry = Record::Fill {
-            symbol,
-            variant,
-            seq,
-            ts_ns: 1_000_150_000,
-            decision_ts_ns: 999_900_000,
-            kind,
-            liquidity: Liquidity::Taker,
-            trigger_px: Some(281_436.0),
-            latency_ns: 250_000,
-            buy,
-            qty,
-            px,
-            fee,
-            pnl,
-        };
-        let tp1 = Record::Fill {
-            symbol: 0,
-            variant: 0,
-            seq: 1,
-            ts_ns: 9_000_000_000,
-            decision_ts_ns: 9_000_000_000,
-            kind: FillKind::Exit(crate::types::record::ExitReason::Tp1),
-            liquidity: Liquidity::Maker,
-            trigger_px: Some(282_000.0),
-            latency_ns: 0,
-            buy: false,
-            qty: 494,
-            px: 282_000.0,
-            fee: 2.786_16,
-            pnl: 25.02,
-        };
-        db.write_batch(&n, &[open, entry, funding_fill(1, 8_000_000_000), tp1]).unwrap();
+        db.write_batch(&n, &[open, late_entry_fill(), funding_fill(1, 8_000_000_000), maker_tp1()]).unwrap();
         let e = fill_row(&db, "entry");
         assert_eq!((e.0.as_str(), e.1.as_deref(), e.3, e.4), ("buy", Some("taker"), 999, 1_000));
         assert!((e.2.unwrap() - 28_143.6).abs() < 1e-9 && (e.5.unwrap() - 0.25).abs() < 1e-12, "{e:?}");
