@@ -113,6 +113,26 @@ fn schema_and_contents_after_a_real_replay() {
     // The JSON's per-symbol PnL equals the database's.
     let pnl: f64 = c.query_row("SELECT sum(pnl) FROM positions", [], |r| r.get(0)).unwrap();
     assert!((pnl - s.trader().pnl).abs() < 1e-9);
+    // Schema 5: every fill has its decision time and latency, an entry its liquidity; a position's funding is the
+    // sum of its funding rows (included in its PnL above).
+    assert_eq!(one("SELECT count(*) FROM fills WHERE decision_ts_ms IS NULL OR latency_ms IS NULL"), 0);
+    assert_eq!(
+        one("SELECT count(*) FROM fills WHERE kind = 'entry' AND liquidity = 'taker'"),
+        s.trader().opened as i64
+    );
+    assert_eq!(
+        one("SELECT count(*) FROM positions p WHERE abs(p.funding - (SELECT COALESCE(sum(pnl), 0) FROM fills f
+               WHERE f.position_id = p.id AND f.kind = 'Funding')) > 1e-9"),
+        0
+    );
+    // `rusto report` reads it, its execution section counting every position and fill.
+    let trades = rusto::report::load_trades(&db).unwrap();
+    let d = rusto::report::Distances { stop_pct: 0.4, tp1_pct: 0.6, tp2_pct: 1.2, soft_stop_pct: 0.15, fees_pct: 0.1 };
+    let x = rusto::report::build_review(&trades, d, 5).execution.total;
+    assert_eq!(x.positions, s.trader().opened);
+    assert_eq!(x.fills as i64, one("SELECT count(*) FROM fills WHERE kind != 'Funding'"));
+    let fees: f64 = c.query_row("SELECT sum(fees) FROM positions", [], |r| r.get(0)).unwrap();
+    assert!((x.fees - fees).abs() < 1e-9, "{} {fees}", x.fees);
 }
 
 #[test]

@@ -9,6 +9,10 @@
 //!   page: measured at ≈ 2.9 s on a 0.9 GB database, see PERF.md; the full `integrity_check` takes ≈ 2.5 times as
 //!   long and is left to the operator).
 //! - A run left `running` by a killed process is marked `crashed` at the next start (see [`crate::persist::recover`]).
+//! - Rows: prices (ticks) × the symbol's tick value, quantities (steps) × its step value, exchange times ns → ms
+//!   (floored), order latencies ns → ms as REAL. A fill's `liquidity` is NULL for a liquidation or a funding
+//!   payment, its `trigger_price` NULL when the order had none (liquidation, funding), its `funding_rate` set on
+//!   funding rows only (schema 5, `migrations/0005_execution.sql`).
 
 use std::path::{Path, PathBuf};
 
@@ -17,7 +21,7 @@ use rusqlite::{Connection, OpenFlags, params};
 pub(crate) use crate::persist::error::DbError;
 use crate::persist::error::classify;
 use crate::types::decimal::Scale;
-use crate::types::record::{Features, GatePass, Position, Record, TuningLog};
+use crate::types::record::{Features, FillKind, GatePass, Position, Record, TuningLog};
 use crate::types::symbols::SymbolName;
 
 /// The migrations, in order: (version, name, SQL).
@@ -26,6 +30,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "0002_live", include_str!("../../migrations/0002_live.sql")),
     (3, "0003_variants", include_str!("../../migrations/0003_variants.sql")),
     (4, "0004_crashed", include_str!("../../migrations/0004_crashed.sql")),
+    (5, "0005_execution", include_str!("../../migrations/0005_execution.sql")),
 ];
 
 /// Records from the control thread (low rate; they reach the persistence thread through a bounded queue).
@@ -363,8 +368,19 @@ fn pos_id(
 }
 
 /// The fills insert (the most frequent row), prepared once per batch.
-const FILL_SQL: &str = "INSERT INTO fills (run_id, position_id, ts_ms, kind, side, quantity, price, fee, pnl)
-                        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+const FILL_SQL: &str = "INSERT INTO fills (run_id, position_id, ts_ms, kind, side, quantity, price, fee, pnl,
+                          liquidity, trigger_price, decision_ts_ms, latency_ms, funding_rate)
+                        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+
+/// Exchange ns as the schema's ms (floored, as every time column).
+fn ms(ns: i64) -> i64 {
+    ns / 1_000_000
+}
+
+/// A latency in ns as the schema's REAL ms.
+fn latency_ms(ns: i64) -> f64 {
+    ns as f64 / 1e6
+}
 
 /// What every row of a batch needs: the transaction, the run, the symbol names and the trader names.
 struct Batch<'t, 'n> {
@@ -392,22 +408,7 @@ fn write_one(
             ids.insert(pos.seq, id);
             write_entry_features(b, id, f, gate)
         }
-        Record::Fill { symbol, seq, ts_ns, kind, buy, qty, px, fee, pnl, .. } => {
-            let (_, tv, sv) = b.names.get(symbol);
-            let id = pos_id(b.tx, b.run, ids, seq)?;
-            fill.execute(params![
-                b.run,
-                id,
-                ts_ns / 1_000_000,
-                kind.name(),
-                if buy { "buy" } else { "sell" },
-                qty as f64 * sv,
-                px * tv,
-                fee,
-                pnl
-            ])
-            .map(|_| ())
-        }
+        Record::Fill { .. } => write_fill(b, fill, ids, r),
         Record::Closed { symbol, ref pos, .. } => {
             ids.remove(&pos.seq);
             write_closed(b, symbol, pos)
@@ -430,21 +431,73 @@ fn write_one(
     }
 }
 
+/// Inserts a fill (prices × tick value, quantities × step value, times in ms, latency in ms).
+fn write_fill(
+    b: &Batch<'_, '_>,
+    fill: &mut rusqlite::CachedStatement<'_>,
+    ids: &std::collections::HashMap<u64, i64>,
+    r: &Record,
+) -> rusqlite::Result<()> {
+    let Record::Fill {
+        symbol,
+        seq,
+        ts_ns,
+        decision_ts_ns,
+        kind,
+        liquidity,
+        buy,
+        qty,
+        px,
+        trigger_px,
+        latency_ns,
+        fee,
+        pnl,
+        ..
+    } = *r
+    else {
+        return Ok(());
+    };
+    let (_, tv, sv) = b.names.get(symbol);
+    let id = pos_id(b.tx, b.run, ids, seq)?;
+    let rate = match kind {
+        FillKind::Funding { rate } => Some(rate),
+        FillKind::Entry | FillKind::Exit(_) => None,
+    };
+    fill.execute(params![
+        b.run,
+        id,
+        ms(ts_ns),
+        kind.name(),
+        if buy { "buy" } else { "sell" },
+        qty as f64 * sv,
+        px * tv,
+        fee,
+        pnl,
+        liquidity.name(),
+        trigger_px.map(|t| t * tv),
+        ms(decision_ts_ns),
+        latency_ms(latency_ns),
+        rate,
+    ])
+    .map(|_| ())
+}
+
 /// Inserts an opened position; returns its row id.
 fn write_opened(b: &Batch<'_, '_>, symbol: u16, variant: u8, pos: &Position) -> rusqlite::Result<i64> {
     let (name, tv, sv) = b.names.get(symbol);
     b.tx.prepare_cached(
         "INSERT INTO positions (run_id, seq, symbol, side, status, entry_ts_ms, entry_price, quantity, fees,
            regime, confidence, expected_slippage_bps, realized_slippage_bps, stop_price, tp1_price, tp2_price,
-           liquidation_price, variant)
-         VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+           liquidation_price, variant, funding, bar_close_ts_ms, entry_fill_ts_ms, order_latency_ms)
+         VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
+           ?21)",
     )?
     .execute(params![
         b.run,
         pos.seq as i64,
         name.as_str(),
         pos.side.name(),
-        pos.entry_ts_ns / 1_000_000,
+        ms(pos.entry_ts_ns),
         pos.entry_px * tv,
         pos.qty as f64 * sv,
         pos.fees,
@@ -457,6 +510,10 @@ fn write_opened(b: &Batch<'_, '_>, symbol: u16, variant: u8, pos: &Position) -> 
         pos.tp2 * tv,
         pos.liq * tv,
         b.variant(variant),
+        pos.funding,
+        ms(pos.bar_ts_ns),
+        ms(pos.entry_fill_ts_ns),
+        latency_ms(pos.latency_ns),
     ])?;
     Ok(b.tx.last_insert_rowid())
 }
@@ -493,11 +550,11 @@ fn write_closed(b: &Batch<'_, '_>, symbol: u16, pos: &Position) -> rusqlite::Res
     b.tx.prepare_cached(
         "UPDATE positions SET status = 'closed', exit_ts_ms = ?1, exit_price = ?2, fees = ?3, pnl = ?4,
            pnl_pct = ?5, exit_reason = ?6, mfe_pct = ?7, mae_pct = ?8, time_to_mfe_secs = ?9,
-           time_to_mae_secs = ?10, stop_price = ?11
+           time_to_mae_secs = ?10, stop_price = ?11, funding = ?14
          WHERE run_id = ?12 AND seq = ?13",
     )?
     .execute(params![
-        pos.exit_ts_ns / 1_000_000,
+        ms(pos.exit_ts_ns),
         pos.exit_px * tv,
         pos.fees,
         pos.pnl,
@@ -509,7 +566,8 @@ fn write_closed(b: &Batch<'_, '_>, symbol: u16, pos: &Position) -> rusqlite::Res
         (pos.mae_ts_ns - pos.entry_ts_ns) as f64 / 1e9,
         pos.stop * tv,
         b.run,
-        pos.seq as i64
+        pos.seq as i64,
+        pos.funding
     ])
     .and_then(|n| if n == 0 { Err(rusqlite::Error::QueryReturnedNoRows) } else { Ok(()) })
 }
@@ -762,5 +820,181 @@ mod tests {
         drop(other);
         live.end_run("finished").unwrap();
         assert!(!lock_path(&p, 2).exists(), "a run that ends removes its lock file");
+    }
+
+    /// A long's funding payment: 0.988 BTC at a mark of 28150.0 and a rate of +0.01 % pays 2.78122 USDT.
+    fn funding_fill(seq: u64, ts_ns: i64) -> Record {
+        Record::Fill {
+            symbol: 0,
+            variant: 0,
+            seq,
+            ts_ns,
+            decision_ts_ns: ts_ns,
+            kind: FillKind::Funding { rate: 0.0001 },
+            liquidity: Liquidity::None,
+            trigger_px: None,
+            latency_ns: 0,
+            buy: false,
+            qty: 988,
+            px: 281_500.0,
+            fee: 0.0,
+            pnl: -2.781_22,
+        }
+    }
+
+    /// Position 1's entry decided at 999.9 ms, filled 0.25 ms later at 1000.15 ms against a touch of 28143.6.
+    fn late_entry_fill() -> Record {
+        let Record::Fill { symbol, variant, seq, kind, buy, qty, px, fee, pnl, .. } = entry_fill(1) else {
+            unreachable!()
+        };
+        Record::Fill {
+            symbol,
+            variant,
+            seq,
+            ts_ns: 1_000_150_000,
+            decision_ts_ns: 999_900_000,
+            kind,
+            liquidity: Liquidity::Taker,
+            trigger_px: Some(281_436.0),
+            latency_ns: 250_000,
+            buy,
+            qty,
+            px,
+            fee,
+            pnl,
+        }
+    }
+
+    /// Position 1's TP1 resting at 28200.0, filled there (maker) at 9 s.
+    fn maker_tp1() -> Record {
+        Record::Fill {
+            symbol: 0,
+            variant: 0,
+            seq: 1,
+            ts_ns: 9_000_000_000,
+            decision_ts_ns: 9_000_000_000,
+            kind: FillKind::Exit(crate::types::record::ExitReason::Tp1),
+            liquidity: Liquidity::Maker,
+            trigger_px: Some(282_000.0),
+            latency_ns: 0,
+            buy: false,
+            qty: 494,
+            px: 282_000.0,
+            fee: 2.786_16,
+            pnl: 25.02,
+        }
+    }
+
+    type FillRow = (String, Option<String>, Option<f64>, i64, i64, Option<f64>, Option<f64>, f64, f64, f64);
+
+    fn fill_row(db: &Db, kind: &str) -> FillRow {
+        db.conn()
+            .query_row(
+                "SELECT side, liquidity, trigger_price, decision_ts_ms, ts_ms, latency_ms, funding_rate, quantity,
+                        price, pnl
+                 FROM fills WHERE kind = ?1",
+                [kind],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                        r.get(8)?,
+                        r.get(9)?,
+                    ))
+                },
+            )
+            .unwrap()
+    }
+
+    /// Schema 5: an entry after 0.25 ms of order latency, a funding payment and a resting (maker) TP1 are written
+    /// with their liquidity, trigger price (quote units), decision time, latency (ms) and funding rate, and read
+    /// back as written; the position keeps its bar close, fill time, latency and funding.
+    #[test]
+    fn funding_and_maker_fills_are_written_and_read_back() {
+        let mut db = Db::open(&tmp("exec.db")).unwrap();
+        assert_eq!(db.schema_version().unwrap(), 5);
+        db.begin_run("test", "h", "replay", "").unwrap();
+        let n = names();
+        let mut pos = position(1);
+        (pos.bar_ts_ns, pos.entry_ts_ns, pos.entry_fill_ts_ns, pos.latency_ns) =
+            (998_500_000, 999_900_000, 1_000_150_000, 250_000);
+        let name = SymbolName::new(b"BTCUSDT").unwrap();
+        let open = Record::Opened { symbol: 0, variant: 0, name, pos, features: features(), gate: GatePass::default() };
+        db.write_batch(&n, &[open, late_entry_fill(), funding_fill(1, 8_000_000_000), maker_tp1()]).unwrap();
+        let e = fill_row(&db, "entry");
+        assert_eq!((e.0.as_str(), e.1.as_deref(), e.3, e.4), ("buy", Some("taker"), 999, 1_000));
+        assert!((e.2.unwrap() - 28_143.6).abs() < 1e-9 && (e.5.unwrap() - 0.25).abs() < 1e-12, "{e:?}");
+        assert_eq!(e.6, None);
+        let f = fill_row(&db, "Funding");
+        assert_eq!((f.1.as_deref(), f.2, f.3, f.4, f.6), (None, None, 8_000, 8_000, Some(0.0001)), "{f:?}");
+        assert!((f.7 - 0.988).abs() < 1e-12 && (f.8 - 28_150.0).abs() < 1e-9 && f.9 == -2.781_22, "{f:?}");
+        assert_eq!(f.5, Some(0.0));
+        let t = fill_row(&db, "TakeProfit");
+        assert_eq!(
+            (t.0.as_str(), t.1.as_deref(), t.3, t.4, t.5, t.6),
+            ("sell", Some("maker"), 9_000, 9_000, Some(0.0), None)
+        );
+        assert!((t.2.unwrap() - 28_200.0).abs() < 1e-9 && t.2 == Some(t.8), "a TP fills at its limit: {t:?}");
+        // The close carries the funding.
+        let mut closed = pos;
+        (closed.funding, closed.exit_ts_ns, closed.exit_reason) =
+            (-2.781_22, 9_000_000_000, Some(crate::types::record::ExitReason::Tp2));
+        let close = Record::Closed { symbol: 0, variant: 0, name: SymbolName::new(b"BTCUSDT").unwrap(), pos: closed };
+        db.write_batch(&n, &[close]).unwrap();
+        type PosRow = (f64, i64, i64, i64, f64);
+        let p: PosRow = db
+            .conn()
+            .query_row(
+                "SELECT funding, bar_close_ts_ms, entry_ts_ms, entry_fill_ts_ms, order_latency_ms FROM positions",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .unwrap();
+        assert_eq!(p, (-2.781_22, 998, 999, 1_000, 0.25));
+    }
+
+    /// Recovery with a funding row: the funding row closes nothing (the whole 0.988 is closed as Crashed), its
+    /// mark price is not taken for the last traded price (the close is at the entry fill's 28143.7), and the
+    /// position's PnL is the sum of its fills, the funding payment included.
+    #[test]
+    fn a_crashed_position_with_funding_keeps_pnl_equal_to_its_fills() {
+        let p = tmp("crash-funding.db");
+        let n = names();
+        let mut dead = Db::open(&p).unwrap();
+        dead.begin_run("test", "h", "live", "").unwrap();
+        dead.write_batch(&n, &[opened(1), entry_fill(1), funding_fill(1, 3_000_000_000)]).unwrap();
+        drop(dead); // killed
+        let live = Db::open(&p).unwrap();
+        assert_eq!(live.recovered()[0].positions_closed, 1);
+        let c = live.conn();
+        type Row = (String, i64, f64, f64, f64, f64, f64);
+        let pos: Row = c
+            .query_row(
+                "SELECT exit_reason, exit_ts_ms, exit_price, fees, pnl, funding, pnl_pct FROM positions",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+            )
+            .unwrap();
+        // Crashed fill: 0.988 at 28143.7, no gross PnL, fee at the entry's rate = the entry fee, 11.0.
+        let (qty, px, fee, pnl, liq): (f64, f64, f64, f64, String) = c
+            .query_row("SELECT quantity, price, fee, pnl, liquidity FROM fills WHERE kind = 'Crashed'", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .unwrap();
+        assert!((qty - 0.988).abs() < 1e-12 && (px - 28_143.7).abs() < 1e-9, "{qty} {px}");
+        assert!((fee - 11.0).abs() < 1e-9 && (pnl + 11.0).abs() < 1e-9 && liq == "taker", "{fee} {pnl} {liq}");
+        let want = -11.0 - 2.781_22 - 11.0;
+        assert_eq!((pos.0.as_str(), pos.1), ("Crashed", 3_000));
+        assert!((pos.2 - 28_143.7).abs() < 1e-9, "exit price: exits only, {pos:?}");
+        assert!((pos.3 - 22.0).abs() < 1e-9 && (pos.4 - want).abs() < 1e-9 && pos.5 == -2.781_22, "{pos:?}");
+        assert!((pos.6 - want / (28_143.7 * 0.988) * 100.0).abs() < 1e-9, "{pos:?}");
+        let sum: f64 = c.query_row("SELECT SUM(pnl) FROM fills", [], |r| r.get(0)).unwrap();
+        assert!((pos.4 - sum).abs() < 1e-9, "PnL = Σ fills: {} vs {sum}", pos.4);
     }
 }

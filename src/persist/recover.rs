@@ -15,13 +15,16 @@
 //!   tuning logs (exchange time), symbol selections and link health (wall clock); the run's `started_at_ms` when
 //!   it committed none. `status` becomes `crashed`; `ended_at_ms` stays NULL (when the process died is unknown).
 //! - each of its `open` positions is closed with exit reason `Crashed` at `last_row_ms`, at the last price
-//!   recorded for it: the price of its newest fill (its entry fill, or its TP1 fill when TP1 was hit), or its entry
-//!   price when no fill of it was committed (no mark price is stored). The remaining quantity (entry quantity less
-//!   the committed exit fills) gets a `Crashed` fill with PnL computed as the engine computes an exit: gross
-//!   `±(price − entry) × quantity` less a taker fee at the run's own rate (its entry fee ÷ entry notional). The
-//!   position's fees, PnL and PnL % are then the sums over its fills, as for any closed position; its MFE/MAE
-//!   stay NULL (the run died before writing them). No hour-expectancy sample is written: the execution gate must
-//!   not learn from a close the strategy never made.
+//!   it traded at: the price of its newest order fill (its entry fill, or its TP1 fill when TP1 was hit; not a
+//!   funding row, whose price is a mark price), or its entry price when no fill of it was committed. The
+//!   remaining quantity (entry quantity less the committed exit fills; funding rows carry the open quantity but
+//!   close nothing) gets a `Crashed` fill (taker, decided at `last_row_ms`, no trigger price or latency) with PnL
+//!   computed as the engine computes an exit: gross `±(price − entry) × quantity` less a taker fee at the run's
+//!   own rate (its entry fee ÷ entry notional). The position's fees and PnL are then the sums over all its fills,
+//!   funding payments included (as for any closed position: PnL = Σ fill PnL), its `funding` the sum of its
+//!   funding rows, its exit price the quantity-weighted price of its exit fills; its MFE/MAE stay NULL (the run
+//!   died before writing them). No hour-expectancy sample is written: the execution gate must not learn from a
+//!   close the strategy never made.
 //!
 //! Each recovered run is logged (warn) and counted in the run summary's `db` block.
 
@@ -158,15 +161,23 @@ struct OpenPosition {
     last_price: f64,
 }
 
+/// The kinds of the fills that are not exits, as stored: (the entry, a funding payment).
+fn not_exits() -> (&'static str, &'static str) {
+    use crate::types::record::FillKind;
+    (FillKind::Entry.name(), FillKind::Funding { rate: 0.0 }.name())
+}
+
 /// Closes position `pos` of run `run` as `Crashed` at `ts_ms` (see the module doc for the price and the PnL).
 fn close_crashed(tx: &Transaction<'_>, run: i64, pos: i64, ts_ms: i64) -> rusqlite::Result<()> {
+    let (entry, funding) = not_exits();
     let p = tx.query_row(
         "SELECT side = 'long', entry_price, quantity, fees,
-                COALESCE((SELECT SUM(quantity) FROM fills WHERE position_id = ?1 AND kind != 'entry'), 0),
-                COALESCE((SELECT price FROM fills WHERE position_id = ?1 ORDER BY ts_ms DESC, id DESC LIMIT 1),
+                COALESCE((SELECT SUM(quantity) FROM fills WHERE position_id = ?1 AND kind NOT IN (?2, ?3)), 0),
+                COALESCE((SELECT price FROM fills WHERE position_id = ?1 AND kind != ?3
+                          ORDER BY ts_ms DESC, id DESC LIMIT 1),
                          entry_price)
          FROM positions WHERE id = ?1",
-        params![pos],
+        params![pos, entry, funding],
         |r| {
             Ok(OpenPosition {
                 long: r.get(0)?,
@@ -185,21 +196,25 @@ fn close_crashed(tx: &Transaction<'_>, run: i64, pos: i64, ts_ms: i64) -> rusqli
     let sgn = if p.long { 1.0 } else { -1.0 };
     let pnl = sgn * (p.last_price - p.entry_price) * qty - fee;
     if qty > 0.0 {
+        // A taker close (its fee is at the entry's taker rate), decided at the close time; no order, no latency.
         tx.execute(
-            "INSERT INTO fills (run_id, position_id, ts_ms, kind, side, quantity, price, fee, pnl)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO fills (run_id, position_id, ts_ms, kind, side, quantity, price, fee, pnl, liquidity,
+                                decision_ts_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'taker', ?3)",
             params![run, pos, ts_ms, crashed(), if p.long { "sell" } else { "buy" }, qty, p.last_price, fee, pnl],
         )?;
     }
-    // Fees and PnL: the entry fee (on the row) plus every exit fill; the exit price weighted by exit quantity.
+    // Fees and PnL: the entry fee (on the row) plus every other fill's (funding rows: no fee, their payment in
+    // the PnL); the exit price weighted by exit quantity (funding rows are not exits).
     tx.execute(
         "UPDATE positions SET status = 'closed', exit_ts_ms = ?2, exit_reason = ?3,
-           fees = fees + (SELECT COALESCE(SUM(fee), 0) FROM fills WHERE position_id = ?1 AND kind != 'entry'),
-           pnl = -fees + (SELECT COALESCE(SUM(pnl), 0) FROM fills WHERE position_id = ?1 AND kind != 'entry'),
+           fees = fees + (SELECT COALESCE(SUM(fee), 0) FROM fills WHERE position_id = ?1 AND kind != ?4),
+           pnl = -fees + (SELECT COALESCE(SUM(pnl), 0) FROM fills WHERE position_id = ?1 AND kind != ?4),
+           funding = (SELECT COALESCE(SUM(pnl), 0) FROM fills WHERE position_id = ?1 AND kind = ?5),
            exit_price = (SELECT SUM(price * quantity) / NULLIF(SUM(quantity), 0) FROM fills
-                         WHERE position_id = ?1 AND kind != 'entry')
+                         WHERE position_id = ?1 AND kind NOT IN (?4, ?5))
          WHERE id = ?1",
-        params![pos, ts_ms, crashed()],
+        params![pos, ts_ms, crashed(), entry, funding],
     )?;
     tx.execute(
         "UPDATE positions SET pnl_pct = pnl / NULLIF(entry_price * quantity, 0) * 100 WHERE id = ?1",

@@ -1,9 +1,11 @@
 //! Human and JSON output: run summaries, the database review and its plots.
 
+pub(crate) mod execution;
 pub(crate) mod plot;
 pub(crate) mod review;
 pub(crate) mod summary;
 
+pub use execution::{CostRow, Execution, FillStats, PositionCosts};
 pub use plot::write_all as write_plots;
 pub use review::{Distances, build as build_review, load as load_trades, text as review_text, variant_comparison};
 pub use summary::{ReplayReport, live_json, live_text, to_json, to_text};

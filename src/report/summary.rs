@@ -271,10 +271,101 @@ fn symbol_json(r: &ReplayReport, s: &SymbolState) -> Value {
             "closed": t.closed_by_reason.iter().sum::<u64>(),
             "closed_by_exit_reason": closed,
             "exit_fills_by_reason": exits,
+            "entries_unfilled": t.entries_unfilled,
+            "entries_unsent": t.entries_unsent,
+            "orders_refused": t.orders_refused,
         },
+        "fundings": s.fundings,
         "pnl": t.pnl,
+        "fees": t.fees,
+        "funding": t.funding,
+        "maker_fills": t.maker_fills,
+        "taker_fills": t.taker_fills,
         "variants": shadows_json(r, s),
     })
+}
+
+/// One account's execution totals over its symbols' traders (fees and funding are in its PnL).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct AccountCosts {
+    /// Realised net PnL, quote.
+    pnl: f64,
+    /// Fees paid, quote.
+    fees: f64,
+    /// Funding received (+) or paid (−), quote.
+    funding: f64,
+    /// Maker fills.
+    maker_fills: u64,
+    /// Taker fills.
+    taker_fills: u64,
+}
+
+impl AccountCosts {
+    /// The totals of account `k` (0 = base, k = the k-th variant) over every symbol.
+    fn of(e: &Engine, k: usize) -> Self {
+        let mut a = AccountCosts::default();
+        for s in &e.symbols {
+            let t = if k == 0 { Some(s.trader()) } else { s.variants().get(k - 1) };
+            if let Some(t) = t {
+                a.pnl += t.pnl;
+                a.fees += t.fees;
+                a.funding += t.funding;
+                a.maker_fills += t.maker_fills;
+                a.taker_fills += t.taker_fills;
+            }
+        }
+        a
+    }
+
+    /// Its keys in the `--json` object.
+    fn insert_into(&self, m: &mut Map<String, Value>) {
+        m.insert("pnl".into(), json!(self.pnl));
+        m.insert("fees".into(), json!(self.fees));
+        m.insert("funding".into(), json!(self.funding));
+        m.insert("maker_fills".into(), json!(self.maker_fills));
+        m.insert("taker_fills".into(), json!(self.taker_fills));
+    }
+
+    /// Its text line.
+    fn line(&self, name: &str, balance: f64) -> String {
+        format!(
+            "account {name}: balance {balance:.2}, pnl {:.4} (fees {:.4}, funding {:+.4}), fills maker {} taker {}\n",
+            self.pnl, self.fees, self.funding, self.maker_fills, self.taker_fills
+        )
+    }
+}
+
+/// The base account's block of the `--json` object: balance, open positions, daily limit hits, and its totals.
+fn account_json(e: &Engine) -> Value {
+    let mut m = Map::new();
+    m.insert("balance".into(), json!(e.risk().balance));
+    m.insert("open_positions".into(), json!(e.risk().open_positions));
+    m.insert("daily_limit_hits".into(), json!(e.risk().daily_limit_hits));
+    AccountCosts::of(e, 0).insert_into(&mut m);
+    Value::Object(m)
+}
+
+/// The A/B variants' accounts: balance and totals, by name.
+fn variant_accounts_json(e: &Engine) -> Map<String, Value> {
+    e.variant_accounts()
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let mut m = Map::new();
+            m.insert("balance".into(), json!(a.risk.balance));
+            AccountCosts::of(e, i + 1).insert_into(&mut m);
+            (a.rules.name.clone(), Value::Object(m))
+        })
+        .collect()
+}
+
+/// The text summary's account lines: PnL with its fees and funding, and the fills by liquidity.
+fn accounts_text(e: &Engine) -> String {
+    let mut s = AccountCosts::of(e, 0).line("base", e.risk().balance);
+    for (i, a) in e.variant_accounts().iter().enumerate() {
+        s.push_str(&AccountCosts::of(e, i + 1).line(&a.rules.name, a.risk.balance));
+    }
+    s
 }
 
 /// The A/B variants' traders of one symbol.
@@ -291,6 +382,10 @@ fn shadows_json(r: &ReplayReport, s: &SymbolState) -> Map<String, Value> {
                     "opened": t.opened,
                     "closed": t.closed_by_reason.iter().sum::<u64>(),
                     "pnl": t.pnl,
+                    "fees": t.fees,
+                    "funding": t.funding,
+                    "maker_fills": t.maker_fills,
+                    "taker_fills": t.taker_fills,
                 }),
             )
         })
@@ -360,11 +455,8 @@ pub fn to_json(r: &ReplayReport) -> Value {
         "signals": r.persist.signals,
         "variant_balances": r.engine.variant_accounts().iter()
             .map(|a| (a.rules.name.clone(), json!(a.risk.balance))).collect::<Map<String, Value>>(),
-        "account": {
-            "balance": r.engine.risk().balance,
-            "open_positions": r.engine.risk().open_positions,
-            "daily_limit_hits": r.engine.risk().daily_limit_hits,
-        },
+        "variant_accounts": variant_accounts_json(&r.engine),
+        "account": account_json(&r.engine),
         "db": db,
         "tuning_runs": r.persist.tuning_runs,
         "elapsed_s": secs,
@@ -504,6 +596,7 @@ pub fn to_text(r: &ReplayReport) -> String {
     s.push_str(&unknown_symbols_line(&r.engine));
     s.push('\n');
     s.push_str(&signal_table(r));
+    s.push_str(&accounts_text(&r.engine));
     if r.persist.csv_lines_lost > 0 {
         s.push_str(&format!("CSV lines not written after the CSV's write error: {}\n", r.persist.csv_lines_lost));
     }
@@ -547,7 +640,8 @@ pub fn live_json(r: &LiveReport) -> Value {
                 "bars": s.bars.closed,
                 "signals": {"long": s.trader().signals[0], "short": s.trader().signals[1]},
                 "positions_opened": s.trader().opened,
-                "pnl": s.trader().pnl,
+                "pnl": s.trader().pnl, "fees": s.trader().fees, "funding": s.trader().funding,
+                "maker_fills": s.trader().maker_fills, "taker_fills": s.trader().taker_fills,
                 "draining": s.draining.is_some(),
                 "drain_refused": s.drain_refused,
             }),
