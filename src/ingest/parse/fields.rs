@@ -223,9 +223,43 @@ pub(crate) trait Msg<'i> {
 }
 
 /// True for a partial book depth stream name (`btcusdt@depth5`, `btcusdt@depth20@100ms`).
+///
+/// A plain byte comparison over the (short) stream name: `str::find` built a two-way searcher on every
+/// wrapped frame. Same result as `find("@depth")` followed by the digit check (the first occurrence decides).
+#[inline]
 pub(crate) fn is_partial_depth_stream(stream: &str) -> bool {
-    match stream.find("@depth") {
-        Some(i) => stream.as_bytes().get(i + 6).is_some_and(|c| c.is_ascii_digit()),
+    let b = stream.as_bytes();
+    match b.windows(6).position(|w| w == b"@depth") {
+        Some(i) => b.get(i + 6).is_some_and(|c| c.is_ascii_digit()),
         None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_partial_depth_stream;
+
+    /// The byte comparison agrees with the `str::find` version it replaced.
+    #[test]
+    fn partial_depth_stream_matches_find() {
+        let find = |s: &str| match s.find("@depth") {
+            Some(i) => s.as_bytes().get(i + 6).is_some_and(|c| c.is_ascii_digit()),
+            None => false,
+        };
+        for s in [
+            "btcusdt@depth5",
+            "btcusdt@depth20@100ms",
+            "btcusdt@depth",
+            "btcusdt@depth@100ms",
+            "btcusdt@depth@0ms@depth5",
+            "btcusdt@aggTrade",
+            "@depth1",
+            "@depth",
+            "@dept",
+            "",
+            "ethusdt@bookTicker",
+        ] {
+            assert_eq!(is_partial_depth_stream(s), find(s), "{s}");
+        }
     }
 }

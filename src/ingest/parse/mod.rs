@@ -412,10 +412,11 @@ impl Parser {
             return Err(ParseError::TooLarge(frame.len()));
         }
         if self.fast_path {
-            if let Some((root, inner, partial)) = crate::ingest::parse::fast::scan(frame) {
-                let r = match &inner {
-                    Some(inner) => self.event(inner, partial, meta, out),
-                    None => self.dispatch_object(&root, meta, out),
+            let mut vals = fast::FastVals::new();
+            if let Some(sc) = fast::scan(frame, &mut vals) {
+                let r = match &sc.inner {
+                    Some(inner) => self.event(inner, sc.partial, meta, out),
+                    None => self.dispatch_object(&sc.root, meta, out),
                 };
                 if let Ok(k) = r
                     && k != FrameKind::Unknown
