@@ -361,12 +361,27 @@ impl SymbolState {
     /// time when a position could owe it.
     fn refresh_due(&mut self) {
         let orders = self.traders.iter().map(Trader::next_arrival_ns).min().unwrap_or(i64::MAX);
-        let funding = if self.funding_next_ms > self.funding_settled_ms && self.has_position() {
+        let funding = if self.has_position() { self.funding_due_ns() } else { i64::MAX };
+        self.next_due_ns = orders.min(funding);
+    }
+
+    /// The announced funding time not settled yet, ns (`i64::MAX`: none).
+    fn funding_due_ns(&self) -> i64 {
+        if self.funding_next_ms > self.funding_settled_ms {
             self.funding_next_ms.saturating_mul(1_000_000)
         } else {
             i64::MAX
-        };
-        self.next_due_ns = orders.min(funding);
+        }
+    }
+
+    /// The last mark price in ticks (`None` before the symbol's price scale is known).
+    fn mark_ticks(&self) -> Option<f64> {
+        self.price.map(|p| self.mark_price_e8 as f64 / 1e8 / p.to_f64(1))
+    }
+
+    /// True when some account holds an open position (an entry in flight does not count).
+    fn has_open_position(&self) -> bool {
+        self.traders.iter().any(|t| t.position.is_some())
     }
 
     /// The drain ticket to confirm: the symbol drains and no account holds a position on it.
@@ -640,15 +655,11 @@ impl Engine {
         let t0 = clock::now_ns();
         let lat = self.order_latency_ns;
         let s = &mut self.symbols[id];
-        let funding_ns = if s.funding_next_ms > s.funding_settled_ms {
-            s.funding_next_ms.saturating_mul(1_000_000)
-        } else {
-            i64::MAX
-        };
+        let funding_ns = s.funding_due_ns();
         let c = ctx!(s, id, lat);
         if funding_ns <= ts_ns {
             let rate = s.funding_rate_e8 as f64 / 1e8;
-            let mark = s.price.map_or(0.0, |p| s.mark_price_e8 as f64 / 1e8 / p.to_f64(1));
+            let mark = s.mark_ticks().unwrap_or(0.0);
             let mut funded = false;
             for (account, t) in seats(&mut self.accounts, &mut s.traders) {
                 t.settle(account, &mut self.next_seq, &c, funding_ns - 1, out);
@@ -686,7 +697,7 @@ impl Engine {
         // The trade consumed the levels beyond its price: no fill from here on takes them (see `market::touch`).
         s.book.clip_by_trade(px, maker, e.exch_ts_ns);
         s.last_px = px;
-        if s.traders.iter().any(|t| t.position.is_some()) {
+        if s.has_open_position() {
             // Positions open before this trade: their stops, take profits and the bot's decisions on it.
             let t = TradeTick { px, qty, buyer_is_maker: maker, ts_ns: e.exch_ts_ns };
             self.trade_positions(id, t, out);
@@ -776,8 +787,7 @@ impl Engine {
     fn mark_positions(&mut self, id: usize, ts_ns: i64, out: &mut impl FnMut(Record)) {
         let t0 = clock::now_ns();
         let s = &mut self.symbols[id];
-        let Some(ps) = s.price else { return };
-        let mark = s.mark_price_e8 as f64 / 1e8 / ps.to_f64(1);
+        let Some(mark) = s.mark_ticks() else { return };
         let c = ctx!(s, id, self.order_latency_ns);
         for (account, t) in seats(&mut self.accounts, &mut s.traders) {
             t.on_mark(account, &c, mark, ts_ns, out);
@@ -810,7 +820,7 @@ impl Engine {
                 let c = s.audit_queue.settle(&s.book);
                 s.add_audit(c);
             }
-            if s.traders.iter().any(|t| t.position.is_some()) {
+            if s.has_open_position() {
                 // The take profits' queues can only shorten to what now rests at their price.
                 let c = ctx!(s, id, self.order_latency_ns);
                 s.traders.iter_mut().for_each(|t| t.on_depth(&c));

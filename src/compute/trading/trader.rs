@@ -679,15 +679,14 @@ impl Trader {
         ts_ns: i64,
         out: &mut impl FnMut(Record),
     ) {
-        if self.position.is_none() {
+        let Some(mut pos) = self.position else {
             let unsent = self.orders.clear();
             self.entries_unsent += unsent as u64;
             for _ in 0..unsent {
                 account.risk.on_cancel(&mut self.risk);
             }
             return;
-        }
-        let Some(mut pos) = self.position else { return };
+        };
         let px = exit_price(c.book, pos.side == Side::Short, pos.remaining, last);
         let hit = StopHit { reason: ExitReason::Shutdown, trigger: last, at: Timing::now(ts_ns) };
         self.close_all(&mut pos, px, hit, account, c, out);
