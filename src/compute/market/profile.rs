@@ -46,6 +46,8 @@
 //! `incremental_levels_match_the_reference_at_every_bar_close_of_the_real_sample`). `zone_bins` above 64 would
 //! see only the window's nodes.
 
+use arrayvec::ArrayVec;
+
 /// Most HVNs or LVNs reported.
 pub(crate) const MAX_NODES: usize = 8;
 
@@ -153,6 +155,8 @@ pub struct Profile {
     trees: Trees,
     /// Array bin of the last trade (the centre of the node window).
     last_bin: usize,
+    /// Up pairs in the last close's value area (where the next search starts; any value is correct, a near one fast).
+    va_hint: usize,
     /// Volume lost to re-centring.
     pub dropped_volume: i64,
     /// Trades added.
@@ -182,6 +186,7 @@ impl Profile {
             smooth: vec![0.0; n],
             trees: Trees::new(n),
             last_bin: 0,
+            va_hint: 1,
             dropped_volume: 0,
             trades: 0,
             cfg,
@@ -498,13 +503,20 @@ impl Profile {
 
     /// The Dalton value area from the trees: `(a, z, volume)`, array bins `a..=z`, exactly the bins and volume of
     /// the pair-by-pair walk of [`Profile::levels_scan`] (see [`Trees`] for why the walk is a merge by prefix minima).
-    fn value_area(&self) -> (usize, usize, i64) {
+    fn value_area(&mut self) -> (usize, usize, i64) {
+        let (a, z, vol, p) = self.value_area_from_hint();
+        self.va_hint = p;
+        (a, z, vol)
+    }
+
+    /// [`Profile::value_area`] and the up-pair count `p` its search found.
+    fn value_area_from_hint(&self) -> (usize, usize, i64, usize) {
         let (lo, hi, poc) = (self.lo, self.hi, self.poc);
         let t = &self.trees;
         let target = self.total as f64 * self.cfg.value_area_pct / 100.0;
         let b0 = self.bins[poc];
         if b0 as f64 >= target {
-            return (poc, poc, b0);
+            return (poc, poc, b0, 1);
         }
         // Up pair k ≥ 1 starts at bin poc + 2k − 1 (leaf u1 + k − 1 of `pair[(poc + 1) % 2]`), down pair k at bin
         // poc − 2k (leaf d1 − k + 1 of `pair[poc % 2]`); nu, nd: pairs left on each side (the last one may be cut).
@@ -523,8 +535,9 @@ impl Profile {
             dn.last(d1 + 1 - nd, d1, |m| m <= key).map_or(nd, |leaf| d1 - leaf)
         };
         let cum = |p: usize, q: usize| b0 + su(p) + sd(q);
-        // The first up pair after which the area holds the target (nu + 1: none, or past the end).
-        let p = partition(1, nu + 1, |p| p > nu || (cum(p, q_at(p)) as f64) < target);
+        // The first up pair after which the area holds the target (nu + 1: none, or past the end), searched from
+        // the last close's (a bar moves it by a pair or two: a few probes instead of log₂ nu).
+        let p = gallop(1, nu + 1, self.va_hint, |p| p > nu || (cum(p, q_at(p)) as f64) < target);
         let (qp, q_prev) = (q_at(p), if p > 1 { q_at(p - 1) } else { 0 });
         let (a, z, vol) = if (cum(p - 1, qp) as f64) >= target {
             // Reached inside the run of down pairs taken just before up pair p.
@@ -535,7 +548,7 @@ impl Profile {
         } else {
             (lo, hi, cum(nu, nd))
         };
-        (a.max(lo), z.min(hi), vol)
+        (a.max(lo), z.min(hi), vol, p)
     }
 
     /// HVNs and LVNs among the bins within [`NODE_WINDOW_BINS`] of the last trade's bin, each with its exact
@@ -556,25 +569,61 @@ impl Profile {
             let left = if i > lo { sm[i - 1] } else { i64::MIN };
             let right = if i < hi { sm[i + 1] } else { i64::MIN };
             let v = sm[i];
-            // A prominence is at most the height itself: lower peaks need no walk.
+            // A prominence is at most the height itself, and at most what one side's walk allows (the base is the
+            // higher of the two sides' minima): a node one side rules out needs no second walk. Same floats as the
+            // full computation, so the same nodes.
             if v > left && v >= right && hi > lo && v as f64 / k >= min_prom {
-                let base = t.side_min(lo, i, v, Dir::Left, steps).max(t.side_min(hi, i, v, Dir::Right, steps));
-                let prom = v as f64 / k - base as f64 / k;
-                if prom >= min_prom && prom > 0.0 {
-                    hvn.insert(prom, self.px(i) + self.cfg.bin_ticks / 2);
+                let l = t.side_min(lo, i, v, Dir::Left, steps);
+                if v as f64 / k - l as f64 / k >= min_prom {
+                    let base = l.max(t.side_min(hi, i, v, Dir::Right, steps));
+                    let prom = v as f64 / k - base as f64 / k;
+                    if prom >= min_prom && prom > 0.0 {
+                        hvn.insert(prom, self.px(i) + self.cfg.bin_ticks / 2);
+                    }
                 }
             }
             let inside = i > lo && i < hi;
             if inside && v < left && v <= right {
-                let top = t.side_max(lo, i, v, Dir::Left, steps).min(t.side_max(hi, i, v, Dir::Right, steps));
-                let depth = top as f64 / k - v as f64 / k;
-                if depth >= min_prom && depth > 0.0 {
-                    lvn.insert(depth, self.px(i) + self.cfg.bin_ticks / 2);
+                let l = t.side_max(lo, i, v, Dir::Left, steps);
+                if l as f64 / k - v as f64 / k >= min_prom {
+                    let top = l.min(t.side_max(hi, i, v, Dir::Right, steps));
+                    let depth = top as f64 / k - v as f64 / k;
+                    if depth >= min_prom && depth > 0.0 {
+                        lvn.insert(depth, self.px(i) + self.cfg.bin_ticks / 2);
+                    }
                 }
             }
         }
         lv.n_hvn = hvn.write(&mut lv.hvn);
         lv.n_lvn = lvn.write(&mut lv.lvn);
+    }
+}
+
+/// [`partition`] probing from `hint` outward with doubling steps: O(log |answer − hint|) probes, the same answer.
+fn gallop(lo: usize, hi: usize, hint: usize, below: impl Fn(usize) -> bool) -> usize {
+    let h = hint.clamp(lo, hi);
+    if h < hi && below(h) {
+        // The answer is above h: find a bracket (last, first false] upward.
+        let (mut last, mut step) = (h, 1);
+        loop {
+            let x = (h + step).min(hi);
+            if x == hi || !below(x) {
+                return partition(last + 1, x, below);
+            }
+            (last, step) = (x, step * 2);
+        }
+    }
+    // below(h) is false (or h = hi): the answer is at or below h.
+    let (mut first, mut step) = (h, 1);
+    loop {
+        if first == lo {
+            return lo;
+        }
+        let x = first.saturating_sub(step).max(lo);
+        if below(x) {
+            return partition(x + 1, first, below);
+        }
+        (first, step) = (x, step * 2);
     }
 }
 
@@ -809,7 +858,8 @@ impl<const A: u8> Tree<A> {
             return None;
         }
         let (mut a, mut b) = (l + self.size, r + self.size + 1);
-        let (mut right, mut n) = ([0usize; 64], 0);
+        // One node per level at most: no zero fill of a 64-slot array per call.
+        let mut right = ArrayVec::<usize, 64>::new();
         while a < b {
             if a & 1 == 1 {
                 if hit(self.t[a]) {
@@ -819,11 +869,11 @@ impl<const A: u8> Tree<A> {
             }
             if b & 1 == 1 {
                 b -= 1;
-                (right[n], n) = (b, n + 1);
+                right.push(b);
             }
             (a, b) = (a >> 1, b >> 1);
         }
-        right[..n].iter().rev().find(|&&k| hit(self.t[k])).map(|&k| self.descend(k, hit, false))
+        right.iter().rev().find(|&&k| hit(self.t[k])).map(|&k| self.descend(k, hit, false))
     }
 
     /// The last leaf in `l..=r` whose value passes `hit`.
@@ -832,7 +882,7 @@ impl<const A: u8> Tree<A> {
             return None;
         }
         let (mut a, mut b) = (l + self.size, r + self.size + 1);
-        let (mut left, mut n) = ([0usize; 64], 0);
+        let mut left = ArrayVec::<usize, 64>::new();
         while a < b {
             if b & 1 == 1 {
                 b -= 1;
@@ -841,12 +891,12 @@ impl<const A: u8> Tree<A> {
                 }
             }
             if a & 1 == 1 {
-                (left[n], n) = (a, n + 1);
+                left.push(a);
                 a += 1;
             }
             (a, b) = (a >> 1, b >> 1);
         }
-        left[..n].iter().rev().find(|&&k| hit(self.t[k])).map(|&k| self.descend(k, hit, true))
+        left.iter().rev().find(|&&k| hit(self.t[k])).map(|&k| self.descend(k, hit, true))
     }
 }
 
@@ -1104,6 +1154,19 @@ mod tests {
                  window nodes != full-range nodes at {differ}, strategy's HVN pick differs at {pick_differs}",
                 cfg.bin_ticks, cfg.smooth_bins, !cfg.session, cfg.max_bins
             );
+        }
+    }
+
+    #[test]
+    fn gallop_finds_what_partition_finds_from_every_hint() {
+        for n in 0..40usize {
+            for answer in 0..=n {
+                let below = |x: usize| x < answer;
+                for hint in 0..n + 3 {
+                    assert_eq!(gallop(0, n, hint, below), partition(0, n, below), "n {n} answer {answer} hint {hint}");
+                    assert_eq!(gallop(0, n, hint, below), answer);
+                }
+            }
         }
     }
 
