@@ -359,17 +359,9 @@ impl Profile {
 
     /// The smoothed sums of the occupied range, straight from the bins (the narrow path of [`Profile::levels`]).
     fn smooth_sums(&mut self) {
-        let (lo, hi, n) = (self.lo, self.hi, self.bins.len());
         let w = self.cfg.smooth_bins.max(1) / 2;
-        let b = &self.bins;
-        let bin = |s: i64| if s >= 0 && (s as usize) < n { b[s as usize] } else { 0 };
-        let mut acc: i64 = b[lo.saturating_sub(w)..=(lo + w).min(n - 1)].iter().sum();
-        for i in lo..=hi {
-            if i > lo {
-                acc += bin((i + w) as i64) - bin(i as i64 - w as i64 - 1);
-            }
-            self.trees.ssum[i] = acc;
-        }
+        let ssum = &mut self.trees.ssum;
+        slide_sums(&self.bins, w, self.lo, self.hi, |i, acc| ssum[i] = acc);
     }
 
     /// The Dalton walk pair by pair (module doc): `(a, z, volume)`, array bins `a..=z`.
@@ -488,15 +480,11 @@ impl Profile {
         t.pair.iter_mut().for_each(|p| p.fix(pl, pr));
         let w = self.cfg.smooth_bins.max(1) / 2;
         let (sl, sr) = (l.saturating_sub(w), (r + w).min(n - 1));
-        let mut acc: i64 = b[sl.saturating_sub(w)..=(sl + w).min(n - 1)].iter().sum();
-        for i in sl..=sr {
-            if i > sl {
-                acc += bin((i + w) as i64) - bin(i as i64 - w as i64 - 1);
-            }
+        slide_sums(b, w, sl, sr, |i, acc| {
             t.ssum[i] = acc;
             t.smax.set(i, acc);
             t.smin.set(i, acc);
-        }
+        });
         t.smax.fix(sl, sr);
         t.smin.fix(sl, sr);
     }
@@ -596,6 +584,20 @@ impl Profile {
         }
         lv.n_hvn = hvn.write(&mut lv.hvn);
         lv.n_lvn = lvn.write(&mut lv.lvn);
+    }
+}
+
+/// The smoothed sums S[i] = Σ b[i − w ..= i + w] (bins outside the array count 0) for `i` in `from..=to`, by one
+/// sliding window, each handed to `put(i, S[i])`.
+fn slide_sums(b: &[i64], w: usize, from: usize, to: usize, mut put: impl FnMut(usize, i64)) {
+    let n = b.len();
+    let bin = |s: i64| if s >= 0 && (s as usize) < n { b[s as usize] } else { 0 };
+    let mut acc: i64 = b[from.saturating_sub(w)..=(from + w).min(n - 1)].iter().sum();
+    for i in from..=to {
+        if i > from {
+            acc += bin((i + w) as i64) - bin(i as i64 - w as i64 - 1);
+        }
+        put(i, acc);
     }
 }
 
