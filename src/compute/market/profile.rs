@@ -467,26 +467,19 @@ impl Profile {
     fn sync_trees(&mut self) {
         let n = self.bins.len();
         let Some((l, r)) = self.trees.take_dirty(n) else { return };
-        let (t, b) = (&mut self.trees, &self.bins);
-        for (i, &v) in b.iter().enumerate().take(r + 1).skip(l) {
-            t.sum.set(i, v);
-        }
-        t.sum.fix(l, r);
-        let bin = |s: i64| if s >= 0 && (s as usize) < n { b[s as usize] } else { 0 };
-        for s in l as i64 - 1..=r as i64 {
-            t.pair[s.rem_euclid(2) as usize].set((s.div_euclid(2) + 1) as usize, bin(s) + bin(s + 1));
-        }
+        let (t, b) = (&mut self.trees, &self.bins[..]);
+        t.sum.fix(l, r, |i| leaf_at(b, i));
+        // Pair leaf x of parity p is the pair starting at bin 2(x − 1) + p: the pairs over bins l − 1 ..= r + 1.
         let (pl, pr) = (((l as i64 - 1).div_euclid(2) + 1) as usize, r / 2 + 1);
-        t.pair.iter_mut().for_each(|p| p.fix(pl, pr));
+        for (parity, tree) in t.pair.iter_mut().enumerate() {
+            tree.fix(pl, pr, |x| pair_at(b, parity, x));
+        }
         let w = self.cfg.smooth_bins.max(1) / 2;
         let (sl, sr) = (l.saturating_sub(w), (r + w).min(n - 1));
-        slide_sums(b, w, sl, sr, |i, acc| {
-            t.ssum[i] = acc;
-            t.smax.set(i, acc);
-            t.smin.set(i, acc);
-        });
-        t.smax.fix(sl, sr);
-        t.smin.fix(sl, sr);
+        slide_sums(b, w, sl, sr, |i, acc| t.ssum[i] = acc);
+        let ss = &t.ssum[..];
+        t.smax.fix(sl, sr, |i| leaf_at(ss, i));
+        t.smin.fix(sl, sr, |i| leaf_at(ss, i));
     }
 
     /// The Dalton value area from the trees: `(a, z, volume)`, array bins `a..=z`, exactly the bins and volume of
@@ -510,17 +503,19 @@ impl Profile {
         // poc − 2k (leaf d1 − k + 1 of `pair[poc % 2]`); nu, nd: pairs left on each side (the last one may be cut).
         let (nu, nd) = ((hi - poc).div_ceil(2), (poc - lo).div_ceil(2));
         let (up, dn) = (&t.pair[(poc + 1) % 2], &t.pair[poc % 2]);
+        let b = &self.bins[..];
+        let (bin, up_leaf, dn_leaf) = (|i| leaf_at(b, i), |x| pair_at(b, (poc + 1) % 2, x), |x| pair_at(b, poc % 2, x));
         let u1 = poc.div_ceil(2) + 1;
         let d1 = ((poc as i64 - 2).div_euclid(2) + 1) as usize;
-        let su = |p: usize| if p == 0 { 0 } else { t.sum.query(poc + 1, (poc + 2 * p).min(hi)) };
-        let sd = |q: usize| if q == 0 { 0 } else { t.sum.query((poc - (2 * q).min(poc)).max(lo), poc - 1) };
+        let su = |p: usize| if p == 0 { 0 } else { t.sum.query(poc + 1, (poc + 2 * p).min(hi), bin) };
+        let sd = |q: usize| if q == 0 { 0 } else { t.sum.query((poc - (2 * q).min(poc)).max(lo), poc - 1, bin) };
         // Down pairs taken before up pair p: those whose prefix minimum is above up pair p's (ties go up first).
         let q_at = |p: usize| {
             if p > nu {
                 return nd;
             }
-            let key = up.query(u1, u1 + p - 1);
-            dn.last(d1 + 1 - nd, d1, |m| m <= key).map_or(nd, |leaf| d1 - leaf)
+            let key = up.query(u1, u1 + p - 1, up_leaf);
+            dn.last(d1 + 1 - nd, d1, |m| m <= key, dn_leaf).map_or(nd, |leaf| d1 - leaf)
         };
         let cum = |p: usize, q: usize| b0 + su(p) + sd(q);
         // The first up pair after which the area holds the target (nu + 1: none, or past the end), searched from
@@ -546,7 +541,11 @@ impl Profile {
         let (lo, hi) = (self.lo, self.hi);
         let t = &self.trees;
         let k = (2 * (self.cfg.smooth_bins.max(1) / 2) + 1) as f64;
-        let peak = if narrow { t.ssum[lo..=hi].iter().copied().max().unwrap_or(0) } else { t.smax.query(lo, hi) };
+        let peak = if narrow {
+            t.ssum[lo..=hi].iter().copied().max().unwrap_or(0)
+        } else {
+            t.smax.query(lo, hi, |i| t.ssum[i])
+        };
         let min_prom = peak as f64 / k * self.cfg.node_prominence_pct / 100.0;
         let steps = if narrow { usize::MAX } else { WALK_STEPS };
         let c = self.last_bin.clamp(lo, hi);
@@ -585,6 +584,20 @@ impl Profile {
         lv.n_hvn = hvn.write(&mut lv.hvn);
         lv.n_lvn = lvn.write(&mut lv.lvn);
     }
+}
+
+/// Leaf `i` of `v`, 0 past its end (a [`Tree`]'s last block may reach past the array).
+#[inline(always)]
+fn leaf_at(v: &[i64], i: usize) -> i64 {
+    v.get(i).copied().unwrap_or(0)
+}
+
+/// Pair leaf `x` of `parity` (see [`Trees`]): `b[s] + b[s + 1]` with `s = 2(x − 1) + parity`, bins outside count 0.
+#[inline(always)]
+fn pair_at(b: &[i64], parity: usize, x: usize) -> i64 {
+    let s = 2 * x as i64 - 2 + parity as i64;
+    let bin = |s: i64| if s >= 0 { leaf_at(b, s as usize) } else { 0 };
+    bin(s) + bin(s + 1)
 }
 
 /// The smoothed sums S[i] = Σ b[i − w ..= i + w] (bins outside the array count 0) for `i` in `from..=to`, by one
@@ -721,6 +734,7 @@ impl Trees {
     /// `peak_prominence` walk of the full scan): `limit` steps bin by bin, the rest by the trees.
     fn side_min(&self, edge: usize, i: usize, v: i64, dir: Dir, limit: usize) -> i64 {
         let sm = &self.ssum;
+        let ss = |i: usize| sm[i];
         let (mut m, mut j, mut steps) = (v, i, 0);
         while j != edge && steps < limit {
             let next = if dir == Dir::Left { j - 1 } else { j + 1 };
@@ -733,12 +747,18 @@ impl Trees {
             return m;
         }
         let rest = match dir {
-            Dir::Left => self.smax.last(edge, j - 1, |x| x > v).map_or(self.smin.query(edge, j - 1), |h| {
-                if h + 1 < j { self.smin.query(h + 1, j - 1) } else { i64::MAX }
-            }),
-            Dir::Right => self.smax.first(j + 1, edge, |x| x > v).map_or(self.smin.query(j + 1, edge), |h| {
-                if h > j + 1 { self.smin.query(j + 1, h - 1) } else { i64::MAX }
-            }),
+            Dir::Left => self.smax.last(edge, j - 1, |x| x > v, ss).map_or_else(
+                || self.smin.query(edge, j - 1, ss),
+                |h| {
+                    if h + 1 < j { self.smin.query(h + 1, j - 1, ss) } else { i64::MAX }
+                },
+            ),
+            Dir::Right => self.smax.first(j + 1, edge, |x| x > v, ss).map_or_else(
+                || self.smin.query(j + 1, edge, ss),
+                |h| {
+                    if h > j + 1 { self.smin.query(j + 1, h - 1, ss) } else { i64::MAX }
+                },
+            ),
         };
         m.min(rest)
     }
@@ -747,6 +767,7 @@ impl Trees {
     /// `valley_depth` walk of the full scan).
     fn side_max(&self, edge: usize, i: usize, v: i64, dir: Dir, limit: usize) -> i64 {
         let sm = &self.ssum;
+        let ss = |i: usize| sm[i];
         let (mut m, mut j, mut steps) = (v, i, 0);
         while j != edge && steps < limit {
             let next = if dir == Dir::Left { j - 1 } else { j + 1 };
@@ -759,12 +780,18 @@ impl Trees {
             return m;
         }
         let rest = match dir {
-            Dir::Left => self.smin.last(edge, j - 1, |x| x < v).map_or(self.smax.query(edge, j - 1), |h| {
-                if h + 1 < j { self.smax.query(h + 1, j - 1) } else { i64::MIN }
-            }),
-            Dir::Right => self.smin.first(j + 1, edge, |x| x < v).map_or(self.smax.query(j + 1, edge), |h| {
-                if h > j + 1 { self.smax.query(j + 1, h - 1) } else { i64::MIN }
-            }),
+            Dir::Left => self.smin.last(edge, j - 1, |x| x < v, ss).map_or_else(
+                || self.smax.query(edge, j - 1, ss),
+                |h| {
+                    if h + 1 < j { self.smax.query(h + 1, j - 1, ss) } else { i64::MIN }
+                },
+            ),
+            Dir::Right => self.smin.first(j + 1, edge, |x| x < v, ss).map_or_else(
+                || self.smax.query(j + 1, edge, ss),
+                |h| {
+                    if h > j + 1 { self.smax.query(j + 1, h - 1, ss) } else { i64::MIN }
+                },
+            ),
         };
         m.max(rest)
     }
@@ -777,10 +804,19 @@ const MIN: u8 = 1;
 /// Maximum.
 const MAX: u8 = 2;
 
-/// A bottom-up segment tree over `i64` leaves (a power of two of them), allocated once; `A`: [`SUM`], [`MIN`] or
-/// [`MAX`].
+/// Leaves per block of a [`Tree`]: one 64-byte cache line of `i64`.
+const BLOCK: usize = 8;
+
+/// A bottom-up segment tree over blocks of [`BLOCK`] leaves, allocated once; `A`: [`SUM`], [`MIN`] or [`MAX`].
+///
+/// The leaves are not stored here: every call reads them through `leaf` (the bins, the smoothed sums or the pair
+/// sums, which the profile keeps anyway), so a tree holds one node per block and is [`BLOCK`] times smaller than a
+/// tree over the leaves (128 KiB instead of 1 MiB for 65 536 bins). The last levels of a search become a scan of
+/// one cache line. Contract: after `fix(l, r, leaf)` for every leaf that changed, each block node holds the
+/// aggregate of `leaf` over its block; `leaf` must be 0 past the last real leaf.
 #[derive(Debug, Clone)]
 struct Tree<const A: u8> {
+    /// Blocks (a power of two).
     size: usize,
     t: Vec<i64>,
 }
@@ -793,7 +829,7 @@ impl<const A: u8> Tree<A> {
     };
 
     fn new(n: usize) -> Self {
-        let size = n.max(1).next_power_of_two();
+        let size = n.max(1).div_ceil(BLOCK).next_power_of_two();
         Tree { size, t: vec![0; 2 * size] }
     }
 
@@ -806,18 +842,23 @@ impl<const A: u8> Tree<A> {
         }
     }
 
+    /// The aggregate of leaves `l..=r` read one by one.
+    #[inline(always)]
+    fn fold(l: usize, r: usize, leaf: impl Fn(usize) -> i64) -> i64 {
+        (l..=r).fold(Self::IDENTITY, |acc, i| Self::comb(acc, leaf(i)))
+    }
+
     fn zero(&mut self) {
         self.t.iter_mut().for_each(|x| *x = 0);
     }
 
-    #[inline]
-    fn set(&mut self, i: usize, v: i64) {
-        self.t[self.size + i] = v;
-    }
-
-    /// Recomputes the ancestors of leaves `l..=r`.
-    fn fix(&mut self, l: usize, r: usize) {
-        let (mut l, mut r) = ((self.size + l) >> 1, (self.size + r) >> 1);
+    /// Recomputes the blocks holding leaves `l..=r` and their ancestors.
+    fn fix(&mut self, l: usize, r: usize, leaf: impl Fn(usize) -> i64 + Copy) {
+        let (bl, br) = (l / BLOCK, (r / BLOCK).min(self.size - 1));
+        for b in bl..=br {
+            self.t[self.size + b] = Self::fold(b * BLOCK, b * BLOCK + BLOCK - 1, leaf);
+        }
+        let (mut l, mut r) = ((self.size + bl) >> 1, (self.size + br) >> 1);
         while l >= 1 {
             for k in l..=r {
                 self.t[k] = Self::comb(self.t[2 * k], self.t[2 * k + 1]);
@@ -828,7 +869,17 @@ impl<const A: u8> Tree<A> {
 
     /// The aggregate of leaves `l..=r`.
     #[inline]
-    fn query(&self, l: usize, r: usize) -> i64 {
+    fn query(&self, l: usize, r: usize, leaf: impl Fn(usize) -> i64 + Copy) -> i64 {
+        let (bl, br) = (l / BLOCK, r / BLOCK);
+        if bl == br {
+            return Self::fold(l, r, leaf);
+        }
+        let ends = Self::comb(Self::fold(l, bl * BLOCK + BLOCK - 1, leaf), Self::fold(br * BLOCK, r, leaf));
+        if bl + 1 == br { ends } else { Self::comb(ends, self.query_blocks(bl + 1, br - 1)) }
+    }
+
+    /// The aggregate of blocks `l..=r`.
+    fn query_blocks(&self, l: usize, r: usize) -> i64 {
         let (mut l, mut r, mut acc) = (l + self.size, r + self.size + 1, Self::IDENTITY);
         while l < r {
             if l & 1 == 1 {
@@ -844,7 +895,65 @@ impl<const A: u8> Tree<A> {
         acc
     }
 
-    /// The first (`last`: the last) leaf under `node` whose value passes `hit` (`hit(node)` holds).
+    /// The first leaf in `l..=r` whose value passes `hit` (`hit` on an aggregate: some leaf below may pass).
+    fn first(
+        &self,
+        l: usize,
+        r: usize,
+        hit: impl Fn(i64) -> bool + Copy,
+        leaf: impl Fn(usize) -> i64 + Copy,
+    ) -> Option<usize> {
+        if l > r {
+            return None;
+        }
+        let scan = |a: usize, z: usize| (a..=z).find(|&i| hit(leaf(i)));
+        let (bl, br) = (l / BLOCK, r / BLOCK);
+        if bl == br {
+            return scan(l, r);
+        }
+        if let Some(i) = scan(l, bl * BLOCK + BLOCK - 1) {
+            return Some(i);
+        }
+        if bl + 1 < br
+            && let Some(b) = self.first_block(bl + 1, br - 1, hit)
+        {
+            let found = scan(b * BLOCK, b * BLOCK + BLOCK - 1);
+            debug_assert!(found.is_some(), "block {b} passes but none of its leaves");
+            return found;
+        }
+        scan(br * BLOCK, r)
+    }
+
+    /// The last leaf in `l..=r` whose value passes `hit`.
+    fn last(
+        &self,
+        l: usize,
+        r: usize,
+        hit: impl Fn(i64) -> bool + Copy,
+        leaf: impl Fn(usize) -> i64 + Copy,
+    ) -> Option<usize> {
+        if l > r {
+            return None;
+        }
+        let scan = |a: usize, z: usize| (a..=z).rev().find(|&i| hit(leaf(i)));
+        let (bl, br) = (l / BLOCK, r / BLOCK);
+        if bl == br {
+            return scan(l, r);
+        }
+        if let Some(i) = scan(br * BLOCK, r) {
+            return Some(i);
+        }
+        if bl + 1 < br
+            && let Some(b) = self.last_block(bl + 1, br - 1, hit)
+        {
+            let found = scan(b * BLOCK, b * BLOCK + BLOCK - 1);
+            debug_assert!(found.is_some(), "block {b} passes but none of its leaves");
+            return found;
+        }
+        scan(l, bl * BLOCK + BLOCK - 1)
+    }
+
+    /// The first (`last`: the last) block under `node` whose aggregate passes `hit` (`hit(node)` holds).
     #[inline]
     fn descend(&self, mut node: usize, hit: impl Fn(i64) -> bool, last: bool) -> usize {
         while node < self.size {
@@ -854,11 +963,8 @@ impl<const A: u8> Tree<A> {
         node - self.size
     }
 
-    /// The first leaf in `l..=r` whose value passes `hit` (`hit` on an aggregate: some leaf below may pass).
-    fn first(&self, l: usize, r: usize, hit: impl Fn(i64) -> bool + Copy) -> Option<usize> {
-        if l > r {
-            return None;
-        }
+    /// The first block in `l..=r` whose aggregate passes `hit`.
+    fn first_block(&self, l: usize, r: usize, hit: impl Fn(i64) -> bool + Copy) -> Option<usize> {
         let (mut a, mut b) = (l + self.size, r + self.size + 1);
         // One node per level at most: no zero fill of a 64-slot array per call.
         let mut right = ArrayVec::<usize, 64>::new();
@@ -878,11 +984,8 @@ impl<const A: u8> Tree<A> {
         right.iter().rev().find(|&&k| hit(self.t[k])).map(|&k| self.descend(k, hit, false))
     }
 
-    /// The last leaf in `l..=r` whose value passes `hit`.
-    fn last(&self, l: usize, r: usize, hit: impl Fn(i64) -> bool + Copy) -> Option<usize> {
-        if l > r {
-            return None;
-        }
+    /// The last block in `l..=r` whose aggregate passes `hit`.
+    fn last_block(&self, l: usize, r: usize, hit: impl Fn(i64) -> bool + Copy) -> Option<usize> {
         let (mut a, mut b) = (l + self.size, r + self.size + 1);
         let mut left = ArrayVec::<usize, 64>::new();
         while a < b {
@@ -1270,6 +1373,54 @@ mod tests {
             // Minimality: dropping the last-added bins would fall short, so the area cannot shrink by one whole
             // step of the rule; at least it is never larger than the traded range.
             assert!(l.va_bins as i64 <= n);
+        }
+    }
+
+    /// The block trees answer every query, first and last exactly as a scan of the leaves, across block edges and
+    /// after partial fixes.
+    #[test]
+    fn block_trees_match_a_scan_of_the_leaves() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = move |m: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % m
+        };
+        for n in [1usize, 7, 8, 9, 15, 16, 17, 64, 100, 333] {
+            let mut v: Vec<i64> = (0..n).map(|_| rnd(40) as i64 - 10).collect();
+            let (mut smax, mut smin, mut sum) = (Tree::<MAX>::new(n), Tree::<MIN>::new(n), Tree::<SUM>::new(n));
+            for round in 0..4 {
+                if round > 0 {
+                    // Change a few leaves and fix only their range, as `sync_trees` does.
+                    let (a, z) = (rnd(n as u64) as usize, rnd(n as u64) as usize);
+                    let (a, z) = (a.min(z), a.max(z));
+                    v[a..=z].iter_mut().for_each(|x| *x = rnd(40) as i64 - 10);
+                    let leaf = |i| leaf_at(&v, i);
+                    (smax.fix(a, z, leaf), smin.fix(a, z, leaf), sum.fix(a, z, leaf));
+                } else {
+                    let leaf = |i| leaf_at(&v, i);
+                    (smax.fix(0, n - 1, leaf), smin.fix(0, n - 1, leaf), sum.fix(0, n - 1, leaf));
+                }
+                let leaf = |i| leaf_at(&v, i);
+                for _ in 0..400 {
+                    let (a, z) = (rnd(n as u64) as usize, rnd(n as u64) as usize);
+                    let (l, r) = (a.min(z), a.max(z));
+                    let t = rnd(40) as i64 - 10;
+                    let w = &v[l..=r];
+                    assert_eq!(smax.query(l, r, leaf), *w.iter().max().unwrap(), "n {n} {l}..={r}");
+                    assert_eq!(smin.query(l, r, leaf), *w.iter().min().unwrap(), "n {n} {l}..={r}");
+                    assert_eq!(sum.query(l, r, leaf), w.iter().sum::<i64>(), "n {n} {l}..={r}");
+                    let first = (l..=r).find(|&i| v[i] > t);
+                    let last = (l..=r).rev().find(|&i| v[i] > t);
+                    assert_eq!(smax.first(l, r, |x| x > t, leaf), first, "n {n} {l}..={r} > {t}");
+                    assert_eq!(smax.last(l, r, |x| x > t, leaf), last, "n {n} {l}..={r} > {t}");
+                    let first = (l..=r).find(|&i| v[i] < t);
+                    let last = (l..=r).rev().find(|&i| v[i] < t);
+                    assert_eq!(smin.first(l, r, |x| x < t, leaf), first, "n {n} {l}..={r} < {t}");
+                    assert_eq!(smin.last(l, r, |x| x < t, leaf), last, "n {n} {l}..={r} < {t}");
+                }
+            }
         }
     }
 }
