@@ -1397,10 +1397,14 @@ mod tests {
                     let (a, z) = (a.min(z), a.max(z));
                     v[a..=z].iter_mut().for_each(|x| *x = rnd(40) as i64 - 10);
                     let leaf = |i| leaf_at(&v, i);
-                    (smax.fix(a, z, leaf), smin.fix(a, z, leaf), sum.fix(a, z, leaf));
+                    smax.fix(a, z, leaf);
+                    smin.fix(a, z, leaf);
+                    sum.fix(a, z, leaf);
                 } else {
                     let leaf = |i| leaf_at(&v, i);
-                    (smax.fix(0, n - 1, leaf), smin.fix(0, n - 1, leaf), sum.fix(0, n - 1, leaf));
+                    smax.fix(0, n - 1, leaf);
+                    smin.fix(0, n - 1, leaf);
+                    sum.fix(0, n - 1, leaf);
                 }
                 let leaf = |i| leaf_at(&v, i);
                 for _ in 0..400 {
