@@ -8,4 +8,4 @@ pub(crate) mod source;
 pub use cache::{CacheError, EventCache};
 pub use import::import_files;
 pub use reader::{FeedError, Line, LineReader, Rejected, classify, symbol_from_file_name};
-pub use source::Speed;
+pub use source::{Speed, run_cache};

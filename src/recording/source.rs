@@ -373,7 +373,7 @@ pub(crate) fn run_source_caching(
 /// The recording thread of a cache replay: pushes each cached frame's events into the ring, paced like a parse
 /// replay, stamped when taken out of the map (the `parse` stage times that copy). Returns the publisher's counters
 /// (the line counters come from the cache) and the stage.
-pub(crate) fn run_cache(cache: &EventCache, speed: Speed, mut publisher: Publisher) -> (FeedStats, Stage) {
+pub fn run_cache(cache: &EventCache, speed: Speed, mut publisher: Publisher) -> (FeedStats, Stage) {
     let mut stage = Stage::new("parse");
     let mut staging: Vec<MarketEvent> = Vec::with_capacity(MAX_EVENTS_PER_FRAME);
     let events = cache.events();
