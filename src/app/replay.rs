@@ -226,6 +226,19 @@ fn run_feed(
     }
 }
 
+/// Completes the cache the recording thread wrote, if any (a failure is logged: the replay itself succeeded).
+fn finish_cache(src: &mut SourceEnd, out: &mut CacheOutcome) {
+    if let (Some(w), Some(table)) = (src.writer.take(), src.table()) {
+        match w.finish(&src.feed, &src.parse, table) {
+            Ok(p) => {
+                out.written = true;
+                log::info!("replay cache: wrote {}", p.display());
+            }
+            Err(e) => log::warn!("replay cache: not written: {e}"),
+        }
+    }
+}
+
 /// [`run_replay`] with the event cache in `cache_dir` (see [`crate::recording::cache`]): a replay of a file set
 /// seen before pushes its cached events instead of inflating and parsing; the report is the same either way.
 pub fn run_replay_cached(
@@ -279,14 +292,8 @@ pub fn run_replay_cached(
     let BackendEnd { engine, persist, persist_result, .. } = end;
     std::mem::replace(&mut src.result, Ok(()))?;
     persist_result.map_err(PipelineError::from)?;
-    if let (Some(w), Some(out), Some(table)) = (src.writer.take(), outcome.as_mut(), src.table()) {
-        match w.finish(&src.feed, &src.parse, table) {
-            Ok(p) => {
-                out.written = true;
-                log::info!("replay cache: wrote {}", p.display());
-            }
-            Err(e) => log::warn!("replay cache: not written: {e}"),
-        }
+    if let Some(out) = outcome.as_mut() {
+        finish_cache(&mut src, out);
     }
     let report = ReplayReport {
         feed: src.feed,

@@ -11,7 +11,7 @@
 //!
 //! Layout (little-endian): a 128-byte header (magic, format and parser versions, the 128-bit key, total length,
 //! section counts, checksum of everything after the header), then the events (64 bytes each, so they stay
-//! 64-byte aligned in the map), the frames (local ts i64, event count u32, 0 u32), the symbols (name 16 bytes,
+//! 64-byte aligned in the map), the frames (local ts i64, event count u64), the symbols (name 16 bytes,
 //! packed price and quantity scales, from-exchangeInfo flag, 0) and the counters ([`STATS_WORDS`] u64).
 //!
 //! Key: [`CACHE_FORMAT_VERSION`], [`PARSER_VERSION`], a hash of the parser's own sources (any edit of the parser,

@@ -1,6 +1,6 @@
 //! Recorded feeds: the line reader, and the import of Binance historical CSVs.
 
-pub mod cache;
+pub(crate) mod cache;
 pub(crate) mod import;
 pub(crate) mod reader;
 pub(crate) mod source;
