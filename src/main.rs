@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use rusto::app::Config;
-use rusto::app::{ReplayOptions, run_replay};
+use rusto::app::{ReplayOptions, run_replay_cached};
 use rusto::recording::Speed;
 
 /// The recording replayed when `rusto replay` is given no file (bundled in the repository).
@@ -52,6 +52,10 @@ enum Cmd {
         /// Print one JSON object on stdout instead of the text summary.
         #[arg(long)]
         json: bool,
+        /// Event cache folder: the first replay of a file set writes its parsed events there, later replays of the
+        /// same inputs (same bytes, parser and config) read them instead of inflating and parsing.
+        #[arg(long)]
+        cache: Option<PathBuf>,
     },
     /// Paper trading on the live feed: the whole pipeline, until SIGINT/SIGTERM (or --duration-secs).
     Live {
@@ -145,10 +149,19 @@ fn run() -> anyhow::Result<()> {
         None => Config::default(),
     };
     match cli.cmd {
-        Cmd::Replay { files, speed, bars_csv, exchange_info, signals_csv, db, json } => {
+        Cmd::Replay { files, speed, bars_csv, exchange_info, signals_csv, db, json, cache } => {
             let files = if files.is_empty() { bundled_sample()? } else { files };
             let opts = ReplayOptions { files, speed, bars_csv, exchange_info, signals_csv, db };
-            let report = run_replay(&cfg, &opts).context("replay failed")?;
+            let (report, outcome) = run_replay_cached(&cfg, &opts, cache.as_deref()).context("replay failed")?;
+            if let Some(o) = outcome {
+                eprintln!(
+                    "replay cache {}: {} (files refused: {}{})",
+                    o.path.display(),
+                    if o.hit { "hit" } else { "miss" },
+                    o.rejected,
+                    if o.written { ", written" } else { "" }
+                );
+            }
             if json {
                 println!("{}", rusto::report::to_json(&report));
             } else {

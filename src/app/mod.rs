@@ -26,5 +26,5 @@ pub use config::Config;
 pub use live::{LiveOptions, print_symbols, run_live, stop_on_signals};
 pub use logger::{flush as flush_log, init as init_log};
 pub use recorder::run_record;
-pub use replay::{ReplayError, ReplayOptions, run_replay};
+pub use replay::{CacheOutcome, ReplayError, ReplayOptions, open_replay_cache, run_replay, run_replay_cached};
 pub use secrets::load as load_secrets;

@@ -1,21 +1,23 @@
 //! `rusto replay`: a recording through the full threaded pipeline (recording thread → SPSC ring → pinned compute
 //! thread → SPSC ring → persistence thread), exactly the path live data takes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::app::config::{Config, FullPolicy};
 use crate::app::threads::{Backend, BackendEnd, BackendRings, PipelineError, join, open_db, spawn_pinned};
 use crate::compute::engine::Engine;
 use crate::compute::thread::ComputeHooks;
-use crate::handoff::publish::Publisher;
+use crate::handoff::publish::{FeedStats, Publisher};
 use crate::handoff::ring::ring;
-use crate::ingest::parse::{MAX_EVENTS_PER_FRAME, Parser};
+use crate::ingest::parse::{MAX_EVENTS_PER_FRAME, ParseStats, Parser};
 use crate::persist::writer::Persist;
+use crate::recording::cache::{CacheError, CacheWriter, EventCache, ParseConfig, cache_key, cache_path};
 use crate::recording::reader::{FeedError, Line, classify};
-use crate::recording::source::{Speed, check_distinct, run_source};
+use crate::recording::source::{Speed, check_distinct, run_cache, run_source_caching};
 use crate::report::summary::{ReplayReport, ScaleSource, SymbolScales};
 use crate::types::event::MarketEvent;
+use crate::types::latency::Stage;
 use crate::types::record::Record;
 use crate::types::symbols::{SymbolId, SymbolName, SymbolSpec, SymbolTable};
 
@@ -31,6 +33,9 @@ pub enum ReplayError {
     /// The database, persistence or a pipeline thread failed.
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    /// A validated cache could not be turned back into a symbol table.
+    #[error("replay cache: {0}")]
+    Cache(String),
     /// The exchangeInfo file could not be used.
     #[error("exchange info {path}: {msg}")]
     ExchangeInfo {
@@ -77,6 +82,170 @@ pub(crate) fn load_exchange_info(path: &std::path::Path) -> Result<Vec<SymbolSpe
 
 /// Runs a replay through the full threaded pipeline and returns what happened.
 pub fn run_replay(cfg: &Config, opts: &ReplayOptions) -> Result<ReplayReport, ReplayError> {
+    run_replay_cached(cfg, opts, None).map(|(report, _)| report)
+}
+
+/// What the event cache did in a replay with `--cache`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CacheOutcome {
+    /// The cache file of this file set.
+    pub path: PathBuf,
+    /// The events came from the cache (no inflate, no parse).
+    pub hit: bool,
+    /// Cache files refused (stale, truncated, corrupt) before this replay parsed instead.
+    pub rejected: u64,
+    /// A new cache file was written.
+    pub written: bool,
+}
+
+/// The validated cache of `opts`' file set in `dir` (the key computed as a replay would), for measuring the cache
+/// reader alone.
+pub fn open_replay_cache(cfg: &Config, opts: &ReplayOptions, dir: &Path) -> Result<EventCache, ReplayError> {
+    let (specs, _) = replay_specs(opts.exchange_info.as_deref())?;
+    let key_cfg = parse_config(cfg, &specs);
+    let err = |e: CacheError| ReplayError::Cache(e.to_string());
+    let path = cache_path(dir, &opts.files).map_err(err)?;
+    let key = cache_key(&opts.files, &key_cfg).map_err(err)?;
+    EventCache::open(&path, &key, cfg.parser.max_symbols).map_err(err)
+}
+
+/// What of the config decides the parse (part of the cache key).
+fn parse_config<'a>(cfg: &Config, specs: &'a [SymbolSpec]) -> ParseConfig<'a> {
+    ParseConfig {
+        max_symbols: cfg.parser.max_symbols,
+        max_frame_bytes: cfg.parser.max_frame_bytes,
+        max_line: cfg.parser.max_frame_bytes + 64,
+        specs,
+    }
+}
+
+/// Where the recording thread gets its events: a validated cache, or the files (maybe writing a cache).
+enum Feed {
+    Cache(EventCache),
+    Parse(Option<Box<CacheWriter>>),
+}
+
+/// Finds the file set's cache in `dir`: a trusted one, or a writer for a new one (a refused file is counted).
+fn open_cache(cfg: &Config, files: &[PathBuf], specs: &[SymbolSpec], dir: &Path, out: &mut CacheOutcome) -> Feed {
+    let key_cfg = parse_config(cfg, specs);
+    let found = cache_path(dir, files).and_then(|path| {
+        out.path = path.clone();
+        let key = cache_key(files, &key_cfg)?;
+        Ok((path, key))
+    });
+    let (path, key) = match found {
+        Ok(pk) => pk,
+        Err(e) => {
+            log::warn!("replay cache: {e}; replaying without the cache");
+            return Feed::Parse(None);
+        }
+    };
+    match EventCache::open(&path, &key, cfg.parser.max_symbols) {
+        Ok(c) => {
+            log::info!("replay cache: {} events from {}", c.n_events(), path.display());
+            return Feed::Cache(c);
+        }
+        Err(CacheError::Missing) => {}
+        Err(e) => {
+            out.rejected += 1;
+            log::warn!("replay cache {}: {e}; not used, rebuilding it", path.display());
+        }
+    }
+    match CacheWriter::create(path, key) {
+        Ok(w) => Feed::Parse(Some(Box::new(w))),
+        Err(e) => {
+            log::warn!("replay cache: {e}; replaying without writing a cache");
+            Feed::Parse(None)
+        }
+    }
+}
+
+/// The symbol table a cached parse ended with, rebuilt in id order.
+fn cached_table(cfg: &Config, specs: Vec<SymbolSpec>, cache: &EventCache) -> Result<SymbolTable, ReplayError> {
+    let bad = |msg: String| ReplayError::Cache(msg);
+    let mut table = SymbolTable::new(cfg.parser.max_symbols, specs);
+    for s in cache.symbols().map_err(|e| bad(e.to_string()))? {
+        let (id, _) = table.intern(s.name.as_str().as_bytes()).map_err(|e| bad(e.to_string()))?;
+        let e = table.get_mut(id);
+        (e.price, e.qty, e.from_exchange_info) = (s.price, s.qty, s.from_exchange_info);
+    }
+    Ok(table)
+}
+
+/// What the recording thread ended with.
+struct SourceEnd {
+    parse: ParseStats,
+    /// The parser (a parse replay), which owns the symbol table.
+    parser: Option<Parser>,
+    /// The table rebuilt from the cache (a cache replay).
+    cached: Option<SymbolTable>,
+    feed: FeedStats,
+    parse_stage: Stage,
+    result: Result<(), FeedError>,
+    writer: Option<CacheWriter>,
+}
+
+impl SourceEnd {
+    fn table(&self) -> Option<&SymbolTable> {
+        self.parser.as_ref().map(Parser::symbols).or(self.cached.as_ref())
+    }
+}
+
+/// Starts the recording thread on `feed` and waits for it.
+fn run_feed(
+    cfg: &Config,
+    opts: &ReplayOptions,
+    feed: Feed,
+    specs: Vec<SymbolSpec>,
+    publisher: Publisher,
+) -> Result<SourceEnd, ReplayError> {
+    let (files, speed, max_line) = (opts.files.clone(), opts.speed, cfg.parser.max_frame_bytes + 64);
+    match feed {
+        Feed::Cache(cache) => {
+            let table = cached_table(cfg, specs, &cache)?;
+            let (lines, parse) = cache.stats();
+            let h = spawn_pinned("net", cfg.pipeline.net_core, move || run_cache(&cache, speed, publisher))?;
+            let (pushed, parse_stage) = join(h, "net")?;
+            let feed = FeedStats {
+                ring_full: pushed.ring_full,
+                frames_dropped: pushed.frames_dropped,
+                events: pushed.events,
+                ..lines
+            };
+            Ok(SourceEnd { parse, parser: None, cached: Some(table), feed, parse_stage, result: Ok(()), writer: None })
+        }
+        Feed::Parse(writer) => {
+            let parser = Parser::new(SymbolTable::new(cfg.parser.max_symbols, specs), cfg.parser.max_frame_bytes);
+            let h = spawn_pinned("net", cfg.pipeline.net_core, move || {
+                run_source_caching(parser, files, max_line, speed, publisher, writer.map(|w| *w))
+            })?;
+            let (parser, feed, parse_stage, result, writer) = join(h, "net")?;
+            let parse = parser.stats.clone();
+            Ok(SourceEnd { parse, parser: Some(parser), cached: None, feed, parse_stage, result, writer })
+        }
+    }
+}
+
+/// Completes the cache the recording thread wrote, if any (a failure is logged: the replay itself succeeded).
+fn finish_cache(src: &mut SourceEnd, out: &mut CacheOutcome) {
+    if let (Some(w), Some(table)) = (src.writer.take(), src.table()) {
+        match w.finish(&src.feed, &src.parse, table) {
+            Ok(p) => {
+                out.written = true;
+                log::info!("replay cache: wrote {}", p.display());
+            }
+            Err(e) => log::warn!("replay cache: not written: {e}"),
+        }
+    }
+}
+
+/// [`run_replay`] with the event cache in `cache_dir` (see [`crate::recording::cache`]): a replay of a file set
+/// seen before pushes its cached events instead of inflating and parsing; the report is the same either way.
+pub fn run_replay_cached(
+    cfg: &Config,
+    opts: &ReplayOptions,
+    cache_dir: Option<&Path>,
+) -> Result<(ReplayReport, Option<CacheOutcome>), ReplayError> {
     if opts.files.is_empty() {
         return Err(ReplayError::NoInput);
     }
@@ -91,38 +260,44 @@ pub fn run_replay(cfg: &Config, opts: &ReplayOptions) -> Result<ReplayReport, Re
     }
     check_distinct(&opts.files)?;
     let (specs, given) = replay_specs(opts.exchange_info.as_deref())?;
+    let mut outcome = cache_dir.map(|_| CacheOutcome::default());
+    let feed = match (cache_dir, outcome.as_mut()) {
+        (Some(dir), Some(out)) => open_cache(cfg, &opts.files, &specs, dir, out),
+        _ => Feed::Parse(None),
+    };
+    if let (Some(out), Feed::Cache(_)) = (outcome.as_mut(), &feed) {
+        out.hit = true;
+    }
     let mut engine = Engine::new(cfg.engine());
     let inputs: Vec<String> = opts.files.iter().map(|f| f.display().to_string()).collect();
     let db = open_db(cfg, &mut engine, opts.db.as_deref(), "replay", &inputs.join(" "))?;
     let persist = Persist::open(opts.bars_csv.clone(), opts.signals_csv.clone(), db, cfg.persist.clone())
         .map_err(PipelineError::from)?;
-    let parser = Parser::new(SymbolTable::new(cfg.parser.max_symbols, specs), cfg.parser.max_frame_bytes);
     let event_ring = cfg.pipeline.event_ring.max(MAX_EVENTS_PER_FRAME * 2);
     let (ev_tx, ev_rx) = ring::<MarketEvent>(event_ring);
     let (rec_tx, rec_rx) = ring::<Record>(cfg.pipeline.record_ring);
     let publisher = Publisher::new(ev_tx, FullPolicy::Spin, cfg.parser.max_symbols);
     let waiter = publisher.waiter();
-    let max_line = cfg.parser.max_frame_bytes + 64;
     let started = Instant::now();
     let rings = BackendRings { events: ev_rx, records_tx: rec_tx, records_rx: rec_rx };
     let backend = Backend::start(cfg, persist, engine, rings, ComputeHooks::default(), waiter)?;
-    let (files, speed) = (opts.files.clone(), opts.speed);
-    let net_h =
-        spawn_pinned("net", cfg.pipeline.net_core, move || run_source(parser, files, max_line, speed, publisher))?;
-
-    let (parser, feed, parse_stage, feed_result) = join(net_h, "net")?;
-    let scale_sources = scale_sources(parser.symbols(), &given);
+    let mut src = run_feed(cfg, opts, feed, specs, publisher)?;
+    let table = src.table().ok_or_else(|| ReplayError::Cache("no symbol table".into()))?;
+    let scale_sources = scale_sources(table, &given);
     let end = backend.join()?;
     let elapsed = started.elapsed();
     // parse, the compute stages in print order, persist_commit, then tick_to_decision last.
-    let (mut latency, tick_to_decision) = end.latency(&parse_stage);
+    let (mut latency, tick_to_decision) = end.latency(&src.parse_stage);
     latency.extend(tick_to_decision);
     let BackendEnd { engine, persist, persist_result, .. } = end;
-    feed_result?;
+    std::mem::replace(&mut src.result, Ok(()))?;
     persist_result.map_err(PipelineError::from)?;
-    Ok(ReplayReport {
-        feed,
-        parse: parser.stats.clone(),
+    if let Some(out) = outcome.as_mut() {
+        finish_cache(&mut src, out);
+    }
+    let report = ReplayReport {
+        feed: src.feed,
+        parse: src.parse,
         engine,
         run_id: persist.run_id(),
         persist: persist.stats,
@@ -130,7 +305,8 @@ pub fn run_replay(cfg: &Config, opts: &ReplayOptions) -> Result<ReplayReport, Re
         elapsed,
         vwap_band_sigmas: cfg.profile.vwap_band_sigmas,
         scale_sources,
-    })
+    };
+    Ok((report, outcome))
 }
 
 /// The specs the replay's parser starts with: those of the `--exchange-info` file, then the bundled entries

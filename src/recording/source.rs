@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::handoff::publish::{FeedStats, Publisher};
 use crate::ingest::parse::{FrameMeta, MAX_EVENTS_PER_FRAME, Parser};
+use crate::recording::cache::{CacheWriter, EventCache};
 use crate::recording::reader::{FeedError, Line, LineReader, Rejected, classify, symbol_from_file_name};
 use crate::types::clock;
 use crate::types::event::MarketEvent;
@@ -238,6 +239,8 @@ struct SourceRun {
     parse_stage: Stage,
     parser: Parser,
     publisher: Publisher,
+    /// The event cache being written (`--cache`), fed every published frame.
+    cache: Option<CacheWriter>,
 }
 
 /// Whether the consumer still takes events.
@@ -273,7 +276,13 @@ impl SourceRun {
         if ok && let Some(last) = self.staging.last() {
             s.last_symbol = Some(self.parser.symbols().get(last.symbol).name);
         }
-        if self.publisher.publish(&self.staging) { Flow::Continue } else { Flow::ConsumerGone }
+        if !self.publisher.publish(&self.staging) {
+            return Flow::ConsumerGone;
+        }
+        if let Some(w) = self.cache.as_mut() {
+            w.frame(s.head_ts, &self.staging);
+        }
+        Flow::Continue
     }
 
     /// Opens the files, then merges, paces, parses and publishes until every file ends or the consumer is gone.
@@ -304,6 +313,8 @@ impl SourceRun {
                 pace(f, wall0, *ts0.get_or_insert(head_ts), head_ts);
             }
             if self.publish_head(i) == Flow::ConsumerGone {
+                // An incomplete stream is never cached.
+                self.cache = None;
                 break;
             }
             self.sources[i].advance(&mut self.feed)?;
@@ -315,6 +326,7 @@ impl SourceRun {
     }
 }
 
+#[cfg(test)]
 /// The recording thread: merges `files` by local time, paces them, parses every frame and publishes its events;
 /// returns the parser (with its counters), the feed counters, the parse latency and how reading ended.
 pub(crate) fn run_source(
@@ -324,6 +336,19 @@ pub(crate) fn run_source(
     speed: Speed,
     publisher: Publisher,
 ) -> (Parser, FeedStats, Stage, Result<(), FeedError>) {
+    let (parser, feed, stage, result, _) = run_source_caching(parser, files, max_line, speed, publisher, None);
+    (parser, feed, stage, result)
+}
+
+/// [`run_source`] that also feeds every published frame to `cache`, handed back when the whole stream was read.
+pub(crate) fn run_source_caching(
+    parser: Parser,
+    files: Vec<PathBuf>,
+    max_line: usize,
+    speed: Speed,
+    publisher: Publisher,
+    cache: Option<CacheWriter>,
+) -> (Parser, FeedStats, Stage, Result<(), FeedError>, Option<CacheWriter>) {
     let mut run = SourceRun {
         parser,
         publisher,
@@ -331,8 +356,10 @@ pub(crate) fn run_source(
         staging: Vec::with_capacity(MAX_EVENTS_PER_FRAME),
         sources: Vec::with_capacity(files.len()),
         feed: FeedStats::default(),
+        cache,
     };
     let result = run.run(&files, max_line, speed);
+    let cache = if result.is_ok() { run.cache.take() } else { None };
     let mut feed = run.feed;
     for s in &run.sources {
         feed.oversize_lines += s.reader.oversize_lines;
@@ -340,5 +367,42 @@ pub(crate) fn run_source(
     feed.ring_full = run.publisher.stats.ring_full;
     feed.frames_dropped = run.publisher.stats.frames_dropped;
     feed.events = run.publisher.stats.events;
-    (run.parser, feed, run.parse_stage, result)
+    (run.parser, feed, run.parse_stage, result, cache)
+}
+
+/// The recording thread of a cache replay: pushes each cached frame's events into the ring, paced like a parse
+/// replay, stamped when taken out of the map (the `parse` stage times that copy). Returns the publisher's counters
+/// (the line counters come from the cache) and the stage.
+pub fn run_cache(cache: &EventCache, speed: Speed, mut publisher: Publisher) -> (FeedStats, Stage) {
+    let mut stage = Stage::new("parse");
+    let mut staging: Vec<MarketEvent> = Vec::with_capacity(MAX_EVENTS_PER_FRAME);
+    let events = cache.events();
+    let (wall0, mut ts0, mut pos) = (Instant::now(), None, 0usize);
+    for i in 0..cache.n_frames() {
+        let (local_ts_ns, n) = cache.frame(i);
+        if let Speed::Factor(f) = speed {
+            pace(f, wall0, *ts0.get_or_insert(local_ts_ns), local_ts_ns);
+        }
+        let stamp_ns = clock::now_ns();
+        staging.clear();
+        staging.extend_from_slice(&events[pos..pos + n]);
+        pos += n;
+        let parse_ns = clock::now_ns().saturating_sub(stamp_ns);
+        stage.record(parse_ns);
+        let parse_ns = parse_ns.min(u32::MAX as u64) as u32;
+        for e in staging.iter_mut() {
+            e.stamp_ns = stamp_ns;
+            e.parse_ns = parse_ns;
+        }
+        if !publisher.publish(&staging) {
+            break;
+        }
+    }
+    let feed = FeedStats {
+        ring_full: publisher.stats.ring_full,
+        frames_dropped: publisher.stats.frames_dropped,
+        events: publisher.stats.events,
+        ..FeedStats::default()
+    };
+    (feed, stage)
 }
