@@ -32,9 +32,12 @@
 //! would mean our sync is wrong, so it is counted (`crossed`), the symbol is unsynced and resynced; the tests
 //! assert the count stays 0 on every real recording.
 //!
-//! Each side is a sorted array with the best level last (bids ascending by price, asks descending), preallocated
-//! to [`BookConfig::max_levels`]: updates near the top touch the end of the array, nothing allocates after start.
+//! Each side is a ring buffer (`VecDeque`) sorted with the best level last (bids ascending by price, asks
+//! descending), preallocated to [`BookConfig::max_levels`]: an insert or delete shifts the shorter side (updates near
+//! the top touch the end), evicting the worst level is O(1), and nothing allocates after start.
 //! When a side is full, the level farthest from the top is evicted (counted).
+
+use std::collections::VecDeque;
 
 use crate::compute::market::touch::Touch;
 use crate::types::event::{EventKind, Level, MarketEvent};
@@ -69,14 +72,16 @@ crate::bounds!(BookConfig as _b {
 /// One side of the book.
 #[derive(Debug, Clone)]
 pub struct BookSide {
-    levels: Vec<Level>,
+    /// Sorted by key, best level last; a ring buffer so that an insert or a delete shifts the shorter side (and
+    /// evicting the worst level when full is O(1)).
+    levels: VecDeque<Level>,
     ask: bool,
     cap: usize,
 }
 
 impl BookSide {
     fn new(ask: bool, cap: usize) -> Self {
-        BookSide { levels: Vec::with_capacity(cap + 1), ask, cap }
+        BookSide { levels: VecDeque::with_capacity(cap + 1), ask, cap }
     }
 
     #[inline]
@@ -112,7 +117,7 @@ impl BookSide {
                     // Worse than every level we keep: not kept.
                     true
                 } else {
-                    self.levels.remove(0);
+                    self.levels.pop_front();
                     self.levels.insert(i - 1, Level { px, qty });
                     self.debug_check_at(i - 1);
                     true
@@ -133,7 +138,7 @@ impl BookSide {
     /// Best level.
     #[inline]
     pub fn best(&self) -> Option<Level> {
-        self.levels.last().copied()
+        self.levels.back().copied()
     }
 
     /// Levels from the best outward.
@@ -163,8 +168,8 @@ impl BookSide {
         if let Some(l) = self.levels.iter().find(|l| l.qty <= 0) {
             return Err(BookInvariant::NonPositiveQty { ask: self.ask, px: l.px, qty: l.qty });
         }
-        match self.levels.windows(2).find(|w| self.key(w[0].px) >= self.key(w[1].px)) {
-            Some(w) => Err(BookInvariant::Unsorted { ask: self.ask, px: w[1].px }),
+        match self.levels.iter().zip(self.levels.iter().skip(1)).find(|(a, b)| self.key(a.px) >= self.key(b.px)) {
+            Some((_, b)) => Err(BookInvariant::Unsorted { ask: self.ask, px: b.px }),
             None => Ok(()),
         }
     }
@@ -998,11 +1003,11 @@ mod tests {
         x.asks.levels[0].qty = 0;
         assert!(matches!(x.check_invariants(), Err(BookInvariant::NonPositiveQty { ask: true, qty: 0, .. })));
         let mut x = b.clone();
-        x.bids.levels.push(Level { px: 101, qty: 1 });
+        x.bids.levels.push_back(Level { px: 101, qty: 1 });
         assert!(matches!(x.check_invariants(), Err(BookInvariant::TooDeep { len: 4, cap: 3, .. })));
         let mut x = b.clone();
         x.bids.levels.remove(0);
-        x.bids.levels.push(Level { px: 105, qty: 1 });
+        x.bids.levels.push_back(Level { px: 105, qty: 1 });
         assert_eq!(x.check_invariants(), Err(BookInvariant::Crossed { bid: 105, ask: 101 }));
         // Crossed while unsynced is not a broken invariant (the book is resyncing).
         x.state = SyncState::Unsynced;
