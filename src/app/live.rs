@@ -171,6 +171,7 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
     let Start { rest, specs, listings, health, selection, exclude } = start(l, &opts.symbols)?;
     let current: Vec<SymbolName> = selection.iter().map(|s| s.0).collect();
     log::info!("symbols: {}", describe(&selection));
+    log::info!("{}", crate::app::threads::Isolation::of_this_machine().startup_line(&cfg.pipeline));
     // Database first: a bad one stops us before any trading.
     let mut engine = Engine::new(cfg.engine());
     let db = open_db(cfg, &mut engine, opts.db.as_deref(), "live-paper", &l.ws_url)?;
