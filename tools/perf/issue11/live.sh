@@ -4,7 +4,7 @@
 # Prints one table row per run and mode: rusto's tick_trade_bbo p50/p99 and stages, the baseline's in the same run,
 # the ratio, and each process's CPU (% of one core over the run).
 #
-# usage: tools/perf/issue11/live.sh [RUNS=3] [SECS=30] [MODES="park adaptive spin"]
+# usage: [NO_BUILD=1] tools/perf/issue11/live.sh [RUNS=3] [SECS=30] [MODES="park adaptive spin"]
 # Builds the workspace (release) and tools/baseline (its own lock file; not a workspace member, so CI never
 # compiles tokio).
 set -euo pipefail
@@ -13,8 +13,11 @@ SECS=${2:-30}
 MODES=${3:-"park adaptive spin"}
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$ROOT"
-cargo build --release --workspace -q
-(cd tools/baseline && cargo build --release -q)
+# NO_BUILD=1 reuses the binaries already built.
+if [ -z "${NO_BUILD:-}" ]; then
+  cargo build --release --workspace -q
+  (cd tools/baseline && cargo build --release -q)
+fi
 BASE=$ROOT/tools/baseline/target/release/rusto-baseline
 REC=$ROOT/data/sample/btcusdt_20230404.dat.gz
 OUT=$(mktemp -d /tmp/rusto-issue11-live.XXXXXX)
