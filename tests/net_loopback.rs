@@ -92,6 +92,16 @@ fn hundreds_of_rotations_keep_the_connection_table_bounded() {
     // One route: the current connection, its successor, and a predecessor in its grace period (plus one in flight).
     assert!(net.conn_slots() <= 4, "{} connection slots after {rotations} rotations", net.conn_slots());
     assert!(net.live_conns() <= 3, "{} live connections", net.live_conns());
+    // Every text frame is stamped once in each per-frame stage, with three clock reads each; every read that
+    // returned data in tls_decrypt (0 here: plain ws), and socket_read at most once per readiness event.
+    let (f, st) = (net.stats.frames, &net.stages);
+    assert!(f > 0, "no frame received");
+    for s in [&st.frame.ws_frame, &st.frame.parse, &st.frame.enqueue] {
+        assert_eq!(s.hist.len(), f, "{}", s.name);
+    }
+    assert_eq!(st.frame.clock_reads, 3 * f);
+    assert!(st.socket_read.hist.len() <= st.tls_decrypt.hist.len() && !st.tls_decrypt.hist.is_empty());
+    assert!(st.clock_reads >= st.tls_decrypt.hist.len(), "one clock read per read at least");
 }
 
 #[test]

@@ -9,6 +9,7 @@ use crate::compute::engine::EngineConfig;
 use crate::compute::market::bars::BarRange;
 use crate::compute::market::book::BookConfig;
 pub(crate) use crate::handoff::publish::FullPolicy;
+pub(crate) use crate::handoff::publish::IdleMode;
 use crate::ingest::net::{ConnectionPolicy, Endpoint, NetConfig, NetError};
 use crate::types::bounds::{Bounded, Canon, OutOfBounds};
 use crate::types::symbols::SymbolName;
@@ -122,8 +123,13 @@ pub struct PipelineConfig {
     pub net_core: Option<usize>,
     /// Core for the persistence thread.
     pub persist_core: Option<usize>,
-    /// Empty polls the compute thread spins before yielding the core.
+    /// Legacy: empty polls the compute thread spins before parking, in `park` mode only (setting it warns; with
+    /// `spin` or `adaptive` it is an error).
     pub idle_spins: u32,
+    /// How the compute thread waits for events: `spin`, `adaptive` or `park`.
+    pub idle: IdleMode,
+    /// `adaptive`'s budget: at most this % of a core spent spinning between events.
+    pub idle_cpu_pct: f64,
 }
 
 impl Default for PipelineConfig {
@@ -136,6 +142,8 @@ impl Default for PipelineConfig {
             net_core: Some(0),
             persist_core: Some(0),
             idle_spins: 2_000,
+            idle: IdleMode::Park,
+            idle_cpu_pct: 20.0,
         }
     }
 }
@@ -148,7 +156,27 @@ bounds!(PipelineConfig as _p {
     net_core: [0, 4095] "a core index between 0 and 4095";
     persist_core: [0, 4095] "a core index between 0 and 4095";
     idle_spins: [0, 100_000_000] "between 0 and 100000000";
+    idle: any;
+    idle_cpu_pct: [1.0, 100.0] "between 1 and 100 (% of one core)";
 });
+
+/// `pipeline.idle_spins` is legacy: alone it keeps its meaning (with `idle = "park"`) and warns; with `spin` or
+/// `adaptive` it is an error naming the key. Returns the warning.
+fn check_idle_spins(t: &toml::Table, p: &PipelineConfig) -> Result<Option<String>, ConfigError> {
+    let Some(v) = t.get("pipeline").and_then(|s| s.get("idle_spins")) else { return Ok(None) };
+    if p.idle != IdleMode::Park {
+        return Err(ConfigError::Range {
+            key: "pipeline.idle_spins".into(),
+            value: v.to_string(),
+            allowed: "only with idle = \"park\" (it is legacy: remove it with idle = \"spin\" or \"adaptive\")",
+        });
+    }
+    Ok(Some(
+        "config key `pipeline.idle_spins` is legacy: it still sets the spins before parking, but prefer \
+         `pipeline.idle` (\"spin\", \"adaptive\" or \"park\")"
+            .into(),
+    ))
+}
 
 /// `[parser]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -539,6 +567,10 @@ impl Config {
         }
         c.warnings = warnings;
         c.validate()?;
+        if let Some(w) = check_idle_spins(&base, &c.pipeline)? {
+            log::warn!("{path}: {w}");
+            c.warnings.push(w);
+        }
         // Each variant: the base file with its overrides merged in, validated like the base.
         base.remove("variants");
         check_variant_specs(&c.variants)?;
@@ -718,6 +750,12 @@ impl Canon for VariantSpec {
         out.push(':');
         // The overrides table printed as TOML (keys sorted).
         out.push_str(&self.overrides.to_string().replace('\n', ";"));
+    }
+}
+
+impl Canon for IdleMode {
+    fn canon(&self, out: &mut String) {
+        out.push_str(self.name());
     }
 }
 
@@ -914,6 +952,42 @@ mod tests {
         let row = "{ min_imbalance = 2.2, min_cvd_change = 12.0, min_bar_range_pct = 0.04, min_burst_ratio = 0.0, cooldown_bars = 8 }";
         let e = Config::from_toml(&format!("[strategy]\nbase = {row}\n"), "x").unwrap_err().to_string();
         assert!(e.contains("strategy.base.min_burst_ratio"), "{e}");
+    }
+
+    #[test]
+    fn idle_modes_parse_and_bad_ones_are_clear_errors() {
+        let c = Config::from_toml("", "x").unwrap();
+        assert_eq!((c.pipeline.idle, c.pipeline.idle_spins, c.pipeline.idle_cpu_pct), (IdleMode::Park, 2_000, 20.0));
+        assert!(c.warnings.is_empty());
+        for (text, want) in [("spin", IdleMode::Spin), ("adaptive", IdleMode::Adaptive), ("park", IdleMode::Park)] {
+            let c = Config::from_toml(&format!("[pipeline]\nidle = \"{text}\"\n"), "x").unwrap();
+            assert_eq!(c.pipeline.idle, want);
+            assert!(c.canonical().contains(&format!("pipeline.idle={text}\n")));
+        }
+        let e = Config::from_toml("[pipeline]\nidle = \"yield\"\n", "x").unwrap_err().to_string();
+        assert!(e.contains("pipeline.idle") && e.contains("`adaptive`"), "{e}");
+        for bad in ["0.5", "101.0"] {
+            let e = Config::from_toml(&format!("[pipeline]\nidle_cpu_pct = {bad}\n"), "x").unwrap_err().to_string();
+            assert!(e.contains("pipeline.idle_cpu_pct") && e.contains("between 1 and 100"), "{e}");
+        }
+    }
+
+    #[test]
+    fn idle_spins_is_legacy_alone_and_an_error_with_spin_or_adaptive() {
+        let c = Config::from_toml("[pipeline]\nidle_spins = 50\n", "x").unwrap();
+        assert_eq!((c.pipeline.idle, c.pipeline.idle_spins), (IdleMode::Park, 50));
+        assert!(
+            c.warnings.iter().any(|w| w.contains("pipeline.idle_spins") && w.contains("legacy")),
+            "{:?}",
+            c.warnings
+        );
+        let c = Config::from_toml("[pipeline]\nidle = \"park\"\nidle_spins = 50\n", "x").unwrap();
+        assert_eq!(c.pipeline.idle_spins, 50);
+        for mode in ["spin", "adaptive"] {
+            let e = Config::from_toml(&format!("[pipeline]\nidle = \"{mode}\"\nidle_spins = 50\n"), "x");
+            let e = e.unwrap_err().to_string();
+            assert!(e.contains("pipeline.idle_spins") && e.contains("park"), "{e}");
+        }
     }
 
     #[test]

@@ -29,14 +29,13 @@ use crate::app::threads::{Backend, BackendEnd, BackendRings, PipelineError, join
 use crate::compute::engine::Engine;
 use crate::handoff::publish::{FeedStats, Publisher};
 use crate::handoff::ring::ring;
-use crate::ingest::net::{Net, NetError, NetStats, tls_config};
+use crate::ingest::net::{Net, NetError, NetStages, NetStats, tls_config};
 use crate::ingest::parse::{ParseStats, Parser};
 use crate::persist::db::ControlRecord;
 use crate::persist::writer::Persist;
 use crate::report::summary::{Health, LiveReport};
 use crate::types::clock;
 use crate::types::event::MarketEvent;
-use crate::types::latency::Stage;
 use crate::types::record::Record;
 use crate::types::symbols::{SymbolName, SymbolSpec, SymbolTable};
 
@@ -134,7 +133,7 @@ pub(crate) fn open_net(cfg: &Config, syms: &[SymbolName]) -> Result<(Net, Arc<mi
 }
 
 /// What the network thread hands back.
-type NetEnd = (NetStats, Stage, ParseStats, FeedStats, Result<(), NetError>);
+type NetEnd = (NetStats, NetStages, ParseStats, FeedStats, Result<(), NetError>);
 
 /// Starts the network thread: parses into the event ring until `stop`, then sets `stop` for everyone.
 fn spawn_net(
@@ -155,7 +154,7 @@ fn spawn_net(
             events: publisher.stats.events,
             ..Default::default()
         };
-        (net.stats.clone(), net.parse_stage.clone(), parser.stats.clone(), feed, r)
+        (net.stats.clone(), net.stages.clone(), parser.stats.clone(), feed, r)
     })
 }
 
@@ -171,6 +170,7 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
     let Start { rest, specs, listings, health, selection, exclude } = start(l, &opts.symbols)?;
     let current: Vec<SymbolName> = selection.iter().map(|s| s.0).collect();
     log::info!("symbols: {}", describe(&selection));
+    log::info!("{}", crate::app::threads::Isolation::of_this_machine().startup_line(&cfg.pipeline));
     // Database first: a bad one stops us before any trading.
     let mut engine = Engine::new(cfg.engine());
     let db = open_db(cfg, &mut engine, opts.db.as_deref(), "live-paper", &l.ws_url)?;
@@ -228,7 +228,7 @@ fn finish(
     t: Threads,
     (health, started): (Health, Instant),
 ) -> Result<LiveReport, LiveError> {
-    let (mut net_stats, parse_stage, parse_stats, feed, net_result) = join(t.net, "net")?;
+    let (mut net_stats, net_stages, parse_stats, feed, net_result) = join(t.net, "net")?;
     let end = t.backend.join()?;
     if let Some(a) = t.alerts
         && a.join().is_err()
@@ -247,10 +247,14 @@ fn finish(
     log::info!("control: {} drain command retries, {} feed-down episodes", s.drain_retries, s.feed_down);
     net_stats.feed_down = s.feed_down;
     net_result?;
-    let (mut latency, tick_to_decision) = end.latency(&parse_stage);
-    if let Some(t) = tick_to_decision {
-        latency.insert(latency.len() - 1, t); // Live keeps it with the compute stages, before persist_commit.
-    }
+    let (latency, tick_to_decision) = end.latency(&net_stages.frame.parse);
+    let latency = live_latency(latency, tick_to_decision, &net_stages);
+    log::info!(
+        "net: {} clock reads for {} frames ({:.2} per frame)",
+        net_stages.total_clock_reads(),
+        net_stats.frames,
+        net_stages.total_clock_reads() as f64 / net_stats.frames.max(1) as f64
+    );
     let BackendEnd { engine, persist, persist_result, .. } = end;
     persist_result.map_err(PipelineError::from)?;
     Ok(LiveReport {
@@ -267,6 +271,26 @@ fn finish(
         elapsed: started.elapsed(),
         config_order_latency_ms: cfg.position.order_latency_ms,
     })
+}
+
+/// The live latency table in pipeline order: socket_read, tls_decrypt, ws_frame, parse, enqueue, the compute
+/// stages (ring_wait first) with tick_trade_bbo and tick_to_decision, then persist_commit.
+fn live_latency(
+    mut latency: Vec<crate::app::threads::Latency>,
+    tick_to_decision: Option<crate::app::threads::Latency>,
+    s: &NetStages,
+) -> Vec<crate::app::threads::Latency> {
+    use crate::types::latency::Summary;
+    if let Some(t) = tick_to_decision {
+        latency.insert(latency.len() - 1, t); // Live keeps it with the compute stages, before persist_commit.
+    }
+    let net = [("socket_read", &s.socket_read), ("tls_decrypt", &s.tls_decrypt), ("ws_frame", &s.frame.ws_frame)];
+    for (i, (name, st)) in net.into_iter().enumerate() {
+        latency.insert(i, (name, Summary::of(&st.hist)));
+    }
+    // After parse (now at index 3).
+    latency.insert(4, ("enqueue", Summary::of(&s.frame.enqueue.hist)));
+    latency
 }
 
 /// Prints the current top symbols (`rusto symbols`).

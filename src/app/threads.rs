@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 
 use crate::app::config::Config;
 use crate::compute::engine::Engine;
-use crate::compute::thread::{ComputeHooks, ComputeStages, run_compute};
+use crate::compute::thread::{ComputeHooks, ComputeStages, IdleConfig, run_compute};
 use crate::handoff::publish::Waiter;
 use crate::handoff::ring::{Consumer, Producer};
 use crate::persist::db::{Db, DbError};
@@ -44,6 +44,90 @@ pub(crate) fn pin(core: Option<usize>, what: &str) {
             }
         }
         None => log::warn!("{what} thread: core {want} does not exist here ({} cores); not pinned", ids.len()),
+    }
+}
+
+/// The cores the kernel keeps for us: `isolcpus=` (no scheduler load balancing) and `nohz_full=` (no tick) of
+/// `/proc/cmdline`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Isolation {
+    /// Cores of `isolcpus=`.
+    pub isolcpus: Vec<usize>,
+    /// Cores of `nohz_full=`.
+    pub nohz_full: Vec<usize>,
+}
+
+/// Most cores read from one list (a bound on what a malformed command line can make us allocate).
+const MAX_LISTED_CORES: usize = 4096;
+
+/// A kernel CPU list (`1,3-5`), skipping `isolcpus` flags (`nohz`, `domain`, `managed_irq`) and the group suffix
+/// of `a-b:used/group` (taken as the whole range).
+fn cpu_list(v: &str, out: &mut Vec<usize>) {
+    for item in v.split(',') {
+        let range = item.split(':').next().unwrap_or("");
+        let (lo, hi) = match range.split_once('-') {
+            Some((a, b)) => (a.parse::<usize>(), b.parse::<usize>()),
+            None => (range.parse::<usize>(), range.parse::<usize>()),
+        };
+        let (Ok(lo), Ok(hi)) = (lo, hi) else { continue };
+        for c in lo..=hi.min(lo + MAX_LISTED_CORES) {
+            if out.len() >= MAX_LISTED_CORES {
+                return;
+            }
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+    }
+}
+
+impl Isolation {
+    /// Parses a kernel command line (the text of `/proc/cmdline`).
+    pub(crate) fn parse(cmdline: &str) -> Self {
+        let mut iso = Isolation::default();
+        for word in cmdline.split_whitespace() {
+            if let Some(v) = word.strip_prefix("isolcpus=") {
+                cpu_list(v, &mut iso.isolcpus);
+            } else if let Some(v) = word.strip_prefix("nohz_full=") {
+                cpu_list(v, &mut iso.nohz_full);
+            }
+        }
+        iso
+    }
+
+    /// This machine's (empty when `/proc/cmdline` cannot be read).
+    pub(crate) fn of_this_machine() -> Self {
+        std::fs::read_to_string("/proc/cmdline").map(|t| Self::parse(&t)).unwrap_or_default()
+    }
+
+    /// How `core` is kept: "isolated" (both), "isolcpus", "nohz_full", or "shared".
+    pub(crate) fn describe(&self, core: usize) -> &'static str {
+        match (self.isolcpus.contains(&core), self.nohz_full.contains(&core)) {
+            (true, true) => "isolated",
+            (true, false) => "isolcpus",
+            (false, true) => "nohz_full",
+            (false, false) => "shared",
+        }
+    }
+
+    /// The start-up line: the idle mode and where each thread is pinned, with each core's isolation.
+    pub(crate) fn startup_line(&self, p: &crate::app::config::PipelineConfig) -> String {
+        let core = |c: Option<usize>| c.map_or("unpinned".to_string(), |c| format!("core {c} ({})", self.describe(c)));
+        let idle = match p.idle {
+            crate::app::config::IdleMode::Park => format!("park after {} spins", p.idle_spins),
+            crate::app::config::IdleMode::Adaptive => format!("adaptive within {}% of a core", p.idle_cpu_pct),
+            crate::app::config::IdleMode::Spin => "spin".to_string(),
+        };
+        let mut s = format!(
+            "idle mode {idle}; compute on {}, net on {}, persist on {}",
+            core(p.compute_core),
+            core(p.net_core),
+            core(p.persist_core)
+        );
+        if p.idle == crate::app::config::IdleMode::Spin && p.compute_core.is_none_or(|c| self.describe(c) == "shared") {
+            s.push_str("; spin on a shared core takes it from every other process (see README, Deployment)");
+        }
+        s
     }
 }
 
@@ -129,8 +213,9 @@ impl Backend {
         let BackendRings { events, records_tx, records_rx } = rings;
         let persist = spawn_pinned("persist", p.persist_core, move || persist.run(records_rx))?;
         let overflow = p.record_ring;
+        let idle = IdleConfig { mode: p.idle, spins: p.idle_spins, cpu_pct: p.idle_cpu_pct };
         let compute = spawn_pinned("compute", p.compute_core, move || {
-            run_compute(engine, events, records_tx, p.idle_spins, overflow, hooks, waiter)
+            run_compute(engine, events, records_tx, idle, overflow, hooks, waiter)
         })?;
         Ok(Backend { persist, compute })
     }
@@ -156,5 +241,44 @@ impl BackendEnd {
         latency.extend(compute);
         latency.push(("persist_commit", Summary::of(&self.persist.commit_stage.hist)));
         (latency, tick_to_decision)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::config::{IdleMode, PipelineConfig};
+
+    #[test]
+    fn isolated_cores_are_read_from_the_kernel_command_line() {
+        let iso =
+            Isolation::parse("BOOT_IMAGE=/vmlinuz root=/dev/sda1 isolcpus=nohz,domain,2-3,6 nohz_full=3,6-7 quiet");
+        assert_eq!(iso.isolcpus, vec![2, 3, 6]);
+        assert_eq!(iso.nohz_full, vec![3, 6, 7]);
+        assert_eq!(
+            (iso.describe(3), iso.describe(2), iso.describe(7), iso.describe(0)),
+            ("isolated", "isolcpus", "nohz_full", "shared")
+        );
+        assert_eq!(Isolation::parse("ro quiet splash"), Isolation::default());
+        assert_eq!(Isolation::parse("isolcpus=managed_irq,1 isolcpus=1-2:1/2").isolcpus, vec![1, 2]);
+        assert_eq!(Isolation::parse("isolcpus=x-y,,5").isolcpus, vec![5]);
+        let huge = Isolation::parse("isolcpus=0-99999999");
+        assert!(huge.isolcpus.len() <= MAX_LISTED_CORES);
+    }
+
+    #[test]
+    fn the_startup_line_names_the_mode_and_the_cores() {
+        let iso = Isolation::parse("isolcpus=1 nohz_full=1");
+        let mut p = PipelineConfig::default();
+        let l = iso.startup_line(&p);
+        assert!(l.contains("park after 2000 spins") && l.contains("compute on core 1 (isolated)"), "{l}");
+        assert!(l.contains("net on core 0 (shared)"), "{l}");
+        p.idle = IdleMode::Spin;
+        assert!(!iso.startup_line(&p).contains("README"), "spin on an isolated core needs no warning");
+        p.compute_core = None;
+        let l = iso.startup_line(&p);
+        assert!(l.contains("compute on unpinned") && l.contains("README"), "{l}");
+        p.idle = IdleMode::Adaptive;
+        assert!(iso.startup_line(&p).contains("adaptive within 20% of a core"));
     }
 }

@@ -36,7 +36,7 @@ use crossbeam_queue::ArrayQueue;
 pub(crate) use crate::compute::engine::HookStats;
 
 use crate::compute::engine::{Engine, Verdict};
-use crate::handoff::publish::Waiter;
+use crate::handoff::publish::{AdaptiveWindow, IdleMode, Waiter};
 use crate::handoff::ring::{Consumer, Producer};
 use crate::types::clock;
 use crate::types::event::{EventKind, MarketEvent};
@@ -137,6 +137,8 @@ pub(crate) struct ComputeStages {
     /// The trade that closes a bar → its verdict (the whole event, bars through signals and entries).
     decision: Stage,
     tick_to_decision: Stage,
+    /// Trades and bookTickers only: the socket read that completed the frame → the book or bars updated.
+    tick_trade_bbo: Stage,
 }
 
 /// Records bound for the persistence ring, with the preallocated overflow buffer for when the ring is full.
@@ -374,13 +376,76 @@ impl ComputeLoop {
     }
 }
 
+/// How the compute thread idles: the mode of `[pipeline] idle`, the legacy `idle_spins`, adaptive's budget.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IdleConfig {
+    /// Mode.
+    pub mode: IdleMode,
+    /// `park`: empty polls spun before parking.
+    pub spins: u32,
+    /// `adaptive`: % of a core allowed for spinning.
+    pub cpu_pct: f64,
+}
+
+/// Empty polls between two clock reads while adaptive spins (a clock read costs more than a poll).
+const POLLS_PER_CLOCK_READ: u32 = 64;
+
+/// The idle state machine of the compute thread: what one empty poll does under each mode.
+struct Idler {
+    cfg: IdleConfig,
+    polls: u32,
+    /// Monotonic ns of the first empty poll of this idle spell (adaptive only; 0 when busy).
+    idle_since_ns: u64,
+    window: AdaptiveWindow,
+    parks: u64,
+}
+
+impl Idler {
+    fn new(cfg: IdleConfig) -> Self {
+        Idler { cfg, polls: 0, idle_since_ns: 0, window: AdaptiveWindow::new(cfg.cpu_pct), parks: 0 }
+    }
+
+    /// One empty poll of the event ring: spin, or park on `waiter` until `ready()`.
+    #[inline]
+    fn on_empty(&mut self, waiter: &Waiter, ready: impl FnOnce() -> bool) {
+        self.polls = self.polls.saturating_add(1);
+        let spin = match self.cfg.mode {
+            IdleMode::Spin => true,
+            IdleMode::Park => self.polls < self.cfg.spins,
+            IdleMode::Adaptive => {
+                if self.idle_since_ns == 0 {
+                    self.idle_since_ns = clock::now_ns();
+                }
+                !self.polls.is_multiple_of(POLLS_PER_CLOCK_READ)
+                    || clock::now_ns().saturating_sub(self.idle_since_ns) < self.window.window_ns()
+            }
+        };
+        if spin {
+            std::hint::spin_loop();
+        } else {
+            self.parks += 1;
+            waiter.sleep(ready);
+        }
+    }
+
+    /// Work arrived after an idle spell; `enq_ns` is when the batch's first event was enqueued.
+    #[inline]
+    fn on_work(&mut self, enq_ns: u64) {
+        if self.idle_since_ns != 0 {
+            self.window.on_gap(enq_ns.saturating_sub(self.idle_since_ns));
+            self.idle_since_ns = 0;
+        }
+        self.polls = 0;
+    }
+}
+
 /// The compute thread's loop: drains the event ring through the engine until the producer is gone, then closes
 /// open positions (`Shutdown`) and hands every record to the persistence ring.
 pub(crate) fn run_compute(
     engine: Engine,
     mut rx: Consumer<MarketEvent>,
     tx: Producer<Record>,
-    idle_spins: u32,
+    idle: IdleConfig,
     overflow_cap: usize,
     hooks: ComputeHooks,
     waiter: Arc<Waiter>,
@@ -396,26 +461,34 @@ pub(crate) fn run_compute(
         stats: HookStats::default(),
         next_report,
     };
-    let mut idle = 0u32;
+    let mut idler = Idler::new(idle);
     loop {
         c.housekeeping();
         if rx.available() == 0 {
             if rx.is_abandoned() && rx.available() == 0 {
                 break;
             }
-            idle += 1;
-            if idle < idle_spins {
-                std::hint::spin_loop();
-            } else {
-                waiter.sleep(|| rx.available() > 0 || rx.is_abandoned());
-            }
+            idler.on_empty(&waiter, || rx.available() > 0 || rx.is_abandoned());
             continue;
         }
-        idle = 0;
         // One clock read per event: the end of one event is the start of the next within a batch.
         let mut t_prev = clock::now_ns();
-        rx.pop_batch(256, |e| t_prev = c.on_event(&e, t_prev));
+        let mut first = true;
+        rx.pop_batch(256, |e| {
+            if first {
+                first = false;
+                idler.on_work(e.stamp_ns + e.parse_ns as u64);
+            }
+            t_prev = c.on_event(&e, t_prev)
+        });
     }
+    log::info!(
+        "compute: idle {} parked {} times (adaptive window {} ns after {} re-sizings)",
+        idle.mode.name(),
+        idler.parks,
+        idler.window.window_ns(),
+        idler.window.resizes()
+    );
     c.finish()
 }
 
@@ -448,6 +521,7 @@ impl ComputeStages {
             compute: Stage::new("compute"),
             decision: Stage::new("decision"),
             tick_to_decision: Stage::new("tick_to_decision"),
+            tick_trade_bbo: Stage::new("tick_trade_bbo"),
         }
     }
 
@@ -465,8 +539,12 @@ impl ComputeStages {
         if matches!(v, Verdict::BarClosed | Verdict::Signal(_)) {
             self.decision.record(d);
         }
-        if v != Verdict::None || e.kind == EventKind::Trade || e.kind == EventKind::BookTicker {
+        let trade_bbo = e.kind == EventKind::Trade || e.kind == EventKind::BookTicker;
+        if v != Verdict::None || trade_bbo {
             self.tick_to_decision.record(t1.saturating_sub(e.stamp_ns));
+        }
+        if trade_bbo {
+            self.tick_trade_bbo.record(t1.saturating_sub(e.stamp_ns));
         }
     }
 
@@ -483,6 +561,7 @@ impl ComputeStages {
             ("position", Summary::of(&engine.position_stage.hist)),
             ("compute", Summary::of(&self.compute.hist)),
             ("decision", Summary::of(&self.decision.hist)),
+            ("tick_trade_bbo", Summary::of(&self.tick_trade_bbo.hist)),
             ("tick_to_decision", Summary::of(&self.tick_to_decision.hist)),
         ]
     }
@@ -608,7 +687,16 @@ mod tests {
         let waiter = publisher.waiter();
         drop(publisher); // The producer is gone: the loop ends at once.
         let hooks = ComputeHooks { order_latency: latency, ..Default::default() };
-        run_compute(Engine::new(EngineConfig::default()), ev_rx, rec_tx, 1, 16, hooks, waiter).0
+        run_compute(
+            Engine::new(EngineConfig::default()),
+            ev_rx,
+            rec_tx,
+            IdleConfig { mode: IdleMode::Park, spins: 1, cpu_pct: 20.0 },
+            16,
+            hooks,
+            waiter,
+        )
+        .0
     }
 
     #[test]

@@ -87,6 +87,100 @@ impl Waiter {
     }
 }
 
+/// How the compute thread waits when the event ring is empty (`[pipeline] idle`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdleMode {
+    /// Busy-spin forever (one core at 100 %; for a box with a core isolated for the compute thread).
+    Spin,
+    /// Spin for a window sized from the recent idle gaps within `idle_cpu_pct`, then park ([`AdaptiveWindow`]).
+    Adaptive,
+    /// Spin `idle_spins` empty polls (the legacy key), then park until the network thread's push wakes it.
+    #[default]
+    Park,
+}
+
+impl IdleMode {
+    /// Name as in the configuration.
+    pub fn name(&self) -> &'static str {
+        match self {
+            IdleMode::Spin => "spin",
+            IdleMode::Adaptive => "adaptive",
+            IdleMode::Park => "park",
+        }
+    }
+}
+
+/// Idle gaps kept per re-sizing of the adaptive window (the window is re-sized every `GAPS` batches).
+pub(crate) const GAPS: usize = 64;
+
+/// Longest adaptive spin window: past it the park's 1 ms timeout bounds the wait anyway.
+pub(crate) const MAX_WINDOW_NS: u64 = 1_000_000;
+
+/// The adaptive idle policy as a pure function of the observed idle gaps (gap in, window out; no clock here).
+///
+/// A gap is the time from the compute thread running out of events to the next event's enqueue. Spinning for a
+/// window `w` catches every gap `<= w` without a wake-up and costs `min(gap, w)` of CPU per gap. Every [`GAPS`]
+/// gaps the window becomes the largest of those gaps whose spin cost over the last [`GAPS`] gaps stays within
+/// `cpu_pct` % of the idle time (capped at [`MAX_WINDOW_NS`]); 0 when even the shortest gap would exceed it.
+#[derive(Debug, Clone)]
+pub(crate) struct AdaptiveWindow {
+    gaps_ns: [u64; GAPS],
+    n: usize,
+    window_ns: u64,
+    cpu_pct: f64,
+    resizes: u64,
+}
+
+impl AdaptiveWindow {
+    /// A policy with a budget of `cpu_pct` % of a core for spinning; the first window (before any gap) is
+    /// [`MAX_WINDOW_NS`] / 20, 50 µs.
+    pub(crate) fn new(cpu_pct: f64) -> Self {
+        AdaptiveWindow { gaps_ns: [0; GAPS], n: 0, window_ns: MAX_WINDOW_NS / 20, cpu_pct, resizes: 0 }
+    }
+
+    /// The current spin window, ns.
+    #[inline]
+    pub(crate) fn window_ns(&self) -> u64 {
+        self.window_ns
+    }
+
+    /// Times the window was re-sized.
+    pub(crate) fn resizes(&self) -> u64 {
+        self.resizes
+    }
+
+    /// Records one idle gap; every [`GAPS`] gaps re-sizes the window.
+    #[inline]
+    pub(crate) fn on_gap(&mut self, gap_ns: u64) {
+        self.gaps_ns[self.n] = gap_ns;
+        self.n += 1;
+        if self.n == GAPS {
+            self.n = 0;
+            self.window_ns = Self::size(&mut self.gaps_ns, self.cpu_pct);
+            self.resizes += 1;
+        }
+    }
+
+    /// The largest gap `w` of `gaps` with `sum(min(g, w)) <= cpu_pct % * sum(g)`, capped (sorts `gaps`).
+    fn size(gaps: &mut [u64; GAPS], cpu_pct: f64) -> u64 {
+        gaps.sort_unstable();
+        let total: u64 = gaps.iter().sum();
+        let budget = total as f64 * cpu_pct / 100.0;
+        let mut best = 0;
+        let mut below = 0u64; // Sum of the gaps shorter than gaps[i].
+        for (i, &w) in gaps.iter().enumerate() {
+            let cost = below + w * (GAPS - i) as u64;
+            if cost as f64 > budget || w > MAX_WINDOW_NS {
+                break;
+            }
+            best = w;
+            below += w;
+        }
+        best
+    }
+}
+
 /// Publishes parsed frames into the event ring under a [`FullPolicy`].
 pub struct Publisher {
     waiter: Arc<Waiter>,
@@ -210,5 +304,67 @@ impl Publisher {
                 break;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(w: &mut AdaptiveWindow, gaps: impl IntoIterator<Item = u64>) {
+        for g in gaps {
+            w.on_gap(g);
+        }
+    }
+
+    #[test]
+    fn the_window_is_resized_every_64_gaps_only() {
+        let mut w = AdaptiveWindow::new(20.0);
+        let first = w.window_ns();
+        feed(&mut w, std::iter::repeat_n(1_000, GAPS - 1));
+        assert_eq!((w.window_ns(), w.resizes()), (first, 0));
+        w.on_gap(1_000);
+        assert_eq!(w.resizes(), 1);
+    }
+
+    #[test]
+    fn short_gaps_among_long_ones_are_covered_within_the_budget() {
+        // A burst: 56 gaps of 5 µs, then 8 pauses of 10 ms. Spinning 5 µs on every gap costs 64 * 5 µs = 320 µs
+        // of the 80.28 ms idle (0.4 %), so the window covers the burst gaps but not the pauses (20 % budget).
+        let mut w = AdaptiveWindow::new(20.0);
+        feed(&mut w, (0..GAPS as u64).map(|i| if i % 8 == 7 { 10_000_000 } else { 5_000 }));
+        assert_eq!(w.window_ns(), 5_000);
+    }
+
+    #[test]
+    fn evenly_spaced_gaps_beyond_the_budget_give_no_window() {
+        // Every gap 100 µs: spinning through any of them costs 100 % of the idle time, over a 20 % budget.
+        let mut w = AdaptiveWindow::new(20.0);
+        feed(&mut w, std::iter::repeat_n(100_000, GAPS));
+        assert_eq!(w.window_ns(), 0);
+        // With the whole core allowed, the window covers them.
+        let mut w = AdaptiveWindow::new(100.0);
+        feed(&mut w, std::iter::repeat_n(100_000, GAPS));
+        assert_eq!(w.window_ns(), 100_000);
+    }
+
+    #[test]
+    fn the_window_follows_the_budget_and_stays_capped() {
+        // Gaps 1..=64 µs: a window of w costs sum(min(g, w)); for each budget the window is the largest gap within
+        // it, so the next gap up is over it.
+        let gaps: Vec<u64> = (1..=GAPS as u64).map(|g| g * 1_000).collect();
+        let total: u64 = gaps.iter().sum();
+        for pct in [10.0, 25.0, 50.0, 90.0] {
+            let mut w = AdaptiveWindow::new(pct);
+            feed(&mut w, gaps.iter().copied());
+            let win = w.window_ns();
+            let cost = |x: u64| gaps.iter().map(|&g| g.min(x)).sum::<u64>() as f64;
+            assert!(cost(win) <= total as f64 * pct / 100.0, "{pct}: {win}");
+            assert!(cost(win + 1_000) > total as f64 * pct / 100.0, "{pct}: {win} is not the largest");
+        }
+        // Gaps over the cap never make the window exceed it.
+        let mut w = AdaptiveWindow::new(100.0);
+        feed(&mut w, std::iter::repeat_n(50 * MAX_WINDOW_NS, GAPS));
+        assert!(w.window_ns() <= MAX_WINDOW_NS);
     }
 }

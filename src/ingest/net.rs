@@ -47,7 +47,7 @@ use crate::handoff::publish::Publisher;
 pub(crate) use crate::ingest::error::NetError;
 use crate::ingest::parse::{FrameMeta, MAX_EVENTS_PER_FRAME, Parser};
 pub(crate) use crate::ingest::transport::{Endpoint, HandshakePhase, Stream, tls_config};
-use crate::ingest::ws::{ReadStats, WsConn, WsError, WsState};
+use crate::ingest::ws::{ReadStamp, ReadStats, WsConn, WsError, WsState};
 use crate::types::clock;
 use crate::types::event::MarketEvent;
 use crate::types::latency::Stage;
@@ -410,6 +410,58 @@ fn close_ws(poll: &Poll, mut ws: WsConn<Stream>) {
     let _ = poll.registry().deregister(ws.stream_mut().tcp());
 }
 
+/// The network thread's latency stages, each stamped once (monotonic clock), and its clock reads. Per read that
+/// returned data: `socket_read` (the poll's readiness → the bytes read; the first read of each readiness event
+/// only, later ones follow it back to back) and `tls_decrypt` (bytes read → plain text; 0 without TLS). Per text
+/// frame: `ws_frame` (plain text → the frame handed over, which includes the earlier frames of the same read),
+/// `parse` and `enqueue` (the ring push and the wake of the compute thread; the compute side's `ring_wait` starts
+/// at the push, so the two overlap by the push itself).
+#[derive(Clone)]
+pub struct NetStages {
+    /// Readiness → bytes read.
+    pub socket_read: Stage,
+    /// Bytes read → decrypted.
+    pub tls_decrypt: Stage,
+    /// The per-frame stages.
+    pub frame: FrameStages,
+    /// Clock reads (monotonic and wall) outside the per-frame stages.
+    pub clock_reads: u64,
+}
+
+/// The per-frame stages of the network thread.
+#[derive(Clone)]
+pub struct FrameStages {
+    /// Decrypted → websocket frame handed to the parser.
+    pub ws_frame: Stage,
+    /// Parsing.
+    pub parse: Stage,
+    /// Push into the event ring and wake of the compute thread.
+    pub enqueue: Stage,
+    /// Clock reads of the per-frame stages.
+    pub clock_reads: u64,
+}
+
+impl NetStages {
+    fn new() -> Self {
+        NetStages {
+            socket_read: Stage::new("socket_read"),
+            tls_decrypt: Stage::new("tls_decrypt"),
+            frame: FrameStages {
+                ws_frame: Stage::new("ws_frame"),
+                parse: Stage::new("parse"),
+                enqueue: Stage::new("enqueue"),
+                clock_reads: 0,
+            },
+            clock_reads: 0,
+        }
+    }
+
+    /// Every clock read of the network thread.
+    pub fn total_clock_reads(&self) -> u64 {
+        self.clock_reads + self.frame.clock_reads
+    }
+}
+
 /// The network thread state.
 pub struct Net {
     cfg: NetConfig,
@@ -420,8 +472,8 @@ pub struct Net {
     seed: u32,
     /// Counters.
     pub stats: NetStats,
-    /// Parse latency.
-    pub parse_stage: Stage,
+    /// Latency stages and clock reads.
+    pub stages: NetStages,
     /// Frames received, readable from other threads (the watchdog's sign of life).
     pub progress: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -448,24 +500,30 @@ struct Feed<'a, 'r> {
 }
 
 impl Feed<'_, '_> {
-    /// Parses one received text frame (stamped at the socket read) and publishes its events.
+    /// Parses one received text frame (stamped at the socket read that completed it) and publishes its events:
+    /// three clock reads (handed over, parsed, pushed) for the `ws_frame`, `parse` and `enqueue` stages.
     #[inline]
-    fn frame(&mut self, text: &[u8], local_ts_ns: i64, stamp_ns: u64, parse_stage: &mut Stage) {
+    fn frame(&mut self, text: &[u8], local_ts_ns: i64, stamp: ReadStamp, stages: &mut FrameStages) {
+        let t_frame = clock::now_ns();
+        stages.ws_frame.record(t_frame.saturating_sub(stamp.plain_ns));
         if let Some(rec) = self.record.as_mut() {
             rec(local_ts_ns, text);
         }
-        let meta = FrameMeta { local_ts_ns, stamp_ns, snapshot_symbol: None };
+        let meta = FrameMeta { local_ts_ns, stamp_ns: stamp.socket_ns, snapshot_symbol: None };
         self.staging.clear();
         // Ignoring the result is right: the parser counts a malformed frame (and logs the first of each kind), and
         // leaves in `staging` only the SymbolDef events that must still go out.
         let _ = self.parser.parse_frame(text, &meta, &mut self.staging);
-        let parse_ns = clock::now_ns().saturating_sub(stamp_ns);
-        parse_stage.record(parse_ns);
-        let p = parse_ns.min(u32::MAX as u64) as u32;
+        let t_parsed = clock::now_ns();
+        stages.parse.record(t_parsed.saturating_sub(t_frame));
+        // The events carry socket read → enqueued (the compute thread's ring_wait starts there).
+        let p = t_parsed.saturating_sub(stamp.socket_ns).min(u32::MAX as u64) as u32;
         for e in self.staging.iter_mut() {
             e.parse_ns = p;
         }
         self.publish();
+        stages.enqueue.record(clock::now_ns().saturating_sub(t_parsed));
+        stages.clock_reads += 3;
     }
 
     /// Parses a REST snapshot body for `symbol` and publishes it; true when it parsed.
@@ -508,7 +566,7 @@ impl Net {
             reconnects: VecDeque::new(),
             seed: (clock::wall_ns() as u32) | 1,
             stats: NetStats::default(),
-            parse_stage: Stage::new("parse"),
+            stages: NetStages::new(),
             progress: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         };
         for (route, streams) in [(Route::Market, market), (Route::Public, public)] {
@@ -829,14 +887,29 @@ impl Net {
     /// Reads connection `i` after a readiness event: frames go to `feed`; an error drops the connection.
     fn on_ready(&mut self, i: usize, writable: bool, feed: &mut Feed) -> Result<(), NetError> {
         let Some(ws) = self.conns.get_mut(i).and_then(|c| c.ws.as_mut()) else { return Ok(()) };
+        let ready_ns = clock::now_ns();
         let local = clock::wall_ns();
         let was_open = ws.state() == WsState::Open;
         let mut frames = 0u64;
-        let parse_stage = &mut self.parse_stage;
-        let res = ws.read_stamped(self.cfg.max_reads_per_wake, clock::now_ns, |text, stamp| {
-            frames += 1;
-            feed.frame(text, local, stamp, parse_stage);
-        });
+        let NetStages { socket_read, tls_decrypt, frame, clock_reads } = &mut self.stages;
+        *clock_reads += 2;
+        let mut first_read = true;
+        let res = ws.read_stamped(
+            self.cfg.max_reads_per_wake,
+            &clock::now_ns,
+            clock_reads,
+            |s| {
+                if first_read {
+                    first_read = false;
+                    socket_read.record(s.socket_ns.saturating_sub(ready_ns));
+                }
+                tls_decrypt.record(s.plain_ns.saturating_sub(s.socket_ns));
+            },
+            |text, stamp| {
+                frames += 1;
+                feed.frame(text, local, stamp, frame);
+            },
+        );
         self.stats.frames += frames;
         self.progress.store(self.stats.frames, Ordering::Relaxed);
         match res {

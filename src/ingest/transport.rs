@@ -132,6 +132,99 @@ impl Stream {
     }
 }
 
+/// Monotonic stamps of one read that returned data: when its bytes left the socket, and when they were plain text
+/// (the same instant without TLS).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ReadStamp {
+    /// Right after the socket read.
+    pub socket_ns: u64,
+    /// Right after TLS decryption.
+    pub plain_ns: u64,
+}
+
+/// A `Read` whose reads are stamped: plain streams stamp once after the read, TLS stamps after the socket read and
+/// again after decryption. `clock_reads` counts every `now()` call.
+pub(crate) trait StampedRead: Read {
+    /// As `read`, with the read's stamps.
+    fn read_stamped(
+        &mut self,
+        buf: &mut [u8],
+        now: &impl Fn() -> u64,
+        clock_reads: &mut u64,
+    ) -> std::io::Result<(usize, ReadStamp)> {
+        let n = self.read(buf)?;
+        *clock_reads += 1;
+        let t = now();
+        Ok((n, ReadStamp { socket_ns: t, plain_ns: t }))
+    }
+}
+
+/// Socket reads one TLS read may take to complete a record (a record split over more segments waits for the next
+/// readiness event).
+const TLS_READS_PER_RECORD: usize = 4;
+
+/// An established TLS session's read, split so the socket read and the decryption are stamped apart.
+fn tls_read(
+    s: &mut rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+    buf: &mut [u8],
+    now: &impl Fn() -> u64,
+    clock_reads: &mut u64,
+) -> std::io::Result<(usize, ReadStamp)> {
+    use std::io::ErrorKind::WouldBlock;
+    // Plain text left over from an earlier read goes first (the read buffer is larger than any frame, so this is
+    // rare; it is stamped now, as its socket read is no longer known).
+    match s.conn.reader().read(buf) {
+        Ok(n) => {
+            *clock_reads += 1;
+            let t = now();
+            return Ok((n, ReadStamp { socket_ns: t, plain_ns: t }));
+        }
+        Err(e) if e.kind() == WouldBlock => {}
+        Err(e) => return Err(e),
+    }
+    for _ in 0..TLS_READS_PER_RECORD {
+        let got = s.conn.read_tls(&mut s.sock)?;
+        *clock_reads += 1;
+        let socket_ns = now();
+        if got == 0 {
+            return Ok((0, ReadStamp { socket_ns, plain_ns: socket_ns }));
+        }
+        s.conn.process_new_packets().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        if s.conn.wants_write() {
+            // Best effort (an alert or a key update): a failure shows up on the next write or read.
+            let _ = s.conn.write_tls(&mut s.sock);
+        }
+        match s.conn.reader().read(buf) {
+            Ok(n) => {
+                *clock_reads += 1;
+                return Ok((n, ReadStamp { socket_ns, plain_ns: now() }));
+            }
+            Err(e) if e.kind() == WouldBlock => {} // The record is not complete yet: read on.
+            Err(e) => return Err(e),
+        }
+    }
+    Err(WouldBlock.into())
+}
+
+impl StampedRead for Stream {
+    fn read_stamped(
+        &mut self,
+        buf: &mut [u8],
+        now: &impl Fn() -> u64,
+        clock_reads: &mut u64,
+    ) -> std::io::Result<(usize, ReadStamp)> {
+        match self {
+            Stream::Tls(s) if !s.conn.is_handshaking() => tls_read(s, buf, now, clock_reads),
+            _ => {
+                let n = self.read(buf)?;
+                *clock_reads += 1;
+                let t = now();
+                Ok((n, ReadStamp { socket_ns: t, plain_ns: t }))
+            }
+        }
+    }
+}
+
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {

@@ -13,7 +13,9 @@
 //!   frames over 125 bytes, a masked server frame, an unknown opcode or a bad continuation are [`WsError::Protocol`].
 //!   The write buffer is bounded too ([`WsError::WriteBufferFull`]).
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
+
+pub(crate) use crate::ingest::transport::{ReadStamp, StampedRead};
 
 /// Websocket errors, one per kind of failure.
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +94,7 @@ pub(crate) struct WsConn<S> {
     seed: u32,
 }
 
-impl<S: Read + Write> WsConn<S> {
+impl<S: StampedRead + Write> WsConn<S> {
     /// Wraps a connected (possibly still handshaking TLS) stream and queues the upgrade request for `path` on
     /// `host`. Buffers are allocated here, once.
     pub(crate) fn new(stream: S, host: &str, path: &str, max_frame: usize, seed: u32) -> Self {
@@ -215,37 +217,43 @@ impl<S: Read + Write> WsConn<S> {
     }
 
     /// Reads what is available and delivers each complete text message to `on_text` (tests; the network loop uses
-    /// [`WsConn::read_stamped`]). `ReadStats::read_done_ns` holds `now()` taken right after the last socket read
-    /// that returned data (the frames' receive stamp).
+    /// [`WsConn::read_stamped`]).
     #[cfg(test)]
     pub(crate) fn read(&mut self, max_reads: usize, mut on_text: impl FnMut(&[u8])) -> Result<ReadStats, WsError> {
-        self.read_stamped(max_reads, || 0, |t, _| on_text(t))
+        self.read_stamped(max_reads, &|| 0, &mut 0, |_| {}, |t, _| on_text(t))
     }
 
-    /// As [`WsConn::read`], passing each text with the monotonic stamp of the socket read that completed it.
+    /// As [`WsConn::read`], stamping with `now`: `on_read` gets the stamps of every read that returned data, and
+    /// each text comes with the stamps of the read that completed it. `ReadStats::read_done_ns` is the last socket
+    /// read's stamp; `clock_reads` counts the `now()` calls.
     pub(crate) fn read_stamped(
         &mut self,
         max_reads: usize,
-        now: impl Fn() -> u64,
-        mut on_text: impl FnMut(&[u8], u64),
+        now: &impl Fn() -> u64,
+        clock_reads: &mut u64,
+        mut on_read: impl FnMut(ReadStamp),
+        mut on_text: impl FnMut(&[u8], ReadStamp),
     ) -> Result<ReadStats, WsError> {
         let mut st = ReadStats::default();
         let mut eof = false;
+        let mut stamp = ReadStamp::default();
         // Decode after every read that brought data, so frames reach the parser before the next (possibly
         // WouldBlock) read syscall; a full buffer is decoded before reading more.
         for _ in 0..max_reads.max(1) {
             let got = if self.rlen == self.rbuf.len() {
                 false
             } else {
-                match self.stream.read(&mut self.rbuf[self.rlen..]) {
-                    Ok(0) => {
+                match self.stream.read_stamped(&mut self.rbuf[self.rlen..], now, clock_reads) {
+                    Ok((0, _)) => {
                         eof = true;
                         false
                     }
-                    Ok(n) => {
+                    Ok((n, s)) => {
                         self.rlen += n;
                         st.bytes += n;
-                        st.read_done_ns = now();
+                        st.read_done_ns = s.socket_ns;
+                        stamp = s;
+                        on_read(s);
                         true
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => false,
@@ -257,7 +265,6 @@ impl<S: Read + Write> WsConn<S> {
                 self.finish_upgrade()?;
             }
             if matches!(self.state, WsState::Open | WsState::Closing) && self.rlen > 0 {
-                let stamp = st.read_done_ns;
                 self.decode(&mut st, &mut |t: &[u8]| on_text(t, stamp))?;
             }
             if !got {
@@ -439,12 +446,15 @@ impl Header {
 mod tests {
     use super::*;
     use std::collections::VecDeque;
+    use std::io::Read;
 
     /// A scripted non-blocking stream: reads come from `input` in the given chunks, then WouldBlock.
     struct Script {
         input: VecDeque<Vec<u8>>,
         written: Vec<u8>,
     }
+
+    impl StampedRead for Script {}
 
     impl Read for Script {
         fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
