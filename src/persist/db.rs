@@ -91,6 +91,33 @@ pub(crate) fn quick_check(conn: &Connection, path: &Path) -> Result<(), DbError>
     }
 }
 
+/// SQLite lookaside slots on the writer's connection (SQLite's default is 40 of 1200 bytes): the per-statement
+/// and per-value allocations of a 64-row insert come from them instead of malloc (callgrind, `benches/persist.rs`:
+/// 8 783 -> 8 133 instructions per fills row; 192 KiB per connection).
+const LOOKASIDE_SLOTS: i32 = 160;
+/// Bytes per lookaside slot (SQLite's default).
+const LOOKASIDE_SLOT_BYTES: i32 = 1200;
+
+/// Gives the fresh connection [`LOOKASIDE_SLOTS`] lookaside slots. Only a speed-up: when SQLite refuses (its
+/// lookaside already in use) the connection keeps the default, logged.
+fn set_lookaside(conn: &Connection, path: &Path) {
+    // SAFETY: the handle is this open connection's, used on this thread while `conn` is borrowed; a null buffer
+    // asks SQLite to allocate the slots itself, and the three variadic arguments are the (void*, int, int) that
+    // SQLITE_DBCONFIG_LOOKASIDE reads. SQLite returns SQLITE_BUSY instead of changing lookaside in use.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_db_config(
+            conn.handle(),
+            rusqlite::ffi::SQLITE_DBCONFIG_LOOKASIDE,
+            std::ptr::null_mut::<std::ffi::c_void>(),
+            LOOKASIDE_SLOT_BYTES,
+            LOOKASIDE_SLOTS,
+        )
+    };
+    if rc != rusqlite::ffi::SQLITE_OK {
+        log::warn!("database {}: lookaside not enlarged (SQLite code {rc}), default kept", path.display());
+    }
+}
+
 /// Symbol names and scales announced to the persistence thread.
 #[derive(Default)]
 pub struct Names(Vec<(SymbolName, Scale, Scale)>);
@@ -154,6 +181,7 @@ impl Db {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(err)?;
+        set_lookaside(&conn, path);
         conn.busy_timeout(std::time::Duration::from_millis(2_000)).map_err(err)?;
         // Touch the file: a non-database fails here.
         conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)).map_err(err)?;
@@ -923,6 +951,59 @@ mod tests {
                 assert!((g.6 - i as f64 / 1_000.0).abs() < 1e-12, "row {i} of {rows}: {g:?}");
             }
         }
+    }
+
+    /// The high-water mark of lookaside slots in use on a connection.
+    fn lookaside_high(c: &Connection) -> i32 {
+        let (mut cur, mut high) = (0, 0);
+        // SAFETY: the connection's own handle, on this thread; SQLite writes the two ints it is given.
+        let rc = unsafe {
+            rusqlite::ffi::sqlite3_db_status(
+                c.handle(),
+                rusqlite::ffi::SQLITE_DBSTATUS_LOOKASIDE_USED,
+                &mut cur,
+                &mut high,
+                0,
+            )
+        };
+        assert_eq!(rc, rusqlite::ffi::SQLITE_OK);
+        high
+    }
+
+    /// The writer's connection has its enlarged lookaside: the same 64-row fills insert uses more lookaside slots
+    /// on it than a connection with SQLite's default can hold.
+    #[test]
+    fn the_writer_connection_has_its_lookaside() {
+        let p = tmp("lookaside.db");
+        let mut db = Db::open(&p).unwrap();
+        db.begin_run("test", "h", "replay", "").unwrap();
+        let mut batch = vec![opened(1)];
+        batch.extend((0..64).map(|i| nth_fill(1, i)));
+        db.write_batch(&names(), &batch).unwrap();
+        let plain = Connection::open(&p).unwrap();
+        plain.execute_batch("BEGIN").unwrap();
+        let mut st = plain.prepare(&fill_sql(64)).unwrap();
+        let row = super::FillRow {
+            position_id: 1,
+            ts_ms: 1,
+            kind: "entry",
+            side: "buy",
+            quantity: 1.0,
+            price: 1.0,
+            fee: 0.0,
+            pnl: 0.0,
+            liquidity: Some("taker"),
+            trigger_price: None,
+            decision_ts_ms: 1,
+            latency_ms: 0.0,
+            funding_rate: None,
+        };
+        for i in 0..64 {
+            row.bind(&mut st, 1, 1 + i * FILL_COLUMNS).unwrap();
+        }
+        st.raw_execute().unwrap();
+        let (ours, default) = (lookaside_high(db.conn()), lookaside_high(&plain));
+        assert!(ours > default, "lookaside high-water mark {ours}, default connection {default}");
     }
 
     /// The writer's connection runs without SQLite's foreign key checks, so the writer checks the parents itself:
