@@ -3,7 +3,11 @@
 //! - Migrations are the numbered files in `migrations/` (compiled in), applied in order at start inside one
 //!   `BEGIN IMMEDIATE` transaction and recorded in `schema_version`. A database whose schema is newer than this
 //!   binary knows is refused.
-//! - WAL journal, `synchronous = NORMAL`, cached prepared statements, one transaction per batch.
+//! - WAL journal, `synchronous = NORMAL`, cached prepared statements, one transaction per batch; fills go in
+//!   multi-row INSERTs (64 rows, then 32, 16, ..., 1 for the rest). After migration and recovery the writer's
+//!   connection runs with `foreign_keys = OFF`: every parent a row names is checked by the writer itself (the run
+//!   it began; a position inserted in the same batch, cached from an earlier commit, or found in the table), so a
+//!   row for an unknown parent is refused as before ([`DbError::Row`]) without SQLite repeating the lookup per row.
 //! - Start-up fails with a clear [`DbError`] (before any trading) when the file is locked by another process,
 //!   read-only, in a directory that does not exist, not a database, or fails `PRAGMA quick_check` (a damaged
 //!   page: measured at ≈ 2.9 s on a 0.9 GB database, see PERF.md; the full `integrity_check` takes ≈ 2.5 times as
@@ -87,6 +91,36 @@ pub(crate) fn quick_check(conn: &Connection, path: &Path) -> Result<(), DbError>
     }
 }
 
+/// SQLite lookaside slots on the writer's connection (SQLite's default is 40 of 1200 bytes): the per-statement
+/// and per-value allocations of a 64-row insert come from them instead of malloc (callgrind, `benches/persist.rs`:
+/// 8 783 -> 8 133 instructions per fills row; 192 KiB per connection).
+const LOOKASIDE_SLOTS: i32 = 160;
+/// Bytes per lookaside slot (SQLite's default).
+const LOOKASIDE_SLOT_BYTES: i32 = 1200;
+
+/// Gives the fresh connection [`LOOKASIDE_SLOTS`] lookaside slots. Only a speed-up: when SQLite refuses (its
+/// lookaside already in use) the connection keeps the default, logged.
+fn set_lookaside(conn: &Connection, path: &Path) {
+    // SAFETY: the handle is this open connection's, used on this thread while `conn` is borrowed; a null buffer
+    // asks SQLite to allocate the slots itself, and the three variadic arguments are the (void*, int, int) that
+    // SQLITE_DBCONFIG_LOOKASIDE reads. SQLite returns SQLITE_BUSY instead of changing lookaside in use.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_db_config(
+            conn.handle(),
+            rusqlite::ffi::SQLITE_DBCONFIG_LOOKASIDE,
+            std::ptr::null_mut::<std::ffi::c_void>(),
+            LOOKASIDE_SLOT_BYTES,
+            LOOKASIDE_SLOTS,
+        )
+    };
+    if rc != rusqlite::ffi::SQLITE_OK {
+        log::warn!("database {}: lookaside not enlarged (SQLite code {rc}), default kept", path.display());
+    }
+}
+
+/// WAL pages between automatic checkpoints on the writer's connection (SQLite's default is 1000).
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 4000;
+
 /// Symbol names and scales announced to the persistence thread.
 #[derive(Default)]
 pub struct Names(Vec<(SymbolName, Scale, Scale)>);
@@ -128,6 +162,10 @@ pub struct Db {
     run_lock: Option<(PathBuf, Connection)>,
     /// Runs found left `running` by a killed process and marked `crashed` when this database was opened.
     recovered: Vec<crate::persist::recover::Recovered>,
+    /// The multi-row fills inserts, by [`FILL_CHUNKS`] index (64, 32, ..., 1 rows per statement).
+    fill_sql: Vec<String>,
+    /// Fills waiting for their multi-row insert (at most [`FILL_ROWS_MAX`], all inside the open batch).
+    fills: Vec<FillRow>,
     /// This run's id.
     pub run_id: i64,
 }
@@ -146,6 +184,7 @@ impl Db {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(err)?;
+        set_lookaside(&conn, path);
         conn.busy_timeout(std::time::Duration::from_millis(2_000)).map_err(err)?;
         // Touch the file: a non-database fails here.
         conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)).map_err(err)?;
@@ -155,6 +194,7 @@ impl Db {
         }
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;").map_err(err)?;
         quick_check(&conn, path)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let mut db = Db {
             conn,
             path: path.to_owned(),
@@ -162,10 +202,18 @@ impl Db {
             variants: vec!["base".into()],
             run_lock: None,
             recovered: Vec::new(),
+            fill_sql: FILL_CHUNKS.iter().map(|&n| fill_sql(n)).collect(),
+            fills: Vec::with_capacity(FILL_ROWS_MAX),
             run_id: 0,
         };
         db.migrate()?;
         db.recovered = crate::persist::recover::recover_crashed(&mut db.conn, path)?;
+        // From here on this connection writes only rows whose parents the writer checks itself (see
+        // [`Db::write_batch`]): SQLite's own foreign key checks would repeat those lookups on every row.
+        db.conn.execute_batch("PRAGMA foreign_keys = OFF;").map_err(err)?;
+        // Checkpoint every 4000 WAL pages (≈ 16 MB) instead of 1000: fewer checkpoints (and their fsyncs) per row,
+        // 1.3x fills rows/s in the same-run bench (PERF.md), the WAL bounded at about 16 MB between checkpoints.
+        db.conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES).map_err(err)?;
         Ok(db)
     }
 
@@ -303,13 +351,19 @@ impl Db {
         let path = self.path.clone();
         let run = self.run_id;
         let err = |e| classify(&path, e);
+        // The parent every row names (fills, positions, tuning logs, hour expectancy): the run this Db began. With
+        // the connection's foreign keys off, a batch before `begin_run` is refused here, as the key refused it.
+        if run <= 0 && batch.iter().any(is_db_record) {
+            return Err(DbError::Row(path.clone(), "no run begun on this database".into()));
+        }
+        self.fills.clear();
         let tx = self.conn.transaction().map_err(err)?;
         {
-            let mut fill = tx.prepare_cached(FILL_SQL).map_err(err)?;
-            let b = Batch { tx: &tx, run, names, variants: &self.variants };
+            let mut b = Batch { tx: &tx, run, names, variants: &self.variants, fills: &mut self.fills };
             for r in batch {
-                write_one(&b, &mut fill, &mut self.pos_ids, r).map_err(err)?;
+                write_one(&mut b, &self.fill_sql, &mut self.pos_ids, r).map_err(err)?;
             }
+            flush_fills(&mut b, &self.fill_sql).map_err(err)?;
         }
         tx.commit().map_err(err)
     }
@@ -367,10 +421,92 @@ fn pos_id(
         .query_row(params![run, seq as i64], |r| r.get(0))
 }
 
-/// The fills insert (the most frequent row), prepared once per batch.
-const FILL_SQL: &str = "INSERT INTO fills (run_id, position_id, ts_ms, kind, side, quantity, price, fee, pnl,
-                          liquidity, trigger_price, decision_ts_ms, latency_ms, funding_rate)
-                        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+/// Rows per fills INSERT statement: full statements of 64 rows, the rest in powers of two (7 cached statements).
+pub(crate) const FILL_CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
+
+/// The most fills held before their insert runs (the largest statement).
+const FILL_ROWS_MAX: usize = FILL_CHUNKS[0];
+
+/// Position ids cached at most (open positions; a fill after its position's close could re-add one).
+const POS_CACHE_MAX: usize = 4096;
+
+/// Columns of a fills row.
+const FILL_COLUMNS: usize = 14;
+
+/// Prepared statements kept per connection: the 7 fills inserts, 6 other row statements, the control ones.
+const STATEMENT_CACHE: usize = 32;
+
+/// The fills insert of `rows` rows (the most frequent row; `rows` × 14 parameters, below SQLite's 32766).
+fn fill_sql(rows: usize) -> String {
+    const HEAD: &str = "INSERT INTO fills (run_id, position_id, ts_ms, kind, side, quantity, price, fee, pnl, \
+                        liquidity, trigger_price, decision_ts_ms, latency_ms, funding_rate) VALUES ";
+    const ROW: &str = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    let mut s = String::with_capacity(HEAD.len() + rows * (ROW.len() + 1));
+    s.push_str(HEAD);
+    for i in 0..rows {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(ROW);
+    }
+    s
+}
+
+/// A fill's column values, as stored (resolved when the record is read, inserted with up to 63 others).
+#[derive(Debug, Clone, Copy)]
+struct FillRow {
+    position_id: i64,
+    ts_ms: i64,
+    kind: &'static str,
+    side: &'static str,
+    quantity: f64,
+    price: f64,
+    fee: f64,
+    pnl: f64,
+    liquidity: Option<&'static str>,
+    trigger_price: Option<f64>,
+    decision_ts_ms: i64,
+    latency_ms: f64,
+    funding_rate: Option<f64>,
+}
+
+impl FillRow {
+    /// Binds the row's 14 values from parameter `first` (1-based) on.
+    fn bind(&self, st: &mut rusqlite::Statement<'_>, run: i64, first: usize) -> rusqlite::Result<()> {
+        st.raw_bind_parameter(first, run)?;
+        st.raw_bind_parameter(first + 1, self.position_id)?;
+        st.raw_bind_parameter(first + 2, self.ts_ms)?;
+        st.raw_bind_parameter(first + 3, self.kind)?;
+        st.raw_bind_parameter(first + 4, self.side)?;
+        st.raw_bind_parameter(first + 5, self.quantity)?;
+        st.raw_bind_parameter(first + 6, self.price)?;
+        st.raw_bind_parameter(first + 7, self.fee)?;
+        st.raw_bind_parameter(first + 8, self.pnl)?;
+        st.raw_bind_parameter(first + 9, self.liquidity)?;
+        st.raw_bind_parameter(first + 10, self.trigger_price)?;
+        st.raw_bind_parameter(first + 11, self.decision_ts_ms)?;
+        st.raw_bind_parameter(first + 12, self.latency_ms)?;
+        st.raw_bind_parameter(first + 13, self.funding_rate)
+    }
+}
+
+/// Inserts the waiting fills in order: 64 rows per statement, the rest with one statement per set bit of the
+/// remainder (32, 16, ..., 1), every statement cached.
+fn flush_fills(b: &mut Batch<'_, '_>, sql: &[String]) -> rusqlite::Result<()> {
+    let mut done = 0;
+    for (k, &rows) in FILL_CHUNKS.iter().enumerate() {
+        while b.fills.len() - done >= rows {
+            let mut st = b.tx.prepare_cached(&sql[k])?;
+            for (i, f) in b.fills[done..done + rows].iter().enumerate() {
+                f.bind(&mut st, b.run, 1 + i * FILL_COLUMNS)?;
+            }
+            st.raw_execute()?;
+            done += rows;
+        }
+    }
+    b.fills.clear();
+    Ok(())
+}
 
 /// Exchange ns as the schema's ms (floored, as every time column).
 fn ms(ns: i64) -> i64 {
@@ -382,12 +518,14 @@ fn latency_ms(ns: i64) -> f64 {
     ns as f64 / 1e6
 }
 
-/// What every row of a batch needs: the transaction, the run, the symbol names and the trader names.
+/// What every row of a batch needs: the transaction, the run, the symbol names, the trader names and the fills
+/// waiting for their insert.
 struct Batch<'t, 'n> {
     tx: &'t rusqlite::Transaction<'t>,
     run: i64,
     names: &'n Names,
     variants: &'n [String],
+    fills: &'n mut Vec<FillRow>,
 }
 
 impl Batch<'_, '_> {
@@ -397,8 +535,8 @@ impl Batch<'_, '_> {
 }
 
 fn write_one(
-    b: &Batch<'_, '_>,
-    fill: &mut rusqlite::CachedStatement<'_>,
+    b: &mut Batch<'_, '_>,
+    fill_sql: &[String],
     ids: &mut std::collections::HashMap<u64, i64>,
     r: &Record,
 ) -> rusqlite::Result<()> {
@@ -408,7 +546,12 @@ fn write_one(
             ids.insert(pos.seq, id);
             write_entry_features(b, id, f, gate)
         }
-        Record::Fill { .. } => write_fill(b, fill, ids, r),
+        Record::Fill { .. } => {
+            if b.fills.len() == FILL_ROWS_MAX {
+                flush_fills(b, fill_sql)?;
+            }
+            push_fill(b, ids, r)
+        }
         Record::Closed { symbol, ref pos, .. } => {
             ids.remove(&pos.seq);
             write_closed(b, symbol, pos)
@@ -431,13 +574,11 @@ fn write_one(
     }
 }
 
-/// Inserts a fill (prices × tick value, quantities × step value, times in ms, latency in ms).
-fn write_fill(
-    b: &Batch<'_, '_>,
-    fill: &mut rusqlite::CachedStatement<'_>,
-    ids: &std::collections::HashMap<u64, i64>,
-    r: &Record,
-) -> rusqlite::Result<()> {
+/// Resolves a fill's values (prices × tick value, quantities × step value, times in ms, latency in ms) and its
+/// position, and queues it for the batch's multi-row insert. The position must exist, inserted earlier in this
+/// batch or committed before (the cache holds only those, [`Db::write_batch`] clears it on a rollback, a miss asks
+/// the positions table): a fill of an unknown position is refused here, the check the foreign key made.
+fn push_fill(b: &mut Batch<'_, '_>, ids: &mut std::collections::HashMap<u64, i64>, r: &Record) -> rusqlite::Result<()> {
     let Record::Fill {
         symbol,
         seq,
@@ -458,28 +599,33 @@ fn write_fill(
         return Ok(());
     };
     let (_, tv, sv) = b.names.get(symbol);
-    let id = pos_id(b.tx, b.run, ids, seq)?;
-    let rate = match kind {
+    let position_id = pos_id(b.tx, b.run, ids, seq)?;
+    // Found in the table (committed by an earlier batch or run start): cached like an insert, so its next fills do
+    // not ask again (the cache holds open positions only: a close removes it, a rollback clears it).
+    if ids.len() >= POS_CACHE_MAX {
+        ids.clear(); // Only a cache: bounded, a miss asks the table.
+    }
+    ids.insert(seq, position_id);
+    let funding_rate = match kind {
         FillKind::Funding { rate } => Some(rate),
         FillKind::Entry | FillKind::Exit(_) => None,
     };
-    fill.execute(params![
-        b.run,
-        id,
-        ms(ts_ns),
-        kind.name(),
-        if buy { "buy" } else { "sell" },
-        qty as f64 * sv,
-        px * tv,
+    b.fills.push(FillRow {
+        position_id,
+        ts_ms: ms(ts_ns),
+        kind: kind.name(),
+        side: if buy { "buy" } else { "sell" },
+        quantity: qty as f64 * sv,
+        price: px * tv,
         fee,
         pnl,
-        liquidity.name(),
-        trigger_px.map(|t| t * tv),
-        ms(decision_ts_ns),
-        latency_ms(latency_ns),
-        rate,
-    ])
-    .map(|_| ())
+        liquidity: liquidity.name(),
+        trigger_price: trigger_px.map(|t| t * tv),
+        decision_ts_ms: ms(decision_ts_ns),
+        latency_ms: latency_ms(latency_ns),
+        funding_rate,
+    });
+    Ok(())
 }
 
 /// Inserts an opened position; returns its row id.
@@ -745,6 +891,163 @@ mod tests {
         let e = db.write_batch(&n, &[entry_fill(1)]).unwrap_err();
         assert!(matches!(e, DbError::Row(..)), "{e}");
         assert_eq!(one(&db, "SELECT count(*) FROM fills"), 0);
+    }
+
+    /// Fill `i` of position `seq`: its time, quantity and price tell the rows apart.
+    fn nth_fill(seq: u64, i: i64) -> Record {
+        let Record::Fill { symbol, variant, kind, liquidity, buy, fee, pnl, .. } = entry_fill(seq) else {
+            unreachable!()
+        };
+        Record::Fill {
+            symbol,
+            variant,
+            seq,
+            ts_ns: (1_000 + i) * 1_000_000,
+            decision_ts_ns: (1_000 + i) * 1_000_000 - 1,
+            kind,
+            liquidity,
+            trigger_px: (i % 3 == 0).then_some(281_000.0 + i as f64),
+            latency_ns: i * 1_000,
+            buy,
+            qty: 1 + i,
+            px: 281_437.0 + i as f64,
+            fee,
+            pnl,
+        }
+    }
+
+    /// Batches of every size around the statement sizes (64 rows, then 32, 16, ..., 1) are written whole, in
+    /// order, with each row's own values and position: the same rows the one-row insert wrote.
+    #[test]
+    fn multi_row_fill_inserts_keep_every_row_its_values_and_its_order() {
+        let n = names();
+        for rows in [1i64, 2, 31, 63, 64, 65, 127, 128, 129, 200] {
+            let mut db = Db::open(&tmp(&format!("multi-{rows}.db"))).unwrap();
+            db.begin_run("test", "h", "replay", "").unwrap();
+            db.write_batch(&n, &[opened(1)]).unwrap();
+            // Position 2 opens in the middle of the batch; fills alternate between the two afterwards.
+            let mut batch = Vec::new();
+            for i in 0..rows {
+                if i == rows / 2 {
+                    batch.push(opened(2));
+                }
+                batch.push(nth_fill(if i > rows / 2 && i % 2 == 1 { 2 } else { 1 }, i));
+            }
+            db.write_batch(&n, &batch).unwrap();
+            let mut st = db
+                .conn()
+                .prepare(
+                    "SELECT p.seq, f.ts_ms, f.decision_ts_ms, f.quantity, f.price, f.trigger_price, f.latency_ms
+                     FROM fills f JOIN positions p ON p.id = f.position_id ORDER BY f.id",
+                )
+                .unwrap();
+            type Row = (i64, i64, i64, f64, f64, Option<f64>, f64);
+            let got: Vec<Row> = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            assert_eq!(got.len(), rows as usize, "{rows} rows");
+            for (i, g) in (0..rows).zip(&got) {
+                let seq = if i > rows / 2 && i % 2 == 1 { 2 } else { 1 };
+                assert_eq!((g.0, g.1, g.2), (seq, 1_000 + i, 1_000 + i - 1), "row {i} of {rows}");
+                assert!((g.3 - (1 + i) as f64 * 0.001).abs() < 1e-12, "row {i} of {rows}: {g:?}");
+                assert!((g.4 - (281_437.0 + i as f64) * 0.1).abs() < 1e-9, "row {i} of {rows}: {g:?}");
+                assert_eq!(g.5.is_some(), i % 3 == 0, "row {i} of {rows}");
+                assert!((g.6 - i as f64 / 1_000.0).abs() < 1e-12, "row {i} of {rows}: {g:?}");
+            }
+        }
+    }
+
+    /// The high-water mark of lookaside slots in use on a connection.
+    fn lookaside_high(c: &Connection) -> i32 {
+        let (mut cur, mut high) = (0, 0);
+        // SAFETY: the connection's own handle, on this thread; SQLite writes the two ints it is given.
+        let rc = unsafe {
+            rusqlite::ffi::sqlite3_db_status(
+                c.handle(),
+                rusqlite::ffi::SQLITE_DBSTATUS_LOOKASIDE_USED,
+                &mut cur,
+                &mut high,
+                0,
+            )
+        };
+        assert_eq!(rc, rusqlite::ffi::SQLITE_OK);
+        high
+    }
+
+    /// The writer's connection has its enlarged lookaside: the same 64-row fills insert uses more lookaside slots
+    /// on it than a connection with SQLite's default can hold.
+    #[test]
+    fn the_writer_connection_has_its_lookaside() {
+        let p = tmp("lookaside.db");
+        let mut db = Db::open(&p).unwrap();
+        db.begin_run("test", "h", "replay", "").unwrap();
+        let mut batch = vec![opened(1)];
+        batch.extend((0..64).map(|i| nth_fill(1, i)));
+        db.write_batch(&names(), &batch).unwrap();
+        let plain = Connection::open(&p).unwrap();
+        plain.execute_batch("BEGIN").unwrap();
+        let mut st = plain.prepare(&fill_sql(64)).unwrap();
+        let row = super::FillRow {
+            position_id: 1,
+            ts_ms: 1,
+            kind: "entry",
+            side: "buy",
+            quantity: 1.0,
+            price: 1.0,
+            fee: 0.0,
+            pnl: 0.0,
+            liquidity: Some("taker"),
+            trigger_price: None,
+            decision_ts_ms: 1,
+            latency_ms: 0.0,
+            funding_rate: None,
+        };
+        for i in 0..64 {
+            row.bind(&mut st, 1, 1 + i * FILL_COLUMNS).unwrap();
+        }
+        st.raw_execute().unwrap();
+        let (ours, default) = (lookaside_high(db.conn()), lookaside_high(&plain));
+        assert!(ours > default, "lookaside high-water mark {ours}, default connection {default}");
+    }
+
+    /// The writer's connection runs without SQLite's foreign key checks, so the writer checks the parents itself:
+    /// a fill of a position that is nowhere (not in its batch, not committed) and a batch before `begin_run`
+    /// are refused with nothing written, and what it does write passes `foreign_key_check`.
+    #[test]
+    fn the_writer_checks_the_parents_the_foreign_keys_checked() {
+        let n = names();
+        let p = tmp("parents.db");
+        let mut db = Db::open(&p).unwrap();
+        assert_eq!(one(&db, "PRAGMA foreign_keys"), 0, "off on the writer's connection");
+        assert_eq!(one(&db, "PRAGMA wal_autocheckpoint"), WAL_AUTOCHECKPOINT_PAGES);
+        let e = db.write_batch(&n, &[opened(1)]).unwrap_err();
+        assert!(matches!(e, DbError::Row(..)), "no run yet: {e}");
+        db.begin_run("test", "h", "replay", "").unwrap();
+        // 70 fills (a 64-row statement and more) whose last names position 7, never opened.
+        let mut batch = vec![opened(1)];
+        batch.extend((0..69).map(|i| nth_fill(1, i)));
+        batch.push(nth_fill(7, 69));
+        let e = db.write_batch(&n, &batch).unwrap_err();
+        assert!(matches!(e, DbError::Row(..)), "{e}");
+        assert_eq!(one(&db, "SELECT count(*) FROM fills") + one(&db, "SELECT count(*) FROM positions"), 0);
+        batch.pop();
+        db.write_batch(&n, &batch).unwrap();
+        db.write_batch(
+            &n,
+            &[
+                opened(2),
+                nth_fill(2, 70),
+                nth_fill(1, 71),
+                Record::HourPnl { symbol: 0, variant: 0, hour: 1, pnl_pct: 0.5 },
+            ],
+        )
+        .unwrap();
+        assert_eq!(one(&db, "SELECT count(*) FROM fills"), 71);
+        let c = Connection::open(&p).unwrap();
+        let fk: i64 = c.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(fk, 0);
     }
 
     /// A run whose process died (its Db dropped without end_run: the lock is released, as by the kernel on kill -9)

@@ -147,6 +147,26 @@ impl CsvOut {
     }
 }
 
+/// Empty polls of the ring spent spinning before the persistence thread sleeps.
+const IDLE_SPINS: u32 = 64;
+/// The first sleep of an idle persistence thread, µs.
+const IDLE_SLEEP_MIN_US: u64 = 200;
+/// The longest sleep of an idle persistence thread, µs: the most a record waits in the ring (or the compute
+/// thread's overflow buffer, which never blocks compute) before this thread looks again. A commit is therefore
+/// at most this much later than at a busy thread, on top of `batch_ms`.
+pub(crate) const IDLE_SLEEP_MAX_US: u64 = 2_000;
+
+/// How long the persistence thread sleeps after `idle` empty polls in a row (0: spin): spins first, then sleeps
+/// that double from [`IDLE_SLEEP_MIN_US`] to [`IDLE_SLEEP_MAX_US`]; any record resets `idle`.
+fn idle_sleep_us(idle: u32) -> u64 {
+    if idle < IDLE_SPINS {
+        return 0;
+    }
+    // 200, 400, 800, 1600, then 2000 µs (the shift is bounded so that it cannot overflow).
+    let doublings = (idle - IDLE_SPINS).min(16);
+    (IDLE_SLEEP_MIN_US << doublings).min(IDLE_SLEEP_MAX_US)
+}
+
 /// Persistence stage state.
 pub(crate) struct Persist {
     csv: Option<CsvOut>,
@@ -399,11 +419,10 @@ impl Persist {
                 {
                     err = Err(e);
                 }
-                idle += 1;
-                if idle < 64 {
-                    std::hint::spin_loop();
-                } else {
-                    std::thread::sleep(std::time::Duration::from_micros(200));
+                idle = idle.saturating_add(1);
+                match idle_sleep_us(idle) {
+                    0 => std::hint::spin_loop(),
+                    us => std::thread::sleep(std::time::Duration::from_micros(us)),
                 }
             } else {
                 idle = 0;
@@ -597,6 +616,17 @@ mod tests {
         assert_eq!((p.stats.records, p.stats.bars), (4003, 4000));
         assert!(p.stats.csv_lines_lost > 0);
         assert_eq!(p.stats.bars, p.stats.bars_written + p.stats.csv_lines_lost);
+    }
+
+    /// The idle back-off spins first, then sleeps 200 µs doubling to its 2 ms bound and stays there: a record
+    /// waits at most 2 ms in the ring while the thread is idle.
+    #[test]
+    fn the_idle_back_off_spins_then_doubles_to_its_bound() {
+        let sleeps: Vec<u64> = (0..IDLE_SPINS + 8).map(idle_sleep_us).collect();
+        assert!(sleeps[..IDLE_SPINS as usize].iter().all(|&s| s == 0), "spins first");
+        assert_eq!(&sleeps[IDLE_SPINS as usize..], &[200, 400, 800, 1600, 2000, 2000, 2000, 2000]);
+        assert_eq!(idle_sleep_us(u32::MAX), IDLE_SLEEP_MAX_US, "bounded however long it is idle");
+        assert!((0..100_000).map(idle_sleep_us).all(|s| s <= IDLE_SLEEP_MAX_US));
     }
 
     /// A control record the database refuses is counted (it was only an error count before).
