@@ -39,7 +39,7 @@ use simd_json::{Node, Tape};
 
 use crate::types::decimal::{Decimal, Scale, parse_e8};
 use crate::types::event::{EventKind, LEVELS_PER_EVENT, MarketEvent, SymbolId, depth_event_count, flags};
-use crate::types::symbols::{SymbolName, SymbolTable};
+use crate::types::symbols::{SYMBOL_NAME_MAX, SymbolName, SymbolTable};
 use swar::parse_decimal;
 
 /// Most events one frame can become.
@@ -225,6 +225,14 @@ fn exch_time<'i>(m: &impl Msg<'i>) -> Result<i64, ParseError> {
     }
 }
 
+/// The last interned symbol as written in the frame (see [`Parser::intern`]).
+#[derive(Clone, Copy)]
+struct LastSymbol {
+    raw: [u8; SYMBOL_NAME_MAX],
+    len: u8,
+    id: SymbolId,
+}
+
 /// The wire parser (see the module doc).
 pub struct Parser {
     symbols: SymbolTable,
@@ -239,6 +247,8 @@ pub struct Parser {
     logged_unknown: bool,
     pending_def: [SymbolId; 4],
     n_pending_def: usize,
+    /// The last symbol interned, as written in the frame, and its id (the same symbol repeats frame after frame).
+    last_symbol: Option<LastSymbol>,
     /// The fast path's level spans, preallocated to [`fast::MAX_SPANS`] (never grows).
     spans: Vec<fast::LevelSpan>,
 }
@@ -262,6 +272,7 @@ impl Parser {
             pending_def: [0; 4],
             n_pending_def: 0,
             spans: Vec::with_capacity(fast::MAX_SPANS),
+            last_symbol: None,
         }
     }
 
@@ -354,10 +365,24 @@ impl Parser {
         }
     }
 
+    /// The id of `raw`, interning it when new. The last symbol is cached by its bytes as written (ids are stable:
+    /// the table never removes or renumbers an entry), which skips the table's normalisation and lookup.
     fn intern(&mut self, raw: &str) -> Result<SymbolId, ParseError> {
+        if let Some(last) = &self.last_symbol
+            && last.raw.get(..last.len as usize) == Some(raw.as_bytes())
+        {
+            return Ok(last.id);
+        }
         let (id, new) = self.symbols.intern(raw.as_bytes()).map_err(ParseError::Symbol)?;
         if new {
             self.announce(id);
+        }
+        let mut last = LastSymbol { raw: [0; SYMBOL_NAME_MAX], len: 0, id };
+        // The table accepted `raw`, so it is at most SYMBOL_NAME_MAX bytes; `get_mut` keeps that a checked fact.
+        if let Some(dst) = last.raw.get_mut(..raw.len()) {
+            dst.copy_from_slice(raw.as_bytes());
+            last.len = raw.len() as u8;
+            self.last_symbol = Some(last);
         }
         Ok(id)
     }
