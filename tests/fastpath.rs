@@ -94,3 +94,72 @@ fn fast_path_falls_back_outside_its_subset() {
         assert_eq!(a, b, "{v}");
     }
 }
+
+/// A fixed-seed mutation pass over real frames of each hot kind (a deterministic stand-in for the cargo-fuzz target,
+/// which needs cargo-fuzz installed): each mutant — a byte replaced by one the scanner treats specially, a byte
+/// deleted, or a chunk duplicated — must give the same result and the same events with and without the fast path.
+/// It exercises the SWAR quote search and decimal conversion and the recorded level spans on malformed input.
+#[test]
+fn fast_path_matches_simd_json_on_mutated_real_frames() {
+    let mut text = read_text(Path::new("data/sample/btcusdt_20230404.dat.gz"));
+    text.extend_from_slice(&read_text(Path::new("tests/data/BINANCE_FUTURES.ws.1.0.txt")));
+    let mut seeds: Vec<Vec<u8>> = Vec::new();
+    let mut per_kind = [0usize; 4];
+    for line in text.split(|&c| c == b'\n') {
+        let Line::Frame { json, .. } = classify(line) else {
+            continue;
+        };
+        let kind = [&b"aggTrade"[..], b"@trade", b"bookTicker", b"depthUpdate"]
+            .iter()
+            .position(|k| json.windows(k.len()).any(|w| w == *k));
+        if let Some(k) = kind
+            && per_kind[k] < 40
+        {
+            per_kind[k] += 1;
+            seeds.push(json.to_vec());
+        }
+    }
+    assert!(per_kind.iter().all(|&n| n > 0), "{per_kind:?}");
+    let specials = b"\"\\.,:[]{}-0 9a\x00\x1f\x7f\x80\xff";
+    let meta = FrameMeta { snapshot_symbol: SymbolName::new(b"BTCUSDT"), ..FrameMeta::default() };
+    let (mut fast, mut slow) =
+        (Parser::new(SymbolTable::new(64, vec![]), 1 << 20), Parser::new(SymbolTable::new(64, vec![]), 1 << 20));
+    slow.set_fast_path(false);
+    let (mut a, mut b) = (Vec::with_capacity(MAX_EVENTS_PER_FRAME), Vec::with_capacity(MAX_EVENTS_PER_FRAME));
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut mutant = Vec::new();
+    let mut differ_from_seed = 0u64;
+    for round in 0..40_000usize {
+        let seed = &seeds[round % seeds.len()];
+        mutant.clear();
+        mutant.extend_from_slice(seed);
+        let at = (next() as usize) % mutant.len();
+        match next() % 3 {
+            0 => mutant[at] = specials[(next() as usize) % specials.len()],
+            1 => {
+                mutant.remove(at);
+            }
+            _ => {
+                let end = (at + 1 + (next() as usize) % 12).min(mutant.len());
+                let chunk = mutant[at..end].to_vec();
+                mutant.splice(at..at, chunk);
+            }
+        }
+        differ_from_seed += u64::from(mutant != *seed);
+        a.clear();
+        b.clear();
+        let ra = fast.parse_frame(&mutant, &meta, &mut a);
+        let rb = slow.parse_frame(&mutant, &meta, &mut b);
+        assert_eq!(ra, rb, "{}", String::from_utf8_lossy(&mutant));
+        assert_eq!(a, b, "{}", String::from_utf8_lossy(&mutant));
+    }
+    assert!(differ_from_seed > 30_000, "{differ_from_seed}");
+    // Both paths saw malformed frames (the mutants) and the fast path still took the ones in its subset.
+    assert!(fast.stats.malformed_total() > 0 && fast.fast_frames() > 0);
+}

@@ -24,6 +24,7 @@
 pub(crate) mod exchange_info;
 pub(crate) mod fast;
 pub(crate) mod fields;
+pub(crate) mod swar;
 pub(crate) mod tape;
 
 pub(crate) use exchange_info::bundled_specs;
@@ -36,9 +37,10 @@ use tape::TapeMsg;
 
 use simd_json::{Node, Tape};
 
-use crate::types::decimal::{Decimal, Scale, parse_decimal, parse_e8};
+use crate::types::decimal::{Decimal, Scale, parse_e8};
 use crate::types::event::{EventKind, LEVELS_PER_EVENT, MarketEvent, SymbolId, depth_event_count, flags};
-use crate::types::symbols::{SymbolName, SymbolTable};
+use crate::types::symbols::{SYMBOL_NAME_MAX, SymbolName, SymbolTable};
+use swar::parse_decimal;
 
 /// Most events one frame can become.
 pub const MAX_EVENTS_PER_FRAME: usize = depth_event_count(MAX_LEVELS_PER_SIDE, MAX_LEVELS_PER_SIDE) + 1;
@@ -187,7 +189,7 @@ fn ms_to_ns(ms: i64) -> i64 {
 
 #[inline]
 fn dec(scale: Scale, s: &str, name: &'static str) -> Result<i64, ParseError> {
-    scale.parse(s.as_bytes()).map_err(|e| ParseError::Decimal(name, e))
+    parse_decimal(s.as_bytes()).and_then(|d| scale.units_of(d)).map_err(|e| ParseError::Decimal(name, e))
 }
 
 /// A decimal that must be > 0 (a trade's, a ticker's or a mark price's price or quantity): parsed once, checked
@@ -223,6 +225,14 @@ fn exch_time<'i>(m: &impl Msg<'i>) -> Result<i64, ParseError> {
     }
 }
 
+/// The last interned symbol as written in the frame (see [`Parser::intern`]).
+#[derive(Clone, Copy)]
+struct LastSymbol {
+    raw: [u8; SYMBOL_NAME_MAX],
+    len: u8,
+    id: SymbolId,
+}
+
 /// The wire parser (see the module doc).
 pub struct Parser {
     symbols: SymbolTable,
@@ -237,6 +247,10 @@ pub struct Parser {
     logged_unknown: bool,
     pending_def: [SymbolId; 4],
     n_pending_def: usize,
+    /// The last symbol interned, as written in the frame, and its id (the same symbol repeats frame after frame).
+    last_symbol: Option<LastSymbol>,
+    /// The fast path's level spans, preallocated to [`fast::MAX_SPANS`] (never grows).
+    spans: Vec<fast::LevelSpan>,
 }
 
 impl Parser {
@@ -257,6 +271,8 @@ impl Parser {
             logged_unknown: false,
             pending_def: [0; 4],
             n_pending_def: 0,
+            spans: Vec::with_capacity(fast::MAX_SPANS),
+            last_symbol: None,
         }
     }
 
@@ -349,10 +365,24 @@ impl Parser {
         }
     }
 
+    /// The id of `raw`, interning it when new. The last symbol is cached by its bytes as written (ids are stable:
+    /// the table never removes or renumbers an entry), which skips the table's normalisation and lookup.
     fn intern(&mut self, raw: &str) -> Result<SymbolId, ParseError> {
+        if let Some(last) = &self.last_symbol
+            && last.raw.get(..last.len as usize) == Some(raw.as_bytes())
+        {
+            return Ok(last.id);
+        }
         let (id, new) = self.symbols.intern(raw.as_bytes()).map_err(ParseError::Symbol)?;
         if new {
             self.announce(id);
+        }
+        let mut last = LastSymbol { raw: [0; SYMBOL_NAME_MAX], len: 0, id };
+        // The table accepted `raw`, so it is at most SYMBOL_NAME_MAX bytes; `get_mut` keeps that a checked fact.
+        if let Some(dst) = last.raw.get_mut(..raw.len()) {
+            dst.copy_from_slice(raw.as_bytes());
+            last.len = raw.len() as u8;
+            self.last_symbol = Some(last);
         }
         Ok(id)
     }
@@ -413,17 +443,18 @@ impl Parser {
         }
         if self.fast_path {
             let mut vals = fast::FastVals::new();
-            if let Some(sc) = fast::scan(frame, &mut vals) {
-                let r = match &sc.inner {
-                    Some(inner) => self.event(inner, sc.partial, meta, out),
-                    None => self.dispatch_object(&sc.root, meta, out),
-                };
-                if let Ok(k) = r
-                    && k != FrameKind::Unknown
-                {
-                    self.stats.fast_path += 1;
-                    return Ok(k);
-                }
+            // Taken for the frame (a pointer swap) so the handlers may borrow the parser mutably.
+            let mut spans = std::mem::take(&mut self.spans);
+            let r = fast::scan(frame, &mut vals, &mut spans).map(|sc| match &sc.inner {
+                Some(inner) => self.event(inner, sc.partial, meta, out),
+                None => self.dispatch_object(&sc.root, meta, out),
+            });
+            self.spans = spans;
+            if let Some(Ok(k)) = r
+                && k != FrameKind::Unknown
+            {
+                self.stats.fast_path += 1;
+                return Ok(k);
             }
             // Anything the fast path does not take (or rejects) goes through simd-json, which gives the canonical
             // result and error.
@@ -559,7 +590,8 @@ impl Parser {
         nonzero.or(first)
     }
 
-    /// Appends continuation events for one side.
+    /// Appends continuation events for one side: one `reserve` for the side, then each event written into its
+    /// slot of the spare capacity, and the length set once at the end (nothing is appended on error).
     fn levels<'i>(
         m: &impl Msg<'i>,
         side: LevelArray,
@@ -569,6 +601,10 @@ impl Parser {
         out: &mut Vec<MarketEvent>,
     ) -> Result<(), ParseError> {
         let Scales { price: ps, qty: qs } = scales;
+        let n_events = (side.len as usize).div_ceil(LEVELS_PER_EVENT);
+        out.reserve(n_events);
+        let mut slots = out.spare_capacity_mut()[..n_events].iter_mut();
+        let mut written = 0;
         let mut k = 0;
         let mut ev = MarketEvent::new(EventKind::Levels, head.symbol, head.exch_ts_ns, head.local_ts_ns, head.stamp_ns);
         ev.flags = side_flags;
@@ -583,7 +619,9 @@ impl Parser {
             k += 1;
             if k == LEVELS_PER_EVENT {
                 ev.flags = side_flags | flags::TWO_LEVELS;
-                out.push(ev);
+                // Both walks call back exactly `side.len` times, so a slot is always there.
+                slots.next().ok_or(ParseError::Shape)?.write(ev);
+                written += 1;
                 ev.p = [0; 4];
                 ev.flags = side_flags;
                 k = 0;
@@ -591,8 +629,14 @@ impl Parser {
             Ok(())
         })?;
         if k > 0 {
-            out.push(ev);
+            slots.next().ok_or(ParseError::Shape)?.write(ev);
+            written += 1;
         }
+        let len = out.len() + written;
+        // SAFETY: the `written` slots after the old length were initialised above through `MaybeUninit::write`
+        // (in order, from the first spare slot), and `reserve(n_events)` with `written <= n_events` keeps them
+        // inside the capacity.
+        unsafe { out.set_len(len) };
         Ok(())
     }
 
