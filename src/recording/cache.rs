@@ -55,6 +55,7 @@ const PARSER_SOURCES: &[&[u8]] = &[
     include_bytes!("../ingest/parse/mod.rs"),
     include_bytes!("../ingest/parse/fast.rs"),
     include_bytes!("../ingest/parse/fields.rs"),
+    include_bytes!("../ingest/parse/swar.rs"),
     include_bytes!("../ingest/parse/tape.rs"),
     include_bytes!("../ingest/parse/exchange_info.rs"),
     include_bytes!("../types/event.rs"),
@@ -617,6 +618,24 @@ fn parse_header(map: &[u8], key: &CacheKey) -> Result<Header, CacheError> {
 
 #[cfg(test)]
 mod tests {
+
+    /// Every source file of the parser is in the cache key: a parser file added without being listed would let a
+    /// cache built by an older parser be trusted.
+    #[test]
+    fn every_parser_source_is_in_the_key() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/ingest/parse");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).expect("parser source folder") {
+            let path = entry.expect("dir entry").path();
+            if path.extension().is_some_and(|e| e == "rs") {
+                let bytes = std::fs::read(&path).expect("parser source");
+                assert!(PARSER_SOURCES.contains(&&bytes[..]), "{} is not in PARSER_SOURCES", path.display());
+                seen += 1;
+            }
+        }
+        assert!(seen >= 6, "only {seen} parser sources found in {dir}");
+    }
+
     use super::*;
 
     #[test]
