@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+mod common;
+
 use rusqlite::Connection;
 use rusto::app::Config;
 use rusto::app::{ReplayOptions, run_replay};
@@ -44,8 +46,7 @@ fn loose() -> Config {
 /// Every row of every trading table, without run ids and wall-clock columns, as text.
 fn dump(db: &Path) -> Vec<String> {
     let c = Connection::open(db).unwrap();
-    let mut out = vec![];
-    for (table, cols) in [
+    let tables = [
         (
             "positions",
             "seq, symbol, side, status, entry_ts_ms, entry_price, quantity, exit_ts_ms, exit_price, fees, pnl, pnl_pct, exit_reason, mfe_pct, mae_pct, time_to_mfe_secs, time_to_mae_secs, regime, confidence, expected_slippage_bps, realized_slippage_bps, stop_price, tp1_price, tp2_price, liquidation_price",
@@ -57,22 +58,8 @@ fn dump(db: &Path) -> Vec<String> {
             "symbol, ts_ms, tuned_ratio, previous_ratio, trades, win_rate_pct, expectancy_pct, window_bars, lookahead_bars, candidates, stop_pct, target_pct, fee_pct, changed",
         ),
         ("hour_expectancy", "symbol, hour, pnl_pct"),
-    ] {
-        let mut st = c.prepare(&format!("SELECT {cols} FROM {table} ORDER BY rowid")).unwrap();
-        let n = st.column_count();
-        let rows = st
-            .query_map([], |r| {
-                let mut s = format!("{table}:");
-                for i in 0..n {
-                    let v: rusqlite::types::Value = r.get(i)?;
-                    s.push_str(&format!("{v:?}|"));
-                }
-                Ok(s)
-            })
-            .unwrap();
-        out.extend(rows.map(|r| r.unwrap()));
-    }
-    out
+    ];
+    common::rows(&c, &tables)
 }
 
 #[test]

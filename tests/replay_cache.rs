@@ -5,6 +5,8 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+mod common;
+
 use rusqlite::Connection;
 use rusto::app::{CacheOutcome, Config, ReplayOptions, run_replay, run_replay_cached};
 use rusto::recording::Speed;
@@ -68,8 +70,7 @@ fn untimed(r: &ReplayReport) -> Vec<String> {
 /// Every row of the trading tables, without run ids and wall-clock columns.
 fn dump(db: &Path) -> Vec<String> {
     let c = Connection::open(db).unwrap();
-    let mut out = vec![];
-    for (table, cols) in [
+    let tables = [
         (
             "positions",
             "seq, symbol, side, status, entry_ts_ms, entry_price, quantity, exit_ts_ms, exit_price, fees, pnl, \
@@ -79,22 +80,8 @@ fn dump(db: &Path) -> Vec<String> {
         ("entry_features", "*"),
         ("volume_burst_tuning_logs", "symbol, ts_ms, tuned_ratio, previous_ratio, trades, changed"),
         ("hour_expectancy", "symbol, hour, pnl_pct"),
-    ] {
-        let mut st = c.prepare(&format!("SELECT {cols} FROM {table} ORDER BY rowid")).unwrap();
-        let n = st.column_count();
-        let rows = st
-            .query_map([], |r| {
-                let mut s = format!("{table}:");
-                for i in 0..n {
-                    let v: rusqlite::types::Value = r.get(i)?;
-                    s.push_str(&format!("{v:?}|"));
-                }
-                Ok(s)
-            })
-            .unwrap();
-        out.extend(rows.map(|r| r.unwrap()));
-    }
-    out
+    ];
+    common::rows(&c, &tables)
 }
 
 /// Replays `files` into fresh output files in `out_dir`, with the cache in `cache` when given.

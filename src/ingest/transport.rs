@@ -152,11 +152,21 @@ pub(crate) trait StampedRead: Read {
         now: &impl Fn() -> u64,
         clock_reads: &mut u64,
     ) -> std::io::Result<(usize, ReadStamp)> {
-        let n = self.read(buf)?;
-        *clock_reads += 1;
-        let t = now();
-        Ok((n, ReadStamp { socket_ns: t, plain_ns: t }))
+        read_stamped_once(self, buf, now, clock_reads)
     }
+}
+
+/// A plain read stamped once after it returns (socket and plain text are the same bytes).
+fn read_stamped_once(
+    r: &mut (impl Read + ?Sized),
+    buf: &mut [u8],
+    now: &impl Fn() -> u64,
+    clock_reads: &mut u64,
+) -> std::io::Result<(usize, ReadStamp)> {
+    let n = r.read(buf)?;
+    *clock_reads += 1;
+    let t = now();
+    Ok((n, ReadStamp { socket_ns: t, plain_ns: t }))
 }
 
 /// Socket reads one TLS read may take to complete a record (a record split over more segments waits for the next
@@ -215,12 +225,7 @@ impl StampedRead for Stream {
     ) -> std::io::Result<(usize, ReadStamp)> {
         match self {
             Stream::Tls(s) if !s.conn.is_handshaking() => tls_read(s, buf, now, clock_reads),
-            _ => {
-                let n = self.read(buf)?;
-                *clock_reads += 1;
-                let t = now();
-                Ok((n, ReadStamp { socket_ns: t, plain_ns: t }))
-            }
+            _ => read_stamped_once(self, buf, now, clock_reads),
         }
     }
 }
