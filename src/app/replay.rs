@@ -12,7 +12,7 @@ use crate::handoff::publish::{FeedStats, Publisher};
 use crate::handoff::ring::ring;
 use crate::ingest::parse::{MAX_EVENTS_PER_FRAME, ParseStats, Parser};
 use crate::persist::writer::Persist;
-use crate::recording::cache::{CacheError, CacheWriter, EventCache, ParseConfig, cache_key, cache_path};
+use crate::recording::cache::{CacheError, CacheKey, CacheWriter, EventCache, ParseConfig, cache_key, cache_path};
 use crate::recording::reader::{FeedError, Line, classify};
 use crate::recording::source::{Speed, check_distinct, run_cache, run_source_caching};
 use crate::report::summary::{ReplayReport, ScaleSource, SymbolScales};
@@ -102,11 +102,19 @@ pub struct CacheOutcome {
 /// reader alone.
 pub fn open_replay_cache(cfg: &Config, opts: &ReplayOptions, dir: &Path) -> Result<EventCache, ReplayError> {
     let (specs, _) = replay_specs(opts.exchange_info.as_deref())?;
-    let key_cfg = parse_config(cfg, &specs);
     let err = |e: CacheError| ReplayError::Cache(e.to_string());
-    let path = cache_path(dir, &opts.files).map_err(err)?;
-    let key = cache_key(&opts.files, &key_cfg).map_err(err)?;
+    let (path, key) = cache_location(cfg, &opts.files, &specs, dir).map_err(err)?;
     EventCache::open(&path, &key, cfg.parser.max_symbols).map_err(err)
+}
+
+/// Where the cache of `files` lives in `dir`, and the key it must carry.
+fn cache_location(
+    cfg: &Config,
+    files: &[PathBuf],
+    specs: &[SymbolSpec],
+    dir: &Path,
+) -> Result<(PathBuf, CacheKey), CacheError> {
+    Ok((cache_path(dir, files)?, cache_key(files, &parse_config(cfg, specs))?))
 }
 
 /// What of the config decides the parse (part of the cache key).
@@ -127,22 +135,20 @@ enum Feed {
 
 /// Finds the file set's cache in `dir`: a trusted one, or a writer for a new one (a refused file is counted).
 fn open_cache(cfg: &Config, files: &[PathBuf], specs: &[SymbolSpec], dir: &Path, out: &mut CacheOutcome) -> Feed {
-    let key_cfg = parse_config(cfg, specs);
-    let found = cache_path(dir, files).and_then(|path| {
-        out.path = path.clone();
-        let key = cache_key(files, &key_cfg)?;
-        Ok((path, key))
-    });
-    let (path, key) = match found {
+    let (path, key) = match cache_location(cfg, files, specs, dir) {
         Ok(pk) => pk,
         Err(e) => {
+            // The outcome still names the file when only the key failed (an input could not be read).
+            out.path = cache_path(dir, files).unwrap_or_default();
             log::warn!("replay cache: {e}; replaying without the cache");
             return Feed::Parse(None);
         }
     };
+    out.path = path.clone();
     match EventCache::open(&path, &key, cfg.parser.max_symbols) {
         Ok(c) => {
             log::info!("replay cache: {} events from {}", c.n_events(), path.display());
+            out.hit = true;
             return Feed::Cache(c);
         }
         Err(CacheError::Missing) => {}
@@ -265,9 +271,6 @@ pub fn run_replay_cached(
         (Some(dir), Some(out)) => open_cache(cfg, &opts.files, &specs, dir, out),
         _ => Feed::Parse(None),
     };
-    if let (Some(out), Feed::Cache(_)) = (outcome.as_mut(), &feed) {
-        out.hit = true;
-    }
     let mut engine = Engine::new(cfg.engine());
     let inputs: Vec<String> = opts.files.iter().map(|f| f.display().to_string()).collect();
     let db = open_db(cfg, &mut engine, opts.db.as_deref(), "replay", &inputs.join(" "))?;

@@ -70,7 +70,7 @@ fn cpu_list(v: &str, out: &mut Vec<usize>) {
             None => (range.parse::<usize>(), range.parse::<usize>()),
         };
         let (Ok(lo), Ok(hi)) = (lo, hi) else { continue };
-        for c in lo..=hi.min(lo + MAX_LISTED_CORES) {
+        for c in lo..=hi.min(lo.saturating_add(MAX_LISTED_CORES)) {
             if out.len() >= MAX_LISTED_CORES {
                 return;
             }
@@ -262,6 +262,7 @@ mod tests {
         assert_eq!(Isolation::parse("ro quiet splash"), Isolation::default());
         assert_eq!(Isolation::parse("isolcpus=managed_irq,1 isolcpus=1-2:1/2").isolcpus, vec![1, 2]);
         assert_eq!(Isolation::parse("isolcpus=x-y,,5").isolcpus, vec![5]);
+        assert_eq!(Isolation::parse("isolcpus=18446744073709551615").isolcpus, vec![usize::MAX], "no overflow");
         let huge = Isolation::parse("isolcpus=0-99999999");
         assert!(huge.isolcpus.len() <= MAX_LISTED_CORES);
     }

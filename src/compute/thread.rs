@@ -482,13 +482,15 @@ pub(crate) fn run_compute(
             t_prev = c.on_event(&e, t_prev)
         });
     }
-    log::info!(
-        "compute: idle {} parked {} times (adaptive window {} ns after {} re-sizings)",
-        idle.mode.name(),
-        idler.parks,
-        idler.window.window_ns(),
-        idler.window.resizes()
-    );
+    match idle.mode {
+        IdleMode::Adaptive => log::info!(
+            "compute: idle adaptive parked {} times (window {} ns after {} re-sizings)",
+            idler.parks,
+            idler.window.window_ns(),
+            idler.window.resizes()
+        ),
+        mode => log::info!("compute: idle {} parked {} times", mode.name(), idler.parks),
+    }
     c.finish()
 }
 

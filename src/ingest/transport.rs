@@ -183,12 +183,8 @@ fn tls_read(
     use std::io::ErrorKind::WouldBlock;
     // Plain text left over from an earlier read goes first (the read buffer is larger than any frame, so this is
     // rare; it is stamped now, as its socket read is no longer known).
-    match s.conn.reader().read(buf) {
-        Ok(n) => {
-            *clock_reads += 1;
-            let t = now();
-            return Ok((n, ReadStamp { socket_ns: t, plain_ns: t }));
-        }
+    match read_stamped_once(&mut s.conn.reader(), buf, now, clock_reads) {
+        Ok(r) => return Ok(r),
         Err(e) if e.kind() == WouldBlock => {}
         Err(e) => return Err(e),
     }
