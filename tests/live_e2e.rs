@@ -266,6 +266,37 @@ fn live_end_to_end_syncs_audits_counts_and_persists() {
 }
 
 #[test]
+fn the_inline_layout_counts_every_frame_once_resyncs_after_drops_and_persists() {
+    // The network thread runs the engine (no compute thread, no event ring): the same exact counts as the split
+    // layout, the drops' `Dropped` notices go through the engine at once (resyncs), and the table has no hand-off
+    // stages.
+    let ex = start_exchange("inline", &["--drop-connections", "--fault-after-secs", "2"]);
+    let (r, err) = run_rusto(&ex, "health_interval_s = 1\n[pipeline]\nlayout = \"inline\"\nidle = \"park\"\n", 11);
+    assert!(err.contains("layout inline"), "the start-up line names the layout: {err}");
+    let s = &r["symbols"]["BTCUSDT"];
+    assert!(r["net"]["disconnects"].as_u64().unwrap() >= 1, "{r}");
+    assert!(s["resyncs"].as_u64().unwrap() >= 2, "{s}");
+    assert_eq!(s["synced"], true, "resynced after the drop: {s}\n{err}");
+    assert_eq!(
+        (s["gaps"].as_u64(), s["crossed"].as_u64(), s["duplicate_trades"].as_u64()),
+        (Some(0), Some(0), Some(0))
+    );
+    assert!(s["book_audit"]["compared"].as_u64().unwrap() > 100, "{s}");
+    assert_eq!(s["book_audit"]["compared"], s["book_audit"]["matched"]);
+    let st = exchange_stats(&ex);
+    let got = s["trades"].as_u64().unwrap() + s["non_market_trades"].as_u64().unwrap();
+    let sent = st["trades"].as_u64().unwrap();
+    assert!(got <= sent && got + 200 >= sent, "got {got} of {sent}");
+    let lat = r["latency_ns"].as_object().unwrap();
+    assert!(!lat.contains_key("enqueue") && !lat.contains_key("ring_wait"), "{lat:?}");
+    assert!(lat["tick_trade_bbo"]["count"].as_u64().unwrap() > 1000, "{lat:?}");
+    assert!(lat["parse"]["count"].as_u64().unwrap() > 1000, "{lat:?}");
+    let c = rusqlite::Connection::open(ex.dir.join("live.db")).unwrap();
+    let status: String = c.query_row("SELECT status FROM runs", [], |r| r.get(0)).unwrap();
+    assert_eq!(status, "finished");
+}
+
+#[test]
 fn dropped_connections_reconnect_and_resync_without_duplicates() {
     let ex = start_exchange("drop", &["--drop-connections", "--fault-after-secs", "2"]);
     let (r, err) = run_rusto(&ex, "", 8);

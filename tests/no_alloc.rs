@@ -3,7 +3,8 @@
 //! A counting global allocator counts allocations made on this test's thread while counting is on. The real
 //! BTCUSDT sample is loaded into memory first; the first part warms up (symbol creation, buffers reaching their
 //! working size), then every remaining frame goes through `Parser::parse_frame`, the SPSC ring and
-//! `Engine::on_event` with counting on, and the count must be zero.
+//! `Engine::on_event` with counting on, and the count must be zero. The inline layout's path (the compute loop run
+//! on the network thread, `InlineCompute`) is counted the same way, and must emit the very records of the split one.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -106,6 +107,85 @@ fn run(lines: &[(i64, Vec<u8>)], cfg: EngineConfig, specs: Vec<rusto::types::Sym
     }
     COUNTING.with(|c| c.set(false));
     (ALLOCS.load(Ordering::Relaxed), engine, events)
+}
+
+/// The inline layout's path (`[pipeline] layout = "inline"`): parse → `InlineCompute::publish` (the compute loop's
+/// own `on_event`, record routing and stages, records into the persistence ring) on one thread, counting after the
+/// first fifth; returns (allocations, the engine, every record in order, as text).
+fn run_inline(lines: &[(i64, Vec<u8>)], cfg: EngineConfig) -> (u64, Engine, Vec<String>) {
+    use rusto::handoff::EventSink;
+    let mut parser = Parser::new(SymbolTable::new(64, vec![]), 1 << 20);
+    let (rec_tx, mut rec_rx) = rusto::handoff::ring::<Record>(1 << 14);
+    let mut inline = rusto::compute::InlineCompute::standalone(Engine::new(cfg), rec_tx, 1 << 10);
+    let mut staging: Vec<MarketEvent> = Vec::with_capacity(MAX_EVENTS_PER_FRAME);
+    let mut records: Vec<Record> = Vec::with_capacity(1 << 16);
+    let hint = SymbolName::new(b"BTCUSDT");
+    let warm = lines.len() / 5;
+    ALLOCS.store(0, Ordering::Relaxed);
+    for (k, (ts, frame)) in lines.iter().enumerate() {
+        if k == warm {
+            COUNTING.with(|c| c.set(true));
+        }
+        let meta = FrameMeta { local_ts_ns: *ts, stamp_ns: rusto::types::now_ns(), snapshot_symbol: hint };
+        staging.clear();
+        let _ = parser.parse_frame(frame, &meta, &mut staging);
+        assert!(inline.publish(&staging));
+        inline.turn();
+        rec_rx.pop_batch(usize::MAX, |r| {
+            if records.len() < records.capacity() {
+                records.push(r)
+            }
+        });
+    }
+    COUNTING.with(|c| c.set(false));
+    let allocs = ALLOCS.load(Ordering::Relaxed);
+    let text = records.iter().map(|r| format!("{r:?}")).collect();
+    (allocs, inline.end(), text)
+}
+
+#[test]
+fn the_inline_layout_allocates_nothing_and_decides_as_the_split_one() {
+    let lines = load_lines();
+    let cfg = || EngineConfig {
+        bar_range: rusto::compute::BarRange::Ticks(100),
+        flow: rusto::compute::FlowConfig { burst_baseline_bars: 10, ..Default::default() },
+        regime: rusto::compute::RegimeConfig { window_bars: 10, min_history: 5, ..Default::default() },
+        tune: rusto::compute::TuneConfig { every_bars: 5, lookback_bars: 20, lookahead_bars: 4, ..Default::default() },
+        ..EngineConfig::default()
+    };
+    let (allocs, inline_engine, inline_records) = run_inline(&lines, cfg());
+    assert_eq!(allocs, 0, "{allocs} heap allocations on the inline hot path after warm-up");
+    let (_, split_engine, _) = run(&lines, cfg(), vec![]);
+    let (a, b) = (&inline_engine.symbols[0], &split_engine.symbols[0]);
+    assert!(a.bars.closed > 100 && a.audit_compared > 0, "the real pipeline ran");
+    assert_eq!((a.trades, a.bars.closed, a.audit_compared), (b.trades, b.bars.closed, b.audit_compared));
+    assert_eq!(inline_engine.stats.events, split_engine.stats.events);
+    // The records, in order, are the split path's (the engine's own, before the end-of-run shutdown).
+    let split_records = split_records(&lines, cfg());
+    assert!(split_records.len() > 100, "{}", split_records.len());
+    assert_eq!(inline_records, split_records);
+}
+
+/// Every record the engine emits on the sample, driven event by event as the split compute loop does, as text.
+fn split_records(lines: &[(i64, Vec<u8>)], cfg: EngineConfig) -> Vec<String> {
+    let mut parser = Parser::new(SymbolTable::new(64, vec![]), 1 << 20);
+    let mut engine = Engine::new(cfg);
+    let mut staging: Vec<MarketEvent> = Vec::with_capacity(MAX_EVENTS_PER_FRAME);
+    let mut out = Vec::new();
+    let hint = SymbolName::new(b"BTCUSDT");
+    for (ts, frame) in lines {
+        let meta = FrameMeta { local_ts_ns: *ts, stamp_ns: rusto::types::now_ns(), snapshot_symbol: hint };
+        staging.clear();
+        let _ = parser.parse_frame(frame, &meta, &mut staging);
+        for e in &staging {
+            let _ = engine.on_event(e, &mut |r| {
+                if out.len() < 1 << 16 {
+                    out.push(format!("{r:?}"))
+                }
+            });
+        }
+    }
+    out
 }
 
 #[test]

@@ -9,7 +9,7 @@ use crate::compute::engine::EngineConfig;
 use crate::compute::market::bars::BarRange;
 use crate::compute::market::book::BookConfig;
 pub(crate) use crate::handoff::publish::FullPolicy;
-pub(crate) use crate::handoff::publish::IdleMode;
+pub(crate) use crate::handoff::publish::{IdleMode, Layout};
 use crate::ingest::net::{ConnectionPolicy, Endpoint, NetConfig, NetError};
 use crate::types::bounds::{Bounded, Canon, OutOfBounds};
 use crate::types::symbols::SymbolName;
@@ -130,6 +130,9 @@ pub struct PipelineConfig {
     pub idle: IdleMode,
     /// `adaptive`'s budget: at most this % of a core spent spinning between events.
     pub idle_cpu_pct: f64,
+    /// Live runs: `split` (a compute thread of its own behind the event ring) or `inline` (the network thread runs
+    /// the engine; `idle` is then `park`, blocking in the poll, or `spin`, busy-polling the sockets).
+    pub layout: Layout,
 }
 
 impl Default for PipelineConfig {
@@ -144,6 +147,7 @@ impl Default for PipelineConfig {
             idle_spins: 2_000,
             idle: IdleMode::Park,
             idle_cpu_pct: 20.0,
+            layout: Layout::Split,
         }
     }
 }
@@ -158,6 +162,7 @@ bounds!(PipelineConfig as _p {
     idle_spins: [0, 100_000_000] "between 0 and 100000000";
     idle: any;
     idle_cpu_pct: [1.0, 100.0] "between 1 and 100 (% of one core)";
+    layout: any;
 });
 
 /// `pipeline.idle_spins` is legacy: alone it keeps its meaning (with `idle = "park"`) and warns; with `spin` or
@@ -176,6 +181,19 @@ fn check_idle_spins(t: &toml::Table, p: &PipelineConfig) -> Result<Option<String
          `pipeline.idle` (\"spin\", \"adaptive\" or \"park\")"
             .into(),
     ))
+}
+
+/// The inline layout's network thread waits in its poll: `park` (block until a socket is readable) or `spin`
+/// (busy-poll); `adaptive` sizes a compute thread's spin from its idle gaps and has no meaning there.
+fn check_layout(p: &PipelineConfig) -> Result<(), ConfigError> {
+    if p.layout == Layout::Inline && p.idle == IdleMode::Adaptive {
+        return Err(ConfigError::Range {
+            key: "pipeline.idle".into(),
+            value: "\"adaptive\"".into(),
+            allowed: "\"park\" or \"spin\" with layout = \"inline\" (the network thread blocks in its poll or busy-polls)",
+        });
+    }
+    Ok(())
 }
 
 /// `[parser]`.
@@ -629,6 +647,7 @@ impl Config {
         check_divisors(self)?;
         check_candidates(&self.tune)?;
         check_live(&self.live, self.parser.max_symbols)?;
+        check_layout(&self.pipeline)?;
         Ok(())
     }
 
@@ -750,6 +769,12 @@ impl Canon for VariantSpec {
         out.push(':');
         // The overrides table printed as TOML (keys sorted).
         out.push_str(&self.overrides.to_string().replace('\n', ";"));
+    }
+}
+
+impl Canon for Layout {
+    fn canon(&self, out: &mut String) {
+        out.push_str(self.name());
     }
 }
 
@@ -970,6 +995,23 @@ mod tests {
             let e = Config::from_toml(&format!("[pipeline]\nidle_cpu_pct = {bad}\n"), "x").unwrap_err().to_string();
             assert!(e.contains("pipeline.idle_cpu_pct") && e.contains("between 1 and 100"), "{e}");
         }
+    }
+
+    #[test]
+    fn the_layout_parses_and_inline_refuses_adaptive() {
+        let c = Config::from_toml("", "x").unwrap();
+        assert_eq!(c.pipeline.layout, Layout::Split);
+        assert!(c.canonical().contains("pipeline.layout=split\n"));
+        for (idle, want) in [("park", IdleMode::Park), ("spin", IdleMode::Spin)] {
+            let c = Config::from_toml(&format!("[pipeline]\nlayout = \"inline\"\nidle = \"{idle}\"\n"), "x").unwrap();
+            assert_eq!((c.pipeline.layout, c.pipeline.idle), (Layout::Inline, want));
+            assert!(c.canonical().contains("pipeline.layout=inline\n"));
+        }
+        let e = Config::from_toml("[pipeline]\nlayout = \"inline\"\nidle = \"adaptive\"\n", "x").unwrap_err();
+        let e = e.to_string();
+        assert!(e.contains("pipeline.idle") && e.contains("layout = \"inline\""), "{e}");
+        let e = Config::from_toml("[pipeline]\nlayout = \"fused\"\n", "x").unwrap_err().to_string();
+        assert!(e.contains("pipeline.layout") && e.contains("`inline`"), "{e}");
     }
 
     #[test]

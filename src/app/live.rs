@@ -22,11 +22,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::app::config::{Config, LiveConfig};
+use crate::app::config::{Config, IdleMode, Layout, LiveConfig};
 use crate::app::control::{Control, ControlStart, Links, streams_for, warn_health};
 use crate::app::rest::{Listing, Rest, RestError};
 use crate::app::threads::{Backend, BackendEnd, BackendRings, PipelineError, join, open_db, spawn_pinned};
 use crate::compute::engine::Engine;
+use crate::compute::thread::{ComputeStages, InlineCompute};
 use crate::handoff::publish::{FeedStats, Publisher};
 use crate::handoff::ring::ring;
 use crate::ingest::net::{Net, NetError, NetStages, NetStats, tls_config};
@@ -133,28 +134,66 @@ pub(crate) fn open_net(cfg: &Config, syms: &[SymbolName]) -> Result<(Net, Arc<mi
 }
 
 /// What the network thread hands back.
-type NetEnd = (NetStats, NetStages, ParseStats, FeedStats, Result<(), NetError>);
+struct NetEnd {
+    stats: NetStats,
+    stages: NetStages,
+    parse: ParseStats,
+    feed: FeedStats,
+    result: Result<(), NetError>,
+    /// The engine and its stages, when the network thread ran it (the inline layout).
+    inline: Option<(Engine, ComputeStages)>,
+}
 
-/// Starts the network thread: parses into the event ring until `stop`, then sets `stop` for everyone.
+/// Where the network thread hands its frames: the event ring to the compute thread, or the engine itself.
+enum NetSink {
+    /// The split layout.
+    Ring(Publisher),
+    /// The inline layout.
+    Inline(Box<InlineCompute>),
+}
+
+/// Starts the network thread: parses into its sink until `stop`, then sets `stop` for everyone. In the inline
+/// layout it is the compute thread too: pinned to `compute_core`, busy-polling in `spin` mode.
 fn spawn_net(
     cfg: &Config,
     mut net: Net,
     mut parser: Parser,
-    mut publisher: Publisher,
+    sink: NetSink,
     stop: Arc<AtomicBool>,
     inbox: Arc<crate::ingest::net::NetInbox>,
 ) -> Result<std::thread::JoinHandle<NetEnd>, PipelineError> {
-    spawn_pinned("net", cfg.pipeline.net_core, move || {
-        let r = net.run(&mut parser, &mut publisher, &stop, &inbox, None);
+    let p = &cfg.pipeline;
+    let core = if matches!(sink, NetSink::Inline(_)) { p.compute_core } else { p.net_core };
+    net.busy_poll(matches!(sink, NetSink::Inline(_)) && p.idle == IdleMode::Spin);
+    spawn_pinned("net", core, move || {
+        let (result, feed, inline) = match sink {
+            NetSink::Ring(mut publisher) => {
+                let r = net.run(&mut parser, &mut publisher, &stop, &inbox, None);
+                let s = &publisher.stats;
+                let feed = FeedStats {
+                    ring_full: s.ring_full,
+                    frames_dropped: s.frames_dropped,
+                    events: s.events,
+                    ..Default::default()
+                };
+                (r, feed, None)
+            }
+            NetSink::Inline(mut engine) => {
+                let r = net.run(&mut parser, engine.as_mut(), &stop, &inbox, None);
+                let events = engine.events();
+                (r, FeedStats { events, ..Default::default() }, Some(engine.finish()))
+            }
+        };
         // Whatever ended the loop, stop everyone.
         stop.store(true, Ordering::Relaxed);
-        let feed = FeedStats {
-            ring_full: publisher.stats.ring_full,
-            frames_dropped: publisher.stats.frames_dropped,
-            events: publisher.stats.events,
-            ..Default::default()
-        };
-        (net.stats.clone(), net.stages.clone(), parser.stats.clone(), feed, r)
+        NetEnd {
+            stats: net.stats.clone(),
+            stages: net.stages.clone(),
+            parse: parser.stats.clone(),
+            feed,
+            result,
+            inline,
+        }
     })
 }
 
@@ -182,19 +221,27 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
         .with_control_queue(links.side.clone());
     let progress = net.progress.clone();
     let parser = Parser::new(SymbolTable::new(cfg.parser.max_symbols, specs), cfg.parser.max_frame_bytes);
-    let (ev_tx, ev_rx) =
-        ring::<MarketEvent>(cfg.pipeline.event_ring.max(crate::ingest::parse::MAX_EVENTS_PER_FRAME * 2));
     let (rec_tx, rec_rx) = ring::<Record>(cfg.pipeline.record_ring);
-    let publisher = Publisher::new(ev_tx, cfg.pipeline.full_policy, cfg.parser.max_symbols);
-    let waiter = publisher.waiter();
     let alerts = (cfg.alerts.enabled && crate::app::alert::Destinations::from_env().any()).then(|| {
         crate::app::alert::spawn(cfg.alerts.clone(), crate::app::alert::Destinations::from_env(), stop.clone())
     });
     let (alerts, alert_thread) = alerts.map_or((None, None), |(a, t)| (Some(a), Some(t)));
     let hooks = links.hooks(l, cfg.alerts.feed_down_s, alerts.as_ref());
-    let rings = BackendRings { events: ev_rx, records_tx: rec_tx, records_rx: rec_rx };
-    let backend = Backend::start(cfg, persist, engine, rings, hooks, waiter)?;
-    let net_h = spawn_net(cfg, net, parser, publisher, stop.clone(), links.inbox.clone())?;
+    let (backend, sink) = match cfg.pipeline.layout {
+        Layout::Split => {
+            let (ev_tx, ev_rx) =
+                ring::<MarketEvent>(cfg.pipeline.event_ring.max(crate::ingest::parse::MAX_EVENTS_PER_FRAME * 2));
+            let publisher = Publisher::new(ev_tx, cfg.pipeline.full_policy, cfg.parser.max_symbols);
+            let waiter = publisher.waiter();
+            let rings = BackendRings { events: ev_rx, records_tx: rec_tx, records_rx: rec_rx };
+            (Backend::start(cfg, persist, engine, rings, hooks, waiter)?, NetSink::Ring(publisher))
+        }
+        Layout::Inline => {
+            let inline = InlineCompute::new(engine, rec_tx, cfg.pipeline.record_ring, hooks);
+            (Backend::start_persist(cfg, persist, rec_rx)?, NetSink::Inline(Box::new(inline)))
+        }
+    };
+    let net_h = spawn_net(cfg, net, parser, sink, stop.clone(), links.inbox.clone())?;
 
     // The control loop (this thread).
     let auto = opts.symbols.is_empty() && l.symbols.is_empty();
@@ -228,8 +275,9 @@ fn finish(
     t: Threads,
     (health, started): (Health, Instant),
 ) -> Result<LiveReport, LiveError> {
-    let (mut net_stats, net_stages, parse_stats, feed, net_result) = join(t.net, "net")?;
-    let end = t.backend.join()?;
+    let NetEnd { stats: mut net_stats, stages: net_stages, parse: parse_stats, feed, result: net_result, inline } =
+        join(t.net, "net")?;
+    let end = t.backend.join(inline)?;
     if let Some(a) = t.alerts
         && a.join().is_err()
     {
@@ -248,7 +296,11 @@ fn finish(
     net_stats.feed_down = s.feed_down;
     net_result?;
     let (latency, tick_to_decision) = end.latency(&net_stages.frame.parse);
-    let latency = live_latency(latency, tick_to_decision, &net_stages);
+    let mut latency = live_latency(latency, tick_to_decision, &net_stages);
+    if cfg.pipeline.layout == Layout::Inline {
+        // No hand-off: nothing is enqueued and nothing waits in a ring (the network thread runs the engine).
+        latency.retain(|(name, _)| *name != "enqueue" && *name != "ring_wait");
+    }
     log::info!(
         "net: {} clock reads for {} frames ({:.2} per frame)",
         net_stages.total_clock_reads(),

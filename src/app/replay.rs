@@ -287,7 +287,7 @@ pub fn run_replay_cached(
     let mut src = run_feed(cfg, opts, feed, specs, publisher)?;
     let table = src.table().ok_or_else(|| ReplayError::Cache("no symbol table".into()))?;
     let scale_sources = scale_sources(table, &given);
-    let end = backend.join()?;
+    let end = backend.join(None)?;
     let elapsed = started.elapsed();
     // parse, the compute stages in print order, persist_commit, then tick_to_decision last.
     let (mut latency, tick_to_decision) = end.latency(&src.parse_stage);

@@ -118,12 +118,24 @@ impl Isolation {
             crate::app::config::IdleMode::Adaptive => format!("adaptive within {}% of a core", p.idle_cpu_pct),
             crate::app::config::IdleMode::Spin => "spin".to_string(),
         };
-        let mut s = format!(
-            "idle mode {idle}; compute on {}, net on {}, persist on {}",
-            core(p.compute_core),
-            core(p.net_core),
-            core(p.persist_core)
-        );
+        let mut s = match p.layout {
+            crate::app::config::Layout::Split => format!(
+                "layout split; idle mode {idle}; compute on {}, net on {}, persist on {}",
+                core(p.compute_core),
+                core(p.net_core),
+                core(p.persist_core)
+            ),
+            crate::app::config::Layout::Inline => format!(
+                "layout inline (the network thread runs the engine); {}; net+compute on {}, persist on {}",
+                if p.idle == crate::app::config::IdleMode::Spin {
+                    "busy-polling the sockets"
+                } else {
+                    "blocking in the poll"
+                },
+                core(p.compute_core),
+                core(p.persist_core)
+            ),
+        };
         if p.idle == crate::app::config::IdleMode::Spin && p.compute_core.is_none_or(|c| self.describe(c) == "shared") {
             s.push_str("; spin on a shared core takes it from every other process (see README, Deployment)");
         }
@@ -171,10 +183,11 @@ pub(crate) fn open_db(
 /// One named latency summary.
 pub(crate) type Latency = (&'static str, Summary);
 
-/// The persistence and compute threads of a run.
+/// The persistence and compute threads of a run (no compute thread in the inline layout: the network thread runs
+/// the engine and hands it back itself).
 pub(crate) struct Backend {
     persist: JoinHandle<(Persist, Result<(), PersistError>)>,
-    compute: JoinHandle<(Engine, ComputeStages)>,
+    compute: Option<JoinHandle<(Engine, ComputeStages)>>,
 }
 
 /// What the persistence and compute threads hand back.
@@ -217,12 +230,29 @@ impl Backend {
         let compute = spawn_pinned("compute", p.compute_core, move || {
             run_compute(engine, events, records_tx, idle, overflow, hooks, waiter)
         })?;
-        Ok(Backend { persist, compute })
+        Ok(Backend { persist, compute: Some(compute) })
     }
 
-    /// Joins compute, then persistence (which drains what compute wrote).
-    pub(crate) fn join(self) -> Result<BackendEnd, PipelineError> {
-        let (engine, stages) = join(self.compute, "compute")?;
+    /// Starts persistence alone (the inline layout: the engine runs on the network thread).
+    pub(crate) fn start_persist(
+        cfg: &Config,
+        persist: Persist,
+        records_rx: Consumer<Record>,
+    ) -> Result<Self, PipelineError> {
+        let persist = spawn_pinned("persist", cfg.pipeline.persist_core, move || persist.run(records_rx))?;
+        Ok(Backend { persist, compute: None })
+    }
+
+    /// Joins compute (or takes the engine the inline network thread handed back), then persistence (which drains
+    /// what compute wrote).
+    pub(crate) fn join(self, inline: Option<(Engine, ComputeStages)>) -> Result<BackendEnd, PipelineError> {
+        let (engine, stages) = match (self.compute, inline) {
+            (Some(h), _) => join(h, "compute")?,
+            (None, Some(end)) => end,
+            (None, None) => {
+                return Err(PipelineError::Thread("compute", "the inline engine was not handed back".into()));
+            }
+        };
         let (persist, persist_result) = join(self.persist, "persist")?;
         Ok(BackendEnd { engine, stages, persist, persist_result })
     }

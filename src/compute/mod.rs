@@ -9,4 +9,5 @@ pub(crate) mod trading;
 pub use engine::{Engine, EngineConfig};
 pub use market::{BarRange, Book, BookConfig, BookOutcome, FlowConfig, RangeBars, RegimeConfig};
 pub use signal::TuneConfig;
+pub use thread::InlineCompute;
 pub use trading::GateReject;

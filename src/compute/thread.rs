@@ -36,10 +36,10 @@ use crossbeam_queue::ArrayQueue;
 pub(crate) use crate::compute::engine::HookStats;
 
 use crate::compute::engine::{Engine, Verdict};
-use crate::handoff::publish::{AdaptiveWindow, IdleMode, Waiter};
+use crate::handoff::publish::{AdaptiveWindow, EventSink, IdleMode, Waiter};
 use crate::handoff::ring::{Consumer, Producer};
 use crate::types::clock;
-use crate::types::event::{EventKind, MarketEvent};
+use crate::types::event::{EventKind, MarketEvent, SymbolId};
 use crate::types::latency::{Stage, Summary};
 use crate::types::record::{Alert, DrainCmd, ExitReason, FillKind, PositionEvent, Record};
 use crate::types::symbols::SymbolName;
@@ -293,6 +293,20 @@ struct ComputeLoop {
 }
 
 impl ComputeLoop {
+    /// The loop's state around `engine`, its records going to `tx` (with `overflow_cap` waiting when it is full).
+    fn new(engine: Engine, tx: Producer<Record>, overflow_cap: usize, hooks: ComputeHooks) -> Self {
+        let next_report = Instant::now() + hooks.reports.as_ref().map_or(Duration::from_secs(3600), |r| r.1);
+        ComputeLoop {
+            positions: PositionReporter::new(engine.symbols.capacity()),
+            engine,
+            stages: ComputeStages::new(),
+            sink: RecordSink { tx, overflow: Vec::with_capacity(overflow_cap), cap: overflow_cap, lost: 0 },
+            hooks,
+            stats: HookStats::default(),
+            next_report,
+        }
+    }
+
     /// Hands a new measured order latency to the engine (one relaxed load; see the module doc).
     fn sync_order_latency(&mut self) {
         if let Some(m) = &self.hooks.order_latency
@@ -451,16 +465,7 @@ pub(crate) fn run_compute(
     waiter: Arc<Waiter>,
 ) -> (Engine, ComputeStages) {
     waiter.register();
-    let next_report = Instant::now() + hooks.reports.as_ref().map_or(Duration::from_secs(3600), |r| r.1);
-    let mut c = ComputeLoop {
-        positions: PositionReporter::new(engine.symbols.capacity()),
-        engine,
-        stages: ComputeStages::new(),
-        sink: RecordSink { tx, overflow: Vec::with_capacity(overflow_cap), cap: overflow_cap, lost: 0 },
-        hooks,
-        stats: HookStats::default(),
-        next_report,
-    };
+    let mut c = ComputeLoop::new(engine, tx, overflow_cap, hooks);
     let mut idler = Idler::new(idle);
     loop {
         c.housekeeping();
@@ -492,6 +497,72 @@ pub(crate) fn run_compute(
         mode => log::info!("compute: idle {} parked {} times", mode.name(), idler.parks),
     }
     c.finish()
+}
+
+/// The inline layout (`[pipeline] layout = "inline"`): the engine runs on the network thread, each frame's events
+/// going through it straight from the parser, with no ring and no wake-up in between (the tokio bot of the spec, and
+/// most peers, work this way; here it keeps every contract of the split layout's compute loop above: the same
+/// [`ComputeLoop`], records to the persistence ring, the same hooks and stages). `ring_wait` then measures only the
+/// call (parsed → engine entered). The network loop calls [`EventSink::turn`] once per turn (at least every 20 ms,
+/// its poll timeout) for the housekeeping the split loop does between batches.
+pub struct InlineCompute {
+    c: ComputeLoop,
+}
+
+impl InlineCompute {
+    /// The engine's loop state with no live hooks (as replay runs it), records to `tx` with `overflow_cap` records
+    /// waiting when it is full.
+    pub fn standalone(engine: Engine, tx: Producer<Record>, overflow_cap: usize) -> Self {
+        Self::new(engine, tx, overflow_cap, ComputeHooks::default())
+    }
+
+    /// End of input, as [`InlineCompute::finish`]: the engine back.
+    pub fn end(self) -> Engine {
+        self.finish().0
+    }
+
+    /// The engine's loop state, run inline; records go to `tx`.
+    pub(crate) fn new(engine: Engine, tx: Producer<Record>, overflow_cap: usize, hooks: ComputeHooks) -> Self {
+        InlineCompute { c: ComputeLoop::new(engine, tx, overflow_cap, hooks) }
+    }
+
+    /// Events run through the engine so far.
+    pub(crate) fn events(&self) -> u64 {
+        self.c.engine.stats.events
+    }
+
+    /// End of input (see the split loop's end): open positions closed (`Shutdown`), every record handed over.
+    pub(crate) fn finish(self) -> (Engine, ComputeStages) {
+        log::info!("compute: inline on the network thread (no hand-off)");
+        self.c.finish()
+    }
+}
+
+impl EventSink for InlineCompute {
+    #[inline]
+    fn publish(&mut self, events: &[MarketEvent]) -> bool {
+        let mut t = clock::now_ns();
+        for e in events {
+            t = self.c.on_event(e, t);
+        }
+        true
+    }
+
+    /// A `Dropped` event goes through the engine at once: the book resyncs before the symbol's next frame.
+    fn mark_lost(&mut self, symbol: SymbolId) {
+        let mut e = MarketEvent::new(EventKind::Dropped, symbol, 0, 0, clock::now_ns());
+        e.p[0] = 1;
+        let t = clock::now_ns();
+        self.c.on_event(&e, t);
+    }
+
+    fn turn(&mut self) {
+        self.c.housekeeping();
+    }
+
+    fn runs_engine(&self) -> bool {
+        true
+    }
 }
 
 fn interval_report(engine: &Engine, st: &ComputeStages, hooks: HookStats) -> IntervalReport {

@@ -3,5 +3,5 @@
 pub(crate) mod publish;
 pub(crate) mod ring;
 
-pub use publish::{FullPolicy, Publisher};
+pub use publish::{EventSink, FullPolicy, Publisher};
 pub use ring::{Consumer, Producer, ring};

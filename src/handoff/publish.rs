@@ -111,6 +111,27 @@ impl IdleMode {
     }
 }
 
+/// Which thread runs the engine in a live run (`[pipeline] layout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// The network thread parses into the event ring; a compute thread of its own runs the engine.
+    #[default]
+    Split,
+    /// The network thread runs the engine on each parsed frame itself: no ring, no wake-up in between.
+    Inline,
+}
+
+impl Layout {
+    /// Name as in the configuration.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Layout::Split => "split",
+            Layout::Inline => "inline",
+        }
+    }
+}
+
 /// Idle gaps kept per re-sizing of the adaptive window (the window is re-sized every `GAPS` batches).
 pub(crate) const GAPS: usize = 64;
 
@@ -178,6 +199,44 @@ impl AdaptiveWindow {
             below += w;
         }
         best
+    }
+}
+
+/// Where the network thread hands each parsed frame: the event ring to a compute thread ([`Publisher`], the split
+/// layout), or the engine itself on the network thread (the inline layout, `compute::thread::InlineCompute`).
+///
+/// Contract: [`EventSink::publish`] gets one frame's events at once and returns false only when whatever consumes
+/// them is gone (the source stops); [`EventSink::mark_lost`] makes the symbol's book resync before its next frame;
+/// [`EventSink::turn`] is called once per turn of the network loop, after the readiness events.
+pub trait EventSink {
+    /// Hands over one frame's events. False: the consumer is gone, stop the source.
+    #[must_use = "false means the consumer is gone: stop the source"]
+    fn publish(&mut self, events: &[MarketEvent]) -> bool;
+    /// A symbol's data was lost (its connection dropped): its book must resync before its next frame.
+    fn mark_lost(&mut self, symbol: SymbolId);
+    /// Once per network loop turn: pending notices (split) or the engine's housekeeping (inline).
+    fn turn(&mut self);
+    /// True when `publish` runs the engine itself (no hand-off): the network thread then stamps no `enqueue` stage,
+    /// since that time is the engine's and is reported as `compute`.
+    fn runs_engine(&self) -> bool {
+        false
+    }
+}
+
+impl EventSink for Publisher {
+    #[inline]
+    fn publish(&mut self, events: &[MarketEvent]) -> bool {
+        Publisher::publish(self, events)
+    }
+
+    fn mark_lost(&mut self, symbol: SymbolId) {
+        Publisher::mark_lost(self, symbol)
+    }
+
+    fn turn(&mut self) {
+        // Pending drop notices go out as soon as there is room. An empty publish always reports the consumer as
+        // present (a gone consumer is seen on the next frame's publish), so its result carries nothing here.
+        let _ = Publisher::publish(self, &[]);
     }
 }
 

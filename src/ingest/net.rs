@@ -43,7 +43,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 use rustls::pki_types::ServerName;
 
-use crate::handoff::publish::Publisher;
+use crate::handoff::publish::EventSink;
 pub(crate) use crate::ingest::error::NetError;
 use crate::ingest::parse::{FrameMeta, MAX_EVENTS_PER_FRAME, Parser};
 pub(crate) use crate::ingest::transport::{Endpoint, HandshakePhase, Stream, tls_config};
@@ -476,7 +476,12 @@ pub struct Net {
     pub stages: NetStages,
     /// Frames received, readable from other threads (the watchdog's sign of life).
     pub progress: Arc<std::sync::atomic::AtomicU64>,
+    /// How long one poll waits for readiness: [`POLL_WAIT`], or zero when busy-polling ([`Net::busy_poll`]).
+    poll_timeout: Duration,
 }
+
+/// The longest wait of one poll: the loop's turns (deadlines, rotations, commands) are at most this far apart.
+const POLL_WAIT: Duration = Duration::from_millis(20);
 
 fn jitter(seed: &mut u32, ms: u64) -> u64 {
     let mut x = *seed;
@@ -489,10 +494,11 @@ fn jitter(seed: &mut u32, ms: u64) -> u64 {
     ms - ms / 4 + if span > 0 { x as u64 % span } else { 0 }
 }
 
-/// What the loop hands parsed frames to: the parser, its staging buffer, the publisher and the optional recorder.
+/// What the loop hands parsed frames to: the parser, its staging buffer, the event sink (the ring to the compute
+/// thread, or the engine itself in the inline layout) and the optional recorder.
 struct Feed<'a, 'r> {
     parser: &'a mut Parser,
-    publisher: &'a mut Publisher,
+    publisher: &'a mut dyn EventSink,
     record: Option<RecordSink<'r>>,
     staging: Vec<MarketEvent>,
     consumer_gone: bool,
@@ -501,7 +507,8 @@ struct Feed<'a, 'r> {
 
 impl Feed<'_, '_> {
     /// Parses one received text frame (stamped at the socket read that completed it) and publishes its events:
-    /// three clock reads (handed over, parsed, pushed) for the `ws_frame`, `parse` and `enqueue` stages.
+    /// three clock reads (handed over, parsed, pushed) for the `ws_frame`, `parse` and `enqueue` stages; two when
+    /// the sink runs the engine itself (inline: no hand-off, so no `enqueue`).
     #[inline]
     fn frame(&mut self, text: &[u8], local_ts_ns: i64, stamp: ReadStamp, stages: &mut FrameStages) {
         let t_frame = clock::now_ns();
@@ -522,8 +529,12 @@ impl Feed<'_, '_> {
             e.parse_ns = p;
         }
         self.publish();
-        stages.enqueue.record(clock::now_ns().saturating_sub(t_parsed));
-        stages.clock_reads += 3;
+        if self.publisher.runs_engine() {
+            stages.clock_reads += 2; // The engine's time is its own `compute` stage: no hand-off to stamp.
+        } else {
+            stages.enqueue.record(clock::now_ns().saturating_sub(t_parsed));
+            stages.clock_reads += 3;
+        }
     }
 
     /// Parses a REST snapshot body for `symbol` and publishes it; true when it parsed.
@@ -568,6 +579,7 @@ impl Net {
             stats: NetStats::default(),
             stages: NetStages::new(),
             progress: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            poll_timeout: POLL_WAIT,
         };
         for (route, streams) in [(Route::Market, market), (Route::Public, public)] {
             if !streams.is_empty() {
@@ -746,11 +758,17 @@ impl Net {
         }
     }
 
+    /// Busy-polls the sockets (each poll returns at once) instead of sleeping in the kernel until one is readable:
+    /// for the inline layout in `spin` mode, where this thread is the compute thread on a core of its own.
+    pub fn busy_poll(&mut self, on: bool) {
+        self.poll_timeout = if on { Duration::ZERO } else { POLL_WAIT };
+    }
+
     /// Runs until `stop` is set (or the compute thread is gone). `inbox` carries the control thread's commands.
     pub fn run(
         &mut self,
         parser: &mut Parser,
-        publisher: &mut Publisher,
+        publisher: &mut dyn EventSink,
         stop: &AtomicBool,
         inbox: &NetInbox,
         record: Option<RecordSink<'_>>,
@@ -780,7 +798,7 @@ impl Net {
     ) -> Result<(), NetError> {
         while !stop.load(Ordering::Relaxed) && !feed.consumer_gone {
             self.service_conns(feed)?;
-            self.poll.poll(events, Some(Duration::from_millis(20)))?;
+            self.poll.poll(events, Some(self.poll_timeout))?;
             for ev in events.iter() {
                 if ev.token() != WAKER {
                     self.on_ready(ev.token().0, ev.is_writable(), feed)?;
@@ -791,9 +809,7 @@ impl Net {
             }
             self.stats.inbox_full = inbox.refused();
             self.send_ctrl();
-            // Pending drop notices go out as soon as there is room. An empty publish always reports the consumer
-            // as present (a gone consumer is seen on the next frame's publish), so its result carries nothing here.
-            let _ = feed.publisher.publish(&[]);
+            feed.publisher.turn();
         }
         Ok(())
     }

@@ -5,6 +5,8 @@
 # the ratio, and each process's CPU (% of one core over the run).
 #
 # usage: [NO_BUILD=1] tools/perf/issue11/live.sh [RUNS=3] [SECS=30] [MODES="park adaptive spin"]
+# A mode `inline-park` or `inline-spin` runs `[pipeline] layout = "inline"` with that idle mode (the network thread
+# runs the engine; its table has no enqueue or ring_wait stage, shown as -).
 # Builds the workspace (release) and tools/baseline (its own lock file; not a workspace member, so CI never
 # compiles tokio).
 set -euo pipefail
@@ -22,7 +24,7 @@ BASE=$ROOT/tools/baseline/target/release/rusto-baseline
 REC=$ROOT/data/sample/btcusdt_20230404.dat.gz
 OUT=$(mktemp -d /tmp/rusto-issue11-live.XXXXXX)
 echo "# $(date -u +%FT%TZ) $(nproc) vCPU, load average at start: $(cut -d' ' -f1-3 /proc/loadavg); logs in $OUT"
-printf '%-4s %-9s %14s %14s %14s %7s %7s %8s | %s\n' run mode rusto_p50 rusto_p99 base_p50 ratio cpu% base_cpu% \
+printf '%-4s %-11s %14s %14s %14s %7s %7s %8s | %s\n' run mode rusto_p50 rusto_p99 base_p50 ratio cpu% base_cpu% \
   "rusto stages p50 (socket_read tls_decrypt ws_frame parse enqueue ring_wait compute)"
 for run in $(seq 1 "$RUNS"); do
   for mode in $MODES; do
@@ -42,7 +44,8 @@ symbols = ["BTCUSDT"]
 report_interval_s = 0
 time_offset_ms_max = 1e9
 [pipeline]
-idle = "$mode"
+idle = "${mode#inline-}"
+layout = "$([ "${mode#inline-}" = "$mode" ] && echo split || echo inline)"
 CFG
     /usr/bin/time -f '%e %U %S' -o "$d/rusto.time" target/release/rusto --config "$d/rusto.toml" live --json \
       --duration-secs "$SECS" >"$d/rusto.json" 2>"$d/rusto.err" &
@@ -64,10 +67,10 @@ lat = r["latency_ns"]
 us = lambda ns: f"{ns / 1e3:.1f} us"
 t = lat["tick_trade_bbo"]
 bb = b["tick_trade_bbo"]
-stages = " ".join(us(lat[k]["p50"]) for k in
+stages = " ".join(us(lat[k]["p50"]) if k in lat else "-" for k in
                   ["socket_read", "tls_decrypt", "ws_frame", "parse", "enqueue", "ring_wait", "compute"])
 cpu = 100 * (u + s) / e
-print(f"{run:<4} {mode:<9} {us(t['p50']):>14} {us(t['p99']):>14} {us(bb['p50']):>14} "
+print(f"{run:<4} {mode:<11} {us(t['p50']):>14} {us(t['p99']):>14} {us(bb['p50']):>14} "
       f"{t['p50'] / max(bb['p50'], 1):>7.2f} {cpu:>7.1f} {b['cpu_pct']:>8.1f} | {stages} "
       f"(n={t['count']}/{bb['count']})")
 PY
