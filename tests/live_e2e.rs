@@ -227,7 +227,11 @@ fn live_end_to_end_syncs_audits_counts_and_persists() {
     // The feed lasts about 5 s at 100x; the margin lets it finish on a loaded 2-core machine (the tests of this file
     // run at the same time), since every count below is exact. Link health every second: each check sets the
     // paper orders' latency (below).
-    let (r, _) = run_rusto(&ex, "health_interval_s = 1\n", 11);
+    let (r, err) = run_rusto(&ex, "health_interval_s = 1\n", 11);
+    assert!(err.contains("layout inline (the network thread runs the engine); blocking in the poll"), "{err}");
+    let lat = r["latency_ns"].as_object().unwrap();
+    assert!(!lat.contains_key("enqueue") && !lat.contains_key("ring_wait"), "inline: no hand-off stages: {lat:?}");
+    assert!(lat["tick_trade_bbo"]["count"].as_u64().unwrap() > 1000, "{lat:?}");
     let s = &r["symbols"]["BTCUSDT"];
     assert_eq!(s["synced"], true, "{r}");
     assert_eq!(s["gaps"], 0);
@@ -266,13 +270,12 @@ fn live_end_to_end_syncs_audits_counts_and_persists() {
 }
 
 #[test]
-fn the_inline_layout_counts_every_frame_once_resyncs_after_drops_and_persists() {
-    // The network thread runs the engine (no compute thread, no event ring): the same exact counts as the split
-    // layout, the drops' `Dropped` notices go through the engine at once (resyncs), and the table has no hand-off
-    // stages.
-    let ex = start_exchange("inline", &["--drop-connections", "--fault-after-secs", "2"]);
-    let (r, err) = run_rusto(&ex, "health_interval_s = 1\n[pipeline]\nlayout = \"inline\"\nidle = \"park\"\n", 11);
-    assert!(err.contains("layout inline"), "the start-up line names the layout: {err}");
+fn the_split_layout_counts_every_frame_once_resyncs_after_drops_and_persists() {
+    // The compute thread of its own behind the event ring (every other test here runs the default, inline): the same
+    // exact counts, the drops' `Dropped` notices through the ring (resyncs), and the hand-off stages in the table.
+    let ex = start_exchange("split", &["--drop-connections", "--fault-after-secs", "2"]);
+    let (r, err) = run_rusto(&ex, "[pipeline]\nlayout = \"split\"\nidle = \"adaptive\"\n", 9);
+    assert!(err.contains("layout split; idle mode adaptive"), "the start-up line names the layout: {err}");
     let s = &r["symbols"]["BTCUSDT"];
     assert!(r["net"]["disconnects"].as_u64().unwrap() >= 1, "{r}");
     assert!(s["resyncs"].as_u64().unwrap() >= 2, "{s}");
@@ -288,9 +291,9 @@ fn the_inline_layout_counts_every_frame_once_resyncs_after_drops_and_persists() 
     let sent = st["trades"].as_u64().unwrap();
     assert!(got <= sent && got + 200 >= sent, "got {got} of {sent}");
     let lat = r["latency_ns"].as_object().unwrap();
-    assert!(!lat.contains_key("enqueue") && !lat.contains_key("ring_wait"), "{lat:?}");
-    assert!(lat["tick_trade_bbo"]["count"].as_u64().unwrap() > 1000, "{lat:?}");
-    assert!(lat["parse"]["count"].as_u64().unwrap() > 1000, "{lat:?}");
+    for stage in ["enqueue", "ring_wait", "tick_trade_bbo", "parse"] {
+        assert!(lat[stage]["count"].as_u64().unwrap() > 1000, "{stage}: {lat:?}");
+    }
     let c = rusqlite::Connection::open(ex.dir.join("live.db")).unwrap();
     let status: String = c.query_row("SELECT status FROM runs", [], |r| r.get(0)).unwrap();
     assert_eq!(status, "finished");

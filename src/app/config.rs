@@ -147,7 +147,7 @@ impl Default for PipelineConfig {
             idle_spins: 2_000,
             idle: IdleMode::Park,
             idle_cpu_pct: 20.0,
-            layout: Layout::Split,
+            layout: Layout::Inline,
         }
     }
 }
@@ -190,7 +190,8 @@ fn check_layout(p: &PipelineConfig) -> Result<(), ConfigError> {
         return Err(ConfigError::Range {
             key: "pipeline.idle".into(),
             value: "\"adaptive\"".into(),
-            allowed: "\"park\" or \"spin\" with layout = \"inline\" (the network thread blocks in its poll or busy-polls)",
+            allowed: "\"park\" or \"spin\" with layout = \"inline\", the default (the network thread blocks in its poll or \
+                      busy-polls); adaptive needs layout = \"split\"",
         });
     }
     Ok(())
@@ -985,7 +986,7 @@ mod tests {
         assert_eq!((c.pipeline.idle, c.pipeline.idle_spins, c.pipeline.idle_cpu_pct), (IdleMode::Park, 2_000, 20.0));
         assert!(c.warnings.is_empty());
         for (text, want) in [("spin", IdleMode::Spin), ("adaptive", IdleMode::Adaptive), ("park", IdleMode::Park)] {
-            let c = Config::from_toml(&format!("[pipeline]\nidle = \"{text}\"\n"), "x").unwrap();
+            let c = Config::from_toml(&format!("[pipeline]\nlayout = \"split\"\nidle = \"{text}\"\n"), "x").unwrap();
             assert_eq!(c.pipeline.idle, want);
             assert!(c.canonical().contains(&format!("pipeline.idle={text}\n")));
         }
@@ -1000,16 +1001,22 @@ mod tests {
     #[test]
     fn the_layout_parses_and_inline_refuses_adaptive() {
         let c = Config::from_toml("", "x").unwrap();
-        assert_eq!(c.pipeline.layout, Layout::Split);
-        assert!(c.canonical().contains("pipeline.layout=split\n"));
+        assert_eq!(c.pipeline.layout, Layout::Inline);
+        assert!(c.canonical().contains("pipeline.layout=inline\n"));
+        for idle in ["park", "adaptive", "spin"] {
+            let c = Config::from_toml(&format!("[pipeline]\nlayout = \"split\"\nidle = \"{idle}\"\n"), "x").unwrap();
+            assert_eq!(c.pipeline.layout, Layout::Split);
+            assert!(c.canonical().contains("pipeline.layout=split\n"));
+        }
         for (idle, want) in [("park", IdleMode::Park), ("spin", IdleMode::Spin)] {
             let c = Config::from_toml(&format!("[pipeline]\nlayout = \"inline\"\nidle = \"{idle}\"\n"), "x").unwrap();
             assert_eq!((c.pipeline.layout, c.pipeline.idle), (Layout::Inline, want));
             assert!(c.canonical().contains("pipeline.layout=inline\n"));
         }
-        let e = Config::from_toml("[pipeline]\nlayout = \"inline\"\nidle = \"adaptive\"\n", "x").unwrap_err();
-        let e = e.to_string();
-        assert!(e.contains("pipeline.idle") && e.contains("layout = \"inline\""), "{e}");
+        for text in ["[pipeline]\nlayout = \"inline\"\nidle = \"adaptive\"\n", "[pipeline]\nidle = \"adaptive\"\n"] {
+            let e = Config::from_toml(text, "x").unwrap_err().to_string();
+            assert!(e.contains("pipeline.idle") && e.contains("adaptive needs layout = \"split\""), "{e}");
+        }
         let e = Config::from_toml("[pipeline]\nlayout = \"fused\"\n", "x").unwrap_err().to_string();
         assert!(e.contains("pipeline.layout") && e.contains("`inline`"), "{e}");
     }
@@ -1026,7 +1033,10 @@ mod tests {
         let c = Config::from_toml("[pipeline]\nidle = \"park\"\nidle_spins = 50\n", "x").unwrap();
         assert_eq!(c.pipeline.idle_spins, 50);
         for mode in ["spin", "adaptive"] {
-            let e = Config::from_toml(&format!("[pipeline]\nidle = \"{mode}\"\nidle_spins = 50\n"), "x");
+            let e = Config::from_toml(
+                &format!("[pipeline]\nlayout = \"split\"\nidle = \"{mode}\"\nidle_spins = 50\n"),
+                "x",
+            );
             let e = e.unwrap_err().to_string();
             assert!(e.contains("pipeline.idle_spins") && e.contains("park"), "{e}");
         }

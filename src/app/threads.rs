@@ -302,6 +302,14 @@ mod tests {
         let iso = Isolation::parse("isolcpus=1 nohz_full=1");
         let mut p = PipelineConfig::default();
         let l = iso.startup_line(&p);
+        assert!(l.contains("layout inline") && l.contains("blocking in the poll"), "{l}");
+        assert!(l.contains("net+compute on core 1 (isolated)") && l.contains("persist on core 0 (shared)"), "{l}");
+        p.idle = IdleMode::Spin;
+        assert!(iso.startup_line(&p).contains("busy-polling the sockets"));
+        assert!(!iso.startup_line(&p).contains("README"), "spin on an isolated core needs no warning");
+        p.idle = IdleMode::Park;
+        p.layout = crate::app::config::Layout::Split;
+        let l = iso.startup_line(&p);
         assert!(l.contains("park after 2000 spins") && l.contains("compute on core 1 (isolated)"), "{l}");
         assert!(l.contains("net on core 0 (shared)"), "{l}");
         p.idle = IdleMode::Spin;
