@@ -96,7 +96,7 @@ pub fn check_time(timestamp: Option<&str>, recv_window: Option<&str>, server_ms:
 
 /// Hex (either case) to bytes.
 pub fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let nib = |c: u8| -> Option<u8> {
