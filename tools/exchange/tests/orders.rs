@@ -685,3 +685,129 @@ fn user_stream_drop_fault() {
     assert!(!c.starts_with("close frame"), "dropped with a close frame: {c}");
     assert_eq!(ex.fresh_stats()["orders"]["user_streams_dropped"], 1);
 }
+
+fn b64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = c.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            out.push(if i <= c.len() { A[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+        }
+    }
+    out
+}
+
+/// `session.logon` with an Ed25519 key (the signature is base64 over the sorted parameters); afterwards the
+/// session places, modifies and cancels a LIMIT order without apiKey or signature; an HMAC key cannot log on.
+#[test]
+fn ed25519_session_logon_modify_cancel() {
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    let kp = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let mut der = vec![0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+    der.extend_from_slice(kp.public_key().as_ref());
+    let pem_dir = std::env::temp_dir().join(format!("rusto-exchange-ed25519-{}", std::process::id()));
+    std::fs::create_dir_all(&pem_dir).unwrap();
+    let pem = pem_dir.join("ed25519.pem");
+    std::fs::write(&pem, format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", b64(&der))).unwrap();
+    let ed_key = "rustoEd25519TestKey0123456789";
+    let pem_s = pem.display().to_string();
+    let ex = Exchange::start(false, &["--ed25519-api-key", ed_key, "--ed25519-pub", &pem_s, "--speed", "0.01"]);
+    let mut ws = ex.ws("/ws-fapi/v1");
+    let ts = ex.server_ms();
+    let sig = b64(kp.sign(format!("apiKey={ed_key}&timestamp={ts}").as_bytes()).as_ref());
+    let r = ex.ws_call(&mut ws, "session.logon", json!({"apiKey": ed_key, "timestamp": ts, "signature": sig}));
+    assert_eq!(r["status"], 200, "{r}");
+    assert_eq!(r["result"]["apiKey"], ed_key);
+    let mut bare = |method: &str, params: Value| {
+        let mut p = params;
+        p["timestamp"] = json!(ex.server_ms());
+        let id = format!("bare-{method}");
+        ws.send(Message::text(json!({"id": id, "method": method, "params": p}).to_string())).unwrap();
+        Exchange::ws_answer(&mut ws, &id, Duration::from_secs(10)).unwrap()
+    };
+    let r = bare(
+        "order.place",
+        json!({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.010",
+               "price": "20000.00", "newClientOrderId": "ed-1"}),
+    );
+    assert_eq!((r["status"].as_i64(), r["result"]["status"].as_str()), (Some(200), Some("NEW")), "{r}");
+    let r = bare(
+        "order.modify",
+        json!({"symbol": "BTCUSDT", "origClientOrderId": "ed-1", "side": "BUY", "quantity": "0.020", "price": "20000.10"}),
+    );
+    assert_eq!(
+        (r["result"]["origQty"].as_str(), r["result"]["price"].as_str()),
+        (Some("0.020"), Some("20000.10")),
+        "{r}"
+    );
+    let r = bare("order.cancel", json!({"symbol": "BTCUSDT", "origClientOrderId": "ed-1"}));
+    assert_eq!(r["result"]["status"], "CANCELED", "{r}");
+    let mut other = ex.ws("/ws-fapi/v1");
+    let r = ex.ws_call(&mut other, "session.logon", json!({}));
+    assert_eq!(r["error"]["code"], -2015, "{r}");
+    let _ = std::fs::remove_dir_all(&pem_dir);
+}
+
+/// A STOP_MARKET with workingType MARK_PRICE triggers on the served markPrice (not on trades); its fills realise
+/// the PnL (exit − entry) × quantity of the long it reduces.
+#[test]
+fn mark_price_stop_realises_pnl() {
+    let ex = Exchange::start(false, &["--speed", "4"]);
+    let mk = collect(ex.ws("/market/ws/btcusdt@markPrice@1s"));
+    let marks = &mk.seen;
+    let (us, _key) = user_stream(&ex);
+    let mut ws = ex.ws("/ws-fapi/v1");
+    let r = ex.ws_call(
+        &mut ws,
+        "order.place",
+        json!({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.030"}),
+    );
+    assert_eq!(r["status"], 200, "{r}");
+    let (_, risk) = ex.signed("GET", "/fapi/v2/positionRisk", "symbol=BTCUSDT", false).unwrap();
+    let entry = num(&risk[0]["entryPrice"]);
+    let mut id = 0;
+    let mut stop_px = 0.0;
+    for ticks in [1, 2, 3, 5, 8] {
+        wait_for(marks, Duration::from_secs(10), "a markPrice", |s| !s.is_empty());
+        let mark = num(&marks.lock().unwrap().last().unwrap()["p"]);
+        stop_px = (mark * 10.0).floor() / 10.0 - ticks as f64 * 0.1;
+        let r = ex.ws_call(
+            &mut ws,
+            "order.place",
+            json!({"symbol": "BTCUSDT", "side": "SELL", "type": "STOP_MARKET", "stopPrice": format!("{stop_px:.2}"),
+                   "quantity": "0.030", "reduceOnly": "true", "workingType": "MARK_PRICE"}),
+        );
+        if r["status"] == 200 {
+            id = r["result"]["orderId"].as_i64().unwrap();
+            break;
+        }
+        assert_eq!(r["error"]["code"], -2021, "{r}");
+    }
+    assert!(id > 0);
+    wait_for(&us.seen, Duration::from_secs(40), "the stop's FILLED", |s| {
+        updates(s, id).iter().any(|u| u["X"] == "FILLED")
+    });
+    let ups = updates(&us.seen.lock().unwrap(), id);
+    assert!(ups.iter().all(|u| u["wt"] == "MARK_PRICE" && u["R"] == true));
+    let fills: Vec<&Value> = ups.iter().filter(|u| u["x"] == "TRADE").collect();
+    let rp: f64 = fills.iter().map(|u| num(&u["rp"])).sum();
+    let want: f64 = fills.iter().map(|u| (num(&u["L"]) - entry) * num(&u["l"])).sum();
+    assert!((rp - want).abs() < 1e-6, "realised {rp} vs {want}");
+    assert!(marks.lock().unwrap().iter().any(|m| num(&m["p"]) <= stop_px + 1e-9), "no served mark reached {stop_px}");
+}
+
+/// A listenKey that is not kept alive expires: the stream gets `listenKeyExpired` with the key.
+#[test]
+fn listen_key_expires() {
+    let ex = Exchange::start(false, &["--listen-key-ttl-secs", "1", "--speed", "0.01"]);
+    let (us, key) = user_stream(&ex);
+    wait_for(&us.seen, Duration::from_secs(5), "listenKeyExpired", |s| s.iter().any(|e| e["e"] == "listenKeyExpired"));
+    let ev = us.seen.lock().unwrap().iter().find(|e| e["e"] == "listenKeyExpired").cloned().unwrap();
+    assert_eq!(ev["listenKey"], key.as_str());
+    assert_eq!(keys(&ev), set(&["e", "E", "listenKey"]));
+    let (s, v) = ex.http("PUT", "/fapi/v1/listenKey", "").unwrap();
+    assert_eq!((s, v["code"].as_i64()), (400, Some(-1125)));
+}
