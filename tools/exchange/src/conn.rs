@@ -26,6 +26,8 @@ use crate::stats::CloseReason;
 
 /// Largest request head accepted.
 const MAX_HEAD: usize = 16 << 10;
+/// Largest request body accepted (order endpoints send form bodies).
+const MAX_BODY: usize = 64 << 10;
 /// Idle time allowed before the first request and between keep-alive requests.
 const HTTP_IDLE: Duration = Duration::from_secs(60);
 /// Inputs handled between two flushes of a websocket.
@@ -143,6 +145,10 @@ pub struct Request {
     pub path: String,
     /// Query parameters, decoded.
     pub query: Vec<(String, String)>,
+    /// The query string as sent (what a signature signs).
+    pub raw_query: String,
+    /// The body as sent (`Content-Length` bytes; empty without one).
+    pub body: String,
     /// Headers, names lower-cased.
     pub headers: Vec<(String, String)>,
     /// HTTP/1.0 (closes by default).
@@ -172,7 +178,8 @@ impl Request {
     }
 }
 
-fn pct_decode(s: &str) -> String {
+/// Decodes `%XX` and `+` of a query or form value.
+pub fn pct_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -196,7 +203,19 @@ fn pct_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Parses one request head from `buf`: `Ok(None)` when incomplete, `Err` when malformed or too large.
+/// `k=v&…` pairs of a query string or form body, decoded.
+pub fn parse_form(qs: &str) -> Vec<(String, String)> {
+    qs.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (pct_decode(k), pct_decode(v))
+        })
+        .collect()
+}
+
+/// Parses one request (head and `Content-Length` body) from `buf`: `Ok(None)` when incomplete, `Err` when
+/// malformed or too large.
 pub fn parse_request(buf: &[u8]) -> Result<Option<(Request, usize)>, &'static str> {
     let Some(end) = memfind(buf, b"\r\n\r\n") else {
         return if buf.len() > MAX_HEAD { Err("request head too large") } else { Ok(None) };
@@ -212,20 +231,34 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request, usize)>, &'static st
         return Err("not HTTP/1.x");
     }
     let (path, qs) = target.split_once('?').unwrap_or((target, ""));
-    let query = qs
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (pct_decode(k), pct_decode(v))
-        })
-        .collect();
+    let query = parse_form(qs);
     let mut headers = Vec::new();
     for l in lines {
         let (k, v) = l.split_once(':').ok_or("bad header line")?;
         headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
     }
-    Ok(Some((Request { method, path: pct_decode(path), query, headers, http10: version == "HTTP/1.0" }, end + 4)))
+    let len = match headers.iter().find(|(k, _)| k == "content-length") {
+        Some((_, v)) => v.parse::<usize>().map_err(|_| "bad Content-Length")?,
+        None => 0,
+    };
+    if len > MAX_BODY {
+        return Err("request body too large");
+    }
+    let start = end + 4;
+    if buf.len() < start + len {
+        return Ok(None);
+    }
+    let body = std::str::from_utf8(&buf[start..start + len]).map_err(|_| "request body is not UTF-8")?.to_string();
+    let r = Request {
+        method,
+        path: pct_decode(path),
+        query,
+        raw_query: qs.to_string(),
+        body,
+        headers,
+        http10: version == "HTTP/1.0",
+    };
+    Ok(Some((r, start + len)))
 }
 
 fn memfind(h: &[u8], n: &[u8]) -> Option<usize> {
@@ -240,12 +273,15 @@ pub struct Response {
     pub headers: Vec<(&'static str, String)>,
     /// Body.
     pub body: String,
+    /// Send nothing and close the connection (a lost acknowledgement).
+    pub lost: bool,
 }
 
 fn reason_phrase(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
         418 => "I'm a teapot",
@@ -341,7 +377,7 @@ fn http_loop(mut t: Transport, rx: &Receiver<Input>, tx: SyncSender<Input>, ctx:
                 Err(msg) => {
                     let status = if msg.contains("too large") { 431 } else { 400 };
                     let body = json!({"code": -1000, "msg": msg}).to_string();
-                    let _ = write_response(&mut t, &Response { status, headers: vec![], body }, true);
+                    let _ = write_response(&mut t, &Response { status, headers: vec![], body, lost: false }, true);
                     t.close_notify();
                     if !routed {
                         ctx.stats.handshake_errors.fetch_add(1, Relaxed);
@@ -358,6 +394,10 @@ fn http_loop(mut t: Transport, rx: &Receiver<Input>, tx: SyncSender<Input>, ctx:
                         return;
                     }
                     let resp = rest::handle(&req, ctx);
+                    if resp.lost {
+                        shutdown(&killer);
+                        return;
+                    }
                     let close = req.wants_close() || ctx.stopping();
                     if write_response(&mut t, &resp, close).is_err() || close {
                         t.close_notify();
@@ -382,10 +422,15 @@ fn shutdown(tcp: &TcpStream) {
 
 /// Route, combined mode and streams of a websocket path; `None` when it is not a stream path.
 pub fn parse_ws_path(path: &str, query: &[(String, String)]) -> Option<(Route, bool, Vec<String>)> {
+    if path == "/ws-fapi/v1" {
+        return Some((Route::WsApi, false, Vec::new()));
+    }
     let (route, rest) = if let Some(r) = path.strip_prefix("/market") {
         (Route::Market, r)
     } else if let Some(r) = path.strip_prefix("/public") {
         (Route::Public, r)
+    } else if let Some(r) = path.strip_prefix("/private") {
+        (Route::Private, r)
     } else {
         (Route::Unrouted, path)
     };
@@ -395,7 +440,9 @@ pub fn parse_ws_path(path: &str, query: &[(String, String)]) -> Option<(Route, b
         return Some((route, true, streams));
     }
     if rest == "/ws" || rest == "/ws/" {
-        return Some((route, false, Vec::new()));
+        // `/private/ws?listenKey=<key>` names the user data stream in the query.
+        let keys = query.iter().filter(|(k, _)| k == "listenKey").map(|(_, v)| v.clone()).collect();
+        return Some((route, false, if route == Route::Private { keys } else { Vec::new() }));
     }
     let names = rest.strip_prefix("/ws/")?;
     Some((route, false, split(names)))
@@ -403,6 +450,8 @@ pub fn parse_ws_path(path: &str, query: &[(String, String)]) -> Option<(Route, b
 
 struct Session {
     id: u64,
+    route: Route,
+    logon: Option<String>,
     opened: Instant,
     last_pong: Instant,
     next_ping: Instant,
@@ -419,13 +468,13 @@ fn ws_session(
 ) {
     let Some((route, combined, streams)) = parse_ws_path(&req.path, &req.query) else {
         let body = json!({"code": -1000, "msg": "not a websocket stream path"}).to_string();
-        let _ = write_response(&mut t, &Response { status: 404, headers: vec![], body }, true);
+        let _ = write_response(&mut t, &Response { status: 404, headers: vec![], body, lost: false }, true);
         shutdown(&killer);
         return;
     };
     let Some(key) = req.header("sec-websocket-key") else {
         let body = json!({"code": -1000, "msg": "missing Sec-WebSocket-Key"}).to_string();
-        let _ = write_response(&mut t, &Response { status: 400, headers: vec![], body }, true);
+        let _ = write_response(&mut t, &Response { status: 400, headers: vec![], body, lost: false }, true);
         shutdown(&killer);
         return;
     };
@@ -448,7 +497,18 @@ fn ws_session(
         WebSocketConfig::default().write_buffer_size(0).max_message_size(Some(1 << 20)).max_frame_size(Some(1 << 20));
     let mut ws = WebSocket::from_raw_socket(t, Role::Server, Some(cfg));
     let now = Instant::now();
-    let mut s = Session { id, opened: now, last_pong: now, next_ping: now + ctx.cfg.ping_every, msgs: VecDeque::new() };
+    if route == Route::WsApi {
+        ctx.orders.stats.ws_api_sessions.fetch_add(1, Relaxed);
+    }
+    let mut s = Session {
+        id,
+        route,
+        logon: None,
+        opened: now,
+        last_pong: now,
+        next_ping: now + ctx.cfg.ping_every,
+        msgs: VecDeque::new(),
+    };
     let r = run_ws(&mut ws, &mut s, rx, ctx);
     ctx.hub.unregister(id);
     // A reason recorded by the hub (slow consumer, fault drop) wins over what the session saw.
@@ -487,6 +547,13 @@ fn run_ws(ws: &mut WebSocket<Transport>, s: &mut Session, rx: &Receiver<Input>, 
             close_with(ws, CloseCode::Normal, "connection lifetime reached");
             return CloseReason::MaxAge;
         }
+        if s.route == Route::Private
+            && let Some(d) = ctx.orders.faults.user_stream_drop_after
+            && now >= s.opened + d
+        {
+            ctx.orders.stats.user_streams_dropped.fetch_add(1, Relaxed);
+            return CloseReason::Fault;
+        }
         if now >= s.last_pong + cfg.pong_timeout {
             close_with(ws, CloseCode::Policy, "pong timeout");
             return CloseReason::PongTimeout;
@@ -501,7 +568,12 @@ fn run_ws(ws: &mut WebSocket<Transport>, s: &mut Session, rx: &Receiver<Input>, 
                 ctx.stats.pings.fetch_add(1, Relaxed);
             }
         }
-        let wake = s.next_ping.min(s.last_pong + cfg.pong_timeout).min(s.opened + cfg.max_conn);
+        let mut wake = s.next_ping.min(s.last_pong + cfg.pong_timeout).min(s.opened + cfg.max_conn);
+        if s.route == Route::Private
+            && let Some(d) = ctx.orders.faults.user_stream_drop_after
+        {
+            wake = wake.min(s.opened + d);
+        }
         let wait = wake.saturating_duration_since(now).min(Duration::from_millis(500));
         let mut item = match rx.recv_timeout(wait) {
             Ok(x) => Some(x),
@@ -573,7 +645,8 @@ fn read_all(ws: &mut WebSocket<Transport>, s: &mut Session, ctx: &Arc<Ctx>) -> R
         while s.msgs.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1)) {
             s.msgs.pop_front();
         }
-        if s.msgs.len() > ctx.cfg.max_msgs_per_sec {
+        // The WebSocket API is limited by request weight and order counts, not by the stream limit.
+        if s.route != Route::WsApi && s.msgs.len() > ctx.cfg.max_msgs_per_sec {
             close_with(ws, CloseCode::Policy, "too many messages");
             return Err(CloseReason::RateLimit);
         }
@@ -581,6 +654,13 @@ fn read_all(ws: &mut WebSocket<Transport>, s: &mut Session, ctx: &Arc<Ctx>) -> R
             Message::Pong(_) => {
                 s.last_pong = now;
                 ctx.stats.pongs.fetch_add(1, Relaxed);
+            }
+            Message::Text(t) if s.route == Route::WsApi => {
+                let Some(reply) = crate::orders::ws_api::handle(t.as_str(), &mut s.logon, ctx) else { continue };
+                if ws.write(Message::text(reply)).and_then(|_| ws.flush()).is_err() {
+                    return Err(CloseReason::Client);
+                }
+                ctx.stats.replies.fetch_add(1, Relaxed);
             }
             Message::Text(t) => {
                 let reply = client_message(t.as_str(), s.id, ctx);

@@ -126,6 +126,8 @@ pub struct Ctx {
     pub exchange_info: Option<serde_json::Map<String, serde_json::Value>>,
     /// Set when the process is stopping.
     pub stop: AtomicBool,
+    /// The order side: accounts, orders, user data stream.
+    pub orders: crate::orders::Orders,
 }
 
 impl Ctx {

@@ -47,14 +47,20 @@ pub enum Route {
     Public,
     /// `/ws/...` or `/stream?...` without a route: only public data, like Binance since 2026-04-23.
     Unrouted,
+    /// `/private/...`: the user data stream (its stream name is the listenKey).
+    Private,
+    /// `/ws-fapi/v1`: the WebSocket API (request/response; no stream is delivered).
+    WsApi,
 }
 
 impl Route {
     /// True when a stream of kind `k` is delivered on this route.
     pub fn allows(self, k: Kind) -> bool {
         match self {
-            Route::Market => !k.is_public(),
+            Route::Market => !k.is_public() && k != Kind::UserData,
             Route::Public | Route::Unrouted => k.is_public(),
+            Route::Private => k == Kind::UserData,
+            Route::WsApi => false,
         }
     }
 }

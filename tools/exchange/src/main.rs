@@ -10,6 +10,7 @@ mod ctx;
 mod hub;
 mod json;
 mod market;
+mod orders;
 mod recording;
 mod replay;
 mod rest;
@@ -138,6 +139,59 @@ struct Args {
     /// Write the stats JSON here, updated every second.
     #[arg(long, value_name = "FILE")]
     stats_out: Option<PathBuf>,
+    #[command(flatten)]
+    account: AccountArgs,
+}
+
+/// The order side: account, keys, fees, order faults.
+#[derive(clap::Args, Debug)]
+struct AccountArgs {
+    /// API key of the account (HMAC-SHA256, with --api-secret). Without any key every order endpoint answers
+    /// -2015.
+    #[arg(long, value_name = "KEY", requires = "api_secret")]
+    api_key: Option<String>,
+    /// HMAC secret of --api-key.
+    #[arg(long, value_name = "SECRET", requires = "api_key")]
+    api_secret: Option<String>,
+    /// API key of an Ed25519 key of the same account (with --ed25519-pub).
+    #[arg(long, value_name = "KEY", requires = "ed25519_pub")]
+    ed25519_api_key: Option<String>,
+    /// PEM file of the Ed25519 public key of --ed25519-api-key.
+    #[arg(long, value_name = "PEM", requires = "ed25519_api_key")]
+    ed25519_pub: Option<PathBuf>,
+    /// Starting USDT wallet balance.
+    #[arg(long, default_value = "10000")]
+    balance_usdt: String,
+    /// Taker commission rate (Binance USDⓈ-M regular tier: 0.0005).
+    #[arg(long, default_value = "0.0005")]
+    taker_fee: String,
+    /// Maker commission rate (Binance USDⓈ-M regular tier: 0.0002).
+    #[arg(long, default_value = "0.0002")]
+    maker_fee: String,
+    /// Initial leverage of every symbol (POST /fapi/v1/leverage changes it).
+    #[arg(long, default_value_t = 20)]
+    leverage: u32,
+    /// listenKey validity after creation or keep-alive, seconds.
+    #[arg(long, default_value_t = 3600.0)]
+    listen_key_ttl_secs: f64,
+    /// Fault: reject the next N order placements with --reject-code (from the start).
+    #[arg(long, value_name = "N")]
+    reject_orders: Option<u64>,
+    /// The code of --reject-orders: -1008, -1021, -2010, -2019 or -4164.
+    #[arg(long, default_value_t = -2019, allow_hyphen_values = true)]
+    reject_code: i64,
+    /// Fault: delay every order placement/cancel/modify acknowledgement by this many ms.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    ack_delay_ms: u64,
+    /// Fault: execute the next N order placements but never send their acknowledgement.
+    #[arg(long, value_name = "N")]
+    lose_acks: Option<u64>,
+    /// Fault: drop every user data stream connection this long after it opens, seconds.
+    #[arg(long, value_name = "S")]
+    user_stream_drop_after_secs: Option<f64>,
+    /// Fault: the exchange clock (serverTime, event times, the recvWindow check) is off by this many ms.
+    #[arg(long, value_name = "MS", default_value_t = 0, allow_hyphen_values = true)]
+    clock_skew_ms: i64,
 }
 
 static SIGNALLED: AtomicBool = AtomicBool::new(false);
@@ -234,7 +288,7 @@ fn run() -> Result<()> {
             let base = match args.time_base {
                 TimeBase::Now => wall_ms() - first.div_euclid(1_000_000),
                 TimeBase::Recorded => 0,
-            };
+            } + args.account.clock_skew_ms;
             eprintln!(
                 "rusto-exchange: loaded {} events of {} symbol(s) in {:.2}s ({} lines skipped, {} later snapshots unused); \
                  one loop is {:.1}s of recording",
@@ -250,7 +304,7 @@ fn run() -> Result<()> {
         }
         Source::Synthetic(s, _) => {
             let syms: Vec<_> = s.iter().map(|x| (x.name.clone(), "depth@0ms".to_string(), x.spec())).collect();
-            (syms, Clock::new(synthetic::now_ns(), args.speed, 0))
+            (syms, Clock::new(synthetic::now_ns(), args.speed, args.account.clock_skew_ms))
         }
     };
     for (name, base, spec) in &symbols {
@@ -277,6 +331,7 @@ fn run() -> Result<()> {
         }
     };
     let stats = Arc::new(Stats::new(symbols.iter().map(|s| s.0.clone()).collect()));
+    let orders = order_side(&args.account, &symbols, exchange_info.as_ref())?;
     let market = Market::new(symbols);
     let fault_sym = match &args.fault_symbol {
         Some(s) => market.find(&s.to_ascii_uppercase()).with_context(|| format!("--fault-symbol {s}: not served"))?,
@@ -301,6 +356,7 @@ fn run() -> Result<()> {
         weight: Mutex::new((0, 0)),
         exchange_info,
         stop: AtomicBool::new(false),
+        orders,
     });
 
     {
@@ -367,6 +423,7 @@ fn run() -> Result<()> {
             fire_faults(&args, &ctx, fault_sym);
             next_fault = every.map(|e| t + e.max(Duration::from_millis(100)));
         }
+        ctx.orders.expire_listen_key(&ctx);
         if now >= next_stats {
             next_stats = now + Duration::from_secs(1);
             if let Some(p) = &args.stats_out {
@@ -406,6 +463,7 @@ fn stats_json(ctx: &Ctx, fin: bool) -> String {
         (m.counters, serde_json::Value::Object(books))
     };
     let mut v = ctx.stats.to_json(&counters, books);
+    v["orders"] = ctx.orders.stats_json();
     v["final"] = serde_json::Value::Bool(fin);
     v.to_string()
 }
@@ -416,6 +474,80 @@ fn write_stats(ctx: &Ctx, p: &Path, fin: bool) {
     if std::fs::write(&tmp, line).and_then(|_| std::fs::rename(&tmp, p)).is_err() {
         eprintln!("warn: could not write {}", p.display());
     }
+}
+
+fn fx_arg(v: &str, what: &str) -> Result<orders::fx::Fx> {
+    orders::fx::Fx::parse(v)
+        .filter(|x| *x >= orders::fx::Fx::ZERO)
+        .with_context(|| format!("--{what} {v}: not a decimal ≥ 0 with ≤ 8 decimals"))
+}
+
+/// The order side from the account flags; each symbol's MIN_NOTIONAL from `--exchange-info` when given there.
+fn order_side(
+    a: &AccountArgs,
+    symbols: &[(String, String, market::Spec)],
+    info: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> Result<orders::Orders> {
+    let mut keys = Vec::new();
+    if let (Some(k), Some(s)) = (&a.api_key, &a.api_secret) {
+        keys.push(orders::auth::ApiKey::hmac(k, s));
+    }
+    if let (Some(k), Some(p)) = (&a.ed25519_api_key, &a.ed25519_pub) {
+        let pem = std::fs::read_to_string(p).with_context(|| p.display().to_string())?;
+        keys.push(
+            orders::auth::ApiKey::ed25519(k, &pem)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| p.display().to_string())?,
+        );
+    }
+    let mut syms = Vec::new();
+    for (name, _, spec) in symbols {
+        let min = info
+            .and_then(|m| m.get(name))
+            .and_then(|s| s.get("filters"))
+            .and_then(|f| f.as_array())
+            .and_then(|f| f.iter().find(|x| x.get("filterType").and_then(|t| t.as_str()) == Some("MIN_NOTIONAL")))
+            .and_then(|f| f.get("notional"))
+            .and_then(|n| n.as_str())
+            .unwrap_or("5");
+        syms.push(orders::engine::SymSpec {
+            name: name.clone(),
+            tick: fx_arg(&spec.tick, "tickSize")?,
+            step: fx_arg(&spec.step, "stepSize")?,
+            pp: spec.price_precision,
+            qp: spec.qty_precision,
+            min_notional: fx_arg(min, "MIN_NOTIONAL")?,
+        });
+    }
+    if !(1..=125).contains(&a.leverage) {
+        bail!("--leverage must be 1..=125");
+    }
+    let cfg = orders::engine::AccountCfg {
+        syms,
+        balance: fx_arg(&a.balance_usdt, "balance-usdt")?,
+        taker: fx_arg(&a.taker_fee, "taker-fee")?,
+        maker: fx_arg(&a.maker_fee, "maker-fee")?,
+        leverage: a.leverage,
+    };
+    let reject = match a.reject_orders {
+        Some(_) => Some(
+            orders::errors::ApiError::injectable(a.reject_code)
+                .with_context(|| format!("--reject-code {}: one of {:?}", a.reject_code, orders::errors::INJECTABLE))?,
+        ),
+        None => None,
+    };
+    let faults = orders::OrderFaults {
+        reject_left: AtomicU64::new(a.reject_orders.unwrap_or(0)),
+        reject,
+        lose_left: AtomicU64::new(a.lose_acks.unwrap_or(0)),
+        ack_delay: Duration::from_millis(a.ack_delay_ms),
+        user_stream_drop_after: a
+            .user_stream_drop_after_secs
+            .map(|s| secs(s, "user-stream-drop-after-secs"))
+            .transpose()?,
+    };
+    let ttl = secs(a.listen_key_ttl_secs, "listen-key-ttl-secs")?;
+    Ok(orders::Orders::new(keys, cfg, faults, ttl))
 }
 
 fn fire_faults(a: &Args, ctx: &Ctx, sym: usize) {

@@ -27,14 +27,24 @@ pub enum Kind {
     Kline,
     /// Anything else a recording carried (served on /market).
     Other,
+    /// User data stream events (`ORDER_TRADE_UPDATE`, `ACCOUNT_UPDATE`, …), served on /private only.
+    UserData,
 }
 
 impl Kind {
     /// Number of kinds.
-    pub const N: usize = 7;
+    pub const N: usize = 8;
     /// All kinds, in counter order.
-    pub const ALL: [Kind; Kind::N] =
-        [Kind::Trade, Kind::AggTrade, Kind::Depth, Kind::BookTicker, Kind::MarkPrice, Kind::Kline, Kind::Other];
+    pub const ALL: [Kind; Kind::N] = [
+        Kind::Trade,
+        Kind::AggTrade,
+        Kind::Depth,
+        Kind::BookTicker,
+        Kind::MarkPrice,
+        Kind::Kline,
+        Kind::Other,
+        Kind::UserData,
+    ];
 
     /// Counter index.
     pub fn index(self) -> usize {
@@ -51,6 +61,7 @@ impl Kind {
             Kind::MarkPrice => "markPrice",
             Kind::Kline => "kline",
             Kind::Other => "other",
+            Kind::UserData => "userData",
         }
     }
 
@@ -265,7 +276,34 @@ pub struct MarketCounters {
     pub depth_skipped: u64,
     /// Loops of the recording started.
     pub loops: u64,
+    /// Ticks the order engine never saw because [`MAX_TICKS`] were already pending.
+    pub ticks_dropped: u64,
 }
+
+/// The price source of a [`Tick`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TickKind {
+    /// A served trade (`lastPrice`, what `workingType=CONTRACT_PRICE` triggers on).
+    Trade,
+    /// A served mark price (`workingType=MARK_PRICE`).
+    Mark,
+}
+
+/// A price the order engine must see: a served trade or mark price (drained by the feed after publishing).
+#[derive(Clone, Debug)]
+pub struct Tick {
+    /// Symbol index.
+    pub sym: usize,
+    /// Trade or mark price.
+    pub kind: TickKind,
+    /// Price string as served.
+    pub px: Box<str>,
+    /// Trade quantity (`"0"` for a mark price).
+    pub qty: Box<str>,
+}
+
+/// Ticks kept between two drains; more are dropped and counted in [`MarketCounters::ticks_dropped`].
+pub const MAX_TICKS: usize = 4096;
 
 /// All symbols.
 pub struct Market {
@@ -273,6 +311,8 @@ pub struct Market {
     pub syms: Vec<SymState>,
     /// Counters.
     pub counters: MarketCounters,
+    /// Trades and mark prices served since the order engine last looked.
+    pub ticks: Vec<Tick>,
 }
 
 fn depth_ms(suffix: &str) -> i64 {
@@ -345,7 +385,7 @@ impl Market {
                 }
             })
             .collect();
-        Market { syms, counters: MarketCounters::default() }
+        Market { syms, counters: MarketCounters::default(), ticks: Vec::with_capacity(256) }
     }
 
     /// Index of a symbol by upper-case name.
@@ -504,6 +544,9 @@ impl Market {
         tk.last_qty = Some(t.qty.to_string());
         tk.last_id = t.id;
         tk.close_time = t.t_ms;
+        let tick = Tick { sym, kind: TickKind::Trade, px: t.px.into(), qty: t.qty.into() };
+        self.push_tick(tick);
+        let s = &self.syms[sym];
         let suffix = if t.kind == Kind::AggTrade { "aggTrade" } else { "trade" };
         self.counters.published[t.kind.index()] += 1;
         out.push(Frame { kind: t.kind, sym: sym as u32, stream: format!("{}@{}", s.lower, suffix), text: t.text });
@@ -515,9 +558,33 @@ impl Market {
 
     /// Queues a frame that does not touch the book (bookTicker, markPrice, kline, …).
     pub fn simple(&mut self, sym: usize, kind: Kind, suffix: &str, text: String, out: &mut Vec<Frame>) {
+        if kind == Kind::MarkPrice
+            && let Some(px) = json_str_field(&text, "p")
+        {
+            let tick = Tick { sym, kind: TickKind::Mark, px: px.into(), qty: "0".into() };
+            self.push_tick(tick);
+        }
         let s = &self.syms[sym];
         self.counters.published[kind.index()] += 1;
         out.push(Frame { kind, sym: sym as u32, stream: format!("{}@{}", s.lower, suffix), text });
+    }
+
+    fn push_tick(&mut self, t: Tick) {
+        if self.ticks.len() < MAX_TICKS {
+            self.ticks.push(t);
+        } else {
+            self.counters.ticks_dropped += 1;
+        }
+    }
+
+    /// The levels a taker order walks, best first: asks for a buy, bids for a sell, as (price, quantity) strings.
+    pub fn taker_levels(&self, sym: usize, buy: bool) -> Box<dyn Iterator<Item = (&str, &str)> + '_> {
+        let s = &self.syms[sym];
+        if buy {
+            Box::new(s.asks.values().map(|(a, b)| (&**a, &**b)))
+        } else {
+            Box::new(s.bids.values().rev().map(|(a, b)| (&**a, &**b)))
+        }
     }
 
     /// Withholds the next `n` diffs of a symbol on every depth stream (a `pu` gap for its subscribers).
@@ -562,9 +629,26 @@ impl Market {
     }
 }
 
+/// The string value of `"name":"…"` in a flat JSON object (the first occurrence).
+pub fn json_str_field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    let pat = format!(r#""{name}":""#);
+    let start = text.find(&pat)? + pat.len();
+    let len = text[start..].find('"')?;
+    Some(&text[start..start + len])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flat_fields() {
+        // Real frame: data/sample/btcusdt_20230404.dat.gz, first markPrice@1s (hftbacktest recording, MIT, (C) 2022 nkaz001).
+        let t = r#"{"e":"markPriceUpdate","E":1680652701000,"s":"BTCUSDT","p":"28147.27373413","P":"28142.15563565","i":"28159.75642857","r":"0.00002754","T":1680652800000}"#;
+        assert_eq!(json_str_field(t, "p"), Some("28147.27373413"));
+        assert_eq!(json_str_field(t, "i"), Some("28159.75642857"));
+        assert_eq!(json_str_field(t, "x"), None);
+    }
 
     fn spec() -> Spec {
         Spec { tick: "0.10".into(), step: "0.001".into(), price_precision: 2, qty_precision: 3 }

@@ -192,6 +192,7 @@ pub fn run(rec: &Recording, ctx: &Ctx, loops: u64) {
             }
             drop(m);
             ctx.hub.publish(&mut frames);
+            ctx.orders.drain_ticks(ctx);
         }
         k += 1;
     }

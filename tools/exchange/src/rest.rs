@@ -1,5 +1,6 @@
 //! REST endpoints: `/fapi/v1/ping`, `/time`, `/exchangeInfo`, `/ticker/24hr`, `/depth`, with Binance's request
-//! weights in `X-MBX-USED-WEIGHT-1M`, the 2400/min limit (429 with `Retry-After`), and the 429/418 faults.
+//! weights in `X-MBX-USED-WEIGHT-1M`, the 2400/min limit (429 with `Retry-After`), and the 429/418 faults; the
+//! order-side paths are answered by [`crate::orders::rest`].
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -8,13 +9,14 @@ use serde_json::{Map, Value, json};
 use crate::conn::{Request, Response};
 use crate::ctx::{Ctx, wall_ms};
 use crate::market::Market;
+use crate::orders;
 
 fn ok(body: String) -> Response {
-    Response { status: 200, headers: vec![], body }
+    Response { status: 200, headers: vec![], body, lost: false }
 }
 
 fn error(status: u16, code: i64, msg: &str) -> Response {
-    Response { status, headers: vec![], body: json!({"code": code, "msg": msg}).to_string() }
+    Response { status, headers: vec![], body: json!({"code": code, "msg": msg}).to_string(), lost: false }
 }
 
 /// Takes one from a fault counter if it is positive.
@@ -58,11 +60,22 @@ pub fn handle(req: &Request, ctx: &Ctx) -> Response {
         r.headers.push(("Retry-After", "1".into()));
         return r;
     }
-    if req.method != "GET" && req.method != "HEAD" {
+    let order_method = if orders::rest::is_order_path(&req.path) {
+        match orders::rest::method_of(&req.method, &req.path) {
+            Some(m) => Some(m),
+            None => return error(405, -1000, "method not served on this path by rusto-exchange"),
+        }
+    } else {
+        None
+    };
+    if order_method.is_none() && req.method != "GET" && req.method != "HEAD" {
         return error(405, -1000, "only GET is served by rusto-exchange");
     }
     let limit = req.param("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(500);
     let weight = match req.path.as_str() {
+        _ if order_method.is_some() => {
+            order_method.map_or(1, |m| orders::rest::weight(m, req.param("symbol").is_some()))
+        }
         "/fapi/v1/depth" => depth_weight(limit),
         "/fapi/v1/ticker/24hr" => {
             if req.param("symbol").is_some() {
@@ -95,6 +108,12 @@ pub fn handle(req: &Request, ctx: &Ctx) -> Response {
         );
         let secs = 60 - (wall_ms() / 1000) % 60;
         r.headers.push(("Retry-After", secs.to_string()));
+        r
+    } else if let Some(m) = order_method {
+        let r = orders::rest::handle(req, m, ctx);
+        if r.lost {
+            return r;
+        }
         r
     } else {
         route(req, ctx, limit)

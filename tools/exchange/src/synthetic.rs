@@ -163,6 +163,7 @@ pub fn run(mut syms: Vec<SynSym>, mut rng: Rng, ctx: &Ctx, start_ns: i64) {
             drop(m);
             ctx.hub.publish(&mut frames);
         }
+        ctx.orders.drain_ticks(ctx);
         step += 1;
     }
 }
