@@ -3,6 +3,7 @@
 
 pub(crate) mod error;
 pub(crate) mod net;
+pub(crate) mod orders;
 pub(crate) mod parse;
 pub(crate) mod transport;
 pub(crate) mod ws;
@@ -13,3 +14,5 @@ pub use parse::{
     parse_exchange_info,
 };
 pub use transport::Endpoint;
+// The order wire protocol (issue 12): its names are the folder's `pub use` list in orders/mod.rs.
+pub use orders::*;

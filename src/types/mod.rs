@@ -5,11 +5,16 @@ pub(crate) mod clock;
 pub(crate) mod decimal;
 pub(crate) mod event;
 pub(crate) mod latency;
+pub(crate) mod order;
 pub(crate) mod record;
 pub(crate) mod symbols;
 
 pub use clock::now_ns;
 pub use decimal::{DecimalError, Scale, parse_decimal};
 pub use event::{EventKind, MarketEvent, depth_event_count, flags};
+pub use order::{
+    CLIENT_ID_LEN, ClientIdError, ClientOrderId, ExecKind, ExecReport, IntentKind, Leg, OrderIntent, OrderSide,
+    OrderType, TimeInForce, WorkingType,
+};
 pub use record::{DrainCmd, ExitReason, FillKind, Liquidity, Record};
 pub use symbols::{InternError, SymbolId, SymbolName, SymbolSpec, SymbolTable};

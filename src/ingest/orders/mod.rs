@@ -1,0 +1,24 @@
+//! The order wire protocol of Binance USDⓈ-M futures (issue 12, first step): signing, request encoders, response
+//! and user-stream parsers, and the error-code policy. No network code: the network thread will own the
+//! connections and call these.
+
+pub(crate) mod error;
+pub(crate) mod request;
+pub(crate) mod response;
+pub(crate) mod sign;
+pub(crate) mod user_stream;
+
+pub use error::{
+    BinanceCode, EncodeError, ErrorAction, ErrorCounts, SignError, WireError, action_for, action_for_http,
+};
+pub use request::{Auth, MAX_REQUEST_BYTES, REST_ORDER_PATH, RequestBuf, RestMethod, SignedAt};
+pub use response::{
+    AlgoCancelResult, AlgoResult, ApiError, Bounded, MAX_ID_LEN, MAX_POSITIONS, MAX_RATE_LIMITS, OrderResult,
+    PositionInfo, Positions, RateInterval, RateLimit, RateLimitType, RequestId, SessionResult, WsResponse,
+    exec_from_order, parse_rest_error, parse_rest_order, parse_ws, rejected,
+};
+pub use sign::{ApiKey, Credentials, MAX_API_KEY_LEN, MAX_SIGNATURE_LEN, Signature, Signer};
+pub use user_stream::{
+    AccountReason, AccountUpdate, AlgoStatus, AlgoUpdate, Balance, MAX_BALANCES, PositionSide, PositionUpdate,
+    UserEvent, parse_user_event,
+};
