@@ -208,6 +208,26 @@ fn template(f: Option<F>, v: Val<'_>) -> &'static [Key] {
     }
 }
 
+/// The integer at `b[at..]` and the offset after it: at most [`swar::MAX_INT_DIGITS`] digits without a leading
+/// zero, not followed by a fraction or an exponent (else `None`: simd-json decides); the digits are converted eight
+/// at a time. Shared by both fast scanners, so they accept exactly the same integers.
+#[inline(always)]
+pub(super) fn json_int(b: &[u8], at: usize) -> Option<(i64, usize)> {
+    let neg = b.get(at) == Some(&b'-');
+    let start = at + neg as usize;
+    let rest = b.get(start..)?;
+    let (n, v) = swar::leading_digits(rest)?;
+    if n == 0 || (n > 1 && rest[0] == b'0') {
+        return None;
+    }
+    if let Some(b'.' | b'e' | b'E') = rest.get(n) {
+        return None;
+    }
+    // At most 18 digits: the value fits an i64.
+    let v = v as i64;
+    Some((if neg { -v } else { v }, start + n))
+}
+
 struct Sc<'i, 's> {
     b: &'i [u8],
     i: usize,
@@ -268,24 +288,11 @@ impl<'i> Sc<'i, '_> {
         Some(unsafe { std::str::from_utf8_unchecked(&rest[..n]) })
     }
 
-    /// An integer of at most [`swar::MAX_INT_DIGITS`] digits without a leading zero, not followed by a fraction
-    /// or an exponent; its digits are converted eight at a time.
     #[inline]
     fn int(&mut self) -> Option<i64> {
-        let neg = self.b.get(self.i) == Some(&b'-');
-        let start = self.i + neg as usize;
-        let rest = self.b.get(start..)?;
-        let (n, v) = swar::leading_digits(rest)?;
-        if n == 0 || (n > 1 && rest[0] == b'0') {
-            return None;
-        }
-        if let Some(b'.' | b'e' | b'E') = rest.get(n) {
-            return None;
-        }
-        self.i = start + n;
-        // At most 18 digits: the value fits an i64.
-        let v = v as i64;
-        Some(if neg { -v } else { v })
+        let (v, end) = json_int(self.b, self.i)?;
+        self.i = end;
+        Some(v)
     }
 
     /// `[ "p" , "q" ]`, recorded as a [`LevelSpan`]; `None` past [`MAX_SPANS`].

@@ -24,6 +24,7 @@
 pub(crate) mod exchange_info;
 pub(crate) mod fast;
 pub(crate) mod fields;
+pub(crate) mod shapes;
 pub(crate) mod swar;
 pub(crate) mod tape;
 
@@ -281,6 +282,8 @@ pub struct Parser {
     tape: Option<Tape<'static>>,
     max_frame_bytes: usize,
     fast_path: bool,
+    /// The shape scanners are tried first (see [`Parser::set_shape_scanners`]).
+    shapes: bool,
     /// Counters.
     pub stats: ParseStats,
     logged: [bool; ParseError::KINDS],
@@ -306,6 +309,7 @@ impl Parser {
             tape: Some(tape),
             max_frame_bytes,
             fast_path: true,
+            shapes: true,
             stats: ParseStats::default(),
             logged: [false; ParseError::KINDS],
             logged_unknown: false,
@@ -320,6 +324,13 @@ impl Parser {
     /// tests compare both on every real recording.
     pub fn set_fast_path(&mut self, on: bool) {
         self.fast_path = on;
+    }
+
+    /// Turns the shape scanners for the small hot frames ([`shapes`]) on or off (on by default); off, those frames
+    /// go through the general fast scanner. Only for the tests, which compare every path on every real frame.
+    #[doc(hidden)]
+    pub fn set_shape_scanners(&mut self, on: bool) {
+        self.shapes = on;
     }
 
     /// Frames the fast path handled (the rest went through simd-json).
@@ -475,6 +486,21 @@ impl Parser {
             return Err(ParseError::TooLarge(frame.len()));
         }
         if self.fast_path {
+            if let Some(hot) = if self.shapes { shapes::scan(frame) } else { None } {
+                // The handler `event` would pick for the shape's `"e"`, called directly.
+                let r = match &hot {
+                    shapes::Hot::AggTrade(m) => self.trade(m, true, meta, out),
+                    shapes::Hot::Trade(m) => self.trade(m, false, meta, out),
+                    shapes::Hot::BookTicker(m) => self.book_ticker(m, meta, out),
+                };
+                if let Ok(k) = r {
+                    self.stats.fast_path += 1;
+                    return Ok(k);
+                }
+                // An error is reported by simd-json (canonical), as for the general fast path below.
+                out.truncate(start);
+                return self.parse_simd(frame, meta, out);
+            }
             let mut vals = fast::FastVals::new();
             // Taken for the frame (a pointer swap) so the handlers may borrow the parser mutably.
             let mut spans = std::mem::take(&mut self.spans);
@@ -493,6 +519,11 @@ impl Parser {
             // result and error.
             out.truncate(start);
         }
+        self.parse_simd(frame, meta, out)
+    }
+
+    /// The simd-json path: the frame copied into the padded buffer, its tape filled and walked.
+    fn parse_simd(&mut self, frame: &[u8], meta: &FrameMeta, out: &mut Vec<MarketEvent>) -> Parsed {
         self.buf.clear();
         self.buf.extend_from_slice(frame);
         let len = self.buf.len();
