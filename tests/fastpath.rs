@@ -219,16 +219,23 @@ fn shape_scanners_general_scanner_and_simd_json_agree_on_every_real_frame() {
     }
 }
 
+/// A frame split around its event object's pairs: what comes before them, the pairs, what comes after.
+struct Split {
+    head: Vec<u8>,
+    body: Vec<Vec<u8>>,
+    tail: Vec<u8>,
+}
+
 /// The `key:value` pairs of a real frame's event object (its values hold no comma, brace or bracket) and what
 /// comes before and after them.
-fn pairs(frame: &[u8]) -> Option<(Vec<u8>, Vec<Vec<u8>>, Vec<u8>)> {
+fn pairs(frame: &[u8]) -> Option<Split> {
     let s = frame.windows(5).position(|w| w == b"{\"e\":")? + 1;
     let e = s + frame[s..].iter().position(|&c| c == b'}')?;
     if frame[s..e].iter().any(|&c| c == b'[' || c == b'{') {
         return None;
     }
     let body = frame[s..e].split(|&c| c == b',').map(<[u8]>::to_vec).collect();
-    Some((frame[..s].to_vec(), body, frame[e..].to_vec()))
+    Some(Split { head: frame[..s].to_vec(), body, tail: frame[e..].to_vec() })
 }
 
 /// Mutants aimed at the shape scanners and the position-based key matcher, from real aggTrade, trade and
@@ -272,7 +279,7 @@ fn shape_scanners_match_simd_json_on_structured_mutants() {
         [b"123456789012345678", b"1234567890123456789", b"999999999999999999999", b"-1", b"-0", b"007", b"1.0", b"1e3"];
     let mut accepted = 0u64;
     for round in 0..30_000usize {
-        let (head, body, tail) = &seeds[round % seeds.len()];
+        let Split { head, body, tail } = &seeds[round % seeds.len()];
         let mut body = body.clone();
         let n = body.len();
         let at = (next() as usize) % n;
