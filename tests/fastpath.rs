@@ -163,3 +163,167 @@ fn fast_path_matches_simd_json_on_mutated_real_frames() {
     // Both paths saw malformed frames (the mutants) and the fast path still took the ones in its subset.
     assert!(fast.stats.malformed_total() > 0 && fast.fast_frames() > 0);
 }
+
+/// Three parsers over the same frames: shape scanners on (the default), the general fast scanner only, simd-json
+/// only.
+fn three_parsers() -> [Parser; 3] {
+    let mut ps = [
+        Parser::new(SymbolTable::new(256, vec![]), 4 << 20),
+        Parser::new(SymbolTable::new(256, vec![]), 4 << 20),
+        Parser::new(SymbolTable::new(256, vec![]), 4 << 20),
+    ];
+    ps[1].set_shape_scanners(false);
+    ps[2].set_fast_path(false);
+    ps
+}
+
+/// Parses `frame` with each parser and requires the same result and the same events from all three.
+fn same_on_all(ps: &mut [Parser; 3], outs: &mut [Vec<MarketEvent>; 3], frame: &[u8], meta: &FrameMeta) {
+    let mut rs = Vec::with_capacity(3);
+    for (p, out) in ps.iter_mut().zip(outs.iter_mut()) {
+        out.clear();
+        rs.push(p.parse_frame(frame, meta, out));
+    }
+    let show = || String::from_utf8_lossy(&frame[..frame.len().min(300)]).into_owned();
+    assert_eq!(rs[0], rs[2], "shapes vs simd-json: {}", show());
+    assert_eq!(rs[1], rs[2], "general vs simd-json: {}", show());
+    assert_eq!(outs[0], outs[2], "shapes vs simd-json: {}", show());
+    assert_eq!(outs[1], outs[2], "general vs simd-json: {}", show());
+}
+
+#[test]
+fn shape_scanners_general_scanner_and_simd_json_agree_on_every_real_frame() {
+    let mut ps = three_parsers();
+    let mut outs: [Vec<MarketEvent>; 3] = std::array::from_fn(|_| Vec::with_capacity(MAX_EVENTS_PER_FRAME));
+    let mut frames = 0u64;
+    for f in recordings() {
+        let text = read_text(&f);
+        for line in text.split(|&c| c == b'\n') {
+            let Line::Frame { ts_ns, json, url_symbol } = classify(line) else {
+                continue;
+            };
+            let meta = FrameMeta {
+                local_ts_ns: ts_ns,
+                stamp_ns: 0,
+                snapshot_symbol: url_symbol.or(SymbolName::new(b"BTCUSDT")),
+            };
+            same_on_all(&mut ps, &mut outs, json, &meta);
+            frames += 1;
+        }
+    }
+    assert!(frames >= 75_000, "{frames}");
+    // Both fast parsers took every hot frame (the general one without the shape scanners).
+    for p in &ps[..2] {
+        let hot = p.stats.trade + p.stats.depth + p.stats.book_ticker + p.stats.mark_price;
+        assert!(p.fast_frames() >= hot, "fast path took {} of {} hot frames", p.fast_frames(), hot);
+    }
+}
+
+/// A frame split around its event object's pairs: what comes before them, the pairs, what comes after.
+struct Split {
+    head: Vec<u8>,
+    body: Vec<Vec<u8>>,
+    tail: Vec<u8>,
+}
+
+/// The `key:value` pairs of a real frame's event object (its values hold no comma, brace or bracket) and what
+/// comes before and after them.
+fn pairs(frame: &[u8]) -> Option<Split> {
+    let s = frame.windows(5).position(|w| w == b"{\"e\":")? + 1;
+    let e = s + frame[s..].iter().position(|&c| c == b'}')?;
+    if frame[s..e].iter().any(|&c| c == b'[' || c == b'{') {
+        return None;
+    }
+    let body = frame[s..e].split(|&c| c == b',').map(<[u8]>::to_vec).collect();
+    Some(Split { head: frame[..s].to_vec(), body, tail: frame[e..].to_vec() })
+}
+
+/// Mutants aimed at the shape scanners and the position-based key matcher, from real aggTrade, trade and
+/// bookTicker frames: pairs reordered, removed, duplicated (same or other value), unknown keys added, whitespace
+/// around a pair, string values escaped (`\uXXXX` of the same byte, or `\"`), integers made huge (18–21 digits),
+/// negative, zero-led, fractional or with an exponent. Each must give the same result and events on all three
+/// paths.
+#[test]
+fn shape_scanners_match_simd_json_on_structured_mutants() {
+    let mut text = read_text(Path::new("tests/data/BINANCE_FUTURES.ws.1.0.txt"));
+    text.extend_from_slice(&read_text(Path::new("data/sample/btcusdt_20230404.dat.gz")));
+    let mut seeds = Vec::new();
+    let mut per_kind = [0usize; 3];
+    for line in text.split(|&c| c == b'\n') {
+        let Line::Frame { json, .. } = classify(line) else {
+            continue;
+        };
+        let kind = [&b"\"aggTrade\""[..], b"\"trade\"", b"\"bookTicker\""]
+            .iter()
+            .position(|k| json.windows(k.len()).any(|w| w == *k));
+        if let Some(k) = kind
+            && per_kind[k] < 30
+            && let Some(p) = pairs(json)
+        {
+            per_kind[k] += 1;
+            seeds.push(p);
+        }
+    }
+    assert!(per_kind.iter().all(|&n| n >= 20), "{per_kind:?}");
+    let mut ps = three_parsers();
+    let mut outs: [Vec<MarketEvent>; 3] = std::array::from_fn(|_| Vec::with_capacity(MAX_EVENTS_PER_FRAME));
+    let meta = FrameMeta::default();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let huge: [&[u8]; 8] =
+        [b"123456789012345678", b"1234567890123456789", b"999999999999999999999", b"-1", b"-0", b"007", b"1.0", b"1e3"];
+    let mut accepted = 0u64;
+    for round in 0..30_000usize {
+        let Split { head, body, tail } = &seeds[round % seeds.len()];
+        let mut body = body.clone();
+        let n = body.len();
+        let at = (next() as usize) % n;
+        match next() % 8 {
+            0 => body.swap(at, (at + 1 + (next() as usize) % (n - 1)) % n),
+            1 => {
+                body.remove(at);
+            }
+            2 => {
+                let dup = body[(next() as usize) % n].clone();
+                body.insert(at, dup);
+            }
+            3 => body.insert(
+                at,
+                [&b"\"z\":1"[..], b"\"x\":\"y\"", b"\"M\":true", b"\"e\":\"aggTrade\""][(next() as usize) % 4].to_vec(),
+            ),
+            4 => body[at] = [&b" "[..], &body[at], b" "].concat(),
+            5 => {
+                // An escape inside a string value: the same byte as \u00XX, or an escaped quote.
+                let pair = &body[at];
+                if let Some(q) = pair.iter().rposition(|&c| c == b'"')
+                    && q >= 6
+                    && pair[q - 1] != b'"'
+                {
+                    let c = pair[q - 1];
+                    let esc = if next() % 2 == 0 { format!("\\u{:04X}", c).into_bytes() } else { b"\\\"".to_vec() };
+                    body[at] = [&pair[..q - 1], &esc[..], &pair[q..]].concat();
+                }
+            }
+            _ => {
+                // A number value replaced.
+                let pair = &body[at];
+                if let Some(colon) = pair.iter().position(|&c| c == b':')
+                    && pair.get(colon + 1).is_some_and(u8::is_ascii_digit)
+                {
+                    body[at] = [&pair[..=colon], huge[(next() as usize) % huge.len()]].concat();
+                }
+            }
+        }
+        let mutant = [&head[..], &body.join(&b","[..]), &tail[..]].concat();
+        same_on_all(&mut ps, &mut outs, &mutant, &meta);
+        accepted += u64::from(outs[2].iter().any(|e| e.kind != rusto::types::EventKind::SymbolDef));
+    }
+    // Many mutants are still valid events (reorders, extra keys, whitespace, escapes of plain bytes), many are not.
+    assert!(accepted > 5_000 && accepted < 28_000, "{accepted}");
+    assert!(ps[0].stats.malformed_total() > 0);
+}

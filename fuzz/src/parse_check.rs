@@ -32,40 +32,55 @@ fn strict_err() -> bool {
 /// The second call sees the symbol and the scales the first one interned or inferred, and appends behind the first
 /// call's events, so the "events already in `out` survive" rule is exercised with a non-empty `out`.
 ///
-/// All of that is done twice, with the hand-written fast path on (the default) and off (`Parser::set_fast_path`):
+/// All of that is done three times: with the shape scanners and the general fast scanner (the default), with the
+/// general fast scanner alone (`Parser::set_shape_scanners(false)`), and with the fast path off (`Parser::set_fast_path`):
 /// the fast path must give exactly what simd-json gives (`src/fastpath.rs`: it either declines a frame or yields
 /// the same result), so the two results and event lists must be identical.
 pub fn check_frame(frame: &[u8]) {
-    let (fast, fast_out) = parse_twice(frame, true);
-    let (slow, slow_out) = parse_twice(frame, false);
-    assert_eq!(fast, slow, "fast path and simd-json give different results");
-    if fast_out != slow_out {
-        let i = fast_out.iter().zip(&slow_out).position(|(a, b)| a != b).unwrap_or(fast_out.len().min(slow_out.len()));
-        panic!(
-            "fast path and simd-json give different events ({} vs {}), first at #{i}:\n{:?}\n{:?}",
-            fast_out.len(),
-            slow_out.len(),
-            fast_out.get(i),
-            slow_out.get(i)
-        );
+    let slow = parse_twice(frame, Path::Simd);
+    // The shape scanners (the default) and the general fast scanner alone must each give what simd-json gives.
+    for (path, name) in [(Path::Shapes, "fast path (shape scanners)"), (Path::General, "fast path (general scanner)")] {
+        let (fast, fast_out) = parse_twice(frame, path);
+        assert_eq!(fast, slow.0, "{name} and simd-json give different results");
+        if fast_out != slow.1 {
+            let i = fast_out.iter().zip(&slow.1).position(|(a, b)| a != b).unwrap_or(fast_out.len().min(slow.1.len()));
+            panic!(
+                "{name} and simd-json give different events ({} vs {}), first at #{i}:\n{:?}\n{:?}",
+                fast_out.len(),
+                slow.1.len(),
+                fast_out.get(i),
+                slow.1.get(i)
+            );
+        }
     }
+}
+
+/// Which path of the parser a check runs.
+#[derive(Clone, Copy)]
+enum Path {
+    /// Fast path with the shape scanners first (the default).
+    Shapes,
+    /// Fast path with the general scanner only (`Parser::set_shape_scanners(false)`).
+    General,
+    /// simd-json only (`Parser::set_fast_path(false)`).
+    Simd,
 }
 
 type Results = [Result<FrameKind, ParseError>; 2];
 
-fn parse_twice(frame: &[u8], fast_path: bool) -> (Results, Vec<MarketEvent>) {
-    let mut parser = take_parser(fast_path);
+fn parse_twice(frame: &[u8], path: Path) -> (Results, Vec<MarketEvent>) {
+    let mut parser = take_parser(path);
     let meta = FrameMeta { snapshot_symbol: SymbolName::new(b"BTCUSDT"), ..Default::default() };
     let mut out: Vec<MarketEvent> = Vec::with_capacity(MAX_EVENTS_PER_FRAME);
     let first = parse_and_check(&mut parser, frame, &meta, &mut out);
     let second = parse_and_check(&mut parser, frame, &meta, &mut out);
-    put_parser(fast_path, parser);
+    put_parser(path, parser);
     ([first, second], out)
 }
 
 thread_local! {
-    // One parser per fast-path setting, kept between inputs only while it is indistinguishable from a new one.
-    static PARSERS: std::cell::RefCell<[Option<Parser>; 2]> = const { std::cell::RefCell::new([None, None]) };
+    // One parser per path, kept between inputs only while it is indistinguishable from a new one.
+    static PARSERS: std::cell::RefCell<[Option<Parser>; 3]> = const { std::cell::RefCell::new([None, None, None]) };
 }
 
 /// A parser that behaves exactly like `Parser::new(SymbolTable::new(64, vec![]), 1 << 20)`.
@@ -74,17 +89,18 @@ thread_local! {
 /// more than parsing a fuzz input, above all under AddressSanitizer. A parser whose symbol table is still empty
 /// (nothing interned, no exchangeInfo specs) differs from a new one only in its counters and its "logged once"
 /// flags, which no result depends on, so it is reused; any other parser is dropped and a new one made.
-fn take_parser(fast_path: bool) -> Parser {
-    let kept = PARSERS.with(|p| p.borrow_mut()[fast_path as usize].take());
+fn take_parser(path: Path) -> Parser {
+    let kept = PARSERS.with(|p| p.borrow_mut()[path as usize].take());
     let mut parser = kept
         .filter(|p| p.symbols().is_empty() && p.symbols().specs().is_empty())
         .unwrap_or_else(|| Parser::new(SymbolTable::new(64, vec![]), 1 << 20));
-    parser.set_fast_path(fast_path);
+    parser.set_fast_path(!matches!(path, Path::Simd));
+    parser.set_shape_scanners(matches!(path, Path::Shapes));
     parser
 }
 
-fn put_parser(fast_path: bool, parser: Parser) {
-    PARSERS.with(|p| p.borrow_mut()[fast_path as usize] = Some(parser));
+fn put_parser(path: Path, parser: Parser) {
+    PARSERS.with(|p| p.borrow_mut()[path as usize] = Some(parser));
 }
 
 fn parse_and_check(

@@ -8,7 +8,7 @@
 //! The handlers in [`crate::ingest::parse`] are shared by both paths through the `Msg` trait, and a test replays every real
 //! recording through both paths and requires identical events.
 
-use super::fields::{F, LevelArray, LevelResult, Msg, NF, ParseError, Val, field_of, is_partial_depth_stream};
+use super::fields::{F, LevelArray, LevelResult, Msg, NF, ParseError, Val, field_of};
 use std::mem::MaybeUninit;
 
 use super::swar;
@@ -111,6 +111,123 @@ impl<'i> Msg<'i> for FastMsg<'i, '_> {
     }
 }
 
+/// A key expected at the next position: the bytes `,"k":` (separator, quoted key, colon; at most 8) as a
+/// little-endian word under `mask`, their count, and the slot the key fills.
+#[derive(Clone, Copy)]
+struct Key {
+    word: u64,
+    mask: u64,
+    len: u8,
+    f: F,
+}
+
+/// The [`Key`] for the key text `k` (at most 4 bytes: with the separator, quotes and colon, at most 8).
+const fn key(k: &[u8], f: F) -> Key {
+    let text_len = k.len() + 4;
+    assert!(text_len <= 8, "one word per expected key");
+    let mut word = (b',' as u64) | ((b'"' as u64) << 8);
+    let mut j = 0;
+    while j < k.len() {
+        word |= (k[j] as u64) << (8 * (j + 2));
+        j += 1;
+    }
+    word |= ((b'"' as u64) << (8 * (k.len() + 2))) | ((b':' as u64) << (8 * (k.len() + 3)));
+    let mask = if text_len == 8 { u64::MAX } else { (1u64 << (8 * text_len)) - 1 };
+    Key { word, mask, len: text_len as u8, f }
+}
+
+/// The keys after `"stream"` in a combined-stream wrapper.
+const WRAPPER: [Key; 1] = [key(b"data", F::Data)];
+/// The keys after `"e"`, in the order Binance writes them (as in every real recording in data/ and tests/data).
+const AGG_TRADE: [Key; 9] = [
+    key(b"E", F::UpperE),
+    key(b"a", F::LowerA),
+    key(b"s", F::LowerS),
+    key(b"p", F::LowerP),
+    key(b"q", F::LowerQ),
+    key(b"f", F::LowerF),
+    key(b"l", F::LowerL),
+    key(b"T", F::UpperT),
+    key(b"m", F::LowerM),
+];
+const TRADE: [Key; 8] = [
+    key(b"E", F::UpperE),
+    key(b"T", F::UpperT),
+    key(b"s", F::LowerS),
+    key(b"t", F::LowerT),
+    key(b"p", F::LowerP),
+    key(b"q", F::LowerQ),
+    key(b"X", F::UpperX),
+    key(b"m", F::LowerM),
+];
+const BOOK_TICKER: [Key; 8] = [
+    key(b"u", F::LowerU),
+    key(b"s", F::LowerS),
+    key(b"b", F::LowerB),
+    key(b"B", F::UpperB),
+    key(b"a", F::LowerA),
+    key(b"A", F::UpperA),
+    key(b"T", F::UpperT),
+    key(b"E", F::UpperE),
+];
+const DEPTH_UPDATE: [Key; 8] = [
+    key(b"E", F::UpperE),
+    key(b"T", F::UpperT),
+    key(b"s", F::LowerS),
+    key(b"U", F::UpperU),
+    key(b"u", F::LowerU),
+    key(b"pu", F::Pu),
+    key(b"b", F::LowerB),
+    key(b"a", F::LowerA),
+];
+const MARK_PRICE: [Key; 7] = [
+    key(b"E", F::UpperE),
+    key(b"s", F::LowerS),
+    key(b"p", F::LowerP),
+    key(b"P", F::UpperP),
+    key(b"i", F::LowerI),
+    key(b"r", F::LowerR),
+    key(b"T", F::UpperT),
+];
+
+/// The keys expected after an object's first key `f` with value `v`. Only a guess: a wrong guess costs one
+/// mismatch, after which the general matcher reads the object, so the event type is told by its length alone.
+#[inline(always)]
+fn template(f: Option<F>, v: Val<'_>) -> &'static [Key] {
+    match (f, v) {
+        (Some(F::Stream), _) => &WRAPPER,
+        (Some(F::LowerE), Val::Str(e)) => match e.len() {
+            8 => &AGG_TRADE,
+            5 => &TRADE,
+            10 => &BOOK_TICKER,
+            11 => &DEPTH_UPDATE,
+            15 => &MARK_PRICE,
+            _ => &[],
+        },
+        _ => &[],
+    }
+}
+
+/// The integer at `b[at..]` and the offset after it: at most [`swar::MAX_INT_DIGITS`] digits without a leading
+/// zero, not followed by a fraction or an exponent (else `None`: simd-json decides); the digits are converted eight
+/// at a time. Shared by both fast scanners, so they accept exactly the same integers.
+#[inline(always)]
+pub(super) fn json_int(b: &[u8], at: usize) -> Option<(i64, usize)> {
+    let neg = b.get(at) == Some(&b'-');
+    let start = at + neg as usize;
+    let rest = b.get(start..)?;
+    let (n, v) = swar::leading_digits(rest)?;
+    if n == 0 || (n > 1 && rest[0] == b'0') {
+        return None;
+    }
+    if let Some(b'.' | b'e' | b'E') = rest.get(n) {
+        return None;
+    }
+    // At most 18 digits: the value fits an i64.
+    let v = v as i64;
+    Some((if neg { -v } else { v }, start + n))
+}
+
 struct Sc<'i, 's> {
     b: &'i [u8],
     i: usize,
@@ -173,28 +290,9 @@ impl<'i> Sc<'i, '_> {
 
     #[inline]
     fn int(&mut self) -> Option<i64> {
-        let neg = self.eat(b'-').is_some();
-        let start = self.i;
-        let mut v: i64 = 0;
-        while let Some(&c) = self.b.get(self.i) {
-            if !c.is_ascii_digit() {
-                break;
-            }
-            // At most 18 digits: checked before the multiply, so the value always fits.
-            if self.i - start >= 18 {
-                return None;
-            }
-            v = v * 10 + (c - b'0') as i64;
-            self.i += 1;
-        }
-        let n = self.i - start;
-        if n == 0 || (n > 1 && self.b[start] == b'0') {
-            return None;
-        }
-        if let Some(b'.' | b'e' | b'E') = self.b.get(self.i) {
-            return None;
-        }
-        Some(if neg { -v } else { v })
+        let (v, end) = json_int(self.b, self.i)?;
+        self.i = end;
+        Some(v)
     }
 
     /// `[ "p" , "q" ]`, recorded as a [`LevelSpan`]; `None` past [`MAX_SPANS`].
@@ -244,7 +342,70 @@ impl<'i> Sc<'i, '_> {
         }
     }
 
+    /// A key (at the cursor, after a `{` or a `,`), its colon and the whitespace around them; the key's slot.
+    #[inline]
+    fn key(&mut self) -> Option<Option<F>> {
+        self.ws();
+        let key = self.string()?;
+        self.ws();
+        self.eat(b':')?;
+        self.ws();
+        Some(field_of(key.as_bytes()))
+    }
+
+    /// The expected key `k` (separator, key and colon as written by Binance, no whitespace) at the cursor; consumed
+    /// when it is there. One 8-byte load and compare, byte by byte only within the frame's last 8 bytes.
+    #[inline(always)]
+    fn expected_key(&mut self, k: &Key) -> bool {
+        let hit = match self.b.get(self.i..self.i + 8) {
+            Some(w) => u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]) & k.mask == k.word,
+            None => (0..k.len as usize).all(|j| self.b.get(self.i + j) == Some(&((k.word >> (8 * j)) as u8))),
+        };
+        if hit {
+            self.i += k.len as usize;
+        }
+        hit
+    }
+
+    /// One value at the cursor (no whitespace before it); `inner` receives the nested `"data"` object.
+    #[inline(always)]
+    fn value(&mut self, f: Option<F>, inner: &mut Option<&mut Slots<'i>>) -> Option<Val<'i>> {
+        Some(match *self.b.get(self.i)? {
+            b'"' => Val::Str(self.string()?),
+            b'-' | b'0'..=b'9' => Val::Int(self.int()?),
+            b't' => {
+                self.lit(b"true")?;
+                Val::Bool(true)
+            }
+            b'f' => {
+                self.lit(b"false")?;
+                Val::Bool(false)
+            }
+            b'n' => {
+                self.lit(b"null")?;
+                Val::Other
+            }
+            b'[' => {
+                let (first, n) = self.levels()?;
+                Val::Arr(first, n)
+            }
+            b'{' if f == Some(F::Data) => {
+                let at = self.i as u32;
+                let inner_vals = inner.take()?;
+                self.object(inner_vals, None)?;
+                Val::Obj(at)
+            }
+            _ => return None,
+        })
+    }
+
     /// An object into `vals`; `inner` receives the nested `"data"` object when allowed.
+    ///
+    /// Keys by position: the first key (and for an event the length of its `"e"` value) picks the key order
+    /// Binance writes for that shape ([`template`]); each next key is first compared with the expected one in one
+    /// load ([`Sc::expected_key`]), and from the first mismatch on (reordered, missing, extra or duplicate keys,
+    /// whitespace) the general matcher ([`Sc::key`]) reads the rest of the object. Both write the same slots, so
+    /// the result does not depend on which one read a key.
     fn object(&mut self, vals: &mut Slots<'i>, mut inner: Option<&mut Slots<'i>>) -> Option<()> {
         self.ws();
         self.eat(b'{')?;
@@ -252,65 +413,45 @@ impl<'i> Sc<'i, '_> {
         if self.eat(b'}').is_some() {
             return Some(());
         }
+        let mut f = self.key()?;
+        let mut v = self.value(f, &mut inner)?;
+        let mut expect = template(f, v);
         loop {
-            self.ws();
-            let key = self.string()?;
-            self.ws();
-            self.eat(b':')?;
-            self.ws();
-            let f = field_of(key.as_bytes());
-            let v = match *self.b.get(self.i)? {
-                b'"' => Val::Str(self.string()?),
-                b'-' | b'0'..=b'9' => Val::Int(self.int()?),
-                b't' => {
-                    self.lit(b"true")?;
-                    Val::Bool(true)
-                }
-                b'f' => {
-                    self.lit(b"false")?;
-                    Val::Bool(false)
-                }
-                b'n' => {
-                    self.lit(b"null")?;
-                    Val::Other
-                }
-                b'[' => {
-                    let (first, n) = self.levels()?;
-                    Val::Arr(first, n)
-                }
-                b'{' if f == Some(F::Data) => {
-                    let at = self.i as u32;
-                    let inner_vals = inner.take()?;
-                    self.object(inner_vals, None)?;
-                    Val::Obj(at)
-                }
-                _ => return None,
-            };
             if let Some(f) = f {
                 vals.set(f, v);
             }
-            self.ws();
-            match self.b.get(self.i)? {
-                b',' => self.i += 1,
-                b'}' => {
-                    self.i += 1;
-                    return Some(());
+            if let Some((k, rest)) = expect.split_first()
+                && self.expected_key(k)
+            {
+                expect = rest;
+                f = Some(k.f);
+            } else {
+                expect = &[];
+                self.ws();
+                match self.b.get(self.i)? {
+                    b',' => self.i += 1,
+                    b'}' => {
+                        self.i += 1;
+                        return Some(());
+                    }
+                    _ => return None,
                 }
-                _ => return None,
+                f = self.key()?;
             }
+            v = self.value(f, &mut inner)?;
         }
     }
 }
 
-/// A scanned frame: its root object, the `"data"` object of a combined-stream wrapper if present, and whether the
-/// wrapper's stream is a partial-depth stream.
+/// A scanned frame: its root object, the `"data"` object of a combined-stream wrapper if present, and the wrapper's
+/// stream name.
 pub(crate) struct Scanned<'i, 'v> {
     /// The root object.
     pub(crate) root: FastMsg<'i, 'v>,
     /// The wrapped event, if the frame is a combined-stream wrapper.
     pub(crate) inner: Option<FastMsg<'i, 'v>>,
-    /// The wrapper names a partial-depth stream.
-    pub(crate) partial: bool,
+    /// The wrapper's stream name (see [`super::fields::is_partial_depth_stream`]); `None` when there is no wrapper.
+    pub(crate) stream: Option<&'i str>,
 }
 
 /// Scans a frame into `vals` (which must be empty, see [`FastVals::new`]) and its depth levels into `spans`
@@ -335,15 +476,53 @@ pub(crate) fn scan<'i, 'v>(
     let spans: &'v [LevelSpan] = spans;
     let vals: &'v FastVals<'i> = vals;
     let wrapped = matches!(vals.root.get(F::Data), Val::Obj(_));
-    let partial = match vals.root.get(F::Stream) {
-        Val::Str(st) => is_partial_depth_stream(st),
-        Val::Missing => false,
+    let stream = match vals.root.get(F::Stream) {
+        Val::Str(st) => Some(st),
+        Val::Missing => None,
         _ => return None,
     };
     let root = FastMsg { b: frame, vals: &vals.root, spans };
     if wrapped {
-        Some(Scanned { root, inner: Some(FastMsg { b: frame, vals: &vals.inner, spans }), partial })
+        Some(Scanned { root, inner: Some(FastMsg { b: frame, vals: &vals.inner, spans }), stream })
     } else {
-        Some(Scanned { root, inner: None, partial: false })
+        Some(Scanned { root, inner: None, stream: None })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each expected key's word is the bytes `,"k":` in order.
+    #[test]
+    fn expected_key_words_spell_the_keys() {
+        for (k, text) in [
+            (key(b"E", F::UpperE), &b",\"E\":"[..]),
+            (key(b"pu", F::Pu), b",\"pu\":"),
+            (key(b"data", F::Data), b",\"data\":"),
+        ] {
+            assert_eq!(k.len as usize, text.len());
+            let mut w = [0u8; 8];
+            w[..text.len()].copy_from_slice(text);
+            assert_eq!(u64::from_le_bytes(w), k.word);
+            assert_eq!(k.word & !k.mask, 0);
+        }
+    }
+
+    /// The expected key is found by the word compare and, within a frame's last 8 bytes, by the byte compare.
+    #[test]
+    fn expected_key_matches_at_the_end_of_a_frame() {
+        let mut spans = Vec::new();
+        for (frame, at, hit) in [
+            (&b"1,\"m\":true}"[..], 1, true),
+            (b"1,\"m\":1}", 1, true),
+            (b"1,\"m\"", 1, false),
+            (b"1,\"n\":1}", 1, false),
+            (b"1, \"m\":1}", 1, false),
+        ] {
+            let mut sc = Sc { b: frame, i: at, spans: &mut spans };
+            assert_eq!(sc.expected_key(&key(b"m", F::LowerM)), hit, "{:?}", String::from_utf8_lossy(frame));
+            assert_eq!(sc.i, if hit { at + 5 } else { at });
+        }
     }
 }

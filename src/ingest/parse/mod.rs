@@ -24,6 +24,7 @@
 pub(crate) mod exchange_info;
 pub(crate) mod fast;
 pub(crate) mod fields;
+pub(crate) mod shapes;
 pub(crate) mod swar;
 pub(crate) mod tape;
 
@@ -225,12 +226,52 @@ fn exch_time<'i>(m: &impl Msg<'i>) -> Result<i64, ParseError> {
     }
 }
 
-/// The last interned symbol as written in the frame (see [`Parser::intern`]).
-#[derive(Clone, Copy)]
-struct LastSymbol {
-    raw: [u8; SYMBOL_NAME_MAX],
+/// Symbols remembered by their bytes as written (see [`Parser::intern`]): a combined stream interleaves a few.
+const RECENT_SYMBOLS: usize = 8;
+
+/// One remembered symbol: its bytes as written, zero-padded into two words, their count (0 = unused) and its id.
+#[derive(Clone, Copy, Default)]
+struct RecentSymbol {
+    lo: u64,
+    hi: u64,
     len: u8,
     id: SymbolId,
+}
+
+/// The recently interned symbols, replaced oldest first.
+#[derive(Clone, Copy, Default)]
+struct RecentSymbols {
+    entries: [RecentSymbol; RECENT_SYMBOLS],
+    next: usize,
+}
+
+const _: () = assert!(SYMBOL_NAME_MAX <= 16, "a symbol's bytes fit two words");
+
+impl RecentSymbols {
+    /// The two words of `raw` (1 to [`SYMBOL_NAME_MAX`] bytes), or `None` for any other length.
+    #[inline(always)]
+    fn words(raw: &[u8]) -> Option<(u64, u64)> {
+        if raw.is_empty() || raw.len() > SYMBOL_NAME_MAX {
+            return None;
+        }
+        let split = raw.len().min(8);
+        Some((swar::load_le(&raw[..split]), swar::load_le(&raw[split..])))
+    }
+
+    #[inline]
+    fn find(&self, raw: &[u8]) -> Option<SymbolId> {
+        let (lo, hi) = Self::words(raw)?;
+        let len = raw.len() as u8;
+        self.entries.iter().find(|e| e.len == len && e.lo == lo && e.hi == hi).map(|e| e.id)
+    }
+
+    #[inline]
+    fn remember(&mut self, raw: &[u8], id: SymbolId) {
+        if let Some((lo, hi)) = Self::words(raw) {
+            self.entries[self.next] = RecentSymbol { lo, hi, len: raw.len() as u8, id };
+            self.next = (self.next + 1) % RECENT_SYMBOLS;
+        }
+    }
 }
 
 /// The wire parser (see the module doc).
@@ -241,14 +282,16 @@ pub struct Parser {
     tape: Option<Tape<'static>>,
     max_frame_bytes: usize,
     fast_path: bool,
+    /// The shape scanners are tried first (see [`Parser::set_shape_scanners`]).
+    shapes: bool,
     /// Counters.
     pub stats: ParseStats,
     logged: [bool; ParseError::KINDS],
     logged_unknown: bool,
     pending_def: [SymbolId; 4],
     n_pending_def: usize,
-    /// The last symbol interned, as written in the frame, and its id (the same symbol repeats frame after frame).
-    last_symbol: Option<LastSymbol>,
+    /// The symbols interned last, as written in the frame, and their ids (the same few repeat frame after frame).
+    recent_symbols: RecentSymbols,
     /// The fast path's level spans, preallocated to [`fast::MAX_SPANS`] (never grows).
     spans: Vec<fast::LevelSpan>,
 }
@@ -266,13 +309,14 @@ impl Parser {
             tape: Some(tape),
             max_frame_bytes,
             fast_path: true,
+            shapes: true,
             stats: ParseStats::default(),
             logged: [false; ParseError::KINDS],
             logged_unknown: false,
             pending_def: [0; 4],
             n_pending_def: 0,
             spans: Vec::with_capacity(fast::MAX_SPANS),
-            last_symbol: None,
+            recent_symbols: RecentSymbols::default(),
         }
     }
 
@@ -280,6 +324,13 @@ impl Parser {
     /// tests compare both on every real recording.
     pub fn set_fast_path(&mut self, on: bool) {
         self.fast_path = on;
+    }
+
+    /// Turns the shape scanners for the small hot frames ([`shapes`]) on or off (on by default); off, those frames
+    /// go through the general fast scanner. Only for the tests, which compare every path on every real frame.
+    #[doc(hidden)]
+    pub fn set_shape_scanners(&mut self, on: bool) {
+        self.shapes = on;
     }
 
     /// Frames the fast path handled (the rest went through simd-json).
@@ -365,25 +416,18 @@ impl Parser {
         }
     }
 
-    /// The id of `raw`, interning it when new. The last symbol is cached by its bytes as written (ids are stable:
-    /// the table never removes or renumbers an entry), which skips the table's normalisation and lookup.
+    /// The id of `raw`, interning it when new. The last [`RECENT_SYMBOLS`] symbols are remembered by their bytes as
+    /// written (ids are stable: the table never removes or renumbers an entry), which skips the table's
+    /// normalisation and linear lookup for them.
     fn intern(&mut self, raw: &str) -> Result<SymbolId, ParseError> {
-        if let Some(last) = &self.last_symbol
-            && last.raw.get(..last.len as usize) == Some(raw.as_bytes())
-        {
-            return Ok(last.id);
+        if let Some(id) = self.recent_symbols.find(raw.as_bytes()) {
+            return Ok(id);
         }
         let (id, new) = self.symbols.intern(raw.as_bytes()).map_err(ParseError::Symbol)?;
         if new {
             self.announce(id);
         }
-        let mut last = LastSymbol { raw: [0; SYMBOL_NAME_MAX], len: 0, id };
-        // The table accepted `raw`, so it is at most SYMBOL_NAME_MAX bytes; `get_mut` keeps that a checked fact.
-        if let Some(dst) = last.raw.get_mut(..raw.len()) {
-            dst.copy_from_slice(raw.as_bytes());
-            last.len = raw.len() as u8;
-            self.last_symbol = Some(last);
-        }
+        self.recent_symbols.remember(raw.as_bytes(), id);
         Ok(id)
     }
 
@@ -442,11 +486,26 @@ impl Parser {
             return Err(ParseError::TooLarge(frame.len()));
         }
         if self.fast_path {
+            if let Some(hot) = if self.shapes { shapes::scan(frame) } else { None } {
+                // The handler `event` would pick for the shape's `"e"`, called directly.
+                let r = match &hot {
+                    shapes::Hot::AggTrade(m) => self.trade(m, true, meta, out),
+                    shapes::Hot::Trade(m) => self.trade(m, false, meta, out),
+                    shapes::Hot::BookTicker(m) => self.book_ticker(m, meta, out),
+                };
+                if let Ok(k) = r {
+                    self.stats.fast_path += 1;
+                    return Ok(k);
+                }
+                // An error is reported by simd-json (canonical), as for the general fast path below.
+                out.truncate(start);
+                return self.parse_simd(frame, meta, out);
+            }
             let mut vals = fast::FastVals::new();
             // Taken for the frame (a pointer swap) so the handlers may borrow the parser mutably.
             let mut spans = std::mem::take(&mut self.spans);
             let r = fast::scan(frame, &mut vals, &mut spans).map(|sc| match &sc.inner {
-                Some(inner) => self.event(inner, sc.partial, meta, out),
+                Some(inner) => self.event(inner, sc.stream, meta, out),
                 None => self.dispatch_object(&sc.root, meta, out),
             });
             self.spans = spans;
@@ -460,6 +519,11 @@ impl Parser {
             // result and error.
             out.truncate(start);
         }
+        self.parse_simd(frame, meta, out)
+    }
+
+    /// The simd-json path: the frame copied into the padded buffer, its tape filled and walked.
+    fn parse_simd(&mut self, frame: &[u8], meta: &FrameMeta, out: &mut Vec<MarketEvent>) -> Parsed {
         self.buf.clear();
         self.buf.extend_from_slice(frame);
         let len = self.buf.len();
@@ -482,12 +546,9 @@ impl Parser {
         let root = TapeMsg::collect(nodes, 0)?;
         if let Val::Obj(d) = root.val(F::Data) {
             // Combined-stream wrapper.
-            let partial = match opt_str(&root, F::Stream, "stream")? {
-                Some(s) => is_partial_depth_stream(s),
-                None => false,
-            };
+            let stream = opt_str(&root, F::Stream, "stream")?;
             let inner = TapeMsg::collect(nodes, d as usize)?;
-            return self.event(&inner, partial, meta, out);
+            return self.event(&inner, stream, meta, out);
         }
         if let Val::Arr(si, _) = root.val(F::Symbols) {
             let specs = specs_from_tape(nodes, si as usize)?;
@@ -502,7 +563,7 @@ impl Parser {
     /// A frame that is not a combined-stream wrapper: a raw event, a REST snapshot, or a control reply.
     fn dispatch_object<'i>(&mut self, root: &impl Msg<'i>, meta: &FrameMeta, out: &mut Vec<MarketEvent>) -> Parsed {
         if root.val(F::LowerE) != Val::Missing {
-            return self.event(root, false, meta, out);
+            return self.event(root, None, meta, out);
         }
         if root.val(F::LastUpdateId) != Val::Missing {
             return self.snapshot(root, meta, out);
@@ -513,11 +574,19 @@ impl Parser {
         Ok(FrameKind::Unknown)
     }
 
-    fn event<'i>(&mut self, m: &impl Msg<'i>, partial: bool, meta: &FrameMeta, out: &mut Vec<MarketEvent>) -> Parsed {
+    /// An event; `stream` is the combined-stream wrapper's stream name, if any (it tells a partial-depth stream,
+    /// looked at only for a depth update).
+    fn event<'i>(
+        &mut self,
+        m: &impl Msg<'i>,
+        stream: Option<&str>,
+        meta: &FrameMeta,
+        out: &mut Vec<MarketEvent>,
+    ) -> Parsed {
         match need_str(m, F::LowerE, "e")? {
             "aggTrade" => self.trade(m, true, meta, out),
             "trade" => self.trade(m, false, meta, out),
-            "depthUpdate" => self.depth(m, partial, meta, out),
+            "depthUpdate" => self.depth(m, stream.is_some_and(is_partial_depth_stream), meta, out),
             "bookTicker" => self.book_ticker(m, meta, out),
             "markPriceUpdate" => self.mark_price(m, meta, out),
             _ => Ok(FrameKind::Unknown),

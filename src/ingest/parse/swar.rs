@@ -18,7 +18,7 @@ const POW10: [i64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_0
 /// Bytes `s[..n]` (n ≤ 8) in the low bytes of a `u64`, `s[0]` lowest; the other bytes are 0. No call, no
 /// per-byte loop: two overlapping 4-byte loads, or three single loads for n < 4.
 #[inline(always)]
-fn load_le(s: &[u8]) -> u64 {
+pub(crate) fn load_le(s: &[u8]) -> u64 {
     let n = s.len();
     debug_assert!(n <= 8);
     if n >= 4 {
@@ -49,12 +49,74 @@ fn eight_digits(chunk: u64) -> Option<u32> {
     {
         return None;
     }
-    let v = chunk - ZEROS;
+    Some(digits_value(chunk))
+}
+
+/// The value of eight bytes already known to be ASCII digits (first digit in the lowest byte).
+#[inline(always)]
+fn digits_value(chunk: u64) -> u32 {
+    digit_values(chunk - ZEROS)
+}
+
+/// The value of eight digit values 0..=9, one per byte, the first (most significant) in the lowest byte.
+#[inline(always)]
+fn digit_values(v: u64) -> u32 {
     // Pairs, then quads, then the eight digits (the first digit is in the lowest byte).
     let v = (v.wrapping_mul(10) + (v >> 8)) & 0x00FF_00FF_00FF_00FF;
     let v = (v.wrapping_mul(100) + (v >> 16)) & 0x0000_FFFF_0000_FFFF;
     let v = v.wrapping_mul(10_000) + (v >> 32);
-    Some(v as u32)
+    v as u32
+}
+
+/// `chunk` minus `'0'` in every byte, and one marker bit (0x80) in each byte of `chunk` that is not an ASCII
+/// digit, exact for the lowest such byte: a byte below `'0'` borrows into its high bit, one above `'9'` carries
+/// into it when 0x46 is added (a borrow or carry out of a byte changes only the bytes above it, which are past the
+/// first non-digit anyway).
+#[inline(always)]
+fn digits_and_stops(chunk: u64) -> (u64, u64) {
+    let sub = chunk.wrapping_sub(ZEROS);
+    (sub, (sub | chunk.wrapping_add(0x4646_4646_4646_4646)) & HIGHS)
+}
+
+/// Most digits [`leading_digits`] converts (the value then always fits an `i64`).
+pub(crate) const MAX_INT_DIGITS: usize = 18;
+
+const POW10_U64: [u64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
+
+/// The run of ASCII digits at the start of `s`: its length and its value, eight digits per step while eight bytes
+/// are left, then byte by byte; `None` when the run is longer than [`MAX_INT_DIGITS`].
+#[inline(always)]
+pub(crate) fn leading_digits(s: &[u8]) -> Option<(usize, u64)> {
+    let mut n = 0usize;
+    let mut v = 0u64;
+    while let Some(w) = s.get(n..n + 8) {
+        let chunk = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        let (sub, m) = digits_and_stops(chunk);
+        let k = if m == 0 { 8 } else { (m.trailing_zeros() / 8) as usize };
+        if n + k > MAX_INT_DIGITS {
+            return None;
+        }
+        if k == 0 {
+            return Some((n, v));
+        }
+        // The k digit values to the top bytes, zeros below them (leading zeros do not change the value).
+        v = v * POW10_U64[k] + digit_values(sub << (8 * (8 - k) as u32)) as u64;
+        n += k;
+        if k < 8 {
+            return Some((n, v));
+        }
+    }
+    while let Some(&c) = s.get(n) {
+        if !c.is_ascii_digit() {
+            break;
+        }
+        if n >= MAX_INT_DIGITS {
+            return None;
+        }
+        v = v * 10 + (c - b'0') as u64;
+        n += 1;
+    }
+    Some((n, v))
 }
 
 /// The value of 1 to 8 ASCII digits; `None` when empty, longer than 8 or a byte is not a digit.
@@ -71,11 +133,17 @@ pub(crate) fn parse_u8digits(s: &[u8]) -> Option<u32> {
 }
 
 /// Parses `-?digits(.digits)?` exactly, like [`decimal::parse_decimal`] (same value, same error, on every input).
-#[inline]
+#[inline(always)]
 pub(crate) fn parse_decimal(s: &[u8]) -> Result<Decimal, DecimalError> {
     let n = s.len();
     if n == 0 || n > 17 {
         return decimal::parse_decimal(s);
+    }
+    if n <= 8 {
+        return match short_decimal(s) {
+            Some(d) => Ok(d),
+            None => decimal::parse_decimal(s),
+        };
     }
     let head = load_le(&s[..n.min(8)]);
     let dots = zero_bytes(head ^ 0x2E2E_2E2E_2E2E_2E2E) & (u64::MAX >> (8 * (8 - n.min(8))));
@@ -98,6 +166,31 @@ pub(crate) fn parse_decimal(s: &[u8]) -> Result<Decimal, DecimalError> {
     }
 }
 
+/// `digits` or `digits.digits` of 1 to 8 bytes in one word: the point (if any) is found and squeezed out, and the
+/// remaining digits converted at once. `None` for anything else (a sign, no digit before or after the point, a
+/// second point, another byte), which [`parse_decimal`] hands to the scalar parser.
+#[inline(always)]
+fn short_decimal(s: &[u8]) -> Option<Decimal> {
+    let n = s.len();
+    debug_assert!((1..=8).contains(&n));
+    let w = load_le(s);
+    let dots = zero_bytes(w ^ 0x2E2E_2E2E_2E2E_2E2E) & (u64::MAX >> (8 * (8 - n)));
+    let (digits, len, dec) = if dots == 0 {
+        (w, n, 0)
+    } else {
+        let dot = (dots.trailing_zeros() / 8) as usize;
+        if dot == 0 || dot == n - 1 {
+            return None;
+        }
+        // The bytes below the point stay, the bytes above it move down by one (over the point).
+        let below = (1u64 << (8 * dot)) - 1;
+        ((w & below) | ((w >> 8) & !below), n - 1, n - 1 - dot)
+    };
+    let pad = ZEROS.checked_shr(8 * len as u32).unwrap_or(0);
+    let v = eight_digits((digits << (8 * (8 - len) as u32)) | pad)?;
+    Some(Decimal { mantissa: v as i64, dec: dec as u8 })
+}
+
 /// What [`find_quote`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Quote {
@@ -110,17 +203,17 @@ pub(crate) enum Quote {
 /// Bytes of `v` outside 0x20..0x7f, plus backslashes and quotes, each marked with 0x80 (exact for the lowest).
 #[inline(always)]
 fn stop_bytes(v: u64) -> u64 {
-    // < 0x20: subtracting 0x20 borrows into the high bit; ≥ 0x80 and 0x7f are the high bit or the DEL test.
-    let ctl = v.wrapping_sub(0x2020_2020_2020_2020) & !v;
-    let del = zero_bytes(v ^ 0x7F7F_7F7F_7F7F_7F7F);
+    // < 0x20: subtracting 0x20 borrows into the high bit; 0x7f: adding 1 carries into it; ≥ 0x80: the high bit.
+    // A borrow or carry leaves a byte only from a byte that is itself marked, so the lowest mark is exact.
+    let outside = v.wrapping_sub(0x2020_2020_2020_2020) | v.wrapping_add(ONES) | v;
     let quote = zero_bytes(v ^ 0x2222_2222_2222_2222);
     let bslash = zero_bytes(v ^ 0x5C5C_5C5C_5C5C_5C5C);
-    (ctl | v | del | quote | bslash) & HIGHS
+    (outside | quote | bslash) & HIGHS
 }
 
 /// The offset of the closing quote in `s` (the bytes after an opening quote), checking that every byte before
 /// it is printable ASCII and not a backslash; eight bytes per step, the tail byte by byte.
-#[inline]
+#[inline(always)]
 pub(crate) fn find_quote(s: &[u8]) -> Quote {
     let mut i = 0;
     while i + 8 <= s.len() {
@@ -259,6 +352,66 @@ mod tests {
                 });
             }
             assert_eq!(parse_decimal(&buf), decimal::parse_decimal(&buf), "{:?}", String::from_utf8_lossy(&buf));
+        }
+    }
+
+    /// The scalar digit run `Sc::int` used before [`leading_digits`]: `None` at the 19th digit.
+    fn scalar_digits(s: &[u8]) -> Option<(usize, u64)> {
+        let mut v = 0u64;
+        for (n, &c) in s.iter().enumerate() {
+            if !c.is_ascii_digit() {
+                return Some((n, v));
+            }
+            if n >= MAX_INT_DIGITS {
+                return None;
+            }
+            v = v * 10 + (c - b'0') as u64;
+        }
+        Some((s.len(), v))
+    }
+
+    #[test]
+    fn digit_runs_match_the_scalar_loop() {
+        let cases: &[&[u8]] = &[
+            b"",
+            b"0",
+            b"1626992741575,",
+            b"1626992741575}",
+            b"12345678",
+            b"123456789",
+            b"16269927415751234",
+            b"162699274157512345",
+            b"1626992741575123456",
+            b"999999999999999999,\"",
+            b"9999999999999999999",
+            b"00000000000000000000",
+            b"1234567/",
+            b"1234567:",
+            b"12345678\xfa9",
+            b"1\xff",
+            b"-1",
+            b"12.5",
+        ];
+        for &c in cases {
+            assert_eq!(leading_digits(c), scalar_digits(c), "{:?}", String::from_utf8_lossy(c));
+        }
+        let mut x: u64 = 0x5DEE_CE66_D1CE_4E5B;
+        let mut buf = Vec::new();
+        for _ in 0..200_000 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let len = ((x >> 58) % 26) as usize;
+            buf.clear();
+            let mut y = x;
+            for _ in 0..len {
+                y = y.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let r = (y >> 56) as u8;
+                // Mostly digits, sometimes a byte next to the digit range or a carry-making high byte.
+                buf.push(match r % 16 {
+                    0 => [b'/', b':', b',', b'}', 0xfa, 0xff, b'.', b'e'][(r as usize / 16) % 8],
+                    _ => b'0' + r % 10,
+                });
+            }
+            assert_eq!(leading_digits(&buf), scalar_digits(&buf), "{buf:?}");
         }
     }
 
