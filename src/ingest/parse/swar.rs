@@ -55,12 +55,7 @@ fn eight_digits(chunk: u64) -> Option<u32> {
 /// The value of eight bytes already known to be ASCII digits (first digit in the lowest byte).
 #[inline(always)]
 fn digits_value(chunk: u64) -> u32 {
-    digit_values(chunk - ZEROS)
-}
-
-/// The value of eight digit values 0..=9, one per byte, the first (most significant) in the lowest byte.
-#[inline(always)]
-fn digit_values(v: u64) -> u32 {
+    let v = chunk - ZEROS;
     // Pairs, then quads, then the eight digits (the first digit is in the lowest byte).
     let v = (v.wrapping_mul(10) + (v >> 8)) & 0x00FF_00FF_00FF_00FF;
     let v = (v.wrapping_mul(100) + (v >> 16)) & 0x0000_FFFF_0000_FFFF;
@@ -68,14 +63,15 @@ fn digit_values(v: u64) -> u32 {
     v as u32
 }
 
-/// `chunk` minus `'0'` in every byte, and one marker bit (0x80) in each byte of `chunk` that is not an ASCII
-/// digit, exact for the lowest such byte: a byte below `'0'` borrows into its high bit, one above `'9'` carries
-/// into it when 0x46 is added (a borrow or carry out of a byte changes only the bytes above it, which are past the
-/// first non-digit anyway).
+/// One marker bit (0x80) in each byte of `chunk` that is not an ASCII digit; exact for the lowest such byte (a
+/// carry out of a byte ≥ 0xFA may mark the byte above it, which is past the first non-digit anyway).
 #[inline(always)]
-fn digits_and_stops(chunk: u64) -> (u64, u64) {
-    let sub = chunk.wrapping_sub(ZEROS);
-    (sub, (sub | chunk.wrapping_add(0x4646_4646_4646_4646)) & HIGHS)
+fn non_digits(chunk: u64) -> u64 {
+    let high = (chunk & 0xF0F0_F0F0_F0F0_F0F0) ^ ZEROS;
+    let over = (chunk.wrapping_add(0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0) ^ ZEROS;
+    let t = high | over;
+    // A nonzero byte of `t` becomes 0x80 (no carry leaves a byte: 0x7f + 0x7f < 0x100).
+    ((t & 0x7F7F_7F7F_7F7F_7F7F).wrapping_add(0x7F7F_7F7F_7F7F_7F7F) | t) & HIGHS
 }
 
 /// Most digits [`leading_digits`] converts (the value then always fits an `i64`).
@@ -85,13 +81,13 @@ const POW10_U64: [u64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_0
 
 /// The run of ASCII digits at the start of `s`: its length and its value, eight digits per step while eight bytes
 /// are left, then byte by byte; `None` when the run is longer than [`MAX_INT_DIGITS`].
-#[inline(always)]
+#[inline]
 pub(crate) fn leading_digits(s: &[u8]) -> Option<(usize, u64)> {
     let mut n = 0usize;
     let mut v = 0u64;
     while let Some(w) = s.get(n..n + 8) {
         let chunk = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
-        let (sub, m) = digits_and_stops(chunk);
+        let m = non_digits(chunk);
         let k = if m == 0 { 8 } else { (m.trailing_zeros() / 8) as usize };
         if n + k > MAX_INT_DIGITS {
             return None;
@@ -99,8 +95,9 @@ pub(crate) fn leading_digits(s: &[u8]) -> Option<(usize, u64)> {
         if k == 0 {
             return Some((n, v));
         }
-        // The k digit values to the top bytes, zeros below them (leading zeros do not change the value).
-        v = v * POW10_U64[k] + digit_values(sub << (8 * (8 - k) as u32)) as u64;
+        // The k digits to the top bytes, '0' below them (leading zeros do not change the value).
+        let pad = ZEROS.checked_shr(8 * k as u32).unwrap_or(0);
+        v = v * POW10_U64[k] + digits_value((chunk << (8 * (8 - k) as u32)) | pad) as u64;
         n += k;
         if k < 8 {
             return Some((n, v));
@@ -133,7 +130,7 @@ pub(crate) fn parse_u8digits(s: &[u8]) -> Option<u32> {
 }
 
 /// Parses `-?digits(.digits)?` exactly, like [`decimal::parse_decimal`] (same value, same error, on every input).
-#[inline(always)]
+#[inline]
 pub(crate) fn parse_decimal(s: &[u8]) -> Result<Decimal, DecimalError> {
     let n = s.len();
     if n == 0 || n > 17 {
@@ -203,17 +200,17 @@ pub(crate) enum Quote {
 /// Bytes of `v` outside 0x20..0x7f, plus backslashes and quotes, each marked with 0x80 (exact for the lowest).
 #[inline(always)]
 fn stop_bytes(v: u64) -> u64 {
-    // < 0x20: subtracting 0x20 borrows into the high bit; 0x7f: adding 1 carries into it; ≥ 0x80: the high bit.
-    // A borrow or carry leaves a byte only from a byte that is itself marked, so the lowest mark is exact.
-    let outside = v.wrapping_sub(0x2020_2020_2020_2020) | v.wrapping_add(ONES) | v;
+    // < 0x20: subtracting 0x20 borrows into the high bit; ≥ 0x80 and 0x7f are the high bit or the DEL test.
+    let ctl = v.wrapping_sub(0x2020_2020_2020_2020) & !v;
+    let del = zero_bytes(v ^ 0x7F7F_7F7F_7F7F_7F7F);
     let quote = zero_bytes(v ^ 0x2222_2222_2222_2222);
     let bslash = zero_bytes(v ^ 0x5C5C_5C5C_5C5C_5C5C);
-    (outside | quote | bslash) & HIGHS
+    (ctl | v | del | quote | bslash) & HIGHS
 }
 
 /// The offset of the closing quote in `s` (the bytes after an opening quote), checking that every byte before
 /// it is printable ASCII and not a backslash; eight bytes per step, the tail byte by byte.
-#[inline(always)]
+#[inline]
 pub(crate) fn find_quote(s: &[u8]) -> Quote {
     let mut i = 0;
     while i + 8 <= s.len() {
