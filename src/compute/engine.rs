@@ -254,6 +254,8 @@ pub struct EngineStats {
     pub orphan_events: u64,
     /// SymbolDef events beyond `max_symbols`.
     pub symbols_over_limit: u64,
+    /// Order report events received (two per report, [`EventKind::Exec`]).
+    pub exec_events: u64,
     /// What the compute thread could not hand to its live hooks at once (set when the thread ends).
     pub hooks: HookStats,
 }
@@ -598,7 +600,8 @@ impl Engine {
             return Verdict::None;
         };
         s.last_exch_ns = s.last_exch_ns.max(e.exch_ts_ns);
-        if e.exch_ts_ns >= s.next_due_ns && e.kind != EventKind::Levels {
+        let continuation = matches!(e.kind, EventKind::Levels | EventKind::ExecMore);
+        if e.exch_ts_ns >= s.next_due_ns && !continuation {
             // Orders that reached the exchange (and a funding time that passed) before this event meet the market
             // as the earlier events left it (`compute::trading::orders`). Never between a message's header and its
             // levels, which carry the header's time: the book would be half applied.
@@ -644,6 +647,10 @@ impl Engine {
                 s.book.invalidate();
                 s.forward_snapshot_request(id, out);
                 Verdict::Book(BookOutcome::LostSync)
+            }
+            EventKind::Exec | EventKind::ExecMore => {
+                self.stats.exec_events += 1;
+                Verdict::None
             }
             EventKind::SymbolDef | EventKind::None => Verdict::None,
         }

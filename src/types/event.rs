@@ -52,6 +52,14 @@ pub enum EventKind {
     /// Frames of this symbol were lost upstream (ring full under the drop-and-resync policy): `p[0]` frames.
     /// The compute thread marks the book unsynced and asks for a snapshot.
     Dropped = 9,
+    /// An order report (acknowledgement, fill, cancel, reject, expiry) from the exchange, first of the two events
+    /// of [`crate::types::order::ExecReport::to_events`]: `flags` the [`crate::types::order::ExecKind`], `p[0]` the
+    /// exchange order id, `p[1]` last fill price (ticks), `p[2]` last fill quantity, `p[3]` cumulative quantity
+    /// (steps). `exch_ts_ns` is the exchange's event time.
+    Exec = 10,
+    /// The second event of an order report: `flags` side and maker/known bits, `p[0]` commission (1e-8), `p[1]`
+    /// realised PnL (1e-8), `p[2]` run id << 32 | position id, `p[3]` leg code | attempt << 8 | error code << 32.
+    ExecMore = 11,
 }
 
 /// Bit flags of [`MarketEvent::flags`].

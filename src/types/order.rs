@@ -8,6 +8,7 @@
 //! The client order id is a pure function of (run, position, leg, attempt), so a resend after a timeout carries the
 //! same id and Binance refuses the duplicate (`-4116`) instead of opening a second position.
 
+use super::event::{EventKind, MarketEvent};
 use super::symbols::SymbolId;
 
 /// Buy or sell, as Binance's `side`.
@@ -330,6 +331,85 @@ pub struct ExecReport {
 
 const _: () = assert!(size_of::<ExecReport>() == 80);
 
+/// Why two events are not an order report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ExecDecodeError {
+    /// The events are not an `Exec` followed by an `ExecMore` of the same symbol.
+    #[error("not an Exec + ExecMore pair of one symbol")]
+    NotAPair,
+    /// A field holds a value no encoder writes (exec kind, side or leg).
+    #[error("order report field out of range")]
+    OutOfRange,
+}
+
+const EXEC_SELL: u8 = 1;
+const EXEC_MAKER: u8 = 2;
+const EXEC_KNOWN: u8 = 4;
+
+impl ExecKind {
+    const ALL: [ExecKind; 7] = [
+        ExecKind::Ack,
+        ExecKind::PartialFill,
+        ExecKind::Fill,
+        ExecKind::Canceled,
+        ExecKind::Rejected,
+        ExecKind::Expired,
+        ExecKind::Amended,
+    ];
+
+    fn from_u8(v: u8) -> Option<Self> {
+        ExecKind::ALL.into_iter().find(|k| *k as u8 == v)
+    }
+}
+
+impl ExecReport {
+    /// The report as the two events it travels in on the inbound path (the same ring and the same order as market
+    /// data: see [`EventKind::Exec`]). `local_ts_ns` and `stamp_ns` are the read's, as for a market frame.
+    pub fn to_events(&self, local_ts_ns: i64, stamp_ns: u64) -> [MarketEvent; 2] {
+        let exch_ns = self.exchange_ms.saturating_mul(1_000_000);
+        let mut a = MarketEvent::new(EventKind::Exec, self.symbol, exch_ns, local_ts_ns, stamp_ns);
+        a.flags = self.kind as u8;
+        a.p = [self.exchange_order_id, self.last_price_ticks, self.last_qty_steps, self.cum_qty_steps];
+        let mut b = MarketEvent::new(EventKind::ExecMore, self.symbol, exch_ns, local_ts_ns, stamp_ns);
+        b.flags = if self.side == OrderSide::Sell { EXEC_SELL } else { 0 }
+            | if self.maker { EXEC_MAKER } else { 0 }
+            | if self.client_known { EXEC_KNOWN } else { 0 };
+        let c = self.client;
+        let ids = (u64::from(c.run_id) << 32) | u64::from(c.position_id);
+        let tail = u64::from(c.leg.code()) | (u64::from(c.attempt) << 8) | (u64::from(self.error_code as u32) << 32);
+        b.p = [self.commission_e8, self.realized_pnl_e8, ids as i64, tail as i64];
+        [a, b]
+    }
+
+    /// The report back from its two events ([`ExecReport::to_events`]).
+    pub fn from_events(a: &MarketEvent, b: &MarketEvent) -> Result<Self, ExecDecodeError> {
+        if a.kind != EventKind::Exec || b.kind != EventKind::ExecMore || a.symbol != b.symbol {
+            return Err(ExecDecodeError::NotAPair);
+        }
+        let kind = ExecKind::from_u8(a.flags).ok_or(ExecDecodeError::OutOfRange)?;
+        let (ids, tail) = (b.p[2] as u64, b.p[3] as u64);
+        let leg = Leg::from_code(tail as u8).ok_or(ExecDecodeError::OutOfRange)?;
+        let client =
+            ClientOrderId { run_id: (ids >> 32) as u32, position_id: ids as u32, leg, attempt: (tail >> 8) as u8 };
+        Ok(ExecReport {
+            exchange_order_id: a.p[0],
+            last_price_ticks: a.p[1],
+            last_qty_steps: a.p[2],
+            cum_qty_steps: a.p[3],
+            commission_e8: b.p[0],
+            realized_pnl_e8: b.p[1],
+            exchange_ms: a.exch_ts_ns / 1_000_000,
+            error_code: (tail >> 32) as u32 as i32,
+            client,
+            symbol: a.symbol,
+            kind,
+            side: if b.flags & EXEC_SELL != 0 { OrderSide::Sell } else { OrderSide::Buy },
+            maker: b.flags & EXEC_MAKER != 0,
+            client_known: b.flags & EXEC_KNOWN != 0,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,6 +428,41 @@ mod tests {
         for leg in Leg::ALL {
             assert_eq!(Leg::from_code(leg.code()), Some(leg));
         }
+    }
+
+    #[test]
+    fn exec_reports_round_trip_through_their_two_events() {
+        let base = ExecReport {
+            exchange_order_id: 8_389_765_791_412_361_325,
+            last_price_ticks: 6_512_340,
+            last_qty_steps: 17,
+            cum_qty_steps: 34,
+            commission_e8: -1_234_567,
+            realized_pnl_e8: i64::MIN + 1,
+            exchange_ms: 1_733_112_345_678,
+            error_code: -2019,
+            client: ClientOrderId { run_id: u32::MAX, position_id: 9, leg: Leg::Tp2, attempt: 255 },
+            symbol: 513,
+            kind: ExecKind::Rejected,
+            side: OrderSide::Sell,
+            maker: true,
+            client_known: true,
+        };
+        for kind in ExecKind::ALL {
+            for side in [OrderSide::Buy, OrderSide::Sell] {
+                let r = ExecReport { kind, side, maker: side == OrderSide::Buy, ..base };
+                let [a, b] = r.to_events(5, 6);
+                assert_eq!((a.local_ts_ns, b.stamp_ns), (5, 6));
+                assert_eq!(ExecReport::from_events(&a, &b), Ok(r));
+            }
+        }
+        let [a, mut b] = base.to_events(0, 0);
+        assert_eq!(ExecReport::from_events(&b, &a), Err(ExecDecodeError::NotAPair));
+        b.symbol += 1;
+        assert_eq!(ExecReport::from_events(&a, &b), Err(ExecDecodeError::NotAPair));
+        let [mut a, b] = base.to_events(0, 0);
+        a.flags = 0;
+        assert_eq!(ExecReport::from_events(&a, &b), Err(ExecDecodeError::OutOfRange));
     }
 
     #[test]
