@@ -254,7 +254,7 @@ pub struct EngineStats {
     pub orphan_events: u64,
     /// SymbolDef events beyond `max_symbols`.
     pub symbols_over_limit: u64,
-    /// Order report events received (two per report, [`EventKind::Exec`]).
+    /// Order report and position events received (two per report, [`EventKind::Exec`]; [`EventKind::Position`]).
     pub exec_events: u64,
     /// What the compute thread could not hand to its live hooks at once (set when the thread ends).
     pub hooks: HookStats,
@@ -648,7 +648,7 @@ impl Engine {
                 s.forward_snapshot_request(id, out);
                 Verdict::Book(BookOutcome::LostSync)
             }
-            EventKind::Exec | EventKind::ExecMore => {
+            EventKind::Exec | EventKind::ExecMore | EventKind::Position => {
                 self.stats.exec_events += 1;
                 Verdict::None
             }

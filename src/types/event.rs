@@ -60,6 +60,10 @@ pub enum EventKind {
     /// The second event of an order report: `flags` side and maker/known bits, `p[0]` commission (1e-8), `p[1]`
     /// realised PnL (1e-8), `p[2]` run id << 32 | position id, `p[3]` leg code | attempt << 8 | error code << 32.
     ExecMore = 11,
+    /// The exchange's position of the symbol (`ACCOUNT_UPDATE`, one-way mode): `p[0]` signed amount (1e-8 of the
+    /// base asset: negative is short), `p[1]` entry price (1e-8), `p[2]` unrealised PnL (1e-8), `p[3]` the event's
+    /// transaction time (ms). Flag [`flags::ISOLATED`] for isolated margin. `exch_ts_ns` is the event time.
+    Position = 12,
 }
 
 /// Bit flags of [`MarketEvent::flags`].
@@ -82,6 +86,8 @@ pub mod flags {
     pub const TWO_LEVELS: u8 = 2;
     /// Levels: the levels belong to a snapshot (otherwise to a diff).
     pub const SNAPSHOT: u8 = 4;
+    /// Position: isolated margin.
+    pub const ISOLATED: u8 = 1;
 }
 
 /// A fixed-size market event. See the module doc for the payload of each kind.
