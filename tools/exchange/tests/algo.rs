@@ -17,6 +17,14 @@ fn algo_updates(seen: &[Value], aid: i64) -> Vec<Value> {
     seen.iter().filter(|e| e["e"] == "ALGO_UPDATE" && e["o"]["aid"] == aid).map(|e| e["o"].clone()).collect()
 }
 
+/// The first JSON value of a doc example in tests/data/binance-docs-orders (after its `#` attribution lines).
+fn doc_example(name: &str) -> Value {
+    let p = format!("{}/../../tests/data/binance-docs-orders/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"));
+    let body: String = text.lines().filter(|l| !l.starts_with('#')).map(|l| format!("{l}\n")).collect();
+    serde_json::Deserializer::from_str(&body).into_iter::<Value>().next().expect("a JSON value").expect("JSON")
+}
+
 fn last_trade(trades: &std::sync::Mutex<Vec<Value>>) -> f64 {
     wait_for(trades, Duration::from_secs(10), "a served trade", |s| !s.is_empty());
     num(&trades.lock().unwrap().last().unwrap()["p"])
@@ -57,6 +65,8 @@ fn algo_place_cancel_and_switch_code() {
         (Some("x-stop-1"), Some("STOP_MARKET"), Some("BTCUSDT"), Some("SELL"))
     );
     assert_eq!((res["algoStatus"].as_str(), res["triggerPrice"].as_str()), (Some("NEW"), Some("1000.00")));
+    let doc = doc_example("ws_algo_order_place_response.txt");
+    assert_eq!(keys(res), keys(&doc["result"]), "the docs' New Algo Order result fields");
     let aid1 = res["algoId"].as_i64().unwrap();
     assert!(res["updateTime"].as_i64().unwrap() > 0);
     let r = ex.ws_call(&mut ws, "algoOrder.place", algo("x-stop-1"));
@@ -68,14 +78,26 @@ fn algo_place_cancel_and_switch_code() {
     assert_eq!(ids, vec![aid1, aid2]);
     let r = ex.ws_call(&mut ws, "algoOrder.cancel", json!({"clientAlgoId": "x-stop-1"}));
     assert_eq!((r["result"]["algoId"].as_i64(), r["result"]["code"].as_str()), (Some(aid1), Some("200")), "{r}");
+    assert_eq!(keys(&r["result"]), keys(&doc_example("ws_algo_order_cancel_response.txt")["result"]));
     let (st, v) = ex.signed("DELETE", "/fapi/v1/algoOrder", &format!("algoId={aid2}"), false).unwrap();
     assert_eq!((st, v["clientAlgoId"].as_str()), (200, Some("x-stop-2")), "{v}");
     let r = ex.ws_call(&mut ws, "algoOrder.cancel", json!({"clientAlgoId": "x-stop-1"}));
     assert_eq!(r["error"]["code"], -2011, "{r}");
+    let q = "symbol=BTCUSDT&side=BUY&type=TAKE_PROFIT_MARKET&quantity=0.010&reduceOnly=true&algoType=CONDITIONAL\
+             &triggerPrice=1000.0&workingType=MARK_PRICE&clientAlgoId=x-tp-3";
+    let (st, v) = ex.signed("POST", "/fapi/v1/algoOrder", q, true).unwrap();
+    assert_eq!(
+        (st, v["algoStatus"].as_str(), v["workingType"].as_str()),
+        (200, Some("NEW"), Some("MARK_PRICE")),
+        "{v}"
+    );
+    let (st, v) = ex.signed("DELETE", "/fapi/v1/algoOrder", "clientAlgoId=x-tp-3", false).unwrap();
+    assert_eq!((st, v["code"].as_str()), (200, Some("200")), "{v}");
     wait_for(&us.seen, Duration::from_secs(5), "both CANCELED", |s| {
         [aid1, aid2].iter().all(|a| algo_updates(s, *a).iter().any(|u| u["X"] == "CANCELED"))
     });
     let ups = algo_updates(&us.seen.lock().unwrap(), aid1);
+    assert_eq!(keys(&ups[0]), keys(&doc_example("uds_algo_update.txt")["o"]), "the docs' ALGO_UPDATE fields");
     assert_eq!(ups.iter().map(|u| u["X"].as_str().unwrap()).collect::<Vec<_>>(), ["NEW", "CANCELED"]);
     assert_eq!(
         (ups[0]["caid"].as_str(), ups[0]["tp"].as_str(), ups[0]["at"].as_str()),
@@ -84,7 +106,7 @@ fn algo_place_cancel_and_switch_code() {
     let (_, open) = ex.signed("GET", "/fapi/v1/openAlgoOrders", "", false).unwrap();
     assert_eq!(open, json!([]));
     let s = &ex.fresh_stats()["orders"]["algo"];
-    assert_eq!((s["placed"].as_u64(), s["cancelled"].as_u64(), s["open"].as_u64()), (Some(2), Some(2), Some(0)), "{s}");
+    assert_eq!((s["placed"].as_u64(), s["cancelled"].as_u64(), s["open"].as_u64()), (Some(3), Some(3), Some(0)), "{s}");
 }
 
 /// Orders belong to the account: a long and two protective stops (closePosition, and reduceOnly) are placed,

@@ -221,8 +221,6 @@ pub fn algo(a: &Account, o: &AlgoOrder) -> Value {
         "closePosition": o.close_position,
         "priceProtect": o.price_protect,
         "reduceOnly": o.reduce_only,
-        "activatePrice": "",
-        "callbackRate": "",
         "createTime": o.time_ms,
         "updateTime": o.update_ms,
         "triggerTime": o.trigger_ms,
@@ -254,11 +252,10 @@ pub fn algo_update(a: &Account, o: &AlgoOrder, now_ms: i64) -> String {
     put("q", json!(o.qty.fmt(spec.qp)));
     put("X", json!(o.status.name()));
     put("ai", json!(o.order_id.map_or(String::new(), |i| i.to_string())));
-    if placed {
-        put("ap", json!(o.avg.fmt(spec.pp)));
-        put("aq", json!(o.exec.fmt(spec.qp)));
-        put("act", json!("MARKET"));
-    }
+    // ap / aq / act: the triggered order's average price, executed quantity and type ("0" before it exists).
+    put("ap", json!(o.avg.fmt(spec.pp)));
+    put("aq", json!(o.exec.fmt(spec.qp)));
+    put("act", json!(if placed { "MARKET" } else { "0" }));
     put("tp", json!(o.trigger.fmt(spec.pp)));
     put("p", json!(Fx::ZERO.fmt(spec.pp)));
     put("V", json!("NONE"));
@@ -269,9 +266,11 @@ pub fn algo_update(a: &Account, o: &AlgoOrder, now_ms: i64) -> String {
     put("R", json!(o.reduce_only));
     put("tt", json!(o.trigger_ms));
     put("gtd", json!(0));
-    if matches!(o.status, AlgoStatus::Rejected | AlgoStatus::Expired) {
-        let why = if o.status == AlgoStatus::Rejected { "Margin is insufficient." } else { "No position to reduce." };
-        put("rm", json!(why));
-    }
+    let why = match o.status {
+        AlgoStatus::Rejected => "Margin is insufficient.",
+        AlgoStatus::Expired => "No position to reduce.",
+        _ => "",
+    };
+    put("rm", json!(why));
     json!({"e": "ALGO_UPDATE", "T": o.update_ms, "E": now_ms, "o": Value::Object(ev)}).to_string()
 }
