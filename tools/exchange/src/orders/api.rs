@@ -225,25 +225,7 @@ impl Orders {
                 ))
             }
             Method::AlgoPlace => self.place_algo(ctx, c, now),
-            Method::AlgoCancel => {
-                let id =
-                    c.get("algoId").map(|v| v.parse::<i64>().map_err(|_| ApiError::illegal("algoId"))).transpose()?;
-                let cid = c.get("clientAlgoId");
-                if id.is_none() && cid.is_none() {
-                    return Err(ApiError::new(-1102, "Either algoId or clientAlgoId must be sent."));
-                }
-                let mut a = self.account();
-                let o = a.cancel_algo(id, cid, now)?;
-                a.counts[c.route.index()].canceled += 1;
-                self.publish(ctx, &mut a);
-                Ok(render::algo_cancel(&o))
-            }
-            Method::OpenAlgoOrders => {
-                let sym = c.get("symbol").map(|_| self.symbol(ctx, c)).transpose()?;
-                let a = self.account();
-                let list = a.algo.open.iter().filter(|o| sym.is_none_or(|s| o.sym == s)).map(|o| render::algo(&a, o));
-                Ok(Value::Array(list.collect()))
-            }
+            Method::AlgoCancel | Method::OpenAlgoOrders => self.algo_call(ctx, c, now),
             Method::Leverage => self.leverage(ctx, c),
             Method::MarginType => self.margin_type(ctx, c),
             Method::ListenKeyStart => Ok(json!({"listenKey": self.listen_start()})),
@@ -375,6 +357,27 @@ impl Orders {
         let v = render::algo(&a, &placed);
         self.publish(ctx, &mut a);
         Ok(v)
+    }
+
+    /// `algoOrder.cancel` / `DELETE /fapi/v1/algoOrder` (by algoId or clientAlgoId) and `GET
+    /// /fapi/v1/openAlgoOrders`.
+    fn algo_call(&self, ctx: &Ctx, c: &Call, now: i64) -> Result<Value, ApiError> {
+        if c.method == Method::OpenAlgoOrders {
+            let sym = c.get("symbol").map(|_| self.symbol(ctx, c)).transpose()?;
+            let a = self.account();
+            let list = a.algo.open.iter().filter(|o| sym.is_none_or(|s| o.sym == s)).map(|o| render::algo(&a, o));
+            return Ok(Value::Array(list.collect()));
+        }
+        let id = c.get("algoId").map(|v| v.parse::<i64>().map_err(|_| ApiError::illegal("algoId"))).transpose()?;
+        let cid = c.get("clientAlgoId");
+        if id.is_none() && cid.is_none() {
+            return Err(ApiError::new(-1102, "Either algoId or clientAlgoId must be sent."));
+        }
+        let mut a = self.account();
+        let o = a.cancel_algo(id, cid, now)?;
+        a.counts[c.route.index()].canceled += 1;
+        self.publish(ctx, &mut a);
+        Ok(render::algo_cancel(&o))
     }
 
     fn leverage(&self, ctx: &Ctx, c: &Call) -> Result<Value, ApiError> {
