@@ -59,6 +59,95 @@ impl Write for Stream {
 
 pub type Ws = WebSocket<Stream>;
 
+/// A started exchange process: its port (from the `listening on` line), scratch dir, client TLS config (trusting
+/// the CA it wrote) and the rest of its stdout lines.
+pub struct Spawned {
+    pub child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub tls: Option<Arc<ClientConfig>>,
+    pub lines: Receiver<String>,
+}
+
+/// Starts rusto-exchange from the workspace root, plain or TLS (`--ca-out` in a fresh scratch dir), with the
+/// arguments `args` adds; waits ≤ 30 s for its `listening on` line.
+pub fn spawn(prefix: &str, tls: bool, args: impl FnOnce(&mut Command, &std::path::Path)) -> Spawned {
+    let dir = std::env::temp_dir().join(format!(
+        "rusto-exchange-{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rusto-exchange"));
+    cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    if tls {
+        cmd.arg("--ca-out").arg(dir.join("ca.pem"));
+    } else {
+        cmd.arg("--plain");
+    }
+    args(&mut cmd, &dir);
+    cmd.stdout(Stdio::piped()).stderr(std::fs::File::create(dir.join("stderr.txt")).unwrap());
+    let mut child = cmd.spawn().expect("start rusto-exchange");
+    let out = child.stdout.take().unwrap();
+    let (tx, lines): (_, Receiver<String>) = channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines() {
+            let Ok(l) = l else { return };
+            if tx.send(l).is_err() {
+                return;
+            }
+        }
+    });
+    let first = lines.recv_timeout(Duration::from_secs(30)).expect("no `listening on` line within 30 s");
+    let port: u16 = first
+        .strip_prefix("listening on 127.0.0.1:")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .parse()
+        .unwrap();
+    let tls = tls.then(|| {
+        let mut roots = RootCertStore::empty();
+        roots.add(CertificateDer::from_pem_file(dir.join("ca.pem")).expect("CA PEM")).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        Arc::new(
+            ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        )
+    });
+    Spawned { child, port, dir, tls, lines }
+}
+
+/// A TCP connection to the exchange (TLS when `tls`), with this read timeout.
+pub fn connect(port: u16, tls: Option<&Arc<ClientConfig>>, read_timeout: Duration) -> Stream {
+    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(read_timeout)).unwrap();
+    tcp.set_nodelay(true).unwrap();
+    match tls {
+        None => Stream::Plain(tcp),
+        Some(cfg) => {
+            let conn = ClientConnection::new(cfg.clone(), ServerName::try_from("localhost").unwrap()).unwrap();
+            Stream::Tls(Box::new(StreamOwned::new(conn, tcp)))
+        }
+    }
+}
+
+/// A websocket to `path` (ws:// or wss://), handshake within 10 s.
+pub fn ws_handshake(port: u16, tls: Option<&Arc<ClientConfig>>, path: &str, read_timeout: Duration) -> Ws {
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
+    let url = format!("{scheme}://localhost:{port}{path}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut r = tungstenite::client(url.as_str(), connect(port, tls, read_timeout));
+    loop {
+        match r {
+            Ok((ws, _)) => return ws,
+            Err(tungstenite::HandshakeError::Interrupted(m)) if Instant::now() < deadline => r = m.handshake(),
+            Err(e) => panic!("websocket {url}: {e}"),
+        }
+    }
+}
+
 pub struct Exchange {
     pub child: Child,
     pub port: u16,
@@ -82,75 +171,19 @@ pub fn is_timeout(e: &std::io::Error) -> bool {
 
 impl Exchange {
     pub fn start(tls: bool, extra: &[&str]) -> Exchange {
-        let dir = std::env::temp_dir().join(format!(
-            "rusto-exchange-orders-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rusto-exchange"));
-        cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
-        if tls {
-            cmd.arg("--ca-out").arg(dir.join("ca.pem"));
-        } else {
-            cmd.arg("--plain");
-        }
-        cmd.args(["--api-key", KEY, "--api-secret", SECRET, "--duration-secs", "90"]).args(extra);
-        cmd.arg("--stats-out").arg(dir.join("stats.json"));
-        cmd.stdout(Stdio::piped()).stderr(std::fs::File::create(dir.join("stderr.txt")).unwrap());
-        let mut child = cmd.spawn().expect("start rusto-exchange");
-        let out = child.stdout.take().unwrap();
-        let (tx, lines): (_, Receiver<String>) = channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines() {
-                let Ok(l) = l else { return };
-                if tx.send(l).is_err() {
-                    return;
-                }
-            }
+        let s = spawn("orders", tls, |cmd, dir| {
+            cmd.args(["--api-key", KEY, "--api-secret", SECRET, "--duration-secs", "90"]).args(extra);
+            cmd.arg("--stats-out").arg(dir.join("stats.json"));
         });
-        let first = lines.recv_timeout(Duration::from_secs(30)).expect("no `listening on` line within 30 s");
-        let port: u16 = first.strip_prefix("listening on 127.0.0.1:").expect("listening line").parse().unwrap();
-        let tls = tls.then(|| {
-            let mut roots = RootCertStore::empty();
-            roots.add(CertificateDer::from_pem_file(dir.join("ca.pem")).expect("CA PEM")).unwrap();
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            Arc::new(
-                ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .unwrap()
-                    .with_root_certificates(roots)
-                    .with_no_client_auth(),
-            )
-        });
-        Exchange { child, port, dir, tls, next_id: AtomicUsize::new(1) }
+        Exchange { child: s.child, port: s.port, dir: s.dir, tls: s.tls, next_id: AtomicUsize::new(1) }
     }
 
     pub fn connect(&self) -> Stream {
-        let tcp = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        tcp.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-        tcp.set_nodelay(true).unwrap();
-        match &self.tls {
-            None => Stream::Plain(tcp),
-            Some(cfg) => {
-                let conn = ClientConnection::new(cfg.clone(), ServerName::try_from("localhost").unwrap()).unwrap();
-                Stream::Tls(Box::new(StreamOwned::new(conn, tcp)))
-            }
-        }
+        connect(self.port, self.tls.as_ref(), Duration::from_millis(100))
     }
 
     pub fn ws(&self, path: &str) -> Ws {
-        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
-        let url = format!("{scheme}://localhost:{}{path}", self.port);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut r = tungstenite::client(url.as_str(), self.connect());
-        loop {
-            match r {
-                Ok((ws, _)) => return ws,
-                Err(tungstenite::HandshakeError::Interrupted(m)) if Instant::now() < deadline => r = m.handshake(),
-                Err(e) => panic!("websocket {url}: {e}"),
-            }
-        }
+        ws_handshake(self.port, self.tls.as_ref(), path, Duration::from_millis(100))
     }
 
     /// One HTTP request; `None` when the exchange closed the connection without an answer.
