@@ -227,3 +227,47 @@ fn partial_fills_in_chunks() {
     }
     assert!((cum - 0.003).abs() < 1e-9);
 }
+
+/// An algo SELL STOP_MARKET with workingType MARK_PRICE triggers on the served
+/// markPrice and reduces the long: every ALGO_UPDATE says MARK_PRICE, FINISHED with `aq` the quantity.
+#[test]
+fn mark_price_algo_stop_triggers_on_mark() {
+    let ex = Exchange::start(false, &["--speed", "4"]);
+    let mk = collect(ex.ws("/market/ws/btcusdt@markPrice@1s"));
+    let (us, _key) = user_stream(&ex);
+    let mut ws = ex.ws("/ws-fapi/v1");
+    let r = ex.ws_call(
+        &mut ws,
+        "order.place",
+        json!({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.020"}),
+    );
+    assert_eq!(r["status"], 200, "{r}");
+    let mut aid = 0;
+    let mut trigger = 0.0;
+    for ticks in [1, 2, 3, 5, 8] {
+        wait_for(&mk.seen, Duration::from_secs(10), "a markPrice", |s| !s.is_empty());
+        let mark = num(&mk.seen.lock().unwrap().last().unwrap()["p"]);
+        trigger = (mark * 10.0).floor() / 10.0 - ticks as f64 * 0.1;
+        let r = ex.ws_call(
+            &mut ws,
+            "algoOrder.place",
+            json!({"symbol": "BTCUSDT", "side": "SELL", "type": "STOP_MARKET", "algoType": "CONDITIONAL",
+                   "triggerPrice": format!("{trigger:.1}"), "quantity": "0.020", "reduceOnly": "true",
+                   "workingType": "MARK_PRICE", "clientAlgoId": format!("mark-{ticks}")}),
+        );
+        if r["status"] == 200 {
+            aid = r["result"]["algoId"].as_i64().unwrap();
+            break;
+        }
+        assert_eq!(r["error"]["code"], -2021, "{r}");
+    }
+    assert!(aid > 0, "could not place the stop");
+    wait_for(&us.seen, Duration::from_secs(40), "FINISHED", |s| {
+        algo_updates(s, aid).iter().any(|u| u["X"] == "FINISHED")
+    });
+    let ups = algo_updates(&us.seen.lock().unwrap(), aid);
+    assert!(ups.iter().all(|u| u["wt"] == "MARK_PRICE"));
+    assert!((num(&ups.last().unwrap()["aq"]) - 0.02).abs() < 1e-9);
+    let marks = mk.seen.lock().unwrap();
+    assert!(marks.iter().any(|m| num(&m["p"]) <= trigger + 1e-9), "no served mark reached {trigger}");
+}
