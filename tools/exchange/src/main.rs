@@ -189,6 +189,13 @@ struct AccountArgs {
     /// Fault: drop every user data stream connection this long after it opens, seconds.
     #[arg(long, value_name = "S")]
     user_stream_drop_after_secs: Option<f64>,
+    /// The regular order endpoints accept STOP_MARKET / TAKE_PROFIT_MARKET (the behaviour before Binance's 2025
+    /// Algo Order migration) instead of answering -4120 STOP_ORDER_SWITCH_ALGO.
+    #[arg(long)]
+    legacy_conditionals: bool,
+    /// A MARKET order's fills come in N chunks (N ORDER_TRADE_UPDATE PARTIALLY_FILLED … FILLED).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    partial_fills: u32,
     /// Fault: the exchange clock (serverTime, event times, the recvWindow check) is off by this many ms.
     #[arg(long, value_name = "MS", default_value_t = 0, allow_hyphen_values = true)]
     clock_skew_ms: i64,
@@ -528,7 +535,11 @@ fn order_side(
         taker: fx_arg(&a.taker_fee, "taker-fee")?,
         maker: fx_arg(&a.maker_fee, "maker-fee")?,
         leverage: a.leverage,
+        partial_fills: a.partial_fills,
     };
+    if a.partial_fills == 0 {
+        bail!("--partial-fills must be ≥ 1");
+    }
     let reject = match a.reject_orders {
         Some(_) => Some(
             orders::errors::ApiError::injectable(a.reject_code)
@@ -545,6 +556,7 @@ fn order_side(
             .user_stream_drop_after_secs
             .map(|s| secs(s, "user-stream-drop-after-secs"))
             .transpose()?,
+        legacy_conditionals: a.legacy_conditionals,
     };
     let ttl = secs(a.listen_key_ttl_secs, "listen-key-ttl-secs")?;
     Ok(orders::Orders::new(keys, cfg, faults, ttl))

@@ -2,27 +2,27 @@
 //! client (over rustls trusting the CA the exchange wrote, or plain) checks routes, REST bodies, book sync with
 //! rusto's own parser and book, loop continuity, faults and the stats line. Each test is bounded (≈ 10 s).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, channel};
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls::ClientConfig;
 use rusto::compute::{Book, BookConfig};
 use rusto::ingest::{DEFAULT_MAX_FRAME_BYTES, FrameMeta, Parser, parse_exchange_info};
 use rusto::types::{EventKind, MarketEvent, SymbolId};
 use rusto::types::{SymbolName, SymbolTable};
 use serde_json::{Value, json};
-use tungstenite::{Message, WebSocket};
+use tungstenite::Message;
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
+mod common;
+
+use common::{Stream, Ws, connect, spawn, ws_handshake};
 
 /// A running exchange (killed on drop).
 struct Exchange {
@@ -32,37 +32,6 @@ struct Exchange {
     tls: Option<Arc<ClientConfig>>,
     lines: Receiver<String>,
 }
-
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
-}
-
-impl Read for Stream {
-    fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.read(b),
-            Stream::Tls(s) => s.read(b),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.write(b),
-            Stream::Tls(s) => s.write(b),
-        }
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Stream::Plain(s) => s.flush(),
-            Stream::Tls(s) => s.flush(),
-        }
-    }
-}
-
-type Ws = WebSocket<Stream>;
 
 struct HttpResponse {
     status: u16,
@@ -76,85 +45,21 @@ impl HttpResponse {
     }
 }
 
-fn workspace_root() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-}
-
 impl Exchange {
     fn start(tls: bool, extra: &[&str]) -> Exchange {
-        let dir = std::env::temp_dir().join(format!(
-            "rusto-exchange-smoke-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rusto-exchange"));
-        cmd.current_dir(workspace_root());
-        if tls {
-            cmd.arg("--ca-out").arg(dir.join("ca.pem"));
-        } else {
-            cmd.arg("--plain");
-        }
         // Safety net: the exchange stops by itself even if the test dies without killing it.
-        cmd.args(extra).args(["--duration-secs", "60"]);
-        cmd.stdout(Stdio::piped()).stderr(std::fs::File::create(dir.join("stderr.txt")).unwrap());
-        let mut child = cmd.spawn().expect("start rusto-exchange");
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines() {
-                let Ok(l) = l else { return };
-                if tx.send(l).is_err() {
-                    return;
-                }
-            }
+        let s = spawn("smoke", tls, |cmd, _| {
+            cmd.args(extra).args(["--duration-secs", "60"]);
         });
-        let first = lines.recv_timeout(Duration::from_secs(30)).expect("no `listening on` line within 30 s");
-        let port: u16 = first
-            .strip_prefix("listening on 127.0.0.1:")
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-            .parse()
-            .unwrap();
-        let tls = tls.then(|| {
-            let mut roots = RootCertStore::empty();
-            roots.add(CertificateDer::from_pem_file(dir.join("ca.pem")).expect("CA PEM")).unwrap();
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            Arc::new(
-                ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .unwrap()
-                    .with_root_certificates(roots)
-                    .with_no_client_auth(),
-            )
-        });
-        Exchange { child, port, dir, tls, lines }
+        Exchange { child: s.child, port: s.port, dir: s.dir, tls: s.tls, lines: s.lines }
     }
 
     fn connect(&self) -> Stream {
-        let tcp = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        tcp.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-        tcp.set_nodelay(true).unwrap();
-        match &self.tls {
-            None => Stream::Plain(tcp),
-            Some(cfg) => {
-                let conn = ClientConnection::new(cfg.clone(), ServerName::try_from("localhost").unwrap()).unwrap();
-                Stream::Tls(Box::new(StreamOwned::new(conn, tcp)))
-            }
-        }
+        connect(self.port, self.tls.as_ref(), Duration::from_millis(200))
     }
 
     fn ws(&self, path: &str) -> Ws {
-        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
-        let url = format!("{scheme}://localhost:{}{path}", self.port);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut r = tungstenite::client(url.as_str(), self.connect());
-        loop {
-            match r {
-                Ok((ws, _)) => return ws,
-                Err(tungstenite::HandshakeError::Interrupted(m)) if Instant::now() < deadline => r = m.handshake(),
-                Err(e) => panic!("websocket {url}: {e}"),
-            }
-        }
+        ws_handshake(self.port, self.tls.as_ref(), path, Duration::from_millis(200))
     }
 
     fn get(&self, path: &str) -> HttpResponse {

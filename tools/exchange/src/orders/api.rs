@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use serde_json::{Value, json};
 
 use super::Orders;
+use super::algo::NewAlgo;
 use super::auth::{ApiKey, KeyKind, check_time, key_format_ok};
 use super::engine::NewOrder;
 use super::errors::ApiError;
@@ -41,6 +42,12 @@ pub enum Method {
     ListenKeyStop,
     /// WebSocket API `session.logon` (Ed25519 keys).
     Logon,
+    /// New algo (conditional) order.
+    AlgoPlace,
+    /// Cancel algo order.
+    AlgoCancel,
+    /// Current open algo orders.
+    OpenAlgoOrders,
 }
 
 impl Method {
@@ -133,24 +140,28 @@ impl Orders {
     pub fn call(&self, ctx: &Ctx, c: &Call) -> Reply {
         let now = ctx.clock.now_ms();
         self.account().counts[c.route.index()].requests += 1;
-        if c.method == Method::Place {
+        let placing = matches!(c.method, Method::Place | Method::AlgoPlace);
+        if placing {
             self.account().counts[c.route.index()].received += 1;
         }
         let r = self.authenticate(c, now).and_then(|k| self.dispatch(ctx, c, k, now));
-        if c.method == Method::Place {
+        if placing {
             let mut a = self.account();
             match &r {
                 Ok(_) => a.counts[c.route.index()].accepted += 1,
                 Err(e) => *a.counts[c.route.index()].rejected.entry(e.code).or_default() += 1,
             }
         }
-        let place_like = matches!(c.method, Method::Place | Method::Cancel | Method::Modify);
+        let place_like = matches!(
+            c.method,
+            Method::Place | Method::Cancel | Method::Modify | Method::AlgoPlace | Method::AlgoCancel
+        );
         if place_like && !self.faults.ack_delay.is_zero() {
             self.stats.acks_delayed.fetch_add(1, Relaxed);
             std::thread::sleep(self.faults.ack_delay);
         }
         match r {
-            Ok(v) if c.method == Method::Place && Orders::take(&self.faults.lose_left) => {
+            Ok(v) if placing && Orders::take(&self.faults.lose_left) => {
                 drop(v);
                 self.stats.acks_lost.fetch_add(1, Relaxed);
                 Reply::Lost
@@ -213,6 +224,8 @@ impl Orders {
                     (0..n).filter(|i| sym.is_none_or(|s| s == *i)).map(|i| render::position_risk(&a, i)).collect(),
                 ))
             }
+            Method::AlgoPlace => self.place_algo(ctx, c, now),
+            Method::AlgoCancel | Method::OpenAlgoOrders => self.algo_call(ctx, c, now),
             Method::Leverage => self.leverage(ctx, c),
             Method::MarginType => self.margin_type(ctx, c),
             Method::ListenKeyStart => Ok(json!({"listenKey": self.listen_start()})),
@@ -243,7 +256,14 @@ impl Orders {
         }
         let sym = self.symbol(ctx, c)?;
         let side = Side::parse(c.req("side")?)?;
-        let otype = OType::parse(c.req("type")?)?;
+        let tname = c.req("type")?;
+        if !self.faults.legacy_conditionals && ALGO_TYPES.contains(&tname) {
+            return Err(ApiError::new(
+                -4120,
+                "Order type not supported for this endpoint. Please use the Algo Order API endpoints instead.",
+            ));
+        }
+        let otype = OType::parse(tname)?;
         if c.get("positionSide").is_some_and(|p| p != "BOTH") {
             return Err(ApiError::new(-4061, "Order's position side does not match user's setting."));
         }
@@ -290,6 +310,76 @@ impl Orders {
         Ok(v)
     }
 
+    /// `algoOrder.place` / `POST /fapi/v1/algoOrder` (algoType CONDITIONAL; STOP_MARKET and TAKE_PROFIT_MARKET
+    /// execute here, the other conditional types answer -1116).
+    fn place_algo(&self, ctx: &Ctx, c: &Call, now: i64) -> Result<Value, ApiError> {
+        if Orders::take(&self.faults.reject_left)
+            && let Some(e) = &self.faults.reject
+        {
+            self.stats.injected_rejects.fetch_add(1, Relaxed);
+            return Err(e.clone());
+        }
+        if c.req("algoType")? != "CONDITIONAL" {
+            return Err(ApiError::illegal("algoType"));
+        }
+        let sym = self.symbol(ctx, c)?;
+        let side = Side::parse(c.req("side")?)?;
+        let otype = OType::parse(c.req("type")?)?;
+        if !otype.conditional() {
+            return Err(ApiError::new(-1116, "Invalid orderType."));
+        }
+        if c.get("positionSide").is_some_and(|p| p != "BOTH") {
+            return Err(ApiError::new(-4061, "Order's position side does not match user's setting."));
+        }
+        let o = NewOrder {
+            sym,
+            side,
+            otype,
+            tif: Tif::Gtc,
+            qty: c.fx("quantity")?,
+            price: None,
+            stop: Some(c.fx("triggerPrice")?.ok_or_else(|| ApiError::missing("triggerPrice"))?),
+            reduce_only: c.flag("reduceOnly")?,
+            close_position: c.flag("closePosition")?,
+            working: c.get("workingType").map(Working::parse).transpose()?.unwrap_or(Working::Contract),
+            price_protect: c.flag("priceProtect")?,
+            client_id: c.get("clientAlgoId").map(str::to_string),
+            route: c.route,
+        };
+        if o.qty.is_none() && !o.close_position {
+            return Err(ApiError::missing("quantity"));
+        }
+        let mut a = self.account();
+        let placed = {
+            let m = ctx.market();
+            a.place_algo(&m, NewAlgo { order: o }, now)?
+        };
+        let v = render::algo(&a, &placed);
+        self.publish(ctx, &mut a);
+        Ok(v)
+    }
+
+    /// `algoOrder.cancel` / `DELETE /fapi/v1/algoOrder` (by algoId or clientAlgoId) and `GET
+    /// /fapi/v1/openAlgoOrders`.
+    fn algo_call(&self, ctx: &Ctx, c: &Call, now: i64) -> Result<Value, ApiError> {
+        if c.method == Method::OpenAlgoOrders {
+            let sym = c.get("symbol").map(|_| self.symbol(ctx, c)).transpose()?;
+            let a = self.account();
+            let list = a.algo.open.iter().filter(|o| sym.is_none_or(|s| o.sym == s)).map(|o| render::algo(&a, o));
+            return Ok(Value::Array(list.collect()));
+        }
+        let id = c.get("algoId").map(|v| v.parse::<i64>().map_err(|_| ApiError::illegal("algoId"))).transpose()?;
+        let cid = c.get("clientAlgoId");
+        if id.is_none() && cid.is_none() {
+            return Err(ApiError::new(-1102, "Either algoId or clientAlgoId must be sent."));
+        }
+        let mut a = self.account();
+        let o = a.cancel_algo(id, cid, now)?;
+        a.counts[c.route.index()].canceled += 1;
+        self.publish(ctx, &mut a);
+        Ok(render::algo_cancel(&o))
+    }
+
     fn leverage(&self, ctx: &Ctx, c: &Call) -> Result<Value, ApiError> {
         let sym = self.symbol(ctx, c)?;
         let lev: u32 = c.req("leverage")?.parse().map_err(|_| ApiError::illegal("leverage"))?;
@@ -319,6 +409,10 @@ impl Orders {
         Ok(json!({"code": 200, "msg": "success"}))
     }
 }
+
+/// The conditional types Binance moved to the Algo service; the regular endpoints answer them -4120
+/// STOP_ORDER_SWITCH_ALGO unless `--legacy-conditionals`.
+const ALGO_TYPES: [&str; 5] = ["STOP_MARKET", "TAKE_PROFIT_MARKET", "STOP", "TAKE_PROFIT", "TRAILING_STOP_MARKET"];
 
 /// `orderId` or `origClientOrderId` (one is mandatory).
 fn order_ref<'a>(c: &'a Call) -> Result<(Option<i64>, Option<&'a str>), ApiError> {

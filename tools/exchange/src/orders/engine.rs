@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 
+use super::algo::AlgoBook;
 use super::errors::ApiError;
 use super::fx::Fx;
 use super::render;
@@ -51,6 +52,8 @@ pub struct AccountCfg {
     pub maker: Fx,
     /// Initial leverage of every symbol.
     pub leverage: u32,
+    /// A MARKET order's fills come in this many chunks (`--partial-fills`; 1: one fill per book level).
+    pub partial_fills: u32,
 }
 
 /// The one-way position of a symbol.
@@ -164,6 +167,8 @@ pub struct Account {
     pub counts: [RouteCounts; 2],
     /// Stops triggered.
     pub triggered: u64,
+    /// Conditional orders in the Algo service.
+    pub algo: AlgoBook,
 }
 
 impl Account {
@@ -186,10 +191,11 @@ impl Account {
             events_dropped: 0,
             counts: Default::default(),
             triggered: 0,
+            algo: AlgoBook::default(),
         }
     }
 
-    fn push_event(&mut self, e: String) {
+    pub(super) fn push_event(&mut self, e: String) {
         if self.events.len() < MAX_EVENTS {
             self.events.push(e);
         } else {
@@ -233,7 +239,7 @@ impl Account {
         }
     }
 
-    fn new_client_id(&self, id: i64) -> String {
+    pub(super) fn new_client_id(&self, id: i64) -> String {
         // Binance generates 22 characters when newClientOrderId is not sent; these are distinct per order id.
         const ALPHA: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
         let mut x = (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5851_F42D_4C95_7F2D;
@@ -251,8 +257,7 @@ impl Account {
     /// order after its immediate execution).
     pub fn place(&mut self, m: &Market, o: NewOrder, now_ms: i64) -> Result<(Order, Order), ApiError> {
         self.check_new(m, &o)?;
-        let id = self.next_order_id;
-        self.next_order_id += 1;
+        let id = self.take_order_id();
         let client_id = o.client_id.clone().unwrap_or_else(|| self.new_client_id(id));
         let order = Order {
             id,
@@ -290,7 +295,7 @@ impl Account {
     }
 
     /// Removes a finished order from the open list (remembering it) and returns the order's current state.
-    fn settle(&mut self, id: i64) -> Order {
+    pub(super) fn settle(&mut self, id: i64) -> Order {
         if let Some(i) = self.open.iter().position(|o| o.id == id) {
             if self.open[i].status.open() {
                 return self.open[i].clone();
@@ -326,7 +331,7 @@ impl Account {
         }
     }
 
-    fn check_new(&self, m: &Market, o: &NewOrder) -> Result<(), ApiError> {
+    pub(super) fn check_new(&self, m: &Market, o: &NewOrder) -> Result<(), ApiError> {
         let spec = &self.cfg.syms[o.sym];
         if let Some(cid) = &o.client_id {
             let ok = !cid.is_empty()
@@ -433,7 +438,7 @@ impl Account {
     }
 
     /// Cancels or expires an open order with its event.
-    fn finish(&mut self, idx: usize, st: Status, now_ms: i64) {
+    pub(super) fn finish(&mut self, idx: usize, st: Status, now_ms: i64) {
         let o = &mut self.open[idx];
         o.status = st;
         o.update_ms = now_ms;
@@ -468,12 +473,59 @@ impl Account {
         if self.open[idx].close_position {
             self.open[idx].qty = qty;
         }
-        for (px, q) in walk(m, sym, side, qty, limit) {
-            self.fill(idx, px, q, false, now_ms);
-        }
+        let fills = walk(m, sym, side, qty, limit);
+        self.fill_chunks(idx, &fills, now_ms);
         let o = &self.open[idx];
         if o.status.open() && o.otype == OType::Market {
             self.finish(idx, Status::Expired, now_ms);
+        }
+    }
+
+    /// The next `orderId`.
+    pub(super) fn take_order_id(&mut self) -> i64 {
+        let id = self.next_order_id;
+        self.next_order_id += 1;
+        id
+    }
+
+    /// True when a non-reducing order of `qty` at `px` on `sym` fits the free margin.
+    pub(super) fn margin_ok(&self, sym: usize, qty: Fx, px: Fx) -> bool {
+        let lev = Fx(i128::from(self.positions[sym].leverage.max(1)) * super::fx::ONE);
+        qty.mul(px).div(lev) <= self.wallet - self.used_margin()
+    }
+
+    /// Applies taker fills (price, quantity) of a MARKET order `idx`. With `partial_fills` N > 1 of a MARKET
+    /// order, the total is cut into N chunks of equal quantity (rounded down to the step, the last takes the
+    /// rest) and each chunk fills at its levels' prices: N `TRADE` events when the chunks stay within one level,
+    /// one more per level boundary a chunk crosses.
+    pub(super) fn fill_chunks(&mut self, idx: usize, fills: &[(Fx, Fx)], now_ms: i64) {
+        let n = self.cfg.partial_fills.max(1);
+        let total = fills.iter().fold(Fx::ZERO, |a, f| a + f.1);
+        let step = self.cfg.syms[self.open[idx].sym].step;
+        let chunk = Fx((total.0 / i128::from(n)) / step.0.max(1) * step.0.max(1));
+        if n == 1 || self.open[idx].otype != OType::Market || chunk.is_zero() {
+            for &(px, q) in fills {
+                self.fill(idx, px, q, false, now_ms);
+            }
+            return;
+        }
+        let mut cut = Vec::new();
+        let mut left_in_chunk = chunk;
+        let mut chunks_done = 1;
+        for &(px, mut q) in fills {
+            while !q.is_zero() {
+                let take = if chunks_done == n { q } else { q.min(left_in_chunk) };
+                cut.push((px, take));
+                q -= take;
+                left_in_chunk -= take;
+                if left_in_chunk.is_zero() && chunks_done < n {
+                    chunks_done += 1;
+                    left_in_chunk = chunk;
+                }
+            }
+        }
+        for (px, q) in cut {
+            self.fill(idx, px, q, false, now_ms);
         }
     }
 
@@ -520,7 +572,7 @@ impl Account {
         rp
     }
 
-    fn order_event(&mut self, idx: usize, x: Exec, f: Option<&Fill>, now_ms: i64) {
+    pub(super) fn order_event(&mut self, idx: usize, x: Exec, f: Option<&Fill>, now_ms: i64) {
         let e = render::order_trade_update(self, &self.open[idx], x, f, now_ms);
         self.push_event(e);
     }
@@ -565,6 +617,7 @@ impl Account {
             }
         }
         self.settle_all();
+        self.trigger_algos(m, t.sym, working, px, now_ms);
     }
 
     /// A conditional order triggers: it becomes a MARKET order (the user stream's `o`) and takes the book.

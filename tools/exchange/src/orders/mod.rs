@@ -2,6 +2,7 @@
 //! the WebSocket API (`/ws-fapi/v1`) and REST order endpoints, the user data stream (listenKey, `/private`), and
 //! the order faults. See tools/README.md.
 
+pub mod algo;
 pub mod api;
 pub mod auth;
 pub mod engine;
@@ -41,6 +42,9 @@ pub struct OrderFaults {
     pub ack_delay: Duration,
     /// User data stream connections are dropped this long after they open.
     pub user_stream_drop_after: Option<Duration>,
+    /// Not a fault, a compatibility mode (`--legacy-conditionals`): the regular order endpoints accept
+    /// STOP_MARKET / TAKE_PROFIT_MARKET as before the Algo migration instead of answering -4120.
+    pub legacy_conditionals: bool,
 }
 
 /// Counters of the order side that are not per account state.
@@ -261,6 +265,15 @@ impl Orders {
             "user_streams_dropped": g(&s.user_streams_dropped),
             "ws_api_sessions": g(&s.ws_api_sessions),
             "finished_orders_evicted": a.done_evicted,
+            "algo": {
+                "open": a.algo.open.len(),
+                "placed": a.algo.placed,
+                "cancelled": a.algo.canceled,
+                "triggered": a.algo.triggered,
+                "expired": a.algo.expired,
+                "rejected": a.algo.rejected,
+                "finished_evicted": a.algo.evicted,
+            },
         })
     }
 }

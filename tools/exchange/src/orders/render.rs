@@ -9,6 +9,7 @@
 
 use serde_json::{Value, json};
 
+use super::algo::{AlgoOrder, AlgoStatus};
 use super::engine::{Account, Fill};
 use super::fx::Fx;
 use super::types::{Exec, Order, Side};
@@ -194,4 +195,82 @@ pub fn position_risk(a: &Account, sym: usize) -> Value {
         "positionSide": "BOTH",
         "updateTime": p.update_ms,
     })
+}
+
+/// The algo order object of `algoOrder.place`, `POST /fapi/v1/algoOrder` and `GET /fapi/v1/openAlgoOrders`
+/// (…/trade/rest-api/New-Algo-Order).
+pub fn algo(a: &Account, o: &AlgoOrder) -> Value {
+    let spec = &a.cfg.syms[o.sym];
+    json!({
+        "algoId": o.id,
+        "clientAlgoId": o.client_id,
+        "algoType": "CONDITIONAL",
+        "orderType": o.otype.name(),
+        "symbol": spec.name,
+        "side": o.side.name(),
+        "positionSide": "BOTH",
+        "timeInForce": "GTC",
+        "quantity": o.qty.fmt(spec.qp),
+        "algoStatus": o.status.name(),
+        "triggerPrice": o.trigger.fmt(spec.pp),
+        "price": Fx::ZERO.fmt(spec.pp),
+        "icebergQuantity": null,
+        "selfTradePreventionMode": "NONE",
+        "workingType": o.working.name(),
+        "priceMatch": "NONE",
+        "closePosition": o.close_position,
+        "priceProtect": o.price_protect,
+        "reduceOnly": o.reduce_only,
+        "createTime": o.time_ms,
+        "updateTime": o.update_ms,
+        "triggerTime": o.trigger_ms,
+        "goodTillDate": 0,
+    })
+}
+
+/// The answer to `algoOrder.cancel` / `DELETE /fapi/v1/algoOrder`.
+pub fn algo_cancel(o: &AlgoOrder) -> Value {
+    json!({"algoId": o.id, "clientAlgoId": o.client_id, "code": "200", "msg": "success"})
+}
+
+/// One `ALGO_UPDATE` event (…/user-data-streams/Event-Algo-Order-Update).
+pub fn algo_update(a: &Account, o: &AlgoOrder, now_ms: i64) -> String {
+    let spec = &a.cfg.syms[o.sym];
+    let placed = o.order_id.is_some();
+    let mut ev = serde_json::Map::new();
+    let mut put = |k: &str, v: Value| {
+        ev.insert(k.to_string(), v);
+    };
+    put("caid", json!(o.client_id));
+    put("aid", json!(o.id));
+    put("at", json!("CONDITIONAL"));
+    put("o", json!(o.otype.name()));
+    put("s", json!(spec.name));
+    put("S", json!(o.side.name()));
+    put("ps", json!("BOTH"));
+    put("f", json!("GTC"));
+    put("q", json!(o.qty.fmt(spec.qp)));
+    put("X", json!(o.status.name()));
+    put("ai", json!(o.order_id.map_or(String::new(), |i| i.to_string())));
+    // ap / aq / act: the triggered order's average price, executed quantity and type ("0" before it exists).
+    put("ap", json!(o.avg.fmt(spec.pp)));
+    put("aq", json!(o.exec.fmt(spec.qp)));
+    put("act", json!(if placed { "MARKET" } else { "0" }));
+    put("tp", json!(o.trigger.fmt(spec.pp)));
+    put("p", json!(Fx::ZERO.fmt(spec.pp)));
+    put("V", json!("NONE"));
+    put("wt", json!(o.working.name()));
+    put("pm", json!("NONE"));
+    put("cp", json!(o.close_position));
+    put("pP", json!(o.price_protect));
+    put("R", json!(o.reduce_only));
+    put("tt", json!(o.trigger_ms));
+    put("gtd", json!(0));
+    let why = match o.status {
+        AlgoStatus::Rejected => "Margin is insufficient.",
+        AlgoStatus::Expired => "No position to reduce.",
+        _ => "",
+    };
+    put("rm", json!(why));
+    json!({"e": "ALGO_UPDATE", "T": o.update_ms, "E": now_ms, "o": Value::Object(ev)}).to_string()
 }

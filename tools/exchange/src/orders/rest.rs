@@ -1,5 +1,5 @@
 //! The REST order endpoints: `POST/DELETE/PUT/GET /fapi/v1/order`, `GET /fapi/v1/openOrders`,
-//! `GET /fapi/v2/positionRisk`, `POST /fapi/v1/leverage`, `POST /fapi/v1/marginType`,
+//! `POST/DELETE /fapi/v1/algoOrder`, `GET /fapi/v1/openAlgoOrders`, `GET /fapi/v2/positionRisk`, `POST /fapi/v1/leverage`, `POST /fapi/v1/marginType`,
 //! `POST/PUT/DELETE /fapi/v1/listenKey`. The key comes in `X-MBX-APIKEY`; the parameters in the query string
 //! and/or an `application/x-www-form-urlencoded` body; the signature signs `totalParams`, the query string
 //! concatenated with the body, without the `signature` pair
@@ -20,6 +20,9 @@ pub fn method_of(verb: &str, path: &str) -> Option<Method> {
         ("PUT", "/fapi/v1/order") => Method::Modify,
         ("GET", "/fapi/v1/order") => Method::Status,
         ("GET", "/fapi/v1/openOrders") => Method::OpenOrders,
+        ("POST", "/fapi/v1/algoOrder") => Method::AlgoPlace,
+        ("DELETE", "/fapi/v1/algoOrder") => Method::AlgoCancel,
+        ("GET", "/fapi/v1/openAlgoOrders") => Method::OpenAlgoOrders,
         ("GET", "/fapi/v2/positionRisk") => Method::PositionRisk,
         ("POST", "/fapi/v1/leverage") => Method::Leverage,
         ("POST", "/fapi/v1/marginType") => Method::MarginType,
@@ -36,6 +39,8 @@ pub fn is_order_path(path: &str) -> bool {
         path,
         "/fapi/v1/order"
             | "/fapi/v1/openOrders"
+            | "/fapi/v1/algoOrder"
+            | "/fapi/v1/openAlgoOrders"
             | "/fapi/v2/positionRisk"
             | "/fapi/v1/leverage"
             | "/fapi/v1/marginType"
@@ -46,8 +51,8 @@ pub fn is_order_path(path: &str) -> bool {
 /// Binance's request weight of an order-side call.
 pub fn weight(m: Method, has_symbol: bool) -> u64 {
     match m {
-        Method::Place | Method::Cancel | Method::Modify => 0,
-        Method::OpenOrders if !has_symbol => 40,
+        Method::Place | Method::Cancel | Method::Modify | Method::AlgoPlace | Method::AlgoCancel => 0,
+        Method::OpenOrders | Method::OpenAlgoOrders if !has_symbol => 40,
         Method::PositionRisk => 5,
         _ => 1,
     }

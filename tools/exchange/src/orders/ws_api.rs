@@ -21,6 +21,8 @@ fn method_of(name: &str) -> Option<Method> {
         "order.cancel" => Method::Cancel,
         "order.modify" => Method::Modify,
         "order.status" => Method::Status,
+        "algoOrder.place" => Method::AlgoPlace,
+        "algoOrder.cancel" => Method::AlgoCancel,
         "account.position" => Method::PositionRisk,
         "session.logon" => Method::Logon,
         "userDataStream.start" => Method::ListenKeyStart,
@@ -86,7 +88,8 @@ pub fn handle(text: &str, session: &mut Option<String>, ctx: &Ctx) -> Option<Str
         signature: get("signature"),
         session: session.as_deref(),
     };
-    let order = matches!(method, Method::Place | Method::Cancel | Method::Modify);
+    let order =
+        matches!(method, Method::Place | Method::Cancel | Method::Modify | Method::AlgoPlace | Method::AlgoCancel);
     match o.call(ctx, &call) {
         Reply::Lost => None,
         Reply::Ok(result) => {
