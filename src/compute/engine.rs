@@ -22,10 +22,12 @@ use crate::compute::trading::gate::GateConfig;
 use crate::compute::trading::position::PositionConfig;
 use crate::compute::trading::risk::{Risk, RiskConfig};
 use crate::compute::trading::trader::{Account, SymbolCtx, TradeTick};
+use crate::compute::trading::venue::Venue;
 use crate::types::clock;
 use crate::types::decimal::Scale;
 use crate::types::event::{EventKind, MarketEvent, SymbolId};
 use crate::types::latency::Stage;
+use crate::types::order::ExecReport;
 use crate::types::record::{Bar, DrainCmd, HourSample, Record, Side};
 use crate::types::symbols::SymbolName;
 
@@ -256,6 +258,8 @@ pub struct EngineStats {
     pub symbols_over_limit: u64,
     /// Order report and position events received (two per report, [`EventKind::Exec`]; [`EventKind::Position`]).
     pub exec_events: u64,
+    /// `ExecMore` events with no `Exec` before them, or whose pair does not decode (must stay 0).
+    pub exec_undecodable: u64,
     /// What the compute thread could not hand to its live hooks at once (set when the thread ends).
     pub hooks: HookStats,
 }
@@ -303,6 +307,10 @@ pub struct Engine {
     preload: Vec<HourSample>,
     /// The measured order latency (live: REST round trip / 2), ns; `None`: each account's `order_latency_ms`.
     order_latency_ns: Option<i64>,
+    /// The real account beside the base paper account (testnet/live); `None` in paper mode and replay.
+    venue: Option<Box<Venue>>,
+    /// Per symbol, the `Exec` half of an order report waiting for its `ExecMore`.
+    exec_stash: Vec<Option<MarketEvent>>,
 }
 
 /// The verdict for one event (what the caller times as "decision").
@@ -458,8 +466,35 @@ impl Engine {
             next_seq: 0,
             preload: Vec::new(),
             order_latency_ns: None,
+            venue: None,
+            exec_stash: vec![None; cfg.max_symbols],
             cfg,
         }
+    }
+
+    /// Trades the base account's decisions on a real account too (see `compute::trading::venue`): from now on its
+    /// traders log their decisions, and order reports drive the venue.
+    pub fn attach_venue(&mut self, venue: Venue) {
+        for s in &mut self.symbols {
+            s.traders[0].log_decisions = true;
+        }
+        let mut v = Box::new(venue);
+        for (id, s) in self.symbols.iter().enumerate() {
+            if let (Some(p), Some(q)) = (s.price, s.qty) {
+                v.set_spec(id as SymbolId, p.to_f64(1), q.to_f64(1));
+            }
+        }
+        self.venue = Some(v);
+    }
+
+    /// The real account, when one is attached.
+    pub fn venue(&self) -> Option<&Venue> {
+        self.venue.as_deref()
+    }
+
+    /// The real account, when one is attached (the compute loop flushes its backlog once per turn).
+    pub fn venue_mut(&mut self) -> Option<&mut Venue> {
+        self.venue.as_deref_mut()
     }
 
     /// Sets the measured order latency (one way, ns; live: the REST round trip / 2 from link health) that every
@@ -548,7 +583,15 @@ impl Engine {
             levels: None,
             signals_by_regime: [0; 4],
             tuning_changes: 0,
-            traders: self.accounts.iter().map(|a| Trader::new(a, name, &self.preload)).collect(),
+            traders: self
+                .accounts
+                .iter()
+                .map(|a| {
+                    let mut t = Trader::new(a, name, &self.preload);
+                    t.log_decisions = a.id == 0 && self.venue.is_some();
+                    t
+                })
+                .collect(),
             last_px: 0,
             trade_ids: TradeIds::default(),
             duplicate_trades: 0,
@@ -582,6 +625,9 @@ impl Engine {
             return;
         }
         if let (Some(price), Some(qty)) = (price, qty) {
+            if let Some(v) = &mut self.venue {
+                v.set_spec(e.symbol, price.to_f64(1), qty.to_f64(1));
+            }
             out(Record::Symbol { id: e.symbol, name, price, qty });
         }
     }
@@ -608,11 +654,41 @@ impl Engine {
             self.settle_due(id, e.exch_ts_ns, out);
         }
         let verdict = self.dispatch(id, e, out);
+        if self.venue.is_some() {
+            self.drive_venue(id, e.exch_ts_ns);
+        }
         let s = &mut self.symbols[id];
         if s.next_due_ns != i64::MAX || s.has_position() {
             s.refresh_due();
         }
         verdict
+    }
+
+    /// Hands the base trader's decisions on symbol `id` to the venue, then its per-event checks.
+    fn drive_venue(&mut self, id: usize, ts_ns: i64) {
+        let (Some(v), Some(s)) = (self.venue.as_deref_mut(), self.symbols.get_mut(id)) else { return };
+        let now_ms = ts_ns.div_euclid(1_000_000);
+        let t = &mut s.traders[0];
+        for d in t.decisions.drain(..) {
+            // A refusal is counted by the venue; the paper position goes on as the expected state.
+            let _ = v.on_decision(id as SymbolId, &d, now_ms);
+        }
+        v.stats.decisions_lost = t.decisions_lost;
+        v.after_event(id as SymbolId, t.position.as_ref(), now_ms);
+    }
+
+    /// An order report's or an exchange position's event.
+    fn on_exec_event(&mut self, id: usize, e: &MarketEvent) {
+        self.stats.exec_events += 1;
+        let (Some(v), Some(s)) = (self.venue.as_deref_mut(), self.symbols.get(id)) else { return };
+        match e.kind {
+            EventKind::Exec => self.exec_stash[id] = Some(*e),
+            EventKind::ExecMore => match self.exec_stash[id].take().map(|a| ExecReport::from_events(&a, e)) {
+                Some(Ok(x)) => v.on_exec(&x, s.traders[0].position.as_ref()),
+                _ => self.stats.exec_undecodable += 1,
+            },
+            _ => v.on_position(id as SymbolId, e.p[0]),
+        }
     }
 
     /// The arm of [`Engine::on_event`] for the event's kind.
@@ -649,7 +725,7 @@ impl Engine {
                 Verdict::Book(BookOutcome::LostSync)
             }
             EventKind::Exec | EventKind::ExecMore | EventKind::Position => {
-                self.stats.exec_events += 1;
+                self.on_exec_event(id, e);
                 Verdict::None
             }
             EventKind::SymbolDef | EventKind::None => Verdict::None,

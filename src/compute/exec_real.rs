@@ -207,3 +207,123 @@ fn the_cryptofeed_recordings_keep_the_rules() {
         assert!(c.violations.is_empty(), "{f:?}: {:#?}", c.violations);
     }
 }
+
+/// What a venue beside the base account did on a replay whose "exchange" fills every MARKET order at once at the
+/// last trade price and acknowledges everything else (stops and take profits rest and never trigger there, so the
+/// real position outlives each paper close and is flattened by the divergence rule).
+struct Shadowed {
+    records: Vec<String>,
+    entry_decisions: u64,
+    stats: crate::compute::VenueStats,
+    undecodable: u64,
+    real_open_at_end: i64,
+    /// Reduce-only MARKET closes the echo exchange filled.
+    closes: u64,
+}
+
+fn replay_with_venue(cfg: &Config, files: &[&str], venue: bool) -> Shadowed {
+    use crate::compute::{Venue, VenueConfig};
+    use crate::types::order::{ExecKind, ExecReport, IntentKind, OrderIntent, OrderType};
+    let files: Vec<std::path::PathBuf> = files.iter().map(Into::into).collect();
+    let specs = crate::ingest::parse::exchange_info::bundled_specs().unwrap();
+    let parser = Parser::new(SymbolTable::new(cfg.parser.max_symbols, specs), cfg.parser.max_frame_bytes);
+    let (tx, mut rx) = ring::<MarketEvent>(1 << 16);
+    let publisher = Publisher::new(tx, FullPolicy::Spin, cfg.parser.max_symbols);
+    let max_line = cfg.parser.max_frame_bytes + 64;
+    let h = std::thread::spawn(move || run_source(parser, files, max_line, Speed::Asap, publisher).3);
+    let mut engine = Engine::new(cfg.engine());
+    let (itx, mut irx) = ring::<OrderIntent>(64);
+    let vcfg = VenueConfig {
+        run_id: 3,
+        order_notional_max: 1e9,
+        symbol_notional_max: 1e9,
+        total_notional_max: 1e9,
+        orders_per_min_max: 1000,
+        daily_loss_max: 1e9,
+        ..VenueConfig::default()
+    };
+    if venue {
+        engine.attach_venue(Venue::new(vcfg, itx, Default::default()));
+    }
+    let (mut records, mut entry_decisions, mut cum, mut closes) = (Vec::new(), 0u64, 0, 0u64);
+    loop {
+        let Some(e) = rx.pop() else {
+            if rx.is_abandoned() && rx.available() == 0 {
+                break;
+            }
+            std::thread::yield_now();
+            continue;
+        };
+        engine.on_event(&e, &mut |r| records.push(format!("{r:?}")));
+        // The echo exchange: answers each intent with its report, as an Exec + ExecMore pair on the same path.
+        while let Some(i) = irx.pop() {
+            let s = &engine.symbols[i.symbol as usize];
+            let fill = i.kind == IntentKind::Place && i.order_type == OrderType::Market;
+            cum += 1;
+            closes += u64::from(fill && i.client.leg != crate::types::order::Leg::Entry);
+            let x = ExecReport {
+                exchange_order_id: cum,
+                last_price_ticks: if fill { s.last_px } else { 0 },
+                last_qty_steps: if fill { i.qty_steps } else { 0 },
+                cum_qty_steps: if fill { i.qty_steps } else { 0 },
+                commission_e8: 0,
+                realized_pnl_e8: 0,
+                exchange_ms: e.exch_ts_ns / 1_000_000,
+                error_code: 0,
+                client: i.client,
+                symbol: i.symbol,
+                kind: if fill {
+                    ExecKind::Fill
+                } else if i.kind == IntentKind::Cancel {
+                    ExecKind::Canceled
+                } else {
+                    ExecKind::Ack
+                },
+                side: i.side,
+                maker: false,
+                client_known: true,
+            };
+            for ev in x.to_events(e.local_ts_ns, 0) {
+                engine.on_event(&ev, &mut |r| records.push(format!("{r:?}")));
+            }
+        }
+    }
+    h.join().unwrap().unwrap();
+    // The base account's entry decisions: each opened, failed closed at arrival, or still in flight.
+    for s in &engine.symbols {
+        let t = &s.traders[0];
+        entry_decisions += t.opened + t.entries_unfilled + t.orders.len() as u64;
+    }
+    let v = engine.venue();
+    Shadowed {
+        records,
+        entry_decisions,
+        stats: v.map(|v| v.stats.clone()).unwrap_or_default(),
+        undecodable: engine.stats.exec_undecodable,
+        closes,
+        real_open_at_end: v.map_or(0, |v| (0..engine.symbols.len()).map(|s| v.real_qty(s as _).abs()).sum()),
+    }
+}
+
+#[test]
+fn a_venue_beside_the_base_account_changes_no_paper_record_and_follows_every_decision() {
+    let cfg = Config::load("tests/config/realism.toml").unwrap();
+    let paper = replay_with_venue(&cfg, &SAMPLE, false);
+    let real = replay_with_venue(&cfg, &SAMPLE, true);
+    assert!(paper.records == real.records, "the paper model is the same with a venue beside it");
+    let st = &real.stats;
+    eprintln!("sample/realism with a venue: {st:?}");
+    // Every entry the base account decided went out (no cap is near) unless the symbol's real position was still
+    // open (`Busy`: the previous paper close waits for the divergence rule here), and each got its stop.
+    assert!(real.entry_decisions >= 10, "{st:?}");
+    let busy = st.refused[5];
+    assert_eq!(st.entries + busy, real.entry_decisions, "{st:?}");
+    assert_eq!(st.refused.iter().sum::<u64>(), busy, "no other refusal: {st:?}");
+    assert!(st.stops_placed >= st.entries, "a protective stop per filled entry (and the breakeven moves)");
+    assert_eq!((st.lost, st.decisions_lost, real.undecodable), (0, 0, 0));
+    // Stops never trigger on the echo exchange: a paper SoftStop closes the real position at market, a paper stop or
+    // take profit leaves it to the divergence rule. Every real position is closed exactly once, but the last one
+    // may still be open when the input ends.
+    assert!(st.divergence_flattened >= 1, "{st:?}");
+    assert_eq!(real.closes + u64::from(real.real_open_at_end > 0), st.entries, "{st:?}");
+}

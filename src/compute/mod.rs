@@ -10,4 +10,7 @@ pub use engine::{Engine, EngineConfig};
 pub use market::{BarRange, Book, BookConfig, BookOutcome, FlowConfig, RangeBars, RegimeConfig};
 pub use signal::TuneConfig;
 pub use thread::InlineCompute;
-pub use trading::GateReject;
+pub use trading::{
+    BACKLOG_MAX, Decision, EntryRefusal, GateReject, HaltCause, PROTECT_ATTEMPTS_MAX, RATE_WINDOW_MAX,
+    VENUE_SYMBOLS_MAX, Venue, VenueConfig, VenueStats,
+};

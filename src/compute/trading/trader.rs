@@ -15,10 +15,12 @@ use crate::compute::trading::gate::{self, GateConfig, GateReject, HourExpectancy
 use crate::compute::trading::orders::{EntryOrder, IN_FLIGHT_MAX, InFlight, OrderKind, OrderQueue, Resting};
 use crate::compute::trading::position::{Entry, ExitFill, ExitOrder, PositionConfig, StopTrigger};
 use crate::compute::trading::risk::{Risk, RiskConfig, RiskReject, SymbolRisk};
+use crate::compute::trading::venue::Decision;
 use crate::types::decimal::Scale;
 use crate::types::event::SymbolId;
 use crate::types::record::{ExitReason, FillKind, HourSample, Liquidity, Position, Record, Side, Signal};
 use crate::types::symbols::SymbolName;
+use arrayvec::ArrayVec;
 
 /// The rules one account trades by.
 #[derive(Debug, Clone)]
@@ -132,7 +134,17 @@ pub struct Trader {
     pub signals: [u64; 2],
     /// A mark price has been seen on the symbol: from then on only the mark liquidates (position module doc).
     pub mark_seen: bool,
+    /// Decisions kept for the real account (`venue`), when [`Trader::log_decisions`] is on; drained after each
+    /// event.
+    pub(crate) decisions: ArrayVec<Decision, DECISIONS_MAX>,
+    /// Decisions the full log could not keep (must stay 0: the engine drains it after every event).
+    pub decisions_lost: u64,
+    /// Keep a decision log (the base account when a venue trades beside it).
+    pub log_decisions: bool,
 }
+
+/// Decisions one event can produce on one trader, with room to spare (an entry; a close and a stop move).
+pub(crate) const DECISIONS_MAX: usize = 8;
 
 /// When a fill happens and when it was decided.
 #[derive(Debug, Clone, Copy)]
@@ -202,6 +214,9 @@ impl Trader {
             taker_fills: 0,
             signals: [0; 2],
             mark_seen: false,
+            decisions: ArrayVec::new(),
+            decisions_lost: 0,
+            log_decisions: false,
         }
     }
 
@@ -235,7 +250,23 @@ impl Trader {
         let arrival_ns = decided_ns.saturating_add(Self::latency_ns(account, c));
         let queued = self.orders.push(InFlight { arrival_ns, decided_ns, kind }).is_ok();
         self.orders_refused += u64::from(!queued);
+        if queued && self.log_decisions {
+            self.log(c, kind);
+        }
         queued
+    }
+
+    /// The decision for the real account (the brackets are the venue's own, placed on the real fill).
+    fn log(&mut self, c: &SymbolCtx<'_>, kind: OrderKind) {
+        let d = match kind {
+            OrderKind::Entry(e) => Decision::Entry { side: e.side, qty: e.qty, px: c.last_px },
+            OrderKind::Close { reason, .. } => Decision::Close { reason },
+            OrderKind::MoveStop { px } => Decision::MoveStop { px },
+            OrderKind::Brackets => return,
+        };
+        if self.decisions.try_push(d).is_err() {
+            self.decisions_lost += 1;
+        }
     }
 
     /// Sizing → gate → risk at the decision (the event at `decided_ns` that closed the signal bar); the entry then
