@@ -5,6 +5,7 @@
 pub(crate) mod error;
 pub(crate) mod request;
 pub(crate) mod response;
+pub(crate) mod session;
 pub(crate) mod sign;
 pub(crate) mod user_stream;
 
@@ -17,6 +18,7 @@ pub use response::{
     PositionInfo, Positions, RateInterval, RateLimit, RateLimitType, RequestId, SessionResult, WsResponse,
     exec_from_order, parse_rest_error, parse_rest_order, parse_ws, rejected,
 };
+pub use session::{LOCAL_PENDING_FULL, OrderStats, Pending, PendingFull, PendingTable, SessionConfig};
 pub use sign::{ApiKey, Credentials, MAX_API_KEY_LEN, MAX_SIGNATURE_LEN, Signature, Signer};
 pub use user_stream::{
     AccountReason, AccountUpdate, AlgoStatus, AlgoUpdate, Balance, MAX_BALANCES, PositionSide, PositionUpdate,
