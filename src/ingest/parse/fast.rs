@@ -295,11 +295,41 @@ impl<'i> Sc<'i, '_> {
         Some(v)
     }
 
+    /// A level as Binance writes it, `["p","q"]` with no whitespace, at the cursor: its span and the offset after
+    /// it, without moving the cursor. `None` for anything else (whitespace, an escape, a non-string), which
+    /// [`Sc::level`] then reads byte by byte; both accept the same strings ([`swar::find_quote`]), so a tight
+    /// level gives the span the general reading would give.
+    #[inline(always)]
+    fn tight_level(&self) -> Option<(LevelSpan, usize)> {
+        let b = self.b;
+        if b.get(self.i..self.i + 2)? != b"[\"" {
+            return None;
+        }
+        let p_at = self.i + 2;
+        let swar::Quote::At(p) = swar::find_quote(b.get(p_at..)?) else { return None };
+        if b.get(p_at + p..p_at + p + 3)? != b"\",\"" {
+            return None;
+        }
+        let q_at = p_at + p + 3;
+        let swar::Quote::At(q) = swar::find_quote(b.get(q_at..)?) else { return None };
+        if b.get(q_at + q + 1)? != &b']' {
+            return None;
+        }
+        // Offsets fit u32: a frame is at most `max_frame_bytes`, far below 4 GiB (checked in `scan`).
+        let span = LevelSpan { p_at: p_at as u32, p_len: p as u32, q_at: q_at as u32, q_len: q as u32 };
+        Some((span, q_at + q + 2))
+    }
+
     /// `[ "p" , "q" ]`, recorded as a [`LevelSpan`]; `None` past [`MAX_SPANS`].
     #[inline]
     fn level(&mut self) -> Option<()> {
         if self.spans.len() >= MAX_SPANS {
             return None;
+        }
+        if let Some((span, end)) = self.tight_level() {
+            self.spans.push(span);
+            self.i = end;
+            return Some(());
         }
         self.ws();
         self.eat(b'[')?;
