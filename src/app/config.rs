@@ -243,6 +243,159 @@ bounds!(BarsConfig as _b {
     fixed: any;
 });
 
+/// Where orders go (`[execution] mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionMode {
+    /// Paper only: nothing is sent (the default).
+    Paper,
+    /// Binance's USDⓈ-M futures testnet.
+    Testnet,
+    /// The real account (also needs `confirm_live = true`).
+    Live,
+}
+
+/// The stops' trigger price (`[execution] working_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StopTriggerPrice {
+    /// `MARK_PRICE`: a wick of the last price does not trigger the stop.
+    Mark,
+    /// `CONTRACT_PRICE`: the last trade price (as the paper model's stops).
+    Contract,
+}
+
+/// `[execution]`: the real account beside the base paper account (`compute::trading::venue`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExecutionConfig {
+    /// `paper`, `testnet` or `live`.
+    pub mode: ExecutionMode,
+    /// Must be true for `mode = "live"`.
+    pub confirm_live: bool,
+    /// Largest notional of one entry, USDT.
+    pub order_notional_max: f64,
+    /// Largest open notional on one symbol, USDT.
+    pub symbol_notional_max: f64,
+    /// Largest open notional in total, USDT.
+    pub total_notional_max: f64,
+    /// Entries per minute (exchange time).
+    pub orders_per_min_max: usize,
+    /// The UTC day's realised loss (fees included) that halts new entries, USDT.
+    pub daily_loss_max: f64,
+    /// The protective stops' trigger price.
+    pub working_type: StopTriggerPrice,
+    /// A real position with the paper account flat for this long is flattened, ms.
+    pub divergence_grace_ms: i64,
+    /// Binance's `recvWindow` of signed requests, ms.
+    pub recv_window_ms: u64,
+    /// An order not acknowledged within this is queried, then resent with the same client id, ms.
+    pub ack_timeout_ms: u64,
+    /// Close every real position at shutdown (otherwise they keep their exchange-side stops).
+    pub flatten_on_exit: bool,
+    /// Adopt positions at start that this run's database does not know (otherwise: refuse to start).
+    pub adopt_unknown: bool,
+    /// A file whose existence halts new entries (like `SIGUSR1`); empty: none.
+    pub halt_file: String,
+}
+
+impl Default for ExecutionConfig {
+    fn default() -> Self {
+        ExecutionConfig {
+            mode: ExecutionMode::Paper,
+            confirm_live: false,
+            order_notional_max: 1_000.0,
+            symbol_notional_max: 2_000.0,
+            total_notional_max: 5_000.0,
+            orders_per_min_max: 10,
+            daily_loss_max: 100.0,
+            working_type: StopTriggerPrice::Mark,
+            divergence_grace_ms: 5_000,
+            recv_window_ms: 5_000,
+            ack_timeout_ms: 2_000,
+            flatten_on_exit: false,
+            adopt_unknown: false,
+            halt_file: String::new(),
+        }
+    }
+}
+
+bounds!(ExecutionConfig as x {
+    mode: any;
+    confirm_live: any;
+    order_notional_max: [5.0, 1e9] "5 (Binance's minimum notional) to 1e9 USDT";
+    symbol_notional_max: [x.order_notional_max, 1e9] "order_notional_max to 1e9 USDT";
+    total_notional_max: [x.symbol_notional_max, 1e10] "symbol_notional_max to 1e10 USDT";
+    orders_per_min_max: [1, 240] "1 to 240 (Binance allows 1200 orders a minute per account)";
+    daily_loss_max: [f64::MIN_POSITIVE, 1e9] "greater than 0 and at most 1e9 USDT";
+    working_type: any;
+    divergence_grace_ms: [100, 600_000] "100 to 600000 ms";
+    recv_window_ms: [1, 60_000] "1 to 60000 ms (Binance's limit)";
+    ack_timeout_ms: [50, 60_000] "50 to 60000 ms";
+    flatten_on_exit: any;
+    adopt_unknown: any;
+    halt_file: any;
+});
+
+impl Canon for ExecutionMode {
+    fn canon(&self, out: &mut String) {
+        out.push_str(match self {
+            ExecutionMode::Paper => "paper",
+            ExecutionMode::Testnet => "testnet",
+            ExecutionMode::Live => "live",
+        });
+    }
+}
+
+impl Canon for StopTriggerPrice {
+    fn canon(&self, out: &mut String) {
+        out.push_str(match self {
+            StopTriggerPrice::Mark => "mark",
+            StopTriggerPrice::Contract => "contract",
+        });
+    }
+}
+
+impl ExecutionConfig {
+    /// The venue's settings for run `run_id` (TP1's share and the stop distance from the base account's rules).
+    pub fn venue(&self, run_id: u32, c: &Config) -> crate::compute::VenueConfig {
+        crate::compute::VenueConfig {
+            run_id,
+            order_notional_max: self.order_notional_max,
+            symbol_notional_max: self.symbol_notional_max,
+            total_notional_max: self.total_notional_max,
+            orders_per_min_max: self.orders_per_min_max,
+            daily_loss_max: self.daily_loss_max,
+            working_type: match self.working_type {
+                StopTriggerPrice::Mark => crate::types::order::WorkingType::Mark,
+                StopTriggerPrice::Contract => crate::types::order::WorkingType::Contract,
+            },
+            divergence_grace_ms: self.divergence_grace_ms,
+            tp1_fraction: c.position.tp1_fraction,
+            stop_pct: c.risk.stop_pct,
+        }
+    }
+}
+
+/// `live` needs `confirm_live`; and until the order session is connected to the network thread (issue 12), a mode
+/// that would send orders is refused at load, so no run believes it trades when it does not.
+fn check_execution(x: &ExecutionConfig) -> Result<(), ConfigError> {
+    match x.mode {
+        ExecutionMode::Paper => Ok(()),
+        ExecutionMode::Live if !x.confirm_live => Err(out_of_range(
+            "execution.mode",
+            "\"live\"",
+            "\"live\" only with execution.confirm_live = true (real orders on the real account)",
+        )),
+        ExecutionMode::Testnet | ExecutionMode::Live => Err(out_of_range(
+            "execution.mode",
+            if x.mode == ExecutionMode::Live { "\"live\"" } else { "\"testnet\"" },
+            "\"paper\": this build has the venue and the order wire protocol but does not connect the order \
+             session to the network thread yet, so it cannot send orders",
+        )),
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -279,6 +432,8 @@ pub struct Config {
     pub alerts: crate::app::alert::AlertConfig,
     /// `[secrets]`: where API credentials live (never the credentials).
     pub secrets: crate::app::secrets::SecretsConfig,
+    /// `[execution]`: paper (default), testnet or live orders, and the real account's caps.
+    pub execution: ExecutionConfig,
     /// `[[variants]]`: A/B paper variants, each a name and overrides of `[strategy]`, `[gate]`, `[risk]` and
     /// `[position]` keys, merged onto this configuration.
     pub variants: Vec<VariantSpec>,
@@ -307,6 +462,7 @@ bounds!(Config as _c {
     live: nested;
     alerts: nested;
     secrets: nested;
+    execution: nested;
     variants: any;
     resolved_variants: skip;
     warnings: skip;
@@ -649,6 +805,7 @@ impl Config {
         check_candidates(&self.tune)?;
         check_live(&self.live, self.parser.max_symbols)?;
         check_layout(&self.pipeline)?;
+        check_execution(&self.execution)?;
         Ok(())
     }
 
@@ -943,6 +1100,23 @@ impl LiveConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn execution_defaults_to_paper_and_refuses_modes_that_would_send_orders() {
+        let c = Config::from_toml("", "t.toml").unwrap();
+        assert_eq!(c.execution.mode, ExecutionMode::Paper);
+        let v = c.execution.venue(9, &c);
+        assert_eq!((v.run_id, v.tp1_fraction, v.stop_pct), (9, c.position.tp1_fraction, c.risk.stop_pct));
+        let live = Config::from_toml("[execution]\nmode = \"live\"\n", "t.toml").unwrap_err().to_string();
+        assert!(live.contains("confirm_live"), "{live}");
+        let testnet = Config::from_toml("[execution]\nmode = \"testnet\"\n", "t.toml").unwrap_err().to_string();
+        assert!(testnet.contains("execution.mode") && testnet.contains("cannot send orders"), "{testnet}");
+        let caps = "[execution]\norder_notional_max = 3000.0\nsymbol_notional_max = 2000.0\n";
+        let e = Config::from_toml(caps, "t.toml").unwrap_err().to_string();
+        assert!(e.contains("symbol_notional_max"), "{e}");
+        let bad = Config::from_toml("[execution]\nmode = \"real\"\n", "t.toml").unwrap_err().to_string();
+        assert!(bad.contains("mode"), "{bad}");
+    }
 
     #[test]
     fn unknown_live_keys_are_refused_next_to_the_flattened_connection_keys() {
