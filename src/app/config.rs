@@ -297,6 +297,10 @@ pub struct ExecutionConfig {
     pub adopt_unknown: bool,
     /// A file whose existence halts new entries (like `SIGUSR1`); empty: none.
     pub halt_file: String,
+    /// The WebSocket API (`wss://host/ws-fapi/v1`); empty: the mode's (testnet or live) Binance endpoint.
+    pub ws_api_url: String,
+    /// The user data stream (`wss://host/private/ws`, the listenKey is added as `?listenKey=`); empty: the mode's.
+    pub user_stream_url: String,
 }
 
 impl Default for ExecutionConfig {
@@ -316,6 +320,8 @@ impl Default for ExecutionConfig {
             flatten_on_exit: false,
             adopt_unknown: false,
             halt_file: String::new(),
+            ws_api_url: String::new(),
+            user_stream_url: String::new(),
         }
     }
 }
@@ -335,6 +341,8 @@ bounds!(ExecutionConfig as x {
     flatten_on_exit: any;
     adopt_unknown: any;
     halt_file: any;
+    ws_api_url: any;
+    user_stream_url: any;
 });
 
 impl Canon for ExecutionMode {
@@ -377,22 +385,53 @@ impl ExecutionConfig {
     }
 }
 
-/// `live` needs `confirm_live`; and until the order session is connected to the network thread (issue 12), a mode
-/// that would send orders is refused at load, so no run believes it trades when it does not.
+/// `live` needs `confirm_live`, and is refused until the start-up reconcile with the account and the account lock
+/// exist (issue 12): a run on real money must not start beside positions it does not know. `testnet` routes orders
+/// to Binance's testnet (or to `ws_api_url`); its URLs must be websocket URLs.
 fn check_execution(x: &ExecutionConfig) -> Result<(), ConfigError> {
+    for (key, url) in [("execution.ws_api_url", &x.ws_api_url), ("execution.user_stream_url", &x.user_stream_url)] {
+        if !url.is_empty() && !url.starts_with("wss://") && !url.starts_with("ws://") {
+            return Err(out_of_range(key, url, "a wss:// (or ws://) URL, or \"\" for the mode's Binance endpoint"));
+        }
+    }
     match x.mode {
-        ExecutionMode::Paper => Ok(()),
+        ExecutionMode::Paper | ExecutionMode::Testnet => Ok(()),
         ExecutionMode::Live if !x.confirm_live => Err(out_of_range(
             "execution.mode",
             "\"live\"",
             "\"live\" only with execution.confirm_live = true (real orders on the real account)",
         )),
-        ExecutionMode::Testnet | ExecutionMode::Live => Err(out_of_range(
+        ExecutionMode::Live => Err(out_of_range(
             "execution.mode",
-            if x.mode == ExecutionMode::Live { "\"live\"" } else { "\"testnet\"" },
-            "\"paper\": this build has the venue and the order wire protocol but does not connect the order \
-             session to the network thread yet, so it cannot send orders",
+            "\"live\"",
+            "\"paper\" or \"testnet\": real-money mode waits for the start-up reconcile with the account (positions \
+             and open orders adopted or refused) and the one-process account lock, which this build does not have",
         )),
+    }
+}
+
+impl ExecutionConfig {
+    /// The WebSocket API URL: the configured one, or the mode's Binance endpoint.
+    pub fn ws_api(&self) -> &str {
+        match (self.ws_api_url.as_str(), self.mode) {
+            ("", ExecutionMode::Live) => "wss://ws-fapi.binance.com/ws-fapi/v1",
+            ("", _) => "wss://testnet.binancefuture.com/ws-fapi/v1",
+            (u, _) => u,
+        }
+    }
+
+    /// The user data stream URL: the configured one, or the mode's Binance endpoint (the `/private` route).
+    pub fn user_stream(&self) -> &str {
+        match (self.user_stream_url.as_str(), self.mode) {
+            ("", ExecutionMode::Live) => "wss://fstream.binance.com/private/ws",
+            ("", _) => "wss://fstream.binancefuture.com/private/ws",
+            (u, _) => u,
+        }
+    }
+
+    /// True when orders go to an exchange.
+    pub fn routes_orders(&self) -> bool {
+        self.mode != ExecutionMode::Paper
     }
 }
 
@@ -1102,15 +1141,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn execution_defaults_to_paper_and_refuses_modes_that_would_send_orders() {
+    fn execution_defaults_to_paper_testnet_routes_and_live_is_refused() {
         let c = Config::from_toml("", "t.toml").unwrap();
         assert_eq!(c.execution.mode, ExecutionMode::Paper);
         let v = c.execution.venue(9, &c);
         assert_eq!((v.run_id, v.tp1_fraction, v.stop_pct), (9, c.position.tp1_fraction, c.risk.stop_pct));
         let live = Config::from_toml("[execution]\nmode = \"live\"\n", "t.toml").unwrap_err().to_string();
         assert!(live.contains("confirm_live"), "{live}");
-        let testnet = Config::from_toml("[execution]\nmode = \"testnet\"\n", "t.toml").unwrap_err().to_string();
-        assert!(testnet.contains("execution.mode") && testnet.contains("cannot send orders"), "{testnet}");
+        assert!(!c.execution.routes_orders());
+        let t = Config::from_toml("[execution]\nmode = \"testnet\"\n", "t.toml").unwrap();
+        assert!(t.execution.routes_orders());
+        assert_eq!(t.execution.ws_api(), "wss://testnet.binancefuture.com/ws-fapi/v1");
+        let confirmed = "[execution]\nmode = \"live\"\nconfirm_live = true\n";
+        let live = Config::from_toml(confirmed, "t.toml").unwrap_err().to_string();
+        assert!(live.contains("execution.mode") && live.contains("reconcile"), "{live}");
+        let url = Config::from_toml("[execution]\nws_api_url = \"https://x\"\n", "t.toml").unwrap_err().to_string();
+        assert!(url.contains("execution.ws_api_url"), "{url}");
         let caps = "[execution]\norder_notional_max = 3000.0\nsymbol_notional_max = 2000.0\n";
         let e = Config::from_toml(caps, "t.toml").unwrap_err().to_string();
         assert!(e.contains("symbol_notional_max"), "{e}");

@@ -353,6 +353,8 @@ pub(crate) struct ControlStart {
     pub progress: Arc<AtomicU64>,
     /// Alerts, when enabled.
     pub alerts: Option<Alerts>,
+    /// The order routing's clock and halt switch, when orders are routed.
+    pub orders: Option<crate::app::orders::OrderControl>,
 }
 
 /// How often the feed-silence duty looks at the network thread's frame count.
@@ -407,6 +409,7 @@ pub(crate) struct Control<'a> {
     links: Links,
     progress: Arc<AtomicU64>,
     alerts: Option<Alerts>,
+    orders: Option<crate::app::orders::OrderControl>,
     /// What is selected and subscribed.
     pub sel: Selection,
     outbox: Outbox<NetCmd>,
@@ -448,6 +451,7 @@ impl<'a> Control<'a> {
             links,
             progress: s.progress,
             alerts: s.alerts,
+            orders: s.orders,
             sel: Selection::new(s.current),
             outbox: Outbox::default(),
             drains: Outbox::default(),
@@ -477,6 +481,10 @@ impl<'a> Control<'a> {
             }
             let busy = self.snapshots();
             self.reports();
+            if self.orders.as_ref().is_some_and(|o| o.duties()) {
+                // The order session saw -1021: measure the clock offset now.
+                self.next_health = Instant::now();
+            }
             self.health();
             self.reselection();
             self.positions();
@@ -612,6 +620,9 @@ impl<'a> Control<'a> {
             Ok(h) => {
                 warn_health(self.l, &h);
                 self.links.measured(&h);
+                if let Some(o) = &self.orders {
+                    o.clock.set_offset_ms(h.offset_ms);
+                }
                 let ts_ms = clock::wall_ns() / 1_000_000;
                 self.record(ControlRecord::Health { ts_ms, rtt_ms: h.rtt_ms, offset_ms: h.offset_ms });
             }

@@ -31,12 +31,14 @@ use crate::compute::thread::{ComputeStages, InlineCompute};
 use crate::handoff::publish::{FeedStats, Publisher};
 use crate::handoff::ring::ring;
 use crate::ingest::net::{Net, NetError, NetStages, NetStats, tls_config};
+use crate::ingest::orders::OrderStats;
 use crate::ingest::parse::{ParseStats, Parser};
 use crate::persist::db::ControlRecord;
 use crate::persist::writer::Persist;
 use crate::report::summary::{Health, LiveReport};
 use crate::types::clock;
 use crate::types::event::MarketEvent;
+use crate::types::latency::Stage;
 use crate::types::record::Record;
 use crate::types::symbols::{SymbolName, SymbolSpec, SymbolTable};
 
@@ -58,6 +60,9 @@ pub enum LiveError {
     /// The database, persistence or a pipeline thread failed.
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    /// Order routing could not be set up.
+    #[error(transparent)]
+    Routing(#[from] crate::app::orders::RoutingError),
     /// Output failed.
     #[error("{0}")]
     Io(String),
@@ -142,6 +147,8 @@ struct NetEnd {
     result: Result<(), NetError>,
     /// The engine and its stages, when the network thread ran it (the inline layout).
     inline: Option<(Engine, ComputeStages)>,
+    /// The order session's counters and its two stages (decision → frame written, frame → answer).
+    orders: Option<(OrderStats, Stage, Stage)>,
 }
 
 /// Where the network thread hands its frames: the event ring to the compute thread, or the engine itself.
@@ -186,6 +193,7 @@ fn spawn_net(
         };
         // Whatever ended the loop, stop everyone.
         stop.store(true, Ordering::Relaxed);
+        let orders = net.orders.as_ref().map(|o| (o.stats, o.order_write.clone(), o.order_ack.clone()));
         NetEnd {
             stats: net.stats.clone(),
             stages: net.stages.clone(),
@@ -193,6 +201,7 @@ fn spawn_net(
             feed,
             result,
             inline,
+            orders,
         }
     })
 }
@@ -213,7 +222,17 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
     // Database first: a bad one stops us before any trading.
     let mut engine = Engine::new(cfg.engine());
     let db = open_db(cfg, &mut engine, opts.db.as_deref(), "live-paper", &l.ws_url)?;
-    let (net, waker) = open_net(cfg, &current)?;
+    let (mut net, waker) = open_net(cfg, &current)?;
+    let bell_waker = waker.clone();
+    // A failed wake only delays the intents to the network thread's next turn (at most its 20 ms poll).
+    let bell: crate::compute::Doorbell = Arc::new(move || drop(bell_waker.wake()));
+    let routing = crate::app::orders::routing(cfg, net.tls(), health.offset_ms, bell)?;
+    let order_control = routing.map(|r| {
+        engine.attach_venue(r.venue);
+        net.with_orders(r.link);
+        r.control
+    });
+    let mode = if order_control.is_some() { "testnet orders" } else { "paper" };
     let links = Links::new(waker.clone());
     links.measured(&health);
     let persist = Persist::open(None, None, db, cfg.persist.clone())
@@ -245,13 +264,13 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
 
     // The control loop (this thread).
     let auto = opts.symbols.is_empty() && l.symbols.is_empty();
-    let start = ControlStart { rest, listings, exclude, current, auto, progress, alerts };
+    let start = ControlStart { rest, listings, exclude, current, auto, progress, alerts, orders: order_control };
     let mut control = Control::new(cfg, links, start);
     let ts_ms = clock::wall_ns() / 1_000_000;
     control.record(ControlRecord::Health { ts_ms, rtt_ms: health.rtt_ms, offset_ms: health.offset_ms });
     control.record(ControlRecord::Selection { ts_ms, reason: "start", symbols: selection });
     control.say(format!(
-        "🚀 rusto started (paper): {} | clock offset {:+.1} ms, REST rtt {:.2} ms",
+        "🚀 rusto started ({mode}): {} | clock offset {:+.1} ms, REST rtt {:.2} ms",
         control.sel.current.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
         health.offset_ms,
         health.rtt_ms
@@ -275,8 +294,15 @@ fn finish(
     t: Threads,
     (health, started): (Health, Instant),
 ) -> Result<LiveReport, LiveError> {
-    let NetEnd { stats: mut net_stats, stages: net_stages, parse: parse_stats, feed, result: net_result, inline } =
-        join(t.net, "net")?;
+    let NetEnd {
+        stats: mut net_stats,
+        stages: net_stages,
+        parse: parse_stats,
+        feed,
+        result: net_result,
+        inline,
+        orders,
+    } = join(t.net, "net")?;
     let end = t.backend.join(inline)?;
     if let Some(a) = t.alerts
         && a.join().is_err()
@@ -307,6 +333,11 @@ fn finish(
         net_stats.frames,
         net_stages.total_clock_reads() as f64 / net_stats.frames.max(1) as f64
     );
+    if let Some((o, write, ack)) = &orders {
+        log_orders(o, engine_venue_line(&end.engine));
+        latency.push(("order_write", crate::types::latency::Summary::of(&write.hist)));
+        latency.push(("order_ack", crate::types::latency::Summary::of(&ack.hist)));
+    }
     let BackendEnd { engine, persist, persist_result, .. } = end;
     persist_result.map_err(PipelineError::from)?;
     Ok(LiveReport {
@@ -323,6 +354,34 @@ fn finish(
         elapsed: started.elapsed(),
         config_order_latency_ms: cfg.position.order_latency_ms,
     })
+}
+
+/// The venue's counters, one line.
+fn engine_venue_line(engine: &Engine) -> String {
+    engine.venue().map_or_else(String::new, |v| format!("{:?}", v.stats))
+}
+
+/// The order session's counters at the end of the run.
+fn log_orders(o: &OrderStats, venue: String) {
+    log::info!(
+        "orders: {} requests sent, {} answered, {} timeouts ({} resent), {} rejected (-1xxx {}, -2xxx {}, other {}), \
+         {} clock resyncs, {} API and {} user-stream reconnects, {} positions, {} undecodable, {} unmatched",
+        o.sent,
+        o.acked,
+        o.timeouts,
+        o.resends,
+        o.rejected_1xxx + o.rejected_2xxx + o.rejected_other,
+        o.rejected_1xxx,
+        o.rejected_2xxx,
+        o.rejected_other,
+        o.clock_resyncs,
+        o.api_reconnects,
+        o.user_stream_reconnects,
+        o.positions,
+        o.undecodable,
+        o.unmatched
+    );
+    log::info!("venue: {venue}");
 }
 
 /// The live latency table in pipeline order: socket_read, tls_decrypt, ws_frame, parse, enqueue, the compute

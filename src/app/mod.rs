@@ -8,6 +8,7 @@ pub(crate) mod control;
 pub(crate) mod live;
 pub(crate) mod logger;
 pub(crate) mod notify;
+pub(crate) mod orders;
 pub(crate) mod recorder;
 pub(crate) mod replay;
 pub(crate) mod rest;

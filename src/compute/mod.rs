@@ -11,6 +11,6 @@ pub use market::{BarRange, Book, BookConfig, BookOutcome, FlowConfig, RangeBars,
 pub use signal::TuneConfig;
 pub use thread::InlineCompute;
 pub use trading::{
-    BACKLOG_MAX, Decision, EntryRefusal, GateReject, HaltCause, PROTECT_ATTEMPTS_MAX, RATE_WINDOW_MAX,
+    BACKLOG_MAX, Decision, Doorbell, EntryRefusal, GateReject, HaltCause, PROTECT_ATTEMPTS_MAX, RATE_WINDOW_MAX,
     VENUE_SYMBOLS_MAX, Venue, VenueConfig, VenueStats,
 };

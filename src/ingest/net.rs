@@ -38,13 +38,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use arrayvec::ArrayVec;
 use crossbeam_queue::ArrayQueue;
-use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token, Waker};
-use rustls::pki_types::ServerName;
+use mio::{Events, Poll, Token, Waker};
 
 use crate::handoff::publish::EventSink;
 pub(crate) use crate::ingest::error::NetError;
+use crate::ingest::orders::link::open_ws;
+use crate::ingest::orders::{API_TOKEN, LINK_EVENTS_MAX, OrderLink, USER_TOKEN};
 use crate::ingest::parse::{FrameMeta, MAX_EVENTS_PER_FRAME, Parser};
 pub(crate) use crate::ingest::transport::{Endpoint, HandshakePhase, Stream, tls_config};
 use crate::ingest::ws::{ReadStamp, ReadStats, WsConn, WsError, WsState};
@@ -478,6 +479,8 @@ pub struct Net {
     pub progress: Arc<std::sync::atomic::AtomicU64>,
     /// How long one poll waits for readiness: [`POLL_WAIT`], or zero when busy-polling ([`Net::busy_poll`]).
     poll_timeout: Duration,
+    /// The order session, when orders are routed to an exchange ([`Net::with_orders`]).
+    pub orders: Option<Box<OrderLink>>,
 }
 
 /// The longest wait of one poll: the loop's turns (deadlines, rotations, commands) are at most this far apart.
@@ -580,6 +583,7 @@ impl Net {
             stages: NetStages::new(),
             progress: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             poll_timeout: POLL_WAIT,
+            orders: None,
         };
         for (route, streams) in [(Route::Market, market), (Route::Public, public)] {
             if !streams.is_empty() {
@@ -587,6 +591,11 @@ impl Net {
             }
         }
         Ok((net, waker))
+    }
+
+    /// The TLS configuration of the market connections (the order session uses the same roots).
+    pub fn tls(&self) -> Option<Arc<rustls::ClientConfig>> {
+        self.tls.clone()
     }
 
     /// Slots in the connection table (open, connecting, or retired and free for reuse).
@@ -622,30 +631,13 @@ impl Net {
 
     fn connect(&mut self, i: usize) -> Result<(), String> {
         let ep = &self.cfg.endpoint;
-        let addr = ep.addrs[self.stats.connects as usize % ep.addrs.len()];
-        let mut tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;
-        if let Err(e) = tcp.set_nodelay(true) {
-            log::warn!("{}: TCP_NODELAY not set ({e}); frames may wait for Nagle", self.conns[i].route.name());
-        }
-        self.poll
-            .registry()
-            .register(&mut tcp, self.conns[i].token, Interest::READABLE | Interest::WRITABLE)
-            .map_err(|e| e.to_string())?;
-        let stream = match &self.tls {
-            Some(cfg) if ep.tls => {
-                let name = ServerName::try_from(ep.host.clone()).map_err(|e| e.to_string())?;
-                let conn = rustls::ClientConnection::new(cfg.clone(), name).map_err(|e| e.to_string())?;
-                Stream::Tls(Box::new(rustls::StreamOwned::new(conn, tcp)))
-            }
-            _ => Stream::Plain(tcp),
-        };
-        let host = if (ep.tls && ep.port == 443) || (!ep.tls && ep.port == 80) {
-            ep.host.clone()
-        } else {
-            format!("{}:{}", ep.host, ep.port)
-        };
+        let seed = self.stats.connects as u32;
+        let c = &self.conns[i];
+        let mut ws = open_ws(&self.poll, c.token, ep, self.tls.as_ref(), &c.path, self.cfg.max_frame_bytes, seed)?;
+        // Masking keys differ per connection.
+        ws.reseed(self.seed ^ i as u32);
         let c = &mut self.conns[i];
-        c.ws = Some(WsConn::new(stream, &host, &c.path, self.cfg.max_frame_bytes, self.seed ^ i as u32));
+        c.ws = Some(ws);
         c.opened_at = None;
         c.frames = 0;
         c.handshake_deadline = Some(Instant::now() + Duration::from_millis(self.cfg.policy.handshake_timeout_ms));
@@ -758,6 +750,27 @@ impl Net {
         }
     }
 
+    /// Routes order intents through `link` (its two connections join this loop's poll; its reports go to the same
+    /// sink as market data).
+    pub fn with_orders(&mut self, link: OrderLink) {
+        self.orders = Some(Box::new(link));
+    }
+
+    /// One turn of the order session: connections, timeouts, the intents waiting; its reports are published.
+    fn service_orders(&mut self, token: Option<Token>, feed: &mut Feed) {
+        let Some(link) = self.orders.as_mut() else { return };
+        let mut out = ArrayVec::<MarketEvent, LINK_EVENTS_MAX>::new();
+        let table = feed.parser.symbols();
+        match token {
+            Some(t) => link.on_ready(&self.poll, t, table, &mut out),
+            None => link.turn(&self.poll, table, &mut out),
+        }
+        if !out.is_empty() && !feed.publisher.publish(&out) {
+            feed.consumer_gone = true;
+            feed.undelivered += 1;
+        }
+    }
+
     /// Busy-polls the sockets (each poll returns at once) instead of sleeping in the kernel until one is readable:
     /// for the inline layout in `spin` mode, where this thread is the compute thread on a core of its own.
     pub fn busy_poll(&mut self, on: bool) {
@@ -786,6 +799,9 @@ impl Net {
                 close_ws(&self.poll, ws);
             }
         }
+        if let Some(link) = self.orders.as_mut() {
+            link.close(&self.poll);
+        }
         r
     }
 
@@ -798,12 +814,17 @@ impl Net {
     ) -> Result<(), NetError> {
         while !stop.load(Ordering::Relaxed) && !feed.consumer_gone {
             self.service_conns(feed)?;
+            self.service_orders(None, feed);
             self.poll.poll(events, Some(self.poll_timeout))?;
             for ev in events.iter() {
-                if ev.token() != WAKER {
-                    self.on_ready(ev.token().0, ev.is_writable(), feed)?;
+                match ev.token() {
+                    WAKER => {}
+                    t @ (API_TOKEN | USER_TOKEN) => self.service_orders(Some(t), feed),
+                    t => self.on_ready(t.0, ev.is_writable(), feed)?,
                 }
             }
+            // Intents the compute thread pushed since the turn began (it rings the waker after a push).
+            self.service_orders(None, feed);
             while let Some(cmd) = inbox.pop() {
                 self.on_cmd(cmd, feed)?;
             }

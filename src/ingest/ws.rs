@@ -121,6 +121,11 @@ impl<S: StampedRead + Write> WsConn<S> {
         }
     }
 
+    /// Replaces the masking-key seed.
+    pub(crate) fn reseed(&mut self, seed: u32) {
+        self.seed = seed | 1;
+    }
+
     /// State.
     pub(crate) fn state(&self) -> WsState {
         self.state

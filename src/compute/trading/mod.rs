@@ -9,6 +9,6 @@ pub(crate) mod venue;
 
 pub use gate::GateReject;
 pub use venue::{
-    BACKLOG_MAX, Decision, EntryRefusal, HaltCause, PROTECT_ATTEMPTS_MAX, RATE_WINDOW_MAX, VENUE_SYMBOLS_MAX, Venue,
-    VenueConfig, VenueStats,
+    BACKLOG_MAX, Decision, Doorbell, EntryRefusal, HaltCause, PROTECT_ATTEMPTS_MAX, RATE_WINDOW_MAX, VENUE_SYMBOLS_MAX,
+    Venue, VenueConfig, VenueStats,
 };

@@ -3,6 +3,7 @@
 //! connections and call these.
 
 pub(crate) mod error;
+pub(crate) mod link;
 pub(crate) mod request;
 pub(crate) mod response;
 pub(crate) mod session;
@@ -11,6 +12,10 @@ pub(crate) mod user_stream;
 
 pub use error::{
     BinanceCode, EncodeError, ErrorAction, ErrorCounts, SignError, WireError, action_for, action_for_http,
+};
+pub use link::{
+    API_TOKEN, LINK_EVENTS_MAX, LOCAL_ACK_LOST, LOCAL_ENCODE, LOCAL_NO_SPEC, OrderClock, OrderLink, RESENDS_MAX,
+    USER_TOKEN,
 };
 pub use request::{Auth, MAX_REQUEST_BYTES, REST_ORDER_PATH, RequestBuf, RestMethod, SignedAt};
 pub use response::{

@@ -14,7 +14,7 @@
 use crate::types::{ClientOrderId, IntentKind, OrderIntent, OrderType, Scale, SymbolSpec};
 
 use super::error::EncodeError;
-use super::sign::{Credentials, Signature};
+use super::sign::{ApiKey, Credentials, Signature};
 
 /// Capacity of the request frame (a full `order.place` with an Ed25519 signature is ~450 bytes).
 pub const MAX_REQUEST_BYTES: usize = 1536;
@@ -312,6 +312,23 @@ impl RequestBuf {
             IntentKind::Cancel => self.encode_cancel(id, o, sym, at, auth),
             IntentKind::Modify => self.encode_modify(id, o, sym, at, auth),
         }
+    }
+
+    /// `order.status` of the working or finished order `o.client` (asked after a duplicate-id answer to a resend).
+    pub fn encode_status(&mut self, id: u64, o: &OrderIntent, sym: &SymbolSpec, at: SignedAt, auth: Auth<'_>) -> Res {
+        self.reset();
+        self.str("symbol", sym.name.as_str().as_bytes())?;
+        self.client_id("origClientOrderId", o.client)?;
+        self.timing(at)?;
+        self.finish_ws(id, "order.status", auth)
+    }
+
+    /// `userDataStream.start` / `userDataStream.ping` (USER_STREAM methods: the API key only, no timestamp and no
+    /// signature).
+    pub fn encode_listen_key(&mut self, id: u64, method: &'static str, key: &ApiKey) -> Res {
+        self.reset();
+        self.str("apiKey", key.as_bytes())?;
+        self.finish_ws(id, method, Auth::Session)
     }
 
     /// `session.logon` (Ed25519 only): authenticates the connection so later requests need no signature.

@@ -17,12 +17,14 @@ pub const LOCAL_PENDING_FULL: i32 = -9001;
 /// What the order session connects to and how it signs.
 #[derive(Debug)]
 pub struct SessionConfig {
-    /// The WebSocket API (`wss://…/ws-fapi/v1`).
+    /// The WebSocket API's host (`wss://ws-fapi.binance.com`).
     pub ws_api: Endpoint,
-    /// The REST base (`https://host:port`), used for the fallback and `/fapi/v1/time`.
-    pub rest_base: String,
-    /// The user data stream base (`…/private`).
+    /// Its path (`/ws-fapi/v1`).
+    pub ws_api_path: String,
+    /// The user data stream's host (`wss://fstream.binance.com`).
     pub user_stream: Endpoint,
+    /// Its path, the listenKey appended as `?listenKey=<key>` (`/private/ws`).
+    pub user_stream_path: String,
     /// API key and signer.
     pub credentials: Credentials,
     /// `recvWindow` of signed requests.
@@ -60,6 +62,24 @@ pub struct OrderStats {
     pub user_stream_reconnects: u64,
     /// Intents rejected locally because the pending table was full.
     pub pending_full: u64,
+    /// WebSocket API reconnects.
+    pub api_reconnects: u64,
+    /// Control requests (logon, listenKey) not sent because too many were in flight.
+    pub ctl_dropped: u64,
+    /// Answers or user-stream messages that did not parse.
+    pub undecodable: u64,
+    /// Answers whose id matched no request in flight (a late answer to a request already resent).
+    pub unmatched: u64,
+    /// Frames beyond one read's scratch (never expected: the scratch holds a quarter MiB).
+    pub frames_lost: u64,
+    /// Reports that found the wake's staging full (never expected: it holds far more than one wake's reports).
+    pub reports_lost: u64,
+    /// Position updates (`ACCOUNT_UPDATE`) handed on.
+    pub positions: u64,
+    /// User-stream events of other types (`TRADE_LITE`, `MARGIN_CALL` …), counted and not acted on.
+    pub other_events: u64,
+    /// listenKeys that expired (a new one is started).
+    pub listen_key_expired: u64,
 }
 
 impl OrderStats {
@@ -82,6 +102,8 @@ pub struct Pending {
     pub intent: OrderIntent,
     /// Monotonic time the frame was written.
     pub sent_mono_ns: i64,
+    /// Resends of this intent so far (0: the first copy).
+    pub resends: u8,
 }
 
 /// The pending table was full; the intent was not stored.
@@ -131,6 +153,14 @@ impl PendingTable {
         slot.take()
     }
 
+    /// Makes every entry due for its resend (after a reconnect: nothing in flight on the old connection will be
+    /// answered).
+    pub fn age_all(&mut self, now_mono_ns: i64, timeout_ns: i64) {
+        for p in self.slots.iter_mut().flatten() {
+            p.sent_mono_ns = p.sent_mono_ns.min(now_mono_ns - timeout_ns);
+        }
+    }
+
     /// Request id of the oldest entry written before `now_mono_ns − timeout_ns`.
     pub fn oldest_expired(&self, now_mono_ns: i64, timeout_ns: i64) -> Option<u64> {
         self.slots
@@ -164,7 +194,7 @@ mod tests {
             close_position: false,
             price_protect: false,
         };
-        Pending { request_id, intent, sent_mono_ns }
+        Pending { request_id, intent, sent_mono_ns, resends: 0 }
     }
 
     #[test]

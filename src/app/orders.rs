@@ -1,0 +1,183 @@
+//! Order routing of a live run (`[execution] mode = "testnet"`): the venue for the compute thread, the order
+//! session for the network thread, and what the control thread keeps for them (the clock offset it measures, the
+//! halt switch: `SIGUSR1` or the `halt_file`).
+//!
+//! Contract: built on the main thread before any thread starts; a missing or malformed key, or a URL that does not
+//! resolve, is an error here and nothing is sent. The venue's run id in the client order ids is the start time in
+//! Unix seconds (unique per start, so a restart never reuses an id the exchange remembers).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::app::config::Config;
+use crate::app::secrets;
+use crate::compute::{Doorbell, Venue};
+use crate::handoff::ring::ring;
+use crate::ingest::net::{Endpoint, NetError, tls_config};
+use crate::ingest::orders::{ApiKey, Credentials, OrderClock, OrderLink, SessionConfig, Signer};
+use crate::types::OrderIntent;
+use crate::types::clock;
+
+/// Capacity of the intent ring (compute → network); the venue keeps a bounded backlog behind it.
+const INTENT_RING: usize = 256;
+/// Requests in flight at once.
+const PENDING_MAX: usize = 64;
+/// `userDataStream.ping` interval (Binance: a listenKey lives 60 minutes; a keep-alive every 30 is advised).
+const KEEPALIVE_S: u32 = 30 * 60;
+
+/// Why order routing could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum RoutingError {
+    /// No credentials.
+    #[error("execution.mode = {0:?} sends orders and needs API credentials: {1}")]
+    NoCredentials(&'static str, String),
+    /// Credentials present but unusable.
+    #[error("API credentials: {0}")]
+    Credentials(String),
+    /// A URL did not parse or resolve.
+    #[error(transparent)]
+    Net(#[from] NetError),
+}
+
+/// What the control thread keeps of the order routing.
+pub(crate) struct OrderControl {
+    /// The clock offset it measures for the signed requests.
+    pub clock: Arc<OrderClock>,
+    /// The halt switch (set by `SIGUSR1`, the halt file, or here).
+    pub halt: Arc<AtomicBool>,
+    /// The halt file, when configured.
+    pub halt_file: Option<PathBuf>,
+}
+
+impl OrderControl {
+    /// Once per control-loop turn: the halt file. True when the control thread should measure the clock now.
+    pub(crate) fn duties(&self) -> bool {
+        if let Some(f) = &self.halt_file
+            && !self.halt.load(Ordering::Relaxed)
+            && f.exists()
+        {
+            log::error!("halt file {} exists: new entries halted", f.display());
+            self.halt.store(true, Ordering::Relaxed);
+        }
+        self.clock.take_resync()
+    }
+}
+
+/// The three parts of order routing.
+pub(crate) struct Routing {
+    /// For the compute thread's engine.
+    pub venue: Venue,
+    /// For the network thread.
+    pub link: OrderLink,
+    /// For the control thread.
+    pub control: OrderControl,
+}
+
+/// `scheme://host[:port]/path` → (`scheme://host[:port]`, `/path`).
+fn split_url(url: &str) -> (&str, &str) {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) => url.split_at(after_scheme + i),
+        None => (url, "/"),
+    }
+}
+
+fn credentials(cfg: &Config) -> Result<Credentials, RoutingError> {
+    let mode = if cfg.execution.mode == crate::app::config::ExecutionMode::Live { "live" } else { "testnet" };
+    let c = secrets::load(&cfg.secrets)
+        .map_err(|e| RoutingError::Credentials(e.to_string()))?
+        .ok_or_else(|| RoutingError::NoCredentials(mode, secrets::where_they_belong()))?;
+    let api_key = ApiKey::new(&c.key).map_err(|e| RoutingError::Credentials(e.to_string()))?;
+    let signer = Signer::hmac(c.secret.as_bytes()).map_err(|e| RoutingError::Credentials(e.to_string()))?;
+    Ok(Credentials { api_key, signer })
+}
+
+/// Sets up routing when the configuration routes orders (`None` in paper mode). `offset_ms` is the start-up
+/// clock measurement; `bell` wakes the network thread after the venue pushed intents.
+pub(crate) fn routing(
+    cfg: &Config,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    offset_ms: f64,
+    bell: Doorbell,
+) -> Result<Option<Routing>, RoutingError> {
+    let x = &cfg.execution;
+    if !x.routes_orders() {
+        return Ok(None);
+    }
+    let credentials = credentials(cfg)?;
+    let (api_base, api_path) = split_url(x.ws_api());
+    let (user_base, user_path) = split_url(x.user_stream());
+    let ws_api = Endpoint::parse(api_base)?;
+    let user_stream = Endpoint::parse(user_base)?;
+    // The market feed may be plain (a local test feed) while orders go over TLS: never send them in clear.
+    let tls = match tls {
+        None if ws_api.tls || user_stream.tls => {
+            Some(tls_config(cfg.live.ca_file.as_ref().map(PathBuf::from).as_deref())?)
+        }
+        t => t,
+    };
+    let session = SessionConfig {
+        ws_api,
+        ws_api_path: api_path.to_string(),
+        user_stream,
+        user_stream_path: user_path.to_string(),
+        credentials,
+        recv_window_ms: x.recv_window_ms as u32,
+        ack_timeout_ms: x.ack_timeout_ms as u32,
+        max_pending: PENDING_MAX,
+        keepalive_s: KEEPALIVE_S,
+    };
+    let order_clock = Arc::new(OrderClock::default());
+    order_clock.set_offset_ms(offset_ms);
+    let (itx, irx) = ring::<OrderIntent>(INTENT_RING);
+    let halt = Arc::new(AtomicBool::new(false));
+    #[cfg(unix)]
+    if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGUSR1, halt.clone()) {
+        log::warn!("SIGUSR1 halt switch not installed: {e}");
+    }
+    let run_id = (clock::wall_ns() / 1_000_000_000) as u32;
+    let venue = Venue::new(x.venue(run_id, cfg), itx, halt.clone()).with_doorbell(bell);
+    let link = OrderLink::new(session, tls, order_clock.clone(), irx, cfg.parser.max_frame_bytes);
+    log::warn!(
+        "orders are routed to {} (mode {:?}, client-id run {run_id:08x}): caps {} USDT per order, {} per symbol, {} in \
+         total, {} entries/min, daily loss {} USDT; SIGUSR1{} halts new entries",
+        x.ws_api(),
+        x.mode,
+        x.order_notional_max,
+        x.symbol_notional_max,
+        x.total_notional_max,
+        x.orders_per_min_max,
+        x.daily_loss_max,
+        if x.halt_file.is_empty() { String::new() } else { format!(" or the file {}", x.halt_file) }
+    );
+    let halt_file = (!x.halt_file.is_empty()).then(|| PathBuf::from(&x.halt_file));
+    Ok(Some(Routing { venue, link, control: OrderControl { clock: order_clock, halt, halt_file } }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_split_into_endpoint_and_path() {
+        assert_eq!(split_url("wss://ws-fapi.binance.com/ws-fapi/v1"), ("wss://ws-fapi.binance.com", "/ws-fapi/v1"));
+        assert_eq!(split_url("ws://127.0.0.1:9443/private/ws"), ("ws://127.0.0.1:9443", "/private/ws"));
+        assert_eq!(split_url("wss://h:1"), ("wss://h:1", "/"));
+    }
+
+    #[test]
+    fn paper_routes_nothing_and_testnet_without_keys_is_a_clear_error() {
+        let bell: Doorbell = Arc::new(|| {});
+        let paper = Config::from_toml("", "t.toml").unwrap();
+        assert!(routing(&paper, None, 0.0, bell.clone()).unwrap().is_none());
+        let cf = "/nonexistent/rusto-test-credentials";
+        let testnet = format!("[execution]\nmode = \"testnet\"\n[secrets]\ncredentials_file = \"{cf}\"\n");
+        let t = Config::from_toml(&testnet, "t.toml").unwrap();
+        // The environment may hold keys on a developer's box: only the file path is under this test's control.
+        if std::env::var(secrets::ENV_KEY).is_err() && std::env::var(secrets::ENV_FILE).is_err() {
+            let e = routing(&t, None, 0.0, bell).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains("credentials"), "{e}");
+        }
+    }
+}
