@@ -78,6 +78,12 @@ fn spawn_exchange_with(dir: PathBuf, transport: &[&std::ffi::OsStr], feed: &[&st
 }
 
 fn run_rusto(ex: &Exchange, extra_cfg: &str, secs: u64) -> (Value, String) {
+    let cfg = tls_cfg(ex, extra_cfg);
+    live_with(&ex.dir, &cfg, secs)
+}
+
+/// A `[live]` configuration against the TLS exchange `ex` (BTCUSDT, fast reconnects) with `extra_cfg` at the end.
+fn tls_cfg(ex: &Exchange, extra_cfg: &str) -> PathBuf {
     let cfg = ex.dir.join("rusto.toml");
     std::fs::write(
         &cfg,
@@ -90,12 +96,19 @@ fn run_rusto(ex: &Exchange, extra_cfg: &str, secs: u64) -> (Value, String) {
         ),
     )
     .unwrap();
-    live_with(&ex.dir, &cfg, secs)
+    cfg
 }
 
 /// `rusto live --json` with the configuration file `cfg` for `secs`, database in `dir`: (summary, stderr).
 fn live_with(dir: &Path, cfg: &Path, secs: u64) -> (Value, String) {
+    live_with_env(dir, cfg, secs, &[])
+}
+
+/// [`live_with`] with extra environment variables (API credentials).
+fn live_with_env(dir: &Path, cfg: &Path, secs: u64, env: &[(&str, &str)]) -> (Value, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_rusto"))
+        .envs(env.iter().copied())
+        .env_remove("RUSTO_API_CREDENTIALS_FILE")
         .arg("--config")
         .arg(cfg)
         .args(["live", "--json", "--duration-secs", &secs.to_string(), "--db"])
@@ -249,6 +262,11 @@ fn live_end_to_end_syncs_audits_counts_and_persists() {
     );
     assert_eq!(r["events"]["depth"], st["depth"]);
     assert_eq!(r["net"]["snapshots"], st["snapshots"]);
+    // Paper mode sends nothing: not one request reached the exchange's order side.
+    for route in ["ws_api", "rest"] {
+        assert_eq!(st["orders"]["routes"][route]["requests"], 0, "{route}: {st}");
+    }
+    assert!(!err.contains("order session"), "{err}");
     // The database holds the run with its link health and the selection.
     let c = rusqlite::Connection::open(ex.dir.join("live.db")).unwrap();
     let (mode, status, rtt): (String, String, Option<f64>) =
@@ -499,4 +517,65 @@ fn an_open_position_keeps_its_symbol_subscribed_until_it_closes() {
     assert!(managed >= 1, "a position closed by the market, not by the shutdown:\n{err}");
     assert!(r["subscribed_streams"].as_u64().unwrap() >= 2, "UNSUBSCRIBE sent on both routes: {r}");
     drop(ex);
+}
+
+/// The loose-signal configuration of the real-data execution tests (`tests/config/realism.toml`, without its
+/// variants): many entries and exits on the bundled sample.
+fn loose_signals() -> String {
+    let t = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/config/realism.toml")).unwrap();
+    t.split("[[variants]]").next().unwrap().to_string()
+}
+
+#[test]
+fn testnet_mode_routes_the_decisions_to_the_exchange_and_follows_their_fills() {
+    // Issue 12: the venue's intents cross the ring to the network thread, go out over the WebSocket API (HMAC-signed,
+    // real TLS), and the answers and the user data stream's fills and positions come back on the inbound path.
+    let (key, secret) = ("rustoTestKey0001", "rustoTestSecret0001");
+    let ex = start_exchange("testnet", &["--api-key", key, "--api-secret", secret]);
+    let p = ex.port;
+    let extra = format!(
+        "health_interval_s = 1\n{}\n[execution]\nmode = \"testnet\"\nws_api_url = \"wss://localhost:{p}/ws-fapi/v1\"\n\
+         user_stream_url = \"wss://localhost:{p}/private/ws\"\norder_notional_max = 1e6\nsymbol_notional_max = 1e6\n\
+         total_notional_max = 1e6\norders_per_min_max = 240\ndaily_loss_max = 1e6\nworking_type = \"contract\"\n",
+        loose_signals()
+    );
+    let cfg = tls_cfg(&ex, &extra);
+    let (r, err) = live_with_env(&ex.dir, &cfg, 11, &[("RUSTO_API_KEY", key), ("RUSTO_API_SECRET", secret)]);
+    assert!(err.contains("orders are routed to wss://localhost"), "{err}");
+    assert!(err.contains("order session: WebSocket API open"), "{err}");
+    assert!(err.contains("order session: user data stream open"), "{err}");
+    let st = exchange_stats(&ex);
+    let ws = &st["orders"]["routes"]["ws_api"];
+    let accepted = ws["accepted"].as_u64().unwrap();
+    assert!(accepted >= 2, "entries reached the exchange: {st}\n{err}");
+    assert!(ws["filled"].as_u64().unwrap() >= 1, "{st}");
+    assert!(st["orders"]["algo"]["placed"].as_u64().unwrap() >= 1, "a protective stop after an entry fill: {st}");
+    // The exchange's clock runs at the replay's 100x, so the offset drifts by ~100 s per second between two link
+    // checks: requests are refused with -1021, the control thread re-measures, and each is resent once (counted).
+    // At 100x the market can also pass a stop's price between the entry fill and the stop's placement: -2021 ("would
+    // immediately trigger"), which the venue answers by closing the position and halting entries (Protection); and
+    // a reduce-only close can meet a position a stop has just closed: -2022, benign.
+    let rejected = ws["rejected"].as_object().unwrap();
+    let n = |code: &str| rejected.get(code).and_then(|v| v.as_u64()).unwrap_or(0);
+    let allowed = ["-1021", "-2021", "-2022"];
+    assert!(rejected.keys().all(|k| allowed.contains(&k.as_str())), "unexpected refusals: {st}\n{err}");
+    if n("-2021") > 0 {
+        assert!(err.contains("venue: new entries halted: Protection"), "{err}");
+    }
+    // rusto's own account of it: every request answered, nothing undecodable, every -1021 resent after a resync
+    // (none left as a reject), the other refusals reported.
+    let line =
+        err.lines().find(|l| l.contains("orders: ") && l.contains("requests sent")).unwrap_or_else(|| panic!("{err}"));
+    let count = |what: &str| -> u64 {
+        let head = &line[..line.find(what).unwrap_or_else(|| panic!("{what:?} not in {line}"))];
+        head.trim_end().rsplit(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+    };
+    assert_eq!(count(" undecodable"), 0, "{line}");
+    assert_eq!(count(" timeouts"), 0, "{line}");
+    assert_eq!(count(" rejected ("), n("-2021") + n("-2022"), "{line}\n{st}");
+    assert!(count(" clock resyncs") >= n("-1021"), "{line}\n{st}");
+    assert!(count(" positions,") > 0, "ACCOUNT_UPDATE positions reached the venue: {line}");
+    let lat = r["latency_ns"].as_object().unwrap();
+    assert!(lat["order_write"]["count"].as_u64().unwrap() >= 2, "{lat:?}");
+    assert!(lat["order_ack"]["count"].as_u64().unwrap() >= 2, "{lat:?}");
 }

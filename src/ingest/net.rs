@@ -38,14 +38,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use arrayvec::ArrayVec;
 use crossbeam_queue::ArrayQueue;
 use mio::{Events, Poll, Token, Waker};
 
 use crate::handoff::publish::EventSink;
 pub(crate) use crate::ingest::error::NetError;
 use crate::ingest::orders::link::open_ws;
-use crate::ingest::orders::{API_TOKEN, LINK_EVENTS_MAX, OrderLink, USER_TOKEN};
+use crate::ingest::orders::{API_TOKEN, OrderLink, USER_TOKEN};
 use crate::ingest::parse::{FrameMeta, MAX_EVENTS_PER_FRAME, Parser};
 pub(crate) use crate::ingest::transport::{Endpoint, HandshakePhase, Stream, tls_config};
 use crate::ingest::ws::{ReadStamp, ReadStats, WsConn, WsError, WsState};
@@ -759,15 +758,16 @@ impl Net {
     /// One turn of the order session: connections, timeouts, the intents waiting; its reports are published.
     fn service_orders(&mut self, token: Option<Token>, feed: &mut Feed) {
         let Some(link) = self.orders.as_mut() else { return };
-        let mut out = ArrayVec::<MarketEvent, LINK_EVENTS_MAX>::new();
-        let table = feed.parser.symbols();
+        let Feed { parser, publisher, consumer_gone, undelivered, .. } = feed;
+        let mut out = |events: &[MarketEvent]| {
+            if !publisher.publish(events) {
+                *consumer_gone = true;
+                *undelivered += 1;
+            }
+        };
         match token {
-            Some(t) => link.on_ready(&self.poll, t, table, &mut out),
-            None => link.turn(&self.poll, table, &mut out),
-        }
-        if !out.is_empty() && !feed.publisher.publish(&out) {
-            feed.consumer_gone = true;
-            feed.undelivered += 1;
+            Some(t) => link.on_ready(&self.poll, t, parser.symbols(), &mut out),
+            None => link.turn(&self.poll, parser.symbols(), &mut out),
         }
     }
 

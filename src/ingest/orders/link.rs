@@ -45,6 +45,9 @@ use super::response::{
 use super::session::{LOCAL_PENDING_FULL, OrderStats, Pending, PendingTable, SessionConfig};
 use super::user_stream::{AccountUpdate, AlgoStatus, AlgoUpdate, UserEvent, parse_user_event};
 
+/// Where reports go: the network loop's publisher (the same sink as market data).
+pub type Sink<'a> = &'a mut dyn FnMut(&[MarketEvent]);
+
 /// Token of the WebSocket API connection.
 pub const API_TOKEN: Token = Token(usize::MAX - 2);
 /// Token of the user data stream connection.
@@ -61,10 +64,9 @@ pub const LOCAL_ENCODE: i32 = -9004;
 const INTENTS_PER_TURN_MAX: usize = 32;
 /// Most control requests (logon, listenKey) in flight.
 const CTL_MAX: usize = 8;
-/// Most events staged from one read of the two connections.
-pub const LINK_EVENTS_MAX: usize = 256;
-/// Capacity of the scratch that holds one wake's frames while they are handled.
-const SCRATCH_BYTES: usize = 1 << 18;
+/// Capacity of the requests written while the API connection is being read (status queries, listenKey requests:
+/// a few hundred bytes each).
+const DEFERRED_BYTES: usize = 16 << 10;
 /// Reads per readiness event.
 const READS_PER_WAKE: usize = 16;
 /// Longest wait for the control thread's clock measurement after a `-1021`.
@@ -215,7 +217,8 @@ pub struct OrderLink {
     last_ping: Instant,
     account: Box<AccountUpdate>,
     max_frame: usize,
-    scratch: Vec<u8>,
+    reading_api: bool,
+    deferred: Vec<u8>,
     /// Counters.
     pub stats: OrderStats,
     /// Decision (the intent's `decided_mono_ns`) → its request frame handed to the socket.
@@ -253,7 +256,8 @@ impl OrderLink {
             last_ping: Instant::now(),
             account: Box::default(),
             max_frame,
-            scratch: Vec::with_capacity(SCRATCH_BYTES.max(max_frame)),
+            reading_api: false,
+            deferred: Vec::with_capacity(DEFERRED_BYTES),
             stats: OrderStats::default(),
             order_write: Stage::new("order_write"),
             order_ack: Stage::new("order_ack"),
@@ -288,7 +292,7 @@ impl OrderLink {
     }
 
     /// One loop turn: connections due, timeouts, keep-alive, then the intents in the ring. Reports go to `out`.
-    pub fn turn(&mut self, poll: &Poll, table: &SymbolTable, out: &mut ArrayVec<MarketEvent, LINK_EVENTS_MAX>) {
+    pub fn turn(&mut self, poll: &Poll, table: &SymbolTable, out: Sink<'_>) {
         let now = Instant::now();
         self.connect_due(poll, now);
         if self.phase != Phase::Ready {
@@ -301,9 +305,6 @@ impl OrderLink {
             self.send_ctl(Ctl::ListenPing);
         }
         for _ in 0..INTENTS_PER_TURN_MAX {
-            if out.remaining_capacity() < 2 {
-                break;
-            }
             let Some(i) = self.intents.pop() else { break };
             self.send(i, 0, table, out);
         }
@@ -345,42 +346,37 @@ impl OrderLink {
         }
     }
 
-    /// Readiness of one of the two tokens: reads everything available and turns it into reports.
-    pub fn on_ready(
-        &mut self,
-        poll: &Poll,
-        token: Token,
-        table: &SymbolTable,
-        out: &mut ArrayVec<MarketEvent, LINK_EVENTS_MAX>,
-    ) {
+    /// Readiness of one of the two tokens: reads everything available and turns it into reports. The connection is
+    /// taken out of its slot while its frames are handled, so the handlers can use the whole session; requests they
+    /// write meanwhile on the API connection wait in the bounded `deferred` buffer and go out right after.
+    pub fn on_ready(&mut self, poll: &Poll, token: Token, table: &SymbolTable, out: Sink<'_>) {
         let user = token == USER_TOKEN;
+        let Some(mut ws) = (if user { self.user.ws.take() } else { self.api.ws.take() }) else { return };
         let local_ts_ns = clock::wall_ns();
-        let mut frames: ArrayVec<(usize, usize), 64> = ArrayVec::new();
-        let mut buf = std::mem::take(&mut self.scratch);
-        let mut lost = 0u64;
-        let wire = if user { &mut self.user } else { &mut self.api };
-        let Some(ws) = wire.ws.as_mut() else { return };
+        self.reading_api = !user;
         let res = ws.read_stamped(
             READS_PER_WAKE,
             &clock::now_ns,
             &mut 0,
             |_| {},
             |text, _| {
-                // Copied into the reused scratch: the handlers below need `&mut self`.
-                if frames.len() < frames.capacity() && buf.len() + text.len() <= buf.capacity() {
-                    frames.push((buf.len(), buf.len() + text.len()));
-                    buf.extend_from_slice(text);
+                if user {
+                    self.on_user_frame(text, table, local_ts_ns, out);
                 } else {
-                    lost += 1;
+                    self.on_api_frame(text, table, out);
                 }
             },
         );
-        let res = res.and_then(|_| ws.flush());
-        if lost > 0 {
-            self.stats.frames_lost += lost;
-            log::error!("order session: {lost} frames beyond one read's scratch were lost (counted)");
-        }
+        self.reading_api = false;
+        let res = res.and_then(|_| self.flush_deferred(&mut ws)).and_then(|_| ws.flush());
         let now_open = ws.state() == WsState::Open;
+        let wire = if user { &mut self.user } else { &mut self.api };
+        // The listenKey expired while its stream was read: the connection is dropped, a new key is on its way.
+        if user && self.listen_key.is_empty() {
+            let _ = poll.registry().deregister(ws.stream_mut().tcp());
+            return;
+        }
+        wire.ws = Some(ws);
         if let Err(e) = res {
             self.lost(poll, user, &e.to_string());
         } else if now_open && !wire.open {
@@ -389,15 +385,23 @@ impl OrderLink {
             wire.backoff_ms = BACKOFF_MS_MIN;
             self.opened(user);
         }
-        for &(a, b) in &frames {
-            if user {
-                self.on_user_frame(&buf[a..b], table, local_ts_ns, out);
-            } else {
-                self.on_api_frame(&buf[a..b], table, local_ts_ns, out);
+    }
+
+    /// Writes the requests deferred while the API connection was being read.
+    fn flush_deferred(&mut self, ws: &mut WsConn<Stream>) -> Result<(), crate::ingest::ws::WsError> {
+        let mut at = 0;
+        while at + 2 <= self.deferred.len() {
+            let n = u16::from_le_bytes([self.deferred[at], self.deferred[at + 1]]) as usize;
+            let frame = &self.deferred[at + 2..at + 2 + n];
+            // The encoders write ASCII only.
+            if let Ok(text) = std::str::from_utf8(frame) {
+                ws.send_text(text)?;
+                self.stats.sent += 1;
             }
+            at += 2 + n;
         }
-        buf.clear();
-        self.scratch = buf;
+        self.deferred.clear();
+        Ok(())
     }
 }
 
@@ -477,7 +481,9 @@ impl OrderLink {
 
     /// Writes the encoded request on the API connection; false when it could not be queued.
     fn write_frame(&mut self) -> bool {
-        let Some(ws) = self.api.ws.as_mut() else { return false };
+        let Some(ws) = self.api.ws.as_mut() else {
+            return self.reading_api && self.defer();
+        };
         // The encoders write ASCII only.
         let Ok(text) = std::str::from_utf8(self.req.as_bytes()) else { return false };
         match ws.send_text(text) {
@@ -492,14 +498,21 @@ impl OrderLink {
         }
     }
 
+    /// Keeps the encoded request for [`OrderLink::flush_deferred`]; false (counted) when the buffer is full.
+    fn defer(&mut self) -> bool {
+        let b = self.req.as_bytes();
+        if self.deferred.len() + 2 + b.len() > self.deferred.capacity() {
+            self.stats.ctl_dropped += 1;
+            log::warn!("order session: deferred request buffer full; request left to its timeout (counted)");
+            return false;
+        }
+        self.deferred.extend_from_slice(&(b.len() as u16).to_le_bytes());
+        self.deferred.extend_from_slice(b);
+        true
+    }
+
     /// Encodes and writes one intent (`resends` so far), tracking it as pending; a local refusal is reported.
-    fn send(
-        &mut self,
-        i: OrderIntent,
-        resends: u8,
-        table: &SymbolTable,
-        out: &mut ArrayVec<MarketEvent, LINK_EVENTS_MAX>,
-    ) {
+    fn send(&mut self, i: OrderIntent, resends: u8, table: &SymbolTable, out: Sink<'_>) {
         let Some(spec) = spec_of(table, i.symbol) else {
             log::error!("order session: symbol {} has no exchange scales: intent refused", i.symbol);
             return self.report(&rejected(&i, LOCAL_NO_SPEC, self.exchange_ms()), out);
@@ -527,7 +540,7 @@ impl OrderLink {
     }
 
     /// Resends the oldest request past the ack timeout (one per turn), or gives it up after [`RESENDS_MAX`].
-    fn expire(&mut self, table: &SymbolTable, out: &mut ArrayVec<MarketEvent, LINK_EVENTS_MAX>) {
+    fn expire(&mut self, table: &SymbolTable, out: Sink<'_>) {
         let now_ns = clock::now_ns() as i64;
         let timeout_ns = i64::from(self.cfg.ack_timeout_ms.max(1)) * 1_000_000;
         let Some(id) = self.pending.oldest_expired(now_ns, timeout_ns) else { return };
@@ -543,12 +556,7 @@ impl OrderLink {
 
     /// After a `-1021`: the requests waiting for the control thread's new offset go out once it arrived (or after
     /// [`RESYNC_WAIT`] with whatever offset there is).
-    fn resend_after_resync(
-        &mut self,
-        table: &SymbolTable,
-        now: Instant,
-        out: &mut ArrayVec<MarketEvent, LINK_EVENTS_MAX>,
-    ) {
+    fn resend_after_resync(&mut self, table: &SymbolTable, now: Instant, out: Sink<'_>) {
         let Some(asked) = self.resync_asked else { return };
         let generation = self.clock.generation();
         if self.waiting_resync.iter().all(|(_, g)| *g == generation) && now.duration_since(asked) < RESYNC_WAIT {
@@ -563,15 +571,11 @@ impl OrderLink {
     }
 
     /// Hands a report to the inbound path.
-    fn report(&mut self, x: &ExecReport, out: &mut ArrayVec<MarketEvent, LINK_EVENTS_MAX>) {
+    fn report(&mut self, x: &ExecReport, out: Sink<'_>) {
         if x.kind == ExecKind::Rejected {
             self.stats.count_reject(x.error_code);
         }
-        for e in x.to_events(clock::wall_ns(), clock::now_ns()) {
-            if out.try_push(e).is_err() {
-                self.stats.reports_lost += 1;
-            }
-        }
+        out(&x.to_events(clock::wall_ns(), clock::now_ns()));
     }
 }
 
@@ -642,13 +646,7 @@ fn algo_answer(frame: &[u8], i: &OrderIntent) -> Answer {
 }
 
 impl OrderLink {
-    fn on_api_frame(
-        &mut self,
-        f: &[u8],
-        table: &SymbolTable,
-        _local_ts_ns: i64,
-        out: &mut ArrayVec<MarketEvent, LINK_EVENTS_MAX>,
-    ) {
+    fn on_api_frame(&mut self, f: &[u8], table: &SymbolTable, out: Sink<'_>) {
         let Some(id) = answer_id(f) else {
             self.undecodable("WebSocket API answer without a numeric id", f);
             return;
@@ -685,13 +683,7 @@ impl OrderLink {
     }
 
     /// A request the exchange refused with `code` (see the module doc for what each class does).
-    fn on_refused(
-        &mut self,
-        p: Pending,
-        code: i32,
-        table: &SymbolTable,
-        out: &mut ArrayVec<MarketEvent, LINK_EVENTS_MAX>,
-    ) {
+    fn on_refused(&mut self, p: Pending, code: i32, table: &SymbolTable, out: Sink<'_>) {
         use super::error::{ErrorAction, action_for};
         let i = p.intent;
         let ms = self.exchange_ms();
@@ -720,7 +712,7 @@ impl OrderLink {
         }
     }
 
-    fn send_status(&mut self, i: OrderIntent, table: &SymbolTable, out: &mut ArrayVec<MarketEvent, LINK_EVENTS_MAX>) {
+    fn send_status(&mut self, i: OrderIntent, table: &SymbolTable, out: Sink<'_>) {
         let Some(spec) = spec_of(table, i.symbol) else {
             return self.report(&rejected(&i, LOCAL_NO_SPEC, self.exchange_ms()), out);
         };
@@ -733,13 +725,7 @@ impl OrderLink {
         }
     }
 
-    fn on_ctl_answer(
-        &mut self,
-        c: Ctl,
-        f: &[u8],
-        table: &SymbolTable,
-        out: &mut ArrayVec<MarketEvent, LINK_EVENTS_MAX>,
-    ) {
+    fn on_ctl_answer(&mut self, c: Ctl, f: &[u8], table: &SymbolTable, out: Sink<'_>) {
         #[derive(Debug, serde::Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Key<'a> {
@@ -785,13 +771,7 @@ impl OrderLink {
         log::info!("order session: listenKey received; user data stream connecting");
     }
 
-    fn on_user_frame(
-        &mut self,
-        f: &[u8],
-        table: &SymbolTable,
-        local_ts_ns: i64,
-        out: &mut ArrayVec<MarketEvent, LINK_EVENTS_MAX>,
-    ) {
+    fn on_user_frame(&mut self, f: &[u8], table: &SymbolTable, local_ts_ns: i64, out: Sink<'_>) {
         match parse_user_event(f, table, &mut self.account) {
             Ok(UserEvent::Order(x)) => self.report(&x, out),
             Ok(UserEvent::Account) => self.positions(table, local_ts_ns, out),
@@ -813,7 +793,7 @@ impl OrderLink {
 
     /// The positions of an `ACCOUNT_UPDATE` as [`EventKind::Position`] events (symbols the parser does not know
     /// are counted: nothing trades them here).
-    fn positions(&mut self, table: &SymbolTable, local_ts_ns: i64, out: &mut ArrayVec<MarketEvent, LINK_EVENTS_MAX>) {
+    fn positions(&mut self, table: &SymbolTable, local_ts_ns: i64, out: Sink<'_>) {
         let a = &self.account;
         for p in &a.positions {
             let Some(id) = table.find(&p.symbol) else {
@@ -829,11 +809,8 @@ impl OrderLink {
             );
             e.flags = if p.isolated { flags::ISOLATED } else { 0 };
             e.p = [p.amount_e8, p.entry_price_e8, p.unrealized_pnl_e8, a.transaction_ms];
-            if out.try_push(e).is_ok() {
-                self.stats.positions += 1;
-            } else {
-                self.stats.reports_lost += 1;
-            }
+            out(&[e]);
+            self.stats.positions += 1;
         }
     }
 }

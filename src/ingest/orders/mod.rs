@@ -14,8 +14,7 @@ pub use error::{
     BinanceCode, EncodeError, ErrorAction, ErrorCounts, SignError, WireError, action_for, action_for_http,
 };
 pub use link::{
-    API_TOKEN, LINK_EVENTS_MAX, LOCAL_ACK_LOST, LOCAL_ENCODE, LOCAL_NO_SPEC, OrderClock, OrderLink, RESENDS_MAX,
-    USER_TOKEN,
+    API_TOKEN, LOCAL_ACK_LOST, LOCAL_ENCODE, LOCAL_NO_SPEC, OrderClock, OrderLink, RESENDS_MAX, Sink, USER_TOKEN,
 };
 pub use request::{Auth, MAX_REQUEST_BYTES, REST_ORDER_PATH, RequestBuf, RestMethod, SignedAt};
 pub use response::{

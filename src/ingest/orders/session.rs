@@ -64,16 +64,13 @@ pub struct OrderStats {
     pub pending_full: u64,
     /// WebSocket API reconnects.
     pub api_reconnects: u64,
-    /// Control requests (logon, listenKey) not sent because too many were in flight.
+    /// Control requests (logon, listenKey, status) not sent because too many were in flight or the deferred buffer
+    /// was full.
     pub ctl_dropped: u64,
     /// Answers or user-stream messages that did not parse.
     pub undecodable: u64,
     /// Answers whose id matched no request in flight (a late answer to a request already resent).
     pub unmatched: u64,
-    /// Frames beyond one read's scratch (never expected: the scratch holds a quarter MiB).
-    pub frames_lost: u64,
-    /// Reports that found the wake's staging full (never expected: it holds far more than one wake's reports).
-    pub reports_lost: u64,
     /// Position updates (`ACCOUNT_UPDATE`) handed on.
     pub positions: u64,
     /// User-stream events of other types (`TRADE_LITE`, `MARGIN_CALL` …), counted and not acted on.
