@@ -526,21 +526,49 @@ fn loose_signals() -> String {
     t.split("[[variants]]").next().unwrap().to_string()
 }
 
-#[test]
-fn testnet_mode_routes_the_decisions_to_the_exchange_and_follows_their_fills() {
-    // Issue 12: the venue's intents cross the ring to the network thread, go out over the WebSocket API (HMAC-signed,
-    // real TLS), and the answers and the user data stream's fills and positions come back on the inbound path.
-    let (key, secret) = ("rustoTestKey0001", "rustoTestSecret0001");
-    let ex = start_exchange("testnet", &["--api-key", key, "--api-secret", secret]);
+/// An exchange with an account of its own key (one per test: the account lock allows one run per key), and `rusto live` in testnet mode against it for 11 s with the
+/// loose signals, wide caps and `execution` (more `[execution]` keys): (exchange, summary, stderr).
+fn testnet_run(name: &str, execution: &str) -> (Exchange, Value, String) {
+    let (key, secret) = (format!("rustoKey{name}"), format!("rustoSecret{name}"));
+    let (key, secret) = (key.as_str(), secret.as_str());
+    let ex = start_exchange(name, &["--api-key", key, "--api-secret", secret]);
     let p = ex.port;
     let extra = format!(
         "health_interval_s = 1\n{}\n[execution]\nmode = \"testnet\"\nws_api_url = \"wss://localhost:{p}/ws-fapi/v1\"\n\
          user_stream_url = \"wss://localhost:{p}/private/ws\"\norder_notional_max = 1e6\nsymbol_notional_max = 1e6\n\
-         total_notional_max = 1e6\norders_per_min_max = 240\ndaily_loss_max = 1e6\nworking_type = \"contract\"\n",
+         total_notional_max = 1e6\norders_per_min_max = 240\ndaily_loss_max = 1e6\nworking_type = \"contract\"\n{execution}",
         loose_signals()
     );
     let cfg = tls_cfg(&ex, &extra);
     let (r, err) = live_with_env(&ex.dir, &cfg, 11, &[("RUSTO_API_KEY", key), ("RUSTO_API_SECRET", secret)]);
+    (ex, r, err)
+}
+
+#[test]
+fn the_halt_file_stops_every_entry_before_anything_is_sent() {
+    // The kill switch: a halt file present from the start. Every entry decision is refused by the venue (Halted,
+    // the first refusal class) and not one order reaches the exchange; the session itself is up.
+    let halt = std::env::temp_dir().join(format!("rusto-halt-{}", std::process::id()));
+    std::fs::write(&halt, b"").unwrap();
+    let (ex, _r, err) = testnet_run("halt", &format!("halt_file = \"{}\"\n", halt.display()));
+    let _ = std::fs::remove_file(&halt);
+    assert!(err.contains("new entries halted"), "{err}");
+    assert!(err.contains("order session: user data stream open"), "{err}");
+    let st = exchange_stats(&ex);
+    assert_eq!(st["orders"]["routes"]["ws_api"]["received"], 0, "no order request: {st}");
+    let venue = err.lines().find(|l| l.contains("venue: VenueStats")).unwrap_or_else(|| panic!("{err}"));
+    let refused = venue.split("refused: [").nth(1).and_then(|r| r.split(',').next()).unwrap_or("0");
+    assert!(refused.trim().parse::<u64>().unwrap() > 0, "entries refused as halted: {venue}");
+    assert!(venue.contains("entries: 0,"), "{venue}");
+}
+
+#[test]
+fn testnet_mode_routes_the_decisions_to_the_exchange_and_follows_their_fills() {
+    // Issue 12: the venue's intents cross the ring to the network thread, go out over the WebSocket API (HMAC-signed,
+    // real TLS), and the answers and the user data stream's fills and positions come back on the inbound path.
+    let (ex, r, err) = testnet_run("testnet", "");
+    assert!(err.contains("account reconciled: no position and no open order on 1 traded symbols"), "{err}");
+    assert!(err.contains("isolated margin and leverage 50x set on BTCUSDT"), "{err}");
     assert!(err.contains("orders are routed to wss://localhost"), "{err}");
     assert!(err.contains("order session: WebSocket API open"), "{err}");
     assert!(err.contains("order session: user data stream open"), "{err}");

@@ -215,7 +215,7 @@ fn describe(selection: &[(SymbolName, f64)]) -> String {
 pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Result<LiveReport, LiveError> {
     let started = Instant::now();
     let l = &cfg.live;
-    let Start { rest, specs, listings, health, selection, exclude } = start(l, &opts.symbols)?;
+    let Start { mut rest, specs, listings, health, selection, exclude } = start(l, &opts.symbols)?;
     let current: Vec<SymbolName> = selection.iter().map(|s| s.0).collect();
     log::info!("symbols: {}", describe(&selection));
     log::info!("{}", crate::app::threads::Isolation::of_this_machine().startup_line(&cfg.pipeline));
@@ -226,7 +226,9 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
     let bell_waker = waker.clone();
     // A failed wake only delays the intents to the network thread's next turn (at most its 20 ms poll).
     let bell: crate::compute::Doorbell = Arc::new(move || drop(bell_waker.wake()));
-    let routing = crate::app::orders::routing(cfg, net.tls(), health.offset_ms, bell)?;
+    let routing_start =
+        crate::app::orders::RoutingStart { rest: &mut rest, offset_ms: health.offset_ms, traded: &current, bell };
+    let routing = crate::app::orders::routing(cfg, net.tls(), routing_start)?;
     let order_control = routing.map(|r| {
         engine.attach_venue(r.venue);
         net.with_orders(r.link);

@@ -2,6 +2,7 @@
 //! start-up of `threads`), the live control loop (`control`), the recorder, the REST client, alerts, notifications,
 //! secrets.
 
+pub(crate) mod account;
 pub(crate) mod alert;
 pub(crate) mod config;
 pub(crate) mod control;

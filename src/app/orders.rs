@@ -38,6 +38,9 @@ pub enum RoutingError {
     /// A URL did not parse or resolve.
     #[error(transparent)]
     Net(#[from] NetError),
+    /// The account is not ready (locked by another run, not flat, margin or leverage refused).
+    #[error(transparent)]
+    Account(#[from] crate::app::account::AccountError),
 }
 
 /// What the control thread keeps of the order routing.
@@ -48,6 +51,8 @@ pub(crate) struct OrderControl {
     pub halt: Arc<AtomicBool>,
     /// The halt file, when configured.
     pub halt_file: Option<PathBuf>,
+    /// The account lock, held for the run.
+    pub _lock: crate::app::account::AccountLock,
 }
 
 impl OrderControl {
@@ -93,19 +98,36 @@ fn credentials(cfg: &Config) -> Result<Credentials, RoutingError> {
     Ok(Credentials { api_key, signer })
 }
 
-/// Sets up routing when the configuration routes orders (`None` in paper mode). `offset_ms` is the start-up
-/// clock measurement; `bell` wakes the network thread after the venue pushed intents.
+/// What the start-up knows when routing is set up.
+pub(crate) struct RoutingStart<'a> {
+    /// The start-up REST client (for the account's reconcile, margin type and leverage).
+    pub rest: &'a mut crate::app::rest::Rest,
+    /// The start-up clock measurement (exchange − local, ms).
+    pub offset_ms: f64,
+    /// The symbols the run starts with.
+    pub traded: &'a [crate::types::symbols::SymbolName],
+    /// Wakes the network thread after the venue pushed intents.
+    pub bell: Doorbell,
+}
+
+/// Sets up routing when the configuration routes orders (`None` in paper mode): the account lock, the reconcile,
+/// margin type and leverage (`app::account`), then the venue and the order session.
 pub(crate) fn routing(
     cfg: &Config,
     tls: Option<Arc<rustls::ClientConfig>>,
-    offset_ms: f64,
-    bell: Doorbell,
+    start: RoutingStart<'_>,
 ) -> Result<Option<Routing>, RoutingError> {
     let x = &cfg.execution;
     if !x.routes_orders() {
         return Ok(None);
     }
+    let RoutingStart { rest, offset_ms, traded, bell } = start;
     let credentials = credentials(cfg)?;
+    let lock = crate::app::account::lock(&credentials)?;
+    log::info!("account lock {} held", lock.path.display());
+    crate::app::account::reconcile(rest, &credentials, offset_ms, traded, x.adopt_unknown)?;
+    let leverage = cfg.risk.leverage.round().clamp(1.0, 125.0) as u32;
+    crate::app::account::set_margin(rest, &credentials, offset_ms, traded, leverage)?;
     let (api_base, api_path) = split_url(x.ws_api());
     let (user_base, user_path) = split_url(x.user_stream());
     let ws_api = Endpoint::parse(api_base)?;
@@ -152,7 +174,8 @@ pub(crate) fn routing(
         if x.halt_file.is_empty() { String::new() } else { format!(" or the file {}", x.halt_file) }
     );
     let halt_file = (!x.halt_file.is_empty()).then(|| PathBuf::from(&x.halt_file));
-    Ok(Some(Routing { venue, link, control: OrderControl { clock: order_clock, halt, halt_file } }))
+    let control = OrderControl { clock: order_clock, halt, halt_file, _lock: lock };
+    Ok(Some(Routing { venue, link, control }))
 }
 
 #[cfg(test)]
@@ -169,14 +192,18 @@ mod tests {
     #[test]
     fn paper_routes_nothing_and_testnet_without_keys_is_a_clear_error() {
         let bell: Doorbell = Arc::new(|| {});
+        let mut rest = crate::app::rest::Rest::new("http://127.0.0.1:9", None, 1000).unwrap();
+        fn start<'a>(rest: &'a mut crate::app::rest::Rest, bell: &Doorbell) -> RoutingStart<'a> {
+            RoutingStart { rest, offset_ms: 0.0, traded: &[], bell: bell.clone() }
+        }
         let paper = Config::from_toml("", "t.toml").unwrap();
-        assert!(routing(&paper, None, 0.0, bell.clone()).unwrap().is_none());
+        assert!(routing(&paper, None, start(&mut rest, &bell)).unwrap().is_none());
         let cf = "/nonexistent/rusto-test-credentials";
         let testnet = format!("[execution]\nmode = \"testnet\"\n[secrets]\ncredentials_file = \"{cf}\"\n");
         let t = Config::from_toml(&testnet, "t.toml").unwrap();
         // The environment may hold keys on a developer's box: only the file path is under this test's control.
         if std::env::var(secrets::ENV_KEY).is_err() && std::env::var(secrets::ENV_FILE).is_err() {
-            let e = routing(&t, None, 0.0, bell).err().map(|e| e.to_string()).unwrap_or_default();
+            let e = routing(&t, None, start(&mut rest, &bell)).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(e.contains("credentials"), "{e}");
         }
     }

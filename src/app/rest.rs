@@ -160,6 +160,43 @@ impl Rest {
         Err(RestError::RateLimited { url, status: limited.0, attempts: GET_ATTEMPTS, retry_after_s: limited.1 })
     }
 
+    /// A SIGNED request (`TRADE` / `USER_DATA`): `query` plus `recvWindow` and `timestamp` (local clock plus
+    /// `offset_ms`), signed with `creds` (HMAC-SHA256 hex or Ed25519 base64, as Binance's `signature`), the key in
+    /// `X-MBX-APIKEY`. Returns (HTTP status, body): Binance's `{code, msg}` errors are the caller's to read. Start-up
+    /// use only (blocking).
+    pub(crate) fn signed(
+        &mut self,
+        post: bool,
+        path: &str,
+        query: &str,
+        creds: &crate::ingest::orders::Credentials,
+        offset_ms: f64,
+    ) -> Result<(u16, Vec<u8>), RestError> {
+        let ts = crate::types::clock::wall_ns() / 1_000_000 + offset_ms.round() as i64;
+        let sep = if query.is_empty() { "" } else { "&" };
+        let payload = format!("{query}{sep}recvWindow=5000&timestamp={ts}");
+        let sig = creds.signer.sign(payload.as_bytes());
+        let sig: String = sig.as_str().replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
+        let url = format!("{}{path}?{payload}&signature={sig}", self.base);
+        let shown = format!("{} {}{path}", if post { "POST" } else { "GET" }, self.base);
+        self.stats.requests += 1;
+        let key = std::str::from_utf8(creds.api_key.as_bytes()).unwrap_or("");
+        let resp = if post {
+            self.agent.post(&url).header("X-MBX-APIKEY", key).send_empty()
+        } else {
+            self.agent.get(&url).header("X-MBX-APIKEY", key).call()
+        };
+        let mut resp = resp.map_err(|e| RestError::Transport { url: shown.clone(), msg: e.to_string() })?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(8 << 20)
+            .read_to_vec()
+            .map_err(|e| RestError::Transport { url: shown, msg: e.to_string() })?;
+        Ok((status, body))
+    }
+
     /// `exchangeInfo`: specs for the parser and the selection facts.
     pub(crate) fn exchange_info(&mut self) -> Result<(Vec<SymbolSpec>, Vec<Listing>), RestError> {
         let body = self.get("/fapi/v1/exchangeInfo")?;

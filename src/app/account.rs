@@ -1,0 +1,192 @@
+//! The account at the start of a run that routes orders (issue 12, "Safety"), on the main thread before any
+//! thread starts, with blocking signed REST calls:
+//!
+//! 1. The account lock: one exclusive `flock` per API key (`$XDG_RUNTIME_DIR`, else the temp dir,
+//!    `rusto-account-<hash of the key>.lock`), held for the whole run; a second rusto on the same key is refused.
+//! 2. Reconcile: `GET /fapi/v2/positionRisk`, `/fapi/v1/openOrders` and `/fapi/v1/openAlgoOrders`. A position or
+//!    an open order on a symbol this run trades is refused (this build cannot adopt them yet: a clear error,
+//!    nothing sent); on other symbols they are refused too unless `adopt_unknown = true`, which leaves them to
+//!    their own exchange-side orders (warned, never touched).
+//! 3. Isolated margin and the configured leverage on every traded symbol (`POST /fapi/v1/marginType`, `-4046`
+//!    "no need to change" is success; `POST /fapi/v1/leverage`).
+
+use std::fs::File;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::app::rest::Rest;
+use crate::ingest::orders::Credentials;
+use crate::types::symbols::SymbolName;
+
+/// Why the account is not ready to trade.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// Another process holds the account lock.
+    #[error("another rusto trades this account (lock {0} is held); only one may route orders per API key")]
+    Locked(String),
+    /// The lock file could not be opened.
+    #[error("account lock {0}: {1}")]
+    LockFile(String, String),
+    /// A REST call failed.
+    #[error("{0}: {1}")]
+    Rest(&'static str, String),
+    /// The exchange refused a call.
+    #[error("{0}: HTTP {1}: {2}")]
+    Refused(&'static str, u16, String),
+    /// The account holds what this run would have to adopt.
+    #[error("the account already holds {0}; this build cannot adopt them: close them (or cancel the orders) first{1}")]
+    NotFlat(String, &'static str),
+}
+
+/// The account lock, held until dropped.
+pub(crate) struct AccountLock {
+    _file: File,
+    /// Where it is.
+    pub path: PathBuf,
+}
+
+/// FNV-1a of the key: the lock's name tells accounts apart without showing the key.
+fn key_hash(key: &[u8]) -> u64 {
+    key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Takes the account lock of `creds` (see the module doc).
+pub(crate) fn lock(creds: &Credentials) -> Result<AccountLock, AccountError> {
+    let dir = std::env::var_os("XDG_RUNTIME_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
+    let path = dir.join(format!("rusto-account-{:016x}.lock", key_hash(creds.api_key.as_bytes())));
+    let shown = path.display().to_string();
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| AccountError::LockFile(shown.clone(), e.to_string()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(AccountLock { _file: file, path }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(AccountError::Locked(shown)),
+        Err(std::fs::TryLockError::Error(e)) => Err(AccountError::LockFile(shown, e.to_string())),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RiskRow {
+    symbol: String,
+    position_amt: String,
+}
+
+#[derive(Deserialize)]
+struct OrderRow {
+    symbol: String,
+}
+
+/// What the account holds: (symbols with a position, symbols with open orders).
+fn holdings(rest: &mut Rest, c: &Credentials, offset_ms: f64) -> Result<(Vec<String>, Vec<String>), AccountError> {
+    let mut get = |what: &'static str, path: &str| -> Result<Vec<u8>, AccountError> {
+        let (status, body) =
+            rest.signed(false, path, "", c, offset_ms).map_err(|e| AccountError::Rest(what, e.to_string()))?;
+        if status != 200 {
+            return Err(AccountError::Refused(
+                what,
+                status,
+                String::from_utf8_lossy(&body).chars().take(200).collect(),
+            ));
+        }
+        Ok(body)
+    };
+    let bad = |what: &'static str, e: serde_json::Error| AccountError::Rest(what, format!("unexpected body: {e}"));
+    let risk: Vec<RiskRow> =
+        serde_json::from_slice(&get("positionRisk", "/fapi/v2/positionRisk")?).map_err(|e| bad("positionRisk", e))?;
+    let positions = risk
+        .into_iter()
+        .filter(|r| crate::types::decimal::parse_e8(r.position_amt.as_bytes()).is_ok_and(|a| a != 0))
+        .map(|r| r.symbol)
+        .collect();
+    let mut orders: Vec<OrderRow> =
+        serde_json::from_slice(&get("openOrders", "/fapi/v1/openOrders")?).map_err(|e| bad("openOrders", e))?;
+    let algo: Vec<OrderRow> = serde_json::from_slice(&get("openAlgoOrders", "/fapi/v1/openAlgoOrders")?)
+        .map_err(|e| bad("openAlgoOrders", e))?;
+    orders.extend(algo);
+    Ok((positions, orders.into_iter().map(|o| o.symbol).collect()))
+}
+
+/// Reconciles the account with a run that starts flat (see the module doc).
+pub(crate) fn reconcile(
+    rest: &mut Rest,
+    c: &Credentials,
+    offset_ms: f64,
+    traded: &[SymbolName],
+    adopt_unknown: bool,
+) -> Result<(), AccountError> {
+    let (positions, orders) = holdings(rest, c, offset_ms)?;
+    let is_traded = |s: &String| traded.iter().any(|t| t.as_str() == s);
+    let mine: Vec<&String> = positions.iter().filter(|s| is_traded(s)).collect();
+    let mine_orders: Vec<&String> = orders.iter().filter(|s| is_traded(s)).collect();
+    if !mine.is_empty() || !mine_orders.is_empty() {
+        let what = format!("positions on {mine:?} and {} open orders on traded symbols", mine_orders.len());
+        return Err(AccountError::NotFlat(what, ""));
+    }
+    if !positions.is_empty() || !orders.is_empty() {
+        let what = format!("positions on {positions:?} and {} open orders on other symbols", orders.len());
+        if !adopt_unknown {
+            return Err(AccountError::NotFlat(what, ", or set execution.adopt_unknown = true to leave them alone"));
+        }
+        log::warn!("the account holds {what}: left alone (execution.adopt_unknown = true), never touched by this run");
+    }
+    log::info!("account reconciled: no position and no open order on {} traded symbols", traded.len());
+    Ok(())
+}
+
+/// Isolated margin and `leverage` on every traded symbol.
+pub(crate) fn set_margin(
+    rest: &mut Rest,
+    c: &Credentials,
+    offset_ms: f64,
+    traded: &[SymbolName],
+    leverage: u32,
+) -> Result<(), AccountError> {
+    for s in traded {
+        let q = format!("symbol={s}&marginType=ISOLATED");
+        let (status, body) = rest
+            .signed(true, "/fapi/v1/marginType", &q, c, offset_ms)
+            .map_err(|e| AccountError::Rest("marginType", e.to_string()))?;
+        // -4046: "No need to change margin type." (already isolated).
+        if status != 200 && !body.windows(5).any(|w| w == b"-4046") {
+            return Err(AccountError::Refused("marginType", status, String::from_utf8_lossy(&body).into_owned()));
+        }
+        let q = format!("symbol={s}&leverage={leverage}");
+        let (status, body) = rest
+            .signed(true, "/fapi/v1/leverage", &q, c, offset_ms)
+            .map_err(|e| AccountError::Rest("leverage", e.to_string()))?;
+        if status != 200 {
+            return Err(AccountError::Refused("leverage", status, String::from_utf8_lossy(&body).into_owned()));
+        }
+    }
+    log::warn!(
+        "isolated margin and leverage {leverage}x set on {}",
+        traded.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_on_the_same_key_is_refused_and_freed_with_the_first() {
+        let creds = Credentials {
+            api_key: crate::ingest::orders::ApiKey::new(&format!("lockTest{}", std::process::id())).unwrap(),
+            signer: crate::ingest::orders::Signer::hmac(b"s").unwrap(),
+        };
+        let first = lock(&creds).unwrap();
+        let e = lock(&creds).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("another rusto trades this account"), "{e}");
+        let path = first.path.clone();
+        drop(first);
+        let again = lock(&creds).unwrap();
+        assert_eq!(again.path, path);
+        let _ = std::fs::remove_file(path);
+    }
+}
