@@ -5,6 +5,7 @@
 //! working size), then every remaining frame goes through `Parser::parse_frame`, the SPSC ring and
 //! `Engine::on_event` with counting on, and the count must be zero. The inline layout's path (the compute loop run
 //! on the network thread, `InlineCompute`) is counted the same way, and must emit the very records of the split one.
+//! The order path (venue, intent ring, request encoding and signing, reports back as events) is counted too.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -12,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusto::compute::{Engine, EngineConfig};
 
-use rusto::ingest::{FrameMeta, MAX_EVENTS_PER_FRAME, Parser};
+use rusto::ingest::{ApiKey, Auth, Credentials, FrameMeta, MAX_EVENTS_PER_FRAME, Parser, RequestBuf, SignedAt, Signer};
 use rusto::recording::{Line, classify};
 use rusto::types::MarketEvent;
 use rusto::types::Record;
@@ -76,11 +77,23 @@ fn load_lines() -> Vec<(i64, Vec<u8>)> {
     out
 }
 
+/// What runs after each frame's events: the order path's exchange stand-in (see the order-path test).
+type AfterFrame<'a> = Option<&'a mut dyn FnMut(&mut Engine)>;
+
 /// Parses and computes the whole sample with `cfg` (symbols from `specs`), counting allocations after the first
 /// fifth; returns (allocations, the engine, events).
 fn run(lines: &[(i64, Vec<u8>)], cfg: EngineConfig, specs: Vec<rusto::types::SymbolSpec>) -> (u64, Engine, u64) {
+    run_with(lines, Engine::new(cfg), specs, None)
+}
+
+/// [`run`] with a prepared engine and a hook after each frame.
+fn run_with(
+    lines: &[(i64, Vec<u8>)],
+    mut engine: Engine,
+    specs: Vec<rusto::types::SymbolSpec>,
+    mut after: AfterFrame<'_>,
+) -> (u64, Engine, u64) {
     let mut parser = Parser::new(SymbolTable::new(64, specs), 1 << 20);
-    let mut engine = Engine::new(cfg);
     let (mut tx, mut rx) = rusto::handoff::ring::<MarketEvent>(1 << 16);
     let mut staging: Vec<MarketEvent> = Vec::with_capacity(MAX_EVENTS_PER_FRAME);
     let mut records: Vec<Record> = Vec::with_capacity(1 << 16);
@@ -104,6 +117,9 @@ fn run(lines: &[(i64, Vec<u8>)], cfg: EngineConfig, specs: Vec<rusto::types::Sym
             });
             events += 1;
         });
+        if let Some(f) = after.as_mut() {
+            f(&mut engine);
+        }
     }
     COUNTING.with(|c| c.set(false));
     (ALLOCS.load(Ordering::Relaxed), engine, events)
@@ -224,4 +240,75 @@ fn hot_path_allocates_nothing_after_warm_up() {
         t.funding
     );
     assert_eq!(allocs, 0, "{allocs} heap allocations on the execution path after warm-up");
+}
+
+#[test]
+fn the_order_path_allocates_nothing_after_warm_up() {
+    // Issue 12: the venue beside the base account (caps, intents into the SPSC ring), each intent encoded and
+    // HMAC-signed into the WebSocket API frame the network thread writes, and the exchange's answer coming back as
+    // the Exec/ExecMore event pair on the inbound path, on every decision of the real sample with counting on.
+    use rusto::compute::{Venue, VenueConfig};
+    use rusto::types::{ExecKind, ExecReport, IntentKind, OrderIntent, OrderType};
+    let lines = load_lines();
+    let cfg = rusto::app::Config::load("tests/config/realism.toml").unwrap().engine();
+    let info = std::fs::read("data/exchange-info/binance-usdm.json").unwrap();
+    let specs = rusto::ingest::parse_exchange_info(&info).unwrap();
+    let btc = *specs.iter().find(|s| s.name.as_str() == "BTCUSDT").unwrap();
+    let mut engine = Engine::new(cfg);
+    let (itx, mut irx) = rusto::handoff::ring::<OrderIntent>(256);
+    let caps = VenueConfig {
+        run_id: 7,
+        order_notional_max: 1e9,
+        symbol_notional_max: 1e9,
+        total_notional_max: 1e9,
+        orders_per_min_max: 1000,
+        daily_loss_max: 1e9,
+        ..VenueConfig::default()
+    };
+    engine.attach_venue(Venue::new(caps, itx, Default::default()));
+    let creds =
+        Credentials { api_key: ApiKey::new("vmskNoAllocKey").unwrap(), signer: Signer::hmac(b"secret").unwrap() };
+    let mut req = RequestBuf::new();
+    let (mut sent, mut bytes, mut next_id) = (0u64, 0usize, 0u64);
+    let mut exchange = |engine: &mut Engine| {
+        while let Some(i) = irx.pop() {
+            next_id += 1;
+            let at = SignedAt { timestamp_ms: 1_680_652_800_000, recv_window_ms: 5000 };
+            req.encode_intent(next_id, &i, &btc, at, Auth::Signed(&creds)).unwrap();
+            bytes += req.as_bytes().len();
+            sent += 1;
+            let px = engine.symbols[i.symbol as usize].last_px;
+            let fill = i.kind == IntentKind::Place && i.order_type == OrderType::Market;
+            let kind = match (fill, i.kind) {
+                (true, _) => ExecKind::Fill,
+                (false, IntentKind::Cancel) => ExecKind::Canceled,
+                _ => ExecKind::Ack,
+            };
+            let q = if fill { i.qty_steps } else { 0 };
+            let x = ExecReport {
+                exchange_order_id: next_id as i64,
+                last_price_ticks: if fill { px } else { 0 },
+                last_qty_steps: q,
+                cum_qty_steps: q,
+                commission_e8: 0,
+                realized_pnl_e8: 0,
+                exchange_ms: 1_680_652_800_000,
+                error_code: 0,
+                client: i.client,
+                symbol: i.symbol,
+                kind,
+                side: i.side,
+                maker: false,
+                client_known: true,
+            };
+            for e in x.to_events(0, 0) {
+                let _ = engine.on_event(&e, &mut |_| {});
+            }
+        }
+    };
+    let (allocs, engine, _) = run_with(&lines, engine, specs, Some(&mut exchange));
+    let v = engine.venue().unwrap();
+    assert!(v.stats.entries > 10 && v.stats.stops_placed > 10, "{:?}", v.stats);
+    assert!(sent > 50 && bytes > sent as usize * 200, "{sent} requests, {bytes} bytes");
+    assert_eq!(allocs, 0, "{allocs} heap allocations on the order path after warm-up");
 }

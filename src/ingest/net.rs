@@ -820,7 +820,12 @@ impl Net {
                 match ev.token() {
                     WAKER => {}
                     t @ (API_TOKEN | USER_TOKEN) => self.service_orders(Some(t), feed),
-                    t => self.on_ready(t.0, ev.is_writable(), feed)?,
+                    t => {
+                        self.on_ready(t.0, ev.is_writable(), feed)?;
+                        // Inline layout: the engine ran on these frames; its intents go out now, not after the
+                        // other connections' reads (an empty ring costs one atomic load).
+                        self.service_orders(None, feed);
+                    }
                 }
             }
             // Intents the compute thread pushed since the turn began (it rings the waker after a push).
