@@ -529,7 +529,7 @@ fn loose_signals() -> String {
 /// An exchange with an account of its own key (one per test: the account lock allows one run per key), and `rusto live` in testnet mode against it for 11 s with the
 /// loose signals, wide caps and `execution` (more `[execution]` keys): (exchange, summary, stderr).
 fn testnet_run(name: &str, execution: &str) -> (Exchange, Value, String) {
-    let (key, secret) = (format!("rustoKey{name}"), format!("rustoSecret{name}"));
+    let (key, secret) = (format!("rustoKey{name}{}", std::process::id()), format!("rustoSecret{name}"));
     let (key, secret) = (key.as_str(), secret.as_str());
     let ex = start_exchange(name, &["--api-key", key, "--api-secret", secret]);
     let p = ex.port;
@@ -566,7 +566,7 @@ fn the_halt_file_stops_every_entry_before_anything_is_sent() {
 fn testnet_mode_routes_the_decisions_to_the_exchange_and_follows_their_fills() {
     // Issue 12: the venue's intents cross the ring to the network thread, go out over the WebSocket API (HMAC-signed,
     // real TLS), and the answers and the user data stream's fills and positions come back on the inbound path.
-    let (ex, r, err) = testnet_run("testnet", "");
+    let (ex, r, err) = testnet_run("testnet", "flatten_on_exit = true\n");
     assert!(err.contains("account reconciled: no position and no open order on 1 traded symbols"), "{err}");
     assert!(err.contains("isolated margin and leverage 50x set on BTCUSDT"), "{err}");
     assert!(err.contains("orders are routed to wss://localhost"), "{err}");
@@ -603,6 +603,10 @@ fn testnet_mode_routes_the_decisions_to_the_exchange_and_follows_their_fills() {
     assert_eq!(count(" rejected ("), n("-2021") + n("-2022"), "{line}\n{st}");
     assert!(count(" clock resyncs") >= n("-1021"), "{line}\n{st}");
     assert!(count(" positions,") > 0, "ACCOUNT_UPDATE positions reached the venue: {line}");
+    // flatten_on_exit: after the threads stopped, the account is flat and nothing of the run works any more.
+    assert!(err.contains("orders: 0 positions left open at exit"), "{err}");
+    assert_eq!(st["orders"]["open_orders"], 0, "{st}");
+    assert_eq!(st["orders"]["algo"]["open"], 0, "{st}");
     let lat = r["latency_ns"].as_object().unwrap();
     assert!(lat["order_write"]["count"].as_u64().unwrap() >= 2, "{lat:?}");
     assert!(lat["order_ack"]["count"].as_u64().unwrap() >= 2, "{lat:?}");

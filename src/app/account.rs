@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::app::rest::Rest;
+use crate::app::rest::{Rest, Verb};
 use crate::ingest::orders::Credentials;
 use crate::types::symbols::SymbolName;
 
@@ -77,15 +77,28 @@ struct RiskRow {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct OrderRow {
     symbol: String,
+    #[serde(default)]
+    order_id: Option<i64>,
+    #[serde(default)]
+    algo_id: Option<i64>,
 }
 
-/// What the account holds: (symbols with a position, symbols with open orders).
-fn holdings(rest: &mut Rest, c: &Credentials, offset_ms: f64) -> Result<(Vec<String>, Vec<String>), AccountError> {
+/// What the account holds.
+struct Holdings {
+    /// (symbol, signed amount as Binance wrote it) of every open position.
+    positions: Vec<(String, String)>,
+    /// Open regular and algo orders.
+    orders: Vec<OrderRow>,
+}
+
+/// The account's positions and open orders.
+fn holdings(rest: &mut Rest, c: &Credentials, offset_ms: f64) -> Result<Holdings, AccountError> {
     let mut get = |what: &'static str, path: &str| -> Result<Vec<u8>, AccountError> {
         let (status, body) =
-            rest.signed(false, path, "", c, offset_ms).map_err(|e| AccountError::Rest(what, e.to_string()))?;
+            rest.signed(Verb::Get, path, "", c, offset_ms).map_err(|e| AccountError::Rest(what, e.to_string()))?;
         if status != 200 {
             return Err(AccountError::Refused(
                 what,
@@ -101,14 +114,14 @@ fn holdings(rest: &mut Rest, c: &Credentials, offset_ms: f64) -> Result<(Vec<Str
     let positions = risk
         .into_iter()
         .filter(|r| crate::types::decimal::parse_e8(r.position_amt.as_bytes()).is_ok_and(|a| a != 0))
-        .map(|r| r.symbol)
+        .map(|r| (r.symbol, r.position_amt))
         .collect();
     let mut orders: Vec<OrderRow> =
         serde_json::from_slice(&get("openOrders", "/fapi/v1/openOrders")?).map_err(|e| bad("openOrders", e))?;
     let algo: Vec<OrderRow> = serde_json::from_slice(&get("openAlgoOrders", "/fapi/v1/openAlgoOrders")?)
         .map_err(|e| bad("openAlgoOrders", e))?;
     orders.extend(algo);
-    Ok((positions, orders.into_iter().map(|o| o.symbol).collect()))
+    Ok(Holdings { positions, orders })
 }
 
 /// Reconciles the account with a run that starts flat (see the module doc).
@@ -119,7 +132,9 @@ pub(crate) fn reconcile(
     traded: &[SymbolName],
     adopt_unknown: bool,
 ) -> Result<(), AccountError> {
-    let (positions, orders) = holdings(rest, c, offset_ms)?;
+    let h = holdings(rest, c, offset_ms)?;
+    let positions: Vec<String> = h.positions.into_iter().map(|p| p.0).collect();
+    let orders: Vec<String> = h.orders.into_iter().map(|o| o.symbol).collect();
     let is_traded = |s: &String| traded.iter().any(|t| t.as_str() == s);
     let mine: Vec<&String> = positions.iter().filter(|s| is_traded(s)).collect();
     let mine_orders: Vec<&String> = orders.iter().filter(|s| is_traded(s)).collect();
@@ -149,7 +164,7 @@ pub(crate) fn set_margin(
     for s in traded {
         let q = format!("symbol={s}&marginType=ISOLATED");
         let (status, body) = rest
-            .signed(true, "/fapi/v1/marginType", &q, c, offset_ms)
+            .signed(Verb::Post, "/fapi/v1/marginType", &q, c, offset_ms)
             .map_err(|e| AccountError::Rest("marginType", e.to_string()))?;
         // -4046: "No need to change margin type." (already isolated).
         if status != 200 && !body.windows(5).any(|w| w == b"-4046") {
@@ -157,7 +172,7 @@ pub(crate) fn set_margin(
         }
         let q = format!("symbol={s}&leverage={leverage}");
         let (status, body) = rest
-            .signed(true, "/fapi/v1/leverage", &q, c, offset_ms)
+            .signed(Verb::Post, "/fapi/v1/leverage", &q, c, offset_ms)
             .map_err(|e| AccountError::Rest("leverage", e.to_string()))?;
         if status != 200 {
             return Err(AccountError::Refused("leverage", status, String::from_utf8_lossy(&body).into_owned()));
@@ -168,6 +183,65 @@ pub(crate) fn set_margin(
         traded.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
     );
     Ok(())
+}
+
+/// The end of a run that routed orders, after every thread has stopped: with `flatten`, each position on a traded
+/// symbol is closed with a reduce-only MARKET order and every open order there cancelled (the protective stops
+/// last, once the position is flat); without it, the positions are left to their exchange-side stops and listed,
+/// and a position with no open stop is warned about. Returns the positions left open.
+pub(crate) fn shutdown(
+    rest: &mut Rest,
+    c: &Credentials,
+    offset_ms: f64,
+    traded: &[SymbolName],
+    flatten: bool,
+) -> Result<Vec<(String, String)>, AccountError> {
+    let h = holdings(rest, c, offset_ms)?;
+    let is_traded = |s: &str| traded.iter().any(|t| t.as_str() == s);
+    let open: Vec<(String, String)> = h.positions.into_iter().filter(|p| is_traded(&p.0)).collect();
+    if !flatten {
+        for (s, amt) in &open {
+            let stops = h.orders.iter().filter(|o| o.symbol == *s && o.algo_id.is_some()).count();
+            if stops == 0 {
+                log::error!("{s}: position {amt} left open with NO exchange-side stop: close it by hand");
+            } else {
+                log::warn!(
+                    "{s}: position {amt} left open with {stops} exchange-side stop orders (flatten_on_exit = false)"
+                );
+            }
+        }
+        return Ok(open);
+    }
+    for (s, amt) in &open {
+        let (side, qty) = match amt.strip_prefix('-') {
+            Some(q) => ("BUY", q),
+            None => ("SELL", amt.as_str()),
+        };
+        let q = format!("symbol={s}&side={side}&type=MARKET&quantity={qty}&reduceOnly=true");
+        let (status, body) = rest
+            .signed(Verb::Post, "/fapi/v1/order", &q, c, offset_ms)
+            .map_err(|e| AccountError::Rest("flatten", e.to_string()))?;
+        if status != 200 {
+            return Err(AccountError::Refused("flatten", status, String::from_utf8_lossy(&body).into_owned()));
+        }
+        log::warn!("{s}: position {amt} flattened at shutdown (reduce-only MARKET {side} {qty})");
+    }
+    for o in h.orders.iter().filter(|o| is_traded(&o.symbol)) {
+        let (path, q) = match (o.order_id, o.algo_id) {
+            (_, Some(a)) => ("/fapi/v1/algoOrder", format!("algoId={a}")),
+            (Some(id), None) => ("/fapi/v1/order", format!("symbol={}&orderId={id}", o.symbol)),
+            (None, None) => continue,
+        };
+        let (status, body) = rest
+            .signed(Verb::Delete, path, &q, c, offset_ms)
+            .map_err(|e| AccountError::Rest("cancel", e.to_string()))?;
+        // -2011: already gone (filled or cancelled meanwhile).
+        if status != 200 && !body.windows(5).any(|w| w == b"-2011") {
+            log::warn!("{}: cancel at shutdown: HTTP {status}: {}", o.symbol, String::from_utf8_lossy(&body));
+        }
+    }
+    let left = holdings(rest, c, offset_ms)?.positions.into_iter().filter(|p| is_traded(&p.0)).collect();
+    Ok(left)
 }
 
 #[cfg(test)]

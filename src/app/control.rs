@@ -471,6 +471,16 @@ impl<'a> Control<'a> {
         &self.rest
     }
 
+    /// The REST client, for the end of the run (the control loop is over).
+    pub(crate) fn rest_mut(&mut self) -> &mut Rest {
+        &mut self.rest
+    }
+
+    /// True when the run routed orders.
+    pub(crate) fn routes_orders(&self) -> bool {
+        self.orders.is_some()
+    }
+
     /// Runs until `stop` (or `deadline`, which then sets `stop`).
     pub(crate) fn run(&mut self, stop: &AtomicBool, deadline: Option<Instant>) {
         self.notify(&format!("READY=1\nSTATUS=paper trading {} symbols", self.sel.current.len()));

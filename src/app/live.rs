@@ -279,7 +279,18 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
     ));
     control.run(&stop, opts.duration.map(|d| started + d));
     let threads = Threads { net: net_h, backend, alerts: alert_thread };
-    finish(cfg, &control, threads, (health, started))
+    let report = finish(cfg, &control, threads, (health, started))?;
+    if control.routes_orders() {
+        // Every thread has stopped: the account's positions are settled over REST (flattened or listed).
+        let creds = crate::app::orders::credentials(cfg)?;
+        let offset = health.offset_ms;
+        let traded = control.sel.current.clone();
+        let left =
+            crate::app::account::shutdown(control.rest_mut(), &creds, offset, &traded, cfg.execution.flatten_on_exit)
+                .map_err(crate::app::orders::RoutingError::from)?;
+        log::info!("orders: {} positions left open at exit", left.len());
+    }
+    Ok(report)
 }
 
 /// The threads of a live run, joined at the end.

@@ -88,7 +88,7 @@ fn split_url(url: &str) -> (&str, &str) {
     }
 }
 
-fn credentials(cfg: &Config) -> Result<Credentials, RoutingError> {
+pub(crate) fn credentials(cfg: &Config) -> Result<Credentials, RoutingError> {
     let mode = if cfg.execution.mode == crate::app::config::ExecutionMode::Live { "live" } else { "testnet" };
     let c = secrets::load(&cfg.secrets)
         .map_err(|e| RoutingError::Credentials(e.to_string()))?

@@ -64,6 +64,17 @@ pub enum RestError {
     Ca(String, String),
 }
 
+/// The HTTP verb of a signed request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verb {
+    /// `GET`.
+    Get,
+    /// `POST`.
+    Post,
+    /// `DELETE`.
+    Delete,
+}
+
 /// A blocking REST client.
 pub(crate) struct Rest {
     agent: ureq::Agent,
@@ -164,9 +175,31 @@ impl Rest {
     /// `offset_ms`), signed with `creds` (HMAC-SHA256 hex or Ed25519 base64, as Binance's `signature`), the key in
     /// `X-MBX-APIKEY`. Returns (HTTP status, body): Binance's `{code, msg}` errors are the caller's to read. Start-up
     /// use only (blocking).
+    ///
+    /// A `-1021` answer (timestamp outside the window) re-measures the offset and retries once, as the order session
+    /// does.
     pub(crate) fn signed(
         &mut self,
-        post: bool,
+        verb: Verb,
+        path: &str,
+        query: &str,
+        creds: &crate::ingest::orders::Credentials,
+        offset_ms: f64,
+    ) -> Result<(u16, Vec<u8>), RestError> {
+        let (status, body) = self.signed_once(verb, path, query, creds, offset_ms)?;
+        if status == 400 && body.windows(7).any(|w| w == b"\"-1021\"" || w == b":-1021,") {
+            let offset_ms = self.health(1)?.offset_ms;
+            log::warn!(
+                "{path}: -1021 (timestamp outside recvWindow): clock offset re-measured ({offset_ms:+.1} ms), retried once"
+            );
+            return self.signed_once(verb, path, query, creds, offset_ms);
+        }
+        Ok((status, body))
+    }
+
+    fn signed_once(
+        &mut self,
+        verb: Verb,
         path: &str,
         query: &str,
         creds: &crate::ingest::orders::Credentials,
@@ -178,13 +211,13 @@ impl Rest {
         let sig = creds.signer.sign(payload.as_bytes());
         let sig: String = sig.as_str().replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
         let url = format!("{}{path}?{payload}&signature={sig}", self.base);
-        let shown = format!("{} {}{path}", if post { "POST" } else { "GET" }, self.base);
+        let shown = format!("{verb:?} {}{path}", self.base).to_uppercase();
         self.stats.requests += 1;
         let key = std::str::from_utf8(creds.api_key.as_bytes()).unwrap_or("");
-        let resp = if post {
-            self.agent.post(&url).header("X-MBX-APIKEY", key).send_empty()
-        } else {
-            self.agent.get(&url).header("X-MBX-APIKEY", key).call()
+        let resp = match verb {
+            Verb::Post => self.agent.post(&url).header("X-MBX-APIKEY", key).send_empty(),
+            Verb::Get => self.agent.get(&url).header("X-MBX-APIKEY", key).call(),
+            Verb::Delete => self.agent.delete(&url).header("X-MBX-APIKEY", key).call(),
         };
         let mut resp = resp.map_err(|e| RestError::Transport { url: shown.clone(), msg: e.to_string() })?;
         let status = resp.status().as_u16();
