@@ -819,7 +819,11 @@ impl Net {
             for ev in events.iter() {
                 match ev.token() {
                     WAKER => {}
-                    t @ (API_TOKEN | USER_TOKEN) => self.service_orders(Some(t), feed),
+                    t @ (API_TOKEN | USER_TOKEN) => {
+                        self.service_orders(Some(t), feed);
+                        // Inline layout: a fill just decided the protective stop; it goes out at once.
+                        self.service_orders(None, feed);
+                    }
                     t => {
                         self.on_ready(t.0, ev.is_writable(), feed)?;
                         // Inline layout: the engine ran on these frames; its intents go out now, not after the
