@@ -529,9 +529,16 @@ fn loose_signals() -> String {
 /// An exchange with an account of its own key (one per test: the account lock allows one run per key), and `rusto live` in testnet mode against it for 11 s with the
 /// loose signals, wide caps and `execution` (more `[execution]` keys): (exchange, summary, stderr).
 fn testnet_run(name: &str, execution: &str) -> (Exchange, Value, String) {
+    testnet_run_with(name, execution, &[])
+}
+
+/// [`testnet_run`] with extra exchange flags (order faults).
+fn testnet_run_with(name: &str, execution: &str, faults: &[&str]) -> (Exchange, Value, String) {
     let (key, secret) = (format!("rustoKey{name}{}", std::process::id()), format!("rustoSecret{name}"));
     let (key, secret) = (key.as_str(), secret.as_str());
-    let ex = start_exchange(name, &["--api-key", key, "--api-secret", secret]);
+    let mut flags = vec!["--api-key", key, "--api-secret", secret];
+    flags.extend_from_slice(faults);
+    let ex = start_exchange(name, &flags);
     let p = ex.port;
     let extra = format!(
         "health_interval_s = 1\n{}\n[execution]\nmode = \"testnet\"\nws_api_url = \"wss://localhost:{p}/ws-fapi/v1\"\n\
@@ -542,6 +549,28 @@ fn testnet_run(name: &str, execution: &str) -> (Exchange, Value, String) {
     let cfg = tls_cfg(&ex, &extra);
     let (r, err) = live_with_env(&ex.dir, &cfg, 11, &[("RUSTO_API_KEY", key), ("RUSTO_API_SECRET", secret)]);
     (ex, r, err)
+}
+
+#[test]
+fn a_lost_ack_is_resent_with_the_same_client_id_and_executes_once() {
+    // The exchange executes the first two placements but never answers them. After ack_timeout_ms the session
+    // resends with the same client id; the exchange refuses a copy whose first one it executed (-4116, it remembers
+    // the id), and the session asks for the order's status and reports it.
+    let (ex, _r, err) = testnet_run_with("lostack", "ack_timeout_ms = 300\n", &["--lose-acks", "2"]);
+    let st = exchange_stats(&ex);
+    assert_eq!(st["orders"]["acks_lost"], 2, "{st}");
+    let ws = &st["orders"]["routes"]["ws_api"];
+    // The exchange counts the fault on placements, resends included: the copies it refused as duplicates are the
+    // resends whose first copy it had executed.
+    let dup = ws["rejected"]["-4116"].as_u64().unwrap_or(0);
+    assert!(dup >= 1, "a resend was refused as a duplicate: {st}\n{err}");
+    let line =
+        err.lines().find(|l| l.contains("orders: ") && l.contains("requests sent")).unwrap_or_else(|| panic!("{err}"));
+    let timeouts: u64 = line.split(" timeouts").next().and_then(|h| h.rsplit(' ').next()).unwrap().parse().unwrap();
+    assert!(timeouts >= 2, "{line}");
+    assert!(!err.contains("given up"), "every lost answer was recovered: {err}");
+    // Nothing executed twice: accepted placements plus refused duplicates never exceed the placements received.
+    assert!(ws["accepted"].as_u64().unwrap() + dup <= ws["received"].as_u64().unwrap(), "{st}");
 }
 
 #[test]

@@ -185,8 +185,8 @@ enum Ctl {
     Logon,
     ListenStart,
     ListenPing,
-    /// `order.status` of a pending request's intent after a duplicate-id answer.
-    Status(OrderIntent),
+    /// `order.status` of a pending request's intent after a duplicate-id answer (with its resends so far).
+    Status(OrderIntent, u8),
 }
 
 /// Where the API connection is in its start-up.
@@ -210,7 +210,7 @@ pub struct OrderLink {
     user_path: String,
     pending: PendingTable,
     ctl: ArrayVec<(u64, Ctl), CTL_MAX>,
-    waiting_resync: ArrayVec<(OrderIntent, u64), 16>,
+    waiting_resync: ArrayVec<(Pending, u64), 16>,
     resync_asked: Option<Instant>,
     req: Box<RequestBuf>,
     next_id: u64,
@@ -306,7 +306,7 @@ impl OrderLink {
         }
         for _ in 0..INTENTS_PER_TURN_MAX {
             let Some(i) = self.intents.pop() else { break };
-            self.send(i, 0, table, out);
+            self.send(i, table, out);
         }
     }
 
@@ -459,7 +459,7 @@ impl OrderLink {
             Ctl::Logon => self.req.encode_logon(id, &self.cfg.credentials, at),
             Ctl::ListenStart => self.req.encode_listen_key(id, "userDataStream.start", &self.cfg.credentials.api_key),
             Ctl::ListenPing => self.req.encode_listen_key(id, "userDataStream.ping", &self.cfg.credentials.api_key),
-            Ctl::Status(_) => return,
+            Ctl::Status(..) => return,
         };
         if let Err(e) = r {
             log::error!("order session: {c:?} not encoded: {e}");
@@ -511,8 +511,16 @@ impl OrderLink {
         true
     }
 
-    /// Encodes and writes one intent (`resends` so far), tracking it as pending; a local refusal is reported.
-    fn send(&mut self, i: OrderIntent, resends: u8, table: &SymbolTable, out: Sink<'_>) {
+    /// Encodes and writes one intent (a first copy: [`OrderLink::resend`] for the others).
+    fn send(&mut self, i: OrderIntent, table: &SymbolTable, out: Sink<'_>) {
+        let first = Pending { request_id: 0, intent: i, sent_mono_ns: 0, resends: 0, clock_retried: false };
+        self.resend(first, table, out);
+    }
+
+    /// Encodes and writes `p.intent` under a new request id, tracking it as pending with `p`'s tries; a local
+    /// refusal is reported.
+    fn resend(&mut self, p: Pending, table: &SymbolTable, out: Sink<'_>) {
+        let (i, resends) = (p.intent, p.resends);
         let Some(spec) = spec_of(table, i.symbol) else {
             log::error!("order session: symbol {} has no exchange scales: intent refused", i.symbol);
             return self.report(&rejected(&i, LOCAL_NO_SPEC, self.exchange_ms()), out);
@@ -525,12 +533,12 @@ impl OrderLink {
             return self.report(&rejected(&i, LOCAL_ENCODE, self.exchange_ms()), out);
         }
         let sent_mono_ns = clock::now_ns() as i64;
-        if self.pending.insert(Pending { request_id: id, intent: i, sent_mono_ns, resends }).is_err() {
+        if self.pending.insert(Pending { request_id: id, sent_mono_ns, ..p }).is_err() {
             self.stats.pending_full += 1;
             return self.report(&rejected(&i, LOCAL_PENDING_FULL, self.exchange_ms()), out);
         }
         // A frame not written stays pending: the ack timeout resends it.
-        if self.write_frame() && resends == 0 {
+        if self.write_frame() && resends == 0 && !p.clock_retried {
             self.order_write.record((clock::now_ns() as i64).saturating_sub(i.decided_mono_ns).max(0) as u64);
         }
     }
@@ -551,7 +559,7 @@ impl OrderLink {
             return self.report(&rejected(&p.intent, LOCAL_ACK_LOST, self.exchange_ms()), out);
         }
         self.stats.resends += 1;
-        self.send(p.intent, p.resends + 1, table, out);
+        self.resend(Pending { resends: p.resends + 1, ..p }, table, out);
     }
 
     /// After a `-1021`: the requests waiting for the control thread's new offset go out once it arrived (or after
@@ -564,9 +572,9 @@ impl OrderLink {
         }
         self.resync_asked = None;
         let waiting = std::mem::take(&mut self.waiting_resync);
-        for (i, _) in &waiting {
-            // Marked as resent once: a second -1021 is a reject.
-            self.send(*i, RESENDS_MAX, table, out);
+        for (p, _) in waiting {
+            // Marked: a second -1021 is a reject.
+            self.resend(Pending { clock_retried: true, ..p }, table, out);
         }
     }
 
@@ -688,11 +696,11 @@ impl OrderLink {
         let i = p.intent;
         let ms = self.exchange_ms();
         match action_for(code) {
-            ErrorAction::ResyncClockRetryOnce if p.resends < RESENDS_MAX => {
+            ErrorAction::ResyncClockRetryOnce if !p.clock_retried => {
                 self.stats.clock_resyncs += 1;
                 self.clock.request_resync();
                 self.resync_asked.get_or_insert_with(Instant::now);
-                if self.waiting_resync.try_push((i, self.clock.generation())).is_err() {
+                if self.waiting_resync.try_push((p, self.clock.generation())).is_err() {
                     self.report(&rejected(&i, code, ms), out);
                 }
             }
@@ -701,7 +709,7 @@ impl OrderLink {
                 if i.order_type.is_conditional() {
                     self.report(&ExecReport { kind: ExecKind::Ack, error_code: 0, ..rejected(&i, 0, ms) }, out);
                 } else {
-                    self.send_status(i, table, out);
+                    self.send_status(i, p.resends, table, out);
                 }
             }
             // A cancel whose order is already gone (filled, cancelled, expired): nothing is working any more.
@@ -712,7 +720,7 @@ impl OrderLink {
         }
     }
 
-    fn send_status(&mut self, i: OrderIntent, table: &SymbolTable, out: Sink<'_>) {
+    fn send_status(&mut self, i: OrderIntent, resends: u8, table: &SymbolTable, out: Sink<'_>) {
         let Some(spec) = spec_of(table, i.symbol) else {
             return self.report(&rejected(&i, LOCAL_NO_SPEC, self.exchange_ms()), out);
         };
@@ -720,7 +728,7 @@ impl OrderLink {
         self.next_id += 1;
         let at = self.at();
         match self.req.encode_status(id, &i, &spec, at, auth(&self.cfg)) {
-            Ok(()) => self.write_ctl(id, Ctl::Status(i)),
+            Ok(()) => self.write_ctl(id, Ctl::Status(i, resends)),
             Err(_) => self.report(&rejected(&i, LOCAL_ENCODE, self.exchange_ms()), out),
         }
     }
@@ -745,10 +753,19 @@ impl OrderLink {
                 Ok(Err(-1125)) => self.send_ctl(Ctl::ListenStart),
                 other => log::error!("order session: {c:?} failed: {other:?}"),
             },
-            Ctl::Status(i) => match order_answer(f, table) {
+            Ctl::Status(i, resends) => match order_answer(f, table) {
                 Ok(Ok(x)) => self.report(&x, out),
-                Ok(Err(code)) => self.report(&rejected(&i, code, self.exchange_ms()), out),
-                Err(e) => self.undecodable(&e.to_string(), f),
+                // The status is still unknown (a refused or unreadable query): the placement goes back to the
+                // pending table, due at once, and counts as one more resend (so the chain stays bounded).
+                other => {
+                    if let Err(e) = other {
+                        self.undecodable(&e.to_string(), f);
+                    }
+                    let p = Pending { request_id: 0, intent: i, sent_mono_ns: 0, resends, clock_retried: false };
+                    if self.pending.insert(p).is_err() {
+                        self.report(&rejected(&i, LOCAL_PENDING_FULL, self.exchange_ms()), out);
+                    }
+                }
             },
         }
     }

@@ -99,8 +99,10 @@ pub struct Pending {
     pub intent: OrderIntent,
     /// Monotonic time the frame was written.
     pub sent_mono_ns: i64,
-    /// Resends of this intent so far (0: the first copy).
+    /// Resends of this intent after ack timeouts so far (0: the first copy).
     pub resends: u8,
+    /// Already resent once after a `-1021` (a second one is a reject).
+    pub clock_retried: bool,
 }
 
 /// The pending table was full; the intent was not stored.
@@ -191,7 +193,7 @@ mod tests {
             close_position: false,
             price_protect: false,
         };
-        Pending { request_id, intent, sent_mono_ns, resends: 0 }
+        Pending { request_id, intent, sent_mono_ns, resends: 0, clock_retried: false }
     }
 
     #[test]
