@@ -434,6 +434,9 @@ pub struct Config {
     pub secrets: crate::app::secrets::SecretsConfig,
     /// `[execution]`: paper (default), testnet or live orders, and the real account's caps.
     pub execution: ExecutionConfig,
+    /// `[metrics]`: the Prometheus endpoint of `rusto live` (off by default). Validated, but not part of the
+    /// configuration's hash: it changes no decision (like the paths on the command line).
+    pub metrics: crate::app::metrics::MetricsConfig,
     /// `[[variants]]`: A/B paper variants, each a name and overrides of `[strategy]`, `[gate]`, `[risk]` and
     /// `[position]` keys, merged onto this configuration.
     pub variants: Vec<VariantSpec>,
@@ -463,6 +466,7 @@ bounds!(Config as _c {
     alerts: nested;
     secrets: nested;
     execution: nested;
+    metrics: skip;
     variants: any;
     resolved_variants: skip;
     warnings: skip;
@@ -806,6 +810,10 @@ impl Config {
         check_live(&self.live, self.parser.max_symbols)?;
         check_layout(&self.pipeline)?;
         check_execution(&self.execution)?;
+        self.metrics.check_bounds("metrics")?;
+        if let Err(allowed) = self.metrics.addr() {
+            return Err(out_of_range("metrics.listen", self.metrics.listen.as_deref().unwrap_or(""), allowed));
+        }
         Ok(())
     }
 
