@@ -8,7 +8,8 @@
 //!   `rusto_metrics_copies_skipped_total`). This thread is the only consumer: it takes the newest copy of each
 //!   at every scrape and renders them; a source that has not published yet has no families in the output.
 //! - Bounded: one connection at a time (the next waits in the kernel's backlog), a request head of at most
-//!   [`MAX_REQUEST_BYTES`] (431 past it), a read and write timeout of [`IO_TIMEOUT`], `Connection: close`. Only
+//!   [`MAX_REQUEST_BYTES`] (431 past it), a read and write timeout of [`IO_TIMEOUT`], `Connection: close` (after
+//!   the answer, what the client still sends is read and dropped: at most 64 KiB, within the timeout). Only
 //!   `GET /metrics` is served (200); another path is 404, another method 405 (with `Allow: GET`).
 //! - The format: one `# HELP` and one `# TYPE` per family, a family's samples together, counters named `_total`,
 //!   units last (`_seconds`, `_bytes`; PnL in the quote asset: `_quote`), latencies as summaries with `quantile`
@@ -89,6 +90,9 @@ pub(crate) const MAX_REQUEST_BYTES: usize = 8192;
 
 /// Read and write timeout of one connection.
 pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Most bytes read and dropped after an answer (the rest of an oversize request).
+const MAX_DRAIN_BYTES: usize = 64 * 1024;
 
 /// How often the idle thread looks at the stop flag.
 const ACCEPT_POLL: Duration = Duration::from_millis(50);
@@ -640,7 +644,18 @@ fn answer(
     );
     conn.write_all(head.as_bytes())?;
     conn.write_all(body.as_bytes())?;
-    conn.flush()
+    conn.flush()?;
+    // What the client still sends (the rest of an oversize head) is read and dropped, bounded in size and time,
+    // so closing with unread bytes does not reset the connection before the client read the answer.
+    conn.shutdown(std::net::Shutdown::Write)?;
+    let mut drained = 0;
+    while drained < MAX_DRAIN_BYTES {
+        match conn.read(buf) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => drained += k,
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
