@@ -1295,4 +1295,17 @@ mod tests {
         assert!(diff.is_empty(), "config/default.toml shows the built-in defaults: {diff:?}");
         assert_eq!(a.lines().count(), b.lines().count());
     }
+    #[test]
+    fn the_metrics_endpoint_is_off_by_default_validated_and_not_hashed() {
+        let d = Config::default();
+        assert_eq!(d.metrics.addr(), Ok(None), "off by default");
+        let on = Config::from_toml("[metrics]\nlisten = \"127.0.0.1:9184\"\n", "x").unwrap();
+        assert_eq!(on.metrics.addr(), Ok(Some("127.0.0.1:9184".parse().unwrap())));
+        assert_eq!(on.hash(), d.hash(), "an operator setting: it changes no decision");
+        let e = Config::from_toml("[metrics]\nlisten = \"localhost\"\n", "x").unwrap_err().to_string();
+        assert!(e.contains("metrics.listen") && e.contains("IP address and port"), "{e}");
+        let e = Config::from_toml("[metrics]\npublish_interval_ms = 10\n", "x").unwrap_err().to_string();
+        assert!(e.contains("metrics.publish_interval_ms"), "{e}");
+        assert!(Config::from_toml("[metrics]\nport = 1\n", "x").is_err(), "unknown keys refused");
+    }
 }

@@ -418,6 +418,9 @@ fn render_symbols(x: &mut Exposition, c: &ComputeSnapshot, now_ns: i64) {
     }
 }
 
+/// One per-symbol value of a [`ComputeSnapshot`].
+type PerSymbol = fn(&crate::compute::thread::SymbolFigures) -> f64;
+
 fn render_trading(x: &mut Exposition, c: &ComputeSnapshot) {
     let names: Vec<String> = c.symbols.iter().map(|s| s.name.to_string()).collect();
     if x.family("rusto_entry_rejects_total", Kind::Counter, "Entries refused (base account), by check and reason.") {
@@ -430,7 +433,7 @@ fn render_trading(x: &mut Exposition, c: &ComputeSnapshot) {
             }
         }
     }
-    let fams: [(&'static str, Kind, &str, fn(&crate::compute::thread::SymbolFigures) -> f64); 4] = [
+    let fams: [(&'static str, Kind, &str, PerSymbol); 4] = [
         ("rusto_positions_opened_total", Kind::Counter, "Positions opened (base account).", |s| s.opened as f64),
         ("rusto_positions_closed_total", Kind::Counter, "Positions closed (base account).", |s| s.closed as f64),
         ("rusto_positions_open", Kind::Gauge, "1 when any account holds a position.", |s| {
