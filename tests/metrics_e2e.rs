@@ -119,13 +119,14 @@ fn a_live_run_serves_prometheus_metrics_whose_counters_move() {
         .spawn()
         .unwrap();
     let mut rusto = Kill(rusto);
-    // Wait until the compute thread's first copy is there (frames flowing).
+    // Wait until the compute thread's copy shows the symbol (frames flowing, the symbol defined).
     let start = Instant::now();
     let first = loop {
         assert!(start.elapsed() < Duration::from_secs(10), "no metrics page with frames within 10 s");
         if let Some((_, body)) = http(mport, "GET /metrics HTTP/1.1\r\n\r\n")
             && body.contains("rusto_events_total ")
             && body.contains("rusto_frames_total ")
+            && body.contains("rusto_trades_total{symbol=\"BTCUSDT\"} ")
         {
             break body;
         }
