@@ -473,6 +473,9 @@ pub struct Config {
     pub secrets: crate::app::secrets::SecretsConfig,
     /// `[execution]`: paper (default), testnet or live orders, and the real account's caps.
     pub execution: ExecutionConfig,
+    /// `[metrics]`: the Prometheus endpoint of `rusto live` (off by default). Validated, but not part of the
+    /// configuration's hash: it changes no decision (like the paths on the command line).
+    pub metrics: crate::app::metrics::MetricsConfig,
     /// `[[variants]]`: A/B paper variants, each a name and overrides of `[strategy]`, `[gate]`, `[risk]` and
     /// `[position]` keys, merged onto this configuration.
     pub variants: Vec<VariantSpec>,
@@ -502,6 +505,7 @@ bounds!(Config as _c {
     alerts: nested;
     secrets: nested;
     execution: nested;
+    metrics: skip;
     variants: any;
     resolved_variants: skip;
     warnings: skip;
@@ -845,6 +849,10 @@ impl Config {
         check_live(&self.live, self.parser.max_symbols)?;
         check_layout(&self.pipeline)?;
         check_execution(&self.execution)?;
+        self.metrics.check_bounds("metrics")?;
+        if let Err(allowed) = self.metrics.addr() {
+            return Err(out_of_range("metrics.listen", self.metrics.listen.as_deref().unwrap_or(""), allowed));
+        }
         Ok(())
     }
 
@@ -1332,5 +1340,18 @@ mod tests {
             .collect();
         assert!(diff.is_empty(), "config/default.toml shows the built-in defaults: {diff:?}");
         assert_eq!(a.lines().count(), b.lines().count());
+    }
+    #[test]
+    fn the_metrics_endpoint_is_off_by_default_validated_and_not_hashed() {
+        let d = Config::default();
+        assert_eq!(d.metrics.addr(), Ok(None), "off by default");
+        let on = Config::from_toml("[metrics]\nlisten = \"127.0.0.1:9184\"\n", "x").unwrap();
+        assert_eq!(on.metrics.addr(), Ok(Some("127.0.0.1:9184".parse().unwrap())));
+        assert_eq!(on.hash(), d.hash(), "an operator setting: it changes no decision");
+        let e = Config::from_toml("[metrics]\nlisten = \"localhost\"\n", "x").unwrap_err().to_string();
+        assert!(e.contains("metrics.listen") && e.contains("IP address and port"), "{e}");
+        let e = Config::from_toml("[metrics]\npublish_interval_ms = 10\n", "x").unwrap_err().to_string();
+        assert!(e.contains("metrics.publish_interval_ms"), "{e}");
+        assert!(Config::from_toml("[metrics]\nport = 1\n", "x").is_err(), "unknown keys refused");
     }
 }

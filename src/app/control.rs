@@ -34,6 +34,7 @@ use mio::Waker;
 
 use crate::app::alert::Alerts;
 use crate::app::config::{Config, LiveConfig};
+use crate::app::metrics::{ControlFigures, Sources};
 use crate::app::notify::Notifier;
 use crate::app::rest::{Listing, Rest};
 use crate::compute::thread::{ComputeHooks, IntervalReport, MeasuredLatency, SymbolActivity};
@@ -60,6 +61,8 @@ pub(crate) struct Links {
     pub drains: Arc<ArrayQueue<DrainCmd>>,
     /// The measured one-way order latency, to compute (see the module doc).
     pub order_latency: Arc<MeasuredLatency>,
+    /// The metrics endpoint's hand-overs and their interval (`[metrics]` on).
+    pub metrics: Option<(Sources, Duration)>,
 }
 
 impl Links {
@@ -73,6 +76,7 @@ impl Links {
             side: Arc::new(ArrayQueue::new(256)),
             drains: Arc::new(ArrayQueue::new(256)),
             order_latency: Arc::new(MeasuredLatency::new()),
+            metrics: None,
         }
     }
 
@@ -92,6 +96,7 @@ impl Links {
             position_events: Some(self.positions.clone()),
             drains: Some(self.drains.clone()),
             order_latency: Some(self.order_latency.clone()),
+            metrics: self.metrics.as_ref().map(|(src, every)| (src.compute.clone(), *every)),
         }
     }
 }
@@ -355,6 +360,8 @@ pub(crate) struct ControlStart {
     pub alerts: Option<Alerts>,
     /// The order routing's clock and halt switch, when orders are routed.
     pub orders: Option<crate::app::orders::OrderControl>,
+    /// The start-up link health.
+    pub health: crate::report::summary::Health,
 }
 
 /// How often the feed-silence duty looks at the network thread's frame count.
@@ -424,6 +431,9 @@ pub(crate) struct Control<'a> {
     pub selections: u64,
     /// Counters.
     pub stats: ControlStats,
+    /// The last link health and the failed checks, for the metrics endpoint.
+    figures: ControlFigures,
+    next_metrics: Instant,
 }
 
 /// The reselection slot `now_ns` falls in: every `reselect_every_s`, or the UTC day shifted by the hour.
@@ -463,6 +473,8 @@ impl<'a> Control<'a> {
             watchdog: Watchdog { notifier, every, next: Instant::now(), last_progress: 0 },
             selections: 1,
             stats: ControlStats::default(),
+            figures: ControlFigures { rtt_ms: s.health.rtt_ms, offset_ms: s.health.offset_ms, ..Default::default() },
+            next_metrics: Instant::now(),
         }
     }
 
@@ -500,6 +512,7 @@ impl<'a> Control<'a> {
             self.positions();
             self.feed_silence();
             self.watchdog();
+            self.publish_metrics();
             // Held commands go out as soon as the queue has room (each successful push wakes the network thread).
             self.outbox.flush(&self.links.inbox);
             self.drains.flush(&self.links.drains);
@@ -519,6 +532,25 @@ impl<'a> Control<'a> {
         if self.outbox.held() > 0 {
             log::warn!("{} network commands not delivered at shutdown", self.outbox.held());
         }
+    }
+
+    /// Duty: the copy for the metrics endpoint every `publish_interval_ms` (`[metrics]` on).
+    fn publish_metrics(&mut self) {
+        let Some((src, every)) = &self.links.metrics else { return };
+        if Instant::now() < self.next_metrics {
+            return;
+        }
+        self.next_metrics = Instant::now() + *every;
+        let f = ControlFigures {
+            feed_down: self.stats.feed_down,
+            feed_is_down: self.feed.down,
+            snapshot_retries: self.stats.snapshot_retries,
+            side_dropped: self.stats.side_dropped,
+            selections: self.selections,
+            ..self.figures
+        };
+        // A copy with no free buffer is skipped and counted by the hand-over.
+        let _ = src.control.publish(|c| *c = f);
     }
 
     /// Sends a text alert (when alerts are on).
@@ -628,6 +660,7 @@ impl<'a> Control<'a> {
         self.next_health = Instant::now() + Duration::from_secs(self.l.health_interval_s.max(1));
         match self.rest.health(self.l.ping_samples) {
             Ok(h) => {
+                (self.figures.rtt_ms, self.figures.offset_ms) = (h.rtt_ms, h.offset_ms);
                 warn_health(self.l, &h);
                 self.links.measured(&h);
                 if let Some(o) = &self.orders {
@@ -636,7 +669,10 @@ impl<'a> Control<'a> {
                 let ts_ms = clock::wall_ns() / 1_000_000;
                 self.record(ControlRecord::Health { ts_ms, rtt_ms: h.rtt_ms, offset_ms: h.offset_ms });
             }
-            Err(e) => log::warn!("link health: {e}"),
+            Err(e) => {
+                self.figures.health_failures += 1;
+                log::warn!("link health: {e}");
+            }
         }
     }
 

@@ -66,6 +66,9 @@ pub enum LiveError {
     /// Output failed.
     #[error("{0}")]
     Io(String),
+    /// The metrics endpoint could not start.
+    #[error(transparent)]
+    Metrics(#[from] crate::app::metrics::MetricsError),
 }
 
 /// Options of `rusto live`.
@@ -222,6 +225,7 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
     // Database first: a bad one stops us before any trading.
     let mut engine = Engine::new(cfg.engine());
     let db = open_db(cfg, &mut engine, opts.db.as_deref(), "live-paper", &l.ws_url)?;
+    let endpoint = metrics_endpoint(cfg)?;
     let (mut net, waker) = open_net(cfg, &current)?;
     let bell_waker = waker.clone();
     // A failed wake only delays the intents to the network thread's next turn (at most its 20 ms poll).
@@ -235,11 +239,17 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
         r.control
     });
     let mode = if order_control.is_some() { "testnet orders" } else { "paper" };
-    let links = Links::new(waker.clone());
+    let mut links = Links::new(waker.clone());
     links.measured(&health);
-    let persist = Persist::open(None, None, db, cfg.persist.clone())
+    let mut persist = Persist::open(None, None, db, cfg.persist.clone())
         .map_err(PipelineError::from)?
         .with_control_queue(links.side.clone());
+    if let Some((_, src)) = &endpoint {
+        let every = cfg.metrics.every();
+        net.publish_metrics(src.net.clone(), every);
+        persist = persist.with_metrics(src.persist.clone(), every);
+        links.metrics = Some((src.clone(), every));
+    }
     let progress = net.progress.clone();
     let parser = Parser::new(SymbolTable::new(cfg.parser.max_symbols, specs), cfg.parser.max_frame_bytes);
     let (rec_tx, rec_rx) = ring::<Record>(cfg.pipeline.record_ring);
@@ -263,10 +273,12 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
         }
     };
     let net_h = spawn_net(cfg, net, parser, sink, stop.clone(), links.inbox.clone())?;
+    let metrics = endpoint.map(|(l, src)| crate::app::metrics::spawn(l, src, stop.clone())).transpose()?;
 
     // The control loop (this thread).
     let auto = opts.symbols.is_empty() && l.symbols.is_empty();
-    let start = ControlStart { rest, listings, exclude, current, auto, progress, alerts, orders: order_control };
+    let start =
+        ControlStart { rest, listings, exclude, current, auto, progress, alerts, health, orders: order_control };
     let mut control = Control::new(cfg, links, start);
     let ts_ms = clock::wall_ns() / 1_000_000;
     control.record(ControlRecord::Health { ts_ms, rtt_ms: health.rtt_ms, offset_ms: health.offset_ms });
@@ -278,7 +290,7 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
         health.rtt_ms
     ));
     control.run(&stop, opts.duration.map(|d| started + d));
-    let threads = Threads { net: net_h, backend, alerts: alert_thread };
+    let threads = Threads { net: net_h, backend, alerts: alert_thread, metrics };
     let report = finish(cfg, &control, threads, (health, started))?;
     if control.routes_orders() {
         // Every thread has stopped: the account's positions are settled over REST (flattened or listed).
@@ -298,6 +310,16 @@ struct Threads {
     net: std::thread::JoinHandle<NetEnd>,
     backend: Backend,
     alerts: Option<std::thread::JoinHandle<()>>,
+    metrics: Option<std::thread::JoinHandle<crate::app::metrics::ServerStats>>,
+}
+
+/// The metrics endpoint's socket, bound before any trading (a taken port stops the run), and its hand-overs.
+fn metrics_endpoint(cfg: &Config) -> Result<Option<(std::net::TcpListener, crate::app::metrics::Sources)>, LiveError> {
+    let addr = cfg.metrics.addr().map_err(|allowed| LiveError::Io(format!("metrics.listen: {allowed}")))?;
+    let Some(addr) = addr else { return Ok(None) };
+    let listener = crate::app::metrics::bind(addr)?;
+    log::info!("metrics: serving GET /metrics on {addr}");
+    Ok(Some((listener, crate::app::metrics::Sources::new(cfg.parser.max_symbols))))
 }
 
 /// Joins the threads (network, compute, persistence, alerts) and builds the report.
@@ -321,6 +343,19 @@ fn finish(
         && a.join().is_err()
     {
         log::warn!("the alert thread panicked");
+    }
+    if let Some(m) = t.metrics {
+        match m.join() {
+            Ok(s) => log::info!(
+                "metrics: {} scrapes, {} not found, {} bad method, {} bad request, {} i/o errors",
+                s.scrapes,
+                s.not_found,
+                s.bad_method,
+                s.bad_request,
+                s.io_errors
+            ),
+            Err(_) => log::warn!("the metrics thread panicked"),
+        }
     }
     let s = &control.stats;
     log::info!(

@@ -8,6 +8,7 @@ pub(crate) mod config;
 pub(crate) mod control;
 pub(crate) mod live;
 pub(crate) mod logger;
+pub(crate) mod metrics;
 pub(crate) mod notify;
 pub(crate) mod orders;
 pub(crate) mod recorder;

@@ -26,21 +26,27 @@
 //!   of input (so a run's last measurement is the figure in force when it ends). A measurement applies from the
 //!   next batch on: orders decided before it keep the latency they were sent with. Until the first measurement,
 //!   and always in replay (no hook), every account uses its configured `position.order_latency_ms`.
+//! - The metrics endpoint (live, `[metrics]` on: [`ComputeHooks::metrics`]) gets a copy of the stage percentiles
+//!   and the per-symbol counters every `publish_interval_ms`, between batches, through a [`Handover`]: a buffer of
+//!   a fixed pool filled in place (no lock, no allocation); when no buffer is free the copy is skipped and counted.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
 
 use crossbeam_queue::ArrayQueue;
 
 pub(crate) use crate::compute::engine::HookStats;
 
 use crate::compute::engine::{Engine, Verdict};
+use crate::handoff::handover::Handover;
 use crate::handoff::publish::{AdaptiveWindow, EventSink, IdleMode, Waiter};
 use crate::handoff::ring::{Consumer, Producer};
 use crate::types::clock;
 use crate::types::event::{EventKind, MarketEvent, SymbolId};
-use crate::types::latency::{Stage, Summary};
+use crate::types::latency::{Stage, StageFigures, Summary};
 use crate::types::record::{Alert, DrainCmd, ExitReason, FillKind, PositionEvent, Record};
 use crate::types::symbols::SymbolName;
 
@@ -65,6 +71,8 @@ pub(crate) struct ComputeHooks {
     /// The measured one-way order latency, written by the control thread (live: REST round trip / 2 of each
     /// link-health check; replay: none, the configured figures). See the module doc.
     pub order_latency: Option<Arc<MeasuredLatency>>,
+    /// Periodic copies for the metrics endpoint (live, `[metrics]` on) and their interval. See [`ComputeSnapshot`].
+    pub metrics: Option<(Arc<Handover<ComputeSnapshot>>, Duration)>,
 }
 
 /// A one-way order latency measured by another thread, handed to the compute thread through one atomic (no lock,
@@ -125,6 +133,104 @@ pub(crate) struct IntervalReport {
     pub hooks: HookStats,
     /// The measured order latency in force, ns (`None`: the configured figures).
     pub order_latency_ns: Option<i64>,
+}
+
+/// Compute-side latency stages, in the interval report's print order.
+pub(crate) const COMPUTE_STAGES: usize = 12;
+
+/// One symbol in a [`ComputeSnapshot`] (the base account's trader).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SymbolFigures {
+    /// The symbol.
+    pub name: SymbolName,
+    /// Market trades.
+    pub trades: u64,
+    /// The book is synced.
+    pub synced: bool,
+    /// Exchange time of the book's last update, ns since the epoch (0: never).
+    pub book_update_ns: i64,
+    /// Sequence gaps in the depth stream.
+    pub gaps: u64,
+    /// Resyncs from a snapshot.
+    pub resyncs: u64,
+    /// Gate rejections by reason (`GateReject::ALL` order).
+    pub gate_rejects: [u64; 6],
+    /// Risk rejections by reason (`RiskReject::ALL` order).
+    pub risk_rejects: [u64; 6],
+    /// Positions opened.
+    pub opened: u64,
+    /// Positions closed.
+    pub closed: u64,
+    /// A position is open (any account).
+    pub open_position: bool,
+    /// Realised net PnL, quote (fees and funding included).
+    pub pnl: f64,
+}
+
+/// The compute thread's periodic copy for the metrics endpoint, filled in place (no allocation: the symbol list
+/// has the capacity of `max_symbols`; symbols beyond it are counted in `symbols_truncated`, never pushed).
+#[derive(Debug, Clone)]
+pub(crate) struct ComputeSnapshot {
+    /// Latency stages in print order.
+    pub stages: [StageFigures; COMPUTE_STAGES],
+    /// Events processed.
+    pub events: u64,
+    /// Per symbol, by symbol id.
+    pub symbols: Vec<SymbolFigures>,
+    /// Symbols left out (more than the list's capacity).
+    pub symbols_truncated: u64,
+    /// Hand-over counters so far.
+    pub hooks: HookStats,
+    /// Records lost so far (record ring and overflow buffer both full).
+    pub records_lost: u64,
+    /// The measured order latency in force, ns (`None`: the configured figures).
+    pub order_latency_ns: Option<i64>,
+}
+
+impl ComputeSnapshot {
+    /// An empty copy with room for `max_symbols` symbols (allocated here, once).
+    pub(crate) fn with_capacity(max_symbols: usize) -> Self {
+        ComputeSnapshot {
+            stages: [StageFigures::default(); COMPUTE_STAGES],
+            events: 0,
+            symbols: Vec::with_capacity(max_symbols),
+            symbols_truncated: 0,
+            hooks: HookStats::default(),
+            records_lost: 0,
+            order_latency_ns: None,
+        }
+    }
+
+    /// Fills the copy in place from the engine and the stages (allocates nothing).
+    fn fill(&mut self, engine: &Engine, st: &ComputeStages, hooks: HookStats, records_lost: u64) {
+        for (out, (name, h)) in self.stages.iter_mut().zip(st.hists(engine)) {
+            *out = StageFigures::of(name, h);
+        }
+        self.events = engine.stats.events;
+        self.symbols.clear();
+        let cap = self.symbols.capacity();
+        self.symbols_truncated = engine.symbols.len().saturating_sub(cap) as u64;
+        for s in engine.symbols.iter().take(cap) {
+            let t = s.trader();
+            self.symbols.push(SymbolFigures {
+                name: s.name,
+                trades: s.trades,
+                synced: s.book.is_synced(),
+                book_update_ns: s.book.last_update_ns,
+                gaps: s.book.stats.gaps,
+                resyncs: s.book.stats.resyncs,
+                gate_rejects: t.gate_rejects,
+                risk_rejects: t.risk_rejects,
+                opened: t.opened,
+                closed: t.closed_by_reason.iter().sum(),
+                open_position: s.has_position(),
+                pnl: t.pnl,
+            });
+        }
+        self.hooks = hooks;
+        self.records_lost = records_lost;
+        self.order_latency_ns = engine.order_latency_ns();
+    }
 }
 
 /// Per-stage histograms of the compute thread.
@@ -290,6 +396,7 @@ struct ComputeLoop {
     stats: HookStats,
     positions: PositionReporter,
     next_report: Instant,
+    next_metrics: Instant,
 }
 
 impl ComputeLoop {
@@ -304,6 +411,7 @@ impl ComputeLoop {
             hooks,
             stats: HookStats::default(),
             next_report,
+            next_metrics: Instant::now(),
         }
     }
 
@@ -329,6 +437,7 @@ impl ComputeLoop {
                 self.stats.reports_dropped += 1;
             }
         }
+        self.publish_metrics();
         self.sink.flush();
         if let Some(q) = &self.hooks.drains {
             self.positions.drains(&mut self.engine, q, &mut self.stats);
@@ -337,6 +446,19 @@ impl ComputeLoop {
             // Whatever stays due is retried on the next loop.
             self.positions.publish(&self.engine, q, &mut self.stats);
         }
+    }
+
+    /// The periodic copy for the metrics endpoint, when due (filled in place: no lock, no allocation).
+    fn publish_metrics(&mut self) {
+        let Some((h, every)) = &self.hooks.metrics else { return };
+        let now = Instant::now();
+        if now < self.next_metrics {
+            return;
+        }
+        self.next_metrics = now + *every;
+        let (engine, stages, stats, lost) = (&self.engine, &self.stages, self.stats, self.sink.lost);
+        // A skipped copy is counted by the hand-over and shown by the endpoint.
+        let _ = h.publish(|snap| snap.fill(engine, stages, stats, lost));
     }
 
     /// A trade on a synced book whose depth stream has been silent for longer than `limit_ns` of exchange time:
@@ -621,22 +743,27 @@ impl ComputeStages {
         }
     }
 
+    /// Every compute-side stage's histogram, in print order.
+    fn hists<'a>(&'a self, engine: &'a Engine) -> [(&'static str, &'a Histogram<u64>); COMPUTE_STAGES] {
+        [
+            ("ring_wait", &self.ring_wait.hist),
+            ("book", &self.book.hist),
+            ("bars", &self.bars.hist),
+            ("other", &self.other.hist),
+            ("signal", &engine.signal_stage.hist),
+            ("tuning", &engine.tuning_stage.hist),
+            ("entry", &engine.entry_stage.hist),
+            ("position", &engine.position_stage.hist),
+            ("compute", &self.compute.hist),
+            ("decision", &self.decision.hist),
+            ("tick_trade_bbo", &self.tick_trade_bbo.hist),
+            ("tick_to_decision", &self.tick_to_decision.hist),
+        ]
+    }
+
     /// Percentiles of every compute-side stage, in print order.
     pub(crate) fn summaries(&self, engine: &Engine) -> Vec<(&'static str, Summary)> {
-        vec![
-            ("ring_wait", Summary::of(&self.ring_wait.hist)),
-            ("book", Summary::of(&self.book.hist)),
-            ("bars", Summary::of(&self.bars.hist)),
-            ("other", Summary::of(&self.other.hist)),
-            ("signal", Summary::of(&engine.signal_stage.hist)),
-            ("tuning", Summary::of(&engine.tuning_stage.hist)),
-            ("entry", Summary::of(&engine.entry_stage.hist)),
-            ("position", Summary::of(&engine.position_stage.hist)),
-            ("compute", Summary::of(&self.compute.hist)),
-            ("decision", Summary::of(&self.decision.hist)),
-            ("tick_trade_bbo", Summary::of(&self.tick_trade_bbo.hist)),
-            ("tick_to_decision", Summary::of(&self.tick_to_decision.hist)),
-        ]
+        self.hists(engine).into_iter().map(|(name, h)| (name, Summary::of(h))).collect()
     }
 }
 

@@ -1,5 +1,7 @@
-//! Thread hand-off: the bounded SPSC ring and the publisher that pushes parsed frames into it.
+//! Thread hand-off: the bounded SPSC ring, the publisher that pushes parsed frames into it, and the periodic
+//! lock-free copies of counters and histograms for the metrics endpoint (`handover`).
 
+pub(crate) mod handover;
 pub(crate) mod publish;
 pub(crate) mod ring;
 

@@ -26,7 +26,7 @@ pub enum FullPolicy {
 }
 
 /// Counters of the source (feed) side.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct FeedStats {
     /// Lines read.
     pub lines: u64,
@@ -223,6 +223,10 @@ pub trait EventSink {
     fn runs_engine(&self) -> bool {
         false
     }
+    /// The hand-off's counters (ring full, frames dropped); zero when there is no ring (inline).
+    fn feed_stats(&self) -> FeedStats {
+        FeedStats::default()
+    }
 }
 
 impl EventSink for Publisher {
@@ -233,6 +237,10 @@ impl EventSink for Publisher {
 
     fn mark_lost(&mut self, symbol: SymbolId) {
         Publisher::mark_lost(self, symbol)
+    }
+
+    fn feed_stats(&self) -> FeedStats {
+        self.stats
     }
 
     fn turn(&mut self) {

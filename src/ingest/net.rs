@@ -41,6 +41,7 @@ use std::time::{Duration, Instant};
 use crossbeam_queue::ArrayQueue;
 use mio::{Events, Poll, Token, Waker};
 
+use crate::handoff::handover::Handover;
 use crate::handoff::publish::EventSink;
 pub(crate) use crate::ingest::error::NetError;
 use crate::ingest::orders::link::open_ws;
@@ -50,7 +51,7 @@ pub(crate) use crate::ingest::transport::{Endpoint, HandshakePhase, Stream, tls_
 use crate::ingest::ws::{ReadStamp, ReadStats, WsConn, WsError, WsState};
 use crate::types::clock;
 use crate::types::event::MarketEvent;
-use crate::types::latency::Stage;
+use crate::types::latency::{Stage, StageFigures};
 use crate::types::symbols::SymbolName;
 
 /// Where `rusto record` writes each raw frame with its local receive time.
@@ -480,7 +481,58 @@ pub struct Net {
     poll_timeout: Duration,
     /// The order session, when orders are routed to an exchange ([`Net::with_orders`]).
     pub orders: Option<Box<OrderLink>>,
+    /// Periodic copies for the metrics endpoint ([`Net::publish_metrics`]).
+    metrics: Option<NetMetrics>,
 }
+
+/// Network-side latency stages in a [`NetFigures`], in the latency table's order.
+pub(crate) const NET_STAGES: usize = 5;
+
+/// The network thread's periodic copy for the metrics endpoint (plain numbers: handed over without allocating).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct NetFigures {
+    /// socket_read, tls_decrypt, ws_frame, parse, enqueue.
+    pub stages: [StageFigures; NET_STAGES],
+    /// Text frames received.
+    pub frames: u64,
+    /// Bytes received.
+    pub bytes: u64,
+    /// Connections opened (upgrade done).
+    pub connects: u64,
+    /// Disconnects (errors or peer close; each reconnected with the backoff).
+    pub disconnects: u64,
+    /// Rotations before the 24 h limit.
+    pub rotations: u64,
+    /// Handshakes that timed out.
+    pub handshake_timeouts: u64,
+    /// Snapshots injected.
+    pub snapshots: u64,
+    /// SUBSCRIBE/UNSUBSCRIBE requests not queued (connection backlog full).
+    pub ctrl_dropped: u64,
+    /// Commands the control thread could not queue.
+    pub inbox_full: u64,
+    /// Frames offered to the parser.
+    pub parsed_frames: u64,
+    /// Malformed frames (every parse error kind).
+    pub malformed: u64,
+    /// Frames with an unknown event type.
+    pub unknown_event: u64,
+    /// Frames whose push found the event ring full (split layout).
+    pub ring_full: u64,
+    /// Frames dropped on a full ring (split layout, drop-and-resync).
+    pub frames_dropped: u64,
+}
+
+/// Where and how often the network thread hands its [`NetFigures`] over.
+struct NetMetrics {
+    to: Arc<Handover<NetFigures>>,
+    every: Duration,
+    next: Instant,
+    turns: u32,
+}
+
+/// Loop turns between two looks at the clock for the metrics copy (one clock read per this many turns).
+const METRICS_TURNS: u32 = 64;
 
 /// The longest wait of one poll: the loop's turns (deadlines, rotations, commands) are at most this far apart.
 const POLL_WAIT: Duration = Duration::from_millis(20);
@@ -583,6 +635,7 @@ impl Net {
             progress: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             poll_timeout: POLL_WAIT,
             orders: None,
+            metrics: None,
         };
         for (route, streams) in [(Route::Market, market), (Route::Public, public)] {
             if !streams.is_empty() {
@@ -805,6 +858,55 @@ impl Net {
         r
     }
 
+    /// Hands a copy of the counters and stage percentiles to `to` every `every` (see [`Net::metrics_turn`]).
+    pub(crate) fn publish_metrics(&mut self, to: Arc<Handover<NetFigures>>, every: Duration) {
+        self.metrics = Some(NetMetrics { to, every, next: Instant::now(), turns: 0 });
+    }
+
+    /// Once per loop turn: every [`METRICS_TURNS`] turns one clock read, and when the interval passed, the copy
+    /// (filled in place: no lock, no allocation; a copy with no free buffer is skipped and counted by the hand-over).
+    fn metrics_turn(&mut self, feed: &Feed) {
+        let Some(m) = self.metrics.as_mut() else { return };
+        m.turns += 1;
+        if m.turns < METRICS_TURNS {
+            return;
+        }
+        m.turns = 0;
+        self.stages.clock_reads += 1;
+        let now = Instant::now();
+        if now < m.next {
+            return;
+        }
+        m.next = now + m.every;
+        let (st, ns, ps, fs) = (&self.stages, &self.stats, &feed.parser.stats, feed.publisher.feed_stats());
+        let _ = m.to.publish(|f| {
+            let stages = [
+                ("socket_read", &st.socket_read),
+                ("tls_decrypt", &st.tls_decrypt),
+                ("ws_frame", &st.frame.ws_frame),
+                ("parse", &st.frame.parse),
+                ("enqueue", &st.frame.enqueue),
+            ];
+            for (out, (name, s)) in f.stages.iter_mut().zip(stages) {
+                *out = StageFigures::of(name, &s.hist);
+            }
+            f.frames = ns.frames;
+            f.bytes = ns.bytes;
+            f.connects = ns.connects;
+            f.disconnects = ns.disconnects;
+            f.rotations = ns.rotations;
+            f.handshake_timeouts = ns.handshake_timeouts;
+            f.snapshots = ns.snapshots;
+            f.ctrl_dropped = ns.ctrl_dropped;
+            f.inbox_full = ns.inbox_full;
+            f.parsed_frames = ps.frames;
+            f.malformed = ps.malformed_total();
+            f.unknown_event = ps.unknown_event;
+            f.ring_full = fs.ring_full;
+            f.frames_dropped = fs.frames_dropped;
+        });
+    }
+
     fn run_loop(
         &mut self,
         feed: &mut Feed,
@@ -840,6 +942,7 @@ impl Net {
             self.stats.inbox_full = inbox.refused();
             self.send_ctrl();
             feed.publisher.turn();
+            self.metrics_turn(feed);
         }
         Ok(())
     }

@@ -12,10 +12,11 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use crate::handoff::handover::Handover;
 use crate::handoff::ring::Consumer;
 use crate::persist::db::{Db, DbError, Names, is_db_record};
 use crate::types::decimal::Scale;
-use crate::types::latency::Stage;
+use crate::types::latency::{Stage, StageFigures};
 use crate::types::record::{Bar, Record, Signal};
 use crate::types::symbols::SymbolName;
 
@@ -44,7 +45,7 @@ pub enum PersistError {
 }
 
 /// Counters of the persistence stage.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct PersistStats {
     /// Records received.
     pub records: u64,
@@ -181,6 +182,17 @@ pub(crate) struct Persist {
     pub commit_stage: Stage,
     /// Counters.
     pub stats: PersistStats,
+    /// Periodic copies of the counters and the commit stage for the metrics endpoint, their interval, the next due.
+    metrics: Option<(std::sync::Arc<Handover<PersistFigures>>, std::time::Duration, std::time::Instant)>,
+}
+
+/// The persistence thread's periodic copy for the metrics endpoint (plain numbers).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PersistFigures {
+    /// Counters.
+    pub stats: PersistStats,
+    /// Commit latency.
+    pub commit: StageFigures,
 }
 
 /// When the persistence thread commits, and how much it holds on write failures.
@@ -230,6 +242,7 @@ impl Persist {
             batch_cfg,
             commit_stage: Stage::new("persist_commit"),
             stats: PersistStats { crashed_runs_recovered, ..PersistStats::default() },
+            metrics: None,
         })
     }
 
@@ -240,6 +253,28 @@ impl Persist {
     ) -> Self {
         self.control = Some(q);
         self
+    }
+
+    /// Hands a copy of the counters to `to` every `every` (between batches; never blocks: a copy with no free
+    /// buffer is skipped and counted by the hand-over).
+    pub(crate) fn with_metrics(
+        mut self,
+        to: std::sync::Arc<Handover<PersistFigures>>,
+        every: std::time::Duration,
+    ) -> Self {
+        self.metrics = Some((to, every, std::time::Instant::now()));
+        self
+    }
+
+    fn publish_metrics(&mut self) {
+        let Some((to, every, next)) = &mut self.metrics else { return };
+        let now = std::time::Instant::now();
+        if now < *next {
+            return;
+        }
+        *next = now + *every;
+        let (stats, commit) = (self.stats, StageFigures::of("persist_commit", &self.commit_stage.hist));
+        let _ = to.publish(|f| *f = PersistFigures { stats, commit });
     }
 
     fn drain_control(&mut self) {
@@ -409,6 +444,7 @@ impl Persist {
             }
             let drained = rx.available() == 0;
             self.maybe_commit(&mut pacing, drained);
+            self.publish_metrics();
             if n == 0 {
                 self.drain_control();
                 if rx.is_abandoned() && rx.available() == 0 {

@@ -65,6 +65,24 @@ impl Summary {
     }
 }
 
+/// One latency stage as the metrics endpoint shows it: its percentiles and the sum of its samples.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct StageFigures {
+    /// Stage name as in the latency table.
+    pub name: &'static str,
+    /// Percentiles since start, ns.
+    pub summary: Summary,
+    /// Sum of the samples since start, ns (the histogram's mean times its count: 3 significant digits).
+    pub sum_ns: f64,
+}
+
+impl StageFigures {
+    /// The figures of `h` under `name` (allocates nothing).
+    pub(crate) fn of(name: &'static str, h: &Histogram<u64>) -> Self {
+        StageFigures { name, summary: Summary::of(h), sum_ns: h.mean() * h.len() as f64 }
+    }
+}
+
 /// Formats ns for a table (ns, µs or ms with 3 significant digits).
 pub(crate) fn fmt_ns(ns: u64) -> String {
     if ns < 10_000 {
