@@ -88,7 +88,7 @@ enum Cmd {
     Symbols,
     /// Convert Binance's historical aggTrades / bookTicker CSVs (plain or gzip) into the replay format.
     Import {
-        /// Input CSV files.
+        /// Input files: the archive's .zip as downloaded, .csv or .csv.gz; several files, days and kinds merged by time.
         files: Vec<PathBuf>,
         /// Output file (gzip when it ends in .gz).
         #[arg(long)]

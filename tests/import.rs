@@ -1,4 +1,5 @@
-//! `rusto import` on CSVs built from the real recordings: the converted file replays to the same trades.
+//! `rusto import` on CSVs built from the real recordings and on real rows in the archive's zip shape: the
+//! converted file replays to the same trades and tickers.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -134,9 +135,76 @@ fn book_ticker_csv_and_refusals() {
     assert!(e.contains("cannot rebuild a book"), "{e}");
     let zip = tmp("BTCUSDT-aggTrades-2024-01-01.zip");
     std::fs::write(&zip, b"PK\x03\x04rest").unwrap();
-    let e = rusto::recording::import_files(&[zip], None, &tmp("y.dat")).unwrap_err().to_string();
-    assert!(e.contains("unzip"), "{e}");
+    let e = rusto::recording::import_files(std::slice::from_ref(&zip), None, &tmp("y.dat")).unwrap_err().to_string();
+    assert!(e.contains(&zip.display().to_string()), "{e}");
     let anon = tmp("---.csv");
     std::fs::write(&anon, "1,1.0,1,1,1,1,true\n").unwrap();
     assert!(rusto::recording::import_files(&[anon], None, &tmp("z.dat")).unwrap_err().to_string().contains("--symbol"));
+}
+
+const ARCHIVE: &str = "tests/data";
+
+fn archive(kind: &str) -> PathBuf {
+    PathBuf::from(format!("{ARCHIVE}/BTCUSDT-{kind}-2023-04-05.zip"))
+}
+
+fn replay(files: Vec<PathBuf>) -> rusto::report::ReplayReport {
+    let opts =
+        ReplayOptions { files, speed: Speed::Asap, bars_csv: None, exchange_info: None, signals_csv: None, db: None };
+    run_replay(&Config::default(), &opts).unwrap()
+}
+
+/// The data rows of a zip's one CSV (its header line left out), read through the zip crate's own reader.
+fn csv_rows(kind: &str) -> u64 {
+    let mut ar = zip::ZipArchive::new(std::fs::File::open(archive(kind)).unwrap()).unwrap();
+    assert_eq!(ar.len(), 1);
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut ar.by_index(0).unwrap(), &mut text).unwrap();
+    text.lines().filter(|l| !l.is_empty()).count() as u64 - 1
+}
+
+/// The real archive zips, read in place and merged by time: every row imported, the replay sees each trade and
+/// ticker once and in time order, and the trades file gives the same prints as the aggTrades one.
+#[test]
+fn archive_zips_merge_by_time_and_replay() {
+    let out = tmp("btc-archive.dat.gz");
+    let st = rusto::recording::import_files(&[archive("aggTrades"), archive("bookTicker")], None, &out).unwrap();
+    assert_eq!((st.inputs, st.headers, st.malformed, st.out_of_order), (2, 2, 0, 0));
+    assert_eq!(st.rows, csv_rows("aggTrades") + csv_rows("bookTicker"));
+    // Merged by time: the local timestamps never go back.
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(std::fs::File::open(&out).unwrap()), &mut text)
+        .unwrap();
+    let ts: Vec<u64> = text.lines().map(|l| l.split(' ').next().unwrap().parse().unwrap()).collect();
+    assert_eq!(ts.len() as u64, st.rows);
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]));
+    let r = replay(vec![out]);
+    let s = &r.engine.symbols[0];
+    assert_eq!(s.name.as_str(), "BTCUSDT");
+    assert_eq!(r.parse.malformed_total(), 0);
+    assert_eq!(r.parse.trade + r.parse.book_ticker, st.rows);
+    let trades = s.trades;
+    assert!(trades > 10_000, "{trades}");
+    // The trades kind: the same prints as trade frames.
+    let out2 = tmp("btc-archive-trades.dat");
+    let st2 = rusto::recording::import_files(&[archive("trades"), archive("bookTicker")], None, &out2).unwrap();
+    assert_eq!(st2.rows, st.rows);
+    let r2 = replay(vec![out2]);
+    assert_eq!(r2.engine.symbols[0].trades, trades);
+    assert_eq!(r2.engine.symbols[0].qty, s.qty);
+}
+
+/// trades + aggTrades of one symbol are refused (the same prints twice); a corrupted zip entry fails its check.
+#[test]
+fn archive_conflicts_and_corruption_are_refused() {
+    let e = rusto::recording::import_files(&[archive("trades"), archive("aggTrades")], None, &tmp("c.dat"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("same prints"), "{e}");
+    let mut bytes = std::fs::read(archive("aggTrades")).unwrap();
+    let mid = bytes.len() / 2; // inside the deflated data of the one entry
+    bytes[mid] ^= 0x5a;
+    let bad = tmp("BTCUSDT-aggTrades-2023-04-05.zip");
+    std::fs::write(&bad, &bytes).unwrap();
+    assert!(rusto::recording::import_files(&[bad], None, &tmp("d.dat")).is_err());
 }
