@@ -88,7 +88,7 @@ enum Cmd {
     Symbols,
     /// Convert Binance's historical aggTrades / bookTicker CSVs (plain or gzip) into the replay format.
     Import {
-        /// Input CSV files.
+        /// Input files: the archive's .zip as downloaded, .csv or .csv.gz; several files, days and kinds merged by time.
         files: Vec<PathBuf>,
         /// Output file (gzip when it ends in .gz).
         #[arg(long)]
@@ -217,6 +217,15 @@ fn run() -> anyhow::Result<()> {
 /// `rusto report`: the review of a database's closed trades (and charts).
 fn report(cfg: &Config, db: &std::path::Path, bins: usize, json: bool, plot: Option<PathBuf>) -> anyhow::Result<()> {
     let trades = rusto::report::load_trades(db)?;
+    let modes = rusto::persist::position_run_modes(db)?;
+    if modes.iter().any(|m| m.contains("top_of_book") || m.contains("mixed")) && modes.len() > 1 {
+        eprintln!(
+            "warning: {} holds positions of runs with different market models ({}): top-of-book replays fill on the \
+             ticker's level only; compare them in separate databases",
+            db.display(),
+            modes.join(", ")
+        );
+    }
     let d = rusto::report::Distances {
         stop_pct: cfg.risk.stop_pct,
         tp1_pct: cfg.risk.stop_pct * cfg.position.tp1_rr,

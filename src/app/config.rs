@@ -881,6 +881,7 @@ impl Config {
             risk: self.risk.clone(),
             position: self.position.clone(),
             variants: self.resolved_variants.clone(),
+            top_of_book: false,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use crate::app::config::{Config, FullPolicy};
 use crate::app::threads::{Backend, BackendEnd, BackendRings, PipelineError, join, open_db, spawn_pinned};
-use crate::compute::engine::Engine;
+use crate::compute::engine::{Engine, EngineConfig};
 use crate::compute::thread::ComputeHooks;
 use crate::handoff::publish::{FeedStats, Publisher};
 use crate::handoff::ring::ring;
@@ -271,7 +271,8 @@ pub fn run_replay_cached(
         (Some(dir), Some(out)) => open_cache(cfg, &opts.files, &specs, dir, out),
         _ => Feed::Parse(None),
     };
-    let mut engine = Engine::new(cfg.engine());
+    // A symbol without a depth stream replays on its bookTickers (the top-of-book model), never live.
+    let mut engine = Engine::new(EngineConfig { top_of_book: true, ..cfg.engine() });
     let inputs: Vec<String> = opts.files.iter().map(|f| f.display().to_string()).collect();
     let db = open_db(cfg, &mut engine, opts.db.as_deref(), "replay", &inputs.join(" "))?;
     let persist = Persist::open(opts.bars_csv.clone(), opts.signals_csv.clone(), db, cfg.persist.clone())
@@ -297,6 +298,10 @@ pub fn run_replay_cached(
     persist_result.map_err(PipelineError::from)?;
     if let Some(out) = outcome.as_mut() {
         finish_cache(&mut src, out);
+    }
+    let model = crate::report::summary::market_model(&engine);
+    if let (Some(path), Some(id), true) = (opts.db.as_deref(), persist.run_id(), model != "full_book") {
+        crate::persist::mark_run_mode(path, id, &format!("replay-{model}")).map_err(PipelineError::from)?;
     }
     let report = ReplayReport {
         feed: src.feed,

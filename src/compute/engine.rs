@@ -63,6 +63,9 @@ pub struct EngineConfig {
     pub position: PositionConfig,
     /// A/B variants run as shadow paper traders on the same feed (see `[[variants]]` in the config).
     pub variants: Vec<Variant>,
+    /// Lets a symbol with no depth stream run the top-of-book market model (replay only; see
+    /// [`crate::compute::market::book`]). Off live: there a missing depth stream must block entries.
+    pub top_of_book: bool,
 }
 
 impl Default for EngineConfig {
@@ -81,6 +84,7 @@ impl Default for EngineConfig {
             risk: RiskConfig::default(),
             position: PositionConfig::default(),
             variants: Vec::new(),
+            top_of_book: false,
         }
     }
 }
@@ -426,6 +430,12 @@ impl SymbolState {
     fn on_book_ticker(&mut self, e: &MarketEvent) {
         self.book_tickers += 1;
         let t = Ticker::of(e);
+        // Under the top-of-book model the ticker is the book: no clip, and no synced depth book to audit it against
+        // (counted as not audited, unsynced).
+        if self.book.on_top_of_book((t.bid_px, t.bid_qty), (t.ask_px, t.ask_qty), t.u, e.exch_ts_ns) {
+            self.audit_skipped.unsynced += 1;
+            return;
+        }
         // A ticker ahead of the book clips its top until the diff with its `u` is applied.
         self.book.clip_by_ticker((t.bid_px, t.bid_qty), (t.ask_px, t.ask_qty), t.u);
         let c = self.audit_queue.on_ticker(t, &self.book);
@@ -553,11 +563,15 @@ impl Engine {
     }
 
     fn new_symbol(&self, name: SymbolName, price: Option<Scale>, qty: Option<Scale>) -> SymbolState {
+        let mut book = Book::new(self.cfg.book);
+        if self.cfg.top_of_book {
+            book.allow_top_of_book();
+        }
         SymbolState {
             name,
             price,
             qty,
-            book: Book::new(self.cfg.book),
+            book,
             bars: RangeBars::new(self.range_for(&name, price)),
             trades: 0,
             trade_qty: 0,

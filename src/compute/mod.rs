@@ -7,7 +7,7 @@ pub(crate) mod thread;
 pub(crate) mod trading;
 
 pub use engine::{Engine, EngineConfig};
-pub use market::{BarRange, Book, BookConfig, BookOutcome, FlowConfig, RangeBars, RegimeConfig};
+pub use market::{BarRange, Book, BookConfig, BookOutcome, FlowConfig, MarketModel, RangeBars, RegimeConfig};
 pub use signal::TuneConfig;
 pub use thread::InlineCompute;
 pub use trading::{

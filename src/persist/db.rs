@@ -286,6 +286,8 @@ impl Db {
     }
 
     /// Ends the run row, then releases and removes its lock file.
+    ///
+    /// (A replay that ran a symbol on the top-of-book model then marks the ended run with [`mark_run_mode`].)
     pub fn end_run(&mut self, status: &str) -> Result<(), DbError> {
         self.conn
             .execute(
@@ -757,6 +759,23 @@ pub(crate) fn is_db_record(r: &Record) -> bool {
             | Record::HourPnl { .. }
             | Record::Tuning { .. }
     )
+}
+
+/// Sets an ended run's `mode` (a replay that ran a symbol on the top-of-book model: `replay-top_of_book` or
+/// `replay-mixed`), so a report can tell such a run from a full-book `replay` and never mix them unknowingly.
+pub fn mark_run_mode(path: &Path, run_id: i64, mode: &str) -> Result<(), DbError> {
+    let c = rusqlite::Connection::open(path).map_err(|e| classify(path, e))?;
+    c.execute("UPDATE runs SET mode = ?1 WHERE id = ?2", params![mode, run_id]).map_err(|e| classify(path, e))?;
+    Ok(())
+}
+
+/// The distinct `mode`s of the runs that hold positions (for the report's warning on mixed market models).
+pub fn position_run_modes(path: &Path) -> Result<Vec<String>, DbError> {
+    let c = rusqlite::Connection::open(path).map_err(|e| classify(path, e))?;
+    let sql = "SELECT DISTINCT r.mode FROM runs r JOIN positions p ON p.run_id = r.id ORDER BY r.mode";
+    let mut st = c.prepare(sql).map_err(|e| classify(path, e))?;
+    let rows = st.query_map([], |r| r.get::<_, String>(0)).map_err(|e| classify(path, e))?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(|e| classify(path, e))
 }
 
 #[cfg(test)]

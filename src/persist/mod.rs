@@ -5,6 +5,6 @@ pub(crate) mod error;
 pub(crate) mod recover;
 pub(crate) mod writer;
 
-pub use db::{Db, MIGRATIONS, Names};
+pub use db::{Db, MIGRATIONS, Names, mark_run_mode, position_run_modes};
 pub use error::DbError;
 pub use recover::{Recovered, lock_path};

@@ -8,4 +8,4 @@ pub(crate) mod summary;
 pub use execution::{CostRow, Execution, FillStats, PositionCosts};
 pub use plot::write_all as write_plots;
 pub use review::{Distances, build as build_review, load as load_trades, text as review_text, variant_comparison};
-pub use summary::{ReplayReport, live_json, live_text, to_json, to_text};
+pub use summary::{ReplayReport, live_json, live_text, market_model, to_json, to_text};

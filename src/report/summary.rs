@@ -423,7 +423,35 @@ fn db_json(p: &PersistStats) -> Value {
 }
 
 /// The `--json` object.
+/// The run's market model: `full_book` (every symbol's book from its depth stream, or nothing decided),
+/// `top_of_book` (every symbol with a model ran on its bookTickers: no depth stream), or `mixed`.
+pub fn market_model(engine: &crate::compute::engine::Engine) -> &'static str {
+    use crate::compute::market::book::MarketModel;
+    let has = |m: MarketModel| engine.symbols.iter().any(|s| s.book.model() == m);
+    match (has(MarketModel::TopOfBook), has(MarketModel::FullBook)) {
+        (true, true) => "mixed",
+        (true, false) => MarketModel::TopOfBook.as_str(),
+        _ => MarketModel::FullBook.as_str(),
+    }
+}
+
+/// The `--json` object. `market_model` (top level and per symbol) is present only when a symbol ran the
+/// top-of-book model: a full-book run's object is as before it existed.
 pub fn to_json(r: &ReplayReport) -> Value {
+    let mut v = to_json_full_book(r);
+    let model = market_model(&r.engine);
+    if model != "full_book" {
+        v["market_model"] = json!(model);
+        for s in &r.engine.symbols {
+            v["symbols"][s.name.as_str()]["market_model"] = json!(s.book.model().as_str());
+            v["symbols"][s.name.as_str()]["top_of_book_tickers"] = json!(s.book.tob_tickers);
+            v["symbols"][s.name.as_str()]["top_of_book_refused"] = json!(s.book.tob_refused);
+        }
+    }
+    v
+}
+
+fn to_json_full_book(r: &ReplayReport) -> Value {
     let p = &r.parse;
     let f = &r.feed;
     let frames = p.frames;
@@ -464,6 +492,22 @@ pub fn to_json(r: &ReplayReport) -> Value {
         "symbols": symbols,
         "latency_ns": latency_json(&r.latency),
     })
+}
+
+/// The text summary's market-model line, only when a symbol ran the top-of-book model.
+fn market_model_line(engine: &crate::compute::engine::Engine) -> String {
+    use crate::compute::market::book::MarketModel;
+    let model = market_model(engine);
+    if model == "full_book" {
+        return String::new();
+    }
+    let tob: Vec<&str> =
+        engine.symbols.iter().filter(|s| s.book.model() == MarketModel::TopOfBook).map(|s| s.name.as_str()).collect();
+    format!(
+        "market model: {model} (top of book for {}: no depth stream, the book is the latest bookTicker; entries \
+         blocked when it is older than gate.max_book_age_ms)\n",
+        tob.join(", ")
+    )
 }
 
 /// The text summary's book table: one line per symbol.
@@ -596,6 +640,7 @@ pub fn to_text(r: &ReplayReport) -> String {
     s.push_str(&unknown_symbols_line(&r.engine));
     s.push('\n');
     s.push_str(&signal_table(r));
+    s.push_str(&market_model_line(&r.engine));
     s.push_str(&accounts_text(&r.engine));
     if r.persist.csv_lines_lost > 0 {
         s.push_str(&format!("CSV lines not written after the CSV's write error: {}\n", r.persist.csv_lines_lost));

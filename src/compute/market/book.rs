@@ -36,6 +36,18 @@
 //! descending), preallocated to [`BookConfig::max_levels`]: an insert or delete shifts the shorter side (updates near
 //! the top touch the end), evicting the worst level is O(1), and nothing allocates after start.
 //! When a side is full, the level farthest from the top is evicted (counted).
+//!
+//! **Top-of-book model** (replays of files with no diff depth, such as Binance's public archive): when the engine
+//! allows it ([`Book::allow_top_of_book`], replay only: never live) and the symbol has not seen one depth diff or
+//! snapshot, each bookTicker *is* the book: one level per side, the ticker's prices and quantities, synced, its
+//! exchange time as the update time. So the gate's book age (`max_book_age_ms` of exchange time between the last
+//! ticker and the signal, default 2 000 ms) is the staleness limit: an older ticker blocks entries (`book_stale`),
+//! the depth imbalance is the ratio of the ticker quantities, the slippage model's depth D and the fill walk are
+//! the ticker's level on the taking side (a trade after the ticker that proves its level gone moves the fill price to
+//! the trade's, the freshest touch, with the ticker's quantity as the estimate there; see
+//! [`crate::compute::trading::gate::walk`]). A crossed or one-sided ticker unsyncs the book (fails closed). The first
+//! depth diff or snapshot of the symbol ends the model for good: the ticker levels are cleared, the book unsynced
+//! and synced from the depth stream as above ([`MarketModel::FullBook`]); [`Book::model`] says which one ran.
 
 use std::collections::VecDeque;
 
@@ -286,6 +298,29 @@ pub struct BookStats {
     pub orphan_levels: u64,
 }
 
+/// The market model a book runs (module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MarketModel {
+    /// Nothing decided yet: no ticker and no depth seen.
+    #[default]
+    Undecided,
+    /// The latest bookTicker is the book (no depth stream seen so far).
+    TopOfBook,
+    /// The local book from diffs and snapshots.
+    FullBook,
+}
+
+impl MarketModel {
+    /// The name printed and stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MarketModel::Undecided => "undecided",
+            MarketModel::TopOfBook => "top_of_book",
+            MarketModel::FullBook => "full_book",
+        }
+    }
+}
+
 /// What a message did to the book (for the caller's stage accounting).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BookOutcome {
@@ -333,6 +368,14 @@ pub struct Book {
     /// every fill walk of the book sees them. Set through [`Book::clip_by_ticker`] and [`Book::clip_by_trade`];
     /// the book expires them itself whenever it applies a message (see [`crate::compute::market::touch`]).
     pub clip: Touch,
+    /// The market model running (module doc).
+    model: MarketModel,
+    /// True when the top-of-book model may run (replay).
+    tob_allowed: bool,
+    /// Tickers that were the book under the top-of-book model.
+    pub tob_tickers: u64,
+    /// Tickers refused as the book (crossed or one-sided): the book was unsynced.
+    pub tob_refused: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -365,6 +408,10 @@ impl Book {
             wants_snapshot: true,
             clip: Touch::default(),
             request_pending: true,
+            model: MarketModel::Undecided,
+            tob_allowed: false,
+            tob_tickers: 0,
+            tob_refused: 0,
         }
     }
 
@@ -404,6 +451,52 @@ impl Book {
     fn clear_buffer(&mut self) {
         self.stats.depth_before_sync += messages(&self.buffer);
         self.buffer.clear();
+    }
+
+    /// Lets the top-of-book model run while the symbol has no depth stream (module doc). Replay only.
+    pub fn allow_top_of_book(&mut self) {
+        self.tob_allowed = true;
+    }
+
+    /// The market model running.
+    pub fn model(&self) -> MarketModel {
+        self.model
+    }
+
+    /// A bookTicker under the top-of-book model: it becomes the book. Returns false (nothing done) when the model
+    /// does not run for this book (not allowed, or a depth stream was seen). `ts_ns`: the ticker's exchange time.
+    pub fn on_top_of_book(&mut self, bid: (i64, i64), ask: (i64, i64), u: u64, ts_ns: i64) -> bool {
+        if !self.tob_allowed || self.model == MarketModel::FullBook {
+            return false;
+        }
+        self.model = MarketModel::TopOfBook;
+        self.bids.clear();
+        self.asks.clear();
+        self.last_u = u;
+        self.last_update_ns = ts_ns;
+        // The ticker is the book now: clips of trades up to its time expire.
+        self.clip.on_depth(u, ts_ns);
+        if bid.0 >= ask.0 || bid.1 <= 0 || ask.1 <= 0 {
+            self.tob_refused += 1;
+            self.state = SyncState::Unsynced;
+            return true;
+        }
+        self.bids.set(bid.0, bid.1);
+        self.asks.set(ask.0, ask.1);
+        self.state = SyncState::Synced;
+        self.tob_tickers += 1;
+        true
+    }
+
+    /// The first depth diff or snapshot: the full book from now on (a top-of-book picture is dropped).
+    fn enter_full_book(&mut self) {
+        if self.model == MarketModel::TopOfBook {
+            self.bids.clear();
+            self.asks.clear();
+            self.state = SyncState::Unsynced;
+            self.last_u = 0;
+        }
+        self.model = MarketModel::FullBook;
     }
 
     /// A bookTicker arrived: it clips the top while its `u` is ahead of the book ([`Touch::on_ticker`]).
@@ -511,6 +604,9 @@ impl Book {
     /// Feeds one event of this symbol. Non-book kinds are ignored.
     #[inline]
     pub fn on_event(&mut self, e: &MarketEvent) -> BookOutcome {
+        if self.model != MarketModel::FullBook && matches!(e.kind, EventKind::Depth | EventKind::Snapshot) {
+            self.enter_full_book();
+        }
         let o = match e.kind {
             EventKind::Depth => self.on_depth_header(e),
             EventKind::Snapshot => self.on_snapshot_header(e),

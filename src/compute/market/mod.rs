@@ -9,6 +9,6 @@ pub(crate) mod regime;
 pub(crate) mod touch;
 
 pub use bars::{BarRange, RangeBars};
-pub use book::{Book, BookConfig, BookOutcome};
+pub use book::{Book, BookConfig, BookOutcome, MarketModel};
 pub use flow::FlowConfig;
 pub use regime::RegimeConfig;

@@ -14,7 +14,7 @@
 //!    `impact_depth_levels` levels. An order as large as the visible depth costs the half spread plus
 //!    `impact_weight_bps`. Above `max_model_slippage_bps`, the entry is cancelled.
 
-use crate::compute::market::book::Book;
+use crate::compute::market::book::{Book, MarketModel};
 use crate::types::record::{GatePass, Side};
 
 /// Gate parameters.
@@ -230,11 +230,33 @@ pub(crate) fn check(
     Ok(GatePass { spread_bps, depth_ratio, expected_slippage_bps })
 }
 
+/// The fill walk of the top-of-book model (see [`walk`]).
+fn walk_top(book: &Book, buy: bool, qty: i64) -> (f64, i64) {
+    let (level, limit) =
+        if buy { (book.asks.best(), book.clip.ask_limit()) } else { (book.bids.best(), book.clip.bid_limit()) };
+    let Some(l) = level else { return (0.0, 0) };
+    let px = match limit {
+        Some(c) if buy && c.px > l.px => c.px,
+        Some(c) if !buy && c.px < l.px => c.px,
+        _ => l.px,
+    };
+    let filled = qty.min(l.qty).max(0);
+    (if filled > 0 { px as f64 } else { 0.0 }, filled)
+}
+
 /// A simulated taker fill that walks the book: (VWAP price in ticks, filled qty). Takes asks for a buy and bids for
 /// a sell; fills at most what the kept levels hold. Levels the book's clip ([`crate::compute::market::touch`])
 /// proves gone are skipped: a sell never fills above the clip's bid, a buy never below its ask; at a ticker clip's
 /// price the ticker's quantity replaces the book's, deeper levels come from the book.
+///
+/// Under the top-of-book model ([`crate::compute::market::book`]) the one level is the ticker's: the order fills up
+/// to the ticker's quantity at the ticker's price, or at the price of a later trade that proves the ticker's level
+/// gone (the clip: a sell never above the last taker sell, a buy never below the last taker buy); nothing deeper is
+/// known, so a larger order is short and refused by the caller.
 pub(crate) fn walk(book: &Book, buy: bool, qty: i64) -> (f64, i64) {
+    if book.model() == MarketModel::TopOfBook {
+        return walk_top(book, buy, qty);
+    }
     let (side, limit) = if buy { (&book.asks, book.clip.ask_limit()) } else { (&book.bids, book.clip.bid_limit()) };
     let mut left = qty;
     let mut notional = 0.0;
@@ -311,6 +333,47 @@ mod tests {
     fn book() -> Book {
         // bid 99.99 x (3,2,...), ask 100.00: spread 1 tick of 10000 = 1 bp.
         book_with(&[(9999, 30), (9998, 20), (9997, 10)], &[(10000, 10), (10001, 10), (10002, 20)], T)
+    }
+
+    /// The top-of-book model: the ticker is the book (imbalance and impact from its quantities, the walk at its
+    /// level or at a later trade's price), a stale ticker blocks, a crossed one unsyncs, the first depth message
+    /// ends the model (unsynced until the depth stream syncs it).
+    #[test]
+    fn top_of_book_model() {
+        let cfg = GateConfig::default();
+        let h = HourExpectancy::new(80);
+        let mut b = Book::new(BookConfig { max_levels: 100, buffer_events: 256 });
+        assert!(!b.on_top_of_book((9999, 30), (10000, 20), 5, T), "not allowed: nothing done");
+        b.allow_top_of_book();
+        assert!(b.on_top_of_book((9999, 30), (10000, 20), 5, T));
+        assert_eq!(b.model(), MarketModel::TopOfBook);
+        let p = check(&cfg, &b, &h, Side::Long, 4, T + 1_000_000_000).unwrap();
+        assert!((p.depth_ratio - 30.0 / 20.0).abs() < 1e-12);
+        assert!((p.expected_slippage_bps - (p.spread_bps / 2.0 + 8.0 * 4.0 / 20.0)).abs() < 1e-9);
+        assert_eq!(check(&cfg, &b, &h, Side::Short, 4, T), Err(GateReject::DepthImbalance));
+        // Staleness: older than max_book_age_ms of exchange time blocks.
+        assert_eq!(check(&cfg, &b, &h, Side::Long, 4, T + 2_000_000_001), Err(GateReject::BookStale));
+        // The walk: the ticker's level, short beyond its quantity; a later taker sell moves a sell's price.
+        assert_eq!(walk(&b, true, 4), (10000.0, 4));
+        assert_eq!(walk(&b, true, 25), (10000.0, 20));
+        b.clip_by_trade(9997, true, T + 1);
+        assert_eq!(walk(&b, false, 10), (9997.0, 10));
+        // A newer ticker expires that clip.
+        assert!(b.on_top_of_book((9998, 30), (9999, 20), 6, T + 2));
+        assert_eq!(walk(&b, false, 10), (9998.0, 10));
+        // Crossed: fails closed.
+        assert!(b.on_top_of_book((10000, 30), (10000, 20), 7, T + 3));
+        assert_eq!((b.tob_refused, b.tob_tickers), (1, 2));
+        assert_eq!(check(&cfg, &b, &h, Side::Long, 4, T + 3), Err(GateReject::BookMissing));
+        // The first depth message: the full book from now on, unsynced, tickers no longer the book.
+        assert!(b.on_top_of_book((9999, 30), (10000, 20), 8, T + 4));
+        let mut d = MarketEvent::new(EventKind::Depth, 0, T + 5, 0, 0);
+        d.p = [20, 21, 19, 0];
+        b.on_event(&d);
+        assert_eq!(b.model(), MarketModel::FullBook);
+        assert!(!b.is_synced() && b.top() == (None, None));
+        assert!(!b.on_top_of_book((9999, 30), (10000, 20), 9, T + 6));
+        assert_eq!(check(&cfg, &b, &h, Side::Long, 4, T + 6), Err(GateReject::BookMissing));
     }
 
     #[test]
