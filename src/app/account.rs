@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::app::rest::{Rest, Verb};
+use crate::app::rest::{Rest, Signed, Verb};
 use crate::ingest::orders::Credentials;
 use crate::types::symbols::SymbolName;
 
@@ -97,8 +97,9 @@ struct Holdings {
 /// The account's positions and open orders.
 fn holdings(rest: &mut Rest, c: &Credentials, offset_ms: f64) -> Result<Holdings, AccountError> {
     let mut get = |what: &'static str, path: &str| -> Result<Vec<u8>, AccountError> {
-        let (status, body) =
-            rest.signed(Verb::Get, path, "", c, offset_ms).map_err(|e| AccountError::Rest(what, e.to_string()))?;
+        let (status, body) = rest
+            .signed(Signed { verb: Verb::Get, path, query: "", creds: c }, offset_ms)
+            .map_err(|e| AccountError::Rest(what, e.to_string()))?;
         if status != 200 {
             return Err(AccountError::Refused(
                 what,
@@ -164,7 +165,7 @@ pub(crate) fn set_margin(
     for s in traded {
         let q = format!("symbol={s}&marginType=ISOLATED");
         let (status, body) = rest
-            .signed(Verb::Post, "/fapi/v1/marginType", &q, c, offset_ms)
+            .signed(Signed { verb: Verb::Post, path: "/fapi/v1/marginType", query: &q, creds: c }, offset_ms)
             .map_err(|e| AccountError::Rest("marginType", e.to_string()))?;
         // -4046: "No need to change margin type." (already isolated).
         if status != 200 && !body.windows(5).any(|w| w == b"-4046") {
@@ -172,7 +173,7 @@ pub(crate) fn set_margin(
         }
         let q = format!("symbol={s}&leverage={leverage}");
         let (status, body) = rest
-            .signed(Verb::Post, "/fapi/v1/leverage", &q, c, offset_ms)
+            .signed(Signed { verb: Verb::Post, path: "/fapi/v1/leverage", query: &q, creds: c }, offset_ms)
             .map_err(|e| AccountError::Rest("leverage", e.to_string()))?;
         if status != 200 {
             return Err(AccountError::Refused("leverage", status, String::from_utf8_lossy(&body).into_owned()));
@@ -219,7 +220,7 @@ pub(crate) fn shutdown(
         };
         let q = format!("symbol={s}&side={side}&type=MARKET&quantity={qty}&reduceOnly=true");
         let (status, body) = rest
-            .signed(Verb::Post, "/fapi/v1/order", &q, c, offset_ms)
+            .signed(Signed { verb: Verb::Post, path: "/fapi/v1/order", query: &q, creds: c }, offset_ms)
             .map_err(|e| AccountError::Rest("flatten", e.to_string()))?;
         if status != 200 {
             return Err(AccountError::Refused("flatten", status, String::from_utf8_lossy(&body).into_owned()));
@@ -233,7 +234,7 @@ pub(crate) fn shutdown(
             (None, None) => continue,
         };
         let (status, body) = rest
-            .signed(Verb::Delete, path, &q, c, offset_ms)
+            .signed(Signed { verb: Verb::Delete, path, query: &q, creds: c }, offset_ms)
             .map_err(|e| AccountError::Rest("cancel", e.to_string()))?;
         // -2011: already gone (filled or cancelled meanwhile).
         if status != 200 && !body.windows(5).any(|w| w == b"-2011") {

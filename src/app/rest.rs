@@ -64,6 +64,19 @@ pub enum RestError {
     Ca(String, String),
 }
 
+/// A SIGNED request: verb, path, query (without `timestamp`, `recvWindow` and `signature`) and the key.
+#[derive(Clone, Copy)]
+pub(crate) struct Signed<'a> {
+    /// The verb.
+    pub verb: Verb,
+    /// The path (`/fapi/v1/order`).
+    pub path: &'a str,
+    /// `k=v&…`, may be empty.
+    pub query: &'a str,
+    /// Who signs.
+    pub creds: &'a crate::ingest::orders::Credentials,
+}
+
 /// The HTTP verb of a signed request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verb {
@@ -178,33 +191,21 @@ impl Rest {
     ///
     /// A `-1021` answer (timestamp outside the window) re-measures the offset and retries once, as the order session
     /// does.
-    pub(crate) fn signed(
-        &mut self,
-        verb: Verb,
-        path: &str,
-        query: &str,
-        creds: &crate::ingest::orders::Credentials,
-        offset_ms: f64,
-    ) -> Result<(u16, Vec<u8>), RestError> {
-        let (status, body) = self.signed_once(verb, path, query, creds, offset_ms)?;
+    pub(crate) fn signed(&mut self, call: Signed<'_>, offset_ms: f64) -> Result<(u16, Vec<u8>), RestError> {
+        let (status, body) = self.signed_once(&call, offset_ms)?;
         if status == 400 && body.windows(7).any(|w| w == b"\"-1021\"" || w == b":-1021,") {
             let offset_ms = self.health(1)?.offset_ms;
             log::warn!(
-                "{path}: -1021 (timestamp outside recvWindow): clock offset re-measured ({offset_ms:+.1} ms), retried once"
+                "{}: -1021 (timestamp outside recvWindow): clock offset re-measured ({offset_ms:+.1} ms), retried once",
+                call.path
             );
-            return self.signed_once(verb, path, query, creds, offset_ms);
+            return self.signed_once(&call, offset_ms);
         }
         Ok((status, body))
     }
 
-    fn signed_once(
-        &mut self,
-        verb: Verb,
-        path: &str,
-        query: &str,
-        creds: &crate::ingest::orders::Credentials,
-        offset_ms: f64,
-    ) -> Result<(u16, Vec<u8>), RestError> {
+    fn signed_once(&mut self, call: &Signed<'_>, offset_ms: f64) -> Result<(u16, Vec<u8>), RestError> {
+        let Signed { verb, path, query, creds } = *call;
         let ts = crate::types::clock::wall_ns() / 1_000_000 + offset_ms.round() as i64;
         let sep = if query.is_empty() { "" } else { "&" };
         let payload = format!("{query}{sep}recvWindow=5000&timestamp={ts}");
