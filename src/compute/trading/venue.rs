@@ -232,6 +232,9 @@ struct Real {
     tps_placed: bool,
     /// A close was sent.
     closing: bool,
+    /// Closes sent so far: each carries its own attempt in its client id (a retry after a refused close must not
+    /// reuse the id: the exchange remembers it and answers `-4116`).
+    close_attempt: u8,
     /// Exchange time since the real position has had no paper position (0: in step).
     unpaired_since_ms: i64,
     /// Entry notional, quote.
@@ -517,9 +520,15 @@ impl Venue {
             return;
         }
         self.cancel_tps(symbol);
-        self.real[symbol as usize].closing = true;
-        let mut i =
-            intent(IntentKind::Place, self.client(r.position_id, leg, 0), symbol, side.opposite(), OrderType::Market);
+        let real = &mut self.real[symbol as usize];
+        real.closing = true;
+        real.close_attempt = r.close_attempt.wrapping_add(1);
+        // A new order: its cumulative fills start from zero (what earlier ones filled is already off `open`).
+        if let Some(slot) = exit_slot(leg) {
+            real.exit_cum[slot] = 0;
+        }
+        let client = self.client(r.position_id, leg, r.close_attempt);
+        let mut i = intent(IntentKind::Place, client, symbol, side.opposite(), OrderType::Market);
         i.qty_steps = r.open;
         i.reduce_only = true;
         self.push(i);
