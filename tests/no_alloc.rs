@@ -284,22 +284,10 @@ fn the_order_path_allocates_nothing_after_warm_up() {
                 (false, IntentKind::Cancel) => ExecKind::Canceled,
                 _ => ExecKind::Ack,
             };
-            let q = if fill { i.qty_steps } else { 0 };
+            let (q, px) = if fill { (i.qty_steps, px) } else { (0, 0) };
             let x = ExecReport {
                 exchange_order_id: next_id as i64,
-                last_price_ticks: if fill { px } else { 0 },
-                last_qty_steps: q,
-                cum_qty_steps: q,
-                commission_e8: 0,
-                realized_pnl_e8: 0,
-                exchange_ms: 1_680_652_800_000,
-                error_code: 0,
-                client: i.client,
-                symbol: i.symbol,
-                kind,
-                side: i.side,
-                maker: false,
-                client_known: true,
+                ..ExecReport::of_intent(&i, kind, q, px, 1_680_652_800_000)
             };
             for e in x.to_events(0, 0) {
                 let _ = engine.on_event(&e, &mut |_| {});

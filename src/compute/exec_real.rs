@@ -261,27 +261,17 @@ fn replay_with_venue(cfg: &Config, files: &[&str], venue: bool) -> Shadowed {
             let fill = i.kind == IntentKind::Place && i.order_type == OrderType::Market;
             cum += 1;
             closes += u64::from(fill && i.client.leg != crate::types::order::Leg::Entry);
+            let kind = if fill {
+                ExecKind::Fill
+            } else if i.kind == IntentKind::Cancel {
+                ExecKind::Canceled
+            } else {
+                ExecKind::Ack
+            };
+            let (q, px) = if fill { (i.qty_steps, s.last_px) } else { (0, 0) };
             let x = ExecReport {
                 exchange_order_id: cum,
-                last_price_ticks: if fill { s.last_px } else { 0 },
-                last_qty_steps: if fill { i.qty_steps } else { 0 },
-                cum_qty_steps: if fill { i.qty_steps } else { 0 },
-                commission_e8: 0,
-                realized_pnl_e8: 0,
-                exchange_ms: e.exch_ts_ns / 1_000_000,
-                error_code: 0,
-                client: i.client,
-                symbol: i.symbol,
-                kind: if fill {
-                    ExecKind::Fill
-                } else if i.kind == IntentKind::Cancel {
-                    ExecKind::Canceled
-                } else {
-                    ExecKind::Ack
-                },
-                side: i.side,
-                maker: false,
-                client_known: true,
+                ..ExecReport::of_intent(&i, kind, q, px, e.exch_ts_ns / 1_000_000)
             };
             for ev in x.to_events(e.local_ts_ns, 0) {
                 engine.on_event(&ev, &mut |r| records.push(format!("{r:?}")));

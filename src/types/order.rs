@@ -363,6 +363,33 @@ impl ExecKind {
 }
 
 impl ExecReport {
+    /// A report of one of our intents: `kind`, filled `cum_qty_steps` in total, of which this report's fill is all of
+    /// it at `fill_px_ticks` (0 and 0 for a report that is not a fill); no fee, no PnL, no error, exchange id 0.
+    pub fn of_intent(
+        i: &OrderIntent,
+        kind: ExecKind,
+        cum_qty_steps: i64,
+        fill_px_ticks: i64,
+        exchange_ms: i64,
+    ) -> Self {
+        ExecReport {
+            exchange_order_id: 0,
+            last_price_ticks: fill_px_ticks,
+            last_qty_steps: cum_qty_steps,
+            cum_qty_steps,
+            commission_e8: 0,
+            realized_pnl_e8: 0,
+            exchange_ms,
+            error_code: 0,
+            client: i.client,
+            symbol: i.symbol,
+            kind,
+            side: i.side,
+            maker: false,
+            client_known: true,
+        }
+    }
+
     /// The report as the two events it travels in on the inbound path (the same ring and the same order as market
     /// data: see [`EventKind::Exec`]). `local_ts_ns` and `stamp_ns` are the read's, as for a market frame.
     pub fn to_events(&self, local_ts_ns: i64, stamp_ns: u64) -> [MarketEvent; 2] {

@@ -845,22 +845,7 @@ mod tests {
     }
 
     fn report(i: &OrderIntent, kind: ExecKind, cum: i64, px: i64) -> ExecReport {
-        ExecReport {
-            exchange_order_id: 1,
-            last_price_ticks: px,
-            last_qty_steps: cum,
-            cum_qty_steps: cum,
-            commission_e8: 0,
-            realized_pnl_e8: 0,
-            exchange_ms: 1_000,
-            error_code: 0,
-            client: i.client,
-            symbol: i.symbol,
-            kind,
-            side: i.side,
-            maker: false,
-            client_known: true,
-        }
+        ExecReport { exchange_order_id: 1, ..ExecReport::of_intent(i, kind, cum, px, 1_000) }
     }
 
     /// 10 BTC-steps (0.010 BTC) at 60 000.0 USDT: a 600 USDT entry, inside the default caps.

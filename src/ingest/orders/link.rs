@@ -639,7 +639,7 @@ fn order_answer(frame: &[u8], table: &SymbolTable) -> Answer {
 
 /// An algo (conditional) order's answer: `algoOrder.place` acknowledges, `algoOrder.cancel` cancels.
 fn algo_answer(frame: &[u8], i: &OrderIntent) -> Answer {
-    let base = |kind, id, ms| ExecReport { kind, exchange_order_id: id, error_code: 0, ..rejected(i, 0, ms) };
+    let base = |kind, id, ms| ExecReport { exchange_order_id: id, ..ExecReport::of_intent(i, kind, 0, 0, ms) };
     Ok(if i.kind == IntentKind::Cancel {
         match parse_ws::<AlgoCancelResult<'_>>(frame)?.outcome {
             Ok(c) => Ok(base(ExecKind::Canceled, c.algo_id, 0)),
@@ -707,7 +707,7 @@ impl OrderLink {
             // The first copy of a resent request arrived: ask what became of it.
             ErrorAction::QueryStatus if code == -4116 && p.resends > 0 => {
                 if i.order_type.is_conditional() {
-                    self.report(&ExecReport { kind: ExecKind::Ack, error_code: 0, ..rejected(&i, 0, ms) }, out);
+                    self.report(&ExecReport::of_intent(&i, ExecKind::Ack, 0, 0, ms), out);
                 } else {
                     self.send_status(i, p.resends, table, out);
                 }

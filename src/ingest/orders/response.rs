@@ -399,20 +399,5 @@ pub(crate) const FOREIGN: ClientOrderId =
 
 /// The report of a request Binance refused (error response): the intent it answered, and the code.
 pub fn rejected(o: &OrderIntent, code: i32, exchange_ms: i64) -> ExecReport {
-    ExecReport {
-        exchange_order_id: 0,
-        last_price_ticks: 0,
-        last_qty_steps: 0,
-        cum_qty_steps: 0,
-        commission_e8: 0,
-        realized_pnl_e8: 0,
-        exchange_ms,
-        error_code: code,
-        client: o.client,
-        symbol: o.symbol,
-        kind: ExecKind::Rejected,
-        side: o.side,
-        maker: false,
-        client_known: true,
-    }
+    ExecReport { error_code: code, ..ExecReport::of_intent(o, ExecKind::Rejected, 0, 0, exchange_ms) }
 }
