@@ -233,7 +233,8 @@ fn report(cfg: &Config, db: &std::path::Path, bins: usize, json: bool, plot: Opt
         soft_stop_pct: cfg.position.soft_stop_drawdown_pct,
         fees_pct: cfg.position.taker_fee * 200.0,
     };
-    let r = rusto::report::build_review(&trades, d, bins);
+    let mut r = rusto::report::build_review(&trades, d, bins);
+    r.real_vs_paper = rusto::report::load_real_vs_paper(db)?;
     if let Some(dir) = plot {
         let exits: Vec<i64> = trades.iter().map(|t| t.exit_ms).collect();
         rusto::report::write_plots(&dir, &trades, &exits, d).with_context(|| format!("plots in {}", dir.display()))?;

@@ -402,6 +402,66 @@ fn reselection_swaps_symbols_live_without_a_restart() {
 }
 
 #[test]
+fn a_symbol_added_by_a_reselection_gets_isolated_margin_and_leverage_before_it_is_traded() {
+    // Testnet orders on an auto-selected synthetic market whose ranking changes: the symbol the reselection adds
+    // is set to isolated margin and the configured leverage over signed REST before it is subscribed; the symbol
+    // never selected keeps the exchange's defaults.
+    let dir = workdir("reselect-orders");
+    let vols = dir.join("volumes.json");
+    std::fs::write(&vols, r#"{"SYM0USDT": "900000000", "SYM1USDT": "100", "SYM2USDT": "50"}"#).unwrap();
+    let (key, secret) = (format!("rustoKeyresel{}", std::process::id()), "rustoSecretresel");
+    let ex = spawn_exchange(
+        dir.clone(),
+        &[
+            "--synthetic",
+            "3",
+            "--seed",
+            "7",
+            "--volumes",
+            vols.to_str().unwrap(),
+            "--api-key",
+            &key,
+            "--api-secret",
+            secret,
+        ],
+    );
+    let swapper = {
+        let vols = vols.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(2500));
+            std::fs::write(&vols, r#"{"SYM0USDT": "10", "SYM1USDT": "900000000", "SYM2USDT": "50"}"#).unwrap();
+        })
+    };
+    let cfg = dir.join("rusto.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[live]\nws_url = \"wss://localhost:{p}\"\nrest_url = \"https://localhost:{p}\"\nca_file = \"{ca}\"\n\
+             top_n = 1\nreselect_every_s = 4\nreport_interval_s = 0\ntime_offset_ms_max = 1e9\n[risk]\nleverage = 7\n\
+             [execution]\nmode = \"testnet\"\nws_api_url = \"wss://localhost:{p}/ws-fapi/v1\"\n\
+             user_stream_url = \"wss://localhost:{p}/private/ws\"\n",
+            p = ex.port,
+            ca = dir.join("ca.pem").display()
+        ),
+    )
+    .unwrap();
+    let (r, err) = live_with_env(&dir, &cfg, 9, &[("RUSTO_API_KEY", &key), ("RUSTO_API_SECRET", secret)]);
+    swapper.join().unwrap();
+    assert_eq!(r["selected"], serde_json::json!(["SYM1USDT"]), "{r}\n{err}");
+    assert!(err.contains("isolated margin and leverage 7x set on SYM0USDT"), "at start: {err}");
+    assert!(err.contains("isolated margin and leverage 7x set on SYM1USDT"), "at the reselection: {err}");
+    let m = &exchange_stats(&ex)["orders"]["margin"];
+    for s in ["SYM0USDT", "SYM1USDT"] {
+        assert_eq!(
+            (&m[s]["leverage"], &m[s]["isolated"]),
+            (&serde_json::json!(7), &serde_json::json!(true)),
+            "{s}: {m}"
+        );
+    }
+    assert_eq!(m["SYM2USDT"]["isolated"], false, "never selected, never touched: {m}");
+}
+
+#[test]
 fn rotation_overlaps_connections_and_counts_every_trade_once() {
     let ex = start_exchange("rotate", &[]);
     let (r, _) = run_rusto(&ex, "rotate_after_s = 3\n", 11);
@@ -539,6 +599,14 @@ fn testnet_run_with(name: &str, execution: &str, faults: &[&str]) -> (Exchange, 
     let mut flags = vec!["--api-key", key, "--api-secret", secret];
     flags.extend_from_slice(faults);
     let ex = start_exchange(name, &flags);
+    let cfg = testnet_cfg(&ex, execution);
+    let (r, err) = live_with_env(&ex.dir, &cfg, 11, &[("RUSTO_API_KEY", key), ("RUSTO_API_SECRET", secret)]);
+    (ex, r, err)
+}
+
+/// The configuration of [`testnet_run_with`]: loose signals, testnet mode against `ex`, caps out of the way;
+/// `execution` goes at the end of `[execution]`.
+fn testnet_cfg(ex: &Exchange, execution: &str) -> PathBuf {
     let p = ex.port;
     let extra = format!(
         "health_interval_s = 1\n{}\n[execution]\nmode = \"testnet\"\nws_api_url = \"wss://localhost:{p}/ws-fapi/v1\"\n\
@@ -546,9 +614,33 @@ fn testnet_run_with(name: &str, execution: &str, faults: &[&str]) -> (Exchange, 
          total_notional_max = 1e6\norders_per_min_max = 240\ndaily_loss_max = 1e6\nworking_type = \"contract\"\n{execution}",
         loose_signals()
     );
-    let cfg = tls_cfg(&ex, &extra);
-    let (r, err) = live_with_env(&ex.dir, &cfg, 11, &[("RUSTO_API_KEY", key), ("RUSTO_API_SECRET", secret)]);
-    (ex, r, err)
+    tls_cfg(ex, &extra)
+}
+
+#[test]
+fn a_wrong_api_secret_is_refused_at_start_with_binances_error_and_nothing_is_sent() {
+    // The key is the exchange's, the secret is not: the first signed request (the start-up reconciliation) is
+    // refused with -1022, and rusto stops with that error before any thread starts and before any order.
+    let key = format!("rustoKeybadsig{}", std::process::id());
+    let ex = start_exchange("badsig", &["--api-key", &key, "--api-secret", "theExchangeSecret"]);
+    let cfg = testnet_cfg(&ex, "");
+    let out = Command::new(env!("CARGO_BIN_EXE_rusto"))
+        .env("RUSTO_API_KEY", &key)
+        .env("RUSTO_API_SECRET", "notTheExchangeSecret")
+        .env_remove("RUSTO_API_CREDENTIALS_FILE")
+        .arg("--config")
+        .arg(&cfg)
+        .args(["live", "--duration-secs", "5", "--db"])
+        .arg(ex.dir.join("live.db"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a start with a wrong secret must fail: {err}");
+    assert!(err.contains("-1022") && err.contains("Signature for this request is not valid"), "{err}");
+    let st = exchange_stats(&ex);
+    for route in ["ws_api", "rest"] {
+        assert_eq!(st["orders"]["routes"][route]["received"], 0, "no order reached the exchange: {st}");
+    }
 }
 
 #[test]
@@ -571,6 +663,27 @@ fn a_lost_ack_is_resent_with_the_same_client_id_and_executes_once() {
     assert!(!err.contains("given up"), "every lost answer was recovered: {err}");
     // Nothing executed twice: accepted placements plus refused duplicates never exceed the placements received.
     assert!(ws["accepted"].as_u64().unwrap() + dup <= ws["received"].as_u64().unwrap(), "{st}");
+}
+
+#[test]
+fn a_rate_limit_backs_off_and_halts_new_entries() {
+    // The exchange answers the first placement with 429 / -1003 (Binance's rate limit). The session backs off and
+    // refuses entries from then on; the venue halts new entries (RateLimited): that one request is all the exchange
+    // ever receives, and no position is opened.
+    let (ex, _r, err) = testnet_run_with("ratelimit", "", &["--reject-orders", "1", "--reject-code", "-1003"]);
+    let st = exchange_stats(&ex);
+    let ws = &st["orders"]["routes"]["ws_api"];
+    assert_eq!(st["orders"]["injected_rejects"], 1, "{st}\n{err}");
+    assert_eq!(ws["rejected"]["-1003"], 1, "{st}");
+    // One entry: refused -1003 (before that, possibly -1021 and resent after the clock resync: the exchange's
+    // clock runs at the replay's 100x); nothing after it.
+    let clock = ws["rejected"]["-1021"].as_u64().unwrap_or(0);
+    assert_eq!(ws["received"].as_u64().unwrap(), 1 + clock, "nothing sent after the rate limit: {st}\n{err}");
+    assert_eq!(ws["accepted"], 0, "{st}");
+    assert!(err.contains("order session: rate-limited by the exchange (-1003)"), "{err}");
+    assert!(err.contains("venue: new entries halted: RateLimited"), "{err}");
+    assert!(err.contains(" 1 rate-limit back-offs"), "{err}");
+    assert_eq!(st["orders"]["open_orders"], 0, "{st}");
 }
 
 #[test]
@@ -639,4 +752,60 @@ fn testnet_mode_routes_the_decisions_to_the_exchange_and_follows_their_fills() {
     let lat = r["latency_ns"].as_object().unwrap();
     assert!(lat["order_write"]["count"].as_u64().unwrap() >= 2, "{lat:?}");
     assert!(lat["order_ack"]["count"].as_u64().unwrap() >= 2, "{lat:?}");
+    // Decision → the first fill of a MARKET order (the entries and closes that filled).
+    assert!(lat["order_fill"]["count"].as_u64().unwrap() >= 1, "{lat:?}");
+    assert!(lat["order_fill"]["p50"].as_u64().unwrap() >= lat["order_write"]["p50"].as_u64().unwrap(), "{lat:?}");
+    the_database_matches_the_exchange_ledger(&ex, &st, &err);
+}
+
+/// The run's `order_reports` against what the exchange executed, order by order: every client order id of the run
+/// has the same fill count, quantity, notional and commission on both sides, to the exchange's 1e-8 units; and
+/// `rusto report` pairs the real positions with their paper positions.
+fn the_database_matches_the_exchange_ledger(ex: &Exchange, st: &Value, err: &str) {
+    let c = rusqlite::Connection::open(ex.dir.join("live.db")).unwrap();
+    let run: i64 = c.query_row("SELECT MAX(id) FROM runs", [], |r| r.get(0)).unwrap();
+    // Client order ids are `rst-<run>-…` (the run part is the start time, not the row id); the exchange is this
+    // test's own, so every `rst-` id in its ledger is this run's.
+    let prefix = "rst-";
+    let mut q = c
+        .prepare(
+            "SELECT client_order_id, count(*), sum(quantity), sum(price * quantity), sum(commission) FROM order_reports
+             WHERE run_id = ?1 AND kind IN ('fill', 'partial_fill') GROUP BY client_order_id",
+        )
+        .unwrap();
+    let db: std::collections::BTreeMap<String, (u64, f64, f64, f64)> = q
+        .query_map([run], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let ledger = st["orders"]["ledger"].as_object().unwrap();
+    let ours: std::collections::BTreeMap<&String, &Value> =
+        ledger.iter().filter(|(k, _)| k.starts_with(prefix)).collect();
+    assert!(!ours.is_empty(), "the run's orders filled at the exchange: {st}");
+    assert_eq!(st["orders"]["ledger_overflow"], 0);
+    let ids = |m: Vec<&String>| m.into_iter().cloned().collect::<Vec<_>>();
+    assert_eq!(ids(db.keys().collect()), ids(ours.keys().copied().collect()), "the same orders filled\n{err}");
+    let num = |v: &Value, k: &str| v[k].as_str().unwrap().parse::<f64>().unwrap();
+    for (id, v) in ours {
+        let (fills, qty, quote, fee) = db[id];
+        assert_eq!(fills, v["fills"].as_u64().unwrap(), "{id}: fills");
+        for (what, ours, theirs) in
+            [("qty", qty, num(v, "qty")), ("quote", quote, num(v, "quote")), ("commission", fee, num(v, "commission"))]
+        {
+            assert!((ours - theirs).abs() <= 1e-8 * theirs.abs().max(1.0), "{id} {what}: db {ours} exchange {theirs}");
+        }
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_rusto"))
+        .args(["report", "--json", "--db"])
+        .arg(ex.dir.join("live.db"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rvp = &rep["real_vs_paper"];
+    assert!(rvp["paired"].as_u64().unwrap() >= 1, "real positions paired with their paper positions: {rvp}");
+    assert_eq!(rvp["without_paper"], 0, "{rvp}");
+    let entry = &rvp["total"]["entry"];
+    assert!(entry["pairs"].as_u64().unwrap() >= 1, "{rvp}");
+    assert!(entry["real_vs_paper_bps"].as_f64().is_some(), "{rvp}");
 }

@@ -270,12 +270,12 @@ fn a_schema_4_database_reports_and_upgrades_in_place() {
     );
     // The writer upgrades it.
     let w = rusto::persist::Db::open(&db).unwrap();
-    assert_eq!(w.schema_version().unwrap(), 5);
+    assert_eq!(w.schema_version().unwrap(), rusto::persist::Db::known_version());
     assert!(w.recovered().is_empty());
     drop(w);
     let c = Connection::open(&db).unwrap();
     let n = |q: &str| -> i64 { c.query_row(q, [], |r| r.get(0)).unwrap() };
-    assert_eq!(n("SELECT count(*) FROM schema_version"), 5);
+    assert_eq!(n("SELECT count(*) FROM schema_version"), rusto::persist::Db::known_version());
     assert_eq!(n("SELECT count(*) FROM positions WHERE funding = 0 AND bar_close_ts_ms IS NULL"), 1);
     assert_eq!(n("SELECT count(*) FROM positions WHERE entry_fill_ts_ms IS NULL AND order_latency_ms IS NULL"), 1);
     assert_eq!(

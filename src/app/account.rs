@@ -154,6 +154,40 @@ pub(crate) fn reconcile(
     Ok(())
 }
 
+/// Of the symbols a reselection adds, those this run may trade: the account holds no position and no open order on
+/// them (someone else's, left alone), and isolated margin and `leverage` were set. A symbol that fails either is
+/// left out (logged): it is never traded with the exchange's default margin or leverage.
+pub(crate) fn prepare_added(
+    rest: &mut Rest,
+    c: &Credentials,
+    offset_ms: f64,
+    added: &[SymbolName],
+    leverage: u32,
+) -> Vec<SymbolName> {
+    let h = match holdings(rest, c, offset_ms) {
+        Ok(h) => h,
+        Err(e) => {
+            log::error!("reselection: the account could not be read ({e}): {added:?} not added");
+            return Vec::new();
+        }
+    };
+    let held = |s: &SymbolName| {
+        h.positions.iter().any(|p| p.0 == s.as_str()) || h.orders.iter().any(|o| o.symbol == s.as_str())
+    };
+    let mut ok = Vec::with_capacity(added.len());
+    for s in added {
+        if held(s) {
+            log::error!("reselection: the account holds a position or an open order on {s}: not added");
+            continue;
+        }
+        match set_margin(rest, c, offset_ms, std::slice::from_ref(s), leverage) {
+            Ok(()) => ok.push(*s),
+            Err(e) => log::error!("reselection: {s}: {e}: not added"),
+        }
+    }
+    ok
+}
+
 /// Isolated margin and `leverage` on every traded symbol.
 pub(crate) fn set_margin(
     rest: &mut Rest,

@@ -167,6 +167,9 @@ pub(crate) fn format(r: &Record) -> Option<String> {
         Record::DailyLimitHit { balance, .. } => {
             Some(format!("⛔ daily loss limit hit: new entries stop until 00:00 UTC (balance {balance:.2} USDT)"))
         }
+        Record::EntriesHalted { cause, .. } => Some(format!(
+            "⛔ real account: new entries halted ({cause:?}); open positions keep their exchange-side stops"
+        )),
         _ => None,
     }
 }
@@ -277,6 +280,13 @@ mod tests {
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpListener;
     use std::sync::Mutex;
+
+    #[test]
+    fn a_halt_of_the_real_account_is_an_alert_naming_its_cause() {
+        let r = Record::EntriesHalted { exchange_ms: 1, cause: crate::types::order::HaltCause::RateLimited };
+        let text = format(&r).unwrap();
+        assert!(text.contains("new entries halted (RateLimited)"), "{text}");
+    }
 
     /// A local HTTP server that records (path, body) of every POST and fails the first `fail_first` requests.
     type Received = Arc<Mutex<Vec<(String, String)>>>;

@@ -685,10 +685,18 @@ impl<'a> Control<'a> {
             return;
         }
         self.reselect_slot = slot;
-        let sel = match self.rest.top(&self.listings, self.l.top_n, &self.exclude) {
+        let mut sel = match self.rest.top(&self.listings, self.l.top_n, &self.exclude) {
             Ok(sel) => sel,
             Err(e) => return log::warn!("reselection: {e}; keeping the current symbols"),
         };
+        if let Some(o) = &self.orders {
+            // Real orders: a new symbol is traded only once its margin type and leverage are set.
+            let new: Vec<SymbolName> = sel.iter().map(|s| s.0).filter(|s| !self.sel.subscribed(s)).collect();
+            if !new.is_empty() {
+                let ok = o.prepare_added(&mut self.rest, &new);
+                sel.retain(|s| !new.contains(&s.0) || ok.contains(&s.0));
+            }
+        }
         let (added, dropped) = self.sel.reselect(sel.iter().map(|s| s.0).collect());
         self.drains.send_all(&self.links.drains, self.sel.take_drain_cmds());
         if added.is_empty() && dropped.is_empty() {

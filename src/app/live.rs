@@ -150,8 +150,16 @@ struct NetEnd {
     result: Result<(), NetError>,
     /// The engine and its stages, when the network thread ran it (the inline layout).
     inline: Option<(Engine, ComputeStages)>,
-    /// The order session's counters and its two stages (decision → frame written, frame → answer).
-    orders: Option<(OrderStats, Stage, Stage)>,
+    /// The order session's counters and stages.
+    orders: Option<OrderEnd>,
+}
+
+/// What the order session leaves at the end of a run.
+struct OrderEnd {
+    stats: OrderStats,
+    /// `order_write` (decision → frame written), `order_ack` (frame → answer), `order_fill` (decision → the first
+    /// fill of a MARKET order).
+    stages: [Stage; 3],
 }
 
 /// Where the network thread hands its frames: the event ring to the compute thread, or the engine itself.
@@ -196,7 +204,10 @@ fn spawn_net(
         };
         // Whatever ended the loop, stop everyone.
         stop.store(true, Ordering::Relaxed);
-        let orders = net.orders.as_ref().map(|o| (o.stats, o.order_write.clone(), o.order_ack.clone()));
+        let orders = net.orders.as_ref().map(|o| OrderEnd {
+            stats: o.stats,
+            stages: [o.order_write.clone(), o.order_ack.clone(), o.order_fill.clone()],
+        });
         NetEnd {
             stats: net.stats.clone(),
             stages: net.stages.clone(),
@@ -381,10 +392,11 @@ fn finish(
         net_stats.frames,
         net_stages.total_clock_reads() as f64 / net_stats.frames.max(1) as f64
     );
-    if let Some((o, write, ack)) = &orders {
-        log_orders(o, engine_venue_line(&end.engine));
-        latency.push(("order_write", crate::types::latency::Summary::of(&write.hist)));
-        latency.push(("order_ack", crate::types::latency::Summary::of(&ack.hist)));
+    if let Some(o) = &orders {
+        log_orders(&o.stats, engine_venue_line(&end.engine));
+        for st in &o.stages {
+            latency.push((st.name, crate::types::latency::Summary::of(&st.hist)));
+        }
     }
     let BackendEnd { engine, persist, persist_result, .. } = end;
     persist_result.map_err(PipelineError::from)?;
@@ -413,7 +425,8 @@ fn engine_venue_line(engine: &Engine) -> String {
 fn log_orders(o: &OrderStats, venue: String) {
     log::info!(
         "orders: {} requests sent, {} answered, {} timeouts ({} resent), {} rejected (-1xxx {}, -2xxx {}, other {}), \
-         {} clock resyncs, {} API and {} user-stream reconnects, {} positions, {} undecodable, {} unmatched",
+         {} clock resyncs, {} rate-limit back-offs, {} API and {} user-stream reconnects, {} positions, {} undecodable, \
+         {} unmatched",
         o.sent,
         o.acked,
         o.timeouts,
@@ -423,6 +436,7 @@ fn log_orders(o: &OrderStats, venue: String) {
         o.rejected_2xxx,
         o.rejected_other,
         o.clock_resyncs,
+        o.backoffs,
         o.api_reconnects,
         o.user_stream_reconnects,
         o.positions,

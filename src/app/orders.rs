@@ -53,6 +53,10 @@ pub(crate) struct OrderControl {
     pub halt_file: Option<PathBuf>,
     /// The account lock, held for the run.
     pub _lock: crate::app::account::AccountLock,
+    /// The credentials of the control thread's signed requests (margin and leverage of reselected symbols).
+    pub credentials: Credentials,
+    /// The leverage set on every traded symbol.
+    pub leverage: u32,
 }
 
 impl OrderControl {
@@ -66,6 +70,15 @@ impl OrderControl {
             self.halt.store(true, Ordering::Relaxed);
         }
         self.clock.take_resync()
+    }
+
+    /// The symbols of `added` (a reselection) this run may trade: see [`crate::app::account::prepare_added`].
+    pub(crate) fn prepare_added(
+        &self,
+        rest: &mut crate::app::rest::Rest,
+        added: &[crate::types::symbols::SymbolName],
+    ) -> Vec<crate::types::symbols::SymbolName> {
+        crate::app::account::prepare_added(rest, &self.credentials, self.clock.offset_ms() as f64, added, self.leverage)
     }
 }
 
@@ -174,7 +187,10 @@ pub(crate) fn routing(
         if x.halt_file.is_empty() { String::new() } else { format!(" or the file {}", x.halt_file) }
     );
     let halt_file = (!x.halt_file.is_empty()).then(|| PathBuf::from(&x.halt_file));
-    let control = OrderControl { clock: order_clock, halt, halt_file, _lock: lock };
+    // The session owns its credentials; the control thread reads them again for its own signed requests.
+    let control_credentials = self::credentials(cfg)?;
+    let control =
+        OrderControl { clock: order_clock, halt, halt_file, _lock: lock, credentials: control_credentials, leverage };
     Ok(Some(Routing { venue, link, control }))
 }
 

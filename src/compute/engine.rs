@@ -22,7 +22,7 @@ use crate::compute::trading::gate::GateConfig;
 use crate::compute::trading::position::PositionConfig;
 use crate::compute::trading::risk::{Risk, RiskConfig};
 use crate::compute::trading::trader::{Account, SymbolCtx, TradeTick};
-use crate::compute::trading::venue::Venue;
+use crate::compute::trading::venue::{HaltCause, Venue};
 use crate::types::clock;
 use crate::types::decimal::Scale;
 use crate::types::event::{EventKind, MarketEvent, SymbolId};
@@ -313,6 +313,8 @@ pub struct Engine {
     order_latency_ns: Option<i64>,
     /// The real account beside the base paper account (testnet/live); `None` in paper mode and replay.
     venue: Option<Box<Venue>>,
+    /// The venue's entries were halted at the last look (the alert goes on the rising edge).
+    venue_halted: bool,
     /// Per symbol, the `Exec` half of an order report waiting for its `ExecMore`.
     exec_stash: Vec<Option<MarketEvent>>,
 }
@@ -477,6 +479,7 @@ impl Engine {
             preload: Vec::new(),
             order_latency_ns: None,
             venue: None,
+            venue_halted: false,
             exec_stash: vec![None; cfg.max_symbols],
             cfg,
         }
@@ -670,6 +673,7 @@ impl Engine {
         let verdict = self.dispatch(id, e, out);
         if self.venue.is_some() {
             self.drive_venue(id, e.exch_ts_ns);
+            self.alert_halt(e.exch_ts_ns, out);
         }
         let s = &mut self.symbols[id];
         if s.next_due_ns != i64::MAX || s.has_position() {
@@ -691,14 +695,30 @@ impl Engine {
         v.after_event(id as SymbolId, t.position.as_ref(), now_ms);
     }
 
+    /// The real account's entries became halted: one alert record per halt (the switch can be lifted and raised
+    /// again).
+    fn alert_halt(&mut self, ts_ns: i64, out: &mut impl FnMut(Record)) {
+        let Some(v) = self.venue.as_deref() else { return };
+        let halted = v.halted();
+        if halted && !self.venue_halted {
+            let cause = v.stats.halted.unwrap_or(HaltCause::Switch);
+            out(Record::EntriesHalted { exchange_ms: ts_ns.div_euclid(1_000_000), cause });
+        }
+        self.venue_halted = halted;
+    }
+
     /// An order report's or an exchange position's event.
-    fn on_exec_event(&mut self, id: usize, e: &MarketEvent) {
+    fn on_exec_event(&mut self, id: usize, e: &MarketEvent, out: &mut impl FnMut(Record)) {
         self.stats.exec_events += 1;
         let (Some(v), Some(s)) = (self.venue.as_deref_mut(), self.symbols.get(id)) else { return };
         match e.kind {
             EventKind::Exec => self.exec_stash[id] = Some(*e),
             EventKind::ExecMore => match self.exec_stash[id].take().map(|a| ExecReport::from_events(&a, e)) {
-                Some(Ok(x)) => v.on_exec(&x, s.traders[0].position.as_ref()),
+                Some(Ok(x)) => {
+                    if let Some(decision_ms) = v.on_exec(&x, s.traders[0].position.as_ref()) {
+                        out(Record::Exec { report: x, decision_ms });
+                    }
+                }
                 _ => self.stats.exec_undecodable += 1,
             },
             _ => v.on_position(id as SymbolId, e.p[0]),
@@ -739,7 +759,7 @@ impl Engine {
                 Verdict::Book(BookOutcome::LostSync)
             }
             EventKind::Exec | EventKind::ExecMore | EventKind::Position => {
-                self.on_exec_event(id, e);
+                self.on_exec_event(id, e, out);
                 Verdict::None
             }
             EventKind::SymbolDef | EventKind::None => Verdict::None,

@@ -375,6 +375,7 @@ fn route(hooks: &ComputeHooks, r: &Record, stats: &mut HookStats, positions: &mu
                 | Record::Closed { .. }
                 | Record::StopMoved { .. }
                 | Record::DailyLimitHit { .. }
+                | Record::EntriesHalted { .. }
                 | Record::Fill { kind: FillKind::Exit(ExitReason::Tp1), .. }
         )
         && q.push(Alert::Trade(*r)).is_err()

@@ -17,6 +17,10 @@
 //!   (floored), order latencies ns → ms as REAL. A fill's `liquidity` is NULL for a liquidation or a funding
 //!   payment, its `trigger_price` NULL when the order had none (liquidation, funding), its `funding_rate` set on
 //!   funding rows only (schema 5, `migrations/0005_execution.sql`).
+//! - The real account's order reports (testnet and live) go to `order_reports` (schema 6,
+//!   `migrations/0006_orders.sql`), one row per report that changed the real position, with the run's run id: the
+//!   run row is its parent, checked like the fills' (a report carries no position row id: it is tied to its paper
+//!   position by decision time).
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +29,7 @@ use rusqlite::{Connection, OpenFlags, params};
 pub(crate) use crate::persist::error::DbError;
 use crate::persist::error::classify;
 use crate::types::decimal::Scale;
+use crate::types::order::{ExecKind, ExecReport, OrderSide};
 use crate::types::record::{Features, FillKind, GatePass, Position, Record, TuningLog};
 use crate::types::symbols::SymbolName;
 
@@ -35,6 +40,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "0003_variants", include_str!("../../migrations/0003_variants.sql")),
     (4, "0004_crashed", include_str!("../../migrations/0004_crashed.sql")),
     (5, "0005_execution", include_str!("../../migrations/0005_execution.sql")),
+    (6, "0006_orders", include_str!("../../migrations/0006_orders.sql")),
 ];
 
 /// Records from the control thread (low rate; they reach the persistence thread through a bounded queue).
@@ -567,12 +573,14 @@ fn write_one(
             .map(|_| ())
         }
         Record::Tuning { symbol, ref log } => write_tuning(b, symbol, log),
+        Record::Exec { ref report, decision_ms } => write_exec(b, report, decision_ms),
         Record::Symbol { .. }
         | Record::Bar { .. }
         | Record::Signal { .. }
         | Record::SnapshotRequest { .. }
         | Record::StopMoved { .. }
-        | Record::DailyLimitHit { .. } => Ok(()),
+        | Record::DailyLimitHit { .. }
+        | Record::EntriesHalted { .. } => Ok(()),
     }
 }
 
@@ -628,6 +636,43 @@ fn push_fill(b: &mut Batch<'_, '_>, ids: &mut std::collections::HashMap<u64, i64
         funding_rate,
     });
     Ok(())
+}
+
+/// Inserts an order report of the real account (`order_reports`): prices × tick value, quantities × step value,
+/// commission and realised PnL from 1e-8 units; the fill columns only for a fill, the error code only for a reject.
+fn write_exec(b: &Batch<'_, '_>, x: &ExecReport, decision_ms: i64) -> rusqlite::Result<()> {
+    let (name, tv, sv) = b.names.get(x.symbol);
+    let client = x.client.to_bytes();
+    let client = std::str::from_utf8(&client).unwrap_or("?");
+    let fill = x.kind.is_fill();
+    let e8 = |v: i64| v as f64 / 1e8;
+    b.tx.prepare_cached(
+        "INSERT INTO order_reports (run_id, symbol, client_order_id, position, leg, attempt, kind, side,
+           exchange_order_id, ts_ms, decision_ts_ms, price, quantity, cum_quantity, commission, realized_pnl,
+           liquidity, error_code)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+    )?
+    .execute(params![
+        b.run,
+        name.as_str(),
+        client,
+        x.client.position_id as i64,
+        x.client.leg.name(),
+        x.client.attempt as i64,
+        x.kind.name(),
+        if x.side == OrderSide::Buy { "buy" } else { "sell" },
+        x.exchange_order_id,
+        x.exchange_ms,
+        decision_ms,
+        fill.then_some(x.last_price_ticks as f64 * tv),
+        fill.then_some(x.last_qty_steps as f64 * sv),
+        x.cum_qty_steps as f64 * sv,
+        fill.then(|| e8(x.commission_e8)),
+        fill.then(|| e8(x.realized_pnl_e8)),
+        fill.then_some(if x.maker { "maker" } else { "taker" }),
+        (x.kind == ExecKind::Rejected).then_some(x.error_code as i64),
+    ])
+    .map(|_| ())
 }
 
 /// Inserts an opened position; returns its row id.
@@ -758,6 +803,7 @@ pub(crate) fn is_db_record(r: &Record) -> bool {
             | Record::Closed { .. }
             | Record::HourPnl { .. }
             | Record::Tuning { .. }
+            | Record::Exec { .. }
     )
 }
 
@@ -889,6 +935,70 @@ mod tests {
 
     /// A batch that rolls back must forget the position ids it cached: SQLite gives the rolled-back row id to the
     /// next position, and a later fill of the rolled-back sequence number would be booked on that other position.
+    #[test]
+    fn an_order_report_is_written_in_quote_and_base_units_with_its_decision_time() {
+        use crate::types::order::{ClientOrderId, Leg};
+        let mut db = Db::open(&tmp("exec.db")).unwrap();
+        let run = db.begin_run("test", "h", "testnet", "").unwrap();
+        let client = ClientOrderId { run_id: run as u32, position_id: 3, leg: Leg::Tp1, attempt: 1 };
+        let fill = ExecReport {
+            exchange_order_id: 77,
+            last_price_ticks: 600_005,
+            last_qty_steps: 4,
+            cum_qty_steps: 9,
+            commission_e8: 1_200_000,
+            realized_pnl_e8: -50_000_000,
+            exchange_ms: 1_700_000_000_123,
+            error_code: 0,
+            client,
+            symbol: 0,
+            kind: ExecKind::PartialFill,
+            side: OrderSide::Sell,
+            maker: true,
+            client_known: true,
+        };
+        let reject = ExecReport { kind: ExecKind::Rejected, error_code: -2022, ..fill };
+        let batch = [
+            Record::Exec { report: fill, decision_ms: 1_700_000_000_000 },
+            Record::Exec { report: reject, decision_ms: 1_700_000_000_000 },
+        ];
+        db.write_batch(&names(), &batch).unwrap();
+        let row = db
+            .conn()
+            .query_row(
+                "SELECT client_order_id, position, leg, attempt, kind, side, price, quantity, cum_quantity, commission,
+                        realized_pnl, liquidity, error_code, decision_ts_ms, exchange_order_id
+                 FROM order_reports ORDER BY id LIMIT 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        (r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?),
+                        (r.get::<_, String>(4)?, r.get::<_, String>(5)?),
+                        (r.get::<_, f64>(6)?, r.get::<_, f64>(7)?, r.get::<_, f64>(8)?),
+                        (r.get::<_, f64>(9)?, r.get::<_, f64>(10)?, r.get::<_, String>(11)?),
+                        (r.get::<_, Option<i64>>(12)?, r.get::<_, i64>(13)?, r.get::<_, i64>(14)?),
+                    ))
+                },
+            )
+            .unwrap();
+        assert_eq!(row.0, std::str::from_utf8(&client.to_bytes()).unwrap());
+        assert_eq!(row.1, (3, "tp1".to_owned(), 1));
+        assert_eq!(row.2, ("partial_fill".to_owned(), "sell".to_owned()));
+        let (px, qty, cum) = row.3;
+        assert!((px - 60_000.5).abs() < 1e-9 && (qty - 0.004).abs() < 1e-12 && (cum - 0.009).abs() < 1e-12);
+        assert_eq!(row.4, (0.012, -0.5, "maker".to_owned()));
+        assert_eq!(row.5, (None, 1_700_000_000_000, 77));
+        // The reject: its code, no fill columns.
+        let r: (Option<f64>, Option<String>, i64) = db
+            .conn()
+            .query_row("SELECT price, liquidity, error_code FROM order_reports WHERE kind = 'rejected'", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!(r, (None, None, -2022));
+    }
+
     #[test]
     fn a_rolled_back_batch_forgets_the_position_ids_it_cached() {
         let mut db = Db::open(&tmp("rollback.db")).unwrap();
@@ -1240,7 +1350,7 @@ mod tests {
     #[test]
     fn funding_and_maker_fills_are_written_and_read_back() {
         let mut db = Db::open(&tmp("exec.db")).unwrap();
-        assert_eq!(db.schema_version().unwrap(), 5);
+        assert_eq!(db.schema_version().unwrap(), 6);
         db.begin_run("test", "h", "replay", "").unwrap();
         let n = names();
         let mut pos = position(1);

@@ -63,6 +63,8 @@ pub struct PersistStats {
     pub positions_closed: u64,
     /// Fills.
     pub fills: u64,
+    /// Order reports of the real account received (testnet and live).
+    pub order_reports: u64,
     /// Database rows committed.
     pub db_rows: u64,
     /// Database commits.
@@ -311,10 +313,12 @@ impl Persist {
             Record::Opened { .. } => self.stats.positions_opened += 1,
             Record::Closed { .. } => self.stats.positions_closed += 1,
             Record::Fill { .. } => self.stats.fills += 1,
+            Record::Exec { .. } => self.stats.order_reports += 1,
             Record::HourPnl { .. }
             | Record::SnapshotRequest { .. }
             | Record::StopMoved { .. }
-            | Record::DailyLimitHit { .. } => {}
+            | Record::DailyLimitHit { .. }
+            | Record::EntriesHalted { .. } => {}
             Record::Bar { symbol, ref bar } => {
                 self.stats.bars += 1;
                 if let Some(out) = &mut self.csv {

@@ -415,6 +415,10 @@ pub struct Review {
     /// Positions closed as `Crashed`, by run id (left out of everything above; absent when there are none).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub crashed_runs: BTreeMap<String, CrashedRun>,
+    /// The real account's fills beside the paper model's (testnet and live runs; absent otherwise). [`build`]
+    /// leaves it `None`: [`crate::report::load_real_vs_paper`] reads it from the database.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub real_vs_paper: Option<crate::report::real::RealVsPaper>,
 }
 
 /// A killed run's positions, closed by the database at the next start.
@@ -490,6 +494,7 @@ pub fn build(trades: &[Trade], d: Distances, feature_bins: usize) -> Review {
         mfe_mae: mfe_mae(trades, d),
         execution,
         crashed_runs: crashed,
+        real_vs_paper: None,
     }
 }
 
@@ -741,6 +746,9 @@ pub fn text(r: &Review) -> String {
     }
     s.push_str(&mfe_mae_text(&r.mfe_mae));
     s.push_str(&crate::report::execution::text(&r.execution, r.variants.len() > 1));
+    if let Some(x) = &r.real_vs_paper {
+        s.push_str(&crate::report::real::text(x));
+    }
     if !r.crashed_runs.is_empty() {
         s.push_str(
             "\nruns killed before they ended (positions closed as Crashed at the run's last row, not counted above):\n",

@@ -148,6 +148,19 @@ impl Leg {
     pub fn from_code(c: u8) -> Option<Self> {
         Leg::ALL.into_iter().find(|l| l.code() == c)
     }
+
+    /// Its name in the database (`order_reports.leg`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Leg::Entry => "entry",
+            Leg::Stop => "stop",
+            Leg::Tp1 => "tp1",
+            Leg::Tp2 => "tp2",
+            Leg::SoftStop => "softstop",
+            Leg::Shutdown => "shutdown",
+            Leg::Breakeven => "breakeven",
+        }
+    }
 }
 
 /// Deterministic client order id: (run, position, leg, attempt) ⇄ `rst-<run:8 hex>-<position:8 hex>-<leg><attempt:2 hex>`.
@@ -275,6 +288,21 @@ pub struct OrderIntent {
 
 const _: () = assert!(size_of::<OrderIntent>() == 56);
 
+/// Why the real account's new entries are halted (the venue keeps the first cause).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HaltCause {
+    /// The kill switch (`SIGUSR1` or the halt file).
+    Switch,
+    /// The day's realised loss reached `daily_loss_max`.
+    DailyLoss,
+    /// The exchange asked us to back off (429/418, `-1003`).
+    RateLimited,
+    /// An error the venue has no rule for.
+    UnknownError,
+    /// A protective order could not be placed or kept.
+    Protection,
+}
+
 /// What happened to an order, as reported by the exchange.
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -295,6 +323,26 @@ pub enum ExecKind {
     Amended = 7,
 }
 
+impl ExecKind {
+    /// Its name in the database (`order_reports.kind`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            ExecKind::Ack => "ack",
+            ExecKind::PartialFill => "partial_fill",
+            ExecKind::Fill => "fill",
+            ExecKind::Canceled => "canceled",
+            ExecKind::Rejected => "rejected",
+            ExecKind::Expired => "expired",
+            ExecKind::Amended => "amended",
+        }
+    }
+
+    /// A fill, complete or partial.
+    pub const fn is_fill(self) -> bool {
+        matches!(self, ExecKind::Fill | ExecKind::PartialFill)
+    }
+}
+
 /// An acknowledgement, fill, cancel, reject or expiry, as it travels back on the inbound path.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -307,7 +355,8 @@ pub struct ExecReport {
     pub last_qty_steps: i64,
     /// Filled so far in steps.
     pub cum_qty_steps: i64,
-    /// Commission of this fill in 1e-8 of the commission asset (Binance's sign: negative is a charge).
+    /// Commission of this fill in 1e-8 of the commission asset, as Binance's `n` gives it: positive is a charge
+    /// (a negative value is a rebate).
     pub commission_e8: i64,
     /// Realised profit of this fill in 1e-8 of the margin asset.
     pub realized_pnl_e8: i64,

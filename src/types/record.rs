@@ -3,6 +3,7 @@
 //! measurements, tuning runs). Plain data: the logic that produces each lives with its stage in `compute/`.
 
 use crate::types::decimal::Scale;
+use crate::types::order::{ExecReport, HaltCause};
 use crate::types::symbols::{SymbolId, SymbolName};
 
 /// One range bar. Prices in ticks, volumes in steps, times in exchange ns.
@@ -480,6 +481,23 @@ pub enum Record {
         symbol: SymbolId,
         /// Its name (what the REST request needs).
         name: SymbolName,
+    },
+    /// An order report of the real account that changed what the venue knows of its position (testnet and live;
+    /// `order_reports`).
+    Exec {
+        /// The report (its symbol is the record's).
+        report: ExecReport,
+        /// Exchange time of the real position's entry decision, ms: the paper position of the same decision has
+        /// it as its entry time.
+        decision_ms: i64,
+    },
+    /// The real account's new entries were halted (testnet and live; an alert): positions keep their exchange-side
+    /// protection.
+    EntriesHalted {
+        /// Exchange time of the event that saw it, ms.
+        exchange_ms: i64,
+        /// Why.
+        cause: HaltCause,
     },
     /// A burst tuning run (`volume_burst_tuning_logs`).
     Tuning {

@@ -36,6 +36,8 @@ use crate::types::order::{
 };
 use crate::types::record::{ExitReason, Position, Side};
 
+pub use crate::types::order::HaltCause;
+
 /// Protective intents kept while the ring is full.
 pub const BACKLOG_MAX: usize = 64;
 /// Entries remembered for the orders-per-minute cap.
@@ -154,21 +156,6 @@ impl EntryRefusal {
     ];
 }
 
-/// Why entries are halted (the first cause is kept).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HaltCause {
-    /// The kill switch (`SIGUSR1` or the halt file).
-    Switch,
-    /// The day's realised loss reached `daily_loss_max`.
-    DailyLoss,
-    /// The exchange asked us to back off (429/418, `-1003`).
-    RateLimited,
-    /// An error the venue has no rule for.
-    UnknownError,
-    /// A protective order could not be placed or kept.
-    Protection,
-}
-
 /// What the venue counted.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct VenueStats {
@@ -241,6 +228,8 @@ struct Real {
     notional: f64,
     /// Protective attempts rejected.
     protect_rejects: u8,
+    /// Exchange time of the entry decision, ms (the paper position of the same decision has it as its entry time).
+    decision_ms: i64,
 }
 
 /// Symbol constants the venue needs.
@@ -450,7 +439,8 @@ impl Venue {
         self.entries_ms.push(now_ms);
         self.next_position += 1;
         let (id, s) = (self.next_position, order_side(side));
-        self.real[symbol as usize] = Real { position_id: id, side: Some(s), asked: qty, notional, ..Real::default() };
+        self.real[symbol as usize] =
+            Real { position_id: id, side: Some(s), asked: qty, notional, decision_ms: now_ms, ..Real::default() };
         let mut i = intent(IntentKind::Place, self.client(id, Leg::Entry, 0), symbol, s, OrderType::Market);
         i.qty_steps = qty;
         self.stats.entries += 1;
@@ -547,6 +537,11 @@ impl Venue {
 }
 
 /// Index of an exit leg in `Real::exit_cum`.
+/// What is known to have filled of the order of `leg`, steps (a fill report not above it was applied already).
+fn known_cum(r: &Real, leg: Leg) -> i64 {
+    exit_slot(leg).map_or(r.filled, |slot| r.exit_cum[slot])
+}
+
 fn exit_slot(leg: Leg) -> Option<usize> {
     match leg {
         Leg::Stop => Some(0),
@@ -564,7 +559,8 @@ fn classify_reject(stats: &mut VenueStats, code: i32) -> Option<HaltCause> {
         -2019 => stats.rejected_margin += 1,
         -4164 => stats.rejected_min_notional += 1,
         // Too many requests / IP banned (HTTP 429 / 418 are reported with their status as a negative code).
-        -1003 | -1015 | -429 | -418 => {
+        // -9005: an entry the order session refused unsent because the exchange rate-limited it.
+        -1003 | -1008 | -1015 | -429 | -418 | -9005 => {
             stats.rejected_other += 1;
             return Some(HaltCause::RateLimited);
         }
@@ -579,23 +575,30 @@ fn classify_reject(stats: &mut VenueStats, code: i32) -> Option<HaltCause> {
 impl Venue {
     /// An order report of `symbol` (decoded from its event pair). `paper` is the base account's paper position on
     /// the symbol (the expected state; its stop prices the protective stop).
-    pub fn on_exec(&mut self, x: &ExecReport, paper: Option<&Position>) {
+    ///
+    /// Returns the exchange time of the entry decision of the real position the report belongs to when it is one to
+    /// record (`order_reports`): not a foreign order's, not a late one of a position already closed, not a fill
+    /// already applied (the WebSocket API answer and the user data stream both report each fill).
+    pub fn on_exec(&mut self, x: &ExecReport, paper: Option<&Position>) -> Option<i64> {
         if !x.client_known || x.client.run_id != self.cfg.run_id {
             self.stats.foreign_reports += 1;
-            return;
+            return None;
         }
         self.roll_day(x.exchange_ms);
         let s = x.symbol as usize;
-        if self.real.get(s).is_none_or(|r| r.position_id != x.client.position_id || r.position_id == 0) {
-            // A late report of a position already closed (a cancel of its leftovers): nothing to change.
+        let r = self.real.get(s).filter(|r| r.position_id == x.client.position_id && r.position_id != 0)?;
+        // (A late report of a position already closed, a cancel of its leftovers, changes nothing and is not kept.)
+        let decision_ms = r.decision_ms;
+        if matches!(x.kind, ExecKind::Fill | ExecKind::PartialFill) && x.cum_qty_steps <= known_cum(r, x.client.leg) {
             self.stats.duplicate_reports += 1;
-            return;
+            return None;
         }
         match x.client.leg {
             Leg::Entry => self.on_entry_report(x, paper),
             Leg::Stop | Leg::Breakeven => self.on_stop_report(x, paper),
             _ => self.on_exit_report(x),
         }
+        Some(decision_ms)
     }
 
     fn roll_day(&mut self, exchange_ms: i64) {
@@ -609,9 +612,9 @@ impl Venue {
         }
     }
 
-    /// Books a fill's realised PnL and commission; the daily loss cap halts entries.
+    /// Books a fill's realised PnL less its commission (a charge is positive); the daily loss cap halts entries.
     fn book_fill(&mut self, x: &ExecReport) {
-        self.stats.day_pnl += (x.realized_pnl_e8 + x.commission_e8) as f64 / 1e8;
+        self.stats.day_pnl += (x.realized_pnl_e8 - x.commission_e8) as f64 / 1e8;
         if self.stats.day_pnl <= -self.cfg.daily_loss_max {
             self.raise(HaltCause::DailyLoss);
         }
@@ -628,10 +631,7 @@ impl Venue {
         match x.kind {
             ExecKind::Fill | ExecKind::PartialFill => {
                 let r = &mut self.real[s];
-                if x.cum_qty_steps <= r.filled {
-                    self.stats.duplicate_reports += 1;
-                    return;
-                }
+                debug_assert!(x.cum_qty_steps > r.filled, "on_exec lets only new fills through");
                 r.open += x.cum_qty_steps - r.filled;
                 r.filled = x.cum_qty_steps;
                 let (side, first) = (r.side.unwrap_or(OrderSide::Buy), r.stop.is_none() && r.stop_next.is_none());
@@ -721,10 +721,7 @@ impl Venue {
         match x.kind {
             ExecKind::Fill | ExecKind::PartialFill => {
                 let r = &mut self.real[s];
-                if x.cum_qty_steps <= r.exit_cum[slot] {
-                    self.stats.duplicate_reports += 1;
-                    return;
-                }
+                debug_assert!(x.cum_qty_steps > r.exit_cum[slot], "on_exec lets only new fills through");
                 r.open -= x.cum_qty_steps - r.exit_cum[slot];
                 r.exit_cum[slot] = x.cum_qty_steps;
                 self.book_fill(x);
@@ -879,7 +876,8 @@ mod tests {
         let (mut v, mut rx, _) = venue(16);
         let e = enter(&mut v, &mut rx);
         let p = paper(600_000.0, 10);
-        v.on_exec(&report(&e, ExecKind::PartialFill, 4, 600_001), Some(&p));
+        // Recorded with the entry decision's exchange time (1 000 ms, see `enter`): the paper position's entry time.
+        assert_eq!(v.on_exec(&report(&e, ExecKind::PartialFill, 4, 600_001), Some(&p)), Some(1_000));
         let stop = drain(&mut rx);
         assert_eq!(stop.len(), 1, "the stop goes with the first fill");
         let s = stop[0];
@@ -895,8 +893,8 @@ mod tests {
         assert!(tps.iter().all(|t| t.order_type == OrderType::Limit && t.reduce_only && t.side == OrderSide::Sell));
         assert_eq!((tps[0].client.leg, tps[0].qty_steps, tps[1].qty_steps), (Leg::Tp1, 5, 5));
         assert_eq!(tps[0].price_ticks, p.tp1.ceil() as i64, "a sell limit rounds up, never better than asked");
-        // The same fill again (WS API response and user stream): nothing more.
-        v.on_exec(&report(&e, ExecKind::Fill, 10, 600_002), Some(&p));
+        // The same fill again (WS API response and user stream): nothing more, and nothing to record.
+        assert_eq!(v.on_exec(&report(&e, ExecKind::Fill, 10, 600_002), Some(&p)), None);
         v.after_event(0, Some(&p), 1_002);
         assert!(drain(&mut rx).is_empty());
         assert_eq!(v.stats.duplicate_reports, 1);
@@ -985,8 +983,10 @@ mod tests {
         v.on_exec(&report(&e, ExecKind::Fill, 10, 600_000), None);
         let stop = drain(&mut rx)[0];
         let mut x = report(&stop, ExecKind::Fill, 10, 594_000);
+        // 60 lost on the price and 41 paid in commission (positive: a charge, as Binance's `n`): the day is at
+        // -101, past the 100 cap; a commission booked with the wrong sign would leave it at -19.
         x.realized_pnl_e8 = -60 * 100_000_000;
-        x.commission_e8 = -41 * 100_000_000;
+        x.commission_e8 = 41 * 100_000_000;
         v.on_exec(&x, None);
         assert_eq!(v.stats.halted, Some(HaltCause::DailyLoss));
         assert_eq!(

@@ -21,6 +21,12 @@
 //!   queried, `order.status`, and reported). After [`RESENDS_MAX`] resends the intent is reported rejected with
 //!   [`LOCAL_ACK_LOST`], which halts new entries at the venue; exchange-side stops stay.
 //! - A lost API connection keeps its pending requests; they are resent (same ids) once the new connection is up.
+//! - Rate limits (`-1003`/`-1015`/`-1008`-class codes, HTTP 429/418): nothing is sent for a back-off that doubles
+//!   from [`BACKOFF_MIN`] to [`BACKOFF_MAX`] with each refusal in a row (and shrinks back after answers that pass);
+//!   a refused protective request (stop, take profit, close, cancel) waits and is resent after it, bounded by
+//!   [`RESENDS_MAX`]; from the first such refusal on, every entry is refused locally with [`LOCAL_RATE_LIMITED`]
+//!   without being sent (the venue halts new entries on it), so an entry decided during a back-off is never sent
+//!   late against a market that has moved on.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -58,6 +64,16 @@ pub const RESENDS_MAX: u8 = 3;
 pub const LOCAL_ACK_LOST: i32 = -9002;
 /// Local code of an intent for a symbol whose exchange scales are unknown (nothing is sent).
 pub const LOCAL_NO_SPEC: i32 = -9003;
+/// Local code of an entry refused without being sent because the exchange rate-limited this session.
+pub const LOCAL_RATE_LIMITED: i32 = -9005;
+/// First back-off after a rate-limit refusal.
+pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
+/// Longest back-off.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// Protective requests waiting out a back-off.
+const WAITING_BACKOFF_MAX: usize = 32;
+/// MARKET orders whose first fill is awaited for the `order_fill` stage (beyond it the oldest is forgotten).
+const AWAITING_FILL_MAX: usize = 32;
 /// Local code of an intent the encoder refused (nothing is sent).
 pub const LOCAL_ENCODE: i32 = -9004;
 /// Most intents taken from the ring per loop turn.
@@ -212,6 +228,7 @@ pub struct OrderLink {
     ctl: ArrayVec<(u64, Ctl), CTL_MAX>,
     waiting_resync: ArrayVec<(Pending, u64), 16>,
     resync_asked: Option<Instant>,
+    backoff: Backoff,
     req: Box<RequestBuf>,
     next_id: u64,
     last_ping: Instant,
@@ -225,6 +242,10 @@ pub struct OrderLink {
     pub order_write: Stage,
     /// Frame written → the answer read (the WebSocket API's round trip).
     pub order_ack: Stage,
+    /// Decision → the first fill report of a MARKET order (its answer or the user data stream, whichever is first).
+    pub order_fill: Stage,
+    /// MARKET orders sent and not filled yet: (client id, decided_mono_ns), oldest first.
+    awaiting_fill: ArrayVec<(crate::types::order::ClientOrderId, i64), AWAITING_FILL_MAX>,
 }
 
 impl OrderLink {
@@ -251,6 +272,7 @@ impl OrderLink {
             ctl: ArrayVec::new(),
             waiting_resync: ArrayVec::new(),
             resync_asked: None,
+            backoff: Backoff::default(),
             req: Box::new(RequestBuf::new()),
             next_id: 1,
             last_ping: Instant::now(),
@@ -261,6 +283,8 @@ impl OrderLink {
             stats: OrderStats::default(),
             order_write: Stage::new("order_write"),
             order_ack: Stage::new("order_ack"),
+            order_fill: Stage::new("order_fill"),
+            awaiting_fill: ArrayVec::new(),
         }
     }
 
@@ -298,16 +322,63 @@ impl OrderLink {
         if self.phase != Phase::Ready {
             return;
         }
-        self.expire(table, out);
-        self.resend_after_resync(table, now, out);
         if now.duration_since(self.last_ping) >= Duration::from_secs(u64::from(self.cfg.keepalive_s.max(1))) {
             self.last_ping = now;
             self.send_ctl(Ctl::ListenPing);
         }
+        if self.backoff.until.is_some_and(|t| now < t) {
+            // Nothing goes out: entries are refused here, the rest waits for the back-off's end.
+            for _ in 0..INTENTS_PER_TURN_MAX {
+                let Some(i) = self.intents.pop() else { break };
+                self.hold(Pending { request_id: 0, intent: i, sent_mono_ns: 0, resends: 0, clock_retried: false }, out);
+            }
+            return;
+        }
+        if self.backoff.until.take().is_some() {
+            for p in std::mem::take(&mut self.backoff.waiting) {
+                self.resend(p, table, out);
+            }
+        }
+        self.expire(table, out);
+        self.resend_after_resync(table, now, out);
         for _ in 0..INTENTS_PER_TURN_MAX {
             let Some(i) = self.intents.pop() else { break };
+            if self.backoff.limited && is_entry(&i) {
+                self.report(&rejected(&i, LOCAL_RATE_LIMITED, self.exchange_ms()), out);
+                continue;
+            }
             self.send(i, table, out);
         }
+    }
+
+    /// A request that must not go out now (a back-off): an entry is refused with [`LOCAL_RATE_LIMITED`], anything
+    /// else waits for the back-off's end (a full waiting list or too many resends refuse it: counted).
+    fn hold(&mut self, p: Pending, out: Sink<'_>) {
+        let i = p.intent;
+        if is_entry(&i) {
+            return self.report(&rejected(&i, LOCAL_RATE_LIMITED, self.exchange_ms()), out);
+        }
+        if p.resends >= RESENDS_MAX || self.backoff.waiting.try_push(p).is_err() {
+            log::error!("order session: {:?} could not wait out the rate-limit back-off: refused", i.client);
+            self.report(&rejected(&i, LOCAL_RATE_LIMITED, self.exchange_ms()), out);
+        }
+    }
+
+    /// A rate-limit refusal of `p`: the back-off starts (or doubles) and `p` waits it out ([`OrderLink::hold`]).
+    fn on_rate_limited(&mut self, p: Pending, code: i32, out: Sink<'_>) {
+        let b = &mut self.backoff;
+        b.limited = true;
+        b.next = (b.next * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+        let until = Instant::now() + b.next;
+        if b.until.is_none_or(|t| t < until) {
+            b.until = Some(until);
+        }
+        self.stats.backoffs += 1;
+        log::warn!(
+            "order session: rate-limited by the exchange ({code}): nothing sent for {:?}, new entries refused",
+            self.backoff.next
+        );
+        self.hold(Pending { resends: p.resends + 1, ..p }, out);
     }
 
     fn connect_due(&mut self, poll: &Poll, now: Instant) {
@@ -513,6 +584,12 @@ impl OrderLink {
 
     /// Encodes and writes one intent (a first copy: [`OrderLink::resend`] for the others).
     fn send(&mut self, i: OrderIntent, table: &SymbolTable, out: Sink<'_>) {
+        if i.kind == IntentKind::Place && i.order_type == crate::types::order::OrderType::Market {
+            if self.awaiting_fill.is_full() {
+                self.awaiting_fill.remove(0);
+            }
+            self.awaiting_fill.push((i.client, i.decided_mono_ns));
+        }
         let first = Pending { request_id: 0, intent: i, sent_mono_ns: 0, resends: 0, clock_retried: false };
         self.resend(first, table, out);
     }
@@ -583,8 +660,35 @@ impl OrderLink {
         if x.kind == ExecKind::Rejected {
             self.stats.count_reject(x.error_code);
         }
+        if !self.awaiting_fill.is_empty()
+            && matches!(x.kind, ExecKind::Fill | ExecKind::PartialFill | ExecKind::Rejected | ExecKind::Expired)
+            && let Some(k) = self.awaiting_fill.iter().position(|(c, _)| *c == x.client)
+        {
+            let (_, decided) = self.awaiting_fill.remove(k);
+            if x.kind.is_fill() {
+                self.order_fill.record((clock::now_ns() as i64).saturating_sub(decided).max(0) as u64);
+            }
+        }
         out(&x.to_events(clock::wall_ns(), clock::now_ns()));
     }
+}
+
+/// The rate-limit back-off (module doc).
+#[derive(Debug, Default)]
+struct Backoff {
+    /// Nothing is sent before this.
+    until: Option<Instant>,
+    /// The back-off the next refusal sets (doubles per refusal, halves per answered request).
+    next: Duration,
+    /// The exchange has rate-limited this session: entries are refused from now on.
+    limited: bool,
+    /// Protective requests waiting for the back-off's end.
+    waiting: ArrayVec<Pending, WAITING_BACKOFF_MAX>,
+}
+
+/// A new position's order (what a rate limit stops); protective orders and cancels go on.
+fn is_entry(i: &OrderIntent) -> bool {
+    i.kind == IntentKind::Place && i.client.leg == crate::types::order::Leg::Entry
 }
 
 /// How requests are authorised: Ed25519 keys log the connection on, HMAC keys sign every request.
@@ -668,6 +772,7 @@ impl OrderLink {
             return;
         };
         self.stats.acked += 1;
+        self.backoff.next /= 2;
         self.order_ack.record((clock::now_ns() as i64).saturating_sub(p.sent_mono_ns).max(0) as u64);
         let answer =
             if p.intent.order_type.is_conditional() { algo_answer(f, &p.intent) } else { order_answer(f, table) };
@@ -712,6 +817,7 @@ impl OrderLink {
                     self.send_status(i, p.resends, table, out);
                 }
             }
+            ErrorAction::BackOffHaltEntries => self.on_rate_limited(p, code, out),
             // A cancel whose order is already gone (filled, cancelled, expired): nothing is working any more.
             ErrorAction::AlreadyGone if i.kind == IntentKind::Cancel => {
                 self.report(&ExecReport { kind: ExecKind::Canceled, ..rejected(&i, code, ms) }, out);

@@ -14,7 +14,8 @@ pub use error::{
     BinanceCode, EncodeError, ErrorAction, ErrorCounts, SignError, WireError, action_for, action_for_http,
 };
 pub use link::{
-    API_TOKEN, LOCAL_ACK_LOST, LOCAL_ENCODE, LOCAL_NO_SPEC, OrderClock, OrderLink, RESENDS_MAX, Sink, USER_TOKEN,
+    API_TOKEN, BACKOFF_MAX, BACKOFF_MIN, LOCAL_ACK_LOST, LOCAL_ENCODE, LOCAL_NO_SPEC, LOCAL_RATE_LIMITED, OrderClock,
+    OrderLink, RESENDS_MAX, Sink, USER_TOKEN,
 };
 pub use request::{Auth, MAX_REQUEST_BYTES, REST_ORDER_PATH, RequestBuf, RestMethod, SignedAt};
 pub use response::{

@@ -77,6 +77,8 @@ pub struct OrderStats {
     pub other_events: u64,
     /// listenKeys that expired (a new one is started).
     pub listen_key_expired: u64,
+    /// Rate-limit refusals (429/418 class) that started or extended a back-off.
+    pub backoffs: u64,
 }
 
 impl OrderStats {

@@ -21,6 +21,26 @@ pub const MAX_DONE: usize = 10_000;
 pub const MAX_OPEN: usize = 200;
 /// User-stream events queued between two publishes; more are dropped (counted).
 pub const MAX_EVENTS: usize = 4096;
+/// Client order ids the trade ledger keeps (beyond it new ids are counted, not kept).
+pub const MAX_LEDGER: usize = 100_000;
+
+/// What the exchange executed for one client order id (the `userTrades` of an order, summed): the record a
+/// client's own books are checked against.
+#[derive(Clone, Debug, Default)]
+pub struct LedgerEntry {
+    /// Symbol index.
+    pub sym: usize,
+    /// Fills.
+    pub fills: u64,
+    /// Quantity filled.
+    pub qty: Fx,
+    /// Σ price × quantity.
+    pub quote: Fx,
+    /// Commission charged (positive: paid).
+    pub commission: Fx,
+    /// Realised PnL.
+    pub realized: Fx,
+}
 
 /// Exchange-info facts of one symbol the engine needs.
 #[derive(Clone, Debug)]
@@ -169,6 +189,10 @@ pub struct Account {
     pub triggered: u64,
     /// Conditional orders in the Algo service.
     pub algo: AlgoBook,
+    /// Executions by client order id (bounded by [`MAX_LEDGER`]).
+    pub ledger: std::collections::BTreeMap<String, LedgerEntry>,
+    /// Client order ids that filled while the ledger was full.
+    pub ledger_overflow: u64,
 }
 
 impl Account {
@@ -192,6 +216,8 @@ impl Account {
             counts: Default::default(),
             triggered: 0,
             algo: AlgoBook::default(),
+            ledger: std::collections::BTreeMap::new(),
+            ledger_overflow: 0,
         }
     }
 
@@ -544,9 +570,25 @@ impl Account {
         o.update_ms = now_ms;
         o.status = if o.remaining() <= Fx::ZERO { Status::Filled } else { Status::PartiallyFilled };
         let f = Fill { px, qty, fee, rp, trade_id, maker };
+        self.book_ledger(idx, &f);
         self.order_event(idx, Exec::Trade, Some(&f), now_ms);
         let e = render::account_update(self, sym, now_ms);
         self.push_event(e);
+    }
+
+    /// Adds a fill of order `idx` to the ledger of its client order id.
+    fn book_ledger(&mut self, idx: usize, f: &Fill) {
+        let (cid, sym) = (&self.open[idx].client_id, self.open[idx].sym);
+        if !self.ledger.contains_key(cid) && self.ledger.len() >= MAX_LEDGER {
+            self.ledger_overflow += 1;
+            return;
+        }
+        let e = self.ledger.entry(cid.clone()).or_insert_with(|| LedgerEntry { sym, ..LedgerEntry::default() });
+        e.fills += 1;
+        e.qty += f.qty;
+        e.quote += f.px.mul(f.qty);
+        e.commission += f.fee;
+        e.realized += f.rp;
     }
 
     /// Moves a one-way position by a fill; returns the realised PnL.

@@ -48,6 +48,8 @@ impl ApiError {
     pub fn http_status(&self) -> u16 {
         match self.code {
             -2014 | -2015 => 401,
+            // Binance answers a rate limit with 429 (REST and the WebSocket API's `status`).
+            -1003 => 429,
             _ => 400,
         }
     }
@@ -55,6 +57,9 @@ impl ApiError {
     /// The error of a code given on the command line (`--reject-code`), when the code is one the exchange knows.
     pub fn injectable(code: i64) -> Option<ApiError> {
         let msg = match code {
+            -1003 => {
+                "Too many requests; current limit is 300 requests per minute. Please use the websocket for live updates to avoid polling the API."
+            }
             -1008 => "Server is currently overloaded with other requests. Please try again in a few minutes.",
             -1021 => "Timestamp for this request is outside of the recvWindow.",
             -2010 => "NEW_ORDER_REJECTED",
@@ -67,4 +72,4 @@ impl ApiError {
 }
 
 /// Codes `--reject-code` accepts.
-pub const INJECTABLE: [i64; 5] = [-1008, -1021, -2010, -2019, -4164];
+pub const INJECTABLE: [i64; 6] = [-1003, -1008, -1021, -2010, -2019, -4164];

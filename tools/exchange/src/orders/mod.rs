@@ -249,9 +249,34 @@ impl Orders {
                 }),
             );
         }
+        let ledger: serde_json::Map<String, Value> = a
+            .ledger
+            .iter()
+            .map(|(cid, e)| {
+                let v = json!({
+                    "symbol": a.cfg.syms.get(e.sym).map_or("?", |x| x.name.as_str()),
+                    "fills": e.fills,
+                    "qty": e.qty.fmt(8),
+                    "quote": e.quote.fmt(8),
+                    "commission": e.commission.fmt(8),
+                    "realized_pnl": e.realized.fmt(8),
+                });
+                (cid.clone(), v)
+            })
+            .collect();
+        let margin: serde_json::Map<String, Value> = a
+            .cfg
+            .syms
+            .iter()
+            .zip(&a.positions)
+            .map(|(x, p)| (x.name.clone(), json!({"leverage": p.leverage, "isolated": p.isolated})))
+            .collect();
         let s = &self.stats;
         json!({
             "routes": Value::Object(routes),
+            "margin": Value::Object(margin),
+            "ledger": Value::Object(ledger),
+            "ledger_overflow": a.ledger_overflow,
             "open_orders": a.open.len(),
             "stops_triggered": a.triggered,
             "wallet_usdt": a.wallet.fmt(8),
