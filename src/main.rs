@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 
 use rusto::app::Config;
 use rusto::app::{ReplayOptions, run_replay_cached};
-use rusto::recording::Speed;
+use rusto::recording::{LocalTime, Speed, TimeWindow};
 
 /// The recording replayed when `rusto replay` is given no file (bundled in the repository).
 const BUNDLED_SAMPLE: &[&str] = &["data/sample/btcusdt_20230404.dat.gz", "data/sample/btcusdt_20230405.dat.gz"];
@@ -56,6 +56,13 @@ enum Cmd {
         /// same inputs (same bytes, parser and config) read them instead of inflating and parsing.
         #[arg(long)]
         cache: Option<PathBuf>,
+        /// Entries only from this local receive time on (`2023-04-05T00:02:00Z` or a Unix timestamp); the frames
+        /// before it warm the books, bars, flow, profile, regime and tuning up without trading.
+        #[arg(long)]
+        from: Option<LocalTime>,
+        /// End the stream before the first frame received at or after this time (positions still open close then).
+        #[arg(long)]
+        until: Option<LocalTime>,
     },
     /// Paper trading on the live feed: the whole pipeline, until SIGINT/SIGTERM (or --duration-secs).
     Live {
@@ -149,9 +156,15 @@ fn run() -> anyhow::Result<()> {
         None => Config::default(),
     };
     match cli.cmd {
-        Cmd::Replay { files, speed, bars_csv, exchange_info, signals_csv, db, json, cache } => {
+        Cmd::Replay { files, speed, bars_csv, exchange_info, signals_csv, db, json, cache, from, until } => {
             let files = if files.is_empty() { bundled_sample()? } else { files };
-            let opts = ReplayOptions { files, speed, bars_csv, exchange_info, signals_csv, db };
+            let window = TimeWindow { from_ns: from.map(|t| t.0), until_ns: until.map(|t| t.0) };
+            if let (Some(f), Some(u)) = (window.from_ns, window.until_ns)
+                && f >= u
+            {
+                anyhow::bail!("--from must be before --until");
+            }
+            let opts = ReplayOptions { files, speed, bars_csv, exchange_info, signals_csv, db, window };
             let (report, outcome) = run_replay_cached(&cfg, &opts, cache.as_deref()).context("replay failed")?;
             if let Some(o) = outcome {
                 eprintln!(
