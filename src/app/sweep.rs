@@ -291,6 +291,10 @@ fn check_key(key: &str, known: &[String]) -> Result<(), SweepError> {
         return Ok(());
     }
     let section = key.split('.').next().unwrap_or("");
+    if matches!(section, "metrics" | "variants") {
+        let hint = format!("; [{section}] is not sweepable (a replay does not use it)");
+        return Err(SweepError::UnknownKey { key: key.into(), hint });
+    }
     let same: Vec<&str> = known.iter().filter(|k| k.split('.').next() == Some(section)).map(String::as_str).collect();
     let hint = if same.is_empty() {
         format!("; no section [{section}]")
@@ -311,22 +315,29 @@ fn config_keys() -> Vec<String> {
         .collect()
 }
 
-/// Sets `a.b.c = v` in `t`, creating the tables on the way.
-fn set_dotted(t: &mut toml::Table, key: &str, v: toml::Value) {
-    let mut cur = t;
+/// Sets `a.b.c = v` in `t`, creating the tables on the way; a table created starts as the same table of `defaults`
+/// (so `strategy.base.min_imbalance` alone keeps the other keys of the default `strategy.base`).
+fn set_dotted(t: &mut toml::Table, key: &str, v: toml::Value, defaults: &toml::Table) {
+    let (mut cur, mut def) = (t, Some(defaults));
     let mut parts = key.split('.').peekable();
     while let Some(p) = parts.next() {
         if parts.peek().is_none() {
             cur.insert(p.to_string(), v);
             return;
         }
-        let e = cur.entry(p.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let d = def.and_then(|d| d.get(p)).and_then(toml::Value::as_table);
+        let e = cur.entry(p.to_string()).or_insert_with(|| toml::Value::Table(d.cloned().unwrap_or_default()));
         if !e.is_table() {
             *e = toml::Value::Table(toml::Table::new());
         }
         let toml::Value::Table(next) = e else { return };
-        cur = next;
+        (cur, def) = (next, d);
     }
+}
+
+/// The documented defaults (`config/default.toml`), as a table.
+fn default_table() -> toml::Table {
+    toml::from_str(include_str!("../../config/default.toml")).unwrap_or_default()
 }
 
 /// A prepared cell: its name, overrides and whole configuration text.
@@ -357,11 +368,12 @@ fn build_cells(opts: &SweepOptions) -> Result<Vec<Cell>, SweepError> {
     })?;
     let base: toml::Table = toml::from_str(&base_text)
         .map_err(|e| SweepError::Grid { path: PathBuf::from(&base_path), msg: e.message().to_string() })?;
+    let defaults = default_table();
     let mut cells = Vec::new();
     for (i, over) in combinations(&grid, &opts.grid)?.into_iter().enumerate() {
         let mut t = base.clone();
         for (k, v) in &over {
-            set_dotted(&mut t, k, v.clone());
+            set_dotted(&mut t, k, v.clone(), &defaults);
         }
         let name = format!("cell-{i:03}");
         let overrides: Vec<(String, String)> = over.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
@@ -734,14 +746,23 @@ mod tests {
         assert!(e.contains("`signal.some_key` is not a configuration key") && e.contains("no section [signal]"), "{e}");
         let e = check_key("bars.range_tick", &known).unwrap_err().to_string();
         assert!(e.contains("[bars] has: bars.range_pct"), "{e}");
+        let e = check_key("metrics.listen", &known).unwrap_err().to_string();
+        assert!(e.contains("[metrics] is not sweepable"), "{e}");
     }
 
     #[test]
     fn dotted_keys_set_nested_tables_and_quoting() {
         let mut t = toml::Table::new();
-        set_dotted(&mut t, "a.b.c", toml::Value::Integer(3));
-        set_dotted(&mut t, "a.d", toml::Value::Boolean(true));
+        let none = toml::Table::new();
+        set_dotted(&mut t, "a.b.c", toml::Value::Integer(3), &none);
+        set_dotted(&mut t, "a.d", toml::Value::Boolean(true), &none);
         assert_eq!(toml::to_string(&t).unwrap(), "[a]\nd = true\n\n[a.b]\nc = 3\n");
+        // A table the base lacks starts from the defaults' (the other keys of an inline table stay valid).
+        let mut t = toml::Table::new();
+        set_dotted(&mut t, "strategy.base.min_imbalance", toml::Value::Float(1.5), &default_table());
+        let base = &t["strategy"]["base"];
+        assert_eq!((base["min_imbalance"].as_float(), base["cooldown_bars"].as_integer()), (Some(1.5), Some(8)));
+        assert_eq!(t["strategy"]["zone_bins"].as_float(), Some(3.0), "a created table starts as the defaults'");
         assert_eq!(sh_quote("/tmp/x.db"), "/tmp/x.db");
         assert_eq!(sh_quote("it's here"), r"'it'\''s here'");
     }
