@@ -176,7 +176,7 @@ struct SweepArgs {
     /// Write the commands (DIR/jobs.txt for GNU parallel, DIR/slurm.sh for a Slurm array) instead of running them.
     #[arg(long)]
     emit_jobs: bool,
-    /// The rusto binary the commands run (default: this one).
+    /// The rusto binary the commands run (default: this one; a bare name is looked up on each host's PATH).
     #[arg(long)]
     bin: Option<PathBuf>,
     /// Print the summary as one JSON object.

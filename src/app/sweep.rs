@@ -489,7 +489,9 @@ fn absolute_opts(opts: &SweepOptions) -> Result<(SweepOptions, PathBuf), SweepEr
     o.cache = opts.cache.as_deref().map(absolute).transpose()?;
     o.exchange_info = opts.exchange_info.as_deref().map(absolute).transpose()?;
     let bin = match &opts.bin {
-        Some(b) => b.clone(),
+        // A bare name is looked up on each host's PATH; a path is made absolute like the others.
+        Some(b) if b.components().count() == 1 => b.clone(),
+        Some(b) => absolute(b)?,
         None => std::env::current_exe().map_err(io(Path::new("the rusto binary")))?,
     };
     Ok((o, bin))
