@@ -22,6 +22,7 @@ fn main() {
         exchange_info: None,
         signals_csv: None,
         db: None,
+        window: Default::default(),
     };
     let cfg = Config::default();
     run_replay_cached(&cfg, &opts, Some(&dir)).expect("the replay that writes the cache");

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 
 use rusto::app::Config;
 use rusto::app::{ReplayOptions, run_replay_cached};
-use rusto::recording::Speed;
+use rusto::recording::{LocalTime, Speed, TimeWindow};
 
 /// The recording replayed when `rusto replay` is given no file (bundled in the repository).
 const BUNDLED_SAMPLE: &[&str] = &["data/sample/btcusdt_20230404.dat.gz", "data/sample/btcusdt_20230405.dat.gz"];
@@ -56,6 +56,13 @@ enum Cmd {
         /// same inputs (same bytes, parser and config) read them instead of inflating and parsing.
         #[arg(long)]
         cache: Option<PathBuf>,
+        /// Entries only from this local receive time on (`2023-04-05T00:02:00Z` or a Unix timestamp); the frames
+        /// before it warm the books, bars, flow, profile, regime and tuning up without trading.
+        #[arg(long)]
+        from: Option<LocalTime>,
+        /// End the stream before the first frame received at or after this time (positions still open close then).
+        #[arg(long)]
+        until: Option<LocalTime>,
     },
     /// Paper trading on the live feed: the whole pipeline, until SIGINT/SIGTERM (or --duration-secs).
     Live {
@@ -113,11 +120,68 @@ enum Cmd {
         #[arg(long)]
         plot: Option<PathBuf>,
     },
+    /// A parameter sweep: every cell of a grid (or random sample) over configuration keys replayed in its own
+    /// process, then a summary ranked by expectancy (README "Parameter sweeps").
+    #[command(args_conflicts_with_subcommands = true)]
+    Sweep {
+        #[command(subcommand)]
+        cmd: Option<SweepCmd>,
+        #[command(flatten)]
+        args: SweepArgs,
+    },
     /// Configuration helpers.
     Config {
         #[command(subcommand)]
         cmd: ConfigCmd,
     },
+}
+
+#[derive(Subcommand)]
+enum SweepCmd {
+    /// The summary of a sweep folder from its cells' databases (after the emitted jobs ran elsewhere).
+    Merge {
+        /// The sweep folder (`--dir` of the sweep).
+        dir: PathBuf,
+        /// One JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct SweepArgs {
+    /// The grid file: `[grid] "section.key" = [values]` and/or `[random] samples, seed` with `[random.ranges]`.
+    #[arg(long)]
+    grid: Option<PathBuf>,
+    /// Recordings every cell replays.
+    files: Vec<PathBuf>,
+    /// Output folder: each cell's configuration, database, JSON and log, the manifest and the summary.
+    #[arg(long, default_value = "sweep")]
+    dir: PathBuf,
+    /// Most replays at a time (default: the cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// The replay event cache folder (the first replay parses, the others read the cache).
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// An exchangeInfo file for every replay.
+    #[arg(long)]
+    exchange_info: Option<PathBuf>,
+    /// Walk-forward: the train window `FROM..UNTIL` (either side may be empty); cells are ranked on it.
+    #[arg(long, requires = "test")]
+    train: Option<String>,
+    /// Walk-forward: the test window `FROM..UNTIL`, reported out of sample (must start at or after train's end).
+    #[arg(long, requires = "train")]
+    test: Option<String>,
+    /// Write the commands (DIR/jobs.txt for GNU parallel, DIR/slurm.sh for a Slurm array) instead of running them.
+    #[arg(long)]
+    emit_jobs: bool,
+    /// The rusto binary the commands run (default: this one; a bare name is looked up on each host's PATH).
+    #[arg(long)]
+    bin: Option<PathBuf>,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -149,9 +213,15 @@ fn run() -> anyhow::Result<()> {
         None => Config::default(),
     };
     match cli.cmd {
-        Cmd::Replay { files, speed, bars_csv, exchange_info, signals_csv, db, json, cache } => {
+        Cmd::Replay { files, speed, bars_csv, exchange_info, signals_csv, db, json, cache, from, until } => {
             let files = if files.is_empty() { bundled_sample()? } else { files };
-            let opts = ReplayOptions { files, speed, bars_csv, exchange_info, signals_csv, db };
+            let window = TimeWindow { from_ns: from.map(|t| t.0), until_ns: until.map(|t| t.0) };
+            if let (Some(f), Some(u)) = (window.from_ns, window.until_ns)
+                && f >= u
+            {
+                anyhow::bail!("--from must be before --until");
+            }
+            let opts = ReplayOptions { files, speed, bars_csv, exchange_info, signals_csv, db, window };
             let (report, outcome) = run_replay_cached(&cfg, &opts, cache.as_deref()).context("replay failed")?;
             if let Some(o) = outcome {
                 eprintln!(
@@ -199,6 +269,11 @@ fn run() -> anyhow::Result<()> {
                 println!("{:>2} {:<16} {:>20.0}", i + 1, s.as_str(), q);
             }
         }
+        Cmd::Sweep { cmd: Some(SweepCmd::Merge { dir, json }), .. } => {
+            let s = rusto::app::merge_sweep(&dir)?;
+            print_sweep(&s, json)?;
+        }
+        Cmd::Sweep { cmd: None, args } => sweep(cli.config, args)?,
         Cmd::Config { cmd: ConfigCmd::Check { file } } => {
             let c = Config::load(&file.to_string_lossy())?;
             let creds = match rusto::app::load_secrets(&c.secrets)? {
@@ -246,6 +321,89 @@ fn report(cfg: &Config, db: &std::path::Path, bins: usize, json: bool, plot: Opt
         print!("{}", rusto::report::review_text(&r));
     }
     Ok(())
+}
+
+/// `A..B` (either side may be empty) as a replay window.
+fn window_arg(flag: &str, text: &str) -> anyhow::Result<TimeWindow> {
+    let (a, b) = text.split_once("..").with_context(|| format!("--{flag} {text:?}: use FROM..UNTIL"))?;
+    let t = |s: &str| -> anyhow::Result<Option<i64>> {
+        if s.is_empty() {
+            return Ok(None);
+        }
+        s.parse::<LocalTime>().map(|t| Some(t.0)).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+    };
+    let w = TimeWindow { from_ns: t(a)?, until_ns: t(b)? };
+    if let (Some(f), Some(u)) = (w.from_ns, w.until_ns)
+        && f >= u
+    {
+        anyhow::bail!("--{flag} {text:?}: FROM must be before UNTIL");
+    }
+    Ok(w)
+}
+
+/// The summary on stdout; an error when a cell failed (after the summary, which lists them).
+fn print_sweep(s: &rusto::report::SweepSummary, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{:#}", s.to_json());
+    } else {
+        print!("{}", s.to_text());
+    }
+    if s.failed() > 0 {
+        anyhow::bail!("{} of {} cells failed (see the summary)", s.failed(), s.cells.len());
+    }
+    Ok(())
+}
+
+/// `rusto sweep`: prepare the cells, then run them here (or write their commands), then the summary.
+fn sweep(base_config: Option<PathBuf>, a: SweepArgs) -> anyhow::Result<()> {
+    let grid = a.grid.context("--grid is required (or `rusto sweep merge DIR`)")?;
+    let walk_forward = match (a.train.as_deref(), a.test.as_deref()) {
+        (Some(tr), Some(te)) => {
+            let (train, test) = (window_arg("train", tr)?, window_arg("test", te)?);
+            match (train.until_ns, test.from_ns) {
+                (Some(u), Some(f)) if f >= u => {}
+                _ => anyhow::bail!("--test must start at or after the end of --train (both bounds given)"),
+            }
+            Some((train, test))
+        }
+        _ => None,
+    };
+    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let files = if a.files.is_empty() { bundled_sample()? } else { a.files };
+    let opts = rusto::app::SweepOptions {
+        grid,
+        base_config,
+        files,
+        dir: a.dir,
+        jobs,
+        cache: a.cache,
+        exchange_info: a.exchange_info,
+        walk_forward,
+        bin: a.bin,
+    };
+    let m = rusto::app::prepare_sweep(&opts)?;
+    if a.emit_jobs {
+        let e = rusto::app::emit_jobs(&m, &opts)?;
+        eprintln!(
+            "{} commands in {} (e.g. `parallel --jobs {jobs} < {}`, or `sbatch {}`); then `rusto sweep merge {}`",
+            e.n,
+            e.jobs.display(),
+            e.jobs.display(),
+            e.slurm.display(),
+            opts.dir.display()
+        );
+        return Ok(());
+    }
+    let t = std::time::Instant::now();
+    let failed = rusto::app::run_sweep(&m, &opts)?;
+    eprintln!(
+        "sweep: {} cells x {} windows in {:.1} s with {jobs} jobs ({failed} replays failed)",
+        m.cells.len(),
+        m.phases.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let s = rusto::app::merge_sweep(&opts.dir)?;
+    print_sweep(&s, a.json)
 }
 
 /// `rusto import`: third-party files into a recording.

@@ -82,8 +82,15 @@ fn tmp(name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 fn replay(files: Vec<PathBuf>) -> Result<rusto::report::ReplayReport, ReplayError> {
-    let opts =
-        ReplayOptions { files, speed: Speed::Asap, bars_csv: None, exchange_info: None, signals_csv: None, db: None };
+    let opts = ReplayOptions {
+        files,
+        speed: Speed::Asap,
+        bars_csv: None,
+        exchange_info: None,
+        signals_csv: None,
+        db: None,
+        window: Default::default(),
+    };
     run_replay(&Config::default(), &opts)
 }
 

@@ -35,6 +35,7 @@ fn replay(cfg: &Config, db: &Path, speed: Speed) -> Result<ReplayReport, rusto::
         exchange_info: None,
         signals_csv: None,
         db: Some(db.to_owned()),
+        window: Default::default(),
     };
     run_replay(cfg, &opts)
 }
@@ -346,4 +347,72 @@ fn a_run_killed_with_an_open_position_is_marked_crashed_at_the_next_start() {
     let text = String::from_utf8_lossy(&rep.stdout);
     assert!(text.contains(&format!("  run 1: 1 position(s), pnl {:.2} USDT, last row at {last} ms", pnl)), "{text}");
     assert!(text.starts_with("closed positions: 1\n"), "only run 2's own close is counted: {text}");
+}
+
+/// The sample's lines (one frame each) stamped before `cut_ns`, counted from the files themselves.
+fn sample_lines_before(cut_ns: i64) -> (u64, u64) {
+    let (mut all, mut before) = (0, 0);
+    for f in sample() {
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::MultiGzDecoder::new(std::fs::File::open(f).unwrap()),
+            &mut text,
+        )
+        .unwrap();
+        for line in text.lines() {
+            let us: i64 = line.split(' ').next().unwrap().parse().unwrap();
+            all += 1;
+            before += u64::from(us * 1000 < cut_ns);
+        }
+    }
+    (all, before)
+}
+
+/// `--until` ends the stream before the first frame at the cut (positions close there); `--from` replays the whole
+/// stream but enters only after the cut, its warm-up signals counted; a cache is neither read nor written with
+/// `--until` (it holds the whole stream's counters).
+#[test]
+fn a_time_window_cuts_the_stream_and_warms_up_before_from() {
+    use rusto::recording::TimeWindow;
+    let cut_ns = 1_680_652_950_000_000_000i64; // 2023-04-05T00:02:30Z, inside the sample.
+    let cut_ms = cut_ns / 1_000_000;
+    let cache = std::env::temp_dir().join(format!("rusto-db-{}/window-cache", std::process::id()));
+    let run = |name: &str, window: TimeWindow| {
+        let db = tmp_db(name);
+        let opts = ReplayOptions {
+            files: sample(),
+            speed: Speed::Asap,
+            bars_csv: None,
+            exchange_info: None,
+            signals_csv: None,
+            db: Some(db.clone()),
+            window,
+        };
+        let (r, outcome) = rusto::app::run_replay_cached(&loose(), &opts, Some(&cache)).unwrap();
+        (r, outcome, Connection::open(db).unwrap())
+    };
+    let (all, before) = sample_lines_before(cut_ns);
+    let (full, _, full_db) = run("window-full.db", TimeWindow::default());
+    let (train, outcome, train_db) = run("window-train.db", TimeWindow { from_ns: None, until_ns: Some(cut_ns) });
+    let (test, _, test_db) = run("window-test.db", TimeWindow { from_ns: Some(cut_ns), until_ns: None });
+    assert_eq!((full.parse.frames, train.parse.frames, test.parse.frames), (all, before, all));
+    assert!(0 < before && before < all);
+    assert_eq!(outcome, None, "no cache with --until");
+    let one = |c: &Connection, q: &str| -> i64 { c.query_row(q, [], |r| r.get(0)).unwrap() };
+    // Train: every position opened and closed before the cut (exchange time, within 1 s of local time here).
+    let n_train = one(&train_db, "SELECT count(*) FROM positions WHERE status = 'closed'");
+    assert!(n_train >= 1);
+    assert_eq!(one(&train_db, &format!("SELECT count(*) FROM positions WHERE exit_ts_ms > {} + 1000", cut_ms)), 0);
+    // Test: the warm-up ran the whole pipeline (same bars and signals as the full run), refused its entries and
+    // entered only after the cut.
+    assert_eq!(test.persist.bars_written, full.persist.bars_written);
+    assert_eq!(test.persist.signals, full.persist.signals);
+    assert!(test.engine.stats.warmup_refused >= 1, "the sample's first signals come before the cut");
+    assert_eq!(one(&test_db, &format!("SELECT count(*) FROM positions WHERE entry_ts_ms < {} - 1000", cut_ms)), 0);
+    let entered_before = one(&full_db, &format!("SELECT count(*) FROM positions WHERE entry_ts_ms < {cut_ms}"));
+    assert!(entered_before >= 1, "the full run enters before the cut");
+    let j = rusto::report::to_json(&test);
+    assert_eq!(j["window"]["from"]["utc"], "2023-04-05T00:02:30Z");
+    assert_eq!(j["window"]["warmup_refused"], test.engine.stats.warmup_refused);
+    assert!(rusto::report::to_json(&full).get("window").is_none());
 }

@@ -72,6 +72,7 @@ fn agg_trades_csv_with_and_without_header_replays_to_the_same_trades() {
                 exchange_info: None,
                 signals_csv: None,
                 db: None,
+                window: Default::default(),
             },
         )
         .unwrap();
@@ -124,6 +125,7 @@ fn book_ticker_csv_and_refusals() {
             exchange_info: None,
             signals_csv: None,
             db: None,
+            window: Default::default(),
         },
     )
     .unwrap();
@@ -149,8 +151,15 @@ fn archive(kind: &str) -> PathBuf {
 }
 
 fn replay(files: Vec<PathBuf>) -> rusto::report::ReplayReport {
-    let opts =
-        ReplayOptions { files, speed: Speed::Asap, bars_csv: None, exchange_info: None, signals_csv: None, db: None };
+    let opts = ReplayOptions {
+        files,
+        speed: Speed::Asap,
+        bars_csv: None,
+        exchange_info: None,
+        signals_csv: None,
+        db: None,
+        window: Default::default(),
+    };
     run_replay(&Config::default(), &opts).unwrap()
 }
 
@@ -214,7 +223,15 @@ fn loose() -> Config {
 }
 
 fn replay_cfg(cfg: &Config, files: Vec<PathBuf>, db: Option<PathBuf>) -> rusto::report::ReplayReport {
-    let opts = ReplayOptions { files, speed: Speed::Asap, bars_csv: None, exchange_info: None, signals_csv: None, db };
+    let opts = ReplayOptions {
+        files,
+        speed: Speed::Asap,
+        bars_csv: None,
+        exchange_info: None,
+        signals_csv: None,
+        db,
+        window: Default::default(),
+    };
     run_replay(cfg, &opts).unwrap()
 }
 

@@ -96,6 +96,7 @@ fn replay(files: &[PathBuf], out_dir: &Path, cache: Option<&Path>) -> (Output, O
         exchange_info: None,
         signals_csv: Some(out_dir.join("signals.csv")),
         db: Some(out_dir.join("run.db")),
+        window: Default::default(),
     };
     let (r, outcome) = match cache {
         Some(dir) => run_replay_cached(&loose(), &opts, Some(dir)).unwrap(),

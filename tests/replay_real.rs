@@ -15,6 +15,7 @@ fn replay_with(files: &[PathBuf], bars_csv: Option<PathBuf>) -> ReplayReport {
         exchange_info: None,
         signals_csv: None,
         db: None,
+        window: Default::default(),
     };
     run_replay(&Config::default(), &opts).unwrap()
 }
@@ -193,6 +194,7 @@ fn speed_factor_paces_by_local_timestamps() {
         exchange_info: None,
         signals_csv: None,
         db: None,
+        window: Default::default(),
     };
     let r = run_replay(&Config::default(), &opts).unwrap();
     assert!(r.elapsed.as_secs_f64() >= 0.28, "{:?}", r.elapsed);
@@ -210,6 +212,7 @@ fn replay_json(files: &[PathBuf], exchange_info: Option<PathBuf>) -> serde_json:
         exchange_info,
         signals_csv: None,
         db: None,
+        window: Default::default(),
     };
     rusto::report::to_json(&run_replay(&Config::default(), &opts).unwrap())
 }

@@ -16,6 +16,7 @@ fn replay(cfg: &Config, signals_csv: Option<PathBuf>) -> ReplayReport {
         exchange_info: None,
         signals_csv,
         db: None,
+        window: Default::default(),
     };
     run_replay(cfg, &opts).unwrap()
 }

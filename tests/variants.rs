@@ -27,6 +27,7 @@ fn variants_trade_on_the_same_feed_and_are_compared() {
         exchange_info: None,
         signals_csv: None,
         db: Some(db.clone()),
+        window: Default::default(),
     };
     let r = run_replay(&cfg, &opts).unwrap();
     let s = &r.engine.symbols[0];

@@ -882,6 +882,7 @@ impl Config {
             position: self.position.clone(),
             variants: self.resolved_variants.clone(),
             top_of_book: false,
+            entries_from_local_ns: None,
         }
     }
 }

@@ -15,6 +15,7 @@ pub(crate) mod recorder;
 pub(crate) mod replay;
 pub(crate) mod rest;
 pub(crate) mod secrets;
+pub(crate) mod sweep;
 pub(crate) mod threads;
 
 /// A fresh scratch directory for a unit test of this layer.
@@ -31,3 +32,7 @@ pub use logger::{flush as flush_log, init as init_log};
 pub use recorder::run_record;
 pub use replay::{CacheOutcome, ReplayError, ReplayOptions, open_replay_cache, run_replay, run_replay_cached};
 pub use secrets::load as load_secrets;
+pub use sweep::{
+    Emitted, Manifest, SweepError, SweepOptions, emit_jobs, merge as merge_sweep, prepare as prepare_sweep,
+    run_local as run_sweep,
+};

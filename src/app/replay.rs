@@ -15,6 +15,7 @@ use crate::persist::writer::Persist;
 use crate::recording::cache::{CacheError, CacheKey, CacheWriter, EventCache, ParseConfig, cache_key, cache_path};
 use crate::recording::reader::{FeedError, Line, classify};
 use crate::recording::source::{Speed, check_distinct, run_cache, run_source_caching};
+use crate::recording::window::TimeWindow;
 use crate::report::summary::{ReplayReport, ScaleSource, SymbolScales};
 use crate::types::event::MarketEvent;
 use crate::types::latency::Stage;
@@ -61,6 +62,8 @@ pub struct ReplayOptions {
     pub signals_csv: Option<PathBuf>,
     /// SQLite database for positions, fills, features, tuning logs and the hour expectancy state.
     pub db: Option<PathBuf>,
+    /// The part of the recordings replayed (`--from` / `--until`, by local receive time); default: all of it.
+    pub window: TimeWindow,
 }
 
 /// Loads symbol specs from a file holding an exchangeInfo body (bare JSON or a recording line).
@@ -205,7 +208,8 @@ fn run_feed(
     specs: Vec<SymbolSpec>,
     publisher: Publisher,
 ) -> Result<SourceEnd, ReplayError> {
-    let (files, speed, max_line) = (opts.files.clone(), opts.speed, cfg.parser.max_frame_bytes + 64);
+    let (files, speed, max_line, window) =
+        (opts.files.clone(), opts.speed, cfg.parser.max_frame_bytes + 64, opts.window);
     match feed {
         Feed::Cache(cache) => {
             let table = cached_table(cfg, specs, &cache)?;
@@ -223,7 +227,7 @@ fn run_feed(
         Feed::Parse(writer) => {
             let parser = Parser::new(SymbolTable::new(cfg.parser.max_symbols, specs), cfg.parser.max_frame_bytes);
             let h = spawn_pinned("net", cfg.pipeline.net_core, move || {
-                run_source_caching(parser, files, max_line, speed, publisher, writer.map(|w| *w))
+                run_source_caching(parser, files, max_line, speed, publisher, writer.map(|w| *w), window)
             })?;
             let (parser, feed, parse_stage, result, writer) = join(h, "net")?;
             let parse = parser.stats.clone();
@@ -266,13 +270,16 @@ pub fn run_replay_cached(
     }
     check_distinct(&opts.files)?;
     let (specs, given) = replay_specs(opts.exchange_info.as_deref())?;
+    // A window that ends early reads the files: a cache holds the whole stream and its whole counters.
+    let cache_dir = cache_dir.filter(|_| opts.window.until_ns.is_none());
     let mut outcome = cache_dir.map(|_| CacheOutcome::default());
     let feed = match (cache_dir, outcome.as_mut()) {
         (Some(dir), Some(out)) => open_cache(cfg, &opts.files, &specs, dir, out),
         _ => Feed::Parse(None),
     };
     // A symbol without a depth stream replays on its bookTickers (the top-of-book model), never live.
-    let mut engine = Engine::new(EngineConfig { top_of_book: true, ..cfg.engine() });
+    let mut engine =
+        Engine::new(EngineConfig { top_of_book: true, entries_from_local_ns: opts.window.from_ns, ..cfg.engine() });
     let inputs: Vec<String> = opts.files.iter().map(|f| f.display().to_string()).collect();
     let db = open_db(cfg, &mut engine, opts.db.as_deref(), "replay", &inputs.join(" "))?;
     let persist = Persist::open(opts.bars_csv.clone(), opts.signals_csv.clone(), db, cfg.persist.clone())
@@ -313,6 +320,7 @@ pub fn run_replay_cached(
         elapsed,
         vwap_band_sigmas: cfg.profile.vwap_band_sigmas,
         scale_sources,
+        window: opts.window,
     };
     Ok((report, outcome))
 }

@@ -66,6 +66,9 @@ pub struct EngineConfig {
     /// Lets a symbol with no depth stream run the top-of-book market model (replay only; see
     /// [`crate::compute::market::book`]). Off live: there a missing depth stream must block entries.
     pub top_of_book: bool,
+    /// No entry on a bar closed by an event received (local time, ns) before this: the replay's `--from` warm-up
+    /// (books, bars, flow, profile, regime and tuning run; the signals are counted in `warmup_refused`).
+    pub entries_from_local_ns: Option<i64>,
 }
 
 impl Default for EngineConfig {
@@ -85,6 +88,7 @@ impl Default for EngineConfig {
             position: PositionConfig::default(),
             variants: Vec::new(),
             top_of_book: false,
+            entries_from_local_ns: None,
         }
     }
 }
@@ -266,6 +270,8 @@ pub struct EngineStats {
     pub exec_undecodable: u64,
     /// What the compute thread could not hand to its live hooks at once (set when the thread ends).
     pub hooks: HookStats,
+    /// Entry signals of a flat account refused because they came before the replay window's start (`--from`).
+    pub warmup_refused: u64,
 }
 
 /// What the compute thread could not hand to its hooks at once.
@@ -825,7 +831,8 @@ impl Engine {
             // The closed bar is evaluated with the flow and profile as of its last trade; the trade that closed it
             // belongs to the next bar and is added after. It is the event of the decision: entries leave at its time.
             out(Record::Bar { symbol: e.symbol, bar });
-            verdict = self.on_bar_closed(id, &bar, e.exch_ts_ns, out);
+            let warming_up = self.cfg.entries_from_local_ns.is_some_and(|f| e.local_ts_ns < f);
+            verdict = self.on_bar_closed(id, &bar, (e.exch_ts_ns, warming_up), out);
         }
         let s = &mut self.symbols[id];
         s.flow.on_trade(qty, maker, e.exch_ts_ns);
@@ -838,7 +845,9 @@ impl Engine {
 
     /// A closed bar: features once, then every account's strategy and, on a signal, its entry. The base account's
     /// evaluation feeds the tuner; its signals are the ones recorded and counted by regime.
-    fn on_bar_closed(&mut self, id: usize, bar: &Bar, decided_ns: i64, out: &mut impl FnMut(Record)) -> Verdict {
+    /// `decided` is the deciding event's exchange time and whether it came before the entry window.
+    fn on_bar_closed(&mut self, id: usize, bar: &Bar, decided: (i64, bool), out: &mut impl FnMut(Record)) -> Verdict {
+        let (decided_ns, warming_up) = decided;
         let mut t = clock::now_ns();
         let s = &mut self.symbols[id];
         let flow = s.flow.on_bar(bar);
@@ -873,6 +882,10 @@ impl Engine {
             if s.draining.is_some() {
                 // Draining: existing positions run to their exit, none opens.
                 s.drain_refused += u64::from(!trader.is_active());
+                continue;
+            }
+            if warming_up {
+                self.stats.warmup_refused += u64::from(!trader.is_active());
                 continue;
             }
             trader.enter(account, &mut self.next_seq, &c, &signal, decided_ns, out);

@@ -461,9 +461,12 @@ impl LineReader {
 
 impl Drop for LineReader {
     fn drop(&mut self) {
-        // Unblock the reader thread (it may be waiting to send) and let it finish.
+        // Unblock the reader thread (it may be waiting to send, or for a free buffer) and let it finish: with both
+        // channels' other ends gone its next send fails and it returns.
         let (_tx, rx) = sync_channel(0);
         drop(std::mem::replace(&mut self.rx, rx));
+        let (back, _free) = sync_channel(0);
+        drop(std::mem::replace(&mut self.back, back));
         if let Some(t) = self.thread.take()
             && t.join().is_err()
         {

@@ -8,6 +8,7 @@ use crate::handoff::publish::{FeedStats, Publisher};
 use crate::ingest::parse::{FrameMeta, MAX_EVENTS_PER_FRAME, Parser};
 use crate::recording::cache::{CacheWriter, EventCache};
 use crate::recording::reader::{FeedError, Line, LineReader, Rejected, classify, symbol_from_file_name};
+use crate::recording::window::TimeWindow;
 use crate::types::clock;
 use crate::types::event::MarketEvent;
 use crate::types::latency::Stage;
@@ -241,6 +242,8 @@ struct SourceRun {
     publisher: Publisher,
     /// The event cache being written (`--cache`), fed every published frame.
     cache: Option<CacheWriter>,
+    /// The replay's window: reading stops at its end.
+    window: TimeWindow,
 }
 
 /// Whether the consumer still takes events.
@@ -308,6 +311,11 @@ impl SourceRun {
                 b.set_message(format!("{frames_seen} frames"));
             }
             let Some(i) = earliest(&self.sources) else { break };
+            if self.window.ended(self.sources[i].head_ts) {
+                // The rest is past `--until`: an incomplete stream is never cached.
+                self.cache = None;
+                break;
+            }
             if let Speed::Factor(f) = speed {
                 let head_ts = self.sources[i].head_ts;
                 pace(f, wall0, *ts0.get_or_insert(head_ts), head_ts);
@@ -336,11 +344,13 @@ pub(crate) fn run_source(
     speed: Speed,
     publisher: Publisher,
 ) -> (Parser, FeedStats, Stage, Result<(), FeedError>) {
-    let (parser, feed, stage, result, _) = run_source_caching(parser, files, max_line, speed, publisher, None);
+    let (parser, feed, stage, result, _) =
+        run_source_caching(parser, files, max_line, speed, publisher, None, TimeWindow::default());
     (parser, feed, stage, result)
 }
 
-/// [`run_source`] that also feeds every published frame to `cache`, handed back when the whole stream was read.
+/// [`run_source`] that also feeds every published frame to `cache`, handed back when the whole stream was read,
+/// and stops at the end of `window`.
 pub(crate) fn run_source_caching(
     parser: Parser,
     files: Vec<PathBuf>,
@@ -348,6 +358,7 @@ pub(crate) fn run_source_caching(
     speed: Speed,
     publisher: Publisher,
     cache: Option<CacheWriter>,
+    window: TimeWindow,
 ) -> (Parser, FeedStats, Stage, Result<(), FeedError>, Option<CacheWriter>) {
     let mut run = SourceRun {
         parser,
@@ -357,6 +368,7 @@ pub(crate) fn run_source_caching(
         sources: Vec::with_capacity(files.len()),
         feed: FeedStats::default(),
         cache,
+        window,
     };
     let result = run.run(&files, max_line, speed);
     let cache = if result.is_ok() { run.cache.take() } else { None };

@@ -88,7 +88,7 @@ pub struct Agg {
 }
 
 impl Agg {
-    fn add(&mut self, t: &Trade) {
+    pub(crate) fn add(&mut self, t: &Trade) {
         self.trades += 1;
         self.wins += (t.pnl > 0.0) as u64;
         self.pnl += t.pnl;

@@ -8,6 +8,7 @@ use crate::ingest::net::NetStats;
 use crate::ingest::parse::ParseError;
 use crate::ingest::parse::ParseStats;
 use crate::persist::writer::PersistStats;
+use crate::recording::window::LocalTime;
 use crate::types::decimal::Scale;
 use crate::types::latency;
 use crate::types::latency::Summary;
@@ -35,6 +36,8 @@ pub struct ReplayReport {
     pub vwap_band_sigmas: f64,
     /// Where each symbol's tick and step came from.
     pub(crate) scale_sources: Vec<SymbolScales>,
+    /// The replay's time window (`--from` / `--until`).
+    pub window: crate::recording::window::TimeWindow,
 }
 
 /// Where a symbol's tick and step sizes came from in a replay.
@@ -448,7 +451,34 @@ pub fn to_json(r: &ReplayReport) -> Value {
             v["symbols"][s.name.as_str()]["top_of_book_refused"] = json!(s.book.tob_refused);
         }
     }
+    if !r.window.is_all() {
+        v["window"] = window_json(r);
+    }
     v
+}
+
+/// The `--from` / `--until` window of a replay: its bounds (UTC and ns) and the signals refused before `from`.
+fn window_json(r: &ReplayReport) -> Value {
+    let at = |t: Option<i64>| t.map(|ns| json!({"utc": LocalTime(ns).to_string(), "ns": ns}));
+    json!({
+        "from": at(r.window.from_ns),
+        "until": at(r.window.until_ns),
+        "warmup_refused": r.engine.stats.warmup_refused,
+    })
+}
+
+/// The text summary's window line, only with `--from` / `--until`.
+fn window_line(r: &ReplayReport) -> String {
+    if r.window.is_all() {
+        return String::new();
+    }
+    let at = |t: Option<i64>| t.map_or("-".to_string(), |ns| LocalTime(ns).to_string());
+    format!(
+        "window (local time): entries from {}, stream until {}; signals refused in the warm-up before it: {}\n",
+        at(r.window.from_ns),
+        at(r.window.until_ns),
+        r.engine.stats.warmup_refused
+    )
 }
 
 fn to_json_full_book(r: &ReplayReport) -> Value {
@@ -641,6 +671,7 @@ pub fn to_text(r: &ReplayReport) -> String {
     s.push('\n');
     s.push_str(&signal_table(r));
     s.push_str(&market_model_line(&r.engine));
+    s.push_str(&window_line(r));
     s.push_str(&accounts_text(&r.engine));
     if r.persist.csv_lines_lost > 0 {
         s.push_str(&format!("CSV lines not written after the CSV's write error: {}\n", r.persist.csv_lines_lost));

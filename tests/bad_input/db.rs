@@ -25,6 +25,7 @@ fn replay_into(db: &Path) -> Result<rusto::report::ReplayReport, rusto::app::Rep
         exchange_info: None,
         signals_csv: None,
         db: Some(db.to_owned()),
+        window: Default::default(),
     };
     run_replay(&Config::load("tests/config/loose-signals.toml").unwrap(), &opts)
 }
