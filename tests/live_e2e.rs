@@ -349,20 +349,25 @@ fn depth_gap_unsyncs_and_resyncs_and_a_429_is_honoured() {
     assert_eq!(s["book_audit"]["compared"], s["book_audit"]["matched"]);
 }
 
-#[test]
-fn reselection_swaps_symbols_live_without_a_restart() {
-    // A synthetic 3-symbol market whose 24 h ranking changes while rusto runs.
-    let dir = workdir("reselect");
+/// A synthetic 3-symbol market (TLS, in `dir`, with `extra` exchange flags) whose 24 h ranking changes while rusto
+/// runs: SYM0USDT leads, then after 2.5 s SYM1USDT (the returned thread writes the new volumes).
+fn ranking_swap_market(dir: &Path, extra: &[&str]) -> (Exchange, std::thread::JoinHandle<()>) {
     let vols = dir.join("volumes.json");
     std::fs::write(&vols, r#"{"SYM0USDT": "900000000", "SYM1USDT": "100", "SYM2USDT": "50"}"#).unwrap();
-    let ex = spawn_exchange(dir.clone(), &["--synthetic", "3", "--seed", "7", "--volumes", vols.to_str().unwrap()]);
-    let swapper = {
-        let vols = vols.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(2500));
-            std::fs::write(&vols, r#"{"SYM0USDT": "10", "SYM1USDT": "900000000", "SYM2USDT": "50"}"#).unwrap();
-        })
-    };
+    let mut flags = vec!["--synthetic", "3", "--seed", "7", "--volumes", vols.to_str().unwrap()];
+    flags.extend_from_slice(extra);
+    let ex = spawn_exchange(dir.to_path_buf(), &flags);
+    let swapper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(2500));
+        std::fs::write(&vols, r#"{"SYM0USDT": "10", "SYM1USDT": "900000000", "SYM2USDT": "50"}"#).unwrap();
+    });
+    (ex, swapper)
+}
+
+#[test]
+fn reselection_swaps_symbols_live_without_a_restart() {
+    let dir = workdir("reselect");
+    let (ex, swapper) = ranking_swap_market(&dir, &[]);
     // Auto mode (no symbols), top 1, reselect every 4 s; aggTrade is derived by the exchange for synthetic data.
     let cfg = dir.join("rusto.toml");
     std::fs::write(
@@ -407,31 +412,8 @@ fn a_symbol_added_by_a_reselection_gets_isolated_margin_and_leverage_before_it_i
     // is set to isolated margin and the configured leverage over signed REST before it is subscribed; the symbol
     // never selected keeps the exchange's defaults.
     let dir = workdir("reselect-orders");
-    let vols = dir.join("volumes.json");
-    std::fs::write(&vols, r#"{"SYM0USDT": "900000000", "SYM1USDT": "100", "SYM2USDT": "50"}"#).unwrap();
     let (key, secret) = (format!("rustoKeyresel{}", std::process::id()), "rustoSecretresel");
-    let ex = spawn_exchange(
-        dir.clone(),
-        &[
-            "--synthetic",
-            "3",
-            "--seed",
-            "7",
-            "--volumes",
-            vols.to_str().unwrap(),
-            "--api-key",
-            &key,
-            "--api-secret",
-            secret,
-        ],
-    );
-    let swapper = {
-        let vols = vols.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(2500));
-            std::fs::write(&vols, r#"{"SYM0USDT": "10", "SYM1USDT": "900000000", "SYM2USDT": "50"}"#).unwrap();
-        })
-    };
+    let (ex, swapper) = ranking_swap_market(&dir, &["--api-key", &key, "--api-secret", secret]);
     let cfg = dir.join("rusto.toml");
     std::fs::write(
         &cfg,
