@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use rusto::ingest::{FrameMeta, MAX_EVENTS_PER_FRAME, Parser};
+use rusto::ingest::{FrameMeta, MAX_EVENTS_PER_FRAME, ParseError, Parser};
 use rusto::recording::{Line, classify};
-use rusto::types::MarketEvent;
-use rusto::types::{SymbolName, SymbolTable};
+use rusto::types::{EventKind, MarketEvent};
+use rusto::types::{InternError, SymbolName, SymbolTable};
 
 fn read_text(p: &Path) -> Vec<u8> {
     let raw = std::fs::read(p).unwrap();
@@ -19,6 +19,12 @@ fn read_text(p: &Path) -> Vec<u8> {
     }
 }
 
+/// A directory of the shared recordings: `../shared/data/<name>` from the main checkout, `../../shared/data/<name>`
+/// from a helper's worktree (`/work/wt/<name>`); `None` when neither is there.
+fn shared(name: &str) -> Option<PathBuf> {
+    ["../shared/data", "../../shared/data"].iter().map(|d| Path::new(d).join(name)).find(|p| p.exists())
+}
+
 fn recordings() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = vec![
         "data/sample/btcusdt_20230404.dat.gz".into(),
@@ -26,7 +32,7 @@ fn recordings() -> Vec<PathBuf> {
         "tests/data/BINANCE_FUTURES.ws.1.0.txt".into(),
         "tests/data/BINANCE_FUTURES.http.0.0.txt".into(),
     ];
-    for dir in ["../shared/data/cryptofeed-binance-futures-raw", "../shared/data/hftbacktest-usdm-raw"] {
+    for dir in ["cryptofeed-binance-futures-raw", "hftbacktest-usdm-raw"].into_iter().filter_map(shared) {
         if let Ok(rd) = std::fs::read_dir(dir) {
             let mut files: Vec<PathBuf> = rd.map(|e| e.unwrap().path()).collect();
             files.sort();
@@ -65,7 +71,7 @@ fn fast_path_matches_simd_json_on_every_real_frame() {
         }
     }
     // The bundled sample and tests/data alone hold 75 304 frames; ../shared/data adds ≈ 21 000 more.
-    let shared = Path::new("../shared/data/hftbacktest-usdm-raw").exists();
+    let shared = shared("hftbacktest-usdm-raw").is_some();
     assert!(frames >= if shared { 90_000 } else { 75_000 }, "{frames}");
     let hot = fast.stats.trade + fast.stats.depth + fast.stats.book_ticker + fast.stats.mark_price;
     assert_eq!(slow.fast_frames(), 0);
@@ -212,6 +218,17 @@ fn shape_scanners_general_scanner_and_simd_json_agree_on_every_real_frame() {
         }
     }
     assert!(frames >= 75_000, "{frames}");
+    // The shape scanners took every trade, bookTicker, depth update and snapshot, but for the depth frames of a
+    // symbol whose scales were not known yet (at most a few per symbol: the general path infers them).
+    let p = &ps[0];
+    let shaped_kinds =
+        p.stats.trade + p.stats.non_market_trade + p.stats.book_ticker + p.stats.depth + p.stats.snapshot;
+    assert!(p.stats.depth > 30_000 && p.stats.snapshot >= 5, "{} depth, {} snapshots", p.stats.depth, p.stats.snapshot);
+    assert!(
+        p.shape_frames() <= shaped_kinds && p.shape_frames() + 2 * p.symbols().len() as u64 >= shaped_kinds,
+        "shape scanners took {} of {shaped_kinds}",
+        p.shape_frames()
+    );
     // Both fast parsers took every hot frame (the general one without the shape scanners).
     for p in &ps[..2] {
         let hot = p.stats.trade + p.stats.depth + p.stats.book_ticker + p.stats.mark_price;
@@ -321,9 +338,269 @@ fn shape_scanners_match_simd_json_on_structured_mutants() {
         }
         let mutant = [&head[..], &body.join(&b","[..]), &tail[..]].concat();
         same_on_all(&mut ps, &mut outs, &mutant, &meta);
-        accepted += u64::from(outs[2].iter().any(|e| e.kind != rusto::types::EventKind::SymbolDef));
+        accepted += u64::from(outs[2].iter().any(|e| e.kind != EventKind::SymbolDef));
     }
     // Many mutants are still valid events (reorders, extra keys, whitespace, escapes of plain bytes), many are not.
     assert!(accepted > 5_000 && accepted < 28_000, "{accepted}");
     assert!(ps[0].stats.malformed_total() > 0);
+}
+
+/// The pairs of the JSON object whose `{` is at `open` in a real frame, split at the commas outside brackets and
+/// braces (a real frame has no comma, bracket or brace inside a string), and what comes before and after them.
+fn object_pairs(frame: &[u8], open: usize) -> Option<Split> {
+    let (mut depth, mut start, mut body) = (0i32, open + 1, Vec::new());
+    for (i, &c) in frame.iter().enumerate().skip(open + 1) {
+        match c {
+            b'[' | b'{' => depth += 1,
+            b']' => depth -= 1,
+            b'}' if depth == 0 => {
+                body.push(frame[start..i].to_vec());
+                return Some(Split { head: frame[..=open].to_vec(), body, tail: frame[i..].to_vec() });
+            }
+            b'}' => depth -= 1,
+            b',' if depth == 0 => {
+                body.push(frame[start..i].to_vec());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The levels of a level-array pair (`"b":[…]`, `"bids": […]`), as (price, quantity) strings; `None` for another pair.
+fn levels_of(pair: &[u8]) -> Option<(Vec<u8>, Vec<[String; 2]>)> {
+    let colon = pair.iter().position(|&c| c == b':')?;
+    let key = pair[..colon].trim_ascii().to_vec();
+    if ![&b"\"b\""[..], b"\"a\"", b"\"bids\"", b"\"asks\""].contains(&&key[..]) {
+        return None;
+    }
+    Some((key, serde_json::from_slice(&pair[colon + 1..]).ok()?))
+}
+
+/// One level-array mutant of `levels` as JSON text: emptied, a level with a third element or replaced by nested
+/// junk or numbers, odd decimals (long, off the grid, negative, malformed), whitespace, an escape, levels
+/// duplicated, reordered or cut, a trailing comma, more than `MAX_LEVELS_PER_SIDE` levels.
+fn mutate_levels(levels: &[[String; 2]], mut next: impl FnMut() -> u64) -> String {
+    let text = |l: &[String; 2]| format!("[\"{}\",\"{}\"]", l[0], l[1]);
+    let mut parts: Vec<String> = levels.iter().map(text).collect();
+    let n = parts.len();
+    let at = if n == 0 { 0 } else { (next() as usize) % n };
+    let odd: [&str; 14] = [
+        "123456789012.123456789",
+        "0.0000000000001",
+        "1234567890123456789",
+        "-1.5",
+        "-0",
+        "",
+        "1.",
+        ".",
+        "1e3",
+        "00.5",
+        "+1",
+        " 1",
+        "99999999.99999999",
+        "0",
+    ];
+    let junk: [&str; 7] =
+        [r#"["1",["2"]]"#, r#"{"p":"1"}"#, r#"[1.5,"2"]"#, r#"["1"]"#, "[]", "null", r#"["1","2",{}]"#];
+    match next() % 12 {
+        0 => parts.clear(),
+        1 if n > 0 => parts[at] = format!("[\"{}\",\"{}\",\"1\"]", levels[at][0], levels[at][1]),
+        2 if n > 0 => parts[at] = junk[(next() as usize) % junk.len()].to_owned(),
+        3 if n > 0 => {
+            let mut l = levels[at].clone();
+            l[(next() % 2) as usize] = odd[(next() as usize) % odd.len()].to_owned();
+            parts[at] = text(&l);
+        }
+        4 if n > 0 => {
+            // Off the grid: one more digit after the last one.
+            let mut l = levels[at].clone();
+            let side = (next() % 2) as usize;
+            l[side].push(if l[side].contains('.') { '5' } else { '.' });
+            if l[side].ends_with('.') {
+                l[side].push('5');
+            }
+            parts[at] = text(&l);
+        }
+        5 if n > 0 => parts[at] = format!("[ \"{}\" , \"{}\" ]", levels[at][0], levels[at][1]),
+        6 if n > 0 => {
+            // The last byte of the price as a \u00XX escape (the same value once unescaped).
+            let p = &levels[at][0];
+            let (head, last) = p.split_at(p.len().saturating_sub(1));
+            let esc = last.bytes().map(|c| format!("\\u{c:04X}")).collect::<String>();
+            parts[at] = format!("[\"{head}{esc}\",\"{}\"]", levels[at][1]);
+        }
+        7 if n > 0 => parts.insert(at, parts[at].clone()),
+        8 if n > 1 => parts.swap(at, (at + 1) % n),
+        9 if n > 0 => parts.truncate(1 + at),
+        10 if n > 0 => {
+            let want = if next().is_multiple_of(8) { 5_001 } else { 30 };
+            while parts.len() < want {
+                parts.push(parts[parts.len() % n].clone());
+            }
+        }
+        _ => return format!("[{},]", parts.join(",")),
+    }
+    format!("[{}]", parts.join(","))
+}
+
+/// Seeds for the depth mutants: real depthUpdate frames and REST snapshots split into their pairs, with the
+/// snapshot symbol of each frame.
+fn depth_seeds() -> Vec<(Split, Option<SymbolName>)> {
+    let mut seeds = Vec::new();
+    let mut per_source = [0usize; 4];
+    for (k, f) in [
+        "data/sample/btcusdt_20230404.dat.gz",
+        "tests/data/BINANCE_FUTURES.ws.1.0.txt",
+        "tests/data/BINANCE_FUTURES.http.0.0.txt",
+        "data/sample/btcusdt_20230405.dat.gz",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let text = read_text(Path::new(f));
+        for line in text.split(|&c| c == b'\n') {
+            let Line::Frame { json, url_symbol, .. } = classify(line) else {
+                continue;
+            };
+            let open = if json.starts_with(b"{\"lastUpdateId\"") {
+                Some(0)
+            } else if json.windows(13).any(|w| w == b"\"depthUpdate\"") {
+                json.windows(5).position(|w| w == b"{\"e\":")
+            } else {
+                None
+            };
+            // At most 40 depth updates and every snapshot of each recording.
+            if let Some(open) = open
+                && (open == 0 || per_source[k] < 40)
+                && let Some(split) = object_pairs(json, open)
+            {
+                per_source[k] += usize::from(open != 0);
+                seeds.push((split, url_symbol.or(SymbolName::new(b"BTCUSDT"))));
+            }
+        }
+    }
+    assert!(per_source[..2].iter().all(|&n| n == 40), "{per_source:?}");
+    seeds
+}
+
+/// Structured mutants of real depthUpdate frames and REST snapshots, aimed at the depth shape scanner and its
+/// single-pass level reader: pairs reordered, removed, duplicated, unknown keys (with nested junk) added,
+/// whitespace, escapes, odd integers, a partial-depth stream name, and the level arrays mutated
+/// ([`mutate_levels`]). Each must give the same result and events on the shape scanners, the general scanner and
+/// simd-json; both acceptance and refusal must occur, and the shape scanners must have taken some mutants.
+#[test]
+fn depth_shape_scanner_matches_simd_json_on_structured_mutants() {
+    let seeds = depth_seeds();
+    let n_snap = seeds.iter().filter(|(s, _)| s.head == b"{").count();
+    assert!(n_snap >= 3 && seeds.len() >= 80 + n_snap, "{} seeds, {n_snap} snapshots", seeds.len());
+    let mut ps = three_parsers();
+    let mut outs: [Vec<MarketEvent>; 3] = std::array::from_fn(|_| Vec::with_capacity(MAX_EVENTS_PER_FRAME));
+    // The real frames first: every symbol gets its scales, so the shape scanners can take the mutants.
+    for (Split { head, body, tail }, sym) in &seeds {
+        let meta = FrameMeta { snapshot_symbol: *sym, ..FrameMeta::default() };
+        same_on_all(&mut ps, &mut outs, &[&head[..], &body.join(&b","[..]), &tail[..]].concat(), &meta);
+    }
+    let shaped_real = ps[0].shape_frames();
+    assert!(shaped_real + 10 >= seeds.len() as u64, "{shaped_real} of {} real seeds", seeds.len());
+    let mut x: u64 = 0xD1B5_4A32_D192_ED03;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let huge: [&[u8]; 8] =
+        [b"123456789012345678", b"1234567890123456789", b"999999999999999999999", b"-1", b"-0", b"007", b"1.0", b"1e3"];
+    let extra: [&[u8]; 6] = [
+        b"\"z\":1",
+        b"\"x\":\"y\"",
+        b"\"M\":[1,[2,{}]]",
+        b"\"o\":{\"k\":[\"1\"]}",
+        b"\"e\":\"depthUpdate\"",
+        b"\"b\":[]",
+    ];
+    let (mut accepted, mut rounds, mut fresh) = (0u64, 0u64, 0u32);
+    for round in 0..12_000usize {
+        let (Split { head, body, tail }, sym) = &seeds[round % seeds.len()];
+        // Snapshots are ≈ 45 KB: one round in four on them is plenty.
+        if head == b"{" && round % 4 != 0 {
+            continue;
+        }
+        let (mut head, mut body) = (head.clone(), body.clone());
+        let n = body.len();
+        let at = (next() as usize) % n;
+        match next() % 10 {
+            0 => body.swap(at, (at + 1 + (next() as usize) % (n - 1)) % n),
+            1 => {
+                body.remove(at);
+            }
+            2 => {
+                let dup = body[(next() as usize) % n].clone();
+                body.insert(at, dup);
+            }
+            3 => body.insert(at, extra[(next() as usize) % extra.len()].to_vec()),
+            4 => body[at] = [&b" "[..], &body[at], b"\n"].concat(),
+            5 => {
+                // An escape in a string value (not a level array): the same byte as \u00XX, or an escaped quote.
+                let pair = &body[at];
+                if let Some(q) = pair.iter().rposition(|&c| c == b'"')
+                    && q >= 6
+                    && pair[q - 1] != b'"'
+                    && !pair.contains(&b'[')
+                {
+                    let c = pair[q - 1];
+                    let esc = if next() % 2 == 0 { format!("\\u{:04X}", c).into_bytes() } else { b"\\\"".to_vec() };
+                    body[at] = [&pair[..q - 1], &esc[..], &pair[q..]].concat();
+                }
+            }
+            6 => {
+                let pair = &body[at];
+                if let Some(colon) = pair.iter().position(|&c| c == b':')
+                    && pair[colon + 1..].trim_ascii_start().first().is_some_and(u8::is_ascii_digit)
+                {
+                    body[at] = [&pair[..=colon], huge[(next() as usize) % huge.len()]].concat();
+                }
+            }
+            7 => {
+                // A partial-depth stream (the PARTIAL flag), or whitespace inside the wrapper.
+                let h = String::from_utf8_lossy(&head).into_owned();
+                let h = if next() % 2 == 0 {
+                    h.replace("@depth@", "@depth20@")
+                } else {
+                    h.replace(",\"data\":", ", \"data\" :")
+                };
+                head = h.into_bytes();
+            }
+            _ => {
+                // A level array mutated.
+                let sides: Vec<usize> = (0..n).filter(|&i| levels_of(&body[i]).is_some()).collect();
+                if let Some(&i) = sides.get((next() as usize) % sides.len().max(1))
+                    && let Some((key, levels)) = levels_of(&body[i])
+                {
+                    body[i] = [&key[..], b":", mutate_levels(&levels, &mut next).as_bytes()].concat();
+                }
+            }
+        }
+        // One mutant in eight also gets a symbol no parser has seen (the table fills up after 243 of them, which
+        // is one more error every path must report alike).
+        if next().is_multiple_of(8)
+            && let Some(i) = body.iter().position(|p| p.starts_with(b"\"s\":"))
+        {
+            fresh += 1;
+            body[i] = format!("\"s\":\"X{fresh}USDT\"").into_bytes();
+        }
+        let mutant = [&head[..], &body.join(&b","[..]), &tail[..]].concat();
+        let meta = FrameMeta { snapshot_symbol: *sym, ..FrameMeta::default() };
+        same_on_all(&mut ps, &mut outs, &mutant, &meta);
+        rounds += 1;
+        accepted += u64::from(outs[2].iter().any(|e| matches!(e.kind, EventKind::Depth | EventKind::Snapshot)));
+    }
+    let shaped = ps[0].shape_frames() - shaped_real;
+    eprintln!("depth mutants: {rounds} rounds, {accepted} accepted, {shaped} taken by the shape scanners");
+    assert!(accepted > rounds / 5 && accepted < rounds * 9 / 10, "{accepted} of {rounds}");
+    assert!(shaped > rounds / 10 && shaped < accepted, "{shaped} of {accepted}");
+    assert!(ps[0].stats.malformed_total() > 0 && ps[0].stats.malformed[ParseError::TooManyLevels.index()] > 0);
+    assert!(fresh > 300 && ps[0].stats.malformed[ParseError::Symbol(InternError::Full(256)).index()] > 0, "{fresh}");
 }

@@ -56,6 +56,7 @@ const PARSER_SOURCES: &[&[u8]] = &[
     include_bytes!("../ingest/parse/fast.rs"),
     include_bytes!("../ingest/parse/fields.rs"),
     include_bytes!("../ingest/parse/shapes.rs"),
+    include_bytes!("../ingest/parse/depth_shape.rs"),
     include_bytes!("../ingest/parse/swar.rs"),
     include_bytes!("../ingest/parse/tape.rs"),
     include_bytes!("../ingest/parse/exchange_info.rs"),

@@ -21,6 +21,7 @@
 //!   [`ParseError::MissingField`], a non-numeric `p` or `r` [`ParseError::Decimal`].
 //! - Limits: a frame is at most `max_frame_bytes`; a depth side has at most [`MAX_LEVELS_PER_SIDE`] levels.
 
+pub(crate) mod depth_shape;
 pub(crate) mod exchange_info;
 pub(crate) mod fast;
 pub(crate) mod fields;
@@ -294,6 +295,8 @@ pub struct Parser {
     recent_symbols: RecentSymbols,
     /// The fast path's level spans, preallocated to [`fast::MAX_SPANS`] (never grows).
     spans: Vec<fast::LevelSpan>,
+    /// Frames the shape scanners took (a part of [`ParseStats::fast_path`]; kept out of the reported counters).
+    shape_frames: u64,
 }
 
 impl Parser {
@@ -317,6 +320,7 @@ impl Parser {
             n_pending_def: 0,
             spans: Vec::with_capacity(fast::MAX_SPANS),
             recent_symbols: RecentSymbols::default(),
+            shape_frames: 0,
         }
     }
 
@@ -336,6 +340,13 @@ impl Parser {
     /// Frames the fast path handled (the rest went through simd-json).
     pub fn fast_frames(&self) -> u64 {
         self.stats.fast_path
+    }
+
+    /// Frames the shape scanners handled (a part of [`Parser::fast_frames`]). Only for the tests, which check
+    /// that the shape scanners were used.
+    #[doc(hidden)]
+    pub fn shape_frames(&self) -> u64 {
+        self.shape_frames
     }
 
     /// The symbol table.
@@ -431,6 +442,18 @@ impl Parser {
         Ok(id)
     }
 
+    /// The id of `raw` when it is already interned, without interning it (so a frame the shape scanners then
+    /// refuse leaves no trace in the table or in the `SymbolDef` events); remembered like [`Parser::intern`].
+    #[inline]
+    fn known_symbol(&mut self, raw: &str) -> Option<SymbolId> {
+        if let Some(id) = self.recent_symbols.find(raw.as_bytes()) {
+            return Some(id);
+        }
+        let id = self.symbols.find(&SymbolName::new(raw.as_bytes())?)?;
+        self.recent_symbols.remember(raw.as_bytes(), id);
+        Some(id)
+    }
+
     /// Makes sure `id` has a price scale (inferring it from `px` when unknown) and returns it.
     #[inline]
     fn price_scale(&mut self, id: SymbolId, px: &str, name: &'static str) -> Result<Scale, ParseError> {
@@ -481,6 +504,7 @@ impl Parser {
         Ok(s)
     }
 
+    #[inline(always)]
     fn parse_inner(&mut self, frame: &[u8], meta: &FrameMeta, out: &mut Vec<MarketEvent>, start: usize) -> Parsed {
         if frame.len() > self.max_frame_bytes {
             return Err(ParseError::TooLarge(frame.len()));
@@ -492,14 +516,20 @@ impl Parser {
                     shapes::Hot::AggTrade(m) => self.trade(m, true, meta, out),
                     shapes::Hot::Trade(m) => self.trade(m, false, meta, out),
                     shapes::Hot::BookTicker(m) => self.book_ticker(m, meta, out),
+                    shapes::Hot::Depth(d) => self.depth_shape(frame, d, meta, out).ok_or(ParseError::Shape),
+                    shapes::Hot::Snapshot(h) => self.snapshot_shape(frame, h, meta, out).ok_or(ParseError::Shape),
                 };
                 if let Ok(k) = r {
                     self.stats.fast_path += 1;
+                    self.shape_frames += 1;
                     return Ok(k);
                 }
-                // An error is reported by simd-json (canonical), as for the general fast path below.
                 out.truncate(start);
-                return self.parse_simd(frame, meta, out);
+                // A depth frame the shape scanner refused (its levels are read only there) goes to the general
+                // scanner; any other error is reported by simd-json (canonical), as for the general path below.
+                if !matches!(hot, shapes::Hot::Depth(_) | shapes::Hot::Snapshot(_)) {
+                    return self.parse_simd(frame, meta, out);
+                }
             }
             let mut vals = fast::FastVals::new();
             // Taken for the frame (a pointer swap) so the handlers may borrow the parser mutably.
@@ -593,6 +623,9 @@ impl Parser {
         }
     }
 
+    // Always inlined, as `parse_inner`: with the depth shape arms LLVM stopped inlining one or the other (+95
+    // instructions per aggTrade frame under callgrind, PERF.md "Parser, fourth step").
+    #[inline(always)]
     fn trade<'i>(&mut self, m: &impl Msg<'i>, agg: bool, meta: &FrameMeta, out: &mut Vec<MarketEvent>) -> Parsed {
         let sym = need_str(m, F::LowerS, "s")?;
         let px = need_str(m, F::LowerP, "p")?;
@@ -756,6 +789,69 @@ impl Parser {
         self.depth_body(m, sides, head, 0, out)?;
         self.stats.depth += 1;
         Ok(FrameKind::Market)
+    }
+
+    /// Both scales of `sid` when it has them (else the general path infers them, see [`Parser::depth_body`]).
+    #[inline]
+    fn known_scales(&self, sid: SymbolId) -> Option<depth_shape::LevelScales> {
+        let s = self.symbols.get(sid);
+        Some(depth_shape::LevelScales { price: s.price?, qty: s.qty? })
+    }
+
+    /// A depthUpdate read by the shape scanner: its header and levels in one pass ([`depth_shape::append_depth`]),
+    /// the events [`Parser::depth`] would append. `None` (nothing appended, nothing interned) when the rest of the
+    /// frame is not the expected shape, or the symbol is new or has no scales yet (the general path interns it and
+    /// infers them).
+    fn depth_shape(
+        &mut self,
+        frame: &[u8],
+        d: &shapes::DepthHead<'_>,
+        meta: &FrameMeta,
+        out: &mut Vec<MarketEvent>,
+    ) -> Option<FrameKind> {
+        let sid = self.known_symbol(d.symbol)?;
+        let scales = self.known_scales(sid)?;
+        let mut head = MarketEvent::new(EventKind::Depth, sid, ms_to_ns(d.trade_ms), meta.local_ts_ns, meta.stamp_ns);
+        head.p[0] = d.first_id;
+        head.p[1] = d.last_id;
+        head.p[2] = d.prev_id;
+        let layout = match d.stream {
+            Some(st) => {
+                if is_partial_depth_stream(st) {
+                    head.flags = flags::PARTIAL;
+                }
+                &depth_shape::UPDATE_WRAPPED
+            }
+            None => &depth_shape::UPDATE_RAW,
+        };
+        depth_shape::append_depth::<false>(frame, d.bids_at, layout, scales, head, 0, out)?;
+        self.stats.depth += 1;
+        Some(FrameKind::Market)
+    }
+
+    /// A REST depth snapshot read by the shape scanner, as [`Parser::depth_shape`] for [`Parser::snapshot`].
+    fn snapshot_shape(
+        &mut self,
+        frame: &[u8],
+        h: &depth_shape::SnapshotHead,
+        meta: &FrameMeta,
+        out: &mut Vec<MarketEvent>,
+    ) -> Option<FrameKind> {
+        let sid = self.known_symbol(meta.snapshot_symbol?.as_str())?;
+        let scales = self.known_scales(sid)?;
+        let ts = ms_to_ns(h.trade_ms);
+        let mut head = MarketEvent::new(EventKind::Snapshot, sid, ts, meta.local_ts_ns, meta.stamp_ns);
+        head.p[0] = h.last_update_id;
+        depth_shape::append_depth::<true>(
+            frame,
+            h.bids_at,
+            &depth_shape::SNAPSHOT,
+            scales,
+            head,
+            flags::SNAPSHOT,
+            out,
+        )?;
+        Some(FrameKind::Snapshot)
     }
 
     fn snapshot<'i>(&mut self, m: &impl Msg<'i>, meta: &FrameMeta, out: &mut Vec<MarketEvent>) -> Parsed {

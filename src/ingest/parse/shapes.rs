@@ -1,6 +1,7 @@
-//! Single-pass scanners for the three small hot frames, tried before the general fast scanner ([`super::fast`]).
+//! Single-pass scanners for the hot frames, tried before the general fast scanner ([`super::fast`]).
 //!
-//! An `aggTrade`, `trade` or `bookTicker` frame, raw or in the combined-stream wrapper, is read in one pass with
+//! An `aggTrade`, `trade`, `bookTicker` or `depthUpdate` frame, raw or in the combined-stream wrapper, and a REST
+//! depth snapshot (its levels: [`super::depth_shape`]) are read in one pass with
 //! its keys at the positions Binance writes them (every real recording in data/ and tests/data): each key with its
 //! quotes, colon and separator is one fixed-length compare, each value is read into a typed field as it is
 //! scanned (integers eight digits per step), and no slot table or key lookup is set up. The first byte that
@@ -24,6 +25,10 @@ pub(crate) enum Hot<'i> {
     Trade(Trade<'i>),
     /// A `bookTicker` event.
     BookTicker(BookTicker<'i>),
+    /// A `depthUpdate` event up to its bids array (the levels are read by [`super::depth_shape::append_depth`]).
+    Depth(DepthHead<'i>),
+    /// A REST depth snapshot up to its bids array (likewise).
+    Snapshot(super::depth_shape::SnapshotHead),
 }
 
 /// `{"e":"aggTrade","E":…,"a":…,"s":…,"p":…,"q":…,"f":…,"l":…,"T":…,"m":…}`.
@@ -131,6 +136,25 @@ impl<'i> Msg<'i> for BookTicker<'i> {
         // No field of this shape is an array, so no handler asks for levels.
         Err(ParseError::Shape)
     }
+}
+
+/// [`super::depth_shape::append_depth`] reads from `bids_at` on.
+/// `E` is checked to be an integer but not kept: the general path reads `T` when it is there.
+pub(crate) struct DepthHead<'i> {
+    /// `T` (the general path's exchange time when present).
+    pub(crate) trade_ms: i64,
+    /// `s`.
+    pub(crate) symbol: &'i str,
+    /// `U`.
+    pub(crate) first_id: i64,
+    /// `u`.
+    pub(crate) last_id: i64,
+    /// `pu`.
+    pub(crate) prev_id: i64,
+    /// The wrapper's stream name, if wrapped (it tells a partial-depth stream).
+    pub(crate) stream: Option<&'i str>,
+    /// Offset of the bids array's `[`.
+    pub(crate) bids_at: usize,
 }
 
 /// A cursor over one frame; every step either consumes exactly what it expects or fails.
@@ -253,21 +277,43 @@ impl<'i> Cur<'i> {
         self.lit(b"}")?;
         Some(BookTicker { update_id, symbol, bid, bid_qty, ask, ask_qty, trade_ms, event_ms })
     }
+
+    /// The fields of a depthUpdate after its `"e":"depthUpdate"`, up to its bids array (the cursor is left on its
+    /// `[`).
+    #[inline(always)]
+    fn depth(&mut self, stream: Option<&'i str>) -> Option<DepthHead<'i>> {
+        self.lit(b",\"E\":")?;
+        self.int()?;
+        self.lit(b",\"T\":")?;
+        let trade_ms = self.int()?;
+        self.lit(b",\"s\":")?;
+        let symbol = self.str()?;
+        self.lit(b",\"U\":")?;
+        let first_id = self.int()?;
+        self.lit(b",\"u\":")?;
+        let last_id = self.int()?;
+        self.lit(b",\"pu\":")?;
+        let prev_id = self.int()?;
+        self.lit(b",\"b\":")?;
+        Some(DepthHead { trade_ms, symbol, first_id, last_id, prev_id, stream, bids_at: self.i })
+    }
 }
 
-/// Reads `frame` when it is exactly one of the three shapes (raw, or wrapped as `{"stream":"…","data":{…}}` with
-/// nothing around it); `None` otherwise.
+/// Reads `frame` when it is exactly one of the shapes (raw, or wrapped as `{"stream":"…","data":{…}}` with
+/// nothing around it); `None` otherwise. For a depth update or a REST snapshot only the keys before the bids are
+/// read here: the rest of the frame is read by [`super::depth_shape::append_depth`], which checks it to the end.
 #[inline]
 pub(crate) fn scan(frame: &[u8]) -> Option<Hot<'_>> {
     let mut c = Cur { b: frame, i: 0 };
-    let wrapped = if c.lit(b"{\"stream\":").is_some() {
+    let stream = if c.lit(b"{\"stream\":").is_some() {
         // The stream name must be a string, as the general path requires; only a depth update reads it.
-        c.str()?;
+        let stream = c.str()?;
         c.lit(b",\"data\":{\"e\":")?;
-        true
+        Some(stream)
+    } else if c.lit(b"{\"e\":").is_some() {
+        None
     } else {
-        c.lit(b"{\"e\":")?;
-        false
+        return super::depth_shape::snapshot_head(frame).map(Hot::Snapshot);
     };
     let hot = if c.lit(b"\"aggTrade\"").is_some() {
         Hot::AggTrade(c.agg_trade()?)
@@ -275,10 +321,12 @@ pub(crate) fn scan(frame: &[u8]) -> Option<Hot<'_>> {
         Hot::Trade(c.trade()?)
     } else if c.lit(b"\"bookTicker\"").is_some() {
         Hot::BookTicker(c.book_ticker()?)
+    } else if c.lit(b"\"depthUpdate\"").is_some() {
+        return c.depth(stream).map(Hot::Depth);
     } else {
         return None;
     };
-    if wrapped {
+    if stream.is_some() {
         c.lit(b"}")?;
     }
     (c.i == frame.len()).then_some(hot)
