@@ -94,20 +94,27 @@ struct Holdings {
     orders: Vec<OrderRow>,
 }
 
+/// One signed request named `what`; a status other than 200 is refused unless the body holds `benign` (an error
+/// code that means the work is already done). Returns the body.
+fn call(
+    rest: &mut Rest,
+    what: &'static str,
+    req: Signed<'_>,
+    offset_ms: f64,
+    benign: Option<&[u8]>,
+) -> Result<Vec<u8>, AccountError> {
+    let (status, body) = rest.signed(req, offset_ms).map_err(|e| AccountError::Rest(what, e.to_string()))?;
+    if status != 200 && !benign.is_some_and(|code| body.windows(code.len()).any(|w| w == code)) {
+        let text: String = String::from_utf8_lossy(&body).chars().take(200).collect();
+        return Err(AccountError::Refused(what, status, text));
+    }
+    Ok(body)
+}
+
 /// The account's positions and open orders.
 fn holdings(rest: &mut Rest, c: &Credentials, offset_ms: f64) -> Result<Holdings, AccountError> {
     let mut get = |what: &'static str, path: &str| -> Result<Vec<u8>, AccountError> {
-        let (status, body) = rest
-            .signed(Signed { verb: Verb::Get, path, query: "", creds: c }, offset_ms)
-            .map_err(|e| AccountError::Rest(what, e.to_string()))?;
-        if status != 200 {
-            return Err(AccountError::Refused(
-                what,
-                status,
-                String::from_utf8_lossy(&body).chars().take(200).collect(),
-            ));
-        }
-        Ok(body)
+        call(rest, what, Signed { verb: Verb::Get, path, query: "", creds: c }, offset_ms, None)
     };
     let bad = |what: &'static str, e: serde_json::Error| AccountError::Rest(what, format!("unexpected body: {e}"));
     let risk: Vec<RiskRow> =
@@ -198,20 +205,12 @@ pub(crate) fn set_margin(
 ) -> Result<(), AccountError> {
     for s in traded {
         let q = format!("symbol={s}&marginType=ISOLATED");
-        let (status, body) = rest
-            .signed(Signed { verb: Verb::Post, path: "/fapi/v1/marginType", query: &q, creds: c }, offset_ms)
-            .map_err(|e| AccountError::Rest("marginType", e.to_string()))?;
+        let req = Signed { verb: Verb::Post, path: "/fapi/v1/marginType", query: &q, creds: c };
         // -4046: "No need to change margin type." (already isolated).
-        if status != 200 && !body.windows(5).any(|w| w == b"-4046") {
-            return Err(AccountError::Refused("marginType", status, String::from_utf8_lossy(&body).into_owned()));
-        }
+        call(rest, "marginType", req, offset_ms, Some(b"-4046"))?;
         let q = format!("symbol={s}&leverage={leverage}");
-        let (status, body) = rest
-            .signed(Signed { verb: Verb::Post, path: "/fapi/v1/leverage", query: &q, creds: c }, offset_ms)
-            .map_err(|e| AccountError::Rest("leverage", e.to_string()))?;
-        if status != 200 {
-            return Err(AccountError::Refused("leverage", status, String::from_utf8_lossy(&body).into_owned()));
-        }
+        let req = Signed { verb: Verb::Post, path: "/fapi/v1/leverage", query: &q, creds: c };
+        call(rest, "leverage", req, offset_ms, None)?;
     }
     log::warn!(
         "isolated margin and leverage {leverage}x set on {}",
@@ -253,12 +252,13 @@ pub(crate) fn shutdown(
             None => ("SELL", amt.as_str()),
         };
         let q = format!("symbol={s}&side={side}&type=MARKET&quantity={qty}&reduceOnly=true");
-        let (status, body) = rest
-            .signed(Signed { verb: Verb::Post, path: "/fapi/v1/order", query: &q, creds: c }, offset_ms)
-            .map_err(|e| AccountError::Rest("flatten", e.to_string()))?;
-        if status != 200 {
-            return Err(AccountError::Refused("flatten", status, String::from_utf8_lossy(&body).into_owned()));
-        }
+        call(
+            rest,
+            "flatten",
+            Signed { verb: Verb::Post, path: "/fapi/v1/order", query: &q, creds: c },
+            offset_ms,
+            None,
+        )?;
         log::warn!("{s}: position {amt} flattened at shutdown (reduce-only MARKET {side} {qty})");
     }
     for o in h.orders.iter().filter(|o| is_traded(&o.symbol)) {

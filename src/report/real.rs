@@ -235,7 +235,8 @@ pub fn load(path: &Path) -> Result<Option<RealVsPaper>, RealError> {
 }
 
 fn bps(v: Option<f64>) -> String {
-    v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"))
+    // `+ 0.0` turns a -0.0 into 0.0; a value that rounds to zero prints as 0.00, not -0.00.
+    v.map_or_else(|| "-".to_owned(), |v| format!("{:.2}", if v.abs() < 0.005 { 0.0 } else { v + 0.0 }))
 }
 
 fn line(symbol: &str, t: &str, c: &Compare) -> String {
@@ -310,6 +311,14 @@ mod tests {
         assert!((c.paper_slippage_bps.unwrap() - 0.1 / 99.9 * 1e4).abs() < 1e-9);
         assert!((c.real_slippage_bps.unwrap() - 0.3 / 99.9 * 1e4).abs() < 1e-9);
         assert!((c.real_fees - 0.05).abs() < 1e-12 && (c.paper_fees - 0.05).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_difference_that_rounds_to_zero_prints_without_a_sign() {
+        assert_eq!(
+            (bps(Some(-0.001)), bps(Some(-0.0)), bps(Some(-0.25)), bps(None)),
+            ("0.00".into(), "0.00".into(), "-0.25".into(), "-".into())
+        );
     }
 
     #[test]
