@@ -60,8 +60,13 @@ fn spawn_plain_exchange(dir: PathBuf, feed: &[&str]) -> Exchange {
 }
 
 fn spawn_exchange_with(dir: PathBuf, transport: &[&std::ffi::OsStr], feed: &[&str]) -> Exchange {
+    spawn_exchange_for(dir, 25, transport, feed)
+}
+
+/// [`spawn_exchange_with`], the exchange living `secs`.
+fn spawn_exchange_for(dir: PathBuf, secs: u32, transport: &[&std::ffi::OsStr], feed: &[&str]) -> Exchange {
     let mut child = Command::new(exchange_bin())
-        .args(["--listen", "127.0.0.1:0", "--duration-secs", "25"])
+        .args(["--listen", "127.0.0.1:0", "--duration-secs", &secs.to_string()])
         .args(transport)
         .arg("--stats-out")
         .arg(dir.join("stats.json"))
@@ -589,12 +594,17 @@ fn testnet_run_with(name: &str, execution: &str, faults: &[&str]) -> (Exchange, 
 /// The configuration of [`testnet_run_with`]: loose signals, testnet mode against `ex`, caps out of the way;
 /// `execution` goes at the end of `[execution]`.
 fn testnet_cfg(ex: &Exchange, execution: &str) -> PathBuf {
+    testnet_cfg_with(ex, &loose_signals(), execution)
+}
+
+/// [`testnet_cfg`] with other signal settings.
+fn testnet_cfg_with(ex: &Exchange, signals: &str, execution: &str) -> PathBuf {
     let p = ex.port;
     let extra = format!(
         "health_interval_s = 1\n{}\n[execution]\nmode = \"testnet\"\nws_api_url = \"wss://localhost:{p}/ws-fapi/v1\"\n\
          user_stream_url = \"wss://localhost:{p}/private/ws\"\norder_notional_max = 1e6\nsymbol_notional_max = 1e6\n\
          total_notional_max = 1e6\norders_per_min_max = 240\ndaily_loss_max = 1e6\nworking_type = \"contract\"\n{execution}",
-        loose_signals()
+        signals
     );
     tls_cfg(ex, &extra)
 }
@@ -691,7 +701,7 @@ fn testnet_mode_routes_the_decisions_to_the_exchange_and_follows_their_fills() {
     // Issue 12: the venue's intents cross the ring to the network thread, go out over the WebSocket API (HMAC-signed,
     // real TLS), and the answers and the user data stream's fills and positions come back on the inbound path.
     let (ex, r, err) = testnet_run("testnet", "flatten_on_exit = true\n");
-    assert!(err.contains("account reconciled: no position and no open order on 1 traded symbols"), "{err}");
+    assert!(err.contains("account reconciled on 1 traded symbols: 0 positions adopted, nothing else open"), "{err}");
     assert!(err.contains("isolated margin and leverage 50x set on BTCUSDT"), "{err}");
     assert!(err.contains("orders are routed to wss://localhost"), "{err}");
     assert!(err.contains("order session: WebSocket API open"), "{err}");
@@ -790,4 +800,103 @@ fn the_database_matches_the_exchange_ledger(ex: &Exchange, st: &Value, err: &str
     let entry = &rvp["total"]["entry"];
     assert!(entry["pairs"].as_u64().unwrap() >= 1, "{rvp}");
     assert!(entry["real_vs_paper_bps"].as_f64().is_some(), "{rvp}");
+}
+
+/// The exchange's stats file as it is now (rewritten every second), `Null` while it is being written.
+fn exchange_stats_now(ex: &Exchange) -> Value {
+    std::fs::read(ex.dir.join("stats.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null)
+}
+
+/// The exchange's BTCUSDT position, base units.
+fn btc_position(st: &Value) -> f64 {
+    st["orders"]["margin"]["BTCUSDT"]["position"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0.0)
+}
+
+#[test]
+fn a_killed_run_keeps_its_stop_on_the_exchange_and_the_restart_adopts_and_manages_the_position() {
+    // Issue 12: "a crash (kill -9) with an open position: the protective stop is still on the exchange, and the
+    // restart adopts the position and manages it to its exit". The recording at 10x (≈ 51 s); stops 0.3 % away and
+    // a SoftStop after 60 s of market time, so that a position outlives the kill and the restart.
+    let (key, secret) = (format!("rustoKeykill{}", std::process::id()), "rustoSecretkill".to_string());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (a, b) = (root.join("data/sample/btcusdt_20230404.dat.gz"), root.join("data/sample/btcusdt_20230405.dat.gz"));
+    let dir = workdir("kill");
+    let ca = dir.join("ca.pem");
+    let feed = ["--speed", "10", "--loops", "1", "--recording", a.to_str().unwrap(), b.to_str().unwrap()];
+    let feed: Vec<&str> = feed.into_iter().chain(["--api-key", &key, "--api-secret", &secret]).collect();
+    let ex = spawn_exchange_for(dir, 90, &["--ca-out".as_ref(), ca.as_os_str()], &feed);
+    let signals = loose_signals()
+        .replace("stop_pct = 0.01", "stop_pct = 0.3")
+        .replace("soft_stop_seconds = 5", "soft_stop_seconds = 60");
+    let cfg = testnet_cfg_with(&ex, &signals, "flatten_on_exit = true\n");
+    let env = [("RUSTO_API_KEY", key.as_str()), ("RUSTO_API_SECRET", secret.as_str())];
+    let log1 = ex.dir.join("run1.log");
+    let mut run1 = Command::new(env!("CARGO_BIN_EXE_rusto"))
+        .envs(env)
+        .env_remove("RUSTO_API_CREDENTIALS_FILE")
+        .arg("--config")
+        .arg(&cfg)
+        .args(["live", "--duration-secs", "60", "--db"])
+        .arg(ex.dir.join("live.db"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log1).unwrap())
+        .spawn()
+        .unwrap();
+    // A real position with its protective stop at the exchange: kill -9 at once.
+    let deadline = std::time::Instant::now() + Duration::from_secs(50);
+    loop {
+        let st = exchange_stats_now(&ex);
+        if btc_position(&st) != 0.0 && st["orders"]["algo"]["open"].as_u64().unwrap_or(0) >= 1 {
+            break;
+        }
+        let log = std::fs::read_to_string(&log1).unwrap_or_default();
+        assert!(std::time::Instant::now() < deadline, "no position with a stop: {st}\n{log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    run1.kill().unwrap(); // SIGKILL
+    run1.wait().unwrap();
+    // The exchange's record after the kill (its stats file is a second old at most).
+    std::thread::sleep(Duration::from_millis(1100));
+    let st = exchange_stats_now(&ex);
+    let held = btc_position(&st);
+    assert!(held != 0.0, "the position is still open after the kill: {st}");
+    assert!(st["orders"]["algo"]["open"].as_u64().unwrap() >= 1, "its stop is still on the exchange: {st}");
+    // The restart: the database's killed run is recovered, its position found on the exchange and adopted.
+    let (r, err) = live_with_env(&ex.dir, &cfg, 20, &env);
+    assert!(err.contains("adopting run 1's position on BTCUSDT"), "{err}");
+    assert!(err.contains("positions adopted, nothing else open"), "{err}");
+    assert!(err.contains("BTCUSDT: adopted position 1 ("), "{err}");
+    let venue = err.lines().find(|l| l.contains("venue: VenueStats")).unwrap_or_else(|| panic!("{err}"));
+    assert!(venue.contains("adopted: 1,"), "{venue}");
+    assert!(venue.contains("foreign_reports: 0,"), "the old run's reports are the adopted position's: {venue}\n{err}");
+    // The adopted position: one row, moved to the second run, closed there by a real exit (not the crash).
+    let c = rusqlite::Connection::open(ex.dir.join("live.db")).unwrap();
+    let status: String = c.query_row("SELECT status FROM runs WHERE id = 1", [], |r| r.get(0)).unwrap();
+    assert_eq!(status, "crashed");
+    let (run, st_row, reason, decision): (i64, String, String, i64) = c
+        .query_row(
+            "SELECT run_id, status, COALESCE(exit_reason, ''), entry_ts_ms FROM positions WHERE run_id = 2 AND seq = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap_or_else(|e| panic!("the adopted position is run 2's first: {e}\n{err}"));
+    assert_eq!((run, st_row.as_str()), (2, "closed"), "{err}");
+    assert_ne!(reason, "Crashed", "{err}");
+    let crashed: i64 = c.query_row("SELECT count(*) FROM fills WHERE kind = 'Crashed'", [], |r| r.get(0)).unwrap();
+    assert_eq!(crashed, 0, "the crash close of the adopted position is undone");
+    // Its real exit: a fill of one of its exit legs under the killed run's client ids, reported in run 2.
+    let exits: f64 = c
+        .query_row(
+            "SELECT COALESCE(SUM(quantity), 0) FROM order_reports WHERE run_id = 2 AND decision_ts_ms = ?1
+             AND leg != 'entry' AND kind IN ('fill', 'partial_fill')",
+            [decision],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!((exits - held.abs()).abs() < 1e-9, "the adopted quantity {held} closed by its exit fills ({exits}): {err}");
+    eprintln!("adopted position closed by {reason} in run 2 (summary engine: {})", r["engine"]["positions_closed"]);
+    let st = exchange_stats(&ex);
+    assert_eq!(btc_position(&st), 0.0, "{st}");
+    assert_eq!(st["orders"]["open_orders"], 0, "{st}");
+    assert_eq!(st["orders"]["algo"]["open"], 0, "{st}");
 }

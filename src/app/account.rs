@@ -3,10 +3,13 @@
 //!
 //! 1. The account lock: one exclusive `flock` per API key (`$XDG_RUNTIME_DIR`, else the temp dir,
 //!    `rusto-account-<hash of the key>.lock`), held for the whole run; a second rusto on the same key is refused.
-//! 2. Reconcile: `GET /fapi/v2/positionRisk`, `/fapi/v1/openOrders` and `/fapi/v1/openAlgoOrders`. A position or
-//!    an open order on a symbol this run trades is refused (this build cannot adopt them yet: a clear error,
-//!    nothing sent); on other symbols they are refused too unless `adopt_unknown = true`, which leaves them to
-//!    their own exchange-side orders (warned, never touched).
+//! 2. Reconcile: `GET /fapi/v2/positionRisk`, `/fapi/v1/openOrders` and `/fapi/v1/openAlgoOrders`. A position on
+//!    a symbol this run trades is adopted when the database knows it: a killed run's position
+//!    ([`crate::persist::adopt`]) whose order reports leave open exactly what the exchange holds, on the same side,
+//!    with no open order on the symbol but that position's own (its stop, its take profits); the engine then
+//!    manages it to its exit under its old client ids. Any other position or open order on a traded symbol is
+//!    refused (a clear error, nothing sent); on other symbols they are refused too unless `adopt_unknown = true`,
+//!    which leaves them to their own exchange-side orders (warned, never touched).
 //! 3. Isolated margin and the configured leverage on every traded symbol (`POST /fapi/v1/marginType`, `-4046`
 //!    "no need to change" is success; `POST /fapi/v1/leverage`).
 
@@ -17,7 +20,9 @@ use serde::Deserialize;
 
 use crate::app::rest::{Rest, Signed, Verb};
 use crate::ingest::orders::Credentials;
+use crate::persist::Candidate;
 use crate::types::symbols::SymbolName;
+use crate::types::{AdoptedReal, AdoptedStop, Adoption, ClientOrderId, Leg, OrderSide};
 
 /// Why the account is not ready to trade.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +40,7 @@ pub enum AccountError {
     #[error("{0}: HTTP {1}: {2}")]
     Refused(&'static str, u16, String),
     /// The account holds what this run would have to adopt.
-    #[error("the account already holds {0}; this build cannot adopt them: close them (or cancel the orders) first{1}")]
+    #[error("the account holds {0}; this run cannot adopt it{1}")]
     NotFlat(String, &'static str),
 }
 
@@ -84,6 +89,23 @@ struct OrderRow {
     order_id: Option<i64>,
     #[serde(default)]
     algo_id: Option<i64>,
+    /// A regular order's client id.
+    #[serde(default)]
+    client_order_id: Option<String>,
+    /// An algo (conditional) order's client id.
+    #[serde(default)]
+    client_algo_id: Option<String>,
+    /// An algo order's trigger price.
+    #[serde(default)]
+    trigger_price: Option<String>,
+}
+
+impl OrderRow {
+    /// Its client id, when it is one of rusto's.
+    fn client(&self) -> Option<ClientOrderId> {
+        let id = self.client_algo_id.as_deref().or(self.client_order_id.as_deref())?;
+        ClientOrderId::parse(id.as_bytes()).ok()
+    }
 }
 
 /// What the account holds.
@@ -92,6 +114,14 @@ struct Holdings {
     positions: Vec<(String, String)>,
     /// Open regular and algo orders.
     orders: Vec<OrderRow>,
+}
+
+/// A position of a killed run taken over by this run: what the engine gets, and the database row to move.
+pub(crate) struct Adopted {
+    /// For the engine (its `seq` is set by the engine).
+    pub adoption: Adoption,
+    /// For the database.
+    pub candidate: Candidate,
 }
 
 /// One signed request named `what`; a status other than 200 is refused unless the body holds `benign` (an error
@@ -132,33 +162,126 @@ fn holdings(rest: &mut Rest, c: &Credentials, offset_ms: f64) -> Result<Holdings
     Ok(Holdings { positions, orders })
 }
 
-/// Reconciles the account with a run that starts flat (see the module doc).
+/// Reconciles the account with the run's start (see the module doc): returns the positions adopted.
 pub(crate) fn reconcile(
     rest: &mut Rest,
     c: &Credentials,
     offset_ms: f64,
     traded: &[SymbolName],
+    candidates: Vec<Candidate>,
     adopt_unknown: bool,
-) -> Result<(), AccountError> {
+) -> Result<Vec<Adopted>, AccountError> {
     let h = holdings(rest, c, offset_ms)?;
-    let positions: Vec<String> = h.positions.into_iter().map(|p| p.0).collect();
-    let orders: Vec<String> = h.orders.into_iter().map(|o| o.symbol).collect();
-    let is_traded = |s: &String| traded.iter().any(|t| t.as_str() == s);
-    let mine: Vec<&String> = positions.iter().filter(|s| is_traded(s)).collect();
-    let mine_orders: Vec<&String> = orders.iter().filter(|s| is_traded(s)).collect();
-    if !mine.is_empty() || !mine_orders.is_empty() {
-        let what = format!("positions on {mine:?} and {} open orders on traded symbols", mine_orders.len());
+    let is_traded = |s: &str| traded.iter().any(|t| t.as_str() == s);
+    let mut adopted = Vec::new();
+    for (sym, amt) in h.positions.iter().filter(|p| is_traded(&p.0)) {
+        let cand = candidates.iter().find(|k| k.symbol.as_str() == sym).ok_or_else(|| {
+            AccountError::NotFlat(format!("a position of {amt} on {sym} that this database does not know"), "")
+        })?;
+        let orders: Vec<&OrderRow> = h.orders.iter().filter(|o| o.symbol == *sym).collect();
+        adopted.push(adopt_one(cand, amt, &orders)?);
+    }
+    let flat_orders = h
+        .orders
+        .iter()
+        .filter(|o| is_traded(&o.symbol) && !adopted.iter().any(|a: &Adopted| a.adoption.symbol.as_str() == o.symbol))
+        .count();
+    if flat_orders > 0 {
+        let what = format!("{flat_orders} open orders on traded symbols without a position");
         return Err(AccountError::NotFlat(what, ""));
     }
-    if !positions.is_empty() || !orders.is_empty() {
-        let what = format!("positions on {positions:?} and {} open orders on other symbols", orders.len());
+    for k in candidates.iter().filter(|k| !adopted.iter().any(|a| a.candidate.row_id == k.row_id)) {
+        log::warn!(
+            "run {}'s position on {} is not on the exchange any more (closed while rusto was down): it stays closed \
+             as recovered (Crashed)",
+            k.run_id,
+            k.symbol
+        );
+    }
+    let other_pos: Vec<&String> = h.positions.iter().map(|p| &p.0).filter(|s| !is_traded(s)).collect();
+    let other_orders = h.orders.iter().filter(|o| !is_traded(&o.symbol)).count();
+    if !other_pos.is_empty() || other_orders > 0 {
+        let what = format!("positions on {other_pos:?} and {other_orders} open orders on other symbols");
         if !adopt_unknown {
             return Err(AccountError::NotFlat(what, ", or set execution.adopt_unknown = true to leave them alone"));
         }
         log::warn!("the account holds {what}: left alone (execution.adopt_unknown = true), never touched by this run");
     }
-    log::info!("account reconciled: no position and no open order on {} traded symbols", traded.len());
-    Ok(())
+    log::info!(
+        "account reconciled on {} traded symbols: {} positions adopted, nothing else open",
+        traded.len(),
+        adopted.len()
+    );
+    Ok(adopted)
+}
+
+/// Binance's decimal text as a number (0 when malformed: the checks below then refuse).
+fn num(s: &str) -> f64 {
+    crate::types::decimal::parse_e8(s.as_bytes()).map_or(0.0, |v| v as f64 / 1e8)
+}
+
+/// The adoption of candidate `k`, the exchange holding `amt` on its symbol with `orders` open there: refused unless
+/// the exchange holds exactly what the order reports leave open, on the same side, and every open order there is
+/// one of that position's.
+fn adopt_one(k: &Candidate, amt: &str, orders: &[&OrderRow]) -> Result<Adopted, AccountError> {
+    let r = &k.reports;
+    let held = num(amt);
+    let side_ok = (held > 0.0) == (r.side == OrderSide::Buy);
+    let tol = 1e-9 * r.filled.max(1.0);
+    if !side_ok || (held.abs() - r.open()).abs() > tol {
+        let what = format!(
+            "{amt} on {} while its run {} left {}{} open by its order reports (changed while rusto was down)",
+            k.symbol,
+            k.run_id,
+            if r.side == OrderSide::Buy { "" } else { "-" },
+            r.open()
+        );
+        return Err(AccountError::NotFlat(what, ": close it by hand"));
+    }
+    let mut real = AdoptedReal {
+        client_run: r.client_run,
+        position_id: r.position_id,
+        side: r.side,
+        filled: r.filled,
+        notional: r.notional,
+        open: held.abs(),
+        exit_cum: r.exit_cum,
+        stop: None,
+        tps_working: [false; 2],
+        attempts: r.attempts,
+        decision_ms: k.paper.entry_ts_ms,
+    };
+    for o in orders {
+        let Some(id) = o.client().filter(|id| id.run_id == r.client_run && id.position_id == r.position_id) else {
+            let what = format!("an open order on {} that is not its adopted position's", k.symbol);
+            return Err(AccountError::NotFlat(what, ": cancel it first"));
+        };
+        let a = &mut real.attempts[id.leg as usize];
+        *a = (*a).max(id.attempt.saturating_add(1));
+        match id.leg {
+            Leg::Stop | Leg::Breakeven => {
+                let trigger = num(o.trigger_price.as_deref().unwrap_or(""));
+                let stop = AdoptedStop { leg: id.leg, attempt: id.attempt, trigger };
+                // Two stops (a crash inside a breakeven replacement): the breakeven one, the newest, protects.
+                let rank = |s: &AdoptedStop| (s.leg == Leg::Breakeven, s.attempt);
+                if real.stop.is_none_or(|s| rank(&s) < rank(&stop)) {
+                    real.stop = Some(stop);
+                }
+            }
+            Leg::Tp1 => real.tps_working[0] = true,
+            Leg::Tp2 => real.tps_working[1] = true,
+            _ => {}
+        }
+    }
+    log::warn!(
+        "adopting run {}'s position on {}: {amt} open, stop {:?}, take profits working {:?}",
+        k.run_id,
+        k.symbol,
+        real.stop.map(|s| (s.leg.name(), s.trigger)),
+        real.tps_working
+    );
+    let adoption = Adoption { symbol: k.symbol, seq: 0, paper: k.paper, real };
+    Ok(Adopted { adoption, candidate: k.clone() })
 }
 
 /// Of the symbols a reselection adds, those this run may trade: the account holds no position and no open order on
@@ -282,6 +405,77 @@ pub(crate) fn shutdown(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A killed run's long of 0.010 BTC (run 3, client-id run 0x11, position 2) as the database knows it.
+    fn candidate() -> Candidate {
+        let paper = crate::types::AdoptedPaper {
+            side: crate::types::record::Side::Long,
+            entry_ts_ms: 1_000,
+            bar_ts_ms: 990,
+            entry_fill_ts_ms: 1_010,
+            latency_ms: 10.0,
+            entry_price: 60_000.0,
+            qty: 0.010,
+            exited_qty: 0.0,
+            initial_stop: 59_820.0,
+            tp1: 60_180.0,
+            tp2: 60_360.0,
+            liq: 58_900.0,
+            tp1_done: false,
+            fees: 0.24,
+            funding: 0.0,
+            pnl: -0.24,
+            expected_slippage_bps: 0.5,
+            realized_slippage_bps: 0.4,
+            regime: crate::types::record::Regime::RangeLow,
+            confidence: 0.7,
+        };
+        let mut attempts = [0; 7];
+        attempts[0] = 1;
+        let reports = crate::persist::ReportSummary {
+            client_run: 0x11,
+            position_id: 2,
+            side: OrderSide::Buy,
+            filled: 0.010,
+            notional: 600.0,
+            exit_cum: [0.0; 5],
+            attempts,
+        };
+        Candidate { row_id: 9, run_id: 3, symbol: SymbolName::new(b"BTCUSDT").unwrap(), paper, reports }
+    }
+
+    fn order(client: &str, algo: bool, trigger: &str) -> OrderRow {
+        OrderRow {
+            symbol: "BTCUSDT".into(),
+            order_id: (!algo).then_some(1),
+            algo_id: algo.then_some(2),
+            client_order_id: (!algo).then(|| client.to_string()),
+            client_algo_id: algo.then(|| client.to_string()),
+            trigger_price: algo.then(|| trigger.to_string()),
+        }
+    }
+
+    #[test]
+    fn a_position_is_adopted_only_as_its_reports_left_it_with_nothing_foreign_beside_it() {
+        let k = candidate();
+        let stop = order("rst-00000011-00000002-K01", true, "60001.0");
+        let old_stop = order("rst-00000011-00000002-S00", true, "59820.0");
+        let tp2 = order("rst-00000011-00000002-B00", false, "");
+        let a = adopt_one(&k, "0.010", &[&old_stop, &stop, &tp2]).unwrap().adoption.real;
+        // The breakeven stop protects (a crash inside its replacement left both); TP2 works, TP1 does not.
+        assert_eq!(a.stop, Some(AdoptedStop { leg: Leg::Breakeven, attempt: 1, trigger: 60_001.0 }));
+        assert_eq!((a.tps_working, a.open), ([false, true], 0.010));
+        assert_eq!((a.attempts[Leg::Breakeven as usize], a.attempts[Leg::Stop as usize]), (2, 1));
+        let e = |r: Result<Adopted, AccountError>| r.err().map(|e| e.to_string()).unwrap_or_default();
+        // The exchange holds another quantity, or the other side: changed while rusto was down.
+        assert!(e(adopt_one(&k, "0.004", &[&stop])).contains("changed while rusto was down"));
+        assert!(e(adopt_one(&k, "-0.010", &[&stop])).contains("changed while rusto was down"));
+        // An order of another position, or not rusto's, on the symbol.
+        let other = order("rst-00000011-00000003-S00", true, "1.0");
+        let manual = order("web_abc", false, "");
+        assert!(e(adopt_one(&k, "0.010", &[&stop, &other])).contains("not its adopted position's"));
+        assert!(e(adopt_one(&k, "0.010", &[&manual])).contains("not its adopted position's"));
+    }
 
     #[test]
     fn a_second_lock_on_the_same_key_is_refused_and_freed_with_the_first() {

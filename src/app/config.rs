@@ -281,8 +281,10 @@ pub struct ExecutionConfig {
     pub total_notional_max: f64,
     /// Entries per minute (exchange time).
     pub orders_per_min_max: usize,
-    /// The UTC day's realised loss (fees included) that halts new entries, USDT.
+    /// The UTC day's loss (realised, fees included, plus the open positions' unrealised) that halts new entries, USDT.
     pub daily_loss_max: f64,
+    /// When the daily loss halts entries, also close every real position (reduce-only MARKET) at once.
+    pub flatten_on_daily_loss: bool,
     /// The protective stops' trigger price.
     pub working_type: StopTriggerPrice,
     /// A real position with the paper account flat for this long is flattened, ms.
@@ -313,6 +315,7 @@ impl Default for ExecutionConfig {
             total_notional_max: 5_000.0,
             orders_per_min_max: 10,
             daily_loss_max: 100.0,
+            flatten_on_daily_loss: false,
             working_type: StopTriggerPrice::Mark,
             divergence_grace_ms: 5_000,
             recv_window_ms: 5_000,
@@ -334,6 +337,7 @@ bounds!(ExecutionConfig as x {
     total_notional_max: [x.symbol_notional_max, 1e10] "symbol_notional_max to 1e10 USDT";
     orders_per_min_max: [1, 240] "1 to 240 (Binance allows 1200 orders a minute per account)";
     daily_loss_max: [f64::MIN_POSITIVE, 1e9] "greater than 0 and at most 1e9 USDT";
+    flatten_on_daily_loss: any;
     working_type: any;
     divergence_grace_ms: [100, 600_000] "100 to 600000 ms";
     recv_window_ms: [1, 60_000] "1 to 60000 ms (Binance's limit)";
@@ -374,6 +378,7 @@ impl ExecutionConfig {
             total_notional_max: self.total_notional_max,
             orders_per_min_max: self.orders_per_min_max,
             daily_loss_max: self.daily_loss_max,
+            flatten_on_daily_loss: self.flatten_on_daily_loss,
             working_type: match self.working_type {
                 StopTriggerPrice::Mark => crate::types::order::WorkingType::Mark,
                 StopTriggerPrice::Contract => crate::types::order::WorkingType::Contract,
@@ -385,9 +390,9 @@ impl ExecutionConfig {
     }
 }
 
-/// `live` needs `confirm_live`, and is refused until the start-up reconcile with the account and the account lock
-/// exist (issue 12): a run on real money must not start beside positions it does not know. `testnet` routes orders
-/// to Binance's testnet (or to `ws_api_url`); its URLs must be websocket URLs.
+/// `live` needs `confirm_live` (real orders on the real account, behind the start-up reconcile, the adoption of
+/// what the database knows and the one-process account lock of `app::account`). `testnet` routes orders to
+/// Binance's testnet (or to `ws_api_url`); its URLs must be websocket URLs.
 fn check_execution(x: &ExecutionConfig) -> Result<(), ConfigError> {
     for (key, url) in [("execution.ws_api_url", &x.ws_api_url), ("execution.user_stream_url", &x.user_stream_url)] {
         if !url.is_empty() && !url.starts_with("wss://") && !url.starts_with("ws://") {
@@ -401,12 +406,7 @@ fn check_execution(x: &ExecutionConfig) -> Result<(), ConfigError> {
             "\"live\"",
             "\"live\" only with execution.confirm_live = true (real orders on the real account)",
         )),
-        ExecutionMode::Live => Err(out_of_range(
-            "execution.mode",
-            "\"live\"",
-            "\"paper\" or \"testnet\": real-money mode waits for the start-up reconcile with the account (positions \
-             and open orders adopted or refused) and the one-process account lock, which this build does not have",
-        )),
+        ExecutionMode::Live => Ok(()),
     }
 }
 
@@ -1151,7 +1151,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn execution_defaults_to_paper_testnet_routes_and_live_is_refused() {
+    fn execution_defaults_to_paper_testnet_routes_and_live_needs_confirm_live() {
         let c = Config::from_toml("", "t.toml").unwrap();
         assert_eq!(c.execution.mode, ExecutionMode::Paper);
         let v = c.execution.venue(9, &c);
@@ -1163,8 +1163,9 @@ mod tests {
         assert!(t.execution.routes_orders());
         assert_eq!(t.execution.ws_api(), "wss://testnet.binancefuture.com/ws-fapi/v1");
         let confirmed = "[execution]\nmode = \"live\"\nconfirm_live = true\n";
-        let live = Config::from_toml(confirmed, "t.toml").unwrap_err().to_string();
-        assert!(live.contains("execution.mode") && live.contains("reconcile"), "{live}");
+        let live = Config::from_toml(confirmed, "t.toml").unwrap();
+        assert_eq!(live.execution.ws_api(), "wss://ws-fapi.binance.com/ws-fapi/v1");
+        assert_eq!(live.execution.user_stream(), "wss://fstream.binance.com/private/ws");
         let url = Config::from_toml("[execution]\nws_api_url = \"https://x\"\n", "t.toml").unwrap_err().to_string();
         assert!(url.contains("execution.ws_api_url"), "{url}");
         let caps = "[execution]\norder_notional_max = 3000.0\nsymbol_notional_max = 2000.0\n";

@@ -241,14 +241,9 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
     let bell_waker = waker.clone();
     // A failed wake only delays the intents to the network thread's next turn (at most its 20 ms poll).
     let bell: crate::compute::Doorbell = Arc::new(move || drop(bell_waker.wake()));
-    let routing_start =
-        crate::app::orders::RoutingStart { rest: &mut rest, offset_ms: health.offset_ms, traded: &current, bell };
-    let routing = crate::app::orders::routing(cfg, net.tls(), routing_start)?;
-    let order_control = routing.map(|r| {
-        engine.attach_venue(r.venue);
-        net.with_orders(r.link);
-        r.control
-    });
+    let mut db = db;
+    let order_control =
+        attach_routing(cfg, (&mut engine, &mut net, db.as_mut()), &mut rest, health.offset_ms, &current, bell)?;
     let mode = if order_control.is_some() { "testnet orders" } else { "paper" };
     let mut links = Links::new(waker.clone());
     links.measured(&health);
@@ -314,6 +309,35 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
         log::info!("orders: {} positions left open at exit", left.len());
     }
     Ok(report)
+}
+
+/// Order routing when the configuration routes orders (`app::orders`): the venue attached to `engine`, the order
+/// session to `net`, the positions the account reconcile adopted handed to the engine and moved in `db` to this run.
+/// Returns what the control thread keeps (`None` in paper mode).
+fn attach_routing(
+    cfg: &Config,
+    (engine, net, db): (&mut Engine, &mut Net, Option<&mut crate::persist::Db>),
+    rest: &mut Rest,
+    offset_ms: f64,
+    current: &[SymbolName],
+    bell: crate::compute::Doorbell,
+) -> Result<Option<crate::app::orders::OrderControl>, LiveError> {
+    let candidates = match (&db, cfg.execution.routes_orders()) {
+        (Some(d), true) => d.adoption_candidates(current).map_err(PipelineError::from)?,
+        _ => Vec::new(),
+    };
+    let start = crate::app::orders::RoutingStart { rest, offset_ms, traded: current, bell, candidates };
+    let Some(r) = crate::app::orders::routing(cfg, net.tls(), start)? else { return Ok(None) };
+    engine.attach_venue(r.venue);
+    let mut db = db;
+    for a in r.adopted {
+        let seq = engine.adopt(a.adoption);
+        if let Some(d) = db.as_mut() {
+            d.adopt(&a.candidate, seq).map_err(PipelineError::from)?;
+        }
+    }
+    net.with_orders(r.link);
+    Ok(Some(r.control))
 }
 
 /// The threads of a live run, joined at the end.

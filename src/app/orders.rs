@@ -90,6 +90,8 @@ pub(crate) struct Routing {
     pub link: OrderLink,
     /// For the control thread.
     pub control: OrderControl,
+    /// The positions adopted (the engine and the database take them over).
+    pub adopted: Vec<crate::app::account::Adopted>,
 }
 
 /// `scheme://host[:port]/path` → (`scheme://host[:port]`, `/path`).
@@ -121,6 +123,9 @@ pub(crate) struct RoutingStart<'a> {
     pub traded: &'a [crate::types::symbols::SymbolName],
     /// Wakes the network thread after the venue pushed intents.
     pub bell: Doorbell,
+    /// The positions killed runs left open that the database knows (`app::account` adopts those the exchange
+    /// confirms).
+    pub candidates: Vec<crate::persist::Candidate>,
 }
 
 /// Sets up routing when the configuration routes orders (`None` in paper mode): the account lock, the reconcile,
@@ -134,11 +139,11 @@ pub(crate) fn routing(
     if !x.routes_orders() {
         return Ok(None);
     }
-    let RoutingStart { rest, offset_ms, traded, bell } = start;
+    let RoutingStart { rest, offset_ms, traded, bell, candidates } = start;
     let credentials = credentials(cfg)?;
     let lock = crate::app::account::lock(&credentials)?;
     log::info!("account lock {} held", lock.path.display());
-    crate::app::account::reconcile(rest, &credentials, offset_ms, traded, x.adopt_unknown)?;
+    let adopted = crate::app::account::reconcile(rest, &credentials, offset_ms, traded, candidates, x.adopt_unknown)?;
     let leverage = cfg.risk.leverage.round().clamp(1.0, 125.0) as u32;
     crate::app::account::set_margin(rest, &credentials, offset_ms, traded, leverage)?;
     let (api_base, api_path) = split_url(x.ws_api());
@@ -172,13 +177,18 @@ pub(crate) fn routing(
         log::warn!("SIGUSR1 halt switch not installed: {e}");
     }
     let run_id = (clock::wall_ns() / 1_000_000_000) as u32;
+    let key = String::from_utf8_lossy(session.credentials.api_key.as_bytes()).into_owned();
+    let shown = format!("{}…{}", &key[..key.len().min(4)], &key[key.len().saturating_sub(4)..]);
     let venue = Venue::new(x.venue(run_id, cfg), itx, halt.clone()).with_doorbell(bell);
     let link = OrderLink::new(session, tls, order_clock.clone(), irx, cfg.parser.max_frame_bytes);
     log::warn!(
-        "orders are routed to {} (mode {:?}, client-id run {run_id:08x}): caps {} USDT per order, {} per symbol, {} in \
-         total, {} entries/min, daily loss {} USDT; SIGUSR1{} halts new entries",
+        "orders are routed to {} (mode {:?}, API key {shown}, client-id run {run_id:08x}, symbols {}, leverage \
+         {leverage}x isolated, {} positions adopted): caps {} USDT per order, {} per symbol, {} in total, {} \
+         entries/min, daily loss {} USDT; SIGUSR1{} halts new entries",
         x.ws_api(),
         x.mode,
+        traded.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+        adopted.len(),
         x.order_notional_max,
         x.symbol_notional_max,
         x.total_notional_max,
@@ -191,7 +201,7 @@ pub(crate) fn routing(
     let control_credentials = self::credentials(cfg)?;
     let control =
         OrderControl { clock: order_clock, halt, halt_file, _lock: lock, credentials: control_credentials, leverage };
-    Ok(Some(Routing { venue, link, control }))
+    Ok(Some(Routing { venue, link, control, adopted }))
 }
 
 #[cfg(test)]
@@ -210,7 +220,7 @@ mod tests {
         let bell: Doorbell = Arc::new(|| {});
         let mut rest = crate::app::rest::Rest::new("http://127.0.0.1:9", None, 1000).unwrap();
         fn start<'a>(rest: &'a mut crate::app::rest::Rest, bell: &Doorbell) -> RoutingStart<'a> {
-            RoutingStart { rest, offset_ms: 0.0, traded: &[], bell: bell.clone() }
+            RoutingStart { rest, offset_ms: 0.0, traded: &[], bell: bell.clone(), candidates: Vec::new() }
         }
         let paper = Config::from_toml("", "t.toml").unwrap();
         assert!(routing(&paper, None, start(&mut rest, &bell)).unwrap().is_none());

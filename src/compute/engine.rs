@@ -23,12 +23,13 @@ use crate::compute::trading::position::PositionConfig;
 use crate::compute::trading::risk::{Risk, RiskConfig};
 use crate::compute::trading::trader::{Account, SymbolCtx, TradeTick};
 use crate::compute::trading::venue::{HaltCause, Venue};
+use crate::types::Adoption;
 use crate::types::clock;
 use crate::types::decimal::Scale;
 use crate::types::event::{EventKind, MarketEvent, SymbolId};
 use crate::types::latency::Stage;
 use crate::types::order::ExecReport;
-use crate::types::record::{Bar, DrainCmd, HourSample, Record, Side};
+use crate::types::record::{Bar, DrainCmd, HourSample, Position, Record, Side};
 use crate::types::symbols::SymbolName;
 
 pub(crate) use crate::compute::market::audit::AuditQueue;
@@ -323,6 +324,8 @@ pub struct Engine {
     venue_halted: bool,
     /// Per symbol, the `Exec` half of an order report waiting for its `ExecMore`.
     exec_stash: Vec<Option<MarketEvent>>,
+    /// Adopted positions waiting for their symbol's definition ([`Engine::adopt`]).
+    adoptions: Vec<Adoption>,
 }
 
 /// The verdict for one event (what the caller times as "decision").
@@ -487,6 +490,7 @@ impl Engine {
             venue: None,
             venue_halted: false,
             exec_stash: vec![None; cfg.max_symbols],
+            adoptions: Vec::new(),
             cfg,
         }
     }
@@ -504,6 +508,42 @@ impl Engine {
             }
         }
         self.venue = Some(v);
+    }
+
+    /// Takes over a position a killed run left open (`app::account` checked it against the exchange): it gets the
+    /// next sequence number, returned (its database row moves to this run under it), and is managed, by the base
+    /// account's trader and the venue, from the moment its symbol's definition arrives. Call after
+    /// [`Engine::attach_venue`], before the first event.
+    pub fn adopt(&mut self, mut a: Adoption) -> u64 {
+        self.next_seq += 1;
+        a.seq = self.next_seq;
+        self.adoptions.push(a);
+        a.seq
+    }
+
+    /// The adoptions of symbol `id`, now that its tick and step are known.
+    fn apply_adoptions(&mut self, id: usize) {
+        let Some(s) = self.symbols.get_mut(id) else { return };
+        let (Some(ps), Some(qs)) = (s.price, s.qty) else { return };
+        let (tv, sv) = (ps.to_f64(1), qs.to_f64(1));
+        while let Some(k) = self.adoptions.iter().position(|a| a.symbol == s.name) {
+            let a = self.adoptions.swap_remove(k);
+            let pos = Position::adopted(&a, tv, sv);
+            s.traders[0].adopt(&mut self.accounts[0], pos, &s.book);
+            if let Some(v) = self.venue.as_deref_mut() {
+                v.adopt(id as SymbolId, &a.real, &pos);
+            }
+            log::warn!(
+                "{}: adopted position {} ({:?}, {} of {} steps open, stop {:.1} ticks) is managed by this run",
+                s.name,
+                a.seq,
+                pos.side,
+                pos.remaining,
+                pos.qty,
+                pos.stop
+            );
+            s.refresh_due();
+        }
     }
 
     /// The real account, when one is attached.
@@ -652,6 +692,9 @@ impl Engine {
                 v.set_spec(e.symbol, price.to_f64(1), qty.to_f64(1));
             }
             out(Record::Symbol { id: e.symbol, name, price, qty });
+            if !self.adoptions.is_empty() {
+                self.apply_adoptions(id);
+            }
         }
     }
 
@@ -698,6 +741,7 @@ impl Engine {
             let _ = v.on_decision(id as SymbolId, &d, now_ms);
         }
         v.stats.decisions_lost = t.decisions_lost;
+        v.mark(id as SymbolId, s.last_px);
         v.after_event(id as SymbolId, t.position.as_ref(), now_ms);
     }
 

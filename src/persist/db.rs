@@ -310,6 +310,26 @@ impl Db {
         Ok(())
     }
 
+    /// The positions a killed run left open that this run may adopt, one per symbol of `symbols` at most
+    /// ([`crate::persist::adopt`]).
+    pub fn adoption_candidates(&self, symbols: &[SymbolName]) -> Result<Vec<crate::persist::Candidate>, DbError> {
+        let mut out = Vec::new();
+        for s in symbols {
+            if let Some(c) = crate::persist::adopt::candidate(&self.conn, *s).map_err(|e| self.e(e))? {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Moves candidate `c` into this run as its position `seq` ([`crate::persist::adopt`]).
+    pub fn adopt(&mut self, c: &crate::persist::Candidate, seq: u64) -> Result<(), DbError> {
+        let run = self.run_id;
+        crate::persist::adopt::transfer(&mut self.conn, c, run, seq).map_err(|e| classify(&self.path, e))?;
+        self.pos_ids.insert(seq, c.row_id);
+        Ok(())
+    }
+
     /// Names the A/B variants (index k + 1 in records is `names[k]`).
     pub fn set_variants(&mut self, names: &[String]) {
         self.variants = std::iter::once("base".to_string()).chain(names.iter().cloned()).collect();

@@ -149,6 +149,19 @@ impl Leg {
         Leg::ALL.into_iter().find(|l| l.code() == c)
     }
 
+    /// The slot of an exit leg among a real position's exit fills (stop, tp1, tp2, close, breakeven); `None` for
+    /// the entry.
+    pub const fn exit_slot(self) -> Option<usize> {
+        match self {
+            Leg::Stop => Some(0),
+            Leg::Tp1 => Some(1),
+            Leg::Tp2 => Some(2),
+            Leg::SoftStop | Leg::Shutdown => Some(3),
+            Leg::Breakeven => Some(4),
+            Leg::Entry => None,
+        }
+    }
+
     /// Its name in the database (`order_reports.leg`).
     pub const fn name(self) -> &'static str {
         match self {

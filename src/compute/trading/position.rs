@@ -279,6 +279,54 @@ impl Position {
         p
     }
 
+    /// The paper position of an adopted one ([`crate::types::Adoption`]), in the symbol's ticks and steps: the
+    /// levels its run opened it with, the stop the exchange holds (a breakeven stop there means the move was
+    /// made), what its fills closed, fees, funding and PnL so far. Its excursions start again from zero.
+    pub fn adopted(a: &crate::types::Adoption, tick_value: f64, step_value: f64) -> Self {
+        let p = &a.paper;
+        let (px, steps) = (|q: f64| q / tick_value, |q: f64| (q / step_value).round() as i64);
+        let entry_px = px(p.entry_price);
+        let qty = steps(p.qty).max(1);
+        let be = a.real.stop.filter(|s| s.leg == crate::types::Leg::Breakeven);
+        let ms = |t: i64| t.saturating_mul(1_000_000);
+        let pos = Position {
+            seq: a.seq,
+            side: p.side,
+            entry_ts_ns: ms(p.entry_ts_ms),
+            bar_ts_ns: ms(p.bar_ts_ms),
+            entry_fill_ts_ns: ms(p.entry_fill_ts_ms),
+            latency_ns: (p.latency_ms * 1e6) as i64,
+            entry_px,
+            qty,
+            remaining: (qty - steps(p.exited_qty)).clamp(1, qty),
+            stop: be.map_or(px(p.initial_stop), |s| px(s.trigger)),
+            tp1: px(p.tp1),
+            tp2: px(p.tp2),
+            liq: px(p.liq),
+            risk: (entry_px - px(p.initial_stop)).abs(),
+            tp1_done: p.tp1_done,
+            be_moved: be.is_some() && p.tp1_done,
+            fees: p.fees.max(0.0),
+            funding: p.funding,
+            pnl: p.pnl,
+            mfe_pct: 0.0,
+            mae_pct: 0.0,
+            mfe_ts_ns: ms(p.entry_fill_ts_ms),
+            mae_ts_ns: ms(p.entry_fill_ts_ms),
+            expected_slippage_bps: p.expected_slippage_bps,
+            realized_slippage_bps: p.realized_slippage_bps,
+            regime: p.regime,
+            confidence: p.confidence,
+            tick_value,
+            step_value,
+            exit_reason: None,
+            exit_ts_ns: 0,
+            exit_px: 0.0,
+        };
+        pos.debug_check();
+        pos
+    }
+
     /// The position's invariants: a positive entry quantity, 0 ≤ remaining ≤ quantity, closed (remaining 0) exactly
     /// when an exit reason is set, non-negative fees and excursions, the breakeven move only after TP1.
     pub fn check_invariants(&self) -> Result<(), &'static str> {

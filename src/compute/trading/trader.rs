@@ -220,6 +220,22 @@ impl Trader {
         }
     }
 
+    /// Takes over an adopted position ([`Position::adopted`]): its take profits rest again (at the back of their
+    /// queues when the book is not synced yet, as at start), its stop and take profits count as at the exchange, its
+    /// notional as open risk.
+    pub(crate) fn adopt(&mut self, account: &mut Account, pos: Position, book: &Book) {
+        let cfg = &account.rules.position;
+        let sell = pos.side == Side::Long;
+        let tp1_qty = ((pos.qty as f64 * cfg.tp1_fraction).round() as i64).clamp(1, pos.qty);
+        let tp2_qty = (pos.qty - tp1_qty).min(pos.remaining);
+        let tp1_left = if pos.tp1_done { 0 } else { pos.remaining - tp2_qty };
+        self.tps[0] = (tp1_left > 0).then(|| Resting::join(pos.tp1, tp1_left, sell, book));
+        self.tps[1] = (tp2_qty > 0).then(|| Resting::join(pos.tp2, tp2_qty, sell, book));
+        self.brackets_live = true;
+        account.risk.on_open(&mut self.risk, pos.notional());
+        self.position = Some(pos);
+    }
+
     /// True while the trader holds a position or has orders in flight (an entry on its way counts).
     pub fn is_active(&self) -> bool {
         self.position.is_some() || self.orders.len() > 0

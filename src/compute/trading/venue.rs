@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use arrayvec::ArrayVec;
 
 use crate::handoff::ring::Producer;
+use crate::types::AdoptedReal;
 use crate::types::clock;
 use crate::types::event::SymbolId;
 use crate::types::order::{
@@ -44,6 +45,8 @@ pub const BACKLOG_MAX: usize = 64;
 pub const RATE_WINDOW_MAX: usize = 256;
 /// Symbols a venue trades at most.
 pub const VENUE_SYMBOLS_MAX: usize = 64;
+/// Killed runs whose positions one start adopts at most (one per symbol, usually one run).
+const ADOPTED_RUNS_MAX: usize = VENUE_SYMBOLS_MAX;
 /// Attempts at a protective order the exchange rejected before the position is flattened.
 pub const PROTECT_ATTEMPTS_MAX: u8 = 3;
 
@@ -88,8 +91,11 @@ pub struct VenueConfig {
     pub total_notional_max: f64,
     /// Entries per minute (exchange time).
     pub orders_per_min_max: usize,
-    /// The day's (UTC) realised loss, fees included, that halts new entries, quote (> 0).
+    /// The day's (UTC) loss that halts new entries, quote (> 0): realised, fees included, plus the unrealised loss
+    /// of the open real positions at the last trade price.
     pub daily_loss_max: f64,
+    /// When the daily loss halts entries, also close every real position at once.
+    pub flatten_on_daily_loss: bool,
     /// Trigger price of the stops.
     pub working_type: WorkingType,
     /// A real position with the paper account flat for this long is flattened, ms.
@@ -109,6 +115,7 @@ impl Default for VenueConfig {
             total_notional_max: 5_000.0,
             orders_per_min_max: 10,
             daily_loss_max: 100.0,
+            flatten_on_daily_loss: false,
             working_type: WorkingType::Mark,
             divergence_grace_ms: 5_000,
             tp1_fraction: 0.5,
@@ -189,8 +196,14 @@ pub struct VenueStats {
     pub decisions_lost: u64,
     /// Stops placed (initial and breakeven).
     pub stops_placed: u64,
+    /// Positions of a killed run taken over at start.
+    pub adopted: u64,
     /// The realised PnL of today's fills, commissions included, quote.
     pub day_pnl: f64,
+    /// The unrealised PnL of the open real positions at their last trade prices, quote.
+    pub unrealised: f64,
+    /// Real positions closed because the daily loss was reached (`flatten_on_daily_loss`).
+    pub daily_loss_flattened: u64,
     /// Why entries are halted, if they are.
     pub halted: Option<HaltCause>,
 }
@@ -200,6 +213,8 @@ pub struct VenueStats {
 struct Real {
     /// The position's id in client order ids (0: none).
     position_id: u32,
+    /// The run part of its client order ids when it is not this run's (an adopted position), else 0.
+    client_run: u32,
     side: Option<OrderSide>,
     /// Entry quantity asked, steps.
     asked: i64,
@@ -226,6 +241,10 @@ struct Real {
     unpaired_since_ms: i64,
     /// Entry notional, quote.
     notional: f64,
+    /// The entry fills' price × quantity, ticks × steps (its VWAP × `filled`).
+    entry_tq: f64,
+    /// Its unrealised PnL at the last trade price, quote (0 when flat).
+    unrealised: f64,
     /// Protective attempts rejected.
     protect_rejects: u8,
     /// Exchange time of the entry decision, ms (the paper position of the same decision has it as its entry time).
@@ -253,6 +272,10 @@ pub struct Venue {
     next_position: u32,
     day: i64,
     doorbell: Option<Doorbell>,
+    /// The daily loss was reached today (UTC): entries halted, positions flattened if configured.
+    day_loss_hit: bool,
+    /// The client-id runs of the positions adopted (their late reports are not foreign).
+    adopted_runs: ArrayVec<u32, ADOPTED_RUNS_MAX>,
     /// Counters.
     pub stats: VenueStats,
 }
@@ -303,6 +326,8 @@ impl Venue {
             next_position: 0,
             day: 0,
             doorbell: None,
+            day_loss_hit: false,
+            adopted_runs: ArrayVec::new(),
             stats: VenueStats::default(),
         }
     }
@@ -333,6 +358,44 @@ impl Venue {
             Some(OrderSide::Sell) => -r.open,
             _ => r.open,
         })
+    }
+
+    /// Takes over the real side of an adopted position on `symbol` (its spec set): its orders keep their client
+    /// ids (the killed run's), each leg's next order takes the next attempt; with no stop at the exchange one is
+    /// placed at once at the paper stop.
+    pub fn adopt(&mut self, symbol: SymbolId, a: &AdoptedReal, paper: &Position) {
+        let s = symbol as usize;
+        let Some(spec) = self.specs.get(s).copied().filter(|sp| sp.known) else { return };
+        let steps = |q: f64| (q / spec.step_value).round() as i64;
+        let next = |leg: Leg| a.attempts[leg as usize];
+        self.real[s] = Real {
+            position_id: a.position_id,
+            client_run: a.client_run,
+            side: Some(a.side),
+            asked: steps(a.filled),
+            filled: steps(a.filled),
+            open: steps(a.open),
+            exit_cum: a.exit_cum.map(steps),
+            stop: a.stop.map(|st| (st.leg, st.attempt)),
+            be_attempt: next(Leg::Breakeven),
+            tps_placed: a.tps_working.iter().any(|w| *w),
+            close_attempt: next(Leg::SoftStop).max(next(Leg::Shutdown)),
+            notional: a.notional,
+            entry_tq: a.notional / (spec.tick_value * spec.step_value),
+            decision_ms: a.decision_ms,
+            ..Real::default()
+        };
+        self.paper_seq[s] = paper.seq;
+        self.stats.adopted += 1;
+        if !self.adopted_runs.contains(&a.client_run) {
+            // Bounded by one per symbol: `real` has as many slots as the list.
+            let _ = self.adopted_runs.try_push(a.client_run);
+        }
+        if a.stop.is_none() {
+            log::error!("venue: adopted position on symbol {symbol} has no stop at the exchange: placing one");
+            self.real[s].stop = Some((Leg::Stop, next(Leg::Stop)));
+            self.place_stop(symbol, paper.stop, Leg::Stop, next(Leg::Stop));
+        }
     }
 
     /// True when new entries are halted (the switch or a recorded cause).
@@ -378,8 +441,9 @@ impl Venue {
         }
     }
 
-    fn client(&self, position_id: u32, leg: Leg, attempt: u8) -> ClientOrderId {
-        ClientOrderId { run_id: self.cfg.run_id, position_id, leg, attempt }
+    fn client(&self, r: &Real, leg: Leg, attempt: u8) -> ClientOrderId {
+        let run_id = if r.client_run != 0 { r.client_run } else { self.cfg.run_id };
+        ClientOrderId { run_id, position_id: r.position_id, leg, attempt }
     }
 
     /// A decision of the base account's trader on `symbol`, at exchange time `now_ms`.
@@ -441,7 +505,8 @@ impl Venue {
         let (id, s) = (self.next_position, order_side(side));
         self.real[symbol as usize] =
             Real { position_id: id, side: Some(s), asked: qty, notional, decision_ms: now_ms, ..Real::default() };
-        let mut i = intent(IntentKind::Place, self.client(id, Leg::Entry, 0), symbol, s, OrderType::Market);
+        let client = self.client(&self.real[symbol as usize], Leg::Entry, 0);
+        let mut i = intent(IntentKind::Place, client, symbol, s, OrderType::Market);
         i.qty_steps = qty;
         self.stats.entries += 1;
         self.push(i);
@@ -453,13 +518,8 @@ impl Venue {
         let r = self.real[symbol as usize];
         let Some(side) = r.side else { return };
         let ticks = if side == OrderSide::Buy { px.ceil() } else { px.floor() } as i64;
-        let mut i = intent(
-            IntentKind::Place,
-            self.client(r.position_id, leg, attempt),
-            symbol,
-            side.opposite(),
-            OrderType::StopMarket,
-        );
+        let mut i =
+            intent(IntentKind::Place, self.client(&r, leg, attempt), symbol, side.opposite(), OrderType::StopMarket);
         i.stop_ticks = ticks;
         i.close_position = true;
         i.working_type = self.cfg.working_type;
@@ -478,7 +538,7 @@ impl Venue {
             if qty <= 0 || (leg == Leg::Tp1 && paper.tp1_done) {
                 continue;
             }
-            let mut i = intent(IntentKind::Place, self.client(r.position_id, leg, 0), symbol, exit, OrderType::Limit);
+            let mut i = intent(IntentKind::Place, self.client(&r, leg, 0), symbol, exit, OrderType::Limit);
             i.price_ticks = if exit == OrderSide::Sell { px.ceil() } else { px.floor() } as i64;
             i.qty_steps = qty;
             i.reduce_only = true;
@@ -491,7 +551,7 @@ impl Venue {
         let r = self.real[symbol as usize];
         let Some(side) = r.side else { return };
         let ty = if conditional { OrderType::StopMarket } else { OrderType::Limit };
-        let i = intent(IntentKind::Cancel, self.client(r.position_id, leg, attempt), symbol, side.opposite(), ty);
+        let i = intent(IntentKind::Cancel, self.client(&r, leg, attempt), symbol, side.opposite(), ty);
         self.push(i);
     }
 
@@ -514,10 +574,10 @@ impl Venue {
         real.closing = true;
         real.close_attempt = r.close_attempt.wrapping_add(1);
         // A new order: its cumulative fills start from zero (what earlier ones filled is already off `open`).
-        if let Some(slot) = exit_slot(leg) {
+        if let Some(slot) = leg.exit_slot() {
             real.exit_cum[slot] = 0;
         }
-        let client = self.client(r.position_id, leg, r.close_attempt);
+        let client = self.client(&r, leg, r.close_attempt);
         let mut i = intent(IntentKind::Place, client, symbol, side.opposite(), OrderType::Market);
         i.qty_steps = r.open;
         i.reduce_only = true;
@@ -536,21 +596,9 @@ impl Venue {
     }
 }
 
-/// Index of an exit leg in `Real::exit_cum`.
 /// What is known to have filled of the order of `leg`, steps (a fill report not above it was applied already).
 fn known_cum(r: &Real, leg: Leg) -> i64 {
-    exit_slot(leg).map_or(r.filled, |slot| r.exit_cum[slot])
-}
-
-fn exit_slot(leg: Leg) -> Option<usize> {
-    match leg {
-        Leg::Stop => Some(0),
-        Leg::Tp1 => Some(1),
-        Leg::Tp2 => Some(2),
-        Leg::SoftStop | Leg::Shutdown => Some(3),
-        Leg::Breakeven => Some(4),
-        Leg::Entry => None,
-    }
+    leg.exit_slot().map_or(r.filled, |slot| r.exit_cum[slot])
 }
 
 /// What a rejected entry's code means (Binance's codes: <https://developers.binance.com/docs/derivatives/usds-margined-futures/error-code>).
@@ -580,13 +628,16 @@ impl Venue {
     /// record (`order_reports`): not a foreign order's, not a late one of a position already closed, not a fill
     /// already applied (the WebSocket API answer and the user data stream both report each fill).
     pub fn on_exec(&mut self, x: &ExecReport, paper: Option<&Position>) -> Option<i64> {
-        if !x.client_known || x.client.run_id != self.cfg.run_id {
+        let s = x.symbol as usize;
+        if !x.client_known || (x.client.run_id != self.cfg.run_id && !self.adopted_runs.contains(&x.client.run_id)) {
             self.stats.foreign_reports += 1;
             return None;
         }
         self.roll_day(x.exchange_ms);
-        let s = x.symbol as usize;
-        let r = self.real.get(s).filter(|r| r.position_id == x.client.position_id && r.position_id != 0)?;
+        let r = self.real.get(s).filter(|r| {
+            let run = if r.client_run != 0 { r.client_run } else { self.cfg.run_id };
+            r.position_id == x.client.position_id && r.position_id != 0 && run == x.client.run_id
+        })?;
         // (A late report of a position already closed, a cancel of its leftovers, changes nothing and is not kept.)
         let decision_ms = r.decision_ms;
         if matches!(x.kind, ExecKind::Fill | ExecKind::PartialFill) && x.cum_qty_steps <= known_cum(r, x.client.leg) {
@@ -606,6 +657,7 @@ impl Venue {
         if day != self.day {
             self.day = day;
             self.stats.day_pnl = 0.0;
+            self.day_loss_hit = false;
             if self.stats.halted == Some(HaltCause::DailyLoss) {
                 self.stats.halted = None;
             }
@@ -615,8 +667,46 @@ impl Venue {
     /// Books a fill's realised PnL less its commission (a charge is positive); the daily loss cap halts entries.
     fn book_fill(&mut self, x: &ExecReport) {
         self.stats.day_pnl += (x.realized_pnl_e8 - x.commission_e8) as f64 / 1e8;
-        if self.stats.day_pnl <= -self.cfg.daily_loss_max {
-            self.raise(HaltCause::DailyLoss);
+        self.check_day_loss();
+    }
+
+    /// The day's loss (realised plus unrealised) against its cap: halts new entries and, with
+    /// `flatten_on_daily_loss`, closes every real position (once per halt).
+    fn check_day_loss(&mut self) {
+        if self.day_loss_hit || self.stats.day_pnl + self.stats.unrealised > -self.cfg.daily_loss_max {
+            return;
+        }
+        self.day_loss_hit = true;
+        self.raise(HaltCause::DailyLoss);
+        if self.cfg.flatten_on_daily_loss {
+            for s in 0..self.real.len() {
+                if self.real[s].open > 0 && !self.real[s].closing {
+                    log::error!("venue: daily loss reached: closing the real position on symbol {s}");
+                    self.stats.daily_loss_flattened += 1;
+                    self.close(s as SymbolId, Leg::Shutdown);
+                }
+            }
+        }
+    }
+
+    /// The last trade price of `symbol` (ticks): its real position's unrealised PnL, and the daily loss cap.
+    pub fn mark(&mut self, symbol: SymbolId, last_px: i64) {
+        let s = symbol as usize;
+        let (Some(r), Some(spec)) = (self.real.get(s), self.specs.get(s)) else { return };
+        if (r.open <= 0 && r.unrealised == 0.0) || last_px <= 0 {
+            return;
+        }
+        let u = if r.open > 0 && r.filled > 0 {
+            let sgn = if r.side == Some(OrderSide::Sell) { -1.0 } else { 1.0 };
+            let entry = r.entry_tq / r.filled as f64;
+            sgn * (last_px as f64 - entry) * r.open as f64 * spec.tick_value * spec.step_value
+        } else {
+            0.0
+        };
+        self.stats.unrealised += u - r.unrealised;
+        self.real[s].unrealised = u;
+        if u < 0.0 {
+            self.check_day_loss();
         }
     }
 
@@ -633,6 +723,7 @@ impl Venue {
                 let r = &mut self.real[s];
                 debug_assert!(x.cum_qty_steps > r.filled, "on_exec lets only new fills through");
                 r.open += x.cum_qty_steps - r.filled;
+                r.entry_tq += x.last_price_ticks as f64 * (x.cum_qty_steps - r.filled) as f64;
                 r.filled = x.cum_qty_steps;
                 let (side, first) = (r.side.unwrap_or(OrderSide::Buy), r.stop.is_none() && r.stop_next.is_none());
                 self.book_fill(x);
@@ -717,7 +808,7 @@ impl Venue {
 
     fn on_exit_report(&mut self, x: &ExecReport) {
         let s = x.symbol as usize;
-        let Some(slot) = exit_slot(x.client.leg) else { return };
+        let Some(slot) = x.client.leg.exit_slot() else { return };
         match x.kind {
             ExecKind::Fill | ExecKind::PartialFill => {
                 let r = &mut self.real[s];
@@ -742,6 +833,7 @@ impl Venue {
     fn flat(&mut self, symbol: SymbolId, by: Leg) {
         self.cancel_tps(symbol);
         let r = self.real[symbol as usize];
+        self.stats.unrealised -= r.unrealised;
         for (leg, attempt) in [r.stop, r.stop_next].into_iter().flatten() {
             if leg != by {
                 self.cancel(symbol, leg, attempt, true);
@@ -851,6 +943,67 @@ mod tests {
         let sent = drain(rx);
         assert_eq!(sent.len(), 1);
         sent[0]
+    }
+
+    /// The real side of an adopted long of 0.010 BTC of the killed run `OLD` (its position 1), with `stop` working.
+    fn adopted(stop: Option<crate::types::AdoptedStop>) -> AdoptedReal {
+        let mut attempts = [0u8; 7];
+        attempts[Leg::Entry as usize] = 1;
+        attempts[Leg::Stop as usize] = 1;
+        AdoptedReal {
+            client_run: OLD,
+            position_id: 1,
+            side: OrderSide::Buy,
+            filled: 0.010,
+            notional: 600.0,
+            open: 0.010,
+            exit_cum: [0.0; 5],
+            stop,
+            tps_working: [true, true],
+            attempts,
+            decision_ms: 500,
+        }
+    }
+
+    const OLD: u32 = 0x0bad_cafe;
+
+    #[test]
+    fn an_adopted_position_keeps_its_old_ids_and_its_reports_never_meet_a_new_position() {
+        let (mut v, mut rx, _) = venue(16);
+        let stop = crate::types::AdoptedStop { leg: Leg::Stop, attempt: 0, trigger: 59_000.0 };
+        v.adopt(0, &adopted(Some(stop)), &paper(600_000.0, 10));
+        assert!(drain(&mut rx).is_empty(), "its stop is at the exchange: nothing to send");
+        assert_eq!((v.real_qty(0), v.stats.adopted), (10, 1));
+        // Its stop fills under the killed run's id: the position is flat, the take profits are cancelled under it.
+        let old_stop = ClientOrderId { run_id: OLD, position_id: 1, leg: Leg::Stop, attempt: 0 };
+        let mut i = intent(IntentKind::Place, old_stop, 0, OrderSide::Sell, OrderType::StopMarket);
+        i.qty_steps = 10;
+        assert_eq!(v.on_exec(&report(&i, ExecKind::Fill, 10, 590_000), None), Some(500));
+        assert_eq!(v.real_qty(0), 0);
+        let cancels = drain(&mut rx);
+        assert!(cancels.iter().all(|c| c.kind == IntentKind::Cancel && c.client.run_id == OLD), "{cancels:?}");
+        assert_eq!(cancels.len(), 2, "TP1 and TP2: {cancels:?}");
+        // A late report of it is not foreign and changes nothing; a new entry (this run's position 1) never takes
+        // the old position's reports.
+        assert_eq!(v.on_exec(&report(&i, ExecKind::Canceled, 10, 0), None), None);
+        let entry = enter(&mut v, &mut rx);
+        assert_eq!((entry.client.run_id, entry.client.position_id), (RUN, 1));
+        assert_eq!(v.on_exec(&report(&i, ExecKind::Fill, 20, 590_000), None), None);
+        assert_eq!((v.real_qty(0), v.stats.foreign_reports), (0, 0));
+    }
+
+    #[test]
+    fn an_adopted_position_without_a_stop_gets_one_at_once_with_the_next_attempt() {
+        let (mut v, mut rx, _) = venue(16);
+        v.adopt(0, &adopted(None), &paper(600_000.0, 10));
+        let sent = drain(&mut rx);
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        let s = sent[0];
+        assert_eq!(
+            (s.order_type, s.client.run_id, s.client.leg, s.client.attempt),
+            (OrderType::StopMarket, OLD, Leg::Stop, 1)
+        );
+        assert!(s.close_position && s.side == OrderSide::Sell);
     }
 
     #[test]
@@ -974,6 +1127,37 @@ mod tests {
         let rest: Vec<Leg> = drain(&mut rx).iter().map(|i| i.client.leg).collect();
         assert_eq!((first, rest), (vec![Leg::Stop, Leg::Tp1], vec![Leg::Tp2]));
         assert_eq!(v.stats.lost, 0);
+    }
+
+    #[test]
+    fn an_unrealised_loss_counts_in_the_daily_cap_and_optionally_flattens() {
+        for flatten in [false, true] {
+            let (tx, mut rx) = ring::<OrderIntent>(16);
+            let cfg = VenueConfig { run_id: RUN, flatten_on_daily_loss: flatten, ..VenueConfig::default() };
+            let mut v = Venue::new(cfg, tx, Arc::new(AtomicBool::new(false)));
+            v.set_spec(0, 0.1, 0.001);
+            let e = enter(&mut v, &mut rx);
+            v.on_exec(&report(&e, ExecKind::Fill, 10, 600_000), None);
+            drain(&mut rx);
+            // 0.010 BTC bought at 60 000.0: at 55 000.0 the position is 50 USDT down, inside the 100 cap.
+            v.mark(0, 550_000);
+            assert!((v.stats.unrealised + 50.0).abs() < 1e-9, "{}", v.stats.unrealised);
+            assert_eq!(v.stats.halted, None);
+            // At 49 000.0: 110 down, past the cap with nothing realised.
+            v.mark(0, 490_000);
+            assert_eq!(v.stats.halted, Some(HaltCause::DailyLoss));
+            let sent = drain(&mut rx);
+            let closes: Vec<_> = sent.iter().filter(|i| i.order_type == OrderType::Market).collect();
+            if flatten {
+                assert_eq!(closes.len(), 1, "{sent:?}");
+                assert!(closes[0].reduce_only && closes[0].qty_steps == 10 && closes[0].client.leg == Leg::Shutdown);
+                assert_eq!(v.stats.daily_loss_flattened, 1);
+            } else {
+                assert!(closes.is_empty(), "{sent:?}");
+            }
+            v.mark(0, 480_000);
+            assert!(drain(&mut rx).iter().all(|i| i.order_type != OrderType::Market), "one close per halt");
+        }
     }
 
     #[test]

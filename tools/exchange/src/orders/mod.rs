@@ -269,7 +269,9 @@ impl Orders {
             .syms
             .iter()
             .zip(&a.positions)
-            .map(|(x, p)| (x.name.clone(), json!({"leverage": p.leverage, "isolated": p.isolated})))
+            .map(|(x, p)| {
+                (x.name.clone(), json!({"leverage": p.leverage, "isolated": p.isolated, "position": p.amt.fmt(8)}))
+            })
             .collect();
         let s = &self.stats;
         json!({
