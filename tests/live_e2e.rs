@@ -900,3 +900,35 @@ fn a_killed_run_keeps_its_stop_on_the_exchange_and_the_restart_adopts_and_manage
     assert_eq!(st["orders"]["open_orders"], 0, "{st}");
     assert_eq!(st["orders"]["algo"]["open"], 0, "{st}");
 }
+
+#[test]
+fn partial_fills_are_followed_fill_by_fill_and_the_database_matches_the_exchange_ledger() {
+    // Every MARKET order fills in three chunks (PARTIALLY_FILLED, PARTIALLY_FILLED, FILLED on the user stream and
+    // in the answers): the venue applies each once, places the stop on the first chunk and the take profits on the
+    // last, and its order reports still equal the exchange's ledger order by order.
+    let (ex, _r, err) = testnet_run_with("partial", "flatten_on_exit = true\n", &["--partial-fills", "3"]);
+    let st = exchange_stats(&ex);
+    let c = rusqlite::Connection::open(ex.dir.join("live.db")).unwrap();
+    let partial: i64 =
+        c.query_row("SELECT count(*) FROM order_reports WHERE kind = 'partial_fill'", [], |r| r.get(0)).unwrap();
+    assert!(partial >= 2, "chunks reported as partial fills: {partial}\n{err}");
+    let venue = err.lines().find(|l| l.contains("venue: VenueStats")).unwrap_or_else(|| panic!("{err}"));
+    assert!(venue.contains("position_mismatches: 0,"), "{venue}");
+    assert!(err.contains("orders: 0 positions left open at exit"), "{err}");
+    the_database_matches_the_exchange_ledger(&ex, &st, &err);
+}
+
+#[test]
+fn a_dropped_user_data_stream_reconnects_and_no_fill_is_lost() {
+    // The exchange drops every user data stream connection 2 s after it opens: rusto reopens it (a new listenKey
+    // when needed) and its order reports still equal the exchange's ledger (fills also come in the WebSocket API
+    // answers, so none depends on the stream being up at that moment).
+    let (ex, _r, err) =
+        testnet_run_with("userdrop", "flatten_on_exit = true\n", &["--user-stream-drop-after-secs", "2"]);
+    let st = exchange_stats(&ex);
+    assert!(st["orders"]["user_streams_dropped"].as_u64().unwrap() >= 1, "{st}");
+    let opened = err.matches("order session: user data stream open").count();
+    assert!(opened >= 2, "the stream was reopened ({opened} opens):\n{err}");
+    assert!(err.contains("orders: 0 positions left open at exit"), "{err}");
+    the_database_matches_the_exchange_ledger(&ex, &st, &err);
+}
