@@ -7,8 +7,9 @@
 //!    a symbol this run trades is adopted when the database knows it: a killed run's position
 //!    ([`crate::persist::adopt`]) whose order reports leave open exactly what the exchange holds, on the same side,
 //!    with no open order on the symbol but that position's own (its stop, its take profits); the engine then
-//!    manages it to its exit under its old client ids. Any other position or open order on a traded symbol is
-//!    refused (a clear error, nothing sent); on other symbols they are refused too unless `adopt_unknown = true`,
+//!    manages it to its exit under its old client ids. The orders such a position left on a symbol where the exchange
+//!    holds nothing any more (closed by its stop or take profits while rusto was down) are cancelled. Any other
+//!    position or open order on a traded symbol is refused (a clear error, nothing sent); on other symbols they are refused too unless `adopt_unknown = true`,
 //!    which leaves them to their own exchange-side orders (warned, never touched).
 //! 3. Isolated margin and the configured leverage on every traded symbol (`POST /fapi/v1/marginType`, `-4046`
 //!    "no need to change" is success; `POST /fapi/v1/leverage`).
@@ -181,14 +182,20 @@ pub(crate) fn reconcile(
         let orders: Vec<&OrderRow> = h.orders.iter().filter(|o| o.symbol == *sym).collect();
         adopted.push(adopt_one(cand, amt, &orders)?);
     }
-    let flat_orders = h
+    let flat = h
         .orders
         .iter()
-        .filter(|o| is_traded(&o.symbol) && !adopted.iter().any(|a: &Adopted| a.adoption.symbol.as_str() == o.symbol))
-        .count();
-    if flat_orders > 0 {
-        let what = format!("{flat_orders} open orders on traded symbols without a position");
-        return Err(AccountError::NotFlat(what, ""));
+        .filter(|o| is_traded(&o.symbol) && !adopted.iter().any(|a: &Adopted| a.adoption.symbol.as_str() == o.symbol));
+    let left = leftovers(flat, &candidates).map_err(|n| {
+        AccountError::NotFlat(format!("{n} open orders on traded symbols without a position"), ": cancel them first")
+    })?;
+    for o in left {
+        log::warn!(
+            "{}: cancelling {:?}, left by a killed run's position closed while rusto was down",
+            o.symbol,
+            o.client()
+        );
+        cancel_open(rest, c, offset_ms, o)?;
     }
     for k in candidates.iter().filter(|k| !adopted.iter().any(|a| a.candidate.row_id == k.row_id)) {
         log::warn!(
@@ -213,6 +220,44 @@ pub(crate) fn reconcile(
         adopted.len()
     );
     Ok(adopted)
+}
+
+/// Of the open orders on traded symbols that hold no position, those a killed run's position left behind (its own
+/// client ids: a take profit or a stop of a position closed while rusto was down), to cancel. `Err(n)`: `n` of them
+/// are not such leftovers (someone else's, or of a position the database does not know).
+fn leftovers<'a>(
+    orders: impl Iterator<Item = &'a OrderRow>,
+    candidates: &[Candidate],
+) -> Result<Vec<&'a OrderRow>, usize> {
+    let (mut ours, mut other) = (Vec::new(), 0);
+    for o in orders {
+        let own = o.client().is_some_and(|id| {
+            candidates.iter().any(|k| {
+                k.symbol.as_str() == o.symbol
+                    && k.reports.client_run == id.run_id
+                    && k.reports.position_id == id.position_id
+            })
+        });
+        if own { ours.push(o) } else { other += 1 }
+    }
+    if other > 0 { Err(other) } else { Ok(ours) }
+}
+
+/// Cancels an open order (`-2011`, already gone, is no error; another refusal is logged).
+fn cancel_open(rest: &mut Rest, c: &Credentials, offset_ms: f64, o: &OrderRow) -> Result<(), AccountError> {
+    let (path, q) = match (o.order_id, o.algo_id) {
+        (_, Some(a)) => ("/fapi/v1/algoOrder", format!("algoId={a}")),
+        (Some(id), None) => ("/fapi/v1/order", format!("symbol={}&orderId={id}", o.symbol)),
+        (None, None) => return Ok(()),
+    };
+    let (status, body) = rest
+        .signed(Signed { verb: Verb::Delete, path, query: &q, creds: c }, offset_ms)
+        .map_err(|e| AccountError::Rest("cancel", e.to_string()))?;
+    // -2011: already gone (filled or cancelled meanwhile).
+    if status != 200 && !body.windows(5).any(|w| w == b"-2011") {
+        log::warn!("{}: cancel: HTTP {status}: {}", o.symbol, String::from_utf8_lossy(&body));
+    }
+    Ok(())
 }
 
 /// Binance's decimal text as a number (0 when malformed: the checks below then refuse).
@@ -385,18 +430,7 @@ pub(crate) fn shutdown(
         log::warn!("{s}: position {amt} flattened at shutdown (reduce-only MARKET {side} {qty})");
     }
     for o in h.orders.iter().filter(|o| is_traded(&o.symbol)) {
-        let (path, q) = match (o.order_id, o.algo_id) {
-            (_, Some(a)) => ("/fapi/v1/algoOrder", format!("algoId={a}")),
-            (Some(id), None) => ("/fapi/v1/order", format!("symbol={}&orderId={id}", o.symbol)),
-            (None, None) => continue,
-        };
-        let (status, body) = rest
-            .signed(Signed { verb: Verb::Delete, path, query: &q, creds: c }, offset_ms)
-            .map_err(|e| AccountError::Rest("cancel", e.to_string()))?;
-        // -2011: already gone (filled or cancelled meanwhile).
-        if status != 200 && !body.windows(5).any(|w| w == b"-2011") {
-            log::warn!("{}: cancel at shutdown: HTTP {status}: {}", o.symbol, String::from_utf8_lossy(&body));
-        }
+        cancel_open(rest, c, offset_ms, o)?;
     }
     let left = holdings(rest, c, offset_ms)?.positions.into_iter().filter(|p| is_traded(&p.0)).collect();
     Ok(left)
@@ -475,6 +509,23 @@ mod tests {
         let manual = order("web_abc", false, "");
         assert!(e(adopt_one(&k, "0.010", &[&stop, &other])).contains("not its adopted position's"));
         assert!(e(adopt_one(&k, "0.010", &[&manual])).contains("not its adopted position's"));
+    }
+
+    #[test]
+    fn only_a_killed_positions_own_orders_are_cancelled_as_leftovers() {
+        let k = [candidate()];
+        let tp1 = order("rst-00000011-00000002-A00", false, "");
+        let stop = order("rst-00000011-00000002-S00", true, "59820.0");
+        let left = leftovers([&tp1, &stop].into_iter(), &k).unwrap();
+        assert_eq!(left.len(), 2);
+        let other_position = order("rst-00000011-00000005-A00", false, "");
+        let other_run = order("rst-00000012-00000002-A00", false, "");
+        let manual = order("web_abc", false, "");
+        assert_eq!(leftovers([&tp1, &other_position, &other_run, &manual].into_iter(), &k).err(), Some(3));
+        let mut eth = order("rst-00000011-00000002-A00", false, "");
+        eth.symbol = "ETHUSDT".into();
+        assert_eq!(leftovers([&eth].into_iter(), &k).err(), Some(1), "another symbol's");
+        assert_eq!(leftovers([&tp1].into_iter(), &[]).err(), Some(1), "no candidate: not ours to cancel");
     }
 
     #[test]
