@@ -323,6 +323,9 @@ pub(crate) fn render(l: &Latest, src: &Sources, server: &ServerStats, now_ns: i6
         render_compute(&mut x, c);
         render_symbols(&mut x, c, now_ns);
         render_trading(&mut x, c);
+        if let Some(v) = &c.venue {
+            render_real(&mut x, v);
+        }
     }
     if let Some(p) = &l.persist {
         render_persist(&mut x, p);
@@ -451,6 +454,52 @@ fn render_trading(x: &mut Exposition, c: &ComputeSnapshot) {
             for (s, n) in c.symbols.iter().zip(&names) {
                 x.sample("", &[("symbol", n)], f(s));
             }
+        }
+    }
+}
+
+/// The real account (testnet/live): what the venue sent, refused and followed.
+fn render_real(x: &mut Exposition, v: &crate::compute::trading::venue::VenueStats) {
+    use crate::compute::trading::venue::EntryRefusal;
+    counter(x, "rusto_real_entries_total", "Real entries sent.", v.entries);
+    if x.family("rusto_real_entries_refused_total", Kind::Counter, "Real entries refused before sending, by cap.") {
+        for (r, n) in EntryRefusal::ALL.iter().zip(v.refused) {
+            x.sample("", &[("reason", r.name())], n as f64);
+        }
+    }
+    if x.family("rusto_real_entry_rejects_total", Kind::Counter, "Real entries the exchange rejected, by class.") {
+        for (class, n) in
+            [("margin", v.rejected_margin), ("min_notional", v.rejected_min_notional), ("other", v.rejected_other)]
+        {
+            x.sample("", &[("class", class)], n as f64);
+        }
+    }
+    if x.family("rusto_real_reports_ignored_total", Kind::Counter, "Order reports that changed nothing, by why.") {
+        for (why, n) in [("duplicate", v.duplicate_reports), ("foreign", v.foreign_reports)] {
+            x.sample("", &[("why", why)], n as f64);
+        }
+    }
+    if x.family("rusto_real_divergences_total", Kind::Counter, "Real account against the paper one, by kind.") {
+        for (kind, n) in [
+            ("flattened", v.divergence_flattened),
+            ("paper_only", v.divergence_paper_only),
+            ("position_mismatch", v.position_mismatches),
+        ] {
+            x.sample("", &[("kind", kind)], n as f64);
+        }
+    }
+    counter(x, "rusto_real_protection_lost_total", "Protective orders lost (ring and backlog full).", v.lost);
+    counter(x, "rusto_real_positions_adopted_total", "Positions of a killed run adopted at start.", v.adopted);
+    x.single("rusto_real_day_pnl_quote", Kind::Gauge, "Realised PnL of the UTC day, commissions in, quote.", v.day_pnl);
+    x.single(
+        "rusto_real_unrealised_pnl_quote",
+        Kind::Gauge,
+        "Unrealised PnL of the open real positions, quote.",
+        v.unrealised,
+    );
+    if x.family("rusto_real_entries_halted", Kind::Gauge, "1 when new real entries are halted, by cause.") {
+        for c in crate::types::order::HaltCause::ALL {
+            x.sample("", &[("cause", c.name())], if v.halted == Some(c) { 1.0 } else { 0.0 });
         }
     }
 }
@@ -734,6 +783,12 @@ mod tests {
             },
             sum_ns: 3000.0,
         };
+        snap.venue = Some(crate::compute::trading::venue::VenueStats {
+            entries: 3,
+            unrealised: -12.5,
+            halted: Some(crate::types::order::HaltCause::DailyLoss),
+            ..Default::default()
+        });
         let latest = Latest {
             compute: Some(snap),
             net: Some(NetFigures::default()),
@@ -776,6 +831,11 @@ mod tests {
         assert!(text.contains("rusto_book_age_seconds{symbol=\"BTCUSDT\"} 2\n"));
         assert!(text.contains("rusto_entry_rejects_total{symbol=\"BTCUSDT\",check=\"gate\",reason=\""));
         assert!(text.contains("rusto_clock_offset_seconds -0.0015\n"));
+        assert!(text.contains("rusto_real_entries_total 3\n"), "{text}");
+        assert!(text.contains("rusto_real_unrealised_pnl_quote -12.5\n"));
+        assert!(text.contains("rusto_real_entries_halted{cause=\"daily_loss\"} 1\n"));
+        assert!(text.contains("rusto_real_entries_halted{cause=\"switch\"} 0\n"));
+        assert!(text.contains("rusto_real_entries_refused_total{reason=\"order_notional\"} 0\n"));
     }
 
     #[test]

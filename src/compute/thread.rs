@@ -185,6 +185,8 @@ pub(crate) struct ComputeSnapshot {
     pub records_lost: u64,
     /// The measured order latency in force, ns (`None`: the configured figures).
     pub order_latency_ns: Option<i64>,
+    /// The real account's counters (testnet/live; `None` in paper mode).
+    pub venue: Option<crate::compute::trading::venue::VenueStats>,
 }
 
 impl ComputeSnapshot {
@@ -198,6 +200,7 @@ impl ComputeSnapshot {
             hooks: HookStats::default(),
             records_lost: 0,
             order_latency_ns: None,
+            venue: None,
         }
     }
 
@@ -230,6 +233,8 @@ impl ComputeSnapshot {
         self.hooks = hooks;
         self.records_lost = records_lost;
         self.order_latency_ns = engine.order_latency_ns();
+        // Plain numbers and arrays: the copy allocates nothing.
+        self.venue = engine.venue().map(|v| v.stats.clone());
     }
 }
 

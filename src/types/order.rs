@@ -316,6 +316,28 @@ pub enum HaltCause {
     Protection,
 }
 
+impl HaltCause {
+    /// Every cause, in declaration order.
+    pub const ALL: [HaltCause; 5] = [
+        HaltCause::Switch,
+        HaltCause::DailyLoss,
+        HaltCause::RateLimited,
+        HaltCause::UnknownError,
+        HaltCause::Protection,
+    ];
+
+    /// Its name in the metrics (`snake_case`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            HaltCause::Switch => "switch",
+            HaltCause::DailyLoss => "daily_loss",
+            HaltCause::RateLimited => "rate_limited",
+            HaltCause::UnknownError => "unknown_error",
+            HaltCause::Protection => "protection",
+        }
+    }
+}
+
 /// What happened to an order, as reported by the exchange.
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

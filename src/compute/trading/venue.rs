@@ -161,6 +161,19 @@ impl EntryRefusal {
         EntryRefusal::Busy,
         EntryRefusal::Unknown,
     ];
+
+    /// Its name in the metrics (`snake_case`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            EntryRefusal::Halted => "halted",
+            EntryRefusal::OrderNotional => "order_notional",
+            EntryRefusal::SymbolNotional => "symbol_notional",
+            EntryRefusal::TotalNotional => "total_notional",
+            EntryRefusal::Rate => "rate",
+            EntryRefusal::Busy => "busy",
+            EntryRefusal::Unknown => "unknown",
+        }
+    }
 }
 
 /// What the venue counted.
