@@ -91,6 +91,9 @@ fn hundreds_of_rotations_keep_the_connection_table_bounded() {
     assert_eq!(net.stats.disconnects, 0, "a rotation is not a disconnect: {}", net.stats.last_error);
     // One route: the current connection, its successor, and a predecessor in its grace period (plus one in flight).
     assert!(net.conn_slots() <= 4, "{} connection slots after {rotations} rotations", net.conn_slots());
+    // ... and never had more at any moment (the high-water mark the live summary and the soak report).
+    let most = net.stats.conn_slots_max;
+    assert!((2..=4).contains(&most), "{most} slots at most after {rotations} rotations");
     assert!(net.live_conns() <= 3, "{} live connections", net.live_conns());
     // Every text frame is stamped once in each per-frame stage, with three clock reads each; every read that
     // returned data in tls_decrypt (0 here: plain ws), and socket_read at most once per readiness event.

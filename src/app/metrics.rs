@@ -354,6 +354,8 @@ fn render_net(x: &mut Exposition, n: &NetFigures) {
     counter(x, "rusto_ws_connects_total", "Websocket connections opened (upgrade done).", n.connects);
     counter(x, "rusto_ws_disconnects_total", "Disconnects (each reconnected with backoff).", n.disconnects);
     counter(x, "rusto_ws_rotations_total", "Planned connection rotations.", n.rotations);
+    x.single("rusto_ws_connections_open", Kind::Gauge, "Websocket connections open now.", n.conns_open as f64);
+    x.single("rusto_ws_connection_slots", Kind::Gauge, "Slots in the connection table now.", n.conn_slots as f64);
     counter(x, "rusto_ws_handshake_timeouts_total", "Handshakes that timed out.", n.handshake_timeouts);
     counter(x, "rusto_snapshots_injected_total", "REST depth snapshots handed to the books.", n.snapshots);
     counter(x, "rusto_ring_full_total", "Frames whose push found the event ring full.", n.ring_full);

@@ -320,6 +320,9 @@ pub struct NetStats {
     pub disconnects: u64,
     /// Rotations before the 24 h limit.
     pub rotations: u64,
+    /// Most slots the connection table ever had (open, connecting or retired; bounded by the connections open at
+    /// once, however many rotations and reconnects).
+    pub conn_slots_max: u64,
     /// Snapshots injected.
     pub snapshots: u64,
     /// Control messages sent.
@@ -503,6 +506,10 @@ pub(crate) struct NetFigures {
     pub disconnects: u64,
     /// Rotations before the 24 h limit.
     pub rotations: u64,
+    /// Slots in the connection table now.
+    pub conn_slots: u64,
+    /// Connections open now (upgrade done, not retired).
+    pub conns_open: u64,
     /// Handshakes that timed out.
     pub handshake_timeouts: u64,
     /// Snapshots injected.
@@ -536,6 +543,11 @@ const METRICS_TURNS: u32 = 64;
 
 /// The longest wait of one poll: the loop's turns (deadlines, rotations, commands) are at most this far apart.
 const POLL_WAIT: Duration = Duration::from_millis(20);
+
+/// Connections open now: a socket whose upgrade is done (`opened_at` set), not retired.
+fn open_conns(conns: &[Conn]) -> usize {
+    conns.iter().filter(|c| !c.retired && c.ws.is_some() && c.opened_at.is_some()).count()
+}
 
 fn jitter(seed: &mut u32, ms: u64) -> u64 {
     let mut x = *seed;
@@ -675,6 +687,7 @@ impl Net {
         conn.successor_of = successor_of;
         if i == self.conns.len() {
             self.conns.push(conn);
+            self.stats.conn_slots_max = self.stats.conn_slots_max.max(self.conns.len() as u64);
         } else {
             self.conns[i] = conn;
         }
@@ -879,6 +892,7 @@ impl Net {
         }
         m.next = now + m.every;
         let (st, ns, ps, fs) = (&self.stages, &self.stats, &feed.parser.stats, feed.publisher.feed_stats());
+        let (slots, open) = (self.conns.len() as u64, open_conns(&self.conns) as u64);
         let _ = m.to.publish(|f| {
             let stages = [
                 ("socket_read", &st.socket_read),
@@ -895,6 +909,8 @@ impl Net {
             f.connects = ns.connects;
             f.disconnects = ns.disconnects;
             f.rotations = ns.rotations;
+            f.conn_slots = slots;
+            f.conns_open = open;
             f.handshake_timeouts = ns.handshake_timeouts;
             f.snapshots = ns.snapshots;
             f.ctrl_dropped = ns.ctrl_dropped;

@@ -733,7 +733,8 @@ pub fn live_json(r: &LiveReport) -> Value {
         "selections": r.selections,
         "net": {
             "frames": r.net.frames, "bytes": r.net.bytes, "pings": r.net.pings, "connects": r.net.connects,
-            "disconnects": r.net.disconnects, "rotations": r.net.rotations, "snapshots": r.net.snapshots,
+            "disconnects": r.net.disconnects, "rotations": r.net.rotations, "conn_slots_max": r.net.conn_slots_max,
+            "snapshots": r.net.snapshots,
             "control_sent": r.net.control_sent, "last_error": r.net.last_error,
             "ctrl_dropped": r.net.ctrl_dropped, "inbox_full": r.net.inbox_full, "frames_undelivered": r.net.frames_undelivered,
             "handshake_timeouts": r.net.handshake_timeouts, "feed_down": r.net.feed_down,

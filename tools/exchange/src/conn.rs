@@ -490,7 +490,8 @@ fn ws_session(
     let Ok(hub_tcp) = killer.try_clone() else { return };
     let id = ctx.hub.register(Registration { tx, route, combined, streams, tcp: hub_tcp, reason: reason.clone() });
     ctx.stats.ws_opened.fetch_add(1, Relaxed);
-    ctx.stats.ws_open.fetch_add(1, Relaxed);
+    let open = ctx.stats.ws_open.fetch_add(1, Relaxed) + 1;
+    ctx.stats.ws_open_max.fetch_max(open, Relaxed);
     // write_buffer_size 0: every frame goes to the socket inside `write`, so a frame counts as sent exactly when
     // the kernel has it (nothing is counted that a dropped connection could still hold in a user-space buffer).
     let cfg =

@@ -96,6 +96,8 @@ pub struct Stats {
     pub ws_opened: AtomicU64,
     /// Websocket connections open now.
     pub ws_open: AtomicI64,
+    /// Most websocket connections open at once since start.
+    pub ws_open_max: AtomicI64,
     closed: [AtomicU64; CloseReason::N],
     /// Fault rounds fired.
     pub faults_fired: AtomicU64,
@@ -132,6 +134,7 @@ impl Stats {
             handshake_errors: AtomicU64::new(0),
             ws_opened: AtomicU64::new(0),
             ws_open: AtomicI64::new(0),
+            ws_open_max: AtomicI64::new(0),
             closed: std::array::from_fn(|_| AtomicU64::new(0)),
             faults_fired: AtomicU64::new(0),
             stalls: AtomicU64::new(0),
@@ -209,6 +212,7 @@ impl Stats {
                 "handshake_errors": g(&self.handshake_errors),
                 "ws_opened": g(&self.ws_opened),
                 "ws_open": self.ws_open.load(Relaxed),
+                "ws_open_max": self.ws_open_max.load(Relaxed),
                 "ws_closed": Value::Object(closed),
             },
             "books": books,
