@@ -637,6 +637,114 @@ fn a_wrong_api_secret_is_refused_at_start_with_binances_error_and_nothing_is_sen
     }
 }
 
+/// Standard base64 with padding (the PEM bodies of the test keys).
+fn b64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::new();
+    for c in bytes.chunks(3) {
+        let v = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            s.push(if i <= c.len() { A[(v >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+        }
+    }
+    s
+}
+
+/// A fresh Ed25519 key pair (ring, at test time: never a real key) written as Binance's key generator writes it:
+/// the private key as a PKCS#8 PEM (mode 0600) and the public key as a SubjectPublicKeyInfo PEM (RFC 8410), in
+/// `dir`: (private PEM path, public PEM path).
+fn ed25519_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+    use std::os::unix::fs::PermissionsExt;
+    let doc = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+    let public = Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap().public_key().as_ref().to_vec();
+    let mut spki = vec![0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+    spki.extend_from_slice(&public);
+    let (private_pem, public_pem) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.pub.pem")));
+    let body = b64(doc.as_ref());
+    let lines: Vec<&str> = body.as_bytes().chunks(64).map(|l| std::str::from_utf8(l).unwrap()).collect();
+    std::fs::write(
+        &private_pem,
+        format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", lines.join("\n")),
+    )
+    .unwrap();
+    std::fs::set_permissions(&private_pem, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(&public_pem, format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", b64(&spki)))
+        .unwrap();
+    (private_pem, public_pem)
+}
+
+#[test]
+fn an_ed25519_key_from_the_credentials_file_logs_the_session_on_and_orders_carry_no_signature() {
+    // Issue 12: the account's key is an Ed25519 one. The start-up REST calls are signed with it (base64, URL
+    // encoded), the WebSocket API connection does session.logon (the only signed frame), every later request
+    // rides on the session, and the lifecycle runs as with HMAC.
+    let keys = workdir("ed25519-keys");
+    let (private_pem, public_pem) = ed25519_pair(&keys, "account");
+    let key = format!("rustoEdKey{}", std::process::id());
+    let ex = start_exchange("ed25519", &["--ed25519-api-key", &key, "--ed25519-pub", public_pem.to_str().unwrap()]);
+    let creds = keys.join("credentials");
+    std::fs::write(&creds, format!("key={key}\ned25519_private_key_file=account.pem\n")).unwrap();
+    std::fs::set_permissions(&creds, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let secrets = format!("flatten_on_exit = true\n[secrets]\ncredentials_file = \"{}\"\n", creds.display());
+    let cfg = testnet_cfg(&ex, &secrets);
+    let (_r, err) = live_with(&ex.dir, &cfg, 11);
+    assert!(err.contains("API key: requests signed with Ed25519"), "{err}");
+    assert!(err.contains("account reconciled: no position and no open order on 1 traded symbols"), "{err}");
+    assert!(err.contains("order session: logged on (Ed25519)"), "{err}");
+    assert!(!err.contains(&std::fs::read_to_string(&private_pem).unwrap()[28..60]), "the key is never logged");
+    let st = exchange_stats(&ex);
+    let (ws, rest) = (&st["orders"]["routes"]["ws_api"], &st["orders"]["routes"]["rest"]);
+    let n = |v: &Value, k: &str| v[k].as_u64().unwrap();
+    // One logon per API connection (no fault drops it), retried after a clock re-measurement when refused -1021
+    // (the exchange's clock runs at the replay's 100x); session.logon is the only WebSocket API frame signed.
+    assert!(n(ws, "logons") >= 1, "{st}\n{err}");
+    assert_eq!(n(ws, "signed"), n(ws, "logon_requests"), "only session.logon carried a signature: {st}");
+    let retries = err.matches("session.logon refused -1021 (timestamp): clock re-measured").count() as u64;
+    assert_eq!(n(ws, "logon_requests"), n(ws, "logons") + retries, "{st}\n{err}");
+    assert_eq!(n(ws, "by_session") + n(ws, "signed"), n(ws, "requests"), "every other request rode the session: {st}");
+    assert!(n(ws, "accepted") >= 2 && n(ws, "filled") >= 1, "the lifecycle ran: {st}\n{err}");
+    assert!(st["orders"]["algo"]["placed"].as_u64().unwrap() >= 1, "a protective stop after an entry fill: {st}");
+    // REST (reconcile, margin type, leverage, the exit's checks): signed with Ed25519 and accepted.
+    assert!(n(rest, "signed") >= 5 && n(rest, "by_session") == 0, "{st}");
+    assert!(!ws["rejected"].as_object().unwrap().keys().any(|k| k == "-1022" || k == "-2015"), "{st}");
+    assert!(err.contains("orders: 0 positions left open at exit"), "{err}");
+    assert_eq!(st["orders"]["open_orders"], 0, "{st}");
+    the_database_matches_the_exchange_ledger(&ex, &st, &err);
+}
+
+#[test]
+fn a_wrong_ed25519_key_is_refused_at_start_with_binances_error_and_nothing_is_sent() {
+    // The API key is the exchange's, the private key is another pair's: the start-up reconciliation (signed REST)
+    // is refused with -1022 and rusto stops before any thread starts.
+    let keys = workdir("ed25519-wrong-keys");
+    let (_, public_pem) = ed25519_pair(&keys, "registered");
+    let (other_pem, _) = ed25519_pair(&keys, "other");
+    let key = format!("rustoEdKeyWrong{}", std::process::id());
+    let ex =
+        start_exchange("ed25519-wrong", &["--ed25519-api-key", &key, "--ed25519-pub", public_pem.to_str().unwrap()]);
+    let cfg = testnet_cfg(&ex, "");
+    let out = Command::new(env!("CARGO_BIN_EXE_rusto"))
+        .env("RUSTO_API_KEY", &key)
+        .env("RUSTO_API_ED25519_KEY_FILE", &other_pem)
+        .env_remove("RUSTO_API_SECRET")
+        .env_remove("RUSTO_API_CREDENTIALS_FILE")
+        .arg("--config")
+        .arg(&cfg)
+        .args(["live", "--duration-secs", "5", "--db"])
+        .arg(ex.dir.join("live.db"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a start with the wrong key pair must fail: {err}");
+    assert!(err.contains("-1022") && err.contains("Signature for this request is not valid"), "{err}");
+    let st = exchange_stats(&ex);
+    for route in ["ws_api", "rest"] {
+        assert_eq!(st["orders"]["routes"][route]["received"], 0, "no order reached the exchange: {st}");
+    }
+    assert_eq!(st["orders"]["routes"]["ws_api"]["requests"], 0, "the order session never started: {st}");
+}
+
 #[test]
 fn a_lost_ack_is_resent_with_the_same_client_id_and_executes_once() {
     // The exchange executes the first two placements but never answers them. After ack_timeout_ms the session

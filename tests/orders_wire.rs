@@ -386,7 +386,10 @@ fn rest_fallback_signs_its_query_like_the_docs_example() {
     let at = SignedAt { timestamp_ms: docs["timestamp"].parse().unwrap(), recv_window_ms: 5000 };
     let o = intent(IntentKind::Place, OrderSide::Buy, OrderType::Limit, 90_000, 0, 1000);
     let mut buf = RequestBuf::new();
-    assert_eq!(buf.encode_rest(&o, &btc(), at, &creds), Ok(RestMethod::Post));
+    assert_eq!(
+        buf.encode_rest(&o, &btc(), at, &creds),
+        Ok(RestCall { method: RestMethod::Post, path: REST_ORDER_PATH })
+    );
     let q = std::str::from_utf8(buf.as_bytes()).unwrap().to_owned();
     let (signed, sig) = q.rsplit_once("&signature=").unwrap();
     assert_eq!(signed.as_bytes(), buf.signed_payload());
@@ -405,14 +408,53 @@ fn rest_fallback_signs_its_query_like_the_docs_example() {
     // Ed25519 on REST: the base64 signature is URL-encoded.
     let ed = ed_creds(&f["apiKey"]);
     let cancel = intent(IntentKind::Cancel, OrderSide::Buy, OrderType::Limit, 0, 0, 0);
-    assert_eq!(buf.encode_rest(&cancel, &btc(), at, &ed), Ok(RestMethod::Delete));
+    assert_eq!(
+        buf.encode_rest(&cancel, &btc(), at, &ed),
+        Ok(RestCall { method: RestMethod::Delete, path: REST_ORDER_PATH })
+    );
     let q = std::str::from_utf8(buf.as_bytes()).unwrap().to_owned();
     let (signed, sig) = q.rsplit_once("&signature=").unwrap();
     assert!(!sig.contains(['+', '/', '=']));
     let sig = sig.replace("%2B", "+").replace("%2F", "/").replace("%3D", "=");
     assert!(verify_ed25519(signed.as_bytes(), &sig));
-    let stop = intent(IntentKind::Place, OrderSide::Sell, OrderType::StopMarket, 0, 5, 1);
-    assert_eq!(buf.encode_rest(&stop, &btc(), at, &creds), Err(EncodeError::NoRestAlgo));
+}
+
+#[test]
+fn the_rest_fallback_sends_what_the_websocket_api_sends_for_every_intent() {
+    // Same parameters, same values, on the endpoint of the same method: a protective STOP_MARKET goes to the Algo
+    // Order endpoint (clientAlgoId, triggerPrice, algoType), a modify is a PUT.
+    let creds = hmac_creds("vmskRestKey");
+    let at = SignedAt { timestamp_ms: 1705311512994, recv_window_ms: 5000 };
+    let mut stop = intent(IntentKind::Place, OrderSide::Sell, OrderType::StopMarket, 0, 410_000, 0);
+    stop.close_position = true;
+    stop.client.leg = Leg::Stop;
+    let cases = [
+        (intent(IntentKind::Place, OrderSide::Buy, OrderType::Market, 0, 0, 3), RestMethod::Post, REST_ORDER_PATH),
+        (intent(IntentKind::Place, OrderSide::Buy, OrderType::Limit, 420_000, 0, 3), RestMethod::Post, REST_ORDER_PATH),
+        (stop, RestMethod::Post, REST_ALGO_PATH),
+        (OrderIntent { kind: IntentKind::Cancel, ..stop }, RestMethod::Delete, REST_ALGO_PATH),
+        (intent(IntentKind::Cancel, OrderSide::Buy, OrderType::Limit, 0, 0, 0), RestMethod::Delete, REST_ORDER_PATH),
+        (
+            intent(IntentKind::Modify, OrderSide::Sell, OrderType::Limit, 430_000, 0, 2),
+            RestMethod::Put,
+            REST_ORDER_PATH,
+        ),
+    ];
+    let mut buf = RequestBuf::new();
+    for (o, method, path) in cases {
+        buf.encode_intent(7, &o, &btc(), at, Auth::Signed(&creds)).unwrap();
+        let mut ws: BTreeMap<String, String> = params(buf.as_bytes())
+            .into_iter()
+            .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+            .collect();
+        ws.remove("apiKey");
+        ws.remove("signature");
+        assert_eq!(buf.encode_rest(&o, &btc(), at, &creds), Ok(RestCall { method, path }), "{o:?}");
+        let q = std::str::from_utf8(buf.as_bytes()).unwrap().to_owned();
+        let (signed, sig) = q.rsplit_once("&signature=").unwrap();
+        assert_eq!(sig, creds.signer.sign(signed.as_bytes()).as_str());
+        assert_eq!(pairs(signed), ws, "{o:?}");
+    }
 }
 
 #[test]
@@ -684,10 +726,10 @@ fn encoding_an_order_allocates_nothing() {
                 total += buf.as_bytes().len();
                 buf.encode_intent(i as u64, &o, &spec, at, Auth::Session).unwrap();
                 total += buf.as_bytes().len();
+                buf.encode_rest(&o, &spec, at, &ed).unwrap();
+                total += buf.as_bytes().len();
             }
             buf.encode_logon(i as u64, &ed, at).unwrap();
-            buf.encode_rest(&orders[1], &spec, at, &hmac).unwrap();
-            total += buf.as_bytes().len();
         }
     };
     run(10);

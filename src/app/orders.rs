@@ -109,7 +109,11 @@ pub(crate) fn credentials(cfg: &Config) -> Result<Credentials, RoutingError> {
         .map_err(|e| RoutingError::Credentials(e.to_string()))?
         .ok_or_else(|| RoutingError::NoCredentials(mode, secrets::where_they_belong()))?;
     let api_key = ApiKey::new(&c.key).map_err(|e| RoutingError::Credentials(e.to_string()))?;
-    let signer = Signer::hmac(c.secret.as_bytes()).map_err(|e| RoutingError::Credentials(e.to_string()))?;
+    let signer = match &c.secret {
+        secrets::Secret::Hmac(s) => Signer::hmac(s.as_bytes()),
+        secrets::Secret::Ed25519Pem(pem) => Signer::ed25519_pem(pem),
+    }
+    .map_err(|e| RoutingError::Credentials(e.to_string()))?;
     Ok(Credentials { api_key, signer })
 }
 
@@ -141,6 +145,8 @@ pub(crate) fn routing(
     }
     let RoutingStart { rest, offset_ms, traded, bell, candidates } = start;
     let credentials = credentials(cfg)?;
+    let how = if credentials.signer.is_ed25519() { "Ed25519 (WebSocket API session.logon)" } else { "HMAC-SHA256" };
+    log::info!("API key: requests signed with {how}");
     let lock = crate::app::account::lock(&credentials)?;
     log::info!("account lock {} held", lock.path.display());
     let adopted = crate::app::account::reconcile(rest, &credentials, offset_ms, traded, candidates, x.adopt_unknown)?;

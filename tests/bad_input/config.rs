@@ -14,9 +14,11 @@ const SECRET: &str = "SEKRETKEY123456";
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/sample/btcusdt_20230404.dat.gz");
 
 /// Where credentials belong, as `src/app/secrets.rs` reads them.
-const HINT: &str = "credentials are never read from the config file: set RUSTO_API_KEY and RUSTO_API_SECRET in the \
-                    environment, or put `key=...` and `secret=...` lines in a file only its owner can read (chmod \
-                    600) and name it in RUSTO_API_CREDENTIALS_FILE or in `[secrets] credentials_file`";
+const HINT: &str = "credentials are never read from the config file: set RUSTO_API_KEY and RUSTO_API_SECRET (HMAC) \
+                    or RUSTO_API_ED25519_KEY_FILE (an Ed25519 private key's PEM file, chmod 600) in the \
+                    environment, or put a `key=...` line and a `secret=...` or `ed25519_private_key_file=...` line \
+                    in a file only its owner can read (chmod 600) and name it in RUSTO_API_CREDENTIALS_FILE or in \
+                    `[secrets] credentials_file`";
 
 /// (name, file text with `{S}` for the secret, refused key, its line).
 const CREDENTIALS: &[(&str, &str, &str, usize)] = &[

@@ -41,9 +41,6 @@ pub enum EncodeError {
     /// `order.modify` supports LIMIT orders only; a conditional order is moved by cancel + place.
     #[error("only LIMIT orders can be modified")]
     ModifyNotLimit,
-    /// The REST fallback here covers regular orders only (conditional orders use the Algo Order API).
-    #[error("conditional orders have no REST fallback in this encoder")]
-    NoRestAlgo,
     /// The intent is inconsistent (e.g. a LIMIT without a price, a quantity with closePosition).
     #[error("inconsistent order intent: {0}")]
     BadIntent(&'static str),

@@ -7,8 +7,9 @@
 //!   [`OrderLink::on_ready`] for readiness of its two tokens ([`API_TOKEN`], [`USER_TOKEN`]). Nothing blocks:
 //!   connects, TLS and the upgrade are non-blocking like the market connections. Per order nothing allocates: the
 //!   request is encoded into one reused [`RequestBuf`] and queued into the connection's reused write buffer.
-//! - Start-up of the API connection: `session.logon` when the key is Ed25519 (later requests carry no signature),
-//!   then `userDataStream.start`; the user stream connects with the listenKey (`<user_stream>?listenKey=<key>`),
+//! - Start-up of the API connection: `session.logon` when the key is Ed25519 (later requests carry no signature;
+//!   a `-1021` refusal logs on again after the clock's re-measurement, [`LOGON_CLOCK_RETRIES`] times per
+//!   connection; any other refusal is logged and counted, and orders wait), then `userDataStream.start`; the user stream connects with the listenKey (`<user_stream>?listenKey=<key>`),
 //!   and `userDataStream.ping` keeps the key alive every `keepalive_s`. Intents wait in the ring until the API is
 //!   ready: the compute thread's venue keeps its own bounded backlog when the ring is full.
 //! - Every answer becomes an [`ExecReport`] on the inbound path: two events handed to the same sink as market data,
@@ -87,6 +88,8 @@ const DEFERRED_BYTES: usize = 16 << 10;
 const READS_PER_WAKE: usize = 16;
 /// Longest wait for the control thread's clock measurement after a `-1021`.
 const RESYNC_WAIT: Duration = Duration::from_secs(2);
+/// `session.logon`s refused with `-1021` retried per connection (after the clock's re-measurement).
+const LOGON_CLOCK_RETRIES: u8 = 3;
 
 /// The clock offset shared with the control thread, which measures it (`GET /fapi/v1/time`) at start, at every
 /// link-health check, and at once when [`OrderClock::request_resync`] was called.
@@ -228,6 +231,10 @@ pub struct OrderLink {
     ctl: ArrayVec<(u64, Ctl), CTL_MAX>,
     waiting_resync: ArrayVec<(Pending, u64), 16>,
     resync_asked: Option<Instant>,
+    /// A `session.logon` refused with `-1021`: (clock generation then, when), resent once the clock moved on.
+    logon_retry: Option<(u64, Instant)>,
+    /// `-1021` logon retries on this connection.
+    logon_retries: u8,
     backoff: Backoff,
     req: Box<RequestBuf>,
     next_id: u64,
@@ -272,6 +279,8 @@ impl OrderLink {
             ctl: ArrayVec::new(),
             waiting_resync: ArrayVec::new(),
             resync_asked: None,
+            logon_retry: None,
+            logon_retries: 0,
             backoff: Backoff::default(),
             req: Box::new(RequestBuf::new()),
             next_id: 1,
@@ -319,6 +328,9 @@ impl OrderLink {
     pub fn turn(&mut self, poll: &Poll, table: &SymbolTable, out: Sink<'_>) {
         let now = Instant::now();
         self.connect_due(poll, now);
+        if self.phase == Phase::LoggingOn {
+            self.retry_logon(now);
+        }
         if self.phase != Phase::Ready {
             return;
         }
@@ -486,9 +498,48 @@ impl OrderLink {
         log::info!("order session: WebSocket API open");
         if self.cfg.credentials.signer.is_ed25519() {
             self.phase = Phase::LoggingOn;
+            (self.logon_retry, self.logon_retries) = (None, 0);
             self.send_ctl(Ctl::Logon);
         } else {
             self.ready_now();
+        }
+    }
+
+    /// A `session.logon` refused for its timestamp goes again once the control thread measured the clock (or after
+    /// [`RESYNC_WAIT`] with whatever offset there is).
+    fn retry_logon(&mut self, now: Instant) {
+        let Some((generation, at)) = self.logon_retry else { return };
+        if self.clock.generation() != generation || now.duration_since(at) >= RESYNC_WAIT {
+            self.logon_retry = None;
+            self.send_ctl(Ctl::Logon);
+        }
+    }
+
+    /// The answer to `session.logon`: ready, a retry after a clock re-measurement (`-1021`, bounded), or a refusal
+    /// (a key the exchange does not know with this public key): logged and counted, and orders wait.
+    fn on_logon(&mut self, outcome: Result<Result<(), i32>, super::error::WireError>) {
+        match outcome {
+            Ok(Ok(())) => {
+                log::info!("order session: logged on (Ed25519)");
+                self.ready_now();
+            }
+            Ok(Err(-1021)) if self.logon_retries < LOGON_CLOCK_RETRIES => {
+                self.logon_retries += 1;
+                self.stats.clock_resyncs += 1;
+                log::warn!(
+                    "order session: session.logon refused -1021 (timestamp): clock re-measured, logging on again"
+                );
+                self.clock.request_resync();
+                self.logon_retry = Some((self.clock.generation(), Instant::now()));
+            }
+            Ok(Err(code)) => {
+                self.stats.count_reject(code);
+                log::error!(
+                    "order session: session.logon refused ({code}): is the API key registered with this Ed25519 \
+                     key's public key? Orders wait"
+                );
+            }
+            Err(e) => log::error!("order session: session.logon answer unreadable: {e}; orders wait"),
         }
     }
 
@@ -846,13 +897,9 @@ impl OrderLink {
             listen_key: &'a str,
         }
         match c {
-            Ctl::Logon => match parse_ws::<SessionResult<'_>>(f).map(|r| r.outcome.map_err(|e| e.code)) {
-                Ok(Ok(_)) => {
-                    log::info!("order session: logged on (Ed25519)");
-                    self.ready_now();
-                }
-                other => log::error!("order session: session.logon failed: {other:?}; orders wait"),
-            },
+            Ctl::Logon => {
+                self.on_logon(parse_ws::<SessionResult<'_>>(f).map(|r| r.outcome.map(|_| ()).map_err(|e| e.code)))
+            }
             Ctl::ListenStart | Ctl::ListenPing => match parse_ws::<Key<'_>>(f).map(|r| r.outcome.map_err(|e| e.code)) {
                 Ok(Ok(k)) if k.listen_key != self.listen_key => self.set_listen_key(k.listen_key),
                 Ok(Ok(_)) => {}

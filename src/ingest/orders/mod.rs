@@ -17,7 +17,9 @@ pub use link::{
     API_TOKEN, BACKOFF_MAX, BACKOFF_MIN, LOCAL_ACK_LOST, LOCAL_ENCODE, LOCAL_NO_SPEC, LOCAL_RATE_LIMITED, OrderClock,
     OrderLink, RESENDS_MAX, Sink, USER_TOKEN,
 };
-pub use request::{Auth, MAX_REQUEST_BYTES, REST_ORDER_PATH, RequestBuf, RestMethod, SignedAt};
+pub use request::{
+    Auth, MAX_REQUEST_BYTES, REST_ALGO_PATH, REST_ORDER_PATH, RequestBuf, RestCall, RestMethod, SignedAt,
+};
 pub use response::{
     AlgoCancelResult, AlgoResult, ApiError, Bounded, MAX_ID_LEN, MAX_POSITIONS, MAX_RATE_LIMITS, OrderResult,
     PositionInfo, Positions, RateInterval, RateLimit, RateLimitType, RequestId, SessionResult, WsResponse,

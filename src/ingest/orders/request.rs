@@ -44,14 +44,27 @@ pub enum Auth<'a> {
 /// HTTP method of a REST order request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RestMethod {
-    /// `POST /fapi/v1/order` (place).
+    /// Place.
     Post,
-    /// `DELETE /fapi/v1/order` (cancel).
+    /// Cancel.
     Delete,
+    /// Modify.
+    Put,
 }
 
 /// Path of the REST order endpoint.
 pub const REST_ORDER_PATH: &str = "/fapi/v1/order";
+/// Path of the REST Algo Order endpoint (conditional orders: the protective `STOP_MARKET`).
+pub const REST_ALGO_PATH: &str = "/fapi/v1/algoOrder";
+
+/// What a REST fallback request is: its method and path (the signed query string is the buffer's bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestCall {
+    /// HTTP method.
+    pub method: RestMethod,
+    /// Endpoint path.
+    pub path: &'static str,
+}
 
 #[derive(Clone, Copy)]
 struct Fixed<const N: usize> {
@@ -277,22 +290,32 @@ impl RequestBuf {
     /// Cancels the working order `o.client`: `order.cancel`, or `algoOrder.cancel` for a conditional order.
     pub fn encode_cancel(&mut self, id: u64, o: &OrderIntent, sym: &SymbolSpec, at: SignedAt, auth: Auth<'_>) -> Res {
         self.reset();
-        let method = if o.order_type.is_conditional() {
-            self.client_id("clientAlgoId", o.client)?;
-            "algoOrder.cancel"
+        self.cancel_params(o, sym)?;
+        self.timing(at)?;
+        self.finish_ws(id, if o.order_type.is_conditional() { "algoOrder.cancel" } else { "order.cancel" }, auth)
+    }
+
+    /// The parameters of a cancel (shared by the WebSocket API and REST encoders).
+    fn cancel_params(&mut self, o: &OrderIntent, sym: &SymbolSpec) -> Res {
+        if o.order_type.is_conditional() {
+            self.client_id("clientAlgoId", o.client)
         } else {
             self.str("symbol", sym.name.as_str().as_bytes())?;
-            self.client_id("origClientOrderId", o.client)?;
-            "order.cancel"
-        };
-        self.timing(at)?;
-        self.finish_ws(id, method, auth)
+            self.client_id("origClientOrderId", o.client)
+        }
     }
 
     /// Moves a working LIMIT order to `o.price_ticks` / `o.qty_steps` (`order.modify`: "Both `quantity` and `price`
     /// must be sent").
     pub fn encode_modify(&mut self, id: u64, o: &OrderIntent, sym: &SymbolSpec, at: SignedAt, auth: Auth<'_>) -> Res {
         self.reset();
+        self.modify_params(o, sym)?;
+        self.timing(at)?;
+        self.finish_ws(id, "order.modify", auth)
+    }
+
+    /// The parameters of a modify (shared by the WebSocket API and REST encoders).
+    fn modify_params(&mut self, o: &OrderIntent, sym: &SymbolSpec) -> Res {
         if o.order_type != OrderType::Limit {
             return Err(EncodeError::ModifyNotLimit);
         }
@@ -300,9 +323,7 @@ impl RequestBuf {
         self.client_id("origClientOrderId", o.client)?;
         self.str("side", o.side.as_str().as_bytes())?;
         self.dec("quantity", sym.step, o.qty_steps)?;
-        self.dec("price", sym.tick, o.price_ticks)?;
-        self.timing(at)?;
-        self.finish_ws(id, "order.modify", auth)
+        self.dec("price", sym.tick, o.price_ticks)
     }
 
     /// Encodes whatever the intent asks for (place, cancel or modify).
@@ -341,19 +362,19 @@ impl RequestBuf {
         self.finish_ws(id, "session.logon", Auth::Signed(creds))
     }
 
-    /// The REST fallback: the signed query string (or form body) of `POST /fapi/v1/order` (place) or
-    /// `DELETE /fapi/v1/order` (cancel). The API key goes in the `X-MBX-APIKEY` header, not here.
+    /// The REST fallback: the signed query string of the request the WebSocket API would send for `o`, with the
+    /// same parameters: `POST`/`DELETE` `/fapi/v1/order` (place, cancel), `PUT /fapi/v1/order` (modify),
+    /// `POST`/`DELETE` `/fapi/v1/algoOrder` (conditional place, cancel). The API key goes in the `X-MBX-APIKEY`
+    /// header, not here.
     pub fn encode_rest(
         &mut self,
         o: &OrderIntent,
         sym: &SymbolSpec,
         at: SignedAt,
         c: &Credentials,
-    ) -> Result<RestMethod, EncodeError> {
+    ) -> Result<RestCall, EncodeError> {
         self.reset();
-        if o.order_type.is_conditional() {
-            return Err(EncodeError::NoRestAlgo);
-        }
+        let path = if o.order_type.is_conditional() { REST_ALGO_PATH } else { REST_ORDER_PATH };
         let method = match o.kind {
             IntentKind::Place => {
                 check_place(o)?;
@@ -361,15 +382,17 @@ impl RequestBuf {
                 RestMethod::Post
             }
             IntentKind::Cancel => {
-                self.str("symbol", sym.name.as_str().as_bytes())?;
-                self.client_id("origClientOrderId", o.client)?;
+                self.cancel_params(o, sym)?;
                 RestMethod::Delete
             }
-            IntentKind::Modify => return Err(EncodeError::BadIntent("REST modify is not supported here")),
+            IntentKind::Modify => {
+                self.modify_params(o, sym)?;
+                RestMethod::Put
+            }
         };
         self.timing(at)?;
         self.finish_rest(c)?;
-        Ok(method)
+        Ok(RestCall { method, path })
     }
 
     /// Writes `name=value&…` in insertion order, signs exactly that (`totalParams`), appends `&signature=…`.

@@ -116,6 +116,7 @@ impl Orders {
             && c.api_key.is_none_or(|k| k == s)
             && let Some(k) = self.keys.iter().find(|k| k.key == s)
         {
+            self.account().counts[c.route.index()].by_session += 1;
             if c.method.signed() {
                 check_time(c.get("timestamp"), c.get("recvWindow"), now_ms)?;
             }
@@ -139,12 +140,21 @@ impl Orders {
     /// Answers one call.
     pub fn call(&self, ctx: &Ctx, c: &Call) -> Reply {
         let now = ctx.clock.now_ms();
-        self.account().counts[c.route.index()].requests += 1;
+        {
+            let mut a = self.account();
+            let n = &mut a.counts[c.route.index()];
+            n.requests += 1;
+            n.signed += u64::from(c.signature.is_some());
+            n.logon_requests += u64::from(c.method == Method::Logon);
+        }
         let placing = matches!(c.method, Method::Place | Method::AlgoPlace);
         if placing {
             self.account().counts[c.route.index()].received += 1;
         }
         let r = self.authenticate(c, now).and_then(|k| self.dispatch(ctx, c, k, now));
+        if c.method == Method::Logon && r.is_ok() {
+            self.account().counts[c.route.index()].logons += 1;
+        }
         if placing {
             let mut a = self.account();
             match &r {

@@ -141,6 +141,14 @@ pub struct RouteCounts {
     pub modified: u64,
     /// Every request on the order API (placements, cancels, queries, account, listenKey), answered or not.
     pub requests: u64,
+    /// Requests that carried a `signature` parameter.
+    pub signed: u64,
+    /// Requests authorised by a logged-on WebSocket API session (no signature needed).
+    pub by_session: u64,
+    /// `session.logon` requests, refused ones included.
+    pub logon_requests: u64,
+    /// Successful `session.logon`s.
+    pub logons: u64,
 }
 
 /// One fill, for the events.

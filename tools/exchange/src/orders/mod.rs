@@ -246,6 +246,10 @@ impl Orders {
                     "filled": c.filled,
                     "canceled": c.canceled,
                     "modified": c.modified,
+                    "signed": c.signed,
+                    "by_session": c.by_session,
+                    "logon_requests": c.logon_requests,
+                    "logons": c.logons,
                 }),
             );
         }
