@@ -690,7 +690,7 @@ fn an_ed25519_key_from_the_credentials_file_logs_the_session_on_and_orders_carry
     let cfg = testnet_cfg(&ex, &secrets);
     let (_r, err) = live_with(&ex.dir, &cfg, 11);
     assert!(err.contains("API key: requests signed with Ed25519"), "{err}");
-    assert!(err.contains("account reconciled: no position and no open order on 1 traded symbols"), "{err}");
+    assert!(err.contains("account reconciled on 1 traded symbols: 0 positions adopted, nothing else open"), "{err}");
     assert!(err.contains("order session: logged on (Ed25519)"), "{err}");
     assert!(!err.contains(&std::fs::read_to_string(&private_pem).unwrap()[28..60]), "the key is never logged");
     let st = exchange_stats(&ex);
