@@ -11,6 +11,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+#[path = "common/b64.rs"]
+mod b64;
+use b64::b64;
+
 fn exchange_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
@@ -618,36 +622,31 @@ fn a_wrong_api_secret_is_refused_at_start_with_binances_error_and_nothing_is_sen
     let key = format!("rustoKeybadsig{}", std::process::id());
     let ex = start_exchange("badsig", &["--api-key", &key, "--api-secret", "theExchangeSecret"]);
     let cfg = testnet_cfg(&ex, "");
+    let env = [("RUSTO_API_KEY", key.as_ref()), ("RUSTO_API_SECRET", "notTheExchangeSecret".as_ref())];
+    refused_with_bad_signature(&ex, &cfg, &env);
+}
+
+/// `rusto live` against `ex` with `cfg` and the credentials `env`: the start must fail with Binance's `-1022`, and
+/// no order reach the exchange. Returns the exchange's stats.
+fn refused_with_bad_signature(ex: &Exchange, cfg: &Path, env: &[(&str, &std::ffi::OsStr)]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_rusto"))
-        .env("RUSTO_API_KEY", &key)
-        .env("RUSTO_API_SECRET", "notTheExchangeSecret")
+        .env_remove("RUSTO_API_SECRET")
         .env_remove("RUSTO_API_CREDENTIALS_FILE")
+        .envs(env.iter().copied())
         .arg("--config")
-        .arg(&cfg)
+        .arg(cfg)
         .args(["live", "--duration-secs", "5", "--db"])
         .arg(ex.dir.join("live.db"))
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "a start with a wrong secret must fail: {err}");
+    assert!(!out.status.success(), "a start with bad credentials must fail: {err}");
     assert!(err.contains("-1022") && err.contains("Signature for this request is not valid"), "{err}");
-    let st = exchange_stats(&ex);
+    let st = exchange_stats(ex);
     for route in ["ws_api", "rest"] {
         assert_eq!(st["orders"]["routes"][route]["received"], 0, "no order reached the exchange: {st}");
     }
-}
-
-/// Standard base64 with padding (the PEM bodies of the test keys).
-fn b64(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::new();
-    for c in bytes.chunks(3) {
-        let v = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            s.push(if i <= c.len() { A[(v >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
-        }
-    }
-    s
+    st
 }
 
 /// A fresh Ed25519 key pair (ring, at test time: never a real key) written as Binance's key generator writes it:
@@ -724,24 +723,8 @@ fn a_wrong_ed25519_key_is_refused_at_start_with_binances_error_and_nothing_is_se
     let ex =
         start_exchange("ed25519-wrong", &["--ed25519-api-key", &key, "--ed25519-pub", public_pem.to_str().unwrap()]);
     let cfg = testnet_cfg(&ex, "");
-    let out = Command::new(env!("CARGO_BIN_EXE_rusto"))
-        .env("RUSTO_API_KEY", &key)
-        .env("RUSTO_API_ED25519_KEY_FILE", &other_pem)
-        .env_remove("RUSTO_API_SECRET")
-        .env_remove("RUSTO_API_CREDENTIALS_FILE")
-        .arg("--config")
-        .arg(&cfg)
-        .args(["live", "--duration-secs", "5", "--db"])
-        .arg(ex.dir.join("live.db"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "a start with the wrong key pair must fail: {err}");
-    assert!(err.contains("-1022") && err.contains("Signature for this request is not valid"), "{err}");
-    let st = exchange_stats(&ex);
-    for route in ["ws_api", "rest"] {
-        assert_eq!(st["orders"]["routes"][route]["received"], 0, "no order reached the exchange: {st}");
-    }
+    let env = [("RUSTO_API_KEY", key.as_ref()), ("RUSTO_API_ED25519_KEY_FILE", other_pem.as_os_str())];
+    let st = refused_with_bad_signature(&ex, &cfg, &env);
     assert_eq!(st["orders"]["routes"]["ws_api"]["requests"], 0, "the order session never started: {st}");
 }
 
