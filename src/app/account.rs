@@ -301,8 +301,7 @@ fn adopt_one(k: &Candidate, amt: &str, orders: &[&OrderRow]) -> Result<Adopted, 
             let what = format!("an open order on {} that is not its adopted position's", k.symbol);
             return Err(AccountError::NotFlat(what, ": cancel it first"));
         };
-        let a = &mut real.attempts[id.leg as usize];
-        *a = (*a).max(id.attempt.saturating_add(1));
+        crate::types::adopt::note_attempt(&mut real.attempts, &id);
         match id.leg {
             Leg::Stop | Leg::Breakeven => {
                 let trigger = num(o.trigger_price.as_deref().unwrap_or(""));

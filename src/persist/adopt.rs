@@ -153,8 +153,7 @@ fn reports(
             exit_cum: [0.0; 5],
             attempts: [0; 7],
         });
-        let a = &mut sum.attempts[id.leg as usize];
-        *a = (*a).max(id.attempt.saturating_add(1));
+        crate::types::adopt::note_attempt(&mut sum.attempts, &id);
         if !fill {
             continue;
         }

@@ -90,6 +90,12 @@ pub struct AdoptedReal {
     pub decision_ms: i64,
 }
 
+/// Notes that `id` was used: its leg's next free attempt (in `attempts`, by `Leg as usize`) is one above it.
+pub(crate) fn note_attempt(attempts: &mut [u8; 7], id: &super::order::ClientOrderId) {
+    let a = &mut attempts[id.leg as usize];
+    *a = (*a).max(id.attempt.saturating_add(1));
+}
+
 /// One adopted position.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Adoption {

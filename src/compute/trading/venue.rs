@@ -226,7 +226,7 @@ pub struct VenueStats {
 struct Real {
     /// The position's id in client order ids (0: none).
     position_id: u32,
-    /// The run part of its client order ids when it is not this run's (an adopted position), else 0.
+    /// The run part of its client order ids: this run's, or a killed run's for an adopted position.
     client_run: u32,
     side: Option<OrderSide>,
     /// Entry quantity asked, steps.
@@ -455,8 +455,7 @@ impl Venue {
     }
 
     fn client(&self, r: &Real, leg: Leg, attempt: u8) -> ClientOrderId {
-        let run_id = if r.client_run != 0 { r.client_run } else { self.cfg.run_id };
-        ClientOrderId { run_id, position_id: r.position_id, leg, attempt }
+        ClientOrderId { run_id: r.client_run, position_id: r.position_id, leg, attempt }
     }
 
     /// A decision of the base account's trader on `symbol`, at exchange time `now_ms`.
@@ -516,8 +515,15 @@ impl Venue {
         self.entries_ms.push(now_ms);
         self.next_position += 1;
         let (id, s) = (self.next_position, order_side(side));
-        self.real[symbol as usize] =
-            Real { position_id: id, side: Some(s), asked: qty, notional, decision_ms: now_ms, ..Real::default() };
+        self.real[symbol as usize] = Real {
+            position_id: id,
+            client_run: self.cfg.run_id,
+            side: Some(s),
+            asked: qty,
+            notional,
+            decision_ms: now_ms,
+            ..Real::default()
+        };
         let client = self.client(&self.real[symbol as usize], Leg::Entry, 0);
         let mut i = intent(IntentKind::Place, client, symbol, s, OrderType::Market);
         i.qty_steps = qty;
@@ -648,8 +654,7 @@ impl Venue {
         }
         self.roll_day(x.exchange_ms);
         let r = self.real.get(s).filter(|r| {
-            let run = if r.client_run != 0 { r.client_run } else { self.cfg.run_id };
-            r.position_id == x.client.position_id && r.position_id != 0 && run == x.client.run_id
+            r.position_id == x.client.position_id && r.position_id != 0 && r.client_run == x.client.run_id
         })?;
         // (A late report of a position already closed, a cancel of its leftovers, changes nothing and is not kept.)
         let decision_ms = r.decision_ms;
