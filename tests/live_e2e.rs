@@ -1025,3 +1025,52 @@ fn a_dropped_user_data_stream_reconnects_and_no_fill_is_lost() {
     assert!(err.contains("orders: 0 positions left open at exit"), "{err}");
     the_database_matches_the_exchange_ledger(&ex, &st, &err);
 }
+
+#[test]
+fn with_the_websocket_api_down_every_order_goes_over_rest_and_the_database_matches_the_exchange_ledger() {
+    // The exchange answers one WebSocket API request (userDataStream.start: the user data stream opens), then
+    // closes the session and refuses every WebSocket API connection after it with HTTP 503 (REST and the streams
+    // stay up). After rest_fallback_after_ms the order session hands its requests to the REST worker: entries,
+    // protective stops, take profits, cancels and closes all reach the exchange over REST, their fills come from the
+    // user data stream, and the database still equals the exchange's ledger order by order.
+    let (ex, _r, err) = testnet_run_with("restfb", "flatten_on_exit = true\n", &["--ws-api-down-after", "1"]);
+    let st = exchange_stats(&ex);
+    assert_eq!(st["orders"]["ws_api_dropped"], 1, "{st}");
+    assert!(st["orders"]["ws_api_refused"].as_u64().unwrap() >= 1, "reconnects were refused: {st}");
+    let routes = &st["orders"]["routes"];
+    assert_eq!(routes["ws_api"]["received"], 0, "no placement went over the WebSocket API: {st}");
+    let rest = &routes["rest"];
+    assert!(rest["accepted"].as_u64().unwrap() >= 2, "entries and stops went over REST: {st}\n{err}");
+    assert!(st["orders"]["algo"]["placed"].as_u64().unwrap() >= 1, "a protective stop over REST: {st}");
+    assert!(err.contains("order session: WebSocket API down: requests go over the REST fallback"), "{err}");
+    let line = err.lines().find(|l| l.contains("REST fallback: ")).unwrap_or_else(|| panic!("{err}"));
+    let after = &line[line.find("REST fallback: ").unwrap() + 15..];
+    let n: u64 = after.split(' ').next().unwrap().parse().unwrap();
+    assert!(n >= rest["accepted"].as_u64().unwrap(), "{line}\n{st}");
+    assert!(after.contains(" 0 of unknown outcome, 0 not queued"), "{line}");
+    let worker = err.lines().find(|l| l.contains("order REST fallback: ")).unwrap_or_else(|| panic!("{err}"));
+    assert!(worker.contains(&format!("{n} requests, 0 without an answer, 0 answers dropped")), "{worker}\n{line}");
+    assert!(!err.contains("given up"), "{err}");
+    assert!(err.contains("orders: 0 positions left open at exit"), "{err}");
+    the_database_matches_the_exchange_ledger(&ex, &st, &err);
+}
+
+#[test]
+fn with_the_websocket_api_down_an_expired_listen_key_is_renewed_over_rest() {
+    // The WebSocket API answers userDataStream.start and goes down for good; the listenKey lives 3 s. Its expiry
+    // (listenKeyExpired on the stream) asks for a new key, which only REST can give now (POST /fapi/v1/listenKey):
+    // the user data stream reopens with it. Entries are halted, so no fill can fall between two keys.
+    let halt = std::env::temp_dir().join(format!("rusto-halt-lk-{}", std::process::id()));
+    std::fs::write(&halt, b"").unwrap();
+    let faults = ["--ws-api-down-after", "1", "--listen-key-ttl-secs", "3"];
+    let (ex, _r, err) = testnet_run_with("restlk", &format!("halt_file = \"{}\"\n", halt.display()), &faults);
+    let _ = std::fs::remove_file(&halt);
+    let st = exchange_stats(&ex);
+    assert_eq!(st["orders"]["ws_api_dropped"], 1, "{st}");
+    assert!(st["orders"]["listen_keys_expired"].as_u64().unwrap() >= 1, "{st}");
+    assert!(err.contains("order session: listenKey expired; starting a new one"), "{err}");
+    let opened = err.matches("order session: user data stream open").count();
+    assert!(opened >= 2, "the stream reopened with a key from REST ({opened} opens):\n{err}");
+    assert_eq!(st["orders"]["routes"]["ws_api"]["requests"], 1, "only the first key came over the WebSocket API: {st}");
+    assert!(!err.contains("REST listenKey"), "no REST listenKey request failed: {err}");
+}

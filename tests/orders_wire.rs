@@ -620,6 +620,13 @@ fn user_stream_events_parse() {
         parse_user_event(lk.as_bytes(), &t, &mut acc).unwrap(),
         UserEvent::ListenKeyExpired { event_ms: 1736996475556 }
     );
+    // As the futures server sends it (the event time a string: github.com/adshao/go-binance/issues/510, a real
+    // message quoted there; the key replaced by the docs' example key).
+    let real = r#"{"e": "listenKeyExpired","E": "1693427319838","listenKey": "WsCMN0a4KHUPTQuX6IUnqEZfB1inxmv1qR4kbf1LuEjur5VdbzqvyxqG9TSjVVxv"}"#;
+    assert_eq!(
+        parse_user_event(real.as_bytes(), &t, &mut acc).unwrap(),
+        UserEvent::ListenKeyExpired { event_ms: 1693427319838 }
+    );
 
     let algo = doc("uds_algo_update.txt");
     let UserEvent::Algo(u) = parse_user_event(algo.as_bytes(), &t, &mut acc).unwrap() else {

@@ -293,6 +293,11 @@ pub struct ExecutionConfig {
     pub recv_window_ms: u64,
     /// An order not acknowledged within this is queried, then resent with the same client id, ms.
     pub ack_timeout_ms: u64,
+    /// While the WebSocket API is down, send orders over REST (`/fapi/v1/order`, `/fapi/v1/algoOrder`) instead of
+    /// letting them wait for the reconnect.
+    pub rest_fallback: bool,
+    /// How long the WebSocket API must have been down before orders go over REST, ms.
+    pub rest_fallback_after_ms: u64,
     /// Close every real position at shutdown (otherwise they keep their exchange-side stops).
     pub flatten_on_exit: bool,
     /// Adopt positions at start that this run's database does not know (otherwise: refuse to start).
@@ -320,6 +325,8 @@ impl Default for ExecutionConfig {
             divergence_grace_ms: 5_000,
             recv_window_ms: 5_000,
             ack_timeout_ms: 2_000,
+            rest_fallback: true,
+            rest_fallback_after_ms: 500,
             flatten_on_exit: false,
             adopt_unknown: false,
             halt_file: String::new(),
@@ -342,6 +349,8 @@ bounds!(ExecutionConfig as x {
     divergence_grace_ms: [100, 600_000] "100 to 600000 ms";
     recv_window_ms: [1, 60_000] "1 to 60000 ms (Binance's limit)";
     ack_timeout_ms: [50, 60_000] "50 to 60000 ms";
+    rest_fallback: any;
+    rest_fallback_after_ms: [0, 600_000] "0 to 600000 ms";
     flatten_on_exit: any;
     adopt_unknown: any;
     halt_file: any;

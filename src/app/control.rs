@@ -488,6 +488,13 @@ impl<'a> Control<'a> {
         &mut self.rest
     }
 
+    /// Joins the order routing's worker threads (once the network thread has ended).
+    pub(crate) fn join_order_workers(&mut self) {
+        if let Some(o) = self.orders.as_mut() {
+            o.join_rest_worker();
+        }
+    }
+
     /// True when the run routed orders.
     pub(crate) fn routes_orders(&self) -> bool {
         self.orders.is_some()

@@ -298,6 +298,7 @@ pub fn run_live(cfg: &Config, opts: &LiveOptions, stop: Arc<AtomicBool>) -> Resu
     control.run(&stop, opts.duration.map(|d| started + d));
     let threads = Threads { net: net_h, backend, alerts: alert_thread, metrics };
     let report = finish(cfg, &control, threads, (health, started))?;
+    control.join_order_workers();
     if control.routes_orders() {
         // Every thread has stopped: the account's positions are settled over REST (flattened or listed).
         let creds = crate::app::orders::credentials(cfg)?;
@@ -450,7 +451,7 @@ fn log_orders(o: &OrderStats, venue: String) {
     log::info!(
         "orders: {} requests sent, {} answered, {} timeouts ({} resent), {} rejected (-1xxx {}, -2xxx {}, other {}), \
          {} clock resyncs, {} rate-limit back-offs, {} API and {} user-stream reconnects, {} positions, {} undecodable, \
-         {} unmatched",
+         {} unmatched; REST fallback: {} requests, {} of unknown outcome, {} not queued (queue full)",
         o.sent,
         o.acked,
         o.timeouts,
@@ -465,7 +466,10 @@ fn log_orders(o: &OrderStats, venue: String) {
         o.user_stream_reconnects,
         o.positions,
         o.undecodable,
-        o.unmatched
+        o.unmatched,
+        o.rest_fallbacks,
+        o.rest_unknown,
+        o.rest_queue_full
     );
     log::info!("venue: {venue}");
 }

@@ -10,6 +10,7 @@ pub(crate) mod live;
 pub(crate) mod logger;
 pub(crate) mod metrics;
 pub(crate) mod notify;
+pub(crate) mod order_rest;
 pub(crate) mod orders;
 pub(crate) mod recorder;
 pub(crate) mod replay;

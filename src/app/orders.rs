@@ -38,6 +38,9 @@ pub enum RoutingError {
     /// A URL did not parse or resolve.
     #[error(transparent)]
     Net(#[from] NetError),
+    /// The REST fallback's worker could not start (its CA file, or no thread).
+    #[error("REST fallback worker not started: {0}")]
+    RestWorker(String),
     /// The account is not ready (locked by another run, not flat, margin or leverage refused).
     #[error(transparent)]
     Account(#[from] crate::app::account::AccountError),
@@ -57,6 +60,8 @@ pub(crate) struct OrderControl {
     pub credentials: Credentials,
     /// The leverage set on every traded symbol.
     pub leverage: u32,
+    /// The REST fallback's worker (it ends once the network thread dropped the order session).
+    pub rest_worker: Option<std::thread::JoinHandle<crate::app::order_rest::OrderRestStats>>,
 }
 
 impl OrderControl {
@@ -70,6 +75,20 @@ impl OrderControl {
             self.halt.store(true, Ordering::Relaxed);
         }
         self.clock.take_resync()
+    }
+
+    /// Joins the REST fallback's worker (after the network thread ended) and logs what it did.
+    pub(crate) fn join_rest_worker(&mut self) {
+        let Some(h) = self.rest_worker.take() else { return };
+        match h.join() {
+            Ok(s) => log::info!(
+                "order REST fallback: {} requests, {} without an answer, {} answers dropped",
+                s.requests,
+                s.transport_errors,
+                s.answers_dropped
+            ),
+            Err(_) => log::error!("order REST fallback: its worker thread panicked"),
+        }
     }
 
     /// The symbols of `added` (a reselection) this run may trade: see [`crate::app::account::prepare_added`].
@@ -92,6 +111,24 @@ pub(crate) struct Routing {
     pub control: OrderControl,
     /// The positions adopted (the engine and the database take them over).
     pub adopted: Vec<crate::app::account::Adopted>,
+}
+
+/// Starts the REST fallback's worker on the `[live]` REST base and attaches its lane to `link`.
+fn rest_fallback(
+    cfg: &Config,
+    link: &mut OrderLink,
+    api_key: &str,
+    bell: Doorbell,
+) -> Result<std::thread::JoinHandle<crate::app::order_rest::OrderRestStats>, RoutingError> {
+    let (lane, ends) = crate::ingest::orders::rest_lane();
+    let target = crate::app::order_rest::OrderRestTarget {
+        base: cfg.live.rest_url.trim_end_matches('/').to_string(),
+        ca_file: cfg.live.ca_file.as_ref().map(PathBuf::from),
+        api_key: api_key.to_string(),
+    };
+    let h = crate::app::order_rest::spawn(target, ends, bell).map_err(|e| RoutingError::RestWorker(e.to_string()))?;
+    link.with_rest(lane.attach(h.thread().clone()));
+    Ok(h)
 }
 
 /// `scheme://host[:port]/path` → (`scheme://host[:port]`, `/path`).
@@ -173,6 +210,7 @@ pub(crate) fn routing(
         ack_timeout_ms: x.ack_timeout_ms as u32,
         max_pending: PENDING_MAX,
         keepalive_s: KEEPALIVE_S,
+        rest_fallback_after_ms: x.rest_fallback.then_some(x.rest_fallback_after_ms as u32),
     };
     let order_clock = Arc::new(OrderClock::default());
     order_clock.set_offset_ms(offset_ms);
@@ -185,8 +223,10 @@ pub(crate) fn routing(
     let run_id = (clock::wall_ns() / 1_000_000_000) as u32;
     let key = String::from_utf8_lossy(session.credentials.api_key.as_bytes()).into_owned();
     let shown = format!("{}…{}", &key[..key.len().min(4)], &key[key.len().saturating_sub(4)..]);
+    let net_bell = bell.clone();
     let venue = Venue::new(x.venue(run_id, cfg), itx, halt.clone()).with_doorbell(bell);
-    let link = OrderLink::new(session, tls, order_clock.clone(), irx, cfg.parser.max_frame_bytes);
+    let mut link = OrderLink::new(session, tls, order_clock.clone(), irx, cfg.parser.max_frame_bytes);
+    let rest_worker = if x.rest_fallback { Some(rest_fallback(cfg, &mut link, &key, net_bell)?) } else { None };
     log::warn!(
         "orders are routed to {} (mode {:?}, API key {shown}, client-id run {run_id:08x}, symbols {}, leverage \
          {leverage}x isolated, {} positions adopted): caps {} USDT per order, {} per symbol, {} in total, {} \
@@ -205,8 +245,15 @@ pub(crate) fn routing(
     let halt_file = (!x.halt_file.is_empty()).then(|| PathBuf::from(&x.halt_file));
     // The session owns its credentials; the control thread reads them again for its own signed requests.
     let control_credentials = self::credentials(cfg)?;
-    let control =
-        OrderControl { clock: order_clock, halt, halt_file, _lock: lock, credentials: control_credentials, leverage };
+    let control = OrderControl {
+        clock: order_clock,
+        halt,
+        halt_file,
+        _lock: lock,
+        credentials: control_credentials,
+        leverage,
+        rest_worker,
+    };
     Ok(Some(Routing { venue, link, control, adopted }))
 }
 

@@ -49,7 +49,10 @@ use super::request::{Auth, RequestBuf, SignedAt};
 use super::response::{
     AlgoCancelResult, AlgoResult, OrderResult, RequestId, SessionResult, exec_from_order, parse_ws, rejected,
 };
+use super::rest_lane::RestLane;
 use super::session::{LOCAL_PENDING_FULL, OrderStats, Pending, PendingTable, SessionConfig};
+
+mod rest_route;
 use super::user_stream::{AccountUpdate, AlgoStatus, AlgoUpdate, UserEvent, parse_user_event};
 
 /// Where reports go: the network loop's publisher (the same sink as market data).
@@ -206,6 +209,10 @@ enum Ctl {
     ListenPing,
     /// `order.status` of a pending request's intent after a duplicate-id answer (with its resends so far).
     Status(OrderIntent, u8),
+    /// The same query over the REST fallback (`GET /fapi/v1/order`).
+    RestStatus(OrderIntent, u8),
+    /// `POST` (true: a new key) or `PUT` (keep-alive) `/fapi/v1/listenKey` over the REST fallback.
+    RestListen(bool),
 }
 
 /// Where the API connection is in its start-up.
@@ -253,6 +260,10 @@ pub struct OrderLink {
     pub order_fill: Stage,
     /// MARKET orders sent and not filled yet: (client id, decided_mono_ns), oldest first.
     awaiting_fill: ArrayVec<(crate::types::order::ClientOrderId, i64), AWAITING_FILL_MAX>,
+    /// The REST fallback while the WebSocket API is down ([`OrderLink::with_rest`]).
+    rest: Option<RestLane>,
+    /// Since when the WebSocket API has not been ready (`None` while it is).
+    down_since: Option<Instant>,
 }
 
 impl OrderLink {
@@ -294,7 +305,15 @@ impl OrderLink {
             order_ack: Stage::new("order_ack"),
             order_fill: Stage::new("order_fill"),
             awaiting_fill: ArrayVec::new(),
+            rest: None,
+            down_since: Some(Instant::now()),
         }
+    }
+
+    /// Routes requests over REST (`lane`) while the WebSocket API has been down for
+    /// [`SessionConfig::rest_fallback_after_ms`].
+    pub fn with_rest(&mut self, lane: RestLane) {
+        self.rest = Some(lane);
     }
 
     /// True once the API connection is up and logged on (orders flow).
@@ -331,9 +350,12 @@ impl OrderLink {
         if self.phase == Phase::LoggingOn {
             self.retry_logon(now);
         }
-        if self.phase != Phase::Ready {
+        self.rest_answers(table, out);
+        if self.phase != Phase::Ready && !self.rest_due(now) {
+            // Intents wait in the ring for the connection (or for the REST fallback's delay).
             return;
         }
+        // The listenKey's keep-alive, over whichever route requests take now.
         if now.duration_since(self.last_ping) >= Duration::from_secs(u64::from(self.cfg.keepalive_s.max(1))) {
             self.last_ping = now;
             self.send_ctl(Ctl::ListenPing);
@@ -342,7 +364,7 @@ impl OrderLink {
             // Nothing goes out: entries are refused here, the rest waits for the back-off's end.
             for _ in 0..INTENTS_PER_TURN_MAX {
                 let Some(i) = self.intents.pop() else { break };
-                self.hold(Pending { request_id: 0, intent: i, sent_mono_ns: 0, resends: 0, clock_retried: false }, out);
+                self.hold(Pending::first(i), out);
             }
             return;
         }
@@ -546,6 +568,11 @@ impl OrderLink {
     /// Logged on (or HMAC, which signs every request): the listenKey, then what waited is resent.
     fn ready_now(&mut self) {
         self.phase = Phase::Ready;
+        if let Some(t) = self.down_since.take()
+            && self.stats.rest_fallbacks > 0
+        {
+            log::info!("order session: WebSocket API back after {:?}; orders leave the REST fallback", t.elapsed());
+        }
         self.last_ping = Instant::now();
         if self.listen_key.is_empty() || !self.user.open {
             self.send_ctl(Ctl::ListenStart);
@@ -567,7 +594,8 @@ impl OrderLink {
             );
             self.api.fail(poll);
             self.phase = Phase::Down;
-            self.ctl.clear();
+            self.down_since.get_or_insert_with(Instant::now);
+            self.requeue_status_queries();
             self.stats.api_reconnects += 1;
         }
     }
@@ -576,12 +604,15 @@ impl OrderLink {
     fn send_ctl(&mut self, c: Ctl) {
         let id = self.next_id;
         self.next_id += 1;
+        if matches!(c, Ctl::ListenStart | Ctl::ListenPing) && self.on_rest() {
+            return self.send_rest_listen_key(id, c == Ctl::ListenStart);
+        }
         let at = self.at();
         let r = match c {
             Ctl::Logon => self.req.encode_logon(id, &self.cfg.credentials, at),
             Ctl::ListenStart => self.req.encode_listen_key(id, "userDataStream.start", &self.cfg.credentials.api_key),
             Ctl::ListenPing => self.req.encode_listen_key(id, "userDataStream.ping", &self.cfg.credentials.api_key),
-            Ctl::Status(..) => return,
+            Ctl::Status(..) | Ctl::RestStatus(..) | Ctl::RestListen(_) => return,
         };
         if let Err(e) = r {
             log::error!("order session: {c:?} not encoded: {e}");
@@ -641,7 +672,7 @@ impl OrderLink {
             }
             self.awaiting_fill.push((i.client, i.decided_mono_ns));
         }
-        let first = Pending { request_id: 0, intent: i, sent_mono_ns: 0, resends: 0, clock_retried: false };
+        let first = Pending::first(i);
         self.resend(first, table, out);
     }
 
@@ -656,17 +687,28 @@ impl OrderLink {
         let id = self.next_id;
         self.next_id += 1;
         let at = self.at();
-        if let Err(e) = self.req.encode_intent(id, &i, &spec, at, auth(&self.cfg)) {
-            log::error!("order session: intent not encoded: {e}");
-            return self.report(&rejected(&i, LOCAL_ENCODE, self.exchange_ms()), out);
-        }
+        let via_rest = self.on_rest();
+        let encoded = if via_rest {
+            self.req.encode_rest(&i, &spec, at, &self.cfg.credentials).map(Some)
+        } else {
+            self.req.encode_intent(id, &i, &spec, at, auth(&self.cfg)).map(|()| None)
+        };
+        let call = match encoded {
+            Ok(call) => call,
+            Err(e) => {
+                log::error!("order session: intent not encoded: {e}");
+                return self.report(&rejected(&i, LOCAL_ENCODE, self.exchange_ms()), out);
+            }
+        };
         let sent_mono_ns = clock::now_ns() as i64;
-        if self.pending.insert(Pending { request_id: id, sent_mono_ns, ..p }).is_err() {
+        if self.pending.insert(Pending { request_id: id, sent_mono_ns, via_rest, ..p }).is_err() {
             self.stats.pending_full += 1;
             return self.report(&rejected(&i, LOCAL_PENDING_FULL, self.exchange_ms()), out);
         }
-        // A frame not written stays pending: the ack timeout resends it.
-        if self.write_frame() && resends == 0 && !p.clock_retried {
+        // A request not handed on stays pending: the ack timeout resends it.
+        if let Some(call) = call {
+            self.push_rest(id, call);
+        } else if self.write_frame() && resends == 0 && !p.clock_retried {
             self.order_write.record((clock::now_ns() as i64).saturating_sub(i.decided_mono_ns).max(0) as u64);
         }
     }
@@ -759,6 +801,13 @@ fn spec_of(table: &SymbolTable, id: crate::types::SymbolId) -> Option<SymbolSpec
         }
         _ => None,
     }
+}
+
+/// The listenKey of a `userDataStream.start`/`.ping` result or a REST `/fapi/v1/listenKey` answer.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Key<'a> {
+    listen_key: &'a str,
 }
 
 /// The `id` of a WebSocket API answer, read without knowing its `result` type.
@@ -884,6 +933,9 @@ impl OrderLink {
         let id = self.next_id;
         self.next_id += 1;
         let at = self.at();
+        if self.on_rest() {
+            return self.send_rest_status(id, i, resends, &spec, out);
+        }
         match self.req.encode_status(id, &i, &spec, at, auth(&self.cfg)) {
             Ok(()) => self.write_ctl(id, Ctl::Status(i, resends)),
             Err(_) => self.report(&rejected(&i, LOCAL_ENCODE, self.exchange_ms()), out),
@@ -891,11 +943,6 @@ impl OrderLink {
     }
 
     fn on_ctl_answer(&mut self, c: Ctl, f: &[u8], table: &SymbolTable, out: Sink<'_>) {
-        #[derive(Debug, serde::Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Key<'a> {
-            listen_key: &'a str,
-        }
         match c {
             Ctl::Logon => {
                 self.on_logon(parse_ws::<SessionResult<'_>>(f).map(|r| r.outcome.map(|_| ()).map_err(|e| e.code)))
@@ -908,18 +955,24 @@ impl OrderLink {
             },
             Ctl::Status(i, resends) => match order_answer(f, table) {
                 Ok(Ok(x)) => self.report(&x, out),
-                // The status is still unknown (a refused or unreadable query): the placement goes back to the
-                // pending table, due at once, and counts as one more resend (so the chain stays bounded).
                 other => {
                     if let Err(e) = other {
                         self.undecodable(&e.to_string(), f);
                     }
-                    let p = Pending { request_id: 0, intent: i, sent_mono_ns: 0, resends, clock_retried: false };
-                    if self.pending.insert(p).is_err() {
-                        self.report(&rejected(&i, LOCAL_PENDING_FULL, self.exchange_ms()), out);
-                    }
+                    self.status_unknown(i, resends, out);
                 }
             },
+            // Answered by the REST worker only (ids are unique per session).
+            Ctl::RestStatus(..) | Ctl::RestListen(_) => self.stats.unmatched += 1,
+        }
+    }
+
+    /// The status of a resent request is still unknown (a refused or unreadable query, or a connection lost before
+    /// the answer): the placement goes back to the pending table, due at once, and counts as one more resend (so
+    /// the chain stays bounded).
+    fn status_unknown(&mut self, i: OrderIntent, resends: u8, out: Sink<'_>) {
+        if self.pending.insert(Pending { resends, ..Pending::first(i) }).is_err() {
+            self.report(&rejected(&i, LOCAL_PENDING_FULL, self.exchange_ms()), out);
         }
     }
 

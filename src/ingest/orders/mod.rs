@@ -6,6 +6,7 @@ pub(crate) mod error;
 pub(crate) mod link;
 pub(crate) mod request;
 pub(crate) mod response;
+pub(crate) mod rest_lane;
 pub(crate) mod session;
 pub(crate) mod sign;
 pub(crate) mod user_stream;
@@ -24,6 +25,9 @@ pub use response::{
     AlgoCancelResult, AlgoResult, ApiError, Bounded, MAX_ID_LEN, MAX_POSITIONS, MAX_RATE_LIMITS, OrderResult,
     PositionInfo, Positions, RateInterval, RateLimit, RateLimitType, RequestId, SessionResult, WsResponse,
     exec_from_order, parse_rest_error, parse_rest_order, parse_ws, rejected,
+};
+pub use rest_lane::{
+    REST_ANSWERS, REST_BODY_MAX, REST_JOBS, RestAnswer, RestJob, RestLane, RestOutcome, RestWorkerEnds, rest_lane,
 };
 pub use session::{LOCAL_PENDING_FULL, OrderStats, Pending, PendingFull, PendingTable, SessionConfig};
 pub use sign::{ApiKey, Credentials, MAX_API_KEY_LEN, MAX_SIGNATURE_LEN, Signature, Signer};

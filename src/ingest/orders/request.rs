@@ -50,6 +50,8 @@ pub enum RestMethod {
     Delete,
     /// Modify.
     Put,
+    /// Status query.
+    Get,
 }
 
 /// Path of the REST order endpoint.
@@ -393,6 +395,23 @@ impl RequestBuf {
         self.timing(at)?;
         self.finish_rest(c)?;
         Ok(RestCall { method, path })
+    }
+
+    /// The REST fallback's status query, `GET /fapi/v1/order` of `o.client` (asked after a duplicate-id answer to a
+    /// resend, like `order.status`).
+    pub fn encode_rest_status(
+        &mut self,
+        o: &OrderIntent,
+        sym: &SymbolSpec,
+        at: SignedAt,
+        c: &Credentials,
+    ) -> Result<RestCall, EncodeError> {
+        self.reset();
+        self.str("symbol", sym.name.as_str().as_bytes())?;
+        self.client_id("origClientOrderId", o.client)?;
+        self.timing(at)?;
+        self.finish_rest(c)?;
+        Ok(RestCall { method: RestMethod::Get, path: REST_ORDER_PATH })
     }
 
     /// Writes `name=value&…` in insertion order, signs exactly that (`totalParams`), appends `&signature=…`.

@@ -35,6 +35,8 @@ pub struct SessionConfig {
     pub max_pending: usize,
     /// Interval of `userDataStream.ping`.
     pub keepalive_s: u32,
+    /// Requests go over REST once the WebSocket API has been down this long (`None`: never; they wait for it).
+    pub rest_fallback_after_ms: Option<u32>,
 }
 
 /// Counters of the order session, exposed like `NetStats`.
@@ -56,8 +58,13 @@ pub struct OrderStats {
     pub resends: u64,
     /// Clock offset re-measurements (−1021).
     pub clock_resyncs: u64,
-    /// Intents sent over REST while the WS API was down.
+    /// Requests handed to the REST fallback while the WS API was down.
     pub rest_fallbacks: u64,
+    /// Requests not handed to the REST fallback because its queue was full (left to their ack timeout).
+    pub rest_queue_full: u64,
+    /// REST fallback answers of unknown outcome (no answer, a 5xx, a truncated or unreadable body): left to the ack
+    /// timeout, which resends with the same client id.
+    pub rest_unknown: u64,
     /// User data stream reconnects.
     pub user_stream_reconnects: u64,
     /// Intents rejected locally because the pending table was full.
@@ -105,6 +112,15 @@ pub struct Pending {
     pub resends: u8,
     /// Already resent once after a `-1021` (a second one is a reject).
     pub clock_retried: bool,
+    /// This copy went over the REST fallback (its answer comes from the REST worker, not the connection).
+    pub via_rest: bool,
+}
+
+impl Pending {
+    /// The first copy of `intent`, not sent yet.
+    pub fn first(intent: OrderIntent) -> Self {
+        Pending { request_id: 0, intent, sent_mono_ns: 0, resends: 0, clock_retried: false, via_rest: false }
+    }
 }
 
 /// The pending table was full; the intent was not stored.
@@ -154,10 +170,10 @@ impl PendingTable {
         slot.take()
     }
 
-    /// Makes every entry due for its resend (after a reconnect: nothing in flight on the old connection will be
-    /// answered).
+    /// Makes every entry sent on a connection due for its resend (after a reconnect: nothing in flight on the old
+    /// connection will be answered); those in the REST fallback's hands wait for their answer.
     pub fn age_all(&mut self, now_mono_ns: i64, timeout_ns: i64) {
-        for p in self.slots.iter_mut().flatten() {
+        for p in self.slots.iter_mut().flatten().filter(|p| !p.via_rest) {
             p.sent_mono_ns = p.sent_mono_ns.min(now_mono_ns - timeout_ns);
         }
     }
@@ -195,7 +211,7 @@ mod tests {
             close_position: false,
             price_protect: false,
         };
-        Pending { request_id, intent, sent_mono_ns, resends: 0, clock_retried: false }
+        Pending { request_id, sent_mono_ns, ..Pending::first(intent) }
     }
 
     #[test]

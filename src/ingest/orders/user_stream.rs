@@ -92,13 +92,26 @@ pub fn parse_user_event<'a>(
         }
         "ALGO_UPDATE" => UserEvent::Algo(algo_update(msg)?),
         "listenKeyExpired" => {
+            // The documentation's example has the event time as a number; the futures server sends it as a
+            // string (`"E": "1693427319838"`, github.com/adshao/go-binance/issues/510, and the docs of the other
+            // Binance products): both are read.
             #[derive(Deserialize)]
-            struct K {
-                #[serde(rename = "E")]
-                event_ms: i64,
+            #[serde(untagged)]
+            enum Ms<'a> {
+                Int(i64),
+                Text(&'a str),
             }
-            let k: K = serde_json::from_slice(msg).map_err(WireError::json)?;
-            UserEvent::ListenKeyExpired { event_ms: k.event_ms }
+            #[derive(Deserialize)]
+            struct K<'a> {
+                #[serde(rename = "E", borrow)]
+                event_ms: Ms<'a>,
+            }
+            let k: K<'_> = serde_json::from_slice(msg).map_err(WireError::json)?;
+            let event_ms = match k.event_ms {
+                Ms::Int(n) => n,
+                Ms::Text(t) => t.parse().map_err(|_| WireError::Malformed(format!("listenKeyExpired E {t:?}")))?,
+            };
+            UserEvent::ListenKeyExpired { event_ms }
         }
         other => UserEvent::Other(other),
     })

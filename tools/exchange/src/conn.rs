@@ -472,6 +472,14 @@ fn ws_session(
         shutdown(&killer);
         return;
     };
+    if route == Route::WsApi && ctx.orders.faults.ws_api_down() {
+        ctx.orders.stats.ws_api_refused.fetch_add(1, Relaxed);
+        let body = json!({"code": -1001, "msg": "Internal error; unable to process your request. Please try again."});
+        let resp = Response { status: 503, headers: vec![], body: body.to_string(), lost: false };
+        let _ = write_response(&mut t, &resp, true);
+        shutdown(&killer);
+        return;
+    }
     let Some(key) = req.header("sec-websocket-key") else {
         let body = json!({"code": -1000, "msg": "missing Sec-WebSocket-Key"}).to_string();
         let _ = write_response(&mut t, &Response { status: 400, headers: vec![], body, lost: false }, true);
@@ -662,6 +670,10 @@ fn read_all(ws: &mut WebSocket<Transport>, s: &mut Session, ctx: &Arc<Ctx>) -> R
                     return Err(CloseReason::Client);
                 }
                 ctx.stats.replies.fetch_add(1, Relaxed);
+                if ctx.orders.faults.ws_api_answered_one() {
+                    ctx.orders.stats.ws_api_dropped.fetch_add(1, Relaxed);
+                    return Err(CloseReason::Fault);
+                }
             }
             Message::Text(t) => {
                 let reply = client_message(t.as_str(), s.id, ctx);

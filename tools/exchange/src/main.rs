@@ -196,6 +196,14 @@ struct AccountArgs {
     /// A MARKET order's fills come in N chunks (N ORDER_TRADE_UPDATE PARTIALLY_FILLED … FILLED).
     #[arg(long, value_name = "N", default_value_t = 1)]
     partial_fills: u32,
+    /// Fault: the WebSocket API goes down after answering N requests in all (every session together): the session
+    /// that answered the Nth is closed and every WebSocket API connection after it is refused with HTTP 503 for
+    /// --ws-api-down-secs (default: the rest of the run). REST and the streams stay up.
+    #[arg(long, value_name = "N")]
+    ws_api_down_after: Option<u64>,
+    /// How long --ws-api-down-after keeps the WebSocket API down, seconds.
+    #[arg(long, value_name = "S", requires = "ws_api_down_after")]
+    ws_api_down_secs: Option<f64>,
     /// Fault: the exchange clock (serverTime, event times, the recvWindow check) is off by this many ms.
     #[arg(long, value_name = "MS", default_value_t = 0, allow_hyphen_values = true)]
     clock_skew_ms: i64,
@@ -557,6 +565,10 @@ fn order_side(
             .map(|s| secs(s, "user-stream-drop-after-secs"))
             .transpose()?,
         legacy_conditionals: a.legacy_conditionals,
+        ws_api_down_after: a.ws_api_down_after,
+        ws_api_down_for: a.ws_api_down_secs.map(|s| secs(s, "ws-api-down-secs")).transpose()?,
+        ws_api_answered: AtomicU64::new(0),
+        ws_api_down_since: std::sync::Mutex::new(None),
     };
     let ttl = secs(a.listen_key_ttl_secs, "listen-key-ttl-secs")?;
     Ok(orders::Orders::new(keys, cfg, faults, ttl))

@@ -16,7 +16,7 @@ pub mod ws_api;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -45,6 +45,32 @@ pub struct OrderFaults {
     /// Not a fault, a compatibility mode (`--legacy-conditionals`): the regular order endpoints accept
     /// STOP_MARKET / TAKE_PROFIT_MARKET as before the Algo migration instead of answering -4120.
     pub legacy_conditionals: bool,
+    /// The WebSocket API goes down after answering this many requests in all (`--ws-api-down-after`).
+    pub ws_api_down_after: Option<u64>,
+    /// How long it stays down (`None`: the rest of the run).
+    pub ws_api_down_for: Option<Duration>,
+    /// Requests answered over the WebSocket API so far (for `ws_api_down_after`).
+    pub ws_api_answered: AtomicU64,
+    /// When it went down.
+    pub ws_api_down_since: Mutex<Option<Instant>>,
+}
+
+impl OrderFaults {
+    /// Counts one answered WebSocket API request; true when this one takes the WebSocket API down.
+    pub fn ws_api_answered_one(&self) -> bool {
+        let Some(n) = self.ws_api_down_after else { return false };
+        if self.ws_api_answered.fetch_add(1, Relaxed) + 1 != n {
+            return false;
+        }
+        *self.ws_api_down_since.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        true
+    }
+
+    /// True while the WebSocket API is down (new connections are refused).
+    pub fn ws_api_down(&self) -> bool {
+        let since = *self.ws_api_down_since.lock().unwrap_or_else(|e| e.into_inner());
+        since.is_some_and(|t| self.ws_api_down_for.is_none_or(|d| t.elapsed() < d))
+    }
 }
 
 /// Counters of the order side that are not per account state.
@@ -66,6 +92,10 @@ pub struct OrderStats {
     pub user_streams_dropped: AtomicU64,
     /// WebSocket API sessions opened.
     pub ws_api_sessions: AtomicU64,
+    /// WebSocket API connections refused (503) while it was down (`--ws-api-down-after`).
+    pub ws_api_refused: AtomicU64,
+    /// WebSocket API sessions closed by that fault.
+    pub ws_api_dropped: AtomicU64,
 }
 
 /// The live listenKey.
@@ -295,6 +325,8 @@ impl Orders {
             "listen_keys_expired": g(&s.listen_keys_expired),
             "user_streams_dropped": g(&s.user_streams_dropped),
             "ws_api_sessions": g(&s.ws_api_sessions),
+            "ws_api_refused": g(&s.ws_api_refused),
+            "ws_api_dropped": g(&s.ws_api_dropped),
             "finished_orders_evicted": a.done_evicted,
             "algo": {
                 "open": a.algo.open.len(),
