@@ -1074,3 +1074,24 @@ fn with_the_websocket_api_down_an_expired_listen_key_is_renewed_over_rest() {
     assert_eq!(st["orders"]["routes"]["ws_api"]["requests"], 1, "only the first key came over the WebSocket API: {st}");
     assert!(!err.contains("REST listenKey"), "no REST listenKey request failed: {err}");
 }
+
+#[test]
+fn fills_lost_in_a_user_data_stream_gap_are_recovered_from_user_trades_and_the_stop_is_placed() {
+    // The exchange drops the user data stream just as the first two fills are published: their ORDER_TRADE_UPDATEs
+    // are lost for good, as on Binance. The first is the first entry's fill: without it the position would have
+    // no protective stop. The session, seeing the gap, asks GET /fapi/v1/userTrades for the awaited MARKET orders
+    // once the stream is back, and reports their trades as the fills: the stop is placed and the database equals
+    // the exchange's ledger order by order, commissions included.
+    let (ex, _r, err) = testnet_run_with("fillgap", "flatten_on_exit = true\n", &["--user-stream-drop-on-fills", "2"]);
+    let st = exchange_stats(&ex);
+    assert_eq!(st["orders"]["user_streams_dropped"], 2, "{st}");
+    assert!(err.contains("the user data stream missed, taken from userTrades"), "{err}");
+    let line = err.lines().find(|l| l.contains(" fills recovered")).unwrap_or_else(|| panic!("{err}"));
+    let recovered: u64 = line.rsplit(" fills recovered").nth(1).unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(recovered >= 2, "{line}");
+    let venue = err.lines().find(|l| l.contains("venue: VenueStats")).unwrap_or_else(|| panic!("{err}"));
+    assert!(venue.contains("position_mismatches: 0,"), "{venue}");
+    assert!(!venue.contains("stops_placed: 0,"), "{venue}");
+    assert!(err.contains("orders: 0 positions left open at exit"), "{err}");
+    the_database_matches_the_exchange_ledger(&ex, &st, &err);
+}

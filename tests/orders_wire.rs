@@ -755,3 +755,48 @@ fn parsing_a_response_or_user_event_allocates_nothing() {
     });
     assert_eq!((n, acks, acc.positions.len()), (0, 300, 3));
 }
+
+#[test]
+fn the_user_trades_example_parses_and_an_off_grid_price_is_refused_not_rounded() {
+    // GET /fapi/v1/userTrades (the fills of one order, asked after a user data stream gap).
+    let body = doc("rest_user_trades.txt");
+    let rows = parse_user_trades(body.as_bytes()).unwrap();
+    assert_eq!(rows.0.len(), 1);
+    let r = &rows.0[0];
+    assert_eq!(
+        (r.id, r.order_id, r.symbol, r.side, r.maker, r.time),
+        (698759, 25851813, "BTCUSDT", "SELL", false, 1569514978020)
+    );
+    assert_eq!((r.price, r.qty, r.commission, r.realized_pnl), ("7819.01", "0.002", "0.07819010", "-0.91539999"));
+    // The example is from 2019 (BTCUSDT's tick was 0.01); today's tick is 0.10: 7819.01 is off the grid, an error.
+    let client = ClientOrderId { run_id: 7, position_id: 3, leg: Leg::Entry, attempt: 0 };
+    assert!(fills_from_trades(&rows.0, client, 2, &table()).is_err());
+    // On the grid: two trades of one order of 3 steps, given newest first, come out in trade-id order with their
+    // cumulative quantity, the last one a Fill.
+    let two = format!(
+        "[{},{}]",
+        body.trim()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .replace("7819.01", "7819.10")
+            .replace("698759", "698761"),
+        body.trim()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .replace("7819.01", "7819.00")
+            .replace("\"0.002\"", "\"0.001\"")
+    );
+    let rows = parse_user_trades(two.as_bytes()).unwrap();
+    let f = fills_from_trades(&rows.0, client, 3, &table()).unwrap();
+    assert_eq!(f.len(), 2);
+    assert_eq!(
+        (f[0].last_price_ticks, f[0].last_qty_steps, f[0].cum_qty_steps, f[0].kind),
+        (78190, 1, 1, ExecKind::PartialFill)
+    );
+    assert_eq!(
+        (f[1].last_price_ticks, f[1].last_qty_steps, f[1].cum_qty_steps, f[1].kind),
+        (78191, 2, 3, ExecKind::Fill)
+    );
+    assert_eq!((f[1].commission_e8, f[1].realized_pnl_e8, f[1].exchange_order_id), (7_819_010, -91_539_999, 25851813));
+    assert!(f.iter().all(|x| x.client == client && x.side == OrderSide::Sell && x.client_known));
+}

@@ -451,7 +451,8 @@ fn log_orders(o: &OrderStats, venue: String) {
     log::info!(
         "orders: {} requests sent, {} answered, {} timeouts ({} resent), {} rejected (-1xxx {}, -2xxx {}, other {}), \
          {} clock resyncs, {} rate-limit back-offs, {} API and {} user-stream reconnects, {} positions, {} undecodable, \
-         {} unmatched; REST fallback: {} requests, {} of unknown outcome, {} not queued (queue full)",
+         {} unmatched; REST fallback: {} requests, {} of unknown outcome, {} not queued (queue full); {} fill checks \
+         after user-stream gaps, {} fills recovered",
         o.sent,
         o.acked,
         o.timeouts,
@@ -469,7 +470,9 @@ fn log_orders(o: &OrderStats, venue: String) {
         o.unmatched,
         o.rest_fallbacks,
         o.rest_unknown,
-        o.rest_queue_full
+        o.rest_queue_full,
+        o.fill_checks,
+        o.fills_recovered
     );
     log::info!("venue: {venue}");
 }

@@ -226,7 +226,8 @@ pub(crate) fn routing(
     let net_bell = bell.clone();
     let venue = Venue::new(x.venue(run_id, cfg), itx, halt.clone()).with_doorbell(bell);
     let mut link = OrderLink::new(session, tls, order_clock.clone(), irx, cfg.parser.max_frame_bytes);
-    let rest_worker = if x.rest_fallback { Some(rest_fallback(cfg, &mut link, &key, net_bell)?) } else { None };
+    // The worker also recovers fills a user data stream gap lost, so it runs even without the fallback.
+    let rest_worker = Some(rest_fallback(cfg, &mut link, &key, net_bell)?);
     log::warn!(
         "orders are routed to {} (mode {:?}, API key {shown}, client-id run {run_id:08x}, symbols {}, leverage \
          {leverage}x isolated, {} positions adopted): caps {} USDT per order, {} per symbol, {} in total, {} \

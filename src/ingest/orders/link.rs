@@ -52,6 +52,7 @@ use super::response::{
 use super::rest_lane::RestLane;
 use super::session::{LOCAL_PENDING_FULL, OrderStats, Pending, PendingTable, SessionConfig};
 
+mod missed_fills;
 mod rest_route;
 use super::user_stream::{AccountUpdate, AlgoStatus, AlgoUpdate, UserEvent, parse_user_event};
 
@@ -213,6 +214,8 @@ enum Ctl {
     RestStatus(OrderIntent, u8),
     /// `POST` (true: a new key) or `PUT` (keep-alive) `/fapi/v1/listenKey` over the REST fallback.
     RestListen(bool),
+    /// `GET /fapi/v1/userTrades` of an awaited MARKET order (over REST, whatever the WebSocket API's state).
+    Trades(crate::types::order::ClientOrderId),
 }
 
 /// Where the API connection is in its start-up.
@@ -259,7 +262,7 @@ pub struct OrderLink {
     /// Decision → the first fill report of a MARKET order (its answer or the user data stream, whichever is first).
     pub order_fill: Stage,
     /// MARKET orders sent and not filled yet: (client id, decided_mono_ns), oldest first.
-    awaiting_fill: ArrayVec<(crate::types::order::ClientOrderId, i64), AWAITING_FILL_MAX>,
+    awaiting_fill: ArrayVec<missed_fills::Awaiting, AWAITING_FILL_MAX>,
     /// The REST fallback while the WebSocket API is down ([`OrderLink::with_rest`]).
     rest: Option<RestLane>,
     /// Since when the WebSocket API has not been ready (`None` while it is).
@@ -351,6 +354,7 @@ impl OrderLink {
             self.retry_logon(now);
         }
         self.rest_answers(table, out);
+        self.check_missed_fills(table, now);
         if self.phase != Phase::Ready && !self.rest_due(now) {
             // Intents wait in the ring for the connection (or for the REST fallback's delay).
             return;
@@ -584,6 +588,7 @@ impl OrderLink {
 
     fn lost(&mut self, poll: &Poll, user: bool, why: &str) {
         if user {
+            self.user_stream_gap();
             log::warn!("order session: user data stream lost: {why}; reconnecting");
             self.user.fail(poll);
             self.stats.user_stream_reconnects += 1;
@@ -612,7 +617,7 @@ impl OrderLink {
             Ctl::Logon => self.req.encode_logon(id, &self.cfg.credentials, at),
             Ctl::ListenStart => self.req.encode_listen_key(id, "userDataStream.start", &self.cfg.credentials.api_key),
             Ctl::ListenPing => self.req.encode_listen_key(id, "userDataStream.ping", &self.cfg.credentials.api_key),
-            Ctl::Status(..) | Ctl::RestStatus(..) | Ctl::RestListen(_) => return,
+            Ctl::Status(..) | Ctl::RestStatus(..) | Ctl::RestListen(_) | Ctl::Trades(_) => return,
         };
         if let Err(e) = r {
             log::error!("order session: {c:?} not encoded: {e}");
@@ -670,7 +675,7 @@ impl OrderLink {
             if self.awaiting_fill.is_full() {
                 self.awaiting_fill.remove(0);
             }
-            self.awaiting_fill.push((i.client, i.decided_mono_ns));
+            self.awaiting_fill.push(missed_fills::Awaiting::new(&i, !self.user.open));
         }
         let first = Pending::first(i);
         self.resend(first, table, out);
@@ -753,15 +758,7 @@ impl OrderLink {
         if x.kind == ExecKind::Rejected {
             self.stats.count_reject(x.error_code);
         }
-        if !self.awaiting_fill.is_empty()
-            && matches!(x.kind, ExecKind::Fill | ExecKind::PartialFill | ExecKind::Rejected | ExecKind::Expired)
-            && let Some(k) = self.awaiting_fill.iter().position(|(c, _)| *c == x.client)
-        {
-            let (_, decided) = self.awaiting_fill.remove(k);
-            if x.kind.is_fill() {
-                self.order_fill.record((clock::now_ns() as i64).saturating_sub(decided).max(0) as u64);
-            }
-        }
+        self.note_awaited(x);
         out(&x.to_events(clock::wall_ns(), clock::now_ns()));
     }
 }
@@ -963,7 +960,7 @@ impl OrderLink {
                 }
             },
             // Answered by the REST worker only (ids are unique per session).
-            Ctl::RestStatus(..) | Ctl::RestListen(_) => self.stats.unmatched += 1,
+            Ctl::RestStatus(..) | Ctl::RestListen(_) | Ctl::Trades(_) => self.stats.unmatched += 1,
         }
     }
 
@@ -978,6 +975,9 @@ impl OrderLink {
 
     /// A new listenKey: the user stream (re)connects with it.
     fn set_listen_key(&mut self, key: &str) {
+        if self.user.open {
+            self.user_stream_gap();
+        }
         self.listen_key.clear();
         self.listen_key.push_str(key);
         self.user_path.clear();
@@ -1006,6 +1006,7 @@ impl OrderLink {
             Ok(UserEvent::ListenKeyExpired { .. }) => {
                 self.stats.listen_key_expired += 1;
                 log::warn!("order session: listenKey expired; starting a new one");
+                self.user_stream_gap();
                 self.listen_key.clear();
                 self.send_ctl(Ctl::ListenStart);
             }

@@ -19,12 +19,14 @@ pub use link::{
     OrderLink, RESENDS_MAX, Sink, USER_TOKEN,
 };
 pub use request::{
-    Auth, MAX_REQUEST_BYTES, REST_ALGO_PATH, REST_ORDER_PATH, RequestBuf, RestCall, RestMethod, SignedAt,
+    Auth, MAX_REQUEST_BYTES, REST_ALGO_PATH, REST_ORDER_PATH, REST_USER_TRADES_PATH, RequestBuf, RestCall, RestMethod,
+    SignedAt,
 };
 pub use response::{
-    AlgoCancelResult, AlgoResult, ApiError, Bounded, MAX_ID_LEN, MAX_POSITIONS, MAX_RATE_LIMITS, OrderResult,
-    PositionInfo, Positions, RateInterval, RateLimit, RateLimitType, RequestId, SessionResult, WsResponse,
-    exec_from_order, parse_rest_error, parse_rest_order, parse_ws, rejected,
+    AlgoCancelResult, AlgoResult, ApiError, Bounded, MAX_ID_LEN, MAX_ORDER_TRADES, MAX_POSITIONS, MAX_RATE_LIMITS,
+    OrderResult, PositionInfo, Positions, RateInterval, RateLimit, RateLimitType, RequestId, SessionResult, TradeRow,
+    WsResponse, exec_from_order, fills_from_trades, parse_rest_error, parse_rest_order, parse_user_trades, parse_ws,
+    rejected,
 };
 pub use rest_lane::{
     REST_ANSWERS, REST_BODY_MAX, REST_JOBS, RestAnswer, RestJob, RestLane, RestOutcome, RestWorkerEnds, rest_lane,

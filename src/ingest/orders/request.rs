@@ -56,6 +56,8 @@ pub enum RestMethod {
 
 /// Path of the REST order endpoint.
 pub const REST_ORDER_PATH: &str = "/fapi/v1/order";
+/// Path of the REST account trade list (`GET`, by `orderId`: the fills of one order).
+pub const REST_USER_TRADES_PATH: &str = "/fapi/v1/userTrades";
 /// Path of the REST Algo Order endpoint (conditional orders: the protective `STOP_MARKET`).
 pub const REST_ALGO_PATH: &str = "/fapi/v1/algoOrder";
 
@@ -339,11 +341,16 @@ impl RequestBuf {
 
     /// `order.status` of the working or finished order `o.client` (asked after a duplicate-id answer to a resend).
     pub fn encode_status(&mut self, id: u64, o: &OrderIntent, sym: &SymbolSpec, at: SignedAt, auth: Auth<'_>) -> Res {
+        self.status_params(o, sym, at)?;
+        self.finish_ws(id, "order.status", auth)
+    }
+
+    /// The parameters of a status query of `o.client` (WebSocket API or REST).
+    fn status_params(&mut self, o: &OrderIntent, sym: &SymbolSpec, at: SignedAt) -> Res {
         self.reset();
         self.str("symbol", sym.name.as_str().as_bytes())?;
         self.client_id("origClientOrderId", o.client)?;
-        self.timing(at)?;
-        self.finish_ws(id, "order.status", auth)
+        self.timing(at)
     }
 
     /// `userDataStream.start` / `userDataStream.ping` (USER_STREAM methods: the API key only, no timestamp and no
@@ -406,12 +413,26 @@ impl RequestBuf {
         at: SignedAt,
         c: &Credentials,
     ) -> Result<RestCall, EncodeError> {
-        self.reset();
-        self.str("symbol", sym.name.as_str().as_bytes())?;
-        self.client_id("origClientOrderId", o.client)?;
-        self.timing(at)?;
+        self.status_params(o, sym, at)?;
         self.finish_rest(c)?;
         Ok(RestCall { method: RestMethod::Get, path: REST_ORDER_PATH })
+    }
+
+    /// `GET /fapi/v1/userTrades?symbol=…&orderId=…`: the trades of one order (the fills a user data stream gap may
+    /// have lost).
+    pub fn encode_rest_user_trades(
+        &mut self,
+        sym: &SymbolSpec,
+        order_id: i64,
+        at: SignedAt,
+        c: &Credentials,
+    ) -> Result<RestCall, EncodeError> {
+        self.reset();
+        self.str("symbol", sym.name.as_str().as_bytes())?;
+        self.int("orderId", order_id)?;
+        self.timing(at)?;
+        self.finish_rest(c)?;
+        Ok(RestCall { method: RestMethod::Get, path: REST_USER_TRADES_PATH })
     }
 
     /// Writes `name=value&…` in insertion order, signs exactly that (`totalParams`), appends `&signature=…`.

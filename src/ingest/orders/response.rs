@@ -401,3 +401,76 @@ pub(crate) const FOREIGN: ClientOrderId =
 pub fn rejected(o: &OrderIntent, code: i32, exchange_ms: i64) -> ExecReport {
     ExecReport { error_code: code, ..ExecReport::of_intent(o, ExecKind::Rejected, 0, 0, exchange_ms) }
 }
+
+/// Trades of one order read from one `GET /fapi/v1/userTrades` answer at most (a MARKET order of this engine fills
+/// in a few trades; more is an error, and the fills are then left to the user data stream).
+pub const MAX_ORDER_TRADES: usize = 64;
+
+/// One row of `GET /fapi/v1/userTrades` (…/trade/rest-api/Account-Trade-List; fields the engine uses).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TradeRow<'a> {
+    /// Trade id.
+    pub id: i64,
+    /// The order's id.
+    pub order_id: i64,
+    /// Symbol.
+    pub symbol: &'a str,
+    /// `BUY` / `SELL`.
+    pub side: &'a str,
+    /// Price.
+    pub price: &'a str,
+    /// Quantity.
+    pub qty: &'a str,
+    /// Commission, positive when paid (as the user stream's `n`).
+    pub commission: &'a str,
+    /// Realised PnL.
+    pub realized_pnl: &'a str,
+    /// Maker side.
+    pub maker: bool,
+    /// Time, ms.
+    pub time: i64,
+}
+
+/// Parses a `userTrades` body (an array, oldest first as Binance returns it).
+pub fn parse_user_trades(body: &[u8]) -> Result<Bounded<TradeRow<'_>, MAX_ORDER_TRADES>, WireError> {
+    serde_json::from_slice(body).map_err(WireError::json)
+}
+
+/// The fills of `rows` (one order's trades) as reports of `client`'s order of `qty_steps`: cumulative quantity in
+/// trade-id order, `Fill` once the whole quantity filled, each with its own price, commission and realised PnL, as
+/// `ORDER_TRADE_UPDATE` would have reported them.
+pub fn fills_from_trades(
+    rows: &[TradeRow<'_>],
+    client: ClientOrderId,
+    qty_steps: i64,
+    table: &SymbolTable,
+) -> Result<ArrayVec<ExecReport, MAX_ORDER_TRADES>, WireError> {
+    let mut sorted: ArrayVec<&TradeRow<'_>, MAX_ORDER_TRADES> = rows.iter().collect();
+    sorted.sort_unstable_by_key(|r| r.id);
+    let mut out = ArrayVec::new();
+    let mut cum = 0;
+    for r in sorted {
+        let (symbol, tick, step) = symbol_scales(table, r.symbol)?;
+        let last = units(step, r.qty, "qty")?;
+        cum += last;
+        let fee = parse_e8(r.commission.as_bytes()).map_err(|_| WireError::BadDecimal("commission"))?;
+        out.push(ExecReport {
+            exchange_order_id: r.order_id,
+            last_price_ticks: units(tick, r.price, "price")?,
+            last_qty_steps: last,
+            cum_qty_steps: cum,
+            commission_e8: fee,
+            realized_pnl_e8: parse_e8(r.realized_pnl.as_bytes()).map_err(|_| WireError::BadDecimal("realizedPnl"))?,
+            exchange_ms: r.time,
+            error_code: 0,
+            client,
+            symbol,
+            kind: if cum >= qty_steps { ExecKind::Fill } else { ExecKind::PartialFill },
+            side: side_of(r.side)?,
+            maker: r.maker,
+            client_known: true,
+        });
+    }
+    Ok(out)
+}

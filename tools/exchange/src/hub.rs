@@ -264,6 +264,18 @@ impl Hub {
         n
     }
 
+    /// Closes every connection of `route` abruptly (no close frame); returns how many.
+    pub fn drop_route(&self, route: Route, r: CloseReason) -> usize {
+        let mut g = self.lock();
+        let ids: Vec<u64> = g.iter().filter(|(_, e)| e.route == route).map(|(id, _)| *id).collect();
+        for id in &ids {
+            if let Some(e) = g.remove(id) {
+                e.kill(r);
+            }
+        }
+        ids.len()
+    }
+
     /// Sends fault frames to every connection: `make(first stream, combined)` builds them.
     pub fn broadcast(&self, oversize: bool, make: impl Fn(&str, bool) -> Vec<String>) {
         let g = self.lock();

@@ -196,6 +196,10 @@ struct AccountArgs {
     /// A MARKET order's fills come in N chunks (N ORDER_TRADE_UPDATE PARTIALLY_FILLED … FILLED).
     #[arg(long, value_name = "N", default_value_t = 1)]
     partial_fills: u32,
+    /// Fault: the user data stream is dropped just as the next N fills are published: their ORDER_TRADE_UPDATE and
+    /// ACCOUNT_UPDATE are lost (Binance sends an event once, to the connections open at that moment).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    user_stream_drop_on_fills: u64,
     /// Fault: the WebSocket API goes down after answering N requests in all (every session together): the session
     /// that answered the Nth is closed and every WebSocket API connection after it is refused with HTTP 503 for
     /// --ws-api-down-secs (default: the rest of the run). REST and the streams stay up.
@@ -565,6 +569,7 @@ fn order_side(
             .map(|s| secs(s, "user-stream-drop-after-secs"))
             .transpose()?,
         legacy_conditionals: a.legacy_conditionals,
+        user_stream_drop_on_fills: AtomicU64::new(a.user_stream_drop_on_fills),
         ws_api_down_after: a.ws_api_down_after,
         ws_api_down_for: a.ws_api_down_secs.map(|s| secs(s, "ws-api-down-secs")).transpose()?,
         ws_api_answered: AtomicU64::new(0),

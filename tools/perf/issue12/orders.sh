@@ -5,7 +5,11 @@
 # Prints the order stages of the latency table (order_write: decision -> frame written; order_ack: frame -> answer;
 # order_fill: decision -> first fill of a MARKET order) and tick_to_decision, p50/p90/p99 and counts, per run.
 #
-# usage: [NO_BUILD=1] tools/perf/issue12/orders.sh [RUNS=1] [SECS=55]
+# EXCHANGE_FLAGS adds exchange faults, e.g. EXCHANGE_FLAGS="--ws-api-down-after 1": the WebSocket API goes down
+# after the listenKey and every order takes the REST fallback (order_write and order_ack then stay empty: they time
+# the WebSocket API's frames; order_fill still times decision -> first fill).
+#
+# usage: [NO_BUILD=1] [EXCHANGE_FLAGS=...] tools/perf/issue12/orders.sh [RUNS=1] [SECS=55]
 set -euo pipefail
 RUNS=${1:-1}
 SECS=${2:-55}
@@ -22,7 +26,7 @@ for run in $(seq 1 "$RUNS"); do
   target/release/rusto-exchange --listen 127.0.0.1:0 --duration-secs $((SECS + 15)) --ca-out "$d/ca.pem" \
     --stats-out "$d/stats.json" --speed 10 --loops 1 \
     --recording data/sample/btcusdt_20230404.dat.gz data/sample/btcusdt_20230405.dat.gz \
-    --api-key perfKey$run --api-secret perfSecret$run >"$d/exchange.out" 2>"$d/exchange.err" &
+    --api-key perfKey$run --api-secret perfSecret$run ${EXCHANGE_FLAGS:-} >"$d/exchange.out" 2>"$d/exchange.err" &
   ex=$!
   for _ in $(seq 1 100); do [ -s "$d/exchange.out" ] && break; sleep 0.1; done
   port=$(head -1 "$d/exchange.out" | sed 's/.*://; s/[^0-9].*//')

@@ -127,6 +127,7 @@ impl OrderLink {
                     _ => self.status_unknown(i, resends, out),
                 },
                 Ctl::RestListen(start) => self.on_rest_listen_key(start, a),
+                Ctl::Trades(client) => self.on_trades(client, a, table, out),
                 _ => {}
             }
             return;
@@ -175,7 +176,7 @@ impl OrderLink {
         let mut k = 0;
         while k < self.ctl.len() {
             match self.ctl[k].1 {
-                Ctl::RestStatus(..) | Ctl::RestListen(_) => k += 1,
+                Ctl::RestStatus(..) | Ctl::RestListen(_) | Ctl::Trades(_) => k += 1,
                 Ctl::Status(i, resends) => {
                     self.ctl.remove(k);
                     if self.pending.insert(Pending { resends, ..Pending::first(i) }).is_err() {
@@ -194,15 +195,17 @@ impl OrderLink {
     }
 }
 
-/// The HTTP status's verdict before the body is read: `Some(code)` for a rate limit, `None` to read on, or an
-/// unknown outcome (`Err`).
-fn http_verdict(a: &RestAnswer) -> Result<Option<u16>, ()> {
+/// An answer whose body is the requested object (a 2xx): `Ok`; otherwise the verdict without reading it as one: a
+/// refusal's code (`Some(Ok(Err(code)))`, a rate limit without a readable code being `-1003`), an unreadable
+/// refusal, or an unknown outcome (`None`: no answer, a 5xx, a truncated body).
+fn rest_success(a: &RestAnswer) -> Result<(), Option<Answer>> {
     match a.outcome {
+        RestOutcome::Http(200..=299) => Ok(()),
         RestOutcome::Http(s) if action_for_http(s) == Some(crate::ingest::orders::ErrorAction::BackOffHaltEntries) => {
-            Ok(Some(s))
+            Err(refused(a, true))
         }
-        RestOutcome::Http(s) if (200..500).contains(&s) => Ok(None),
-        _ => Err(()),
+        RestOutcome::Http(400..=499) => Err(refused(a, false)),
+        _ => Err(None),
     }
 }
 
@@ -217,13 +220,8 @@ fn refused(a: &RestAnswer, limited: bool) -> Option<Answer> {
 
 /// A regular order's REST answer, as [`super::order_answer`] reads the WebSocket API's; `None`: unknown outcome.
 fn rest_order_answer(a: &RestAnswer, table: &SymbolTable) -> Option<Answer> {
-    let ok = match http_verdict(a) {
-        Err(()) => return None,
-        Ok(Some(_)) => return refused(a, true),
-        Ok(None) => matches!(a.outcome, RestOutcome::Http(200..=299)),
-    };
-    if !ok {
-        return refused(a, false);
+    if let Err(verdict) = rest_success(a) {
+        return verdict;
     }
     Some(parse_rest_order(a.body()).and_then(|o| exec_from_order(&o, table)).map(|mut x| {
         // Fills come from the user data stream: a FILLED answer is an acknowledgement with its quantity.
@@ -236,13 +234,8 @@ fn rest_order_answer(a: &RestAnswer, table: &SymbolTable) -> Option<Answer> {
 
 /// An algo order's REST answer (`POST`/`DELETE /fapi/v1/algoOrder`), as [`super::algo_answer`]; `None`: unknown.
 fn rest_algo_answer(a: &RestAnswer, i: &OrderIntent) -> Option<Answer> {
-    let ok = match http_verdict(a) {
-        Err(()) => return None,
-        Ok(Some(_)) => return refused(a, true),
-        Ok(None) => matches!(a.outcome, RestOutcome::Http(200..=299)),
-    };
-    if !ok {
-        return refused(a, false);
+    if let Err(verdict) = rest_success(a) {
+        return verdict;
     }
     let base = |kind, id, ms| ExecReport { exchange_order_id: id, ..ExecReport::of_intent(i, kind, 0, 0, ms) };
     let json = crate::ingest::orders::WireError::json;

@@ -48,6 +48,8 @@ pub enum Method {
     AlgoCancel,
     /// Current open algo orders.
     OpenAlgoOrders,
+    /// The account's trades of a symbol (`orderId` narrows them to one order).
+    UserTrades,
 }
 
 impl Method {
@@ -233,6 +235,20 @@ impl Orders {
                 Ok(Value::Array(
                     (0..n).filter(|i| sym.is_none_or(|s| s == *i)).map(|i| render::position_risk(&a, i)).collect(),
                 ))
+            }
+            Method::UserTrades => {
+                let sym = self.symbol(ctx, c)?;
+                let order = c.get("orderId").map(|v| v.parse::<i64>()).transpose().map_err(|_| {
+                    ApiError::new(
+                        -1100,
+                        "Illegal characters found in parameter 'orderId'; legal range is '^[0-9]{1,20}$'.",
+                    )
+                })?;
+                let limit = c.get("limit").and_then(|v| v.parse::<usize>().ok()).unwrap_or(500).clamp(1, 1000);
+                let a = self.account();
+                let list = a.trades.iter().filter(|t| t.sym == sym && order.is_none_or(|o| t.order_id == o));
+                let list: Vec<Value> = list.take(limit).map(|t| render::user_trade(&a, t)).collect();
+                Ok(Value::Array(list))
             }
             Method::AlgoPlace => self.place_algo(ctx, c, now),
             Method::AlgoCancel | Method::OpenAlgoOrders => self.algo_call(ctx, c, now),

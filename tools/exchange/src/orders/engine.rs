@@ -23,6 +23,23 @@ pub const MAX_OPEN: usize = 200;
 pub const MAX_EVENTS: usize = 4096;
 /// Client order ids the trade ledger keeps (beyond it new ids are counted, not kept).
 pub const MAX_LEDGER: usize = 100_000;
+/// Trades kept for `GET /fapi/v1/userTrades` (the oldest go first).
+pub const MAX_TRADES: usize = 100_000;
+
+/// One trade of the account, as `GET /fapi/v1/userTrades` lists it.
+#[derive(Clone, Debug)]
+pub struct UserTrade {
+    /// Symbol index.
+    pub sym: usize,
+    /// The order's id.
+    pub order_id: i64,
+    /// The order's side.
+    pub side: super::types::Side,
+    /// The fill.
+    pub fill: Fill,
+    /// Exchange time, ms.
+    pub time_ms: i64,
+}
 
 /// What the exchange executed for one client order id (the `userTrades` of an order, summed): the record a
 /// client's own books are checked against.
@@ -152,6 +169,7 @@ pub struct RouteCounts {
 }
 
 /// One fill, for the events.
+#[derive(Clone, Debug)]
 pub struct Fill {
     /// Price.
     pub px: Fx,
@@ -201,6 +219,8 @@ pub struct Account {
     pub ledger: std::collections::BTreeMap<String, LedgerEntry>,
     /// Client order ids that filled while the ledger was full.
     pub ledger_overflow: u64,
+    /// The latest trades (bounded by [`MAX_TRADES`]).
+    pub trades: VecDeque<UserTrade>,
 }
 
 impl Account {
@@ -226,6 +246,7 @@ impl Account {
             algo: AlgoBook::default(),
             ledger: std::collections::BTreeMap::new(),
             ledger_overflow: 0,
+            trades: VecDeque::new(),
         }
     }
 
@@ -579,6 +600,11 @@ impl Account {
         o.status = if o.remaining() <= Fx::ZERO { Status::Filled } else { Status::PartiallyFilled };
         let f = Fill { px, qty, fee, rp, trade_id, maker };
         self.book_ledger(idx, &f);
+        if self.trades.len() >= MAX_TRADES {
+            self.trades.pop_front();
+        }
+        let (order_id, side) = (self.open[idx].id, self.open[idx].side);
+        self.trades.push_back(UserTrade { sym, order_id, side, fill: f.clone(), time_ms: now_ms });
         self.order_event(idx, Exec::Trade, Some(&f), now_ms);
         let e = render::account_update(self, sym, now_ms);
         self.push_event(e);

@@ -45,6 +45,9 @@ pub struct OrderFaults {
     /// Not a fault, a compatibility mode (`--legacy-conditionals`): the regular order endpoints accept
     /// STOP_MARKET / TAKE_PROFIT_MARKET as before the Algo migration instead of answering -4120.
     pub legacy_conditionals: bool,
+    /// The user data stream is dropped as the next this-many fills are published, their events lost
+    /// (`--user-stream-drop-on-fills`).
+    pub user_stream_drop_on_fills: AtomicU64,
     /// The WebSocket API goes down after answering this many requests in all (`--ws-api-down-after`).
     pub ws_api_down_after: Option<u64>,
     /// How long it stays down (`None`: the rest of the run).
@@ -179,6 +182,17 @@ impl Orders {
             acct.events.clear();
             return;
         };
+        // The fault: the stream goes down just before a fill's events, which are then lost as on Binance (an event
+        // is sent once, to the connections open at that moment).
+        if acct.events.iter().any(|e| e.contains("\"x\":\"TRADE\""))
+            && Self::take(&self.faults.user_stream_drop_on_fills)
+        {
+            ctx.hub.drop_route(crate::hub::Route::Private, crate::stats::CloseReason::Fault);
+            self.stats.user_streams_dropped.fetch_add(1, Relaxed);
+            self.stats.user_events_unsent.fetch_add(acct.events.len() as u64, Relaxed);
+            acct.events.clear();
+            return;
+        }
         self.stats.user_events.fetch_add(acct.events.len() as u64, Relaxed);
         let mut frames: Vec<Frame> = acct
             .events

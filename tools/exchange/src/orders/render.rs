@@ -27,6 +27,28 @@ fn stream_px(a: &Account, o: &Order, v: Fx) -> String {
     if v.is_zero() { "0".into() } else { px(a, o, v) }
 }
 
+/// One row of `GET /fapi/v1/userTrades` (…/trade/rest-api/Account-Trade-List; the commission positive when paid).
+pub fn user_trade(a: &Account, t: &super::engine::UserTrade) -> Value {
+    let s = &a.cfg.syms[t.sym];
+    let f = &t.fill;
+    json!({
+        "buyer": t.side == Side::Buy,
+        "commission": f.fee.fmt(8),
+        "commissionAsset": "USDT",
+        "id": f.trade_id,
+        "maker": f.maker,
+        "orderId": t.order_id,
+        "price": f.px.fmt(s.pp),
+        "qty": f.qty.fmt(s.qp),
+        "quoteQty": f.px.mul(f.qty).fmt(8),
+        "realizedPnl": f.rp.fmt(8),
+        "side": t.side.name(),
+        "positionSide": "BOTH",
+        "symbol": s.name,
+        "time": t.time_ms,
+    })
+}
+
 /// The order object answered to a placement, cancel or modification.
 pub fn order(a: &Account, o: &Order) -> Value {
     let spec = &a.cfg.syms[o.sym];

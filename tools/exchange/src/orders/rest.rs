@@ -20,6 +20,7 @@ pub fn method_of(verb: &str, path: &str) -> Option<Method> {
         ("PUT", "/fapi/v1/order") => Method::Modify,
         ("GET", "/fapi/v1/order") => Method::Status,
         ("GET", "/fapi/v1/openOrders") => Method::OpenOrders,
+        ("GET", "/fapi/v1/userTrades") => Method::UserTrades,
         ("POST", "/fapi/v1/algoOrder") => Method::AlgoPlace,
         ("DELETE", "/fapi/v1/algoOrder") => Method::AlgoCancel,
         ("GET", "/fapi/v1/openAlgoOrders") => Method::OpenAlgoOrders,
@@ -39,6 +40,7 @@ pub fn is_order_path(path: &str) -> bool {
         path,
         "/fapi/v1/order"
             | "/fapi/v1/openOrders"
+            | "/fapi/v1/userTrades"
             | "/fapi/v1/algoOrder"
             | "/fapi/v1/openAlgoOrders"
             | "/fapi/v2/positionRisk"
@@ -53,7 +55,7 @@ pub fn weight(m: Method, has_symbol: bool) -> u64 {
     match m {
         Method::Place | Method::Cancel | Method::Modify | Method::AlgoPlace | Method::AlgoCancel => 0,
         Method::OpenOrders | Method::OpenAlgoOrders if !has_symbol => 40,
-        Method::PositionRisk => 5,
+        Method::PositionRisk | Method::UserTrades => 5,
         _ => 1,
     }
 }
