@@ -1095,3 +1095,19 @@ fn fills_lost_in_a_user_data_stream_gap_are_recovered_from_user_trades_and_the_s
     assert!(err.contains("orders: 0 positions left open at exit"), "{err}");
     the_database_matches_the_exchange_ledger(&ex, &st, &err);
 }
+
+#[test]
+fn a_take_profit_fill_lost_in_a_user_data_stream_gap_is_recovered_from_user_trades() {
+    // The exchange drops the user data stream just as the first fill of a LIMIT order (a take profit) is published:
+    // its ORDER_TRADE_UPDATE is lost. The resting order was watched; once the stream is back its trades are asked for
+    // and the missed fill reported, so the position's remaining quantity, and the database, stay right.
+    let faults = ["--user-stream-drop-on-fills", "1", "--user-stream-drop-fill-type", "LIMIT"];
+    let (ex, _r, err) = testnet_run_with("tpgap", "flatten_on_exit = true\n", &faults);
+    let st = exchange_stats(&ex);
+    assert_eq!(st["orders"]["user_streams_dropped"], 1, "a take profit filled in the run: {st}\n{err}");
+    assert!(err.contains("the user data stream missed, taken from userTrades"), "{err}");
+    let venue = err.lines().find(|l| l.contains("venue: VenueStats")).unwrap_or_else(|| panic!("{err}"));
+    assert!(venue.contains("position_mismatches: 0,"), "{venue}");
+    assert!(err.contains("orders: 0 positions left open at exit"), "{err}");
+    the_database_matches_the_exchange_ledger(&ex, &st, &err);
+}

@@ -201,6 +201,9 @@ pub struct VenueStats {
     pub rejected_other: u64,
     /// Real positions flattened because the paper account was flat.
     pub divergence_flattened: u64,
+    /// Closes refused `-2022` (reduce-only: the exchange holds nothing to reduce): the real position was taken as
+    /// flat (a closing fill the session never saw).
+    pub closes_found_flat: u64,
     /// Paper positions opened whose real entry did not fill.
     pub divergence_paper_only: u64,
     /// `ACCOUNT_UPDATE` positions that disagreed with the real quantity the venue holds.
@@ -839,9 +842,23 @@ impl Venue {
                 }
             }
             ExecKind::Rejected if matches!(x.client.leg, Leg::SoftStop | Leg::Shutdown) => {
-                // -2022 (reduce-only rejected): nothing left to reduce. Otherwise a later decision may retry.
-                self.real[s].closing = false;
                 self.stats.rejected_other += 1;
+                if x.error_code == -2022 {
+                    // Reduce-only rejected: the exchange holds nothing to reduce. Sending the close again would be
+                    // refused again (at every event): the position is flat there.
+                    log::warn!(
+                        "venue: close of symbol {} refused -2022 (nothing to reduce): the real position is taken as \
+                         flat",
+                        x.symbol
+                    );
+                    self.stats.closes_found_flat += 1;
+                    self.flat(x.symbol, x.client.leg);
+                } else {
+                    // A later decision may retry; a divergence flatten waits a new grace time, not the next event.
+                    let r = &mut self.real[s];
+                    r.closing = false;
+                    r.unpaired_since_ms = 0;
+                }
             }
             _ => {}
         }
@@ -1131,6 +1148,34 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!((out[0].client.leg, out[0].qty_steps, out[0].reduce_only), (Leg::Shutdown, 10, true));
         assert_eq!(v.stats.divergence_flattened, 1);
+    }
+
+    #[test]
+    fn a_refused_flatten_is_not_resent_at_every_event_and_nothing_to_reduce_means_flat() {
+        let (mut v, mut rx, _) = venue(16);
+        let e = enter(&mut v, &mut rx);
+        v.on_exec(&report(&e, ExecKind::Fill, 10, 600_000), None);
+        drain(&mut rx);
+        v.after_event(0, None, 1_000);
+        v.after_event(0, None, 6_001);
+        let close = drain(&mut rx)[0];
+        assert_eq!(close.client.leg, Leg::Shutdown);
+        // Another refusal (a -1xxx): the flatten waits a new grace time instead of going out at the next event.
+        v.on_exec(&ExecReport { error_code: -1001, ..report(&close, ExecKind::Rejected, 0, 0) }, None);
+        for t in [6_002, 6_003, 7_000] {
+            v.after_event(0, None, t);
+        }
+        assert!(drain(&mut rx).is_empty(), "not resent at every event");
+        v.after_event(0, None, 13_003);
+        let again = drain(&mut rx);
+        assert_eq!((again.len(), again[0].client.leg), (1, Leg::Shutdown));
+        // -2022: the exchange has nothing to reduce: the position is flat there, its stop is cancelled, no retry.
+        v.on_exec(&ExecReport { error_code: -2022, ..report(&again[0], ExecKind::Rejected, 0, 0) }, None);
+        let after = drain(&mut rx);
+        assert!(after.iter().all(|i| i.kind == IntentKind::Cancel), "{after:?}");
+        assert_eq!((v.real_qty(0), v.stats.closes_found_flat), (0, 1));
+        v.after_event(0, None, 30_000);
+        assert!(drain(&mut rx).is_empty());
     }
 
     #[test]

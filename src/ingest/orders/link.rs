@@ -77,8 +77,9 @@ pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// Protective requests waiting out a back-off.
 const WAITING_BACKOFF_MAX: usize = 32;
-/// MARKET orders whose first fill is awaited for the `order_fill` stage (beyond it the oldest is forgotten).
-const AWAITING_FILL_MAX: usize = 32;
+/// Regular orders whose fills are awaited (the `order_fill` stage, the missed-fill checks; beyond it the oldest is
+/// forgotten, counted).
+const AWAITING_FILL_MAX: usize = 64;
 /// Local code of an intent the encoder refused (nothing is sent).
 pub const LOCAL_ENCODE: i32 = -9004;
 /// Most intents taken from the ring per loop turn.
@@ -261,7 +262,7 @@ pub struct OrderLink {
     pub order_ack: Stage,
     /// Decision → the first fill report of a MARKET order (its answer or the user data stream, whichever is first).
     pub order_fill: Stage,
-    /// MARKET orders sent and not filled yet: (client id, decided_mono_ns), oldest first.
+    /// Regular orders sent and not completely filled yet, oldest first (`missed_fills`).
     awaiting_fill: ArrayVec<missed_fills::Awaiting, AWAITING_FILL_MAX>,
     /// The REST fallback while the WebSocket API is down ([`OrderLink::with_rest`]).
     rest: Option<RestLane>,
@@ -671,11 +672,8 @@ impl OrderLink {
 
     /// Encodes and writes one intent (a first copy: [`OrderLink::resend`] for the others).
     fn send(&mut self, i: OrderIntent, table: &SymbolTable, out: Sink<'_>) {
-        if i.kind == IntentKind::Place && i.order_type == crate::types::order::OrderType::Market {
-            if self.awaiting_fill.is_full() {
-                self.awaiting_fill.remove(0);
-            }
-            self.awaiting_fill.push(missed_fills::Awaiting::new(&i, !self.user.open));
+        if i.kind == IntentKind::Place && !i.order_type.is_conditional() {
+            self.await_fills(&i);
         }
         let first = Pending::first(i);
         self.resend(first, table, out);

@@ -404,7 +404,7 @@ pub fn rejected(o: &OrderIntent, code: i32, exchange_ms: i64) -> ExecReport {
 
 /// Trades of one order read from one `GET /fapi/v1/userTrades` answer at most (a MARKET order of this engine fills
 /// in a few trades; more is an error, and the fills are then left to the user data stream).
-pub const MAX_ORDER_TRADES: usize = 64;
+pub const MAX_ORDER_TRADES: usize = 96;
 
 /// One row of `GET /fapi/v1/userTrades` (…/trade/rest-api/Account-Trade-List; fields the engine uses).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -23,8 +23,9 @@ use super::request::{MAX_REQUEST_BYTES, RestCall};
 pub const REST_JOBS: usize = 16;
 /// Answers waiting for the network thread.
 pub const REST_ANSWERS: usize = 16;
-/// Largest body kept of an answer (Binance's order and algo order objects are under 1.5 KiB).
-pub const REST_BODY_MAX: usize = 4096;
+/// Largest body kept of an answer: Binance's order and algo order objects are under 1.5 KiB; a `userTrades` list of
+/// one order takes ≈ 330 bytes a trade (a resting take profit can fill in tens of trades).
+pub const REST_BODY_MAX: usize = 32 << 10;
 
 /// One signed REST request: its call (method, path), its query string, and the session's request id.
 #[derive(Clone, Copy)]

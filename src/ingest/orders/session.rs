@@ -90,6 +90,8 @@ pub struct OrderStats {
     pub fill_checks: u64,
     /// Fills the stream missed, reported from those queries.
     pub fills_recovered: u64,
+    /// Working orders forgotten by the missed-fill watch because it was full (their gaps go unchecked).
+    pub awaiting_evicted: u64,
 }
 
 impl OrderStats {

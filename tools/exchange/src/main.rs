@@ -200,6 +200,9 @@ struct AccountArgs {
     /// ACCOUNT_UPDATE are lost (Binance sends an event once, to the connections open at that moment).
     #[arg(long, value_name = "N", default_value_t = 0)]
     user_stream_drop_on_fills: u64,
+    /// Only fills of orders of this type (MARKET, LIMIT …) count for --user-stream-drop-on-fills.
+    #[arg(long, value_name = "TYPE")]
+    user_stream_drop_fill_type: Option<String>,
     /// Fault: the WebSocket API goes down after answering N requests in all (every session together): the session
     /// that answered the Nth is closed and every WebSocket API connection after it is refused with HTTP 503 for
     /// --ws-api-down-secs (default: the rest of the run). REST and the streams stay up.
@@ -570,6 +573,7 @@ fn order_side(
             .transpose()?,
         legacy_conditionals: a.legacy_conditionals,
         user_stream_drop_on_fills: AtomicU64::new(a.user_stream_drop_on_fills),
+        user_stream_drop_fill_type: a.user_stream_drop_fill_type.clone(),
         ws_api_down_after: a.ws_api_down_after,
         ws_api_down_for: a.ws_api_down_secs.map(|s| secs(s, "ws-api-down-secs")).transpose()?,
         ws_api_answered: AtomicU64::new(0),

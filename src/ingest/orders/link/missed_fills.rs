@@ -2,13 +2,16 @@
 //! stream is disconnected (or between an expired listenKey and its successor) never comes on the stream, and a
 //! MARKET entry whose fill is never seen would leave the position without its protective stop.
 //!
-//! Contract: every MARKET order sent is remembered until its first fill, refusal or expiry (bounded,
-//! [`super::AWAITING_FILL_MAX`], the oldest forgotten). When the stream was down at any time since the order was
-//! sent, and once the stream is open again and the order's acknowledgement gave its order id, the order's trades are
-//! asked for over REST (`GET /fapi/v1/userTrades?orderId=`, [`CHECKS_MAX`] times, [`CHECK_EVERY`] apart, whatever
-//! the WebSocket API's state) and reported as the fills the stream would have carried: each trade's price, quantity,
-//! commission and realised PnL. A fill that does arrive on the stream meanwhile ends the check; one reported twice
-//! (stream and trades) is dropped by the venue's cumulative-quantity rule, both copies being the same.
+//! Contract: every regular order sent (MARKET entries and closes, the take profits' LIMITs) is remembered until it
+//! is completely filled, cancelled, refused or expired (bounded, [`super::AWAITING_FILL_MAX`], the oldest forgotten
+//! and counted). When the stream was down at any time since the order was sent, and once the stream is open again
+//! and the order's acknowledgement gave its order id, the order's trades are asked for over REST
+//! (`GET /fapi/v1/userTrades?orderId=`, whatever the WebSocket API's state) and those beyond the quantity the stream
+//! reported are reported as the fills it would have carried: each trade's price, quantity, commission and realised
+//! PnL. A MARKET order with no trade listed yet is asked again ([`CHECKS_MAX`] times, [`CHECK_EVERY`] apart); a
+//! resting LIMIT with none simply has not filled. A fill reported twice (stream and trades) is dropped by the venue's
+//! cumulative-quantity rule, both copies being the same. Not covered: a protective stop triggered in a gap (its
+//! market order's id is not known before its first event).
 
 use std::time::{Duration, Instant};
 
@@ -41,6 +44,10 @@ pub(super) struct Awaiting {
     next_check: Option<Instant>,
     /// After a `-1021`: the clock measurement the next query waits for (the generation then).
     wait_clock: Option<u64>,
+    /// A MARKET order (its first fill is the `order_fill` stage; no trade yet means not listed yet).
+    market: bool,
+    /// Cumulative quantity reported so far.
+    cum_seen: i64,
 }
 
 impl Awaiting {
@@ -56,6 +63,8 @@ impl Awaiting {
             checks: 0,
             next_check: None,
             wait_clock: None,
+            market: i.order_type == crate::types::order::OrderType::Market,
+            cum_seen: 0,
         }
     }
 }
@@ -65,21 +74,37 @@ impl OrderLink {
     /// its fill.
     pub(super) fn user_stream_gap(&mut self) {
         for a in &mut self.awaiting_fill {
-            a.gap = true;
+            (a.gap, a.checks) = (true, 0);
         }
     }
 
-    /// A report on its way to the engine: an acknowledgement gives the awaited order its id; its first fill (the
-    /// `order_fill` stage), a refusal or an expiry ends the wait.
+    /// Remembers a regular order just sent (the oldest is forgotten when the watch is full: counted).
+    pub(super) fn await_fills(&mut self, i: &OrderIntent) {
+        if self.awaiting_fill.is_full() {
+            self.awaiting_fill.remove(0);
+            self.stats.awaiting_evicted += 1;
+        }
+        self.awaiting_fill.push(Awaiting::new(i, !self.user.open));
+    }
+
+    /// A report on its way to the engine: an acknowledgement gives the awaited order its id; a MARKET order's first
+    /// fill is the `order_fill` stage; the complete fill, a cancel, a refusal or an expiry ends the watch.
     pub(super) fn note_awaited(&mut self, x: &ExecReport) {
         let Some(k) = self.awaiting_fill.iter().position(|a| a.client == x.client) else { return };
+        let a = &mut self.awaiting_fill[k];
         match x.kind {
-            ExecKind::Ack if x.exchange_order_id != 0 => self.awaiting_fill[k].order_id = x.exchange_order_id,
-            ExecKind::Fill | ExecKind::PartialFill | ExecKind::Rejected | ExecKind::Expired => {
-                let a = self.awaiting_fill.remove(k);
-                if x.kind.is_fill() {
+            ExecKind::Ack if x.exchange_order_id != 0 => a.order_id = x.exchange_order_id,
+            ExecKind::Fill | ExecKind::PartialFill => {
+                if a.market && a.cum_seen == 0 && a.decided_mono_ns != 0 {
                     self.order_fill.record((clock::now_ns() as i64).saturating_sub(a.decided_mono_ns).max(0) as u64);
                 }
+                a.cum_seen = a.cum_seen.max(x.cum_qty_steps);
+                if x.kind == ExecKind::Fill {
+                    self.awaiting_fill.remove(k);
+                }
+            }
+            ExecKind::Canceled | ExecKind::Rejected | ExecKind::Expired => {
+                self.awaiting_fill.remove(k);
             }
             _ => {}
         }
@@ -140,17 +165,24 @@ impl OrderLink {
             }
         };
         let fills = match rows.and_then(|r| fills_from_trades(&r.0, client, qty_steps, table)) {
-            Ok(f) if f.is_empty() => return,
             Ok(f) => f,
             Err(e) => return self.undecodable(&e.to_string(), a.body()),
         };
-        self.awaiting_fill.remove(k);
-        self.stats.fills_recovered += fills.len() as u64;
-        log::warn!(
-            "order session: {} fill(s) of {client:?} the user data stream missed, taken from userTrades",
-            fills.len()
-        );
-        for x in &fills {
+        let w = &mut self.awaiting_fill[k];
+        let seen = w.cum_seen;
+        let missed = fills.iter().filter(|x| x.cum_qty_steps > seen).count();
+        // Nothing listed yet for a MARKET order that never filled: asked again; otherwise this gap is checked.
+        if !(w.market && fills.is_empty()) {
+            w.gap = false;
+        }
+        if missed == 0 {
+            return;
+        }
+        // A recovered fill is not a latency sample.
+        w.decided_mono_ns = 0;
+        self.stats.fills_recovered += missed as u64;
+        log::warn!("order session: {missed} fill(s) of {client:?} the user data stream missed, taken from userTrades");
+        for x in fills.iter().filter(|x| x.cum_qty_steps > seen) {
             self.report(x, out);
         }
     }

@@ -48,6 +48,8 @@ pub struct OrderFaults {
     /// The user data stream is dropped as the next this-many fills are published, their events lost
     /// (`--user-stream-drop-on-fills`).
     pub user_stream_drop_on_fills: AtomicU64,
+    /// Only fills of this order type (`"o"`) count for it (`--user-stream-drop-fill-type`; any when `None`).
+    pub user_stream_drop_fill_type: Option<String>,
     /// The WebSocket API goes down after answering this many requests in all (`--ws-api-down-after`).
     pub ws_api_down_after: Option<u64>,
     /// How long it stays down (`None`: the rest of the run).
@@ -184,8 +186,14 @@ impl Orders {
         };
         // The fault: the stream goes down just before a fill's events, which are then lost as on Binance (an event
         // is sent once, to the connections open at that moment).
-        if acct.events.iter().any(|e| e.contains("\"x\":\"TRADE\""))
-            && Self::take(&self.faults.user_stream_drop_on_fills)
+        let f = &self.faults;
+        let hit = |e: &String| {
+            e.contains("\"x\":\"TRADE\"")
+                && f.user_stream_drop_fill_type.as_ref().is_none_or(|t| e.contains(&format!("\"o\":\"{t}\"")))
+        };
+        if f.user_stream_drop_on_fills.load(Relaxed) > 0
+            && acct.events.iter().any(hit)
+            && Self::take(&f.user_stream_drop_on_fills)
         {
             ctx.hub.drop_route(crate::hub::Route::Private, crate::stats::CloseReason::Fault);
             self.stats.user_streams_dropped.fetch_add(1, Relaxed);
