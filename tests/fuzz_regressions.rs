@@ -1,7 +1,7 @@
 //! The fuzz seeds and every input the fuzzers found, run through the fuzz targets' own checks, so CI keeps checking
 //! them without cargo-fuzz (see fuzz/README.md).
 //!
-//! For each target (`parse_frame`, `book_tape`, `classify_line`, `parse_config`): every file in `fuzz/seeds/<target>/` and in
+//! For each target (`parse_frame`, `book_tape`, `classify_line`, `parse_config`, `order_messages`): every file in `fuzz/seeds/<target>/` and in
 //! `fuzz/regressions/<target>/` must pass the target's checks. Files in `fuzz/regressions/<target>/open/` reproduce
 //! bugs that are not fixed yet: they must still fail (so each one keeps reproducing what its README entry says);
 //! once a fix makes one pass, this test says so, and the file moves up into `fuzz/regressions/<target>/`.
@@ -12,6 +12,8 @@ mod book_tape;
 mod config_check;
 #[path = "../fuzz/src/line_check.rs"]
 mod line_check;
+#[path = "../fuzz/src/order_check.rs"]
+mod order_check;
 #[path = "../fuzz/src/parse_check.rs"]
 mod parse_check;
 
@@ -82,4 +84,10 @@ fn classify_line_inputs_do_not_panic() {
 fn parse_config_inputs_never_show_a_planted_secret() {
     let n = run_target("parse_config", config_check::check_config);
     assert!(n >= 6, "only {n} parse_config inputs");
+}
+
+#[test]
+fn order_messages_inputs_hold_the_order_readers_invariants() {
+    let n = run_target("order_messages", order_check::check_order_message);
+    assert!(n >= 10, "only {n} order_messages inputs");
 }

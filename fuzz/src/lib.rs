@@ -3,4 +3,5 @@
 pub mod book_tape;
 pub mod config_check;
 pub mod line_check;
+pub mod order_check;
 pub mod parse_check;

@@ -449,11 +449,11 @@ pub fn fills_from_trades(
     let mut sorted: ArrayVec<&TradeRow<'_>, MAX_ORDER_TRADES> = rows.iter().collect();
     sorted.sort_unstable_by_key(|r| r.id);
     let mut out = ArrayVec::new();
-    let mut cum = 0;
+    let mut cum = 0i64;
     for r in sorted {
         let (symbol, tick, step) = symbol_scales(table, r.symbol)?;
         let last = units(step, r.qty, "qty")?;
-        cum += last;
+        cum = cum.checked_add(last).filter(|_| last >= 0).ok_or(WireError::BadValue("qty"))?;
         let fee = parse_e8(r.commission.as_bytes()).map_err(|_| WireError::BadDecimal("commission"))?;
         out.push(ExecReport {
             exchange_order_id: r.order_id,
