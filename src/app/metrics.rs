@@ -486,6 +486,7 @@ fn render_real(x: &mut Exposition, v: &crate::compute::trading::venue::VenueStat
             ("flattened", v.divergence_flattened),
             ("paper_only", v.divergence_paper_only),
             ("position_mismatch", v.position_mismatches),
+            ("close_found_flat", v.closes_found_flat),
         ] {
             x.sample("", &[("kind", kind)], n as f64);
         }
