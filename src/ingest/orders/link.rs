@@ -40,7 +40,7 @@ use rustls::pki_types::ServerName;
 
 use crate::handoff::ring::Consumer;
 use crate::ingest::transport::{Endpoint, Stream};
-use crate::ingest::ws::{WsConn, WsState};
+use crate::ingest::ws::{WsBuffers, WsConn, WsState};
 use crate::types::event::{EventKind, MarketEvent, flags};
 use crate::types::latency::Stage;
 use crate::types::{ExecKind, ExecReport, IntentKind, OrderIntent, SymbolSpec, SymbolTable, clock};
@@ -133,6 +133,8 @@ impl OrderClock {
 struct Wire {
     token: Token,
     ws: Option<WsConn<Stream>>,
+    /// The last connection's buffers, for the next one.
+    bufs: Option<WsBuffers>,
     open: bool,
     backoff_ms: u64,
     next_attempt: Instant,
@@ -141,7 +143,8 @@ struct Wire {
 
 impl Wire {
     fn new(token: Token) -> Self {
-        Wire { token, ws: None, open: false, backoff_ms: BACKOFF_MS_MIN, next_attempt: Instant::now(), deadline: None }
+        let next_attempt = Instant::now();
+        Wire { token, ws: None, bufs: None, open: false, backoff_ms: BACKOFF_MS_MIN, next_attempt, deadline: None }
     }
 
     fn close(&mut self, poll: &Poll) {
@@ -149,6 +152,7 @@ impl Wire {
             // Best effort: a peer that is gone cannot take a close frame.
             let _ = ws.close(1000);
             let _ = poll.registry().deregister(ws.stream_mut().tcp());
+            self.bufs = Some(ws.into_buffers());
         }
         self.open = false;
         self.deadline = None;
@@ -166,7 +170,9 @@ const BACKOFF_MS_MIN: u64 = 100;
 const BACKOFF_MS_MAX: u64 = 5_000;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Opens a non-blocking websocket connection (TLS when the endpoint says so), registered under `token`.
+/// Opens a non-blocking websocket connection (TLS when the endpoint says so), registered under `token`, with the
+/// buffers in `bufs` (taken on success; new ones when there are none).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn open_ws(
     poll: &Poll,
     token: Token,
@@ -175,6 +181,7 @@ pub(crate) fn open_ws(
     path: &str,
     max_frame: usize,
     seed: u32,
+    bufs: &mut Option<WsBuffers>,
 ) -> Result<WsConn<Stream>, String> {
     let addr = ep.addrs[seed as usize % ep.addrs.len()];
     let mut tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;
@@ -195,7 +202,9 @@ pub(crate) fn open_ws(
     } else {
         format!("{}:{}", ep.host, ep.port)
     };
-    Ok(WsConn::new(stream, &host, path, max_frame, seed))
+    // The slot's buffers when it had a connection before (nothing large allocated), else new ones.
+    let bufs = bufs.take().unwrap_or_else(|| WsBuffers::new(max_frame));
+    Ok(WsConn::with_buffers(stream, &host, path, max_frame, seed, bufs))
 }
 
 /// A control request in flight.
@@ -417,7 +426,7 @@ impl OrderLink {
     fn open(&mut self, poll: &Poll, user: bool, path: &str) {
         let (ep, wire) = if user { (&self.cfg.user_stream, &mut self.user) } else { (&self.cfg.ws_api, &mut self.api) };
         let seed = (clock::wall_ns() as u32) | 1;
-        match open_ws(poll, wire.token, ep, self.tls.as_ref(), path, self.max_frame, seed) {
+        match open_ws(poll, wire.token, ep, self.tls.as_ref(), path, self.max_frame, seed, &mut wire.bufs) {
             Ok(ws) => {
                 wire.ws = Some(ws);
                 wire.deadline = Some(Instant::now() + HANDSHAKE_TIMEOUT);
@@ -457,6 +466,7 @@ impl OrderLink {
         // The listenKey expired while its stream was read: the connection is dropped, a new key is on its way.
         if user && self.listen_key.is_empty() {
             let _ = poll.registry().deregister(ws.stream_mut().tcp());
+            wire.bufs = Some(ws.into_buffers());
             return;
         }
         wire.ws = Some(ws);
