@@ -28,7 +28,7 @@
 //!   [`NetError::TooManyReconnects`].
 //! - Before a connection reaches Binance's 24 h limit (`rotate_after_s`), a successor connection is opened; once
 //!   it delivers its first frame the old one is closed after [`RETIRE_GRACE`], with a closing handshake: it is read
-//!   until the server answers our close frame, so nothing the server sent on it is lost. The engine drops the
+//!   until the server answers our close frame (at most [`CLOSE_WAIT`]), so nothing the server sent on it is lost. The engine drops the
 //!   duplicated trades and depth updates. A closed connection's slot (and its mio token) is reused by the next successor, so
 //!   the connection table never grows past the connections open at once (a month of rotations included).
 //! - SUBSCRIBE/UNSUBSCRIBE requests ([`SubscribeCmd`]) are rate limited to `control_msgs_per_s` (Binance allows 10
@@ -355,8 +355,13 @@ pub struct NetStats {
 pub(crate) const PENDING_CTRL_MAX: usize = 256;
 
 /// How long a predecessor keeps being read after its successor delivered data (capped by `rotate_after_s`);
-/// then it sends its close frame and is read until the server's close reply, for at most as long again.
+/// then it sends its close frame and is read until the server's close reply, for at most [`CLOSE_WAIT`].
 pub(crate) const RETIRE_GRACE: Duration = Duration::from_secs(1);
+
+/// How long a predecessor's closing handshake may take (capped by `rotate_after_s`): the server's reply comes after
+/// everything it sent before it, which a loaded server (or this thread, stalled) may take seconds to get through.
+/// When it is over, what arrived is still read once before the connection is dropped.
+pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// One slot of the connection table; slot `i` polls under `Token(i)`. A retired slot is reused by the next
 /// connection (a rotation's successor), so the table stays as small as the most connections open at once.
@@ -1001,7 +1006,7 @@ impl Net {
     /// Connects what is due, retires predecessors whose grace is over, and opens successors of old connections.
     fn service_conns(&mut self, feed: &mut Feed) -> Result<(), NetError> {
         let now = Instant::now();
-        let grace = self.retire_grace();
+        let close_wait = CLOSE_WAIT.min(Duration::from_secs(self.cfg.policy.rotate_after_s));
         for i in 0..self.conns.len() {
             let c = &mut self.conns[i];
             if c.retired {
@@ -1013,8 +1018,10 @@ impl Net {
             if c.retire_at.is_some_and(|t| now >= t) {
                 if !c.closing && c.ws.as_mut().is_some_and(|ws| ws.state() == WsState::Open && ws.close(1000).is_ok()) {
                     c.closing = true;
-                    c.retire_at = Some(now + grace);
+                    c.retire_at = Some(now + close_wait);
                 } else {
+                    // The last bytes that arrived (a read of `max_reads_per_wake`; its errors end it as well).
+                    self.on_ready(i, false, feed)?;
                     self.finish_retiring(i);
                 }
                 continue;
