@@ -959,7 +959,7 @@ impl Net {
             self.service_conns(feed)?;
             self.service_orders(None, feed);
             // A connection with bytes still waiting is read this turn: the poll only looks for new readiness.
-            let unread = self.conns.iter().any(|c| c.unread);
+            let unread = self.conns.iter().any(|c| c.unread) || self.orders.as_ref().is_some_and(|o| o.has_unread());
             self.poll.poll(events, Some(if unread { Duration::ZERO } else { self.poll_timeout }))?;
             for ev in events.iter() {
                 match ev.token() {

@@ -135,6 +135,9 @@ struct Wire {
     ws: Option<WsConn<Stream>>,
     /// The last connection's buffers, for the next one.
     bufs: Option<WsBuffers>,
+    /// The last read stopped at `READS_PER_WAKE` before the socket said `WouldBlock`: bytes may be waiting that no
+    /// readiness event announces (mio is edge-triggered), so the next turn reads again.
+    unread: bool,
     open: bool,
     backoff_ms: u64,
     next_attempt: Instant,
@@ -144,7 +147,8 @@ struct Wire {
 impl Wire {
     fn new(token: Token) -> Self {
         let next_attempt = Instant::now();
-        Wire { token, ws: None, bufs: None, open: false, backoff_ms: BACKOFF_MS_MIN, next_attempt, deadline: None }
+        let backoff_ms = BACKOFF_MS_MIN;
+        Wire { token, ws: None, bufs: None, unread: false, open: false, backoff_ms, next_attempt, deadline: None }
     }
 
     fn close(&mut self, poll: &Poll) {
@@ -154,6 +158,7 @@ impl Wire {
             let _ = poll.registry().deregister(ws.stream_mut().tcp());
             self.bufs = Some(ws.into_buffers());
         }
+        self.unread = false;
         self.open = false;
         self.deadline = None;
     }
@@ -335,6 +340,12 @@ impl OrderLink {
 
     /// One loop turn: connections due, timeouts, keep-alive, then the intents in the ring. Reports go to `out`.
     pub fn turn(&mut self, poll: &Poll, table: &SymbolTable, out: Sink<'_>) {
+        // A connection whose last read stopped at its bound is read on (no readiness event comes for those bytes).
+        for token in [API_TOKEN, USER_TOKEN] {
+            if self.wire(token).unread {
+                self.on_ready(poll, token, table, &mut *out);
+            }
+        }
         let now = Instant::now();
         self.connect_due(poll, now);
         if self.phase == Phase::LoggingOn {
@@ -438,6 +449,16 @@ impl OrderLink {
         }
     }
 
+    /// True while a connection has bytes waiting that its last read left (the network loop then polls without
+    /// waiting, so [`OrderLink::turn`] reads them at once).
+    pub fn has_unread(&self) -> bool {
+        self.api.unread || self.user.unread
+    }
+
+    fn wire(&self, token: Token) -> &Wire {
+        if token == USER_TOKEN { &self.user } else { &self.api }
+    }
+
     /// Readiness of one of the two tokens: reads everything available and turns it into reports. The connection is
     /// taken out of its slot while its frames are handled, so the handlers can use the whole session; requests they
     /// write meanwhile on the API connection wait in the bounded `deferred` buffer and go out right after.
@@ -460,13 +481,16 @@ impl OrderLink {
             },
         );
         self.reading_api = false;
+        let unread = res.as_ref().is_ok_and(|st| !st.drained);
         let res = res.and_then(|_| self.flush_deferred(&mut ws)).and_then(|_| ws.flush());
         let now_open = ws.state() == WsState::Open;
         let wire = if user { &mut self.user } else { &mut self.api };
+        wire.unread = unread;
         // The listenKey expired while its stream was read: the connection is dropped, a new key is on its way.
         if user && self.listen_key.is_empty() {
             let _ = poll.registry().deregister(ws.stream_mut().tcp());
             wire.bufs = Some(ws.into_buffers());
+            wire.unread = false;
             return;
         }
         wire.ws = Some(ws);
