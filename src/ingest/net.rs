@@ -960,7 +960,14 @@ impl Net {
             self.service_orders(None, feed);
             // A connection with bytes still waiting is read this turn: the poll only looks for new readiness.
             let unread = self.conns.iter().any(|c| c.unread) || self.orders.as_ref().is_some_and(|o| o.has_unread());
-            self.poll.poll(events, Some(if unread { Duration::ZERO } else { self.poll_timeout }))?;
+            match self.poll.poll(events, Some(if unread { Duration::ZERO } else { self.poll_timeout })) {
+                Ok(()) => {}
+                // A signal (SIGTERM, SIGUSR1 of the halt switch, or SIGCONT after a stop) interrupted the wait:
+                // epoll_wait is never restarted. Not an error: no events this turn, the loop goes on (and sees the
+                // stop flag a handler may have set).
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => events.clear(),
+                Err(e) => return Err(e.into()),
+            }
             for ev in events.iter() {
                 match ev.token() {
                     WAKER => {}
