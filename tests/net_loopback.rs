@@ -133,3 +133,66 @@ fn the_network_thread_stops_by_itself_when_the_consumer_is_gone() {
     assert!(ok, "a gone consumer is a clean stop");
     assert!(stats.frames_undelivered >= 1, "{stats:?}");
 }
+
+/// Accepts one websocket client, sends it `frames` trades as fast as the socket takes them, then shuts its side
+/// down (FIN after the last byte) and keeps the socket open (no reset). Later clients get nothing.
+fn serve_burst_then_fin(frames: usize) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for (k, tcp) in listener.incoming().enumerate() {
+            let Ok(tcp) = tcp else { continue };
+            let Ok(mut ws) = tungstenite::accept(tcp) else { continue };
+            if k == 0 {
+                for _ in 0..frames {
+                    ws.write(tungstenite::Message::text(TRADE)).unwrap();
+                }
+                ws.flush().unwrap();
+                ws.get_ref().shutdown(std::net::Shutdown::Write).unwrap();
+            }
+            held.push(ws);
+        }
+    });
+    port
+}
+
+#[test]
+fn bytes_waiting_when_the_read_bound_is_reached_are_read_up_to_the_peers_fin() {
+    // One read per readiness event of at most ~68 KiB (a 4 KiB frame limit), megabytes sent at once, then the
+    // FIN: the last readiness event comes with far more waiting than one read takes. mio is edge-triggered, so
+    // what the bounded read left behind must be read on the next turns (it used to stay unread, with the FIN, until
+    // the connection was dropped: frames the server had sent, lost without a count).
+    const FRAMES: usize = 20_000;
+    let port = serve_burst_then_fin(FRAMES);
+    let mut cfg = config(port);
+    cfg.policy.rotate_after_s = 3600;
+    cfg.policy.reconnect_ms_min = 1000;
+    cfg.policy.reconnect_ms_max = 1000;
+    cfg.max_frame_bytes = 4096;
+    cfg.max_reads_per_wake = 1;
+    let (mut net, waker) = Net::new(cfg, None, vec!["btcusdt@aggTrade".into()], vec![]).unwrap();
+    let progress = net.progress.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let net_stop = stop.clone();
+    let net_thread = std::thread::spawn(move || {
+        let mut parser = Parser::new(SymbolTable::new(16, vec![]), 4096);
+        let (tx, rx) = ring::<MarketEvent>(1 << 16);
+        let mut publisher = Publisher::new(tx, FullPolicy::DropAndResync, 16);
+        let inbox = NetInbox::new(16, waker);
+        let r = net.run(&mut parser, &mut publisher, &net_stop, &inbox, None);
+        drop(rx);
+        (net, r)
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while progress.load(Ordering::Relaxed) < FRAMES as u64 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The FIN after the last frame is read too: one disconnect.
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    let (net, r) = net_thread.join().unwrap();
+    r.unwrap();
+    assert_eq!(net.stats.frames, FRAMES as u64, "frames the server sent before its FIN, all read");
+    assert_eq!(net.stats.disconnects, 1, "the FIN is seen: {}", net.stats.last_error);
+}

@@ -421,6 +421,13 @@ fn render_symbols(x: &mut Exposition, c: &ComputeSnapshot, now_ns: i64) {
     if x.family("rusto_trades_total", Kind::Counter, "Market trades.") {
         per(x, &|s| Some(s.trades as f64));
     }
+    if x.family(
+        "rusto_trade_ids_missing_total",
+        Kind::Counter,
+        "Trade ids never received between the first and the highest seen (lost, or sent while disconnected).",
+    ) {
+        per(x, &|s| Some(s.trade_ids_missing as f64));
+    }
 }
 
 /// One per-symbol value of a [`ComputeSnapshot`].
@@ -772,6 +779,7 @@ mod tests {
             synced: true,
             book_update_ns: 1_000_000_000,
             gate_rejects: [1, 0, 0, 0, 0, 0],
+            trade_ids_missing: 7,
             ..Default::default()
         });
         snap.stages[0] = StageFigures {
@@ -832,6 +840,7 @@ mod tests {
         assert!(text.contains("rusto_stage_latency_seconds{stage=\"ring_wait\",quantile=\"1\"} 0.000002\n"));
         assert!(text.contains("rusto_stage_latency_seconds_count{stage=\"ring_wait\"} 2\n"));
         assert!(text.contains("rusto_book_age_seconds{symbol=\"BTCUSDT\"} 2\n"));
+        assert!(text.contains("rusto_trade_ids_missing_total{symbol=\"BTCUSDT\"} 7\n"), "{text}");
         assert!(text.contains("rusto_entry_rejects_total{symbol=\"BTCUSDT\",check=\"gate\",reason=\""));
         assert!(text.contains("rusto_clock_offset_seconds -0.0015\n"));
         assert!(text.contains("rusto_real_entries_total 3\n"), "{text}");

@@ -7,7 +7,10 @@
 //!
 //! Nothing is dropped without a counter, and every counter is in the summaries (`report::summary`, replay and
 //! live): a trade (market or not) whose id was seen is a `duplicate_trades`, an older id never seen an
-//! `out_of_order_trades` (told apart by [`TradeIds`], a fixed window of recent ids); the book counts its skipped
+//! `out_of_order_trades` (told apart by [`TradeIds`], a fixed window of recent ids), and an id never received
+//! between the first and the highest seen is a missing trade ([`TradeIds::missing`], `trade_ids_missing` in the
+//! live summary and the metrics: Binance's trade and aggTrade ids are consecutive per symbol, so a trade lost on
+//! the way, or not sent while a connection was down, is counted, never silent); the book counts its skipped
 //! diffs ([`crate::compute::market::book::BookStats`]); events of an unknown symbol are `orphan_events`.
 
 use crate::compute::market::audit::{AuditCounts, Ticker};
@@ -190,17 +193,20 @@ pub enum TradeIdCheck {
     OutOfOrder,
 }
 
-/// The trade ids of one symbol: the highest seen and a bit per id for the [`TRADE_ID_WINDOW`] ids up to it (a
-/// fixed ring of bits, allocated with the symbol; checking an id allocates nothing).
+/// The trade ids of one symbol: the first and the highest seen, a bit per id for the [`TRADE_ID_WINDOW`] ids up
+/// to the highest (a fixed ring of bits, allocated with the symbol; checking an id allocates nothing), and the ids
+/// skipped so far.
 #[derive(Debug, Clone)]
 pub struct TradeIds {
+    first: Option<i64>,
     last: Option<i64>,
+    missing: u64,
     bits: Box<[u64; TRADE_ID_WINDOW / 64]>,
 }
 
 impl Default for TradeIds {
     fn default() -> Self {
-        TradeIds { last: None, bits: Box::new([0; TRADE_ID_WINDOW / 64]) }
+        TradeIds { first: None, last: None, missing: 0, bits: Box::new([0; TRADE_ID_WINDOW / 64]) }
     }
 }
 
@@ -208,6 +214,13 @@ impl TradeIds {
     /// The highest id seen.
     pub fn last(&self) -> Option<i64> {
         self.last
+    }
+
+    /// Ids between the first and the highest seen that never arrived: each jump past the highest id adds the ids
+    /// it skips, and a skipped id that arrives late (out of order, within the window) takes itself back. One older
+    /// than the window cannot be told from a copy and is not taken back (the count then errs high, never low).
+    pub fn missing(&self) -> u64 {
+        self.missing
     }
 
     #[inline]
@@ -228,12 +241,13 @@ impl TradeIds {
     #[inline]
     pub fn check(&mut self, id: i64) -> TradeIdCheck {
         let Some(last) = self.last else {
-            self.last = Some(id);
+            (self.first, self.last) = (Some(id), Some(id));
             self.mark(id);
             return TradeIdCheck::New;
         };
         let ahead = id as i128 - last as i128;
         if ahead > 0 {
+            self.missing += (ahead - 1).min(u64::MAX as i128) as u64;
             // Forget the ids that leave the window: their bits are the ones of the ids last+1 ..= id.
             if ahead >= TRADE_ID_WINDOW as i128 {
                 self.bits.fill(0);
@@ -250,7 +264,15 @@ impl TradeIds {
         if -ahead >= TRADE_ID_WINDOW as i128 {
             return TradeIdCheck::OutOfOrder;
         }
-        if self.mark(id) { TradeIdCheck::Duplicate } else { TradeIdCheck::OutOfOrder }
+        if self.mark(id) {
+            return TradeIdCheck::Duplicate;
+        }
+        // Never seen, within the window: counted missing when the highest id jumped past it (unless it is older
+        // than the first id seen), so it is no longer missing.
+        if self.first.is_some_and(|f| id > f) {
+            self.missing = self.missing.saturating_sub(1);
+        }
+        TradeIdCheck::OutOfOrder
     }
 }
 
@@ -1099,6 +1121,57 @@ mod exec_real;
 #[cfg(test)]
 mod tests {
     use super::{TRADE_ID_WINDOW, TradeIdCheck as C, TradeIds};
+    use std::collections::BTreeMap;
+
+    /// The aggTrade ids of each symbol in the real cryptofeed recording (tests/data), in arrival order.
+    fn recorded_agg_ids() -> BTreeMap<String, Vec<i64>> {
+        let text = std::fs::read_to_string("tests/data/BINANCE_FUTURES.ws.1.0.txt").unwrap();
+        let mut ids: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        for line in text.lines().filter(|l| l.contains(r#""e":"aggTrade""#)) {
+            let field = |k: &str| {
+                let at = line.find(&format!(r#""{k}":"#)).unwrap() + k.len() + 3;
+                line[at..].split([',', '}']).next().unwrap().trim_matches('"').to_string()
+            };
+            ids.entry(field("s")).or_default().push(field("a").parse().unwrap());
+        }
+        ids
+    }
+
+    #[test]
+    fn trade_ids_missing_counts_the_real_ids_that_never_came() {
+        let ids = recorded_agg_ids();
+        assert_eq!(ids.len(), 4, "{:?}", ids.keys());
+        let (mut dropped_total, mut seen_total) = (0, 0);
+        for (sym, all) in &ids {
+            // The recording itself: every id between its first and its highest, minus those that came.
+            let mut t = TradeIds::default();
+            all.iter().for_each(|&id| _ = t.check(id));
+            let (lo, hi) = (all[0], *all.iter().max().unwrap());
+            let distinct = all.iter().collect::<std::collections::BTreeSet<_>>().len() as u64;
+            assert_eq!(t.missing(), (hi - lo + 1) as u64 - distinct, "{sym}");
+            let base = t.missing();
+            // Every third trade after the first lost: each is missing. Copies of what came change nothing.
+            let mut t = TradeIds::default();
+            let (mut lost, mut kept) = (Vec::new(), 0);
+            for (k, &id) in all.iter().enumerate() {
+                if k % 3 == 1 && id != hi {
+                    lost.push(id);
+                    continue;
+                }
+                t.check(id);
+                t.check(id);
+                kept += 1;
+            }
+            assert_eq!(t.missing(), base + lost.len() as u64, "{sym}: {} of {} lost", lost.len(), all.len());
+            // They arrive after all (late, out of order): no longer missing.
+            for &id in &lost {
+                assert_eq!(t.check(id), C::OutOfOrder, "{sym} {id}");
+            }
+            assert_eq!(t.missing(), base, "{sym}");
+            (dropped_total, seen_total) = (dropped_total + lost.len(), seen_total + kept);
+        }
+        assert!(dropped_total > 10 && seen_total > 20, "{dropped_total} lost, {seen_total} kept");
+    }
 
     #[test]
     fn trade_ids_tell_a_copy_from_a_late_trade() {
@@ -1123,5 +1196,19 @@ mod tests {
         assert_eq!(t.check(100 + 3 * w), C::New);
         assert_eq!(t.check(100 + 2 * w + 1), C::OutOfOrder);
         assert_eq!(t.check(100 + 3 * w - 1), C::OutOfOrder);
+        // 101 and 102 came late, 104 ..= 100 + w - 2 never (the window's slide cannot make an id come back);
+        // older than the first id, or than the window, is not taken back.
+        let mut t = TradeIds::default();
+        t.check(10);
+        t.check(14);
+        assert_eq!(t.missing(), 3);
+        t.check(5);
+        t.check(12);
+        t.check(12);
+        assert_eq!(t.missing(), 2, "5 is before the first id, 12 came once");
+        t.check(14 + w);
+        assert_eq!(t.missing(), 2 + w as u64 - 1);
+        t.check(11);
+        assert_eq!(t.missing(), 2 + w as u64 - 1, "11 is older than the window: cannot be told from a copy");
     }
 }

@@ -145,6 +145,8 @@ pub(crate) struct SymbolFigures {
     pub name: SymbolName,
     /// Market trades.
     pub trades: u64,
+    /// Trade ids never received between the first and the highest seen (`TradeIds::missing`).
+    pub trade_ids_missing: u64,
     /// The book is synced.
     pub synced: bool,
     /// Exchange time of the book's last update, ns since the epoch (0: never).
@@ -218,6 +220,7 @@ impl ComputeSnapshot {
             self.symbols.push(SymbolFigures {
                 name: s.name,
                 trades: s.trades,
+                trade_ids_missing: s.trade_ids.missing(),
                 synced: s.book.is_synced(),
                 book_update_ns: s.book.last_update_ns,
                 gaps: s.book.stats.gaps,

@@ -2,9 +2,15 @@
 //! per route (`/market`, `/public`), frames parsed straight into the event ring.
 //!
 //! Contracts (the shape of mio's own `poll.rs`):
-//! - One reused `Events`; every readable connection is drained until `WouldBlock` (bounded reads per wake so one
-//!   busy connection cannot starve the other); nothing here blocks: connects, TLS, the upgrade and frames are all
-//!   non-blocking, and host names are resolved once at start.
+//! - One reused `Events`; every readable connection is drained until `WouldBlock`, at most `max_reads_per_wake`
+//!   reads per turn so one busy connection cannot starve the other; one stopped by that bound is read again on the
+//!   next turns until it says `WouldBlock` (mio's readiness is edge-triggered: bytes already waiting raise no new
+//!   event, and a connection the peer closed after its last bytes would otherwise keep them, and its EOF, unread);
+//!   nothing here blocks: connects, TLS, the upgrade and frames are all non-blocking, and host names are resolved
+//!   once at start.
+//! - Each connection-table slot keeps its websocket buffers (the `max_frame` read buffer, the reassembly and write
+//!   buffers), allocated once with the slot and handed to each connection that uses the slot: a reconnect or a
+//!   rotation allocates nothing large.
 //! - Each text frame is stamped at the socket read (wall clock for `local_ts`, monotonic for latency), parsed into
 //!   the reused staging buffer and pushed into the ring under the `drop-and-resync` policy.
 //! - Pings are answered at once; the server's pings keep the connection alive (Binance: every 3 minutes, dropped
@@ -22,7 +28,7 @@
 //!   [`NetError::TooManyReconnects`].
 //! - Before a connection reaches Binance's 24 h limit (`rotate_after_s`), a successor connection is opened; once
 //!   it delivers its first frame the old one is closed after [`RETIRE_GRACE`], with a closing handshake: it is read
-//!   until the server answers our close frame, so nothing the server sent on it is lost. The engine drops the
+//!   until the server answers our close frame (at most [`CLOSE_WAIT`]), so nothing the server sent on it is lost. The engine drops the
 //!   duplicated trades and depth updates. A closed connection's slot (and its mio token) is reused by the next successor, so
 //!   the connection table never grows past the connections open at once (a month of rotations included).
 //! - SUBSCRIBE/UNSUBSCRIBE requests ([`SubscribeCmd`]) are rate limited to `control_msgs_per_s` (Binance allows 10
@@ -48,7 +54,7 @@ use crate::ingest::orders::link::open_ws;
 use crate::ingest::orders::{API_TOKEN, OrderLink, USER_TOKEN};
 use crate::ingest::parse::{FrameMeta, MAX_EVENTS_PER_FRAME, Parser};
 pub(crate) use crate::ingest::transport::{Endpoint, HandshakePhase, Stream, tls_config};
-use crate::ingest::ws::{ReadStamp, ReadStats, WsConn, WsError, WsState};
+use crate::ingest::ws::{ReadStamp, ReadStats, WsBuffers, WsConn, WsError, WsState};
 use crate::types::clock;
 use crate::types::event::MarketEvent;
 use crate::types::latency::{Stage, StageFigures};
@@ -349,8 +355,13 @@ pub struct NetStats {
 pub(crate) const PENDING_CTRL_MAX: usize = 256;
 
 /// How long a predecessor keeps being read after its successor delivered data (capped by `rotate_after_s`);
-/// then it sends its close frame and is read until the server's close reply, for at most as long again.
+/// then it sends its close frame and is read until the server's close reply, for at most [`CLOSE_WAIT`].
 pub(crate) const RETIRE_GRACE: Duration = Duration::from_secs(1);
+
+/// How long a predecessor's closing handshake may take (capped by `rotate_after_s`): the server's reply comes after
+/// everything it sent before it, which a loaded server (or this thread, stalled) may take seconds to get through.
+/// When it is over, what arrived is still read once before the connection is dropped.
+pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// One slot of the connection table; slot `i` polls under `Token(i)`. A retired slot is reused by the next
 /// connection (a rotation's successor), so the table stays as small as the most connections open at once.
@@ -360,6 +371,9 @@ struct Conn {
     path: String,
     streams: Vec<String>,
     ws: Option<WsConn<Stream>>,
+    /// The slot's websocket buffers while no connection uses them: allocated with the slot, handed to each of its
+    /// connections and back, so reconnects and rotations allocate nothing large.
+    bufs: Option<WsBuffers>,
     backoff_ms: u64,
     next_attempt: Instant,
     opened_at: Option<Instant>,
@@ -374,6 +388,9 @@ struct Conn {
     closing: bool,
     /// While the handshake runs: when it must be done (see [`ConnectionPolicy::handshake_timeout_ms`]).
     handshake_deadline: Option<Instant>,
+    /// The last read stopped before the socket said `WouldBlock` (`max_reads_per_wake` reached): bytes may be
+    /// waiting that no readiness event will announce (mio is edge-triggered), so the loop reads it again next turn.
+    unread: bool,
 }
 
 impl Conn {
@@ -384,6 +401,7 @@ impl Conn {
             path,
             streams,
             ws: None,
+            bufs: None,
             backoff_ms,
             next_attempt: Instant::now(),
             opened_at: None,
@@ -397,6 +415,7 @@ impl Conn {
             retire_at: None,
             closing: false,
             handshake_deadline: None,
+            unread: false,
         }
     }
 }
@@ -406,12 +425,13 @@ fn stream_path(prefix: &str, streams: &[String]) -> String {
     format!("{prefix}/stream?streams={}", streams.join("/"))
 }
 
-/// Closes a connection on our side, best effort.
-fn close_ws(poll: &Poll, mut ws: WsConn<Stream>) {
-    // Ignoring both results is right: the socket is dropped at the end of this function, which closes it and
-    // removes it from the poll whether or not the close frame fitted or the deregistration succeeded.
+/// Closes a connection on our side, best effort, and gives back its buffers.
+fn close_ws(poll: &Poll, mut ws: WsConn<Stream>) -> WsBuffers {
+    // Ignoring both results is right: the socket is dropped here, which closes it and removes it from the poll
+    // whether or not the close frame fitted or the deregistration succeeded.
     let _ = ws.close(1000);
     let _ = poll.registry().deregister(ws.stream_mut().tcp());
+    ws.into_buffers()
 }
 
 /// The network thread's latency stages, each stamped once (monotonic clock), and its clock reads. Per read that
@@ -686,9 +706,13 @@ impl Net {
         let mut conn = Conn::new(route, Token(i), path, streams, self.cfg.policy.reconnect_ms_min);
         conn.successor_of = successor_of;
         if i == self.conns.len() {
+            // A new slot: its buffers are allocated here, once.
+            conn.bufs = Some(WsBuffers::new(self.cfg.max_frame_bytes));
             self.conns.push(conn);
             self.stats.conn_slots_max = self.stats.conn_slots_max.max(self.conns.len() as u64);
         } else {
+            // A reused slot: the successor inherits the retired connection's buffers.
+            conn.bufs = self.conns[i].bufs.take();
             self.conns[i] = conn;
         }
         i
@@ -697,14 +721,14 @@ impl Net {
     fn connect(&mut self, i: usize) -> Result<(), String> {
         let ep = &self.cfg.endpoint;
         let seed = self.stats.connects as u32;
-        let c = &self.conns[i];
-        let mut ws = open_ws(&self.poll, c.token, ep, self.tls.as_ref(), &c.path, self.cfg.max_frame_bytes, seed)?;
+        let (max_frame, c) = (self.cfg.max_frame_bytes, &mut self.conns[i]);
+        let mut ws = open_ws(&self.poll, c.token, ep, self.tls.as_ref(), &c.path, max_frame, seed, &mut c.bufs)?;
         // Masking keys differ per connection.
         ws.reseed(self.seed ^ i as u32);
-        let c = &mut self.conns[i];
         c.ws = Some(ws);
         c.opened_at = None;
         c.frames = 0;
+        c.unread = false;
         c.handshake_deadline = Some(Instant::now() + Duration::from_millis(self.cfg.policy.handshake_timeout_ms));
         Ok(())
     }
@@ -727,8 +751,9 @@ impl Net {
     fn fail(&mut self, i: usize, why: String, feed: &mut Feed) -> Result<(), NetError> {
         let c = &mut self.conns[i];
         if let Some(ws) = c.ws.take() {
-            close_ws(&self.poll, ws);
+            c.bufs = Some(close_ws(&self.poll, ws));
         }
+        c.unread = false;
         c.pending_ctrl.clear();
         self.stats.disconnects += 1;
         self.stats.last_error = format!("{}: {why}", c.route.name());
@@ -862,7 +887,7 @@ impl Net {
         }
         for c in &mut self.conns {
             if let Some(ws) = c.ws.take() {
-                close_ws(&self.poll, ws);
+                c.bufs = Some(close_ws(&self.poll, ws));
             }
         }
         if let Some(link) = self.orders.as_mut() {
@@ -933,7 +958,16 @@ impl Net {
         while !stop.load(Ordering::Relaxed) && !feed.consumer_gone {
             self.service_conns(feed)?;
             self.service_orders(None, feed);
-            self.poll.poll(events, Some(self.poll_timeout))?;
+            // A connection with bytes still waiting is read this turn: the poll only looks for new readiness.
+            let unread = self.conns.iter().any(|c| c.unread) || self.orders.as_ref().is_some_and(|o| o.has_unread());
+            match self.poll.poll(events, Some(if unread { Duration::ZERO } else { self.poll_timeout })) {
+                Ok(()) => {}
+                // A signal (SIGTERM, SIGUSR1 of the halt switch, or SIGCONT after a stop) interrupted the wait:
+                // epoll_wait is never restarted. Not an error: no events this turn, the loop goes on (and sees the
+                // stop flag a handler may have set).
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => events.clear(),
+                Err(e) => return Err(e.into()),
+            }
             for ev in events.iter() {
                 match ev.token() {
                     WAKER => {}
@@ -950,6 +984,7 @@ impl Net {
                     }
                 }
             }
+            self.read_unread(feed)?;
             // Intents the compute thread pushed since the turn began (it rings the waker after a push).
             self.service_orders(None, feed);
             while let Some(cmd) = inbox.pop() {
@@ -963,10 +998,22 @@ impl Net {
         Ok(())
     }
 
+    /// Reads again every connection whose last read stopped at `max_reads_per_wake` with bytes possibly waiting
+    /// (one bounded read each per turn, as for a readiness event, so a busy connection cannot starve the other).
+    fn read_unread(&mut self, feed: &mut Feed) -> Result<(), NetError> {
+        for i in 0..self.conns.len() {
+            if self.conns[i].unread {
+                self.on_ready(i, false, feed)?;
+                self.service_orders(None, feed);
+            }
+        }
+        Ok(())
+    }
+
     /// Connects what is due, retires predecessors whose grace is over, and opens successors of old connections.
     fn service_conns(&mut self, feed: &mut Feed) -> Result<(), NetError> {
         let now = Instant::now();
-        let grace = self.retire_grace();
+        let close_wait = CLOSE_WAIT.min(Duration::from_secs(self.cfg.policy.rotate_after_s));
         for i in 0..self.conns.len() {
             let c = &mut self.conns[i];
             if c.retired {
@@ -978,8 +1025,10 @@ impl Net {
             if c.retire_at.is_some_and(|t| now >= t) {
                 if !c.closing && c.ws.as_mut().is_some_and(|ws| ws.state() == WsState::Open && ws.close(1000).is_ok()) {
                     c.closing = true;
-                    c.retire_at = Some(now + grace);
+                    c.retire_at = Some(now + close_wait);
                 } else {
+                    // The last bytes that arrived (a read of `max_reads_per_wake`; its errors end it as well).
+                    self.on_ready(i, false, feed)?;
                     self.finish_retiring(i);
                 }
                 continue;
@@ -1019,10 +1068,11 @@ impl Net {
     fn finish_retiring(&mut self, i: usize) {
         let c = &mut self.conns[i];
         if let Some(ws) = c.ws.take() {
-            close_ws(&self.poll, ws);
+            c.bufs = Some(close_ws(&self.poll, ws));
         }
         c.retired = true;
         c.closing = false;
+        c.unread = false;
         c.pending_ctrl.clear();
     }
 
@@ -1077,6 +1127,7 @@ impl Net {
         );
         self.stats.frames += frames;
         self.progress.store(self.stats.frames, Ordering::Relaxed);
+        self.conns[i].unread = res.as_ref().is_ok_and(|st| !st.drained);
         match res {
             Ok(st) => self.after_read(i, &st, frames, was_open, writable, feed),
             Err(e) => self.lost(i, e.to_string(), feed),

@@ -169,9 +169,11 @@ fn read_stamped_once(
     Ok((n, ReadStamp { socket_ns: t, plain_ns: t }))
 }
 
-/// Socket reads one TLS read may take to complete a record (a record split over more segments waits for the next
-/// readiness event).
-const TLS_READS_PER_RECORD: usize = 4;
+/// Socket reads one TLS read may take to complete a record (rustls reads at most 4 KiB at a time: five reads hold
+/// the largest record). A record still incomplete after them is an `Interrupted` read: the caller reads again
+/// (never `WouldBlock`, which would mean "nothing more there" while bytes are still waiting in the socket: mio's
+/// readiness is edge-triggered, no new event would come for them).
+const TLS_READS_PER_RECORD: usize = 5;
 
 /// An established TLS session's read, split so the socket read and the decryption are stamped apart.
 fn tls_read(
@@ -209,7 +211,7 @@ fn tls_read(
             Err(e) => return Err(e),
         }
     }
-    Err(WouldBlock.into())
+    Err(std::io::ErrorKind::Interrupted.into())
 }
 
 impl StampedRead for Stream {

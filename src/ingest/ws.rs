@@ -74,10 +74,46 @@ pub(crate) struct ReadStats {
     pub bytes: usize,
     /// `now()` right after the last read that returned data (0 when nothing was read).
     pub read_done_ns: u64,
+    /// True when the stream said `WouldBlock` (or EOF): everything that had arrived was read. False when the read
+    /// stopped at `max_reads` (or a TLS record still incomplete after its reads): bytes may be waiting, and since
+    /// mio's readiness is edge-triggered no new event comes for them, so the caller must read again.
+    pub drained: bool,
 }
 
 /// Most bytes queued for writing.
 pub(crate) const WRITE_BUFFER_MAX: usize = 1 << 20;
+
+/// A connection's buffers: the read buffer (a frame of `max_frame` bytes and its header, plus 64 KiB to read
+/// into), the reassembly buffer of fragmented messages and the write buffer. The network thread keeps them with the
+/// connection-table slot ([`WsConn::into_buffers`]) and hands them to the slot's next connection
+/// ([`WsConn::with_buffers`]), so a reconnect or a rotation allocates (and zeroes) nothing large.
+pub(crate) struct WsBuffers {
+    rbuf: Vec<u8>,
+    msg: Vec<u8>,
+    wbuf: Vec<u8>,
+}
+
+impl WsBuffers {
+    /// Buffers for frames of at most `max_frame` bytes (allocated here, once per slot).
+    pub(crate) fn new(max_frame: usize) -> Self {
+        WsBuffers {
+            rbuf: vec![0; read_buffer_len(max_frame)],
+            msg: Vec::with_capacity(max_frame),
+            wbuf: Vec::with_capacity(64 << 10),
+        }
+    }
+
+    /// Where the read buffer starts (tests: the successor reads into the same memory).
+    #[cfg(test)]
+    pub(crate) fn read_ptr(&self) -> *const u8 {
+        self.rbuf.as_ptr()
+    }
+}
+
+/// The read buffer's size for frames of at most `max_frame` bytes.
+fn read_buffer_len(max_frame: usize) -> usize {
+    max_frame + 16 + (64 << 10)
+}
 
 /// The client connection.
 pub(crate) struct WsConn<S> {
@@ -96,10 +132,30 @@ pub(crate) struct WsConn<S> {
 
 impl<S: StampedRead + Write> WsConn<S> {
     /// Wraps a connected (possibly still handshaking TLS) stream and queues the upgrade request for `path` on
-    /// `host`. Buffers are allocated here, once.
+    /// `host`, with new buffers (see [`WsConn::with_buffers`]).
+    #[cfg(test)]
     pub(crate) fn new(stream: S, host: &str, path: &str, max_frame: usize, seed: u32) -> Self {
+        Self::with_buffers(stream, host, path, max_frame, seed, WsBuffers::new(max_frame))
+    }
+
+    /// As [`WsConn::new`], reading and writing in `bufs` (a closed connection's, from [`WsConn::into_buffers`]):
+    /// nothing large is allocated, and the read buffer is not zeroed again (only the bytes read are ever looked at).
+    pub(crate) fn with_buffers(
+        stream: S,
+        host: &str,
+        path: &str,
+        max_frame: usize,
+        seed: u32,
+        bufs: WsBuffers,
+    ) -> Self {
+        let WsBuffers { mut rbuf, mut msg, mut wbuf } = bufs;
+        if rbuf.len() != read_buffer_len(max_frame) {
+            rbuf = vec![0; read_buffer_len(max_frame)];
+        }
+        msg.clear();
+        msg.reserve(max_frame);
+        wbuf.clear();
         let key = tungstenite::handshake::client::generate_key();
-        let mut wbuf = Vec::with_capacity(64 << 10);
         let req = format!(
             "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nUser-Agent: rusto/{}\r\n\r\n",
@@ -108,9 +164,9 @@ impl<S: StampedRead + Write> WsConn<S> {
         wbuf.extend_from_slice(req.as_bytes());
         WsConn {
             stream,
-            rbuf: vec![0; max_frame + 16 + (64 << 10)],
+            rbuf,
             rlen: 0,
-            msg: Vec::with_capacity(max_frame),
+            msg,
             in_fragment: false,
             wbuf,
             wpos: 0,
@@ -119,6 +175,11 @@ impl<S: StampedRead + Write> WsConn<S> {
             max_frame,
             seed: seed | 1,
         }
+    }
+
+    /// Ends the connection and gives back its buffers for the next one (the stream is dropped, which closes it).
+    pub(crate) fn into_buffers(self) -> WsBuffers {
+        WsBuffers { rbuf: self.rbuf, msg: self.msg, wbuf: self.wbuf }
     }
 
     /// Replaces the masking-key seed.
@@ -251,6 +312,7 @@ impl<S: StampedRead + Write> WsConn<S> {
                 match self.stream.read_stamped(&mut self.rbuf[self.rlen..], now, clock_reads) {
                     Ok((0, _)) => {
                         eof = true;
+                        st.drained = true;
                         false
                     }
                     Ok((n, s)) => {
@@ -261,7 +323,11 @@ impl<S: StampedRead + Write> WsConn<S> {
                         on_read(s);
                         true
                     }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => false,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        st.drained = true;
+                        false
+                    }
+                    // Interrupted, or a TLS record not complete after its reads: read on (a read of `max_reads`).
                     Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                     Err(e) => return Err(e.into()),
                 }
@@ -539,6 +605,28 @@ mod tests {
         assert_eq!(got, vec![msg.to_vec(), b"abcdef".to_vec()]);
         assert_eq!(st.texts, 2);
         assert!(c.stream.written.starts_with(b"GET /public/stream?streams=x HTTP/1.1\r\n"));
+    }
+
+    #[test]
+    fn the_next_connection_reads_into_the_buffers_of_the_last() {
+        let mut c = open(vec![frame(1, true, b"first")]);
+        let mut got = Vec::new();
+        c.read(4, |t| got.push(t.to_vec())).unwrap();
+        let bufs = c.into_buffers();
+        let at = bufs.read_ptr();
+        let mut next = WsConn::with_buffers(
+            Script { input: VecDeque::new(), written: vec![] },
+            "localhost",
+            "/public/stream?streams=x",
+            1 << 16,
+            7,
+            bufs,
+        );
+        assert_eq!(next.rbuf.as_ptr(), at, "same read buffer");
+        assert_eq!((next.rlen, next.state()), (0, WsState::Upgrading), "a fresh connection all the same");
+        assert!(next.stream.written.is_empty() && next.wbuf.starts_with(b"GET /public/stream?streams=x HTTP/1.1\r\n"));
+        next.flush().unwrap();
+        assert_eq!(got, vec![b"first".to_vec()]);
     }
 
     #[test]

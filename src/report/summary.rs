@@ -700,6 +700,7 @@ pub fn live_json(r: &LiveReport) -> Value {
                 "trades": s.trades,
                 "non_market_trades": s.non_market_trades,
                 "duplicate_trades": s.duplicate_trades,
+                "trade_ids_missing": s.trade_ids.missing(),
                 "dropped": dropped_json(s),
                 "trade_qty": s.qty.map(|q| q.to_string(s.trade_qty)),
                 "depth_applied": bs.depth_applied,

@@ -40,7 +40,7 @@ use rustls::pki_types::ServerName;
 
 use crate::handoff::ring::Consumer;
 use crate::ingest::transport::{Endpoint, Stream};
-use crate::ingest::ws::{WsConn, WsState};
+use crate::ingest::ws::{WsBuffers, WsConn, WsState};
 use crate::types::event::{EventKind, MarketEvent, flags};
 use crate::types::latency::Stage;
 use crate::types::{ExecKind, ExecReport, IntentKind, OrderIntent, SymbolSpec, SymbolTable, clock};
@@ -138,6 +138,11 @@ impl OrderClock {
 struct Wire {
     token: Token,
     ws: Option<WsConn<Stream>>,
+    /// The last connection's buffers, for the next one.
+    bufs: Option<WsBuffers>,
+    /// The last read stopped at `READS_PER_WAKE` before the socket said `WouldBlock`: bytes may be waiting that no
+    /// readiness event announces (mio is edge-triggered), so the next turn reads again.
+    unread: bool,
     open: bool,
     backoff_ms: u64,
     next_attempt: Instant,
@@ -146,7 +151,9 @@ struct Wire {
 
 impl Wire {
     fn new(token: Token) -> Self {
-        Wire { token, ws: None, open: false, backoff_ms: BACKOFF_MS_MIN, next_attempt: Instant::now(), deadline: None }
+        let next_attempt = Instant::now();
+        let backoff_ms = BACKOFF_MS_MIN;
+        Wire { token, ws: None, bufs: None, unread: false, open: false, backoff_ms, next_attempt, deadline: None }
     }
 
     fn close(&mut self, poll: &Poll) {
@@ -154,7 +161,9 @@ impl Wire {
             // Best effort: a peer that is gone cannot take a close frame.
             let _ = ws.close(1000);
             let _ = poll.registry().deregister(ws.stream_mut().tcp());
+            self.bufs = Some(ws.into_buffers());
         }
+        self.unread = false;
         self.open = false;
         self.deadline = None;
     }
@@ -171,7 +180,9 @@ const BACKOFF_MS_MIN: u64 = 100;
 const BACKOFF_MS_MAX: u64 = 5_000;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Opens a non-blocking websocket connection (TLS when the endpoint says so), registered under `token`.
+/// Opens a non-blocking websocket connection (TLS when the endpoint says so), registered under `token`, with the
+/// buffers in `bufs` (taken on success; new ones when there are none).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn open_ws(
     poll: &Poll,
     token: Token,
@@ -180,6 +191,7 @@ pub(crate) fn open_ws(
     path: &str,
     max_frame: usize,
     seed: u32,
+    bufs: &mut Option<WsBuffers>,
 ) -> Result<WsConn<Stream>, String> {
     let addr = ep.addrs[seed as usize % ep.addrs.len()];
     let mut tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;
@@ -200,7 +212,9 @@ pub(crate) fn open_ws(
     } else {
         format!("{}:{}", ep.host, ep.port)
     };
-    Ok(WsConn::new(stream, &host, path, max_frame, seed))
+    // The slot's buffers when it had a connection before (nothing large allocated), else new ones.
+    let bufs = bufs.take().unwrap_or_else(|| WsBuffers::new(max_frame));
+    Ok(WsConn::with_buffers(stream, &host, path, max_frame, seed, bufs))
 }
 
 /// A control request in flight.
@@ -349,6 +363,12 @@ impl OrderLink {
 
     /// One loop turn: connections due, timeouts, keep-alive, then the intents in the ring. Reports go to `out`.
     pub fn turn(&mut self, poll: &Poll, table: &SymbolTable, out: Sink<'_>) {
+        // A connection whose last read stopped at its bound is read on (no readiness event comes for those bytes).
+        for token in [API_TOKEN, USER_TOKEN] {
+            if self.wire(token).unread {
+                self.on_ready(poll, token, table, &mut *out);
+            }
+        }
         let now = Instant::now();
         self.connect_due(poll, now);
         if self.phase == Phase::LoggingOn {
@@ -444,7 +464,7 @@ impl OrderLink {
     fn open(&mut self, poll: &Poll, user: bool, path: &str) {
         let (ep, wire) = if user { (&self.cfg.user_stream, &mut self.user) } else { (&self.cfg.ws_api, &mut self.api) };
         let seed = (clock::wall_ns() as u32) | 1;
-        match open_ws(poll, wire.token, ep, self.tls.as_ref(), path, self.max_frame, seed) {
+        match open_ws(poll, wire.token, ep, self.tls.as_ref(), path, self.max_frame, seed, &mut wire.bufs) {
             Ok(ws) => {
                 wire.ws = Some(ws);
                 wire.deadline = Some(Instant::now() + HANDSHAKE_TIMEOUT);
@@ -454,6 +474,16 @@ impl OrderLink {
                 wire.fail(poll);
             }
         }
+    }
+
+    /// True while a connection has bytes waiting that its last read left (the network loop then polls without
+    /// waiting, so [`OrderLink::turn`] reads them at once).
+    pub fn has_unread(&self) -> bool {
+        self.api.unread || self.user.unread
+    }
+
+    fn wire(&self, token: Token) -> &Wire {
+        if token == USER_TOKEN { &self.user } else { &self.api }
     }
 
     /// Readiness of one of the two tokens: reads everything available and turns it into reports. The connection is
@@ -478,12 +508,16 @@ impl OrderLink {
             },
         );
         self.reading_api = false;
+        let unread = res.as_ref().is_ok_and(|st| !st.drained);
         let res = res.and_then(|_| self.flush_deferred(&mut ws)).and_then(|_| ws.flush());
         let now_open = ws.state() == WsState::Open;
         let wire = if user { &mut self.user } else { &mut self.api };
+        wire.unread = unread;
         // The listenKey expired while its stream was read: the connection is dropped, a new key is on its way.
         if user && self.listen_key.is_empty() {
             let _ = poll.registry().deregister(ws.stream_mut().tcp());
+            wire.bufs = Some(ws.into_buffers());
+            wire.unread = false;
             return;
         }
         wire.ws = Some(ws);
