@@ -1076,6 +1076,23 @@ fn with_the_websocket_api_down_an_expired_listen_key_is_renewed_over_rest() {
 }
 
 #[test]
+fn with_the_rest_fallback_off_nothing_is_sent_over_rest_while_the_websocket_api_is_down() {
+    // The same outage with rest_fallback = false: requests wait for the WebSocket API, the expired listenKey too
+    // (the REST lane that the missed-fill checks use is not a way around the setting).
+    let halt = std::env::temp_dir().join(format!("rusto-halt-nofb-{}", std::process::id()));
+    std::fs::write(&halt, b"").unwrap();
+    let faults = ["--ws-api-down-after", "1", "--listen-key-ttl-secs", "3"];
+    let execution = format!("halt_file = \"{}\"\nrest_fallback = false\n", halt.display());
+    let (ex, _r, err) = testnet_run_with("nofb", &execution, &faults);
+    let _ = std::fs::remove_file(&halt);
+    let st = exchange_stats(&ex);
+    assert!(st["orders"]["listen_keys_expired"].as_u64().unwrap() >= 1, "{st}");
+    let line = err.lines().find(|l| l.contains("REST fallback: ")).unwrap_or_else(|| panic!("{err}"));
+    assert!(line.contains("REST fallback: 0 requests,"), "{line}");
+    assert_eq!(err.matches("order session: user data stream open").count(), 1, "{err}");
+}
+
+#[test]
 fn fills_lost_in_a_user_data_stream_gap_are_recovered_from_user_trades_and_the_stop_is_placed() {
     // The exchange drops the user data stream just as the first two fills are published: their ORDER_TRADE_UPDATEs
     // are lost for good, as on Binance. The first is the first entry's fill: without it the position would have

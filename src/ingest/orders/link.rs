@@ -229,7 +229,7 @@ enum Ctl {
     RestStatus(OrderIntent, u8),
     /// `POST` (true: a new key) or `PUT` (keep-alive) `/fapi/v1/listenKey` over the REST fallback.
     RestListen(bool),
-    /// `GET /fapi/v1/userTrades` of an awaited MARKET order (over REST, whatever the WebSocket API's state).
+    /// `GET /fapi/v1/userTrades` of a watched regular order (over REST, whatever the WebSocket API's state).
     Trades(crate::types::order::ClientOrderId),
 }
 

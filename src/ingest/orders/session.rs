@@ -86,7 +86,7 @@ pub struct OrderStats {
     pub listen_key_expired: u64,
     /// Rate-limit refusals (429/418 class) that started or extended a back-off.
     pub backoffs: u64,
-    /// `userTrades` queries of MARKET orders a user data stream gap touched.
+    /// `userTrades` queries of regular orders a user data stream gap touched.
     pub fill_checks: u64,
     /// Fills the stream missed, reported from those queries.
     pub fills_recovered: u64,

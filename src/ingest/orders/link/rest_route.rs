@@ -26,9 +26,10 @@ const REST_LISTEN_KEY_PATH: &str = "/fapi/v1/listenKey";
 const TOO_MANY_REQUESTS: i32 = -1003;
 
 impl OrderLink {
-    /// True when requests go over REST: no ready WebSocket API and a REST lane.
+    /// True when requests go over REST: no ready WebSocket API, a REST lane, and the fallback configured (the lane
+    /// also serves the missed-fill checks when it is not).
     pub(super) fn on_rest(&self) -> bool {
-        self.phase != Phase::Ready && self.rest.is_some()
+        self.phase != Phase::Ready && self.rest.is_some() && self.cfg.rest_fallback_after_ms.is_some()
     }
 
     /// True once the WebSocket API has been down for the configured delay and a REST lane is there.
