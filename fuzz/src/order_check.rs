@@ -21,12 +21,15 @@ use rusto::types::{ClientOrderId, ExecKind, Leg, SymbolTable};
 /// The order of the trades' fills: 3 steps.
 const ORDER_QTY_STEPS: i64 = 3;
 
-fn table() -> SymbolTable {
-    // The bundled real exchangeInfo (BTCUSDT: tick 0.10, step 0.001).
-    let info = include_bytes!("../../data/exchange-info/binance-usdm.json");
-    let mut t = SymbolTable::new(8, rusto::ingest::parse_exchange_info(info).expect("bundled exchangeInfo"));
-    t.intern(b"BTCUSDT").expect("a free slot");
-    t
+/// The bundled real exchangeInfo (BTCUSDT: tick 0.10, step 0.001), parsed once for every input.
+fn table() -> &'static SymbolTable {
+    static TABLE: std::sync::OnceLock<SymbolTable> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let info = include_bytes!("../../data/exchange-info/binance-usdm.json");
+        let mut t = SymbolTable::new(8, rusto::ingest::parse_exchange_info(info).expect("bundled exchangeInfo"));
+        t.intern(b"BTCUSDT").expect("a free slot");
+        t
+    })
 }
 
 /// Runs the reader the first byte picks on the rest (see the module doc).
@@ -36,23 +39,23 @@ pub fn check_order_message(data: &[u8]) {
     match pick % 4 {
         0 => {
             let mut acc = AccountUpdate::default();
-            let _ = parse_user_event(msg, &t, &mut acc);
+            let _ = parse_user_event(msg, t, &mut acc);
         }
         1 => {
             if let Ok(r) = parse_ws::<OrderResult<'_>>(msg)
                 && let Ok(o) = r.outcome
-                && let Ok(x) = exec_from_order(&o, &t)
+                && let Ok(x) = exec_from_order(&o, t)
             {
                 assert!(x.cum_qty_steps >= 0 || x.kind != ExecKind::Fill, "{x:?}");
             }
         }
         2 => {
             if let Ok(o) = parse_rest_order(msg) {
-                let _ = exec_from_order(&o, &t);
+                let _ = exec_from_order(&o, t);
             }
             let _ = parse_rest_error(msg);
         }
-        _ => check_trades(msg, &t),
+        _ => check_trades(msg, t),
     }
 }
 

@@ -14,7 +14,7 @@ use crate::compute::Doorbell;
 use crate::ingest::orders::{REST_BODY_MAX, RestAnswer, RestJob, RestMethod, RestWorkerEnds};
 
 /// Longest wait for one request (connect, TLS, answer).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest park while the queue is empty (the lane also unparks the worker on every job and when it closes).
 const PARK: Duration = Duration::from_millis(200);
 /// Tries to hand an answer back while the answer ring is full, [`ANSWER_RETRY`] apart.
@@ -36,36 +36,19 @@ pub(crate) struct OrderRestStats {
 pub(crate) struct OrderRestTarget {
     /// `https://host[:port]` (the `[live]` REST base).
     pub base: String,
-    /// A CA bundle to trust instead of webpki's roots.
-    pub ca_file: Option<std::path::PathBuf>,
     /// The API key (`X-MBX-APIKEY`).
     pub api_key: String,
 }
 
-/// Starts the worker; its `Thread` is for [`crate::ingest::orders::RestLane::attach`].
+/// Starts the worker with `agent` (`app::rest::agent`, [`REQUEST_TIMEOUT`]); its `Thread` is for
+/// [`crate::ingest::orders::RestLane::attach`].
 pub(crate) fn spawn(
+    agent: ureq::Agent,
     target: OrderRestTarget,
     ends: RestWorkerEnds,
     bell: Doorbell,
 ) -> std::io::Result<std::thread::JoinHandle<OrderRestStats>> {
-    let agent = agent(target.ca_file.as_deref())?;
     std::thread::Builder::new().name("rusto-order-rest".into()).spawn(move || run(&agent, &target, ends, &bell))
-}
-
-fn agent(ca_file: Option<&std::path::Path>) -> std::io::Result<ureq::Agent> {
-    let mut tls = ureq::tls::TlsConfig::builder();
-    if let Some(p) = ca_file {
-        let pem = std::fs::read(p)?;
-        let cert = ureq::tls::Certificate::from_pem(&pem)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", p.display())))?;
-        tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&[cert]));
-    }
-    Ok(ureq::Agent::config_builder()
-        .timeout_global(Some(REQUEST_TIMEOUT))
-        .http_status_as_error(false)
-        .tls_config(tls.build())
-        .build()
-        .into())
 }
 
 fn run(agent: &ureq::Agent, target: &OrderRestTarget, mut ends: RestWorkerEnds, bell: &Doorbell) -> OrderRestStats {

@@ -121,12 +121,15 @@ fn rest_fallback(
     bell: Doorbell,
 ) -> Result<std::thread::JoinHandle<crate::app::order_rest::OrderRestStats>, RoutingError> {
     let (lane, ends) = crate::ingest::orders::rest_lane();
+    let ca = cfg.live.ca_file.as_ref().map(PathBuf::from);
+    let agent = crate::app::rest::agent(ca.as_deref(), crate::app::order_rest::REQUEST_TIMEOUT)
+        .map_err(|e| RoutingError::RestWorker(e.to_string()))?;
     let target = crate::app::order_rest::OrderRestTarget {
         base: cfg.live.rest_url.trim_end_matches('/').to_string(),
-        ca_file: cfg.live.ca_file.as_ref().map(PathBuf::from),
         api_key: api_key.to_string(),
     };
-    let h = crate::app::order_rest::spawn(target, ends, bell).map_err(|e| RoutingError::RestWorker(e.to_string()))?;
+    let h = crate::app::order_rest::spawn(agent, target, ends, bell)
+        .map_err(|e| RoutingError::RestWorker(e.to_string()))?;
     link.with_rest(lane.attach(h.thread().clone()));
     Ok(h)
 }

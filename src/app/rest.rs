@@ -98,6 +98,24 @@ pub(crate) struct Rest {
     pub stats: RestStats,
 }
 
+/// A ureq agent trusting `ca_file` only when given (else webpki's roots), each request bounded by `timeout`, HTTP
+/// error statuses returned as answers (Binance's `{code, msg}` bodies are read by the callers).
+pub(crate) fn agent(ca_file: Option<&std::path::Path>, timeout: Duration) -> Result<ureq::Agent, RestError> {
+    let mut tls = ureq::tls::TlsConfig::builder();
+    if let Some(p) = ca_file {
+        let pem = std::fs::read(p).map_err(|e| RestError::Ca(p.display().to_string(), e.to_string()))?;
+        let cert = ureq::tls::Certificate::from_pem(&pem)
+            .map_err(|e| RestError::Ca(p.display().to_string(), e.to_string()))?;
+        tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&[cert]));
+    }
+    Ok(ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .tls_config(tls.build())
+        .build()
+        .into())
+}
+
 /// Attempts of one GET before a rate-limited answer is an error.
 const GET_ATTEMPTS: u32 = 3;
 
@@ -107,19 +125,7 @@ pub(crate) const RETRY_AFTER_MAX_SECS: u64 = 120;
 impl Rest {
     /// A client for `base` (e.g. `https://fapi.binance.com`), trusting `ca_file` only when given, else webpki.
     pub(crate) fn new(base: &str, ca_file: Option<&std::path::Path>, weight_budget: u64) -> Result<Self, RestError> {
-        let mut tls = ureq::tls::TlsConfig::builder();
-        if let Some(p) = ca_file {
-            let pem = std::fs::read(p).map_err(|e| RestError::Ca(p.display().to_string(), e.to_string()))?;
-            let cert = ureq::tls::Certificate::from_pem(&pem)
-                .map_err(|e| RestError::Ca(p.display().to_string(), e.to_string()))?;
-            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&[cert]));
-        }
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(10)))
-            .http_status_as_error(false)
-            .tls_config(tls.build())
-            .build()
-            .into();
+        let agent = agent(ca_file, Duration::from_secs(10))?;
         Ok(Rest {
             agent,
             base: base.trim_end_matches('/').to_string(),

@@ -255,25 +255,25 @@ impl Hub {
 
     /// Closes every websocket connection abruptly (no close frame); returns how many.
     pub fn drop_all(&self, r: CloseReason) -> usize {
-        let mut g = self.lock();
-        let n = g.len();
-        for e in g.values() {
-            e.kill(r);
-        }
-        g.clear();
-        n
+        self.drop_where(r, |_| true)
     }
 
     /// Closes every connection of `route` abruptly (no close frame); returns how many.
     pub fn drop_route(&self, route: Route, r: CloseReason) -> usize {
+        self.drop_where(r, |e| e.route == route)
+    }
+
+    fn drop_where(&self, r: CloseReason, pick: impl Fn(&Entry) -> bool) -> usize {
         let mut g = self.lock();
-        let ids: Vec<u64> = g.iter().filter(|(_, e)| e.route == route).map(|(id, _)| *id).collect();
-        for id in &ids {
-            if let Some(e) = g.remove(id) {
+        let before = g.len();
+        g.retain(|_, e| {
+            let drop = pick(e);
+            if drop {
                 e.kill(r);
             }
-        }
-        ids.len()
+            !drop
+        });
+        before - g.len()
     }
 
     /// Sends fault frames to every connection: `make(first stream, combined)` builds them.

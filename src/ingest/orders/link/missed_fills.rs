@@ -135,12 +135,9 @@ impl OrderLink {
         let Ok(call) = self.req.encode_rest_user_trades(&spec, order_id, at, &self.cfg.credentials) else { return };
         let id = self.next_id;
         self.next_id += 1;
-        let Some(job) = RestJob::new(id, call, self.req.as_bytes()) else { return };
-        if self.rest.as_mut().is_some_and(|l| l.push(job).is_ok()) {
+        if self.queue_rest(RestJob::new(id, call, self.req.as_bytes())) {
             self.ctl.push((id, Ctl::Trades(client)));
             self.stats.fill_checks += 1;
-        } else {
-            self.stats.rest_queue_full += 1;
         }
     }
 

@@ -39,13 +39,20 @@ impl OrderLink {
             && self.down_since.is_some_and(|t| now.duration_since(t) >= Duration::from_millis(u64::from(after)))
     }
 
-    /// Hands the encoded request (`self.req`) to the REST worker; false (counted) when its queue is full.
-    pub(super) fn push_rest(&mut self, request_id: u64, call: RestCall) -> bool {
-        let Some(lane) = self.rest.as_mut() else { return false };
-        let Some(job) = RestJob::new(request_id, call, self.req.as_bytes()) else { return false };
+    /// Hands `job` to the REST worker; false when there is no lane or no job, and (counted) when its queue is full.
+    pub(super) fn queue_rest(&mut self, job: Option<RestJob>) -> bool {
+        let (Some(lane), Some(job)) = (self.rest.as_mut(), job) else { return false };
         if lane.push(job).is_err() {
             self.stats.rest_queue_full += 1;
-            log::warn!("order session: REST fallback queue full; request left to its ack timeout (counted)");
+            log::warn!("order session: REST queue full; request left to its timeout or next check (counted)");
+            return false;
+        }
+        true
+    }
+
+    /// Hands the encoded request (`self.req`) to the REST worker as a fallback request.
+    pub(super) fn push_rest(&mut self, request_id: u64, call: RestCall) -> bool {
+        if !self.queue_rest(RestJob::new(request_id, call, self.req.as_bytes())) {
             return false;
         }
         if self.stats.rest_fallbacks == 0 {
@@ -81,14 +88,10 @@ impl OrderLink {
             self.stats.ctl_dropped += 1;
             return;
         }
-        let Some(lane) = self.rest.as_mut() else { return };
-        let Some(job) = RestJob::new(id, call, b"") else { return };
-        if lane.push(job).is_err() {
-            self.stats.rest_queue_full += 1;
-            return;
+        if self.queue_rest(RestJob::new(id, call, b"")) {
+            self.stats.rest_fallbacks += 1;
+            self.ctl.push((id, Ctl::RestListen(start)));
         }
-        self.stats.rest_fallbacks += 1;
-        self.ctl.push((id, Ctl::RestListen(start)));
     }
 
     /// A listenKey answer over REST: a new key reconnects the user stream; `-1125` (the key is gone) starts one.
