@@ -703,7 +703,15 @@ fn an_ed25519_key_from_the_credentials_file_logs_the_session_on_and_orders_carry
     assert_eq!(n(ws, "logon_requests"), n(ws, "logons") + retries, "{st}\n{err}");
     assert_eq!(n(ws, "by_session") + n(ws, "signed"), n(ws, "requests"), "every other request rode the session: {st}");
     assert!(n(ws, "accepted") >= 2 && n(ws, "filled") >= 1, "the lifecycle ran: {st}\n{err}");
-    assert!(st["orders"]["algo"]["placed"].as_u64().unwrap() >= 1, "a protective stop after an entry fill: {st}");
+    // A protective stop after an entry fill; at 100x the market can pass the stop's price between the fill and the
+    // placement (-2021, "would immediately trigger"): the venue then closes at market and halts entries, so a run
+    // whose first stop met it places none (seen once in CI, the only such entry of the run).
+    let would_trigger = ws["rejected"]["-2021"].as_u64().unwrap_or(0);
+    if would_trigger > 0 {
+        assert!(err.contains("venue: new entries halted: Protection"), "{err}");
+    } else {
+        assert!(st["orders"]["algo"]["placed"].as_u64().unwrap() >= 1, "a protective stop after an entry fill: {st}");
+    }
     // REST (reconcile, margin type, leverage, the exit's checks): signed with Ed25519 and accepted.
     assert!(n(rest, "signed") >= 5 && n(rest, "by_session") == 0, "{st}");
     assert!(!ws["rejected"].as_object().unwrap().keys().any(|k| k == "-1022" || k == "-2015"), "{st}");
